@@ -1,0 +1,32 @@
+# est: set-up, tests and the end-to-end demo. `make test` and `make demo` set themselves up.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.est-setup-done
+
+.PHONY: setup test demo bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@if ! command -v iverilog >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq iverilog; \
+	  else echo "est: Icarus Verilog is missing; run 'sudo apt-get install iverilog' and retry" >&2; exit 1; fi; \
+	fi
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check torch==2.13.0
+	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'
+	$(PY) -m est.toolenv
+	touch $(STAMP)
+
+test: setup
+	$(VENV)/bin/pytest -q
+
+demo: setup
+	$(PY) -m est.demo
+
+bench: setup
+	$(PY) bench/bench_spine.py
+
+clean:
+	rm -rf build .pytest_cache sim_build

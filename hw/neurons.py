@@ -1,0 +1,171 @@
+"""Neuron arrays with time-multiplexed state: LIF (spiking) and the non-spiking readout."""
+
+import numpy as np
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from est.hw.synapse import ceil_div, current_group_layout, pack_lanes
+from est.sim.golden import RESET_MODES, signed_range
+
+
+def _saturate(value, bits: int):
+    lo, hi = signed_range(bits)
+    return Mux(value > hi, Const(hi, signed(bits)), Mux(value < lo, Const(lo, signed(bits)), value))
+
+
+def _leak(v, shift: int | None):
+    return v if shift is None else v - (v >> shift)
+
+
+class NeuronArray(wiring.Component):
+    """Shared engine of :class:`LIFArray` and :class:`ReadoutIntegrator`.
+
+    Hardware: a state RAM of ``groups`` words, each ``lanes * v_bits`` wide (one membrane per
+    lane), ``lanes`` copies of the update datapath (shift, saturating adder, and for LIF a
+    comparator and a subtractor), and an output register holding the whole bin's result.
+
+    Latency: per group, one cycle to fetch the state word and one to update it (overlapped with
+    the synapses computing the next group); after the bin's last group the result is offered on
+    ``o`` until taken.
+    """
+
+    def __init__(self, n: int, lanes: int, acc_bits: int, v_bits: int, leak_shift: int | None,
+                 out_layout: data.StructLayout):
+        if lanes < 1:
+            raise ValueError(f"lanes must be at least 1, got {lanes}")
+        if leak_shift is not None and not 0 <= leak_shift < v_bits:
+            raise ValueError(f"leak_shift must be None or 0..{v_bits - 1}, got {leak_shift}")
+        self.n, self.lanes, self.groups = n, lanes, ceil_div(n, lanes)
+        self.acc_bits, self.v_bits, self.leak_shift = acc_bits, v_bits, leak_shift
+        super().__init__({
+            "i": In(stream.Signature(current_group_layout(lanes, acc_bits))),
+            "o": Out(stream.Signature(out_layout)),
+        })
+
+    def _lane(self, m: Module, lane: int, v, current, rom_word):
+        """Return the new state of one lane and the bit it sends out (or None)."""
+        raise NotImplementedError
+
+    def _rom_words(self) -> list[int] | None:
+        return None
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes, vb = self.lanes, self.v_bits
+        m.submodules.state = state = memory.Memory(shape=unsigned(lanes * vb), depth=self.groups,
+                                                   init=[])
+        rd, wr = state.read_port(), state.write_port()
+        rom_words = self._rom_words()
+        rom_rd = None
+        if rom_words is not None:
+            m.submodules.rom = rom = memory.Memory(shape=unsigned(lanes * vb), depth=self.groups,
+                                                   init=rom_words)
+            rom_rd = rom.read_port()
+
+        group = Signal(range(self.groups))
+        spikes = Signal(self.groups * lanes)
+        values = Signal(self.groups * lanes * vb)
+        m.d.comb += [rd.addr.eq(group), wr.addr.eq(group)]
+        if rom_rd is not None:
+            m.d.comb += rom_rd.addr.eq(group)
+
+        new_word, out_bits = [], []
+        for lane in range(lanes):
+            v = rd.data.word_select(lane, vb).as_signed()
+            rom_word = None if rom_rd is None else rom_rd.data.word_select(lane, vb).as_signed()
+            new_v, bit = self._lane(m, lane, v, self.i.payload.current[lane], rom_word)
+            new_word.append(new_v.as_unsigned()[:vb])
+            out_bits.append(bit)
+        m.d.comb += wr.data.eq(Cat(*new_word))
+
+        with m.FSM():
+            with m.State("FETCH"):
+                m.next = "UPDATE"
+            with m.State("UPDATE"):
+                m.d.comb += self.i.ready.eq(1)
+                with m.If(self.i.valid):
+                    m.d.comb += wr.en.eq(1)
+                    m.d.sync += values.word_select(group, lanes * vb).eq(Cat(*new_word))
+                    if out_bits[0] is not None:
+                        m.d.sync += spikes.word_select(group, lanes).eq(Cat(*out_bits))
+                    with m.If(self.i.payload.last):
+                        m.d.sync += group.eq(0)
+                        m.next = "SEND"
+                    with m.Else():
+                        m.d.sync += group.eq(group + 1)
+                        m.next = "FETCH"
+            with m.State("SEND"):
+                m.d.comb += self.o.valid.eq(1)
+                with m.If(self.o.ready):
+                    m.next = "FETCH"
+        self._drive_output(m, spikes[:self.n], values[:self.n * vb])
+        return m
+
+    def _drive_output(self, m: Module, spikes, values) -> None:
+        raise NotImplementedError
+
+
+def lif_out_layout(n: int, v_bits: int, trace: bool) -> data.StructLayout:
+    """Spikes of the bin (bit j = neuron j), and with ``trace`` every membrane after reset."""
+    fields = {"spikes": unsigned(n)}
+    if trace:
+        fields["v"] = data.ArrayLayout(signed(v_bits), n)
+    return data.StructLayout(fields)
+
+
+class LIFArray(NeuronArray):
+    """``n`` LIF neurons, ``lanes`` updated per cycle, membranes in a RAM (time-multiplexed).
+
+    Per neuron and bin (docs/semantics.md): ``v1 = sat(v - (v >>> k) + current)``,
+    ``spike = v1 >= theta``, then reset by subtraction or to zero. Thresholds live in a ROM
+    beside the state RAM. With ``trace`` the output also carries every membrane (debug only:
+    it costs ``n * v_bits`` flip-flops).
+    """
+
+    def __init__(self, n: int, lanes: int, acc_bits: int, v_bits: int, leak_shift: int | None,
+                 threshold: np.ndarray, reset: str, trace: bool = False):
+        if reset not in RESET_MODES:
+            raise ValueError(f"reset must be one of {RESET_MODES}, got {reset!r}")
+        if threshold.shape != (n,) or threshold.min() < 1 or threshold.max() > signed_range(
+                v_bits)[1]:
+            raise ValueError(f"threshold must be {n} integers in 1..{signed_range(v_bits)[1]}")
+        self.threshold, self.reset, self.trace = threshold, reset, trace
+        super().__init__(n, lanes, acc_bits, v_bits, leak_shift,
+                         lif_out_layout(n, v_bits, trace))
+
+    def _rom_words(self):
+        return pack_lanes(self.threshold, self.lanes, self.v_bits, pad=signed_range(self.v_bits)[1])
+
+    def _lane(self, m, lane, v, current, theta):
+        v1 = Signal(signed(self.v_bits), name=f"v1_{lane}")
+        spike = Signal(name=f"spike{lane}")
+        m.d.comb += [v1.eq(_saturate(_leak(v, self.leak_shift) + current, self.v_bits)),
+                     spike.eq(v1 >= theta)]
+        after = v1 - theta if self.reset == "subtract" else Const(0, signed(self.v_bits))
+        return Mux(spike, after, v1), spike
+
+    def _drive_output(self, m, spikes, values):
+        m.d.comb += self.o.payload.spikes.eq(spikes)
+        if self.trace:
+            m.d.comb += self.o.payload.v.as_value().eq(values)
+
+
+def readout_out_layout(n: int, v_bits: int) -> data.StructLayout:
+    return data.StructLayout({"v": data.ArrayLayout(signed(v_bits), n)})
+
+
+class ReadoutIntegrator(NeuronArray):
+    """``n`` non-spiking integrators: ``r = sat(r - (r >>> k) + current)``; the values are the
+    network's output (their float scale to log-rates is metadata for the host)."""
+
+    def __init__(self, n: int, lanes: int, acc_bits: int, v_bits: int, leak_shift: int | None):
+        super().__init__(n, lanes, acc_bits, v_bits, leak_shift, readout_out_layout(n, v_bits))
+
+    def _lane(self, m, lane, v, current, rom_word):
+        r = Signal(signed(self.v_bits), name=f"r{lane}")
+        m.d.comb += r.eq(_saturate(_leak(v, self.leak_shift) + current, self.v_bits))
+        return r, None
+
+    def _drive_output(self, m, spikes, values):
+        m.d.comb += self.o.payload.v.as_value().eq(values)
