@@ -100,3 +100,10 @@ def cycles_per_bin_estimate(net: Network) -> int:
         groups = -(-layer.n_out // net.lanes)
         total += groups * (layer.n_in + 2) + 4
     return total
+
+
+def to_verilog(net: Network, trace: bool = False, name: str = "top") -> str:
+    """Verilog of :class:`NetworkTop` through Amaranth's back end (yosys: see est.toolenv)."""
+    from amaranth.back import verilog
+
+    return verilog.convert(NetworkTop(net, trace), name=name, emit_src=False)

@@ -23,13 +23,14 @@ def run(net: Network, stimulus: np.ndarray) -> tuple[Trace, dict[str, int]]:
         syn = golden.SynapseParams(layer.weight.astype(np.int64), layer.bias.astype(np.int64))
         state = golden.lif_init(layer.n_out)
         v = np.zeros((bins, layer.n_out), np.int64)
+        current = np.stack([golden.synapse_step(x, syn) for x in x_all]) if bins else v.copy()
         sat = 0
         if isinstance(layer, DenseLIF):
             params = golden.LIFParams(layer.threshold.astype(np.int64), layer.leak_shift,
                                       layer.v_bits, layer.reset)
             spikes = np.zeros((bins, layer.n_out), np.int64)
             for t in range(bins):
-                out, state = golden.lif_step(golden.synapse_step(x_all[t], syn), state, params)
+                out, state = golden.lif_step(current[t], state, params)
                 spikes[t], v[t] = out.spikes, state.v
                 sat += out.saturated
             arrays[f"{layer.name}/spikes"] = spikes
@@ -37,10 +38,10 @@ def run(net: Network, stimulus: np.ndarray) -> tuple[Trace, dict[str, int]]:
         else:
             params = golden.IntegratorParams(layer.leak_shift, layer.v_bits)
             for t in range(bins):
-                n_sat, state = golden.integrator_step(golden.synapse_step(x_all[t], syn), state,
-                                                      params)
+                n_sat, state = golden.integrator_step(current[t], state, params)
                 v[t] = state.v
                 sat += n_sat
+        arrays[f"{layer.name}/current"] = current
         arrays[f"{layer.name}/v"] = v
         saturated[layer.name] = sat
     return Trace(arrays, {"source": "golden", "network": net.name, "bins": bins}), saturated

@@ -1,0 +1,141 @@
+"""``est-compile MODEL.pt -o build/NAME``: checkpoint -> integer IR, golden traces, Verilog, report.
+
+Everything goes to a staging folder first and appears under ``-o`` only when complete.
+"""
+
+import argparse
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from est import EstError, __version__, toolenv
+from est.boards.spec import check_fit, get_board
+from est.cli import entry, staged_output
+from est.compiler.frontend import load_checkpoint
+from est.compiler.quantize import QuantConfig, quantize
+from est.hw.synapse import ceil_div
+from est.hw.top import cycles_per_bin_estimate, output_fields, to_verilog
+from est.sim.network import run
+
+EXAMPLES = """examples:
+  est-compile model.pt -o build/spine
+  est-compile model.pt -o build/spine --lanes 4 --bins 500 --trace
+  est-compile model.pt -o build/spine --stimulus my_spikes.npy --board icebreaker
+"""
+
+
+def load_stimulus(path: Path, n_in: int) -> np.ndarray:
+    """A [bins, n_in] array of 0/1 spikes from a .npy file, checked."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise EstError(f"{path}: cannot read a .npy array ({e})") from None
+    if arr.ndim != 2 or arr.shape[1] != n_in or arr.shape[0] < 1:
+        raise EstError(f"{path}: expected a [bins, {n_in}] array of spikes, got shape {arr.shape}")
+    if not np.isin(arr, (0, 1)).all():
+        raise EstError(f"{path}: spikes must be 0 or 1 (this network takes binary input)")
+    return arr.astype(np.int64)
+
+
+def layer_costs(net) -> list[dict]:
+    """Synaptic operations, schedule cycles and the dense lower bound of every layer."""
+    rows = []
+    for layer in net.layers:
+        ops = layer.n_in * layer.n_out
+        rows.append({"name": layer.name, "synaptic_ops_per_bin": ops,
+                     "dense_bound_cycles": ceil_div(ops, net.lanes),
+                     "cycles_estimate": ceil_div(layer.n_out, net.lanes) * (layer.n_in + 2) + 4})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="est-compile", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Compile a trained spiking network checkpoint into an integer IR, golden "
+                    "traces and Verilog.")
+    parser.add_argument("model", type=Path, help="checkpoint (.pt) written by est")
+    parser.add_argument("-o", "--out", type=Path, required=True, help="build folder to write")
+    parser.add_argument("--name", help="design name (default: the build folder's name)")
+    parser.add_argument("--lanes", type=int, default=4, help="neurons updated in parallel")
+    parser.add_argument("--weight-bits", type=int, default=8, help="signed weight width")
+    parser.add_argument("--max-v-bits", type=int, default=24, help="widest membrane allowed")
+    parser.add_argument("--bins", type=int, default=256, help="bins of random stimulus")
+    parser.add_argument("--rate", type=float, default=0.2, help="random stimulus spike rate")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random stimuli")
+    parser.add_argument("--stimulus", type=Path, help=".npy [bins, n_in] of 0/1 (else random)")
+    parser.add_argument("--calibration", type=Path,
+                        help=".npy [bins, n_in] used to choose widths (else random, seed+1)")
+    parser.add_argument("--board", default="icebreaker", help="board to check the fit for")
+    parser.add_argument("--trace", action="store_true",
+                        help="expose every layer's spikes and membranes on the output stream")
+    parser.add_argument("--version", action="version", version=f"est {__version__}")
+    args = parser.parse_args(argv)
+    if args.lanes < 1:
+        raise EstError(f"--lanes must be at least 1, got {args.lanes}")
+    if not 2 <= args.weight_bits <= 16:
+        raise EstError(f"--weight-bits must be 2..16, got {args.weight_bits}")
+    if not 0.0 <= args.rate <= 1.0 or args.bins < 1:
+        raise EstError("--rate must be in [0, 1] and --bins at least 1")
+    board = get_board(args.board)
+    name = args.name or args.out.name
+    toolenv.apply()
+    t0 = time.perf_counter()
+
+    fnet = load_checkpoint(args.model)
+    n_in = fnet.n_in
+    rng = np.random.default_rng(args.seed)
+    stimulus = (load_stimulus(args.stimulus, n_in) if args.stimulus else
+                (rng.random((args.bins, n_in)) < args.rate).astype(np.int64))
+    calib = (load_stimulus(args.calibration, n_in) if args.calibration else
+             (np.random.default_rng(args.seed + 1).random((max(args.bins, 256), n_in))
+              < args.rate).astype(np.int64))
+    cfg = QuantConfig(args.weight_bits, args.max_v_bits, args.lanes)
+    net, qreport = quantize(fnet, name.replace(".", "_"), calib, cfg)
+    fit = check_fit(net, board)
+    print(f"est-compile: {len(net.layers)} layers, {n_in} inputs -> {net.n_out} outputs, "
+          f"lanes {net.lanes}; fits {board.name}: {fit['bram']}/{board.brams} block RAMs, "
+          f"~{fit['luts_estimate']}/{board.luts} LUTs (estimate)", flush=True)
+    trace, saturated = run(net, stimulus)
+    t_golden = time.perf_counter()
+    net_meta = {"source": str(args.model), "source_sha256":
+                hashlib.sha256(args.model.read_bytes()).hexdigest(), "est_version": __version__}
+    net = type(net)(net.name, net.n_in, net.layers, net.lanes, net_meta)
+
+    with staged_output(args.out, "ir.json") as tmp:
+        net.save(tmp)
+        np.save(tmp / "stimulus.npy", stimulus)
+        trace.save(tmp / "golden.npz")
+        fields = output_fields(net, args.trace)
+        (tmp / "top.json").write_text(json.dumps({
+            "name": net.name, "toplevel": "top", "trace": args.trace, "n_in": net.n_in,
+            "output_fields": fields, "cycles_per_bin_estimate": cycles_per_bin_estimate(net)},
+            indent=2) + "\n")
+        print("est-compile: writing Verilog through yosys ...", flush=True)
+        (tmp / "top.v").write_text(to_verilog(net, args.trace))
+        costs = layer_costs(net)
+        for row, q, f in zip(costs, qreport["layers"], fit["layers"]):
+            q.update(row, saturated_stimulus=saturated[q["name"]], fit=f)
+        report = {
+            "name": net.name, "model": str(args.model), "lanes": net.lanes,
+            "stimulus_bins": int(stimulus.shape[0]), "trace": args.trace,
+            "quantization": qreport, "layers": qreport["layers"], "fit": fit,
+            "synaptic_ops_per_bin": sum(r["synaptic_ops_per_bin"] for r in costs),
+            "dense_bound_cycles_per_bin": sum(r["dense_bound_cycles"] for r in costs),
+            "cycles_per_bin_estimate": cycles_per_bin_estimate(net),
+            "golden_seconds": round(t_golden - t0, 3),
+            "compile_seconds": round(time.perf_counter() - t0, 3),
+        }
+        (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    sat_total = sum(saturated.values())
+    print(f"est-compile: wrote {args.out} (ir.json, weights.npz, golden.npz, top.v, report.json); "
+          f"{stimulus.shape[0]} stimulus bins, saturations {sat_total}, "
+          f"~{report['cycles_per_bin_estimate']} cycles/bin "
+          f"(dense bound {report['dense_bound_cycles_per_bin']})")
+    return 0
+
+
+def run_main() -> int:
+    return entry("est-compile", main, None)

@@ -1,0 +1,148 @@
+"""Checkpoint front end: a model.pt file -> a validated float network description.
+
+Checkpoints are opened with ``torch.load(weights_only=True)`` only: a file that would need to
+run code to unpickle is refused, never executed. The accepted format is the one
+:func:`est.sw.spiking_mlp.save_checkpoint` writes (docs/ir.md, "Checkpoints").
+"""
+
+import math
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from est import EstError
+from est.sim.golden import RESET_MODES
+from est.sw.spiking_mlp import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
+
+SUPPORTED_LAYERS = ("linear", "lif", "integrator")
+
+
+@dataclass(frozen=True)
+class FloatLayer:
+    """A linear layer and the neurons after it, in float: ``kind`` is 'lif' or 'integrator'."""
+
+    name: str
+    kind: str
+    weight: np.ndarray  # [out, in] float64
+    bias: np.ndarray  # [out] float64
+    beta: float
+    threshold: float = 1.0
+    reset: str = "subtract"
+
+
+@dataclass(frozen=True)
+class FloatNetwork:
+    n_in: int
+    layers: tuple[FloatLayer, ...]
+    spec: list
+    state_dict: dict
+
+
+def _fail(path: Path, message: str) -> EstError:
+    return EstError(f"{path}: {message}")
+
+
+def _read(path: Path) -> dict:
+    if not path.is_file():
+        raise _fail(path, "no such file (expected a checkpoint written by est.sw, e.g. model.pt)")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "Weights only load failed" in str(e) and "invalid load key" not in str(e):
+            raise _fail(path, "refused: unpickling it would need objects other than tensors "
+                              "and plain containers, which could run code. Re-save the model "
+                              "with est.sw.spiking_mlp.save_checkpoint (state dict + layer "
+                              "list).") from None
+        raise _fail(path, "not a PyTorch checkpoint (cannot unpickle it)") from None
+    except (RuntimeError, zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
+        raise _fail(path, f"not a PyTorch checkpoint ({str(e).splitlines()[0]})") from None
+    if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
+        raise _fail(path, f"a PyTorch file, but not an est checkpoint: expected a dict with "
+                          f"format={CHECKPOINT_FORMAT!r}, 'layers' and 'state_dict' (write it "
+                          f"with est.sw.spiking_mlp.save_checkpoint)")
+    if obj.get("version") != CHECKPOINT_VERSION:
+        raise _fail(path, f"checkpoint version {obj.get('version')!r}; this est reads "
+                          f"version {CHECKPOINT_VERSION}")
+    for key, typ in (("layers", list), ("state_dict", dict)):
+        if not isinstance(obj.get(key), typ):
+            raise _fail(path, f"field '{key}' missing or not a {typ.__name__}")
+    return obj
+
+
+def _tensor(path: Path, state: dict, key: str, shape: tuple) -> np.ndarray:
+    t = state.get(key)
+    if not isinstance(t, torch.Tensor):
+        raise _fail(path, f"tensor '{key}' is missing from the state dict")
+    if tuple(t.shape) != shape:
+        raise _fail(path, f"tensor '{key}' has shape {tuple(t.shape)}, the layer list says "
+                          f"{shape}")
+    arr = t.detach().to(torch.float64).numpy()
+    bad = int(np.count_nonzero(~np.isfinite(arr)))
+    if bad:
+        raise _fail(path, f"tensor '{key}' holds {bad} NaN or infinite values; the model "
+                          f"diverged in training: retrain or restore an earlier checkpoint")
+    return arr
+
+
+def _number(path: Path, where: str, d: dict, key: str, lo: float, hi: float) -> float:
+    value = d.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
+            value) or not lo <= value <= hi:
+        raise _fail(path, f"{where}: '{key}' must be a number in [{lo}, {hi}], got {value!r}")
+    return float(value)
+
+
+def load_checkpoint(path: Path) -> FloatNetwork:
+    """Read ``path`` safely and check the layer list: Linear, then its neurons, repeated, with
+    a non-spiking ``integrator`` after the last Linear."""
+    path = Path(path)
+    obj = _read(path)
+    spec, state = obj["layers"], obj["state_dict"]
+    layers, n_in, prev_out = [], None, None
+    pending = None
+    for idx, d in enumerate(spec):
+        if not isinstance(d, dict) or not isinstance(d.get("type"), str):
+            raise _fail(path, f"layer {idx}: expected a dict with a 'type'")
+        where = f"layer {idx} ({d.get('name', d['type'])})"
+        kind = d["type"]
+        if kind not in SUPPORTED_LAYERS:
+            raise _fail(path, f"{where}: layer type '{kind}' is not supported; this version "
+                              f"compiles {', '.join(SUPPORTED_LAYERS)} (spiking MLPs)")
+        if kind == "linear":
+            if pending is not None:
+                raise _fail(path, f"{where}: two linear layers in a row; put a 'lif' between")
+            name = d.get("name")
+            if not isinstance(name, str) or not name.isidentifier():
+                raise _fail(path, f"{where}: 'name' must be an identifier, got {name!r}")
+            n_i, n_o = (int(_number(path, where, d, k, 1, 1 << 20))
+                        for k in ("in_features", "out_features"))
+            if prev_out is not None and n_i != prev_out:
+                raise _fail(path, f"{where}: in_features={n_i} but the previous layer has "
+                                  f"{prev_out} outputs")
+            n_in = n_i if n_in is None else n_in
+            w = _tensor(path, state, f"layers.{name}.weight", (n_o, n_i))
+            b = _tensor(path, state, f"layers.{name}.bias", (n_o,))
+            pending, prev_out = (name, w, b), n_o
+            continue
+        if pending is None:
+            raise _fail(path, f"{where}: '{kind}' must follow a linear layer")
+        name, w, b = pending
+        beta = _number(path, where, d, "beta", 0.0, 1.0)
+        if kind == "lif":
+            reset = d.get("reset")
+            if reset not in RESET_MODES:
+                raise _fail(path, f"{where}: 'reset' must be one of {RESET_MODES}, got {reset!r}")
+            layers.append(FloatLayer(name, "lif", w, b, beta,
+                                     _number(path, where, d, "threshold", 1e-9, 1e9), reset))
+        else:
+            if idx != len(spec) - 1:
+                raise _fail(path, f"{where}: the integrator readout must be the last layer")
+            layers.append(FloatLayer(name, "integrator", w, b, beta))
+        pending = None
+    if not layers or layers[-1].kind != "integrator":
+        raise _fail(path, "the layer list must end with linear + integrator (the readout)")
+    return FloatNetwork(n_in, tuple(layers), spec, state)

@@ -1,0 +1,112 @@
+"""Quantizer: a float network -> the integer IR, with widths from calibration and a loss report.
+
+Per output channel j of every layer, one scale ``s_j = (2**(weight_bits-1) - 1) / max|W_j|``
+turns weights, bias and threshold into integers (``round(x * s_j)``, half to even), so no
+multiplier is needed in hardware. ``beta`` becomes a leak shift ``k`` with ``beta = 1 - 2**-k``
+(``beta = 1``: no leak; ``beta = 0``: no memory). Membrane widths are the fewest bits that hold
+every value the calibration stimulus produces, plus one bit of headroom (at most
+``max_v_bits``); saturation that still happens is counted and reported, never hidden.
+"""
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from est.compiler.frontend import FloatLayer, FloatNetwork
+from est.compiler.ir import MAX_BITS, DenseLIF, DenseReadout, Network
+from est.sim import golden
+from est.sim.network import run
+from est.sw.spiking_mlp import SpikingMLP
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    weight_bits: int = 8
+    max_v_bits: int = 24
+    lanes: int = 1
+
+
+def leak_shift_from_beta(beta: float) -> int | None:
+    """The shift ``k`` whose ``1 - 2**-k`` is nearest to ``beta`` (None for beta = 1)."""
+    if beta >= 1.0:
+        return None
+    if beta <= 0.0:
+        return 0
+    return max(1, round(-math.log2(1.0 - beta)))
+
+
+def _beta(shift: int | None) -> float:
+    return 1.0 if shift is None else 1.0 - 2.0 ** -shift
+
+
+def _integer_layer(fl: FloatLayer, cfg: QuantConfig, v_bits: int) -> DenseLIF | DenseReadout:
+    qmax = (1 << (cfg.weight_bits - 1)) - 1
+    amax = np.abs(fl.weight).max(axis=1)
+    fallback = fl.threshold if fl.kind == "lif" else 1.0
+    scale = qmax / np.where(amax > 0, amax, fallback)
+    weight = np.clip(np.rint(fl.weight * scale[:, None]), -qmax - 1, qmax).astype(np.int64)
+    bias = np.rint(fl.bias * scale).astype(np.int64)
+    common = {"name": fl.name, "weight": weight, "bias": bias, "scale": scale,
+              "weight_bits": cfg.weight_bits, "v_bits": v_bits,
+              "leak_shift": leak_shift_from_beta(fl.beta)}
+    if fl.kind == "lif":
+        threshold = np.maximum(1, np.rint(fl.threshold * scale)).astype(np.int64)
+        return DenseLIF(threshold=threshold, reset=fl.reset, **common)
+    return DenseReadout(**common)
+
+
+def _needed_bits(layer, trace) -> int:
+    """Signed bits that hold every pre-reset membrane value of ``layer`` in ``trace``."""
+    v = trace.arrays[f"{layer.name}/v"]
+    prev = np.vstack([np.zeros((1, v.shape[1]), np.int64), v[:-1]])
+    v1 = golden.leak(prev, layer.leak_shift) + trace.arrays[f"{layer.name}/current"]
+    hi = max(int(v1.max(initial=0)), int(getattr(layer, "threshold", np.zeros(1)).max()))
+    return golden.signed_bits(min(int(v1.min(initial=0)), 0), hi)
+
+
+def quantize(fnet: FloatNetwork, name: str, calibration: np.ndarray,
+             cfg: QuantConfig) -> tuple[Network, dict]:
+    """Return the integer network and a report: per layer the widths chosen, the leak used, the
+    saturation count and the quantization loss on ``calibration`` ([bins, n_in] spikes)."""
+    wide = Network(name, fnet.n_in, tuple(_integer_layer(fl, cfg, MAX_BITS)
+                                          for fl in fnet.layers), cfg.lanes).validate()
+    wide_trace, _ = run(wide, calibration)
+    layers = []
+    for layer in wide.layers:
+        v_bits = min(_needed_bits(layer, wide_trace) + 1, cfg.max_v_bits)
+        if layer.leak_shift is not None:
+            v_bits = max(v_bits, layer.leak_shift + 1)
+        layers.append(replace(layer, v_bits=v_bits))
+    net = Network(name, fnet.n_in, tuple(layers), cfg.lanes).validate()
+    trace, saturated = run(net, calibration)
+
+    model = SpikingMLP.from_checkpoint(fnet.spec, fnet.state_dict).double()
+    record: dict = {}
+    with torch.no_grad():
+        readout = model(torch.from_numpy(calibration).double()[:, None, :], record)[:, 0].numpy()
+    report_layers = []
+    for fl, layer in zip(fnet.layers, net.layers):
+        entry = {"name": layer.name, "kind": layer.kind, "n_in": layer.n_in,
+                 "n_out": layer.n_out, "weight_bits": layer.weight_bits,
+                 "acc_bits": layer.acc_bits, "v_bits": layer.v_bits,
+                 "beta_float": fl.beta, "leak_shift": layer.leak_shift,
+                 "beta_used": _beta(layer.leak_shift),
+                 "saturated_calibration": saturated[layer.name]}
+        if isinstance(layer, DenseLIF):
+            ours = trace.arrays[f"{layer.name}/spikes"]
+            ref = record[layer.name][:, 0].numpy()
+            entry.update(threshold_min=int(layer.threshold.min()),
+                         threshold_max=int(layer.threshold.max()),
+                         spike_rate_float=float(ref.mean()), spike_rate_int=float(ours.mean()),
+                         spike_agreement=float((ours == ref).mean()))
+        else:
+            ours = trace.arrays[f"{layer.name}/v"] / layer.scale
+            err = ours - readout
+            entry.update(rms_error=float(np.sqrt((err ** 2).mean())),
+                         rms_float=float(np.sqrt((readout ** 2).mean())),
+                         correlation=float(np.corrcoef(ours.ravel(), readout.ravel())[0, 1])
+                         if ours.std() > 0 and readout.std() > 0 else None)
+        report_layers.append(entry)
+    return net, {"calibration_bins": int(calibration.shape[0]), "layers": report_layers}

@@ -1,0 +1,28 @@
+"""Bit-level packing between traces and the top's stream words (``top.json`` describes them)."""
+
+import numpy as np
+
+from est.sim.trace import Trace
+
+
+def encode_inputs(stimulus: np.ndarray) -> list[int]:
+    """One integer per bin: bit i is input i's spike."""
+    weights = [1 << i for i in range(stimulus.shape[1])]
+    return [sum(w for w, s in zip(weights, row) if s) for row in stimulus.tolist()]
+
+
+def decode_outputs(fields: list, words: list[int], meta: dict) -> Trace:
+    """Unpack output words into a trace with one ``[bins, n]`` array per field of ``fields``
+    (``[tensor, channels, bits, signed]`` rows, low bits first, as in ``top.json``)."""
+    arrays = {name: np.zeros((len(words), n), np.int64) for name, n, _, _ in fields}
+    for t, word in enumerate(words):
+        pos = 0
+        for name, n, bits, is_signed in fields:
+            mask = (1 << bits) - 1
+            for c in range(n):
+                v = (word >> pos) & mask
+                pos += bits
+                if is_signed and v >> (bits - 1):
+                    v -= 1 << bits
+                arrays[name][t, c] = v
+    return Trace(arrays, meta)
