@@ -46,27 +46,45 @@ def bram_blocks(depth: int, width: int, board: Board) -> int:
     return min(ceil_div(width, w) * ceil_div(depth, d) for d, w in board.bram_configs)
 
 
-def estimate(net: Network, board: Board) -> dict:
-    """Per layer and in total: block RAMs and an estimate of LUTs (logic cells)."""
+LOGIC_ROM_DEPTH = 64
+LOGIC_RAM_DEPTH = 2
+"""ROMs up to 64 words and RAMs up to 2 words are expected in logic, deeper ones in block RAM:
+what yosys 0.70 chose for the spine on iCE40 (its choice is a cost heuristic, so this is an
+estimate; est-synth reports the real mapping)."""
+
+
+def memory_cost(depth: int, width: int, writable: bool, board: Board) -> tuple[int, int]:
+    """(block RAMs, LUTs) of one memory, by the rule of :data:`LOGIC_RAM_DEPTH`."""
+    if depth > (LOGIC_RAM_DEPTH if writable else LOGIC_ROM_DEPTH):
+        return bram_blocks(depth, width, board), 0
+    if writable:
+        return 0, depth * width + width * ceil_div(depth, 4)  # flip-flops + read mux
+    return 0, width * ceil_div(depth, 16)  # one LUT4 per 16 entries of a bit
+
+
+def estimate(net: Network, board: Board, io_bits: int = 0) -> dict:
+    """Per layer and in total: block RAMs and LUTs (logic cells), from the memory shapes and a
+    per-lane cost of the datapath. ``io_bits`` adds the board top's word registers."""
     lanes = net.lanes
-    layers, total_bram, total_lut = [], 0, 60
+    layers, total_bram, total_lut = [], 0, 150 + io_bits
     for layer in net.layers:
         groups = ceil_div(layer.n_out, lanes)
+        lif = isinstance(layer, DenseLIF)
         sum_bits = signed_bits(-(1 << (layer.weight_bits - 1)) * layer.n_in,
                                (1 << (layer.weight_bits - 1)) * layer.n_in)
-        mems = {"weights": (groups * layer.n_in, lanes * layer.weight_bits),
-                "bias": (groups, lanes * layer.acc_bits),
-                "state": (groups, lanes * layer.v_bits)}
-        if isinstance(layer, DenseLIF):
-            mems["threshold"] = (groups, lanes * layer.v_bits)
-        brams = {k: bram_blocks(d, w, board) for k, (d, w) in mems.items()}
-        per_lane = sum_bits + layer.acc_bits + 3 * layer.v_bits
-        if isinstance(layer, DenseLIF):
-            per_lane += 2 * layer.v_bits
-        luts = lanes * per_lane + layer.n_in + 2 * layer.n_out + 40
+        mems = {"weights": (groups * layer.n_in, lanes * layer.weight_bits, False),
+                "bias": (groups, lanes * layer.acc_bits, False),
+                "state": (groups, lanes * layer.v_bits, True)}
+        if lif:
+            mems["threshold"] = (groups, lanes * layer.v_bits, False)
+        costs = {k: memory_cost(d, w, wr, board) for k, (d, w, wr) in mems.items()}
+        brams = {k: c[0] for k, c in costs.items()}
+        datapath = lanes * (sum_bits + 2 * layer.acc_bits + (6 if lif else 4) * layer.v_bits)
+        registers = layer.n_in + (layer.n_out if lif else layer.n_out * layer.v_bits)
+        luts = datapath + registers + sum(c[1] for c in costs.values()) + 40
         layers.append({"name": layer.name, "bram": brams, "bram_total": sum(brams.values()),
                        "luts_estimate": luts,
-                       "memory_bits": sum(d * w for d, w in mems.values())})
+                       "memory_bits": sum(d * w for d, w, _ in mems.values())})
         total_bram += sum(brams.values())
         total_lut += luts
     return {"board": board.name, "layers": layers, "bram": total_bram, "bram_available":
@@ -76,7 +94,7 @@ def estimate(net: Network, board: Board) -> dict:
 def check_fit(net: Network, board: Board) -> dict:
     """Return :func:`estimate`, or raise an :class:`EstError` naming the layer and resource that
     do not fit, by how much, and what would help."""
-    est = estimate(net, board)
+    est = estimate(net, board, io_bits=net.n_in + net.layers[-1].n_out * net.layers[-1].v_bits)
     for resource, used, avail, key in (("block RAM", est["bram"], board.brams, "bram_total"),
                                        ("logic (LUTs, estimated)", est["luts_estimate"],
                                         board.luts, "luts_estimate")):

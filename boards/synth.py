@@ -1,0 +1,70 @@
+"""Synthesis, place and route and packing through amaranth-boards and YoWASP; report parsing."""
+
+import importlib
+import json
+import re
+import time
+from pathlib import Path
+
+from est import EstError, toolenv
+from est.boards.spec import Board, check_fit
+from est.boards.top import BoardTop
+from est.compiler import ir
+
+_UTIL = re.compile(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)")
+_FMAX = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz \((PASS|FAIL)")
+
+
+def parse_nextpnr_log(text: str) -> dict:
+    """Utilisation (cell type -> used, available) and the post-route Fmax from a nextpnr log.
+
+    nextpnr prints "Max frequency" once before routing (an estimate) and once after; the last
+    one is the post-route figure.
+    """
+    util = {}
+    block = text.rsplit("Device utilisation:", 1)
+    if len(block) == 2:
+        for line in block[1].splitlines()[1:]:
+            found = _UTIL.search(line)
+            if not found:
+                break
+            util[found.group(1)] = {"used": int(found.group(2)), "available": int(found.group(3))}
+    fmax = _FMAX.findall(text)
+    if not util or not fmax:
+        raise EstError("could not read utilisation and Fmax from the nextpnr log")
+    clock, mhz, verdict = fmax[-1]
+    return {"utilisation": util, "clock": clock, "fmax_mhz": float(mhz),
+            "timing_pass": verdict == "PASS"}
+
+
+def _platform(board: Board):
+    module, cls = board.platform.split(":")
+    return getattr(importlib.import_module(module), cls)()
+
+
+def synthesize(build: Path, board: Board, out: Path) -> dict:
+    """Build the bitstream of ``build``'s network for ``board`` into ``out``; return the report."""
+    toolenv.apply()
+    net = ir.load(build)
+    check_fit(net, board)
+    t0 = time.perf_counter()
+    platform = _platform(board)
+    platform.build(BoardTop(net), name="top", build_dir=str(out), do_program=False)
+    seconds = time.perf_counter() - t0
+    bitstream = next((p for p in (out / "top.bin", out / "top.bit") if p.is_file()), None)
+    if bitstream is None:
+        raise EstError(f"synthesis for {board.name} produced no bitstream in {out}")
+    result = parse_nextpnr_log((out / "top.tim").read_text())
+    compile_report = json.loads((build / "report.json").read_text())
+    cycles = compile_report.get("cycles_per_bin_measured",
+                                compile_report["cycles_per_bin_estimate"])
+    clock_mhz = board.clock_hz / 1e6
+    result.update({
+        "board": board.name, "bitstream": str(bitstream), "seconds": round(seconds, 1),
+        "board_clock_mhz": clock_mhz, "board_clock_met": result["fmax_mhz"] >= clock_mhz,
+        "cycles_per_bin": cycles,
+        "latency_us_at_board_clock": round(cycles / clock_mhz, 3),
+        "latency_us_at_fmax": round(cycles / result["fmax_mhz"], 3),
+        "bins_per_second_at_board_clock": round(board.clock_hz / cycles, 1),
+    })
+    return result
