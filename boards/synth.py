@@ -56,8 +56,7 @@ def synthesize(build: Path, board: Board, out: Path) -> dict:
         raise EstError(f"synthesis for {board.name} produced no bitstream in {out}")
     result = parse_nextpnr_log((out / "top.tim").read_text())
     compile_report = json.loads((build / "report.json").read_text())
-    cycles = compile_report.get("cycles_per_bin_measured",
-                                compile_report["cycles_per_bin_estimate"])
+    cycles = compile_report["cycles_per_bin"]
     clock_mhz = board.clock_hz / 1e6
     result.update({
         "board": board.name, "bitstream": str(bitstream), "seconds": round(seconds, 1),

@@ -17,7 +17,7 @@ from est.cli import entry, staged_output
 from est.compiler.frontend import load_checkpoint
 from est.compiler.quantize import QuantConfig, quantize
 from est.hw.synapse import ceil_div
-from est.hw.top import cycles_per_bin_estimate, output_fields, to_verilog
+from est.hw.top import cycles_per_bin, layer_cycles, output_fields, to_verilog
 from est.sim.network import run
 
 EXAMPLES = """examples:
@@ -47,7 +47,7 @@ def layer_costs(net) -> list[dict]:
         ops = layer.n_in * layer.n_out
         rows.append({"name": layer.name, "synaptic_ops_per_bin": ops,
                      "dense_bound_cycles": ceil_div(ops, net.lanes),
-                     "cycles_estimate": ceil_div(layer.n_out, net.lanes) * (layer.n_in + 2) + 4})
+                     "cycles": layer_cycles(layer.n_in, layer.n_out, net.lanes)})
     return rows
 
 
@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         raise EstError(f"--lanes must be at least 1, got {args.lanes}")
     if not 2 <= args.weight_bits <= 16:
         raise EstError(f"--weight-bits must be 2..16, got {args.weight_bits}")
+    if not 2 <= args.max_v_bits <= 32:
+        raise EstError(f"--max-v-bits must be 2..32, got {args.max_v_bits}")
     if not 0.0 <= args.rate <= 1.0 or args.bins < 1:
         raise EstError("--rate must be in [0, 1] and --bins at least 1")
     board = get_board(args.board)
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         fields = output_fields(net, args.trace)
         (tmp / "top.json").write_text(json.dumps({
             "name": net.name, "toplevel": "top", "trace": args.trace, "n_in": net.n_in,
-            "output_fields": fields, "cycles_per_bin_estimate": cycles_per_bin_estimate(net)},
+            "output_fields": fields, "cycles_per_bin": cycles_per_bin(net)},
             indent=2) + "\n")
         print("est-compile: writing Verilog through yosys ...", flush=True)
         (tmp / "top.v").write_text(to_verilog(net, args.trace))
@@ -121,10 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         report = {
             "name": net.name, "model": str(args.model), "lanes": net.lanes,
             "stimulus_bins": int(stimulus.shape[0]), "trace": args.trace,
-            "quantization": qreport, "layers": qreport["layers"], "fit": fit,
+            "calibration_bins": qreport["calibration_bins"], "layers": qreport["layers"],
+            "fit": fit,
             "synaptic_ops_per_bin": sum(r["synaptic_ops_per_bin"] for r in costs),
             "dense_bound_cycles_per_bin": sum(r["dense_bound_cycles"] for r in costs),
-            "cycles_per_bin_estimate": cycles_per_bin_estimate(net),
+            "cycles_per_bin": cycles_per_bin(net),
             "golden_seconds": round(t_golden - t0, 3),
             "compile_seconds": round(time.perf_counter() - t0, 3),
         }
@@ -132,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     sat_total = sum(saturated.values())
     print(f"est-compile: wrote {args.out} (ir.json, weights.npz, golden.npz, top.v, report.json); "
           f"{stimulus.shape[0]} stimulus bins, saturations {sat_total}, "
-          f"~{report['cycles_per_bin_estimate']} cycles/bin "
+          f"{report['cycles_per_bin']} cycles/bin "
           f"(dense bound {report['dense_bound_cycles_per_bin']})")
     return 0
 

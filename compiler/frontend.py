@@ -16,7 +16,7 @@ import torch
 
 from est import EstError
 from est.sim.golden import RESET_MODES
-from est.sw.spiking_mlp import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
+from est.sw.spiking_mlp import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, NeuronSpec, SpikingMLP
 
 SUPPORTED_LAYERS = ("linear", "lif", "integrator")
 
@@ -38,8 +38,18 @@ class FloatLayer:
 class FloatNetwork:
     n_in: int
     layers: tuple[FloatLayer, ...]
-    spec: list
-    state_dict: dict
+
+    def to_torch(self) -> SpikingMLP:
+        """The float model itself (float64), for measuring what quantization loses."""
+        model = SpikingMLP([self.n_in] + [fl.weight.shape[0] for fl in self.layers],
+                           [NeuronSpec(fl.kind, fl.beta, fl.threshold, fl.reset)
+                            for fl in self.layers],
+                           [fl.name for fl in self.layers]).double()
+        with torch.no_grad():
+            for fl, lin in zip(self.layers, model.layers.values()):
+                lin.weight.copy_(torch.from_numpy(fl.weight))
+                lin.bias.copy_(torch.from_numpy(fl.bias))
+        return model
 
 
 def _fail(path: Path, message: str) -> EstError:
@@ -96,6 +106,14 @@ def _number(path: Path, where: str, d: dict, key: str, lo: float, hi: float) -> 
     return float(value)
 
 
+def _count(path: Path, where: str, d: dict, key: str) -> int:
+    value = d.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1 << 20:
+        raise _fail(path, f"{where}: '{key}' must be a whole number in [1, {1 << 20}], "
+                          f"got {value!r}")
+    return value
+
+
 def load_checkpoint(path: Path) -> FloatNetwork:
     """Read ``path`` safely and check the layer list: Linear, then its neurons, repeated, with
     a non-spiking ``integrator`` after the last Linear."""
@@ -118,8 +136,7 @@ def load_checkpoint(path: Path) -> FloatNetwork:
             name = d.get("name")
             if not isinstance(name, str) or not name.isidentifier():
                 raise _fail(path, f"{where}: 'name' must be an identifier, got {name!r}")
-            n_i, n_o = (int(_number(path, where, d, k, 1, 1 << 20))
-                        for k in ("in_features", "out_features"))
+            n_i, n_o = (_count(path, where, d, k) for k in ("in_features", "out_features"))
             if prev_out is not None and n_i != prev_out:
                 raise _fail(path, f"{where}: in_features={n_i} but the previous layer has "
                                   f"{prev_out} outputs")
@@ -145,4 +162,4 @@ def load_checkpoint(path: Path) -> FloatNetwork:
         pending = None
     if not layers or layers[-1].kind != "integrator":
         raise _fail(path, "the layer list must end with linear + integrator (the readout)")
-    return FloatNetwork(n_in, tuple(layers), spec, state)
+    return FloatNetwork(n_in, tuple(layers))

@@ -71,6 +71,9 @@ class Dense:
 
     def validate(self, n_in: int) -> None:
         n = self.name
+        if not n.isidentifier():
+            raise IRError(n, "name", "layer names must be identifiers (letters, digits, '_'): "
+                                     "they key the tensors in weights.npz and the traces")
         if self.weight.ndim != 2 or not np.issubdtype(self.weight.dtype, np.integer):
             raise IRError(n, "weight", f"expected a 2-D integer array, got {self.weight.dtype} "
                                        f"with shape {self.weight.shape}")
@@ -187,12 +190,15 @@ class Network:
         np.savez(folder / "weights.npz", **tensors)
 
 
-def _get(doc: dict, node: str, key: str, types: type | tuple):
+def _get(doc: dict, node: str, key: str, typ: type, nullable: bool = False):
     if key not in doc:
         raise IRError(node, key, "missing")
     value = doc[key]
-    if not isinstance(value, types) or isinstance(value, bool):
-        raise IRError(node, key, f"expected {types}, got {type(value).__name__} {value!r}")
+    if value is None and nullable:
+        return None
+    if not isinstance(value, typ) or isinstance(value, bool):
+        raise IRError(node, key, f"expected {'null or ' if nullable else ''}{typ.__name__}, "
+                                 f"got {type(value).__name__} {value!r}")
     return value
 
 
@@ -229,9 +235,7 @@ def load(folder: Path) -> Network:
         kwargs = {"name": _get(ldoc, node, "name", str),
                   "weight_bits": _get(ldoc, node, "weight_bits", int),
                   "v_bits": _get(ldoc, node, "v_bits", int),
-                  "leak_shift": ldoc.get("leak_shift")}
-        if kwargs["leak_shift"] is not None:
-            kwargs["leak_shift"] = _get(ldoc, node, "leak_shift", int)
+                  "leak_shift": _get(ldoc, node, "leak_shift", int, nullable=True)}
         for t in cls.TENSORS:
             key = f"{node}.{t}"
             if key not in tensors:
@@ -240,6 +244,8 @@ def load(folder: Path) -> Network:
         if cls is DenseLIF:
             kwargs["reset"] = _get(ldoc, node, "reset", str)
         layer = cls(**kwargs)
+        if layer.weight.ndim != 2:
+            raise IRError(node, "weight", f"expected a 2-D array, got shape {layer.weight.shape}")
         for key in ("n_in", "n_out", "acc_bits"):
             if _get(ldoc, node, key, int) != getattr(layer, key):
                 raise IRError(node, key, f"ir.json says {ldoc[key]}, the tensors give "

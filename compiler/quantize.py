@@ -3,12 +3,11 @@
 Per output channel j of every layer, one scale ``s_j = (2**(weight_bits-1) - 1) / max|W_j|``
 turns weights, bias and threshold into integers (``round(x * s_j)``, half to even), so no
 multiplier is needed in hardware. ``beta`` becomes a leak shift ``k`` with ``beta = 1 - 2**-k``
-(``beta = 1``: no leak; ``beta = 0``: no memory). Membrane widths are the fewest bits that hold
+(the nearest such beta; ``beta = 1``: no leak; ``beta = 0``: no memory). Membrane widths are the fewest bits that hold
 every value the calibration stimulus produces, plus one bit of headroom (at most
 ``max_v_bits``); saturation that still happens is counted and reported, never hidden.
 """
 
-import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -18,7 +17,7 @@ from est.compiler.frontend import FloatLayer, FloatNetwork
 from est.compiler.ir import MAX_BITS, DenseLIF, DenseReadout, Network
 from est.sim import golden
 from est.sim.network import run
-from est.sw.spiking_mlp import SpikingMLP
+from est.sw.spiking_mlp import beta_from_shift
 
 
 @dataclass(frozen=True)
@@ -28,17 +27,11 @@ class QuantConfig:
     lanes: int = 1
 
 
-def leak_shift_from_beta(beta: float) -> int | None:
-    """The shift ``k`` whose ``1 - 2**-k`` is nearest to ``beta`` (None for beta = 1)."""
-    if beta >= 1.0:
-        return None
-    if beta <= 0.0:
-        return 0
-    return max(1, round(-math.log2(1.0 - beta)))
-
-
-def _beta(shift: int | None) -> float:
-    return 1.0 if shift is None else 1.0 - 2.0 ** -shift
+def leak_shift_frombeta_from_shift(beta: float, max_shift: int) -> int | None:
+    """The leak whose ``beta`` (``1 - 2**-k`` for k in 0..max_shift, or 1 for no leak) is
+    nearest to ``beta``; ties go to the smaller k."""
+    candidates = [*range(max_shift + 1), None]
+    return min(candidates, key=lambda k: abs(beta_from_shift(k) - beta))
 
 
 def _integer_layer(fl: FloatLayer, cfg: QuantConfig, v_bits: int) -> DenseLIF | DenseReadout:
@@ -50,7 +43,7 @@ def _integer_layer(fl: FloatLayer, cfg: QuantConfig, v_bits: int) -> DenseLIF | 
     bias = np.rint(fl.bias * scale).astype(np.int64)
     common = {"name": fl.name, "weight": weight, "bias": bias, "scale": scale,
               "weight_bits": cfg.weight_bits, "v_bits": v_bits,
-              "leak_shift": leak_shift_from_beta(fl.beta)}
+              "leak_shift": leak_shift_frombeta_from_shift(fl.beta, cfg.max_v_bits - 1)}
     if fl.kind == "lif":
         threshold = np.maximum(1, np.rint(fl.threshold * scale)).astype(np.int64)
         return DenseLIF(threshold=threshold, reset=fl.reset, **common)
@@ -77,12 +70,12 @@ def quantize(fnet: FloatNetwork, name: str, calibration: np.ndarray,
     for layer in wide.layers:
         v_bits = min(_needed_bits(layer, wide_trace) + 1, cfg.max_v_bits)
         if layer.leak_shift is not None:
-            v_bits = max(v_bits, layer.leak_shift + 1)
+            v_bits = max(v_bits, layer.leak_shift + 1)  # <= max_v_bits by leak_shift_from_beta
         layers.append(replace(layer, v_bits=v_bits))
     net = Network(name, fnet.n_in, tuple(layers), cfg.lanes).validate()
     trace, saturated = run(net, calibration)
 
-    model = SpikingMLP.from_checkpoint(fnet.spec, fnet.state_dict).double()
+    model = fnet.to_torch()
     record: dict = {}
     with torch.no_grad():
         readout = model(torch.from_numpy(calibration).double()[:, None, :], record)[:, 0].numpy()
@@ -92,7 +85,7 @@ def quantize(fnet: FloatNetwork, name: str, calibration: np.ndarray,
                  "n_out": layer.n_out, "weight_bits": layer.weight_bits,
                  "acc_bits": layer.acc_bits, "v_bits": layer.v_bits,
                  "beta_float": fl.beta, "leak_shift": layer.leak_shift,
-                 "beta_used": _beta(layer.leak_shift),
+                 "beta_used": beta_from_shift(layer.leak_shift),
                  "saturated_calibration": saturated[layer.name]}
         if isinstance(layer, DenseLIF):
             ours = trace.arrays[f"{layer.name}/spikes"]

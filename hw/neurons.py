@@ -27,7 +27,8 @@ class NeuronArray(wiring.Component):
 
     Latency: per group, one cycle to fetch the state word and one to update it (overlapped with
     the synapses computing the next group); after the bin's last group the result is offered on
-    ``o`` until taken.
+    ``o`` until taken. After reset the array spends ``groups`` cycles writing zero to every
+    state word (reset starts a new stream: all membranes zero), then takes input.
     """
 
     def __init__(self, n: int, lanes: int, acc_bits: int, v_bits: int, leak_shift: int | None,
@@ -77,9 +78,17 @@ class NeuronArray(wiring.Component):
             new_v, bit = self._lane(m, lane, v, self.i.payload.current[lane], rom_word)
             new_word.append(new_v.as_unsigned()[:vb])
             out_bits.append(bit)
-        m.d.comb += wr.data.eq(Cat(*new_word))
+        clearing = Signal()
+        m.d.comb += wr.data.eq(Mux(clearing, 0, Cat(*new_word)))
 
-        with m.FSM():
+        with m.FSM(init="CLEAR"):
+            with m.State("CLEAR"):
+                m.d.comb += [clearing.eq(1), wr.en.eq(1)]
+                with m.If(group == self.groups - 1):
+                    m.d.sync += group.eq(0)
+                    m.next = "FETCH"
+                with m.Else():
+                    m.d.sync += group.eq(group + 1)
             with m.State("FETCH"):
                 m.next = "UPDATE"
             with m.State("UPDATE"):

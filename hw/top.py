@@ -36,8 +36,9 @@ class NetworkTop(wiring.Component):
     every layer. One bin is in flight at a time: ``i`` is ready again once the bin's output has
     been taken, so the trace registers are stable while ``o`` is valid.
 
-    Latency per bin: ``sum over layers of groups * (n_in + 2)`` cycles plus about 4 per layer
-    (see :func:`est.hw.top.cycles_per_bin_estimate`).
+    Latency per bin: ``sum over layers of groups * (n_in + 2) + 2`` cycles from accepting the
+    input to offering the output, when ``o`` does not stall (:func:`cycles_per_bin`; the tests
+    measure it). The first bin after reset also waits for the neuron state to be cleared.
 
     Ports: ``i`` stream of ``n_in``-bit spike vectors; ``o`` stream of the flat output word
     described by :func:`output_fields`.
@@ -92,14 +93,15 @@ class NetworkTop(wiring.Component):
         return m
 
 
-def cycles_per_bin_estimate(net: Network) -> int:
-    """Cycles from accepting a bin to offering its output, when ``o`` never stalls (upper bound
-    of the schedule in :class:`NetworkTop`; the simulation measures the exact figure)."""
-    total = 0
-    for layer in net.layers:
-        groups = -(-layer.n_out // net.lanes)
-        total += groups * (layer.n_in + 2) + 4
-    return total
+def layer_cycles(n_in: int, n_out: int, lanes: int) -> int:
+    """Cycles one layer of :class:`NetworkTop` spends on a bin: ``n_in + 2`` per group of
+    ``lanes`` neurons, and 2 to hand the result on."""
+    return -(-n_out // lanes) * (n_in + 2) + 2
+
+
+def cycles_per_bin(net: Network) -> int:
+    """Cycles from accepting a bin to offering its output when ``o`` never stalls (exact)."""
+    return sum(layer_cycles(layer.n_in, layer.n_out, net.lanes) for layer in net.layers)
 
 
 def to_verilog(net: Network, trace: bool = False, name: str = "top") -> str:

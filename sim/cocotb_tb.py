@@ -3,7 +3,8 @@
 Loaded by the simulator (not imported by users); :mod:`est.sim.rtl` starts it and passes its
 arguments through the environment: ``EST_TOP_JSON`` (top.json of the build), ``EST_STIMULUS``
 (.npy of [bins, n_in] spikes), ``EST_OUT`` (.npz to write: output words and handshake cycles),
-``EST_STALL_SEED`` (optional: random valid/ready stalls with that seed).
+``EST_STALL_SEED`` (optional: random valid/ready stalls with that seed), ``EST_RESET_AT``
+(optional: pulse ``rst`` once that many bins have come out; a new stream starts there).
 
 Race-free on every simulator: inputs change only at falling clock edges, handshakes are read
 in the read-only phase before the next rising edge (where they take effect).
@@ -66,17 +67,8 @@ class StreamMonitor:
             self.cycles.append(cycle)
 
 
-@cocotb.test()
-async def run_stimulus(dut):
-    top = json.loads(open(os.environ["EST_TOP_JSON"]).read())
-    stimulus = np.load(os.environ["EST_STIMULUS"], allow_pickle=False)
-    seed = os.environ.get("EST_STALL_SEED")
-    stall = random.Random(int(seed)) if seed else None
-    words = encode_inputs(stimulus)
-    bins = len(words)
-    budget = (top["cycles_per_bin_estimate"] * 4 + 50) * (bins + 1)
-
-    Clock(dut.clk, 10, unit="ns").start()
+async def reset(dut) -> None:
+    """Hold ``rst`` for 3 cycles, then wait until the handshake outputs are defined."""
     dut.rst.value = 1
     dut.i__valid.value = 0
     dut.o__ready.value = 0
@@ -89,13 +81,31 @@ async def run_stimulus(dut):
         await FallingEdge(dut.clk)
         await ReadOnly()
         if dut.o__valid.value.is_resolvable and dut.i__ready.value.is_resolvable:
-            break
-    else:
-        raise AssertionError("o__valid/i__ready still undefined 8 cycles after reset")
+            return
+    raise AssertionError("o__valid/i__ready still undefined 8 cycles after reset")
+
+
+@cocotb.test()
+async def run_stimulus(dut):
+    top = json.loads(open(os.environ["EST_TOP_JSON"]).read())
+    stimulus = np.load(os.environ["EST_STIMULUS"], allow_pickle=False)
+    seed = os.environ.get("EST_STALL_SEED")
+    stall = random.Random(int(seed)) if seed else None
+    words = encode_inputs(stimulus)
+    bins = len(words)
+    budget = (top["cycles_per_bin"] * 4 + 50) * (bins + 1)
+
+    reset_at = int(os.environ.get("EST_RESET_AT", "-1"))
+
+    Clock(dut.clk, 10, unit="ns").start()
+    await reset(dut)
     driver = StreamDriver(dut, "i", words, stall)
     monitor = StreamMonitor(dut, "o", stall)
     cycle = 0
     while len(monitor.words) < bins:
+        if len(monitor.words) == reset_at and driver.sent == reset_at:
+            reset_at = -1
+            await reset(dut)
         await FallingEdge(dut.clk)
         driver.drive()
         monitor.drive()

@@ -32,9 +32,14 @@ class RTLRun:
 
 
 def simulate(build: Path, simulator: str = "verilator", stimulus: Path | None = None,
-             stall_seed: int | None = None, waves: bool = False) -> RTLRun:
+             stall_seed: int | None = None, waves: bool = False,
+             reset_at: int | None = None) -> RTLRun:
     """Build (once per build folder and simulator) and run ``build/top.v`` on ``stimulus``
-    (default ``build/stimulus.npy``); return the RTL trace of what the top outputs."""
+    (default ``build/stimulus.npy``); return the RTL trace of what the top outputs.
+
+    ``stall_seed`` stalls both streams at random; ``reset_at`` pulses reset after that many
+    bins (the rest of the stimulus is a new stream from zero state).
+    """
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
 
@@ -63,10 +68,11 @@ def simulate(build: Path, simulator: str = "verilator", stimulus: Path | None = 
                  **kwargs)
     out.unlink(missing_ok=True)
     env = {"EST_TOP_JSON": str(build / "top.json"), "EST_STIMULUS": str(stimulus),
-           "EST_OUT": str(out), "PYTHONPATH": os.pathsep.join(
-               p for p in (os.environ.get("PYTHONPATH"),) if p)}
+           "EST_OUT": str(out)}
     if stall_seed is not None:
         env["EST_STALL_SEED"] = str(stall_seed)
+    if reset_at is not None:
+        env["EST_RESET_AT"] = str(reset_at)
     results = runner.test(test_module="est.sim.cocotb_tb", hdl_toplevel="top", build_dir=sim_dir,
                           test_dir=sim_dir, extra_env=env, waves=waves,
                           timescale=("1ns", "1ps") if simulator == "icarus" else None)

@@ -1,13 +1,14 @@
 """A plain PyTorch spiking MLP (Linear -> LIF -> ... -> Linear -> readout integrator).
 
 The float model whose forward pass follows docs/semantics.md with real numbers: leak
-``v <- beta * v`` with ``beta = 1 - 2**-k``, integrate ``+ W x + b``, fire ``v >= threshold``
-(surrogate gradient in training), reset by subtraction or to zero in the same bin. ``est-compile``
-reads its checkpoint (:func:`save_checkpoint`), a dict of plain types and tensors that
-``torch.load(weights_only=True)`` opens without running code.
+``v <- beta * v`` (``beta = 1 - 2**-k`` is exact in hardware), integrate ``+ W x + b``, fire
+``v >= threshold`` (surrogate gradient in training), reset by subtraction or to zero in the same
+bin. ``est-compile`` reads its checkpoint (:func:`save_checkpoint`), a dict of plain types and
+tensors that ``torch.load(weights_only=True)`` opens without running code.
 """
 
 import argparse
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -35,66 +36,73 @@ def beta_from_shift(shift: int | None) -> float:
     return 1.0 if shift is None else 1.0 - 2.0 ** -shift
 
 
-class SpikingMLP(nn.Module):
-    """Binary spikes [bins, batch, n_in] in, readout values [bins, batch, n_out] out."""
+@dataclass(frozen=True)
+class NeuronSpec:
+    """The neurons after one Linear: 'lif' (threshold, reset) or the 'integrator' readout."""
 
-    def __init__(self, n_in: int, hidden: list[int], n_out: int, leak_shift: int | None = 3,
-                 threshold: float = 1.0, reset: str = "subtract",
-                 readout_leak_shift: int | None = 0):
+    type: str
+    beta: float
+    threshold: float = 1.0
+    reset: str = "subtract"
+
+
+class SpikingMLP(nn.Module):
+    """Binary spikes [bins, batch, n_in] in, readout values [bins, batch, n_out] out.
+
+    ``sizes`` are the widths from input to output; ``neurons`` has one :class:`NeuronSpec` per
+    Linear (the last one an integrator); ``names`` names the Linear layers.
+    """
+
+    def __init__(self, sizes: list[int], neurons: list[NeuronSpec], names: list[str]):
         super().__init__()
-        sizes = [n_in, *hidden, n_out]
-        names = [f"fc{k + 1}" for k in range(len(hidden))] + ["readout"]
+        if not len(sizes) - 1 == len(neurons) == len(names):
+            raise ValueError("need one neuron spec and one name per linear layer")
         self.layers = nn.ModuleDict({name: nn.Linear(a, b)
                                      for name, a, b in zip(names, sizes, sizes[1:])})
-        self.beta = beta_from_shift(leak_shift)
-        self.threshold, self.reset = threshold, reset
-        self.readout_beta = beta_from_shift(readout_leak_shift)
+        self.neurons = list(neurons)
+
+    @classmethod
+    def uniform(cls, n_in: int, hidden: list[int], n_out: int, leak_shift: int | None = 3,
+                threshold: float = 1.0, reset: str = "subtract",
+                readout_leak_shift: int | None = 0) -> "SpikingMLP":
+        """Every hidden layer with the same LIF parameters; names fc1, fc2, ..., readout."""
+        lif = NeuronSpec("lif", beta_from_shift(leak_shift), threshold, reset)
+        return cls([n_in, *hidden, n_out],
+                   [lif] * len(hidden) + [NeuronSpec("integrator",
+                                                     beta_from_shift(readout_leak_shift))],
+                   [f"fc{k + 1}" for k in range(len(hidden))] + ["readout"])
 
     def spec(self) -> list[dict]:
         """The layer list stored in a checkpoint: linear layers, each followed by its neurons."""
         out = []
-        for name, lin in self.layers.items():
+        for (name, lin), neuron in zip(self.layers.items(), self.neurons):
             out.append({"type": "linear", "name": name, "in_features": lin.in_features,
                         "out_features": lin.out_features})
-            if name == "readout":
-                out.append({"type": "integrator", "beta": self.readout_beta})
-            else:
-                out.append({"type": "lif", "beta": self.beta, "threshold": self.threshold,
-                            "reset": self.reset})
+            entry = asdict(neuron)
+            if neuron.type == "integrator":
+                entry = {"type": "integrator", "beta": neuron.beta}
+            out.append(entry)
         return out
 
     def forward(self, x: torch.Tensor, record: dict | None = None) -> torch.Tensor:
         """Run all bins; with ``record`` a dict, store each LIF layer's spikes under its name."""
         spikes = x
-        for name, lin in self.layers.items():
+        for (name, lin), neuron in zip(self.layers.items(), self.neurons):
             current = lin(spikes)
             v = torch.zeros_like(current[0])
             outs = []
             for t in range(current.shape[0]):
-                if name == "readout":
-                    v = self.readout_beta * v + current[t]
+                v = neuron.beta * v + current[t]
+                if neuron.type == "integrator":
                     outs.append(v)
                     continue
-                v = self.beta * v + current[t]
-                s = _SpikeFn.apply(v - self.threshold)
-                v = v - s * self.threshold if self.reset == "subtract" else v * (1 - s)
+                s = _SpikeFn.apply(v - neuron.threshold)
+                v = v - s * neuron.threshold if neuron.reset == "subtract" else v * (1 - s)
                 outs.append(s)
             spikes = torch.stack(outs)
-            if record is not None and name != "readout":
+            if record is not None and neuron.type == "lif":
                 record[name] = spikes.detach()
         return spikes
-
-    @classmethod
-    def from_checkpoint(cls, spec: list[dict], state_dict: dict) -> "SpikingMLP":
-        linears = [d for d in spec if d["type"] == "linear"]
-        lif = next((d for d in spec if d["type"] == "lif"), {"beta": 1.0, "threshold": 1.0,
-                                                             "reset": "subtract"})
-        model = cls(linears[0]["in_features"], [d["out_features"] for d in linears[:-1]],
-                    linears[-1]["out_features"], None, lif["threshold"], lif["reset"], None)
-        model.beta = lif["beta"]
-        model.readout_beta = spec[-1]["beta"]
-        model.load_state_dict(state_dict)
-        return model
 
 
 def save_checkpoint(model: SpikingMLP, path: Path) -> None:
@@ -108,11 +116,11 @@ def save_checkpoint(model: SpikingMLP, path: Path) -> None:
 def make_model(n_in: int = 16, hidden: tuple[int, ...] = (32, 24), n_out: int = 8,
                seed: int = 0) -> SpikingMLP:
     """A seeded, untrained SpikingMLP whose weights make hidden neurons fire at useful rates
-    on random input (about 10-40% per bin at input rate 0.2)."""
+    on random input (about 20-40% per bin at input rate 0.2)."""
     torch.manual_seed(seed)
-    model = SpikingMLP(n_in, list(hidden), n_out, leak_shift=3, threshold=1.0)
+    model = SpikingMLP.uniform(n_in, list(hidden), n_out, leak_shift=3, threshold=1.0)
     with torch.no_grad():
-        for name, lin in model.layers.items():
+        for lin in model.layers.values():
             lin.weight.normal_(0.05, 1.5 / lin.in_features ** 0.5)
             lin.bias.uniform_(0.0, 0.2)
     return model
@@ -121,7 +129,7 @@ def make_model(n_in: int = 16, hidden: tuple[int, ...] = (32, 24), n_out: int = 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m est.sw.spiking_mlp",
-        description="Write a seeded spiking-MLP checkpoint (the spine's demo model).")
+        description="Write a seeded (untrained) spiking-MLP checkpoint: the spine's demo model.")
     parser.add_argument("-o", "--out", type=Path, required=True, help="checkpoint path (.pt)")
     parser.add_argument("--inputs", type=int, default=16)
     parser.add_argument("--hidden", type=int, nargs="+", default=[32, 24])

@@ -1,0 +1,119 @@
+"""``est-sim`` (run the RTL, write its trace) and ``est-compare`` (golden vs RTL, every value)."""
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from est import EstError, __version__
+from est.cli import EXIT_MISMATCH, EXIT_OK, entry
+from est.sim.trace import Comparison, Trace, compare
+
+SIMS = ("verilator", "icarus", "amaranth")
+
+
+def _stimulus(build: Path, path: Path | None, n_in: int) -> tuple[np.ndarray, Path]:
+    from est.compiler.cli import load_stimulus
+
+    path = path or build / "stimulus.npy"
+    return load_stimulus(path, n_in), path
+
+
+def sim(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="est-sim", description="Simulate a compiled build's RTL and write its trace.",
+        epilog="examples:\n  est-sim build/spine --sim verilator\n"
+               "  est-sim build/spine --sim icarus --stall-seed 7 --waves",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("build", type=Path, help="folder written by est-compile")
+    parser.add_argument("--sim", choices=SIMS, default="verilator")
+    parser.add_argument("--stimulus", type=Path, help=".npy [bins, n_in] (default: the build's)")
+    parser.add_argument("--stall-seed", type=int, help="random valid/ready stalls, this seed")
+    parser.add_argument("--waves", action="store_true", help="write waves (FST or VCD)")
+    parser.add_argument("--version", action="version", version=f"est {__version__}")
+    args = parser.parse_args(argv)
+    from est.compiler import ir
+
+    net = ir.load(args.build)
+    top = json.loads((args.build / "top.json").read_text())
+    stimulus, stim_path = _stimulus(args.build, args.stimulus, net.n_in)
+    print(f"est-sim: {stimulus.shape[0]} bins on {args.sim} ...", flush=True)
+    if args.sim == "amaranth":
+        from est.sim.amaranth_sim import simulate as amaranth_simulate
+
+        run = amaranth_simulate(net, stimulus, top["trace"], args.stall_seed,
+                                args.build / "amaranth.vcd" if args.waves else None)
+    else:
+        from est.sim.rtl import simulate as rtl_simulate
+
+        run = rtl_simulate(args.build, args.sim, stim_path, args.stall_seed, args.waves)
+    out = args.build / f"rtl_{args.sim}.npz"
+    run.trace.meta["stimulus"] = str(stim_path)
+    run.trace.save(out)
+    stats = {"simulator": args.sim, "bins": run.trace.bins,
+             "cycles_per_bin": round(run.cycles_per_bin, 2), "seconds": round(run.seconds, 2),
+             "stall_seed": args.stall_seed}
+    (args.build / f"rtl_{args.sim}.json").write_text(json.dumps(stats, indent=2) + "\n")
+    print(f"est-sim: wrote {out}: {run.trace.bins} bins, {run.cycles_per_bin:.1f} cycles/bin, "
+          f"{run.seconds:.1f} s")
+    return EXIT_OK
+
+
+def format_comparison(c: Comparison, golden: Trace) -> str:
+    lines = [f"compared {c.values_compared} values over {c.bins} bins in {len(c.tensors)} "
+             f"tensors: {c.mismatches} mismatches"]
+    for name in c.tensors:
+        lines.append(f"  {name:<24}{c.per_tensor[name]:>8} mismatches")
+    if c.first is not None:
+        f = c.first
+        layer, tensor = f.tensor.split("/")
+        lines.append(f"first divergence: layer {layer}, tensor {tensor}, channel {f.channel}, "
+                     f"bin {f.bin}: golden {f.expected}, RTL {f.actual}")
+        if "input/spikes" in golden.arrays:
+            spikes = np.flatnonzero(golden.arrays["input/spikes"][f.bin]).tolist()
+            lines.append(f"  inputs of bin {f.bin}: spikes on inputs {spikes}")
+    return "\n".join(lines)
+
+
+def compare_cmd(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="est-compare",
+        description="Compare golden and RTL traces value by value; exit 0 only if all match.",
+        epilog="examples:\n  est-compare build/spine              (golden.npz vs every rtl_*.npz)"
+               "\n  est-compare golden.npz rtl_icarus.npz",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paths", type=Path, nargs="+", help="BUILD_DIR, or GOLDEN.npz RTL.npz")
+    parser.add_argument("--version", action="version", version=f"est {__version__}")
+    args = parser.parse_args(argv)
+    if len(args.paths) == 1 and args.paths[0].is_dir():
+        build = args.paths[0]
+        golden_path = build / "golden.npz"
+        rtl_paths = sorted(build.glob("rtl_*.npz"))
+        if not rtl_paths:
+            raise EstError(f"{build}: no rtl_*.npz trace; run est-sim {build} first")
+    elif len(args.paths) == 2:
+        golden_path, rtl_paths = args.paths[0], [args.paths[1]]
+    else:
+        raise EstError("give a build folder, or a golden trace and an RTL trace")
+    golden = Trace.load(golden_path)
+    worst = EXIT_OK
+    for rtl_path in rtl_paths:
+        rtl = Trace.load(rtl_path)
+        if rtl.bins != golden.bins:
+            raise EstError(f"{rtl_path} has {rtl.bins} bins but {golden_path} has {golden.bins}; "
+                           f"were they made from the same stimulus?")
+        result = compare(golden, rtl)
+        print(f"{rtl_path.name} ({rtl.meta.get('source', '?')}) vs {golden_path.name}:")
+        print(format_comparison(result, golden))
+        if result.mismatches:
+            worst = EXIT_MISMATCH
+    return worst
+
+
+def sim_main() -> int:
+    return entry("est-sim", sim, None)
+
+
+def compare_main() -> int:
+    return entry("est-compare", compare_cmd, None)
