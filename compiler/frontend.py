@@ -7,7 +7,6 @@ run code to unpickle is refused, never executed. The accepted format is the one
 
 import math
 import pickle
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,8 +67,9 @@ def _read(path: Path) -> dict:
                               "with est.sw.spiking_mlp.save_checkpoint (state dict + layer "
                               "list).") from None
         raise _fail(path, "not a PyTorch checkpoint (cannot unpickle it)") from None
-    except (RuntimeError, zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
-        raise _fail(path, f"not a PyTorch checkpoint ({str(e).splitlines()[0]})") from None
+    except Exception as e:  # torch raises many types (IndexError, RuntimeError, ...) on garbage
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise _fail(path, f"not a PyTorch checkpoint ({first})") from None
     if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
         raise _fail(path, f"a PyTorch file, but not an est checkpoint: expected a dict with "
                           f"format={CHECKPOINT_FORMAT!r}, 'layers' and 'state_dict' (write it "

@@ -27,7 +27,7 @@ class QuantConfig:
     lanes: int = 1
 
 
-def leak_shift_frombeta_from_shift(beta: float, max_shift: int) -> int | None:
+def leak_shift_from_beta(beta: float, max_shift: int) -> int | None:
     """The leak whose ``beta`` (``1 - 2**-k`` for k in 0..max_shift, or 1 for no leak) is
     nearest to ``beta``; ties go to the smaller k."""
     candidates = [*range(max_shift + 1), None]
@@ -43,7 +43,7 @@ def _integer_layer(fl: FloatLayer, cfg: QuantConfig, v_bits: int) -> DenseLIF | 
     bias = np.rint(fl.bias * scale).astype(np.int64)
     common = {"name": fl.name, "weight": weight, "bias": bias, "scale": scale,
               "weight_bits": cfg.weight_bits, "v_bits": v_bits,
-              "leak_shift": leak_shift_frombeta_from_shift(fl.beta, cfg.max_v_bits - 1)}
+              "leak_shift": leak_shift_from_beta(fl.beta, cfg.max_v_bits - 1)}
     if fl.kind == "lif":
         threshold = np.maximum(1, np.rint(fl.threshold * scale)).astype(np.int64)
         return DenseLIF(threshold=threshold, reset=fl.reset, **common)

@@ -69,6 +69,7 @@ class StreamMonitor:
 
 async def reset(dut) -> None:
     """Hold ``rst`` for 3 cycles, then wait until the handshake outputs are defined."""
+    await FallingEdge(dut.clk)
     dut.rst.value = 1
     dut.i__valid.value = 0
     dut.o__ready.value = 0

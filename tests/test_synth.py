@@ -1,0 +1,56 @@
+"""Synthesis for iCEBreaker through amaranth-boards and YoWASP, and the report parser."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from est import EstError
+from est.boards.synth import parse_nextpnr_log
+
+BIN = Path(sys.executable).parent
+
+LOG = """Info: Max frequency for clock 'cd_sync.clk': 40.00 MHz (PASS at 12.00 MHz)
+Info: Device utilisation:
+Info: \t         ICESTORM_LC:    2380/   5280    45%
+Info: \t        ICESTORM_RAM:      11/     30    36%
+Info: \t               SB_IO:       4/     39    10%
+
+Info: Routing..
+Info: Max frequency for clock 'cd_sync.clk': 21.50 MHz (PASS at 12.00 MHz)
+"""
+
+
+def test_parse_nextpnr_log_takes_the_post_route_fmax():
+    r = parse_nextpnr_log(LOG)
+    assert r["fmax_mhz"] == 21.5 and r["timing_pass"]
+    assert r["utilisation"]["ICESTORM_LC"] == {"used": 2380, "available": 5280}
+    assert r["utilisation"]["ICESTORM_RAM"]["used"] == 11
+    with pytest.raises(EstError):
+        parse_nextpnr_log("Info: nothing here\n")
+
+
+def test_icebreaker_bitstream_and_report(tmp_path, model_pt):
+    build = tmp_path / "spine"
+    res = subprocess.run([BIN / "est-compile", model_pt, "-o", build, "--bins", "8"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    res = subprocess.run([BIN / "est-synth", build, "--board", "icebreaker"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    report = json.loads((build / "synth_icebreaker" / "synth.json").read_text())
+    bitstream = Path(report["bitstream"])
+    assert bitstream.is_file() and bitstream.stat().st_size > 100_000
+    lc = report["utilisation"]["ICESTORM_LC"]
+    assert 0 < lc["used"] <= lc["available"] == 5280
+    assert report["board_clock_met"] and report["fmax_mhz"] >= 12.0
+    assert report["cycles_per_bin"] > 0 and report["latency_us_at_fmax"] > 0
+    assert "Fmax" in res.stdout and "ICESTORM_LC" in res.stdout
+
+
+def test_synth_refuses_a_folder_that_is_not_a_build(tmp_path):
+    res = subprocess.run([BIN / "est-synth", tmp_path], capture_output=True, text=True)
+    assert res.returncode == 2 and "not an est-compile build folder" in res.stderr
+    assert list(tmp_path.iterdir()) == []
