@@ -31,6 +31,8 @@ def sim(argv: list[str] | None = None) -> int:
     parser.add_argument("--stimulus", type=Path, help=".npy [bins, n_in] (default: the build's)")
     parser.add_argument("--stall-seed", type=int, help="random valid/ready stalls, this seed")
     parser.add_argument("--waves", action="store_true", help="write waves (FST or VCD)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show the simulator's output (default: sim_<sim>/*.log)")
     parser.add_argument("--version", action="version", version=f"est {__version__}")
     args = parser.parse_args(argv)
     from est.compiler import ir
@@ -47,7 +49,8 @@ def sim(argv: list[str] | None = None) -> int:
     else:
         from est.sim.rtl import simulate as rtl_simulate
 
-        run = rtl_simulate(args.build, args.sim, stim_path, args.stall_seed, args.waves)
+        run = rtl_simulate(args.build, args.sim, stim_path, args.stall_seed, args.waves,
+                           verbose=args.verbose)
     out = args.build / f"rtl_{args.sim}.npz"
     run.trace.meta["stimulus"] = str(stim_path)
     run.trace.save(out)

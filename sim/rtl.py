@@ -33,12 +33,13 @@ class RTLRun:
 
 def simulate(build: Path, simulator: str = "verilator", stimulus: Path | None = None,
              stall_seed: int | None = None, waves: bool = False,
-             reset_at: int | None = None) -> RTLRun:
+             reset_at: int | None = None, verbose: bool = False) -> RTLRun:
     """Build (once per build folder and simulator) and run ``build/top.v`` on ``stimulus``
     (default ``build/stimulus.npy``); return the RTL trace of what the top outputs.
 
     ``stall_seed`` stalls both streams at random; ``reset_at`` pulses reset after that many
-    bins (the rest of the stimulus is a new stream from zero state).
+    bins (the rest of the stimulus is a new stream from zero state). The simulator's own
+    output goes to ``sim_<simulator>/build.log`` and ``test.log`` unless ``verbose``.
     """
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
@@ -64,8 +65,14 @@ def simulate(build: Path, simulator: str = "verilator", stimulus: Path | None = 
             [os.environ.get("MAKEFLAGS", ""), "CFG_CXXFLAGS_PCH_I=-include"]).strip()
     kwargs = {"build_args": ["-Wno-fatal"]} if simulator == "verilator" else {
         "timescale": ("1ns", "1ps")}
-    runner.build(sources=[build / "top.v"], hdl_toplevel="top", build_dir=sim_dir, waves=waves,
-                 **kwargs)
+    logs = {} if verbose else {"build": sim_dir / "build.log", "test": sim_dir / "test.log"}
+    sim_dir.mkdir(exist_ok=True)
+    try:
+        runner.build(sources=[build / "top.v"], hdl_toplevel="top", build_dir=sim_dir,
+                     waves=waves, log_file=logs.get("build"), **kwargs)
+    except (RuntimeError, SystemExit):
+        raise EstError(f"{simulator} could not build {build / 'top.v'}; see "
+                       f"{logs.get('build', 'the output above')}") from None
     out.unlink(missing_ok=True)
     env = {"EST_TOP_JSON": str(build / "top.json"), "EST_STIMULUS": str(stimulus),
            "EST_OUT": str(out)}
@@ -73,13 +80,17 @@ def simulate(build: Path, simulator: str = "verilator", stimulus: Path | None = 
         env["EST_STALL_SEED"] = str(stall_seed)
     if reset_at is not None:
         env["EST_RESET_AT"] = str(reset_at)
-    results = runner.test(test_module="est.sim.cocotb_tb", hdl_toplevel="top", build_dir=sim_dir,
-                          test_dir=sim_dir, extra_env=env, waves=waves,
-                          timescale=("1ns", "1ps") if simulator == "icarus" else None)
-    _, failed = get_results(results)
+    try:
+        results = runner.test(test_module="est.sim.cocotb_tb", hdl_toplevel="top",
+                              build_dir=sim_dir, test_dir=sim_dir, extra_env=env, waves=waves,
+                              timescale=("1ns", "1ps") if simulator == "icarus" else None,
+                              log_file=logs.get("test"))
+        failed = get_results(results)[1]
+    except (RuntimeError, SystemExit):
+        failed = 1
     if failed or not out.is_file():
-        raise EstError(f"the {simulator} simulation failed; see the log above and "
-                       f"{results}")
+        raise EstError(f"the {simulator} simulation failed; see "
+                       f"{logs.get('test', 'the output above')}")
     with np.load(out, allow_pickle=False) as npz:
         words = [int(w) for w in npz["words"]]
         latency = (npz["output_cycles"] - npz["accept_cycles"]).tolist()
