@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: setup
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q
 
 demo: setup

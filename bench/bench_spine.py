@@ -34,7 +34,7 @@ def bounds(net: ir.Network) -> dict:
     weight_bits = sum(layer.n_in * layer.n_out * layer.weight_bits for layer in net.layers)
     ram_bits_per_cycle = [net.lanes * layer.weight_bits for layer in net.layers]
     memory = sum(ceil_div(layer.n_in * layer.n_out * layer.weight_bits, bits)
-                 for layer, bits in zip(net.layers, ram_bits_per_cycle))
+                 for layer, bits in zip(net.layers, ram_bits_per_cycle, strict=True))
     return {"synaptic_ops_per_bin": ops, "dense_bound": dense, "weight_bits_per_bin": weight_bits,
             "memory_bound": memory}
 

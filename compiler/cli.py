@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         print("est-compile: writing Verilog through yosys ...", flush=True)
         (tmp / "top.v").write_text(to_verilog(net, args.trace))
         costs = layer_costs(net)
-        for row, q, f in zip(costs, qreport["layers"], fit["layers"]):
+        for row, q, f in zip(costs, qreport["layers"], fit["layers"], strict=True):
             q.update(row, saturated_stimulus=saturated[q["name"]], fit=f)
         report = {
             "name": net.name, "model": str(args.model), "lanes": net.lanes,

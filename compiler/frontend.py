@@ -45,7 +45,7 @@ class FloatNetwork:
                             for fl in self.layers],
                            [fl.name for fl in self.layers]).double()
         with torch.no_grad():
-            for fl, lin in zip(self.layers, model.layers.values()):
+            for fl, lin in zip(self.layers, model.layers.values(), strict=True):
                 lin.weight.copy_(torch.from_numpy(fl.weight))
                 lin.bias.copy_(torch.from_numpy(fl.bias))
         return model

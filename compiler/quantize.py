@@ -3,9 +3,10 @@
 Per output channel j of every layer, one scale ``s_j = (2**(weight_bits-1) - 1) / max|W_j|``
 turns weights, bias and threshold into integers (``round(x * s_j)``, half to even), so no
 multiplier is needed in hardware. ``beta`` becomes a leak shift ``k`` with ``beta = 1 - 2**-k``
-(the nearest such beta; ``beta = 1``: no leak; ``beta = 0``: no memory). Membrane widths are the fewest bits that hold
-every value the calibration stimulus produces, plus one bit of headroom (at most
-``max_v_bits``); saturation that still happens is counted and reported, never hidden.
+(the nearest such beta; ``beta = 1``: no leak; ``beta = 0``: no memory). Membrane widths are
+the fewest bits that hold every value the calibration stimulus produces, plus one bit of
+headroom (at most ``max_v_bits``); saturation that still happens is counted and reported,
+never hidden.
 """
 
 from dataclasses import dataclass, replace
@@ -80,7 +81,7 @@ def quantize(fnet: FloatNetwork, name: str, calibration: np.ndarray,
     with torch.no_grad():
         readout = model(torch.from_numpy(calibration).double()[:, None, :], record)[:, 0].numpy()
     report_layers = []
-    for fl, layer in zip(fnet.layers, net.layers):
+    for fl, layer in zip(fnet.layers, net.layers, strict=True):
         entry = {"name": layer.name, "kind": layer.kind, "n_in": layer.n_in,
                  "n_out": layer.n_out, "weight_bits": layer.weight_bits,
                  "acc_bits": layer.acc_bits, "v_bits": layer.v_bits,

@@ -4,7 +4,8 @@ Sub-packages (one import root, folders mapped in pyproject.toml):
 
 - ``est.sw``: PyTorch models (float training side).
 - ``est.compiler``: checkpoint front end, quantizer, integer IR, ``est-compile``.
-- ``est.sim``: numpy golden model, traces, cocotb/Verilator/Icarus runners, ``est-sim``/``est-compare``.
+- ``est.sim``: numpy golden model, traces, cocotb/Verilator/Icarus runners, ``est-sim``,
+  ``est-compare``.
 - ``est.hw``: Amaranth 0.5 components (synapses, LIF arrays, readout, network top).
 - ``est.boards``: board tops and synthesis through amaranth-boards + YoWASP (``est-synth``).
 """

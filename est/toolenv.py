@@ -55,7 +55,7 @@ def _link_tools(tools_bin: Path) -> None:
 
 
 def apply() -> dict[str, str]:
-    """Set up ``os.environ`` for the toolchain (only variables the user has not set) and return it."""
+    """Set up ``os.environ`` for the toolchain (only variables the user has not set); return it."""
     home = est_home()
     tools_bin = home / ".tools" / "bin"
     _link_tools(tools_bin)

@@ -73,7 +73,8 @@ class NetworkTop(wiring.Component):
                 m.d.comb += [syn.i.valid.eq(self.i.valid & ~busy), syn.i.payload.eq(self.i.payload),
                              self.i.ready.eq(syn.i.ready & ~busy)]
             else:
-                m.d.comb += [syn.i.valid.eq(upstream.valid), syn.i.payload.eq(upstream.payload.spikes),
+                m.d.comb += [syn.i.valid.eq(upstream.valid),
+                             syn.i.payload.eq(upstream.payload.spikes),
                              upstream.ready.eq(syn.i.ready)]
                 if self.trace:
                     spikes = Signal(upstream.payload.spikes.shape(), name=f"{layer.name}_in_spikes")

@@ -55,7 +55,7 @@ def synapse_step(x: np.ndarray, params: SynapseParams) -> np.ndarray:
 
 
 class LIFParams(NamedTuple):
-    """An array of LIF neurons: integer ``threshold`` [n] (>= 1), leak shift, membrane width, reset."""
+    """LIF array parameters: integer ``threshold`` [n] (>= 1), leak shift, width, reset mode."""
 
     threshold: np.ndarray
     leak_shift: int | None

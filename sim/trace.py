@@ -3,7 +3,8 @@
 A trace is one ``.npz`` file (no pickles) of int64 arrays shaped ``[bins, n]``, named
 ``<layer>/<tensor>``: ``input/spikes``; per layer ``<name>/current`` (synaptic accumulator,
 bias included); for a dense_lif layer ``<name>/spikes`` and ``<name>/v`` (membrane after
-reset); for the readout ``<name>/v`` (integrator value, the network output). An RTL trace holds the tensors its top exposed (the readout always, hidden layers with ``--trace``).
+reset); for the readout ``<name>/v`` (integrator value, the network output). An RTL trace
+holds the tensors its top exposed (the readout always, hidden layers with ``--trace``).
 ``__meta__`` is a JSON string: source (golden|verilator|icarus|amaranth), network name, bins.
 docs/traces.md has the full description.
 """

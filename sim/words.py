@@ -8,7 +8,7 @@ from est.sim.trace import Trace
 def encode_inputs(stimulus: np.ndarray) -> list[int]:
     """One integer per bin: bit i is input i's spike."""
     weights = [1 << i for i in range(stimulus.shape[1])]
-    return [sum(w for w, s in zip(weights, row) if s) for row in stimulus.tolist()]
+    return [sum(w for w, s in zip(weights, row, strict=True) if s) for row in stimulus.tolist()]
 
 
 def decode_outputs(fields: list, words: list[int], meta: dict) -> Trace:

@@ -58,7 +58,7 @@ class SpikingMLP(nn.Module):
         if not len(sizes) - 1 == len(neurons) == len(names):
             raise ValueError("need one neuron spec and one name per linear layer")
         self.layers = nn.ModuleDict({name: nn.Linear(a, b)
-                                     for name, a, b in zip(names, sizes, sizes[1:])})
+                                     for name, a, b in zip(names, sizes, sizes[1:], strict=False)})
         self.neurons = list(neurons)
 
     @classmethod
@@ -75,7 +75,7 @@ class SpikingMLP(nn.Module):
     def spec(self) -> list[dict]:
         """The layer list stored in a checkpoint: linear layers, each followed by its neurons."""
         out = []
-        for (name, lin), neuron in zip(self.layers.items(), self.neurons):
+        for (name, lin), neuron in zip(self.layers.items(), self.neurons, strict=True):
             out.append({"type": "linear", "name": name, "in_features": lin.in_features,
                         "out_features": lin.out_features})
             entry = asdict(neuron)
@@ -87,7 +87,7 @@ class SpikingMLP(nn.Module):
     def forward(self, x: torch.Tensor, record: dict | None = None) -> torch.Tensor:
         """Run all bins; with ``record`` a dict, store each LIF layer's spikes under its name."""
         spikes = x
-        for (name, lin), neuron in zip(self.layers.items(), self.neurons):
+        for (name, lin), neuron in zip(self.layers.items(), self.neurons, strict=True):
             current = lin(spikes)
             v = torch.zeros_like(current[0])
             outs = []

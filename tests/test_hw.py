@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
+from est.compiler.ir import acc_bits_for
 from est.hw.neurons import LIFArray, ReadoutIntegrator
 from est.hw.synapse import SynapticAccumulator, ceil_div, pack_lanes
-from est.compiler.ir import acc_bits_for
 from est.hw.top import cycles_per_bin
 from est.sim import golden
 from est.sim.amaranth_sim import simulate, stream_get, stream_put

@@ -15,7 +15,7 @@ def test_round_trip_keeps_every_tensor_and_scalar(tmp_path):
     net.save(tmp_path)
     back = ir.load(tmp_path)
     assert back.name == net.name and back.lanes == net.lanes and back.n_in == net.n_in
-    for a, b in zip(net.layers, back.layers):
+    for a, b in zip(net.layers, back.layers, strict=True):
         assert type(a) is type(b) and a.scalars() == b.scalars()
         for t in a.TENSORS:
             np.testing.assert_array_equal(getattr(a, t), getattr(b, t))
