@@ -107,3 +107,142 @@ def integrator_step(current: np.ndarray, state: LIFState,
     """One bin of the readout: ``r = sat(leak(r) + current)``; returns (saturations, state)."""
     r, saturated = saturate(leak(state.v, params.leak_shift) + current, params.v_bits)
     return saturated, LIFState(r)
+
+
+# --- Enhanced Spiking Transformer blocks -------------------------------------------------------
+
+LFSR_FEEDBACK = 0x80200003
+"""32-bit Galois LFSR, right shift, feedback mask of x^32 + x^22 + x^2 + x + 1."""
+
+
+def lfsr_step(state: int) -> int:
+    """One step of the Galois LFSR: shift right; if the bit shifted out was 1, XOR the mask."""
+    out = state & 1
+    state >>= 1
+    return state ^ LFSR_FEEDBACK if out else state
+
+
+def lfsr_draws(state: int, n: int) -> tuple[np.ndarray, int]:
+    """``n`` 8-bit draws: each advances the LFSR 8 steps (fresh bits) and takes its low byte."""
+    draws = np.zeros(n, dtype=np.int64)
+    for i in range(n):
+        for _ in range(8):
+            state = lfsr_step(state)
+        draws[i] = state & 0xFF
+    return draws, state
+
+
+def mask_threshold(ratio: float) -> int:
+    """Random spike masking keeps a spike when its draw ``u >= round(ratio * 256)``."""
+    return int(round(ratio * 256))
+
+
+class MaskParams(NamedTuple):
+    """Random spike masking of ``n`` channels: drop ratio (as its 8-bit threshold)."""
+
+    n: int
+    threshold: int
+
+
+def mask_step(x: np.ndarray, state: int, params: MaskParams) -> tuple[np.ndarray, int]:
+    """Drop spikes at random: one draw per channel in channel order, ``keep = u >= threshold``.
+
+    The LFSR ``state`` is the block's own (seeded per layer in the IR, reset per stream); every
+    bin consumes exactly ``n`` draws whether or not a channel spiked.
+    """
+    if params.threshold == 0:
+        return x, state
+    draws, state = lfsr_draws(state, params.n)
+    return np.where(draws >= params.threshold, x, 0), state
+
+
+def cpg_table(positions: int, neurons: int, w_max: float = 10000.0) -> np.ndarray:
+    """The CPG-PE spike table [positions, neurons] (0/1), computed once in float64 and stored.
+
+    ``s[p, 2k] = [sin(p * w_k) >= 0.8]``, ``s[p, 2k+1] = [cos(p * w_k) >= 0.8]``,
+    ``w_k = w_max ** (-2k / neurons)``. The integer semantics use the stored table, never sin.
+    """
+    p = np.arange(positions, dtype=np.float64)[:, None]
+    w = np.exp(np.arange(0, neurons, 2, dtype=np.float64) * (-np.log(w_max) / neurons))
+    table = np.zeros((positions, neurons), dtype=np.int64)
+    table[:, 0::2] = np.sin(p * w) >= 0.8
+    table[:, 1::2] = np.cos(p * w[: neurons // 2]) >= 0.8
+    return table
+
+
+class ConvParams(NamedTuple):
+    """Causal 1-D convolution over the spike history: ``weight`` [kernel, n_out, n_in] (lag 0
+    first), ``bias`` [n_out]."""
+
+    weight: np.ndarray
+    bias: np.ndarray
+
+
+class History(NamedTuple):
+    """The last ``kernel - 1`` input vectors, most recent first ([kernel - 1, n])."""
+
+    x: np.ndarray
+
+
+def history_init(kernel: int, n: int) -> History:
+    return History(np.zeros((kernel - 1, n), dtype=np.int64))
+
+
+def history_push(x: np.ndarray, hist: History) -> tuple[np.ndarray, History]:
+    """Return the window ``[x_t, x_{t-1}, ..., x_{t-k+1}]`` and the updated history."""
+    window = np.concatenate([x[None, :].astype(np.int64), hist.x])
+    return window, History(window[:-1])
+
+
+def conv_step(x: np.ndarray, hist: History, params: ConvParams) -> tuple[np.ndarray, History]:
+    """``current = bias + sum_lag weight[lag] @ x_{t-lag}`` (exact); zero history before bin 0."""
+    window, hist = history_push(x, hist)
+    return params.bias + np.einsum("koi,ki->o", params.weight, window), hist
+
+
+class AttentionParams(NamedTuple):
+    """Spike attention over a causal window of ``window`` bins: mode 'sdsa' or 'ssa', ``heads``,
+    and for SDSA the integer count threshold (>= 1)."""
+
+    mode: str
+    window: int
+    heads: int
+    count_threshold: int
+
+
+def attention_step(q: np.ndarray, k: np.ndarray, v: np.ndarray, kv_hist: History,
+                   params: AttentionParams) -> tuple[np.ndarray, History]:
+    """Spike-driven attention of bin t over the keys and values of bins t-window+1..t.
+
+    SDSA: ``out[c] = q[c] AND (sum_tau k_tau[c] AND v_tau[c] >= count_threshold)`` (0/1 out).
+    SSA: per head h, ``score(tau) = popcount(q[h] AND k_tau[h])`` and
+    ``out[c] = sum_tau score(tau) * v_tau[c]`` for c in h (an integer current for a LIF).
+    Bins before the stream start count as zero spikes.
+    """
+    kv = np.concatenate([k, v]).astype(np.int64)
+    window, kv_hist = history_push(kv, kv_hist)
+    n = len(q)
+    keys, values = window[:, :n], window[:, n:]
+    if params.mode == "sdsa":
+        count = (keys & values).sum(axis=0)
+        return q & (count >= params.count_threshold).astype(np.int64), kv_hist
+    d = n // params.heads
+    out = np.zeros(n, dtype=np.int64)
+    for h in range(params.heads):
+        sl = slice(h * d, (h + 1) * d)
+        scores = (keys[:, sl] & q[sl]).sum(axis=1)
+        out[sl] = scores @ values[:, sl]
+    return out, kv_hist
+
+
+SEW_OPS = ("add", "and", "iand")
+
+
+def sew(out: np.ndarray, skip: np.ndarray, op: str) -> np.ndarray:
+    """SEW residual: ADD ``out + skip`` (integers), AND ``out & skip``, IAND ``(1 - out) & skip``
+    (``out`` is binary for AND/IAND)."""
+    if op == "add":
+        return out + skip
+    if op == "and":
+        return out & skip
+    return (1 - out) & skip
