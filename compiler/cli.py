@@ -118,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         print("est-compile: writing Verilog through yosys ...", flush=True)
         (tmp / "top.v").write_text(to_verilog(net, args.trace))
         costs = layer_costs(net)
-        for row, q, f in zip(costs, qreport["layers"], fit["layers"], strict=True):
-            q.update(row, saturated_stimulus=saturated[q["name"]], fit=f)
+        for row, q in zip(costs, qreport["layers"], strict=True):
+            q.update(row, saturated_stimulus=saturated[q["name"]])
         report = {
             "name": net.name, "model": str(args.model), "lanes": net.lanes,
             "stimulus_bins": int(stimulus.shape[0]), "trace": args.trace,

@@ -18,6 +18,9 @@ from est.sim.golden import RESET_MODES
 from est.sw.spiking_mlp import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, NeuronSpec, SpikingMLP
 
 SUPPORTED_LAYERS = ("linear", "lif", "integrator")
+RESERVED_NAMES = frozenset({"input"} | set(dir(torch.nn.ModuleDict())))
+"""Names a layer cannot take: 'input' keys the stimulus in traces; the rest are attributes of
+the torch container that holds the layers."""
 
 
 @dataclass(frozen=True)
@@ -134,8 +137,9 @@ def load_checkpoint(path: Path) -> FloatNetwork:
             if pending is not None:
                 raise _fail(path, f"{where}: two linear layers in a row; put a 'lif' between")
             name = d.get("name")
-            if not isinstance(name, str) or not name.isidentifier():
-                raise _fail(path, f"{where}: 'name' must be an identifier, got {name!r}")
+            if not isinstance(name, str) or not name.isidentifier() or name in RESERVED_NAMES:
+                raise _fail(path, f"{where}: 'name' must be an identifier other than "
+                                  f"{sorted(RESERVED_NAMES)[:3]}..., got {name!r}")
             n_i, n_o = (_count(path, where, d, k) for k in ("in_features", "out_features"))
             if prev_out is not None and n_i != prev_out:
                 raise _fail(path, f"{where}: in_features={n_i} but the previous layer has "

@@ -71,9 +71,10 @@ class Dense:
 
     def validate(self, n_in: int) -> None:
         n = self.name
-        if not n.isidentifier():
-            raise IRError(n, "name", "layer names must be identifiers (letters, digits, '_'): "
-                                     "they key the tensors in weights.npz and the traces")
+        if not n.isidentifier() or n == "input":
+            raise IRError(n, "name", "layer names must be identifiers (letters, digits, '_') "
+                                     "other than 'input': they key the tensors in weights.npz "
+                                     "and the traces")
         if self.weight.ndim != 2 or not np.issubdtype(self.weight.dtype, np.integer):
             raise IRError(n, "weight", f"expected a 2-D integer array, got {self.weight.dtype} "
                                        f"with shape {self.weight.shape}")
@@ -246,6 +247,8 @@ def load(folder: Path) -> Network:
         layer = cls(**kwargs)
         if layer.weight.ndim != 2:
             raise IRError(node, "weight", f"expected a 2-D array, got shape {layer.weight.shape}")
+        if layer.bias.shape != (layer.n_out,):
+            raise IRError(node, "bias", f"expected shape ({layer.n_out},), got {layer.bias.shape}")
         for key in ("n_in", "n_out", "acc_bits"):
             if _get(ldoc, node, key, int) != getattr(layer, key):
                 raise IRError(node, key, f"ir.json says {ldoc[key]}, the tensors give "
