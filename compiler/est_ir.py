@@ -1,0 +1,209 @@
+"""The integer IR of an Enhanced Spiking Transformer (EST): typed, versioned, serialisable.
+
+Structure (docs/semantics.md, "EST"): an embedding (dense synapses, optional CPG-PE table and its
+projection, LIF), ``blocks`` of [random spike masking -> causal conv Q/K/V (LIF each) ->
+spike attention (SDSA, or SSA + LIF) -> projection LIF -> SEW residual -> optional temporal
+processing unit (TPU) -> MLP (two LIF layers) -> SEW residual], and a readout integrator.
+
+On disk: ``ir.json`` (format "est-ir", version 2, kind "est") holds scalars and the nesting;
+every array lives in ``weights.npz`` under its dotted path (``blocks.0.q.weight``).
+"""
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from est.compiler.ir import IRError
+from est.sim.golden import RESET_MODES, SEW_OPS
+
+EST_IR_VERSION = 2
+ATTENTION_MODES = ("sdsa", "ssa", "none")
+
+
+@dataclass(frozen=True)
+class LIF:
+    """Neuron array parameters: integer thresholds [n] (>= 1), leak shift (None: no leak),
+    membrane width, reset mode."""
+
+    threshold: np.ndarray
+    leak_shift: int | None
+    v_bits: int
+    reset: str = "subtract"
+
+    def check(self, node: str, n: int) -> None:
+        if self.threshold.shape != (n,) or self.threshold.min() < 1:
+            raise IRError(node, "threshold", f"expected {n} integers >= 1")
+        if self.threshold.max() >= 1 << (self.v_bits - 1):
+            raise IRError(node, "threshold", f"does not fit v_bits={self.v_bits}")
+        if self.reset not in RESET_MODES:
+            raise IRError(node, "reset", f"expected one of {RESET_MODES}")
+        if self.leak_shift is not None and not 0 <= self.leak_shift < self.v_bits:
+            raise IRError(node, "leak_shift", f"expected null or 0..{self.v_bits - 1}")
+
+
+@dataclass(frozen=True)
+class Conv:
+    """Causal convolution over the input history: ``weight`` [kernel, n_out, n_in] (lag 0
+    first; kernel 1 is a dense layer), ``bias`` [n_out]."""
+
+    weight: np.ndarray
+    bias: np.ndarray
+
+    def check(self, node: str, n_in: int) -> None:
+        if self.weight.ndim != 3 or self.weight.shape[2] != n_in:
+            raise IRError(node, "weight", f"expected [kernel, n_out, {n_in}], got "
+                                          f"{self.weight.shape}")
+        if self.bias.shape != (self.weight.shape[1],):
+            raise IRError(node, "bias", f"expected ({self.weight.shape[1]},)")
+
+
+@dataclass(frozen=True)
+class TPU:
+    """Temporal processing unit: ``current = bias + w_in * x_t + sum_j w_rec[j-1] * y_{t-j}``
+    per channel (depthwise, j = 1..kernel), then a LIF; y is its own output spikes."""
+
+    w_in: np.ndarray
+    w_rec: np.ndarray
+    bias: np.ndarray
+    lif: LIF
+
+
+@dataclass(frozen=True)
+class Block:
+    mask_threshold: int  # keep a spike when its 8-bit LFSR draw >= this; 0 = no masking
+    mask_seed: int  # LFSR state at the start of every stream (nonzero)
+    q: Conv
+    q_lif: LIF
+    k: Conv
+    k_lif: LIF
+    v: Conv
+    v_lif: LIF
+    attention: str
+    window: int
+    heads: int
+    count_threshold: int  # SDSA: [windowed count of k AND v >= this]
+    attn_lif: LIF | None  # SSA only
+    proj: Conv
+    proj_lif: LIF
+    sew: str  # add | and | iand | none
+    tpu: TPU | None
+    mlp1: Conv
+    mlp1_lif: LIF
+    mlp2: Conv
+    mlp2_lif: LIF
+
+
+@dataclass(frozen=True)
+class ESTNetwork:
+    name: str
+    n_in: int
+    d_model: int
+    embed: Conv
+    embed_lif: LIF
+    cpg_table: np.ndarray | None  # [positions, neurons] 0/1; position of bin t is t % positions
+    cpg_weight: np.ndarray | None  # [d_model, neurons]
+    blocks: tuple[Block, ...]
+    readout: Conv
+    readout_leak_shift: int | None
+    readout_bits: int
+    readout_scale: np.ndarray  # [n_out] float: log-rate = integer value / scale
+    meta: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def n_out(self) -> int:
+        return self.readout.weight.shape[1]
+
+    def validate(self) -> "ESTNetwork":
+        d = self.d_model
+        self.embed.check("embed", self.n_in)
+        self.embed_lif.check("embed_lif", d)
+        if (self.cpg_table is None) != (self.cpg_weight is None):
+            raise IRError("cpg", "cpg_weight", "table and weight come together")
+        if self.cpg_table is not None and self.cpg_weight.shape != (d, self.cpg_table.shape[1]):
+            raise IRError("cpg", "cpg_weight", f"expected ({d}, {self.cpg_table.shape[1]})")
+        for i, b in enumerate(self.blocks):
+            node = f"blocks.{i}"
+            if b.attention not in ATTENTION_MODES:
+                raise IRError(node, "attention", f"expected one of {ATTENTION_MODES}")
+            if b.sew not in (*SEW_OPS, "none"):
+                raise IRError(node, "sew", f"expected one of {(*SEW_OPS, 'none')}")
+            if b.heads < 1 or d % b.heads or b.window < 1 or b.count_threshold < 1:
+                raise IRError(node, "heads", "need heads dividing d_model, window >= 1, "
+                                             "count_threshold >= 1")
+            if not 0 <= b.mask_threshold <= 256 or not 0 < b.mask_seed < 1 << 32:
+                raise IRError(node, "mask_seed", "need 0 <= mask_threshold <= 256 and a "
+                                                 "nonzero 32-bit seed")
+            for name in ("q", "k", "v"):
+                getattr(b, name).check(f"{node}.{name}", d)
+                getattr(b, f"{name}_lif").check(f"{node}.{name}_lif", d)
+            if b.attention == "ssa":
+                if b.attn_lif is None:
+                    raise IRError(node, "attn_lif", "SSA needs its LIF")
+                b.attn_lif.check(f"{node}.attn_lif", d)
+            b.proj.check(f"{node}.proj", d)
+            b.proj_lif.check(f"{node}.proj_lif", d)
+            if b.tpu is not None:
+                b.tpu.lif.check(f"{node}.tpu.lif", d)
+            b.mlp1.check(f"{node}.mlp1", d)
+            b.mlp1_lif.check(f"{node}.mlp1_lif", b.mlp1.weight.shape[1])
+            b.mlp2.check(f"{node}.mlp2", b.mlp1.weight.shape[1])
+            b.mlp2_lif.check(f"{node}.mlp2_lif", d)
+        self.readout.check("readout", d)
+        return self
+
+    def save(self, folder: Path) -> None:
+        tensors: dict[str, np.ndarray] = {}
+        doc = {"format": "est-ir", "version": EST_IR_VERSION, "kind": "est",
+               **_to_doc(self, "", tensors)}
+        (Path(folder) / "ir.json").write_text(json.dumps(doc, indent=2) + "\n")
+        np.savez(Path(folder) / "weights.npz", **tensors)
+
+
+def _to_doc(obj, path: str, tensors: dict):
+    if isinstance(obj, np.ndarray):
+        tensors[path] = obj
+        return {"tensor": path}
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _to_doc(getattr(obj, f.name), f"{path}{'.' if path else ''}{f.name}",
+                                tensors) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple):
+        return [_to_doc(x, f"{path}.{i}", tensors) for i, x in enumerate(obj)]
+    return obj
+
+
+def _from_doc(cls, doc, tensors: dict, path: str):
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in doc:
+            raise IRError(path or "network", f.name, "missing")
+        kwargs[f.name] = _value(f.type, doc[f.name], tensors, f"{path}.{f.name}".lstrip("."))
+    return cls(**kwargs)
+
+
+def _value(typ, value, tensors: dict, path: str):
+    if value is None:
+        return None
+    if isinstance(value, dict) and set(value) == {"tensor"}:
+        if value["tensor"] not in tensors:
+            raise IRError(path, "tensor", f"{value['tensor']!r} missing from weights.npz")
+        return tensors[value["tensor"]]
+    args = typing.get_args(typ)
+    if typing.get_origin(typ) is tuple:
+        return tuple(_value(args[0], v, tensors, f"{path}.{i}") for i, v in enumerate(value))
+    for cls in (typ, *args):
+        if dataclasses.is_dataclass(cls):
+            return _from_doc(cls, value, tensors, path)
+    return value
+
+
+def load_est(folder: Path, doc: dict) -> ESTNetwork:
+    """Read an EST IR whose ``ir.json`` was already parsed into ``doc``."""
+    if doc.get("version") != EST_IR_VERSION:
+        raise IRError("network", "version", f"expected {EST_IR_VERSION}")
+    with np.load(Path(folder) / "weights.npz", allow_pickle=False) as npz:
+        tensors = {k: npz[k] for k in npz.files}
+    return _from_doc(ESTNetwork, doc, tensors, "").validate()
