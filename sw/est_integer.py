@@ -120,13 +120,17 @@ def sew_seq(out, skip, op: str):
     return (1 - out) & skip
 
 
-def integer_forward(net: ESTNetwork, stimulus: np.ndarray) -> dict[str, np.ndarray]:
-    """Every tensor the golden trace holds, named the same, for ``stimulus`` [bins, n_in]."""
+def integer_forward(net: ESTNetwork, stimulus: np.ndarray,
+                    currents: bool = False) -> dict[str, np.ndarray]:
+    """Every tensor the golden trace holds, named the same, for ``stimulus`` [bins, n_in]; with
+    ``currents``, also every LIF layer's input current (``<layer>/current``, for calibration)."""
     x = _t(stimulus)
     n_bins = x.shape[0]
     out: dict[str, torch.Tensor] = {"input/spikes": x}
 
     def layer(name: str, current: torch.Tensor, lif: LIF) -> torch.Tensor:
+        if currents:
+            out[f"{name}/current"] = current
         s, v = lif_seq(current, lif)
         out[f"{name}/spikes"], out[f"{name}/v"] = s, v
         return s
@@ -152,17 +156,19 @@ def integer_forward(net: ESTNetwork, stimulus: np.ndarray) -> dict[str, np.ndarr
             r = sew_seq(o, s, b.sew)
             out[f"{p}.res1/values"] = r
         if b.tpu is not None:
-            r = _tpu_seq(r, b, out, p)
+            r = _tpu_seq(r, b, out, p, currents)
         h = layer(f"{p}.mlp1", conv_seq(r, b.mlp1), b.mlp1_lif)
         m = layer(f"{p}.mlp2", conv_seq(h, b.mlp2), b.mlp2_lif)
         s = sew_seq(m, r, b.sew)
         out[f"{p}.out/values"] = s
-    out["readout/v"] = integrator_seq(conv_seq(s, net.readout), net.readout_leak_shift,
-                                      net.readout_bits)
+    current = conv_seq(s, net.readout)
+    if currents:
+        out["readout/current"] = current
+    out["readout/v"] = integrator_seq(current, net.readout_leak_shift, net.readout_bits)
     return {k: v.numpy() for k, v in out.items()}
 
 
-def _tpu_seq(r: torch.Tensor, b, out: dict, p: str) -> torch.Tensor:
+def _tpu_seq(r: torch.Tensor, b, out: dict, p: str, currents: bool) -> torch.Tensor:
     """The TPU's recurrence on its own past spikes is sequential: one bin at a time."""
     tpu = b.tpu
     w_in, w_rec, bias, theta = _t(tpu.w_in), _t(tpu.w_rec), _t(tpu.bias), _t(tpu.lif.threshold)
@@ -170,11 +176,14 @@ def _tpu_seq(r: torch.Tensor, b, out: dict, p: str) -> torch.Tensor:
     kk = w_rec.shape[0]
     y = torch.zeros((n_bins + kk, d), dtype=torch.int64)  # rows 0..k-1: before bin 0
     vs = torch.zeros((n_bins, d), dtype=torch.int64)
+    cur = torch.zeros((n_bins, d), dtype=torch.int64)
     v = torch.zeros(d, dtype=torch.int64)
     for t in range(n_bins):
         past = y[t: t + kk].flip(0)  # y_{t-1}, ..., y_{t-k}
-        y[t + kk], v = _lif_update(v, bias + w_in * r[t] + (w_rec * past).sum(dim=0), tpu.lif,
-                                   theta)
+        cur[t] = bias + w_in * r[t] + (w_rec * past).sum(dim=0)
+        y[t + kk], v = _lif_update(v, cur[t], tpu.lif, theta)
         vs[t] = v
     out[f"{p}.tpu/spikes"], out[f"{p}.tpu/v"] = y[kk:], vs
+    if currents:
+        out[f"{p}.tpu/current"] = cur
     return y[kk:]

@@ -1,0 +1,243 @@
+"""The Enhanced Spiking Transformer (EST) in PyTorch: float training model and ANN baseline.
+
+Streaming and causal: input spikes [bins, batch, n_in] (counts clipped to 1), output the
+predicted log-rate of every neuron for the NEXT bin, [bins, batch, n_out]. Each of the five
+parts is a switch in :class:`ESTConfig` (ablation): convolutional spike attention
+(``attention``: sdsa | ssa | none), CPG positional encoding (``cpg``), temporal processing unit
+(``tpu``), SEW residuals (``sew``: add | and | iand | none), random spike masking (``rsm``).
+
+The spiking forward pass follows docs/semantics.md with real numbers (leak ``beta = 1 - 2**-k``,
+fire ``v >= threshold``, reset in the same bin, surrogate gradients), so quantization is the only
+difference to the integer path (:mod:`est.sw.est_integer`). ``mode="ann"`` runs the same
+architecture as a standard transformer (ReLU units, softmax attention over the same causal
+window, plain residual adds): the baseline.
+"""
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from est.sim.golden import cpg_table
+from est.sw.spiking_mlp import _SpikeFn, beta_from_shift
+
+
+@dataclass(frozen=True)
+class ESTConfig:
+    n_in: int = 24
+    n_out: int = 24
+    d_model: int = 32
+    blocks: int = 2
+    heads: int = 2
+    mlp_hidden: int = 64
+    attention: str = "sdsa"  # sdsa | ssa | none
+    window: int = 8
+    kernels: tuple[int, ...] = (3, 5)  # Q/K/V kernel per block (grows with depth)
+    count_threshold: int = 1  # SDSA: [windowed count >= this]
+    ssa_scale: float = 0.125
+    cpg: bool = True
+    cpg_neurons: int = 10
+    cpg_positions: int = 168
+    tpu: bool = True
+    tpu_kernel: int = 3
+    sew: str = "add"  # add | and | iand | none
+    rsm: float = 0.5  # spike drop ratio in front of Q/K/V; 0 = off
+    mode: str = "snn"  # snn | ann
+    leak_shift: int | None = 2
+    threshold: float = 1.0
+    reset: str = "subtract"
+    readout_leak_shift: int | None = 0
+    seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def validate(self) -> "ESTConfig":
+        checks = [(self.attention in ("sdsa", "ssa", "none"), "attention: sdsa | ssa | none"),
+                  (self.sew in ("add", "and", "iand", "none"), "sew: add | and | iand | none"),
+                  (self.mode in ("snn", "ann"), "mode: snn | ann"),
+                  (self.d_model % self.heads == 0, "heads must divide d_model"),
+                  (len(self.kernels) >= self.blocks, "one kernel per block"),
+                  (0.0 <= self.rsm < 1.0, "rsm: a drop ratio in [0, 1)"),
+                  (self.cpg_neurons % 2 == 0, "cpg_neurons must be even"),
+                  (min(self.n_in, self.n_out, self.d_model, self.window) >= 1, "sizes >= 1")]
+        for ok, what in checks:
+            if not ok:
+                from est import EstError
+
+                raise EstError(f"EST config: {what}")
+        return self
+
+
+class _Conv(nn.Module):
+    """Causal convolution over time: ``out[t] = b + sum_lag W[lag] x[t - lag]``."""
+
+    def __init__(self, n_in: int, n_out: int, kernel: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(kernel, n_out, n_in))
+        self.bias = nn.Parameter(torch.zeros(n_out))
+        nn.init.normal_(self.weight, 0.0, 1.0 / math.sqrt(n_in * kernel))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [T, B, n_in]
+        out = self.bias + x @ self.weight[0].T
+        for lag in range(1, self.weight.shape[0]):
+            if lag < x.shape[0]:
+                out = out + F.pad(x[:-lag] @ self.weight[lag].T, (0, 0, 0, 0, lag, 0))
+        return out
+
+
+class _Neurons(nn.Module):
+    """A LIF array (snn) or a ReLU (ann) over a current sequence [T, B, n]."""
+
+    def __init__(self, cfg: ESTConfig, threshold: float | None = None):
+        super().__init__()
+        self.snn, self.reset = cfg.mode == "snn", cfg.reset
+        self.beta = beta_from_shift(cfg.leak_shift)
+        self.threshold = cfg.threshold if threshold is None else threshold
+
+    def forward(self, current: torch.Tensor) -> torch.Tensor:
+        if not self.snn:
+            return F.relu(current)
+        v = torch.zeros_like(current[0])
+        out = []
+        for t in range(current.shape[0]):
+            v = self.beta * v + current[t]
+            s = _SpikeFn.apply(v - self.threshold)
+            v = v - s * self.threshold if self.reset == "subtract" else v * (1 - s)
+            out.append(s)
+        return torch.stack(out)
+
+
+def _sew(out: torch.Tensor, skip: torch.Tensor, op: str, snn: bool) -> torch.Tensor:
+    if op == "none":
+        return out
+    if op == "add" or not snn:
+        return out + skip
+    if op == "and":
+        return out * skip
+    return (1 - out) * skip
+
+
+class _Block(nn.Module):
+    def __init__(self, cfg: ESTConfig, kernel: int):
+        super().__init__()
+        d = cfg.d_model
+        self.cfg = cfg
+        if cfg.attention != "none":
+            self.q, self.k, self.v = (_Conv(d, d, kernel) for _ in range(3))
+            self.q_lif, self.k_lif, self.v_lif = (_Neurons(cfg) for _ in range(3))
+            if cfg.attention == "ssa":
+                self.attn_lif = _Neurons(cfg)
+            self.proj, self.proj_lif = _Conv(d, d, 1), _Neurons(cfg)
+        if cfg.tpu:
+            self.tpu_in = nn.Parameter(torch.full((d,), 0.5))
+            self.tpu_rec = nn.Parameter(torch.full((cfg.tpu_kernel, d), 0.5 / cfg.tpu_kernel))
+            self.tpu_bias = nn.Parameter(torch.zeros(d))
+            self.tpu_lif = _Neurons(cfg)
+        self.mlp1, self.mlp1_lif = _Conv(d, cfg.mlp_hidden, 1), _Neurons(cfg)
+        self.mlp2, self.mlp2_lif = _Conv(cfg.mlp_hidden, d, 1), _Neurons(cfg)
+
+    def _attention(self, q, k, v):
+        cfg, n_bins = self.cfg, q.shape[0]
+        lag = torch.arange(n_bins)[:, None] - torch.arange(n_bins)[None, :]
+        band = ((lag >= 0) & (lag < cfg.window)).to(q.dtype)  # [t, tau]
+        if cfg.mode == "snn" and cfg.attention == "sdsa":
+            count = torch.einsum("tu,ubd->tbd", band, k * v)
+            return q * _SpikeFn.apply(count - cfg.count_threshold)
+        d = cfg.d_model // cfg.heads
+        qh, kh, vh = (x.reshape(n_bins, -1, cfg.heads, d) for x in (q, k, v))
+        scores = torch.einsum("tbhd,ubhd->bhtu", qh, kh)
+        if cfg.mode == "ann":
+            scores = scores / math.sqrt(d) + torch.log(band)  # -inf outside the window
+            weights = torch.softmax(scores, dim=-1)
+            return torch.einsum("bhtu,ubhd->tbhd", weights, vh).reshape(n_bins, -1, cfg.d_model)
+        out = torch.einsum("bhtu,ubhd->tbhd", scores * band, vh).reshape(n_bins, -1, cfg.d_model)
+        return self.attn_lif(out * cfg.ssa_scale)
+
+    def forward(self, s: torch.Tensor) -> torch.Tensor:
+        cfg, snn = self.cfg, self.cfg.mode == "snn"
+        r = s
+        if cfg.attention != "none":
+            masked = s
+            if snn and cfg.rsm > 0:
+                keep = (torch.rand_like(s) * 256 >= round(cfg.rsm * 256)).to(s.dtype)
+                masked = s * keep
+            q = self.q_lif(self.q(masked))
+            k = self.k_lif(self.k(masked))
+            v = self.v_lif(self.v(masked))
+            o = self.proj_lif(self.proj(self._attention(q, k, v)))
+            r = _sew(o, s, cfg.sew, snn)
+        if cfg.tpu:
+            r = self._tpu(r)
+        m = self.mlp2_lif(self.mlp2(self.mlp1_lif(self.mlp1(r))))
+        return _sew(m, r, cfg.sew, snn)
+
+    def _tpu(self, r: torch.Tensor) -> torch.Tensor:
+        """``y_t = N(b + w_in r_t + sum_j w_rec[j-1] y_{t-j})``: mixing across bins."""
+        kk = self.tpu_rec.shape[0]
+        past = [torch.zeros_like(r[0]) for _ in range(kk)]  # y_{t-1}, ..., y_{t-k}
+        lif = self.tpu_lif
+        v = torch.zeros_like(r[0])
+        out = []
+        for t in range(r.shape[0]):
+            current = self.tpu_bias + self.tpu_in * r[t] + sum(
+                self.tpu_rec[j] * past[j] for j in range(kk))
+            if lif.snn:
+                v = lif.beta * v + current
+                y = _SpikeFn.apply(v - lif.threshold)
+                v = v - y * lif.threshold if lif.reset == "subtract" else v * (1 - y)
+            else:
+                y = F.relu(current)
+            past = [y, *past[:-1]]
+            out.append(y)
+        return torch.stack(out)
+
+
+class EST(nn.Module):
+    """Input [bins, batch, n_in] spikes -> log-rates for the next bin [bins, batch, n_out]."""
+
+    def __init__(self, cfg: ESTConfig):
+        super().__init__()
+        self.cfg = cfg.validate()
+        d = cfg.d_model
+        torch.manual_seed(cfg.seed)
+        self.embed, self.embed_lif = _Conv(cfg.n_in, d, 1), _Neurons(cfg)
+        if cfg.cpg:
+            self.register_buffer("cpg_table", torch.as_tensor(
+                cpg_table(cfg.cpg_positions, cfg.cpg_neurons), dtype=torch.float32))
+            self.cpg_weight = nn.Parameter(torch.randn(d, cfg.cpg_neurons) * 0.3)
+        self.blocks = nn.ModuleList(_Block(cfg, cfg.kernels[i]) for i in range(cfg.blocks))
+        self.readout = _Conv(d, cfg.n_out, 1)
+        self.readout_beta = beta_from_shift(cfg.readout_leak_shift)
+
+    def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """``start`` is the bin index of ``x[0]`` in its stream (for the CPG position)."""
+        x = x.clamp(max=1.0)
+        current = self.embed(x)
+        if self.cfg.cpg:
+            pos = (torch.arange(x.shape[0]) + start) % self.cpg_table.shape[0]
+            current = current + (self.cpg_table[pos] @ self.cpg_weight.T)[:, None, :]
+        s = self.embed_lif(current)
+        for block in self.blocks:
+            s = block(s)
+        current = self.readout(s)
+        if self.readout_beta == 0.0:
+            return current
+        r, out = torch.zeros_like(current[0]), []
+        for t in range(current.shape[0]):
+            r = self.readout_beta * r + current[t]
+            out.append(r)
+        return torch.stack(out)
+
+
+def config_dict(cfg: ESTConfig) -> dict:
+    """The config as plain types, for checkpoints (weights_only-loadable)."""
+    d = asdict(cfg)
+    d["kernels"] = list(cfg.kernels)
+    return d
+
+
+def config_from_dict(d: dict) -> ESTConfig:
+    d = dict(d)
+    d["kernels"] = tuple(d.get("kernels", (3, 5)))
+    return ESTConfig(**d)
