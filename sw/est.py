@@ -78,12 +78,25 @@ class _Conv(nn.Module):
         self.bias = nn.Parameter(torch.zeros(n_out))
         nn.init.normal_(self.weight, 0.0, 1.0 / math.sqrt(n_in * kernel))
 
+    fake_quant_bits: int | None = None
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [T, B, n_in]
-        out = self.bias + x @ self.weight[0].T
-        for lag in range(1, self.weight.shape[0]):
+        w = self.weight
+        if self.fake_quant_bits is not None:
+            w = fake_quantize(w, self.fake_quant_bits)
+        out = self.bias + x @ w[0].T
+        for lag in range(1, w.shape[0]):
             if lag < x.shape[0]:
-                out = out + F.pad(x[:-lag] @ self.weight[lag].T, (0, 0, 0, 0, lag, 0))
+                out = out + F.pad(x[:-lag] @ w[lag].T, (0, 0, 0, 0, lag, 0))
         return out
+
+
+def fake_quantize(w: torch.Tensor, bits: int) -> torch.Tensor:
+    """Per-output-channel rounding of a [kernel, n_out, n_in] weight to ``bits`` signed bits,
+    as the quantizer does, with a straight-through gradient (quantization-aware training)."""
+    qmax = (1 << (bits - 1)) - 1
+    scale = qmax / w.detach().abs().amax(dim=(0, 2), keepdim=True).clamp_min(1e-12)
+    return w + (torch.round(w * scale) / scale - w).detach()
 
 
 class _Neurons(nn.Module):
@@ -210,13 +223,21 @@ class EST(nn.Module):
         self.readout = _Conv(d, cfg.n_out, 1)
         self.readout_beta = beta_from_shift(cfg.readout_leak_shift)
 
-    def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
-        """``start`` is the bin index of ``x[0]`` in its stream (for the CPG position)."""
+    def set_fake_quant(self, bits: int | None) -> None:
+        """Round every convolution weight to ``bits`` in the forward pass (None: off)."""
+        for module in self.modules():
+            if isinstance(module, _Conv):
+                module.fake_quant_bits = bits
+
+    def forward(self, x: torch.Tensor, start: int | torch.Tensor = 0) -> torch.Tensor:
+        """``start``: the bin index of ``x[0]`` in its stream (CPG position), one per batch
+        element or shared."""
         x = x.clamp(max=1.0)
         current = self.embed(x)
         if self.cfg.cpg:
-            pos = (torch.arange(x.shape[0]) + start) % self.cpg_table.shape[0]
-            current = current + (self.cpg_table[pos] @ self.cpg_weight.T)[:, None, :]
+            start = torch.as_tensor(start).reshape(1, -1)  # one start per sequence, or shared
+            pos = (torch.arange(x.shape[0])[:, None] + start) % self.cpg_table.shape[0]
+            current = current + self.cpg_table[pos] @ self.cpg_weight.T
         s = self.embed_lif(current)
         for block in self.blocks:
             s = block(s)

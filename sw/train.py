@@ -1,0 +1,251 @@
+"""``est-train --config FILE``: train an EST on a recording (synthetic by default), evaluate the
+float, integer and ANN forms, and write ``model.pt`` and ``metrics.json``.
+
+Config (TOML or YAML), every key optional:
+
+    [data]   synthetic = true, n_neurons, bins, seed   |  path = "counts.npz" (or .npy)
+    [model]  any ESTConfig field (d_model, blocks, attention, sew, cpg, tpu, rsm, ...)
+    [train]  steps, batch, seq_len, lr, weight_decay, warmup, clip, loss (poisson | negbin),
+             qat_steps, weight_bits, seed
+
+Flags override the file: ``--set model.d_model=16 --set train.steps=50``.
+"""
+
+import argparse
+import json
+import math
+import time
+import tomllib
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from tqdm import tqdm
+
+from est import EstError, __version__
+from est.cli import entry, staged_output
+from est.sw import metrics
+from est.sw.data import PopulationConfig, Recording, load_counts, simulate_population, split_by_time
+from est.sw.est import EST, ESTConfig, config_dict
+from est.sw.glm import fit_glm, true_rate_log_rates
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 300
+    batch: int = 16
+    seq_len: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 1e-2
+    warmup: float = 0.05
+    clip: float = 1.0
+    loss: str = "poisson"  # poisson | negbin
+    qat_steps: int = 60
+    weight_bits: int = 8
+    seed: int = 0
+
+
+def _typed(cls, values: dict, section: str):
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise EstError(f"config [{section}]: unknown key(s) {unknown}; known: {sorted(known)}")
+    out = {}
+    for key, value in values.items():
+        if key == "kernels":
+            value = tuple(value)
+        out[key] = value
+    try:
+        return cls(**out)
+    except TypeError as e:
+        raise EstError(f"config [{section}]: {e}") from None
+
+
+def _parse_value(text: str):
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def load_config(path: Path | None, overrides: list[str]) -> tuple[dict, ESTConfig, TrainConfig]:
+    """Read a TOML/YAML config and apply ``section.key=value`` overrides."""
+    doc: dict = {}
+    if path is not None:
+        try:
+            text = Path(path).read_text()
+            doc = (yaml.safe_load(text) if Path(path).suffix in (".yaml", ".yml")
+                   else tomllib.loads(text)) or {}
+        except FileNotFoundError:
+            raise EstError(f"{path}: no such config file") from None
+        except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
+            raise EstError(f"{path}: not valid TOML/YAML ({e})") from None
+        if not isinstance(doc, dict):
+            raise EstError(f"{path}: expected sections data, model, train")
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot or section not in ("data", "model", "train"):
+            raise EstError(f"--set {item!r}: expected section.key=value with section one of "
+                           f"data, model, train")
+        doc.setdefault(section, {})[name] = _parse_value(value)
+    unknown = sorted(set(doc) - {"data", "model", "train"})
+    if unknown:
+        raise EstError(f"config: unknown section(s) {unknown}; expected data, model, train")
+    return (doc.get("data", {}), _typed(ESTConfig, doc.get("model", {}), "model"),
+            _typed(TrainConfig, doc.get("train", {}), "train"))
+
+
+def get_data(data: dict) -> tuple[Recording, Recording, Recording]:
+    if "path" in data:
+        rec = load_counts(data["path"])
+    else:
+        cfg = _typed(PopulationConfig, {k: v for k, v in data.items() if k != "synthetic"},
+                     "data")
+        rec = simulate_population(cfg)
+    return split_by_time(rec)
+
+
+def _lr(step: int, total: int, cfg: TrainConfig) -> float:
+    warm = max(1, int(cfg.warmup * total))
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+
+def _loss(log_rates, target, cfg: TrainConfig, log_disp):
+    if cfg.loss == "poisson":
+        return F.poisson_nll_loss(log_rates, target, log_input=True, full=False)
+    mu, r = log_rates.exp(), log_disp.exp()
+    return -(torch.lgamma(target + r) - torch.lgamma(r) + r * (r.log() - (r + mu).log())
+             + target * (log_rates - (r + mu).log())).mean()
+
+
+def fit(model: EST, train: Recording, cfg: TrainConfig, steps: int, desc: str,
+        progress: bool = True) -> list[float]:
+    """AdamW, warm-up then cosine decay, gradient clipping, on random crops of ``train``."""
+    rng = np.random.default_rng(cfg.seed)
+    log_disp = torch.zeros(train.counts.shape[1], requires_grad=True)
+    params = list(model.parameters()) + ([log_disp] if cfg.loss == "negbin" else [])
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    counts = torch.as_tensor(train.counts, dtype=torch.float32)
+    losses = []
+    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
+    for step in bar:
+        starts = rng.integers(0, len(counts) - cfg.seq_len - 1, cfg.batch)
+        idx = torch.as_tensor(starts)[None, :] + torch.arange(cfg.seq_len + 1)[:, None]
+        seq = counts[idx]  # [L+1, B, N]
+        for group in opt.param_groups:
+            group["lr"] = _lr(step, steps, cfg)
+        out = model(seq[:-1], torch.as_tensor(starts))
+        loss = _loss(out, seq[1:], cfg, log_disp)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.clip)
+        opt.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+    return losses
+
+
+def scores(rec: Recording, log_rates: np.ndarray, mean_rates: np.ndarray) -> dict:
+    """Metrics of next-bin predictions ``log_rates[t]`` for ``counts[t + 1]``."""
+    y = rec.counts[1:]
+    lr = np.clip(log_rates[:-1], -20, 20)
+    out = {"bits_per_spike": metrics.bits_per_spike(y, lr, mean_rates),
+           "poisson_nll": metrics.poisson_nll(y, lr)}
+    if rec.rates is not None:
+        out["r2"] = metrics.r2(rec.rates[1:], np.exp(lr))
+    return out
+
+
+def float_log_rates(model: EST, rec: Recording) -> np.ndarray:
+    model.eval()
+    with torch.no_grad():
+        x = torch.as_tensor(rec.counts, dtype=torch.float32)[:, None, :]
+        out = model(x)[:, 0].numpy().astype(np.float64)
+    model.train()
+    return out
+
+
+def integer_log_rates(model: EST, train: Recording, rec: Recording, weight_bits: int):
+    from est.compiler.est_quantize import quantize_est
+    from est.sw.est_integer import integer_forward
+
+    calib = np.minimum(train.counts[:2000], 1)
+    net, report = quantize_est(model, "est", calib, weight_bits=weight_bits)
+    values = integer_forward(net, np.minimum(rec.counts, 1))["readout/v"]
+    return values / net.readout_scale, net, report
+
+
+def save_checkpoint(model: EST, path: Path, extra: dict) -> None:
+    torch.save({"format": "est-checkpoint", "version": 1, "arch": "est",
+                "config": config_dict(model.cfg), "extra": extra,
+                "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()}},
+               path)
+
+
+def run(data: dict, mcfg: ESTConfig, tcfg: TrainConfig, progress: bool = True,
+        baselines: bool = True) -> tuple[EST, dict, np.ndarray]:
+    """Train and evaluate; return the model, the metrics and the training mean rates."""
+    t0 = time.perf_counter()
+    torch.manual_seed(tcfg.seed)
+    train, val, test = get_data(data)
+    mcfg = replace(mcfg, n_in=train.counts.shape[1], n_out=train.counts.shape[1])
+    model = EST(mcfg)
+    mean_rates = train.counts.mean(axis=0)
+    losses = fit(model, train, tcfg, tcfg.steps, "train", progress)
+    result = {"config": {"model": config_dict(mcfg), "train": asdict(tcfg), "data": data},
+              "final_loss": losses[-1] if losses else None}
+    if mcfg.mode == "snn" and tcfg.qat_steps:
+        model.set_fake_quant(tcfg.weight_bits)
+        qcfg = replace(tcfg, lr=tcfg.lr * 0.1, warmup=0.0, seed=tcfg.seed + 1)
+        fit(model, train, qcfg, tcfg.qat_steps, "quantization-aware", progress)
+        model.set_fake_quant(None)
+    result["float"] = {"val": scores(val, float_log_rates(model, val), mean_rates),
+                       "test": scores(test, float_log_rates(model, test), mean_rates)}
+    if mcfg.mode == "snn":
+        ilr, _, qreport = integer_log_rates(model, train, test, tcfg.weight_bits)
+        result["integer"] = {"test": scores(test, ilr, mean_rates), "quantization": qreport}
+    if baselines:
+        glm = fit_glm(train)
+        result["glm"] = {"test": scores(test, glm.predict_log_rates(test), mean_rates)}
+        if test.rates is not None:
+            true_lr = true_rate_log_rates(test)
+            shifted = np.vstack([true_lr[1:], np.zeros((1, test.counts.shape[1]))])
+            result["true_rates"] = {"test": scores(test, shifted, mean_rates)}
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    return model, result, mean_rates
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="est-train", description=__doc__.split("\n")[0],
+        epilog="examples:\n  est-train --out runs/est\n"
+               "  est-train --config est.toml --set model.attention='ssa' --out runs/ssa",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, help="TOML or YAML file")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="SECTION.KEY=VALUE", help="override a config value")
+    parser.add_argument("--out", type=Path, default=Path("runs/est"), help="output folder")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--version", action="version", version=f"est {__version__}")
+    args = parser.parse_args(argv)
+    data, mcfg, tcfg = load_config(args.config, args.overrides)
+    model, result, mean_rates = run(data, mcfg, tcfg, progress=not args.quiet)
+    with staged_output(args.out, "metrics.json") as tmp:
+        save_checkpoint(model, tmp / "model.pt", {"train_mean_rates": mean_rates.tolist()})
+        (tmp / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    f, i = result["float"]["test"], result.get("integer", {}).get("test")
+    print(f"est-train: wrote {args.out}/model.pt and metrics.json ({result['seconds']} s); "
+          f"test bits/spike float {f['bits_per_spike']:.4f}"
+          + (f", integer {i['bits_per_spike']:.4f}" if i else "")
+          + (f", GLM {result['glm']['test']['bits_per_spike']:.4f}" if "glm" in result else ""))
+    return 0
+
+
+def run_main() -> int:
+    return entry("est-train", main, None)

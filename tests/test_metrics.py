@@ -1,0 +1,146 @@
+"""Metrics against hand-computed values, and the baselines on the synthetic population."""
+
+import math
+
+import numpy as np
+import pytest
+
+from est import EstError
+from est.sw.data import PopulationConfig, Recording, simulate_population, split_by_time
+from est.sw.glm import fit_glm, true_rate_log_rates
+from est.sw.metrics import bits_per_spike, negative_binomial_nll, poisson_nll, r2
+
+LN2 = math.log(2.0)
+
+
+def test_poisson_nll_hand_computed():
+    counts = np.array([[0, 1], [2, 0]])
+    log_rates = np.array([[0.0, LN2], [0.0, -1.0]])
+    # terms: 1 ; 2 - ln2 ; 1 + ln 2! ; e^-1
+    expected = (1.0 + (2.0 - LN2) + (1.0 + LN2) + math.exp(-1.0)) / 4
+    assert poisson_nll(counts, log_rates) == pytest.approx(expected, rel=1e-12)
+    # a per-neuron log-rate broadcasts over bins
+    assert poisson_nll(counts, [0.0, 0.0]) == pytest.approx((1 + 0 + 1 + LN2 + 1 + 1) / 4)
+
+
+def test_poisson_nll_is_a_normalised_likelihood():
+    ys = np.arange(60)
+    total = sum(math.exp(-poisson_nll([y], [math.log(3.5)])) for y in ys)
+    assert total == pytest.approx(1.0, abs=1e-12)
+
+
+def test_bits_per_spike_hand_computed():
+    counts = np.array([[1], [0], [2], [1]])
+    log_rates = np.log([[2.0], [0.5], [2.0], [1.0]])
+    # LL_model - LL_null = (3 ln2 - 5.5) - (0 - 4) ; 4 spikes
+    expected = (3 * LN2 - 1.5) / (4 * LN2)
+    assert bits_per_spike(counts, log_rates, [1.0]) == pytest.approx(expected, rel=1e-12)
+
+
+def test_bits_per_spike_of_the_null_model_is_zero():
+    rng = np.random.default_rng(5)
+    counts = rng.poisson(0.2, size=(500, 7))
+    mean_rates = rng.uniform(0.1, 0.3, size=7)
+    null = np.broadcast_to(np.log(mean_rates), counts.shape)
+    assert bits_per_spike(counts, null, mean_rates) == pytest.approx(0.0, abs=1e-12)
+    assert bits_per_spike(counts, np.log(mean_rates) - 0.3, mean_rates) < 0
+
+
+def test_bits_per_spike_rejects_undefined_cases():
+    with pytest.raises(ValueError, match="without spikes"):
+        bits_per_spike(np.zeros((3, 2)), np.zeros((3, 2)), [0.1, 0.1])
+    with pytest.raises(ValueError, match="mean_rates must be > 0"):
+        bits_per_spike(np.ones((3, 2)), np.zeros((3, 2)), [0.1, 0.0])
+    with pytest.raises(ValueError, match="does not broadcast"):
+        bits_per_spike(np.ones((3, 2)), np.zeros((2, 3)), [0.1, 0.1])
+    with pytest.raises(ValueError, match="whole numbers"):
+        poisson_nll([[0.5]], [[0.0]])
+
+
+def test_r2_hand_computed():
+    true = np.array([[1.0, 1.0], [2.0, 3.0], [3.0, 5.0]])
+    assert r2(true, true) == 1.0
+    pred = np.array([[1.0, 1.0], [2.0, 3.0], [4.0, 5.0]])
+    # neuron 0: SS_res 1, SS_tot 2 -> 0.5; neuron 1 perfect; uniform average
+    assert r2(true, pred) == pytest.approx(0.75)
+    assert r2(true[:, 0], np.full(3, 2.0)) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="constant"):
+        r2(np.ones((4, 2)), np.ones((4, 2)))
+
+
+def test_negative_binomial_nll_matches_the_textbook_formula():
+    counts = np.array([[0, 1, 2], [5, 3, 0]])
+    log_rates = np.log([[0.3, 1.2, 2.0], [4.0, 0.7, 0.1]])
+    log_dispersion = np.log([0.7, 2.0, 5.0])  # one dispersion per neuron
+    expected = []
+    for (t, n), y in np.ndenumerate(counts):
+        mu, r = math.exp(log_rates[t, n]), math.exp(log_dispersion[n])
+        expected.append(-(math.lgamma(y + r) - math.lgamma(r) - math.lgamma(y + 1)
+                          + r * math.log(r / (r + mu)) + y * math.log(mu / (r + mu))))
+    got = negative_binomial_nll(counts, log_rates, log_dispersion)
+    assert got == pytest.approx(np.mean(expected), rel=1e-12)
+
+
+def test_negative_binomial_is_normalised_and_tends_to_poisson():
+    total = sum(math.exp(-negative_binomial_nll([y], [math.log(3.0)], math.log(0.5)))
+                for y in range(300))
+    assert total == pytest.approx(1.0, abs=1e-9)
+    rng = np.random.default_rng(2)
+    counts = rng.poisson(0.4, size=(300, 5))
+    log_rates = rng.normal(-1.0, 0.5, size=(300, 5))
+    poisson = poisson_nll(counts, log_rates)
+    gaps = [abs(negative_binomial_nll(counts, log_rates, d) - poisson) for d in (0, 4, 8, 16, 30)]
+    assert gaps == sorted(gaps, reverse=True) and gaps[0] > 1e-3 and gaps[-1] < 1e-9
+
+
+# --- baselines on the default synthetic population ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def evaluated():
+    rec = simulate_population(PopulationConfig())
+    train, _, test = split_by_time(rec)
+    glm = fit_glm(train)
+    return train, test, glm
+
+
+def test_true_rates_bound_the_glm_and_the_glm_beats_the_null(evaluated):
+    train, test, glm = evaluated
+    mean_rates = train.counts.mean(axis=0)
+    true_bps = bits_per_spike(test.counts, true_rate_log_rates(test), mean_rates)
+    glm_bps = bits_per_spike(test.counts, glm.predict_log_rates(test), mean_rates)
+    assert glm.converged
+    assert true_bps > 0 and glm_bps > 0.0
+    assert true_bps >= glm_bps - 0.02
+    assert poisson_nll(test.counts, true_rate_log_rates(test)) < poisson_nll(
+        test.counts, glm.predict_log_rates(test))
+    glm_r2 = r2(test.rates, np.exp(glm.predict_log_rates(test)))
+    assert 0.0 < glm_r2 < 1.0 and r2(test.rates, test.rates) == 1.0
+
+
+def test_glm_recovers_refractoriness(evaluated):
+    _, _, glm = evaluated
+    assert glm.weights.shape == (24, 24, 5)
+    self_lag1 = np.diagonal(glm.weights[:, :, 0])
+    cross_lag1 = glm.weights[:, :, 0][~np.eye(24, dtype=bool)]
+    assert (self_lag1 < -0.5).all() and self_lag1.mean() < -1.0
+    assert np.abs(cross_lag1).mean() < 0.3
+
+
+def test_glm_prediction_is_causal(evaluated):
+    _, test, glm = evaluated
+    before = glm.predict_log_rates(test)
+    counts = test.counts.copy()
+    counts[1000:] = 0
+    after = glm.predict_log_rates(Recording(counts))
+    assert np.array_equal(before[:1001], after[:1001])
+    assert not np.array_equal(before[1001:], after[1001:])
+    # the first bins see zero history: bin 0 is the bias alone
+    assert np.array_equal(before[0], glm.bias)
+
+
+def test_true_rate_log_rates_needs_rates():
+    with pytest.raises(EstError, match="no true rates"):
+        true_rate_log_rates(Recording(np.zeros((3, 2), dtype=np.int64)))
+    with pytest.raises(EstError, match="fitted on 24 neurons"):
+        fit_glm(Recording(np.ones((30, 24), dtype=np.int64)), history=2).predict_log_rates(
+            Recording(np.zeros((3, 2), dtype=np.int64)))
