@@ -18,7 +18,7 @@ from est.compiler.frontend import FloatLayer, FloatNetwork
 from est.compiler.ir import MAX_BITS, DenseLIF, DenseReadout, Network
 from est.sim import golden
 from est.sim.network import run
-from est.sw.spiking_mlp import beta_from_shift
+from est.sw.neuron import beta_from_shift
 
 
 @dataclass(frozen=True)

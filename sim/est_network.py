@@ -2,7 +2,7 @@
 
 This is the streaming reference: per bin it calls the step functions of
 :mod:`est.sim.golden` in the order docs/semantics.md fixes. Trace names: ``embed/...``,
-``b<i>.<part>/...`` for block i (parts q, k, v, attn, proj, res1, tpu, mlp1, mlp2, out), and
+``b<i>.<part>/...`` for block i (parts q, k, v, attn, proj, res1, tpu, res2, mlp1, mlp2, out), and
 ``readout/v``; tensors ``spikes`` (0/1), ``v`` (membrane after reset), ``values`` (SEW outputs).
 """
 
@@ -114,7 +114,8 @@ def run_est(net: ESTNetwork, stimulus: np.ndarray) -> Trace:
                 st["tpu"] = (params, state, hist)
                 rec.put(f"{p}.tpu/spikes", t, y)
                 rec.put(f"{p}.tpu/v", t, state.v)
-                r = y
+                r = y if b.sew == "none" else golden.sew(y, r, b.sew)
+                rec.put(f"{p}.res2/values", t, r)
             h = st["mlp1"].step(r)
             rec.put(f"{p}.mlp1/spikes", t, h)
             rec.put(f"{p}.mlp1/v", t, st["mlp1"].state.v)

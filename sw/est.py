@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from est.sim.golden import cpg_table
-from est.sw.spiking_mlp import _SpikeFn, beta_from_shift
+from est.sw.neuron import SpikeFn, beta_from_shift, lif_sequence, recurrent_lif_sequence
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class ESTConfig:
     attention: str = "sdsa"  # sdsa | ssa | none
     window: int = 8
     kernels: tuple[int, ...] = (3, 5)  # Q/K/V kernel per block (grows with depth)
+    embed_kernel: int = 1  # input history seen by the embedding (1: a dense layer)
     count_threshold: int = 1  # SDSA: [windowed count >= this]
     ssa_scale: float = 0.125
     cpg: bool = True
@@ -60,7 +61,8 @@ class ESTConfig:
                   (len(self.kernels) >= self.blocks, "one kernel per block"),
                   (0.0 <= self.rsm < 1.0, "rsm: a drop ratio in [0, 1)"),
                   (self.cpg_neurons % 2 == 0, "cpg_neurons must be even"),
-                  (min(self.n_in, self.n_out, self.d_model, self.window) >= 1, "sizes >= 1")]
+                  (min(self.n_in, self.n_out, self.d_model, self.window, self.embed_kernel) >= 1,
+                   "sizes >= 1")]
         for ok, what in checks:
             if not ok:
                 from est import EstError
@@ -111,14 +113,7 @@ class _Neurons(nn.Module):
     def forward(self, current: torch.Tensor) -> torch.Tensor:
         if not self.snn:
             return F.relu(current)
-        v = torch.zeros_like(current[0])
-        out = []
-        for t in range(current.shape[0]):
-            v = self.beta * v + current[t]
-            s = _SpikeFn.apply(v - self.threshold)
-            v = v - s * self.threshold if self.reset == "subtract" else v * (1 - s)
-            out.append(s)
-        return torch.stack(out)
+        return lif_sequence(current, self.beta, self.threshold, self.reset)
 
 
 def _sew(out: torch.Tensor, skip: torch.Tensor, op: str, snn: bool) -> torch.Tensor:
@@ -156,7 +151,7 @@ class _Block(nn.Module):
         band = ((lag >= 0) & (lag < cfg.window)).to(q.dtype)  # [t, tau]
         if cfg.mode == "snn" and cfg.attention == "sdsa":
             count = torch.einsum("tu,ubd->tbd", band, k * v)
-            return q * _SpikeFn.apply(count - cfg.count_threshold)
+            return q * SpikeFn.apply(count - cfg.count_threshold)
         d = cfg.d_model // cfg.heads
         qh, kh, vh = (x.reshape(n_bins, -1, cfg.heads, d) for x in (q, k, v))
         scores = torch.einsum("tbhd,ubhd->bhtu", qh, kh)
@@ -181,26 +176,21 @@ class _Block(nn.Module):
             o = self.proj_lif(self.proj(self._attention(q, k, v)))
             r = _sew(o, s, cfg.sew, snn)
         if cfg.tpu:
-            r = self._tpu(r)
+            r = _sew(self._tpu(r), r, cfg.sew, snn)
         m = self.mlp2_lif(self.mlp2(self.mlp1_lif(self.mlp1(r))))
         return _sew(m, r, cfg.sew, snn)
 
     def _tpu(self, r: torch.Tensor) -> torch.Tensor:
         """``y_t = N(b + w_in r_t + sum_j w_rec[j-1] y_{t-j})``: mixing across bins."""
+        drive = self.tpu_bias + self.tpu_in * r
+        lif = self.tpu_lif
+        if lif.snn:
+            return recurrent_lif_sequence(drive, self.tpu_rec, lif.beta, lif.threshold, lif.reset)
         kk = self.tpu_rec.shape[0]
         past = [torch.zeros_like(r[0]) for _ in range(kk)]  # y_{t-1}, ..., y_{t-k}
-        lif = self.tpu_lif
-        v = torch.zeros_like(r[0])
         out = []
         for t in range(r.shape[0]):
-            current = self.tpu_bias + self.tpu_in * r[t] + sum(
-                self.tpu_rec[j] * past[j] for j in range(kk))
-            if lif.snn:
-                v = lif.beta * v + current
-                y = _SpikeFn.apply(v - lif.threshold)
-                v = v - y * lif.threshold if lif.reset == "subtract" else v * (1 - y)
-            else:
-                y = F.relu(current)
+            y = F.relu(drive[t] + sum(self.tpu_rec[j] * past[j] for j in range(kk)))
             past = [y, *past[:-1]]
             out.append(y)
         return torch.stack(out)
@@ -214,11 +204,11 @@ class EST(nn.Module):
         self.cfg = cfg.validate()
         d = cfg.d_model
         torch.manual_seed(cfg.seed)
-        self.embed, self.embed_lif = _Conv(cfg.n_in, d, 1), _Neurons(cfg)
+        self.embed, self.embed_lif = _Conv(cfg.n_in, d, cfg.embed_kernel), _Neurons(cfg)
         if cfg.cpg:
             self.register_buffer("cpg_table", torch.as_tensor(
                 cpg_table(cfg.cpg_positions, cfg.cpg_neurons), dtype=torch.float32))
-            self.cpg_weight = nn.Parameter(torch.randn(d, cfg.cpg_neurons) * 0.3)
+            self.cpg_weight = nn.Parameter(torch.zeros(d, cfg.cpg_neurons))  # learnt if useful
         self.blocks = nn.ModuleList(_Block(cfg, cfg.kernels[i]) for i in range(cfg.blocks))
         self.readout = _Conv(d, cfg.n_out, 1)
         self.readout_beta = beta_from_shift(cfg.readout_leak_shift)

@@ -156,7 +156,8 @@ def integer_forward(net: ESTNetwork, stimulus: np.ndarray,
             r = sew_seq(o, s, b.sew)
             out[f"{p}.res1/values"] = r
         if b.tpu is not None:
-            r = _tpu_seq(r, b, out, p, currents)
+            r = sew_seq(_tpu_seq(r, b, out, p, currents), r, b.sew)
+            out[f"{p}.res2/values"] = r
         h = layer(f"{p}.mlp1", conv_seq(r, b.mlp1), b.mlp1_lif)
         m = layer(f"{p}.mlp2", conv_seq(h, b.mlp2), b.mlp2_lif)
         s = sew_seq(m, r, b.sew)

@@ -14,26 +14,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from est.sw.neuron import beta_from_shift, lif_sequence
+
 CHECKPOINT_FORMAT = "est-checkpoint"
 CHECKPOINT_VERSION = 1
-
-
-class _SpikeFn(torch.autograd.Function):
-    """Heaviside forward, fast-sigmoid surrogate backward."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return (x >= 0).to(x.dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        return grad / (1 + 10 * x.abs()) ** 2
-
-
-def beta_from_shift(shift: int | None) -> float:
-    return 1.0 if shift is None else 1.0 - 2.0 ** -shift
 
 
 @dataclass(frozen=True)
@@ -89,17 +73,14 @@ class SpikingMLP(nn.Module):
         spikes = x
         for (name, lin), neuron in zip(self.layers.items(), self.neurons, strict=True):
             current = lin(spikes)
-            v = torch.zeros_like(current[0])
-            outs = []
-            for t in range(current.shape[0]):
-                v = neuron.beta * v + current[t]
-                if neuron.type == "integrator":
+            if neuron.type == "integrator":
+                v, outs = torch.zeros_like(current[0]), []
+                for t in range(current.shape[0]):
+                    v = neuron.beta * v + current[t]
                     outs.append(v)
-                    continue
-                s = _SpikeFn.apply(v - neuron.threshold)
-                v = v - s * neuron.threshold if neuron.reset == "subtract" else v * (1 - s)
-                outs.append(s)
-            spikes = torch.stack(outs)
+                spikes = torch.stack(outs)
+            else:
+                spikes = lif_sequence(current, neuron.beta, neuron.threshold, neuron.reset)
             if record is not None and neuron.type == "lif":
                 record[name] = spikes.detach()
         return spikes
