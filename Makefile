@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.est-setup-done
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test demo bench example clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,13 @@ demo: setup
 
 bench: setup
 	$(PY) bench/bench_spine.py
+	$(PY) bench/bench_est.py
+
+# Re-train the example EST checkpoint (about a minute on 2 cores) and refresh examples/.
+example: setup
+	$(VENV)/bin/est-train --config examples/est_small.toml --out build/est_small
+	cp build/est_small/model.pt examples/est_small.pt
+	cp build/est_small/metrics.json examples/est_small.metrics.json
 
 clean:
 	rm -rf build .pytest_cache sim_build

@@ -3,7 +3,8 @@
 Structure (docs/semantics.md, "EST"): an embedding (dense synapses, optional CPG-PE table and its
 projection, LIF), ``blocks`` of [random spike masking -> causal conv Q/K/V (LIF each) ->
 spike attention (SDSA, or SSA + LIF) -> projection LIF -> SEW residual -> optional temporal
-processing unit (TPU) -> MLP (two LIF layers) -> SEW residual], and a readout integrator.
+processing unit (TPU) and SEW residual -> MLP (two LIF layers) -> SEW residual], and a readout
+integrator.
 
 On disk: ``ir.json`` (format "est-ir", version 2, kind "est") holds scalars and the nesting;
 every array lives in ``weights.npz`` under its dotted path (``blocks.0.q.weight``).

@@ -1,13 +1,14 @@
 """Checkpoint front end: a model.pt file -> a validated float network description.
 
 Checkpoints are opened with ``torch.load(weights_only=True)`` only: a file that would need to
-run code to unpickle is refused, never executed. The accepted format is the one
-:func:`est.sw.spiking_mlp.save_checkpoint` writes (docs/ir.md, "Checkpoints").
+run code to unpickle is refused, never executed. The accepted formats are the ones
+:func:`est.sw.spiking_mlp.save_checkpoint` (a spiking MLP) and :func:`est.sw.train.save_checkpoint`
+(an EST: config + state dict) write (docs/ir.md, "Checkpoints").
 """
 
 import math
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import torch
 
 from est import EstError
 from est.sim.golden import RESET_MODES
+from est.sw.est import EST, ESTConfig, config_from_dict
 from est.sw.spiking_mlp import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, NeuronSpec, SpikingMLP
 
 SUPPORTED_LAYERS = ("linear", "lif", "integrator")
@@ -80,10 +82,47 @@ def _read(path: Path) -> dict:
     if obj.get("version") != CHECKPOINT_VERSION:
         raise _fail(path, f"checkpoint version {obj.get('version')!r}; this est reads "
                           f"version {CHECKPOINT_VERSION}")
-    for key, typ in (("layers", list), ("state_dict", dict)):
+    required = (("config", dict), ("state_dict", dict)) if obj.get("arch") == "est" else (
+        ("layers", list), ("state_dict", dict))
+    for key, typ in required:
         if not isinstance(obj.get(key), typ):
             raise _fail(path, f"field '{key}' missing or not a {typ.__name__}")
     return obj
+
+
+def checkpoint_arch(path: Path) -> str:
+    """'est' for an EST checkpoint (est-train), 'spiking_mlp' for a spiking MLP."""
+    return "est" if _read(Path(path)).get("arch") == "est" else "spiking_mlp"
+
+
+def load_est_checkpoint(path: Path) -> tuple[EST, dict]:
+    """Rebuild the float EST of an ``est-train`` checkpoint (config + state dict), checked:
+    every config field known and valid, every tensor present with its shape and finite.
+    Returns the model (eval mode) and the checkpoint's ``extra`` dict."""
+    path = Path(path)
+    obj = _read(path)
+    config = dict(obj["config"])
+    known = {f.name for f in fields(ESTConfig)}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise _fail(path, f"config: unknown field(s) {unknown}; this est knows {sorted(known)}")
+    try:
+        model = EST(config_from_dict(config))
+    except (TypeError, ValueError) as e:
+        raise _fail(path, f"config: {e}") from None
+    except EstError as e:
+        raise _fail(path, str(e)) from None
+    state = obj["state_dict"]
+    for key, ref in model.state_dict().items():
+        _tensor(path, state, key, tuple(ref.shape))
+    extra_keys = sorted(set(state) - set(model.state_dict()))
+    if extra_keys:
+        raise _fail(path, f"state dict holds tensors the config does not explain: {extra_keys[:4]}"
+                          f"; was the config edited after training?")
+    model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
+    model.eval()
+    extra = obj.get("extra") if isinstance(obj.get("extra"), dict) else {}
+    return model, extra
 
 
 def _tensor(path: Path, state: dict, key: str, shape: tuple) -> np.ndarray:
@@ -91,8 +130,8 @@ def _tensor(path: Path, state: dict, key: str, shape: tuple) -> np.ndarray:
     if not isinstance(t, torch.Tensor):
         raise _fail(path, f"tensor '{key}' is missing from the state dict")
     if tuple(t.shape) != shape:
-        raise _fail(path, f"tensor '{key}' has shape {tuple(t.shape)}, the layer list says "
-                          f"{shape}")
+        raise _fail(path, f"tensor '{key}' has shape {tuple(t.shape)}, the model's layers "
+                          f"need {shape}")
     arr = t.detach().to(torch.float64).numpy()
     bad = int(np.count_nonzero(~np.isfinite(arr)))
     if bad:

@@ -215,6 +215,10 @@ def load(folder: Path) -> Network:
         raise EstError(f"{folder / 'ir.json'}: not valid JSON ({e})") from None
     if not isinstance(doc, dict) or doc.get("format") != IR_FORMAT:
         raise IRError("network", "format", f"expected {IR_FORMAT!r}")
+    if doc.get("kind") == "est":
+        raise EstError(f"{folder}: an EST build (IR version {doc.get('version')}); this version "
+                       f"simulates and synthesizes spiking-MLP builds only, the EST blocks have "
+                       f"no gateware yet. Its golden traces are in {folder / 'golden.npz'}")
     if doc.get("version") != IR_VERSION:
         raise IRError("network", "version", f"this est reads version {IR_VERSION}, the file is "
                                             f"version {doc.get('version')!r}; recompile the model")

@@ -47,6 +47,19 @@ class TrainConfig:
     weight_bits: int = 8
     seed: int = 0
 
+    def validate(self) -> "TrainConfig":
+        checks = [(self.loss in ("poisson", "negbin"), "loss: poisson | negbin"),
+                  (self.steps >= 1 and self.qat_steps >= 0, "steps >= 1, qat_steps >= 0"),
+                  (self.batch >= 1 and self.seq_len >= 2, "batch >= 1, seq_len >= 2"),
+                  (self.lr > 0 and self.weight_decay >= 0 and self.clip > 0,
+                   "lr > 0, weight_decay >= 0, clip > 0"),
+                  (0 <= self.warmup < 1, "warmup: a fraction of the steps in [0, 1)"),
+                  (2 <= self.weight_bits <= 16, "weight_bits: 2..16")]
+        for ok, what in checks:
+            if not ok:
+                raise EstError(f"config [train]: {what}")
+        return self
+
 
 def _typed(cls, values: dict, section: str):
     known = {f.name: f for f in fields(cls)}
@@ -59,8 +72,9 @@ def _typed(cls, values: dict, section: str):
             value = tuple(value)
         out[key] = value
     try:
-        return cls(**out)
-    except TypeError as e:
+        obj = cls(**out)
+        return obj.validate() if hasattr(obj, "validate") else obj
+    except (TypeError, ValueError) as e:
         raise EstError(f"config [{section}]: {e}") from None
 
 
@@ -127,6 +141,9 @@ def _loss(log_rates, target, cfg: TrainConfig, log_disp):
 def fit(model: EST, train: Recording, cfg: TrainConfig, steps: int, desc: str,
         progress: bool = True) -> list[float]:
     """AdamW, warm-up then cosine decay, gradient clipping, on random crops of ``train``."""
+    if len(train.counts) < cfg.seq_len + 2:
+        raise EstError(f"training split has {len(train.counts)} bins, fewer than seq_len + 2 = "
+                       f"{cfg.seq_len + 2}; use more data or a shorter [train] seq_len")
     rng = np.random.default_rng(cfg.seed)
     log_disp = torch.zeros(train.counts.shape[1], requires_grad=True)
     params = list(model.parameters()) + ([log_disp] if cfg.loss == "negbin" else [])
