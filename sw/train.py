@@ -3,7 +3,8 @@ float, integer and ANN forms, and write ``model.pt`` and ``metrics.json``.
 
 Config (TOML or YAML), every key optional:
 
-    [data]   synthetic = true, n_neurons, bins, seed   |  path = "counts.npz" (or .npy)
+    [data]   synthetic population: n_neurons, bins, seed, ...  |  path = "counts.npz" (or .npy)
+             |  spike_times = "spikes.npz", bin_width = 0.01 (seconds)
     [model]  any ESTConfig field (d_model, blocks, attention, sew, cpg, tpu, rsm, ...)
     [train]  steps, batch, seq_len, lr, weight_decay, warmup, clip, loss (poisson | negbin),
              qat_steps, weight_bits, seed
@@ -28,7 +29,14 @@ from tqdm import tqdm
 from est import EstError, __version__
 from est.cli import entry, staged_output
 from est.sw import metrics
-from est.sw.data import PopulationConfig, Recording, load_counts, simulate_population, split_by_time
+from est.sw.data import (
+    PopulationConfig,
+    Recording,
+    load_counts,
+    load_spike_times,
+    simulate_population,
+    split_by_time,
+)
 from est.sw.est import EST, ESTConfig, config_dict
 from est.sw.glm import fit_glm, true_rate_log_rates
 
@@ -114,13 +122,24 @@ def load_config(path: Path | None, overrides: list[str]) -> tuple[dict, ESTConfi
 
 
 def get_data(data: dict) -> tuple[Recording, Recording, Recording]:
-    if "path" in data:
-        rec = load_counts(data["path"])
-    else:
-        cfg = _typed(PopulationConfig, {k: v for k, v in data.items() if k != "synthetic"},
-                     "data")
-        rec = simulate_population(cfg)
-    return split_by_time(rec)
+    """The recording named by the ``[data]`` section, split 70/15/15 in time: ``path`` (binned
+    counts), ``spike_times`` with ``bin_width`` (and optionally ``n_neurons``), or else the
+    synthetic population (every other key a :class:`PopulationConfig` field)."""
+    for key, allowed in (("path", {"path"}),
+                         ("spike_times", {"spike_times", "bin_width", "n_neurons"})):
+        if key in data:
+            extra = sorted(set(data) - allowed)
+            if extra:
+                raise EstError(f"config [data]: with '{key}', only {sorted(allowed)} are "
+                               f"allowed; remove {extra}")
+            if key == "path":
+                return split_by_time(load_counts(data["path"]))
+            if "bin_width" not in data:
+                raise EstError("config [data]: 'spike_times' needs 'bin_width' (seconds)")
+            return split_by_time(load_spike_times(data["spike_times"], data["bin_width"],
+                                                  data.get("n_neurons")))
+    cfg = _typed(PopulationConfig, {k: v for k, v in data.items() if k != "synthetic"}, "data")
+    return split_by_time(simulate_population(cfg))
 
 
 def _lr(step: int, total: int, cfg: TrainConfig) -> float:

@@ -133,3 +133,24 @@ def test_compile_refuses_bad_est_checkpoints(tiny_run, tmp_path, edit, needle):
     assert res.returncode == 2, res.stdout + res.stderr
     assert needle in res.stderr and "Traceback" not in res.stderr, res.stderr
     assert not any(p.name.startswith((".out", "out")) for p in tmp_path.iterdir())
+
+
+def test_train_on_a_users_recordings(tmp_path):
+    from est.sw.data import PopulationConfig, simulate_population
+
+    rec = simulate_population(PopulationConfig(n_neurons=6, bins=1500, seed=3))
+    np.savez(tmp_path / "counts.npz", counts=rec.counts)
+    t, u = np.nonzero(rec.counts)
+    np.savez(tmp_path / "spikes.npz", times=(t + 0.5) * 0.01, units=u)
+    for data in (["--set", f"data.path='{tmp_path / 'counts.npz'}'"],
+                 ["--set", f"data.spike_times='{tmp_path / 'spikes.npz'}'",
+                  "--set", "data.bin_width=0.01"]):
+        out = tmp_path / f"run{len(data)}"
+        res = cli("est-train", "-q", "--out", out, *TINY[4:], *data)
+        assert res.returncode == 0, res.stderr
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert "true_rates" not in metrics and np.isfinite(
+            metrics["integer"]["test"]["bits_per_spike"])
+    res = cli("est-train", "-q", "--out", tmp_path / "x", *TINY[4:],
+              "--set", f"data.path='{tmp_path / 'counts.npz'}'", "--set", "data.seed=1")
+    assert res.returncode == 2 and "only ['path'] are allowed" in res.stderr
