@@ -42,6 +42,22 @@ def load_stimulus(path: Path, n_in: int) -> np.ndarray:
     return arr.astype(np.int64)
 
 
+def write_build(folder: Path, net, stimulus: np.ndarray, golden, trace: bool,
+                verilog: bool = True) -> None:
+    """The simulation inputs of a build folder: ``ir.json``, ``weights.npz``,
+    ``stimulus.npy``, ``golden.npz``, ``top.json`` (stream fields) and, with ``verilog``,
+    ``top.v`` (through yosys)."""
+    net.save(folder)
+    np.save(folder / "stimulus.npy", stimulus)
+    golden.save(folder / "golden.npz")
+    (folder / "top.json").write_text(json.dumps({
+        "name": net.name, "toplevel": "top", "trace": trace, "n_in": net.n_in,
+        "output_fields": output_fields(net, trace), "cycles_per_bin": cycles_per_bin(net)},
+        indent=2) + "\n")
+    if verilog:
+        (folder / "top.v").write_text(to_verilog(net, trace))
+
+
 def layer_costs(net) -> list[dict]:
     """Synaptic operations, schedule cycles and the dense lower bound of every layer."""
     rows = []
@@ -111,16 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     net = type(net)(net.name, net.n_in, net.layers, net.lanes, net_meta)
 
     with staged_output(args.out, "ir.json") as tmp:
-        net.save(tmp)
-        np.save(tmp / "stimulus.npy", stimulus)
-        trace.save(tmp / "golden.npz")
-        fields = output_fields(net, args.trace)
-        (tmp / "top.json").write_text(json.dumps({
-            "name": net.name, "toplevel": "top", "trace": args.trace, "n_in": net.n_in,
-            "output_fields": fields, "cycles_per_bin": cycles_per_bin(net)},
-            indent=2) + "\n")
         print("est-compile: writing Verilog through yosys ...", flush=True)
-        (tmp / "top.v").write_text(to_verilog(net, args.trace))
+        write_build(tmp, net, stimulus, trace, args.trace)
         costs = layer_costs(net)
         for row, q in zip(costs, qreport["layers"], strict=True):
             q.update(row, saturated_stimulus=saturated[q["name"]])

