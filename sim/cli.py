@@ -49,17 +49,23 @@ def sim(argv: list[str] | None = None) -> int:
     else:
         from est.sim.rtl import simulate as rtl_simulate
 
+        golden = args.build / "golden.npz" if args.stimulus is None else None
         run = rtl_simulate(args.build, args.sim, stim_path, args.stall_seed, args.waves,
-                           verbose=args.verbose)
+                           verbose=args.verbose, golden=golden)
     out = args.build / f"rtl_{args.sim}.npz"
     run.trace.meta["stimulus"] = str(stim_path)
     run.trace.save(out)
     stats = {"simulator": args.sim, "bins": run.trace.bins,
+             "scoreboard_mismatches": run.scoreboard_mismatches,
              "cycles_per_bin": round(run.cycles_per_bin, 2), "seconds": round(run.seconds, 2),
              "stall_seed": args.stall_seed}
     (args.build / f"rtl_{args.sim}.json").write_text(json.dumps(stats, indent=2) + "\n")
     print(f"est-sim: wrote {out}: {run.trace.bins} bins, {run.cycles_per_bin:.1f} cycles/bin, "
           f"{run.seconds:.1f} s")
+    if run.scoreboard_mismatches:
+        print(f"est-sim: the testbench scoreboard saw {run.scoreboard_mismatches} bins differ "
+              f"from golden.npz; run est-compare {args.build} for the first divergence")
+        return EXIT_MISMATCH
     return EXIT_OK
 
 

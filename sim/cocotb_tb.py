@@ -4,7 +4,12 @@ Loaded by the simulator (not imported by users); :mod:`est.sim.rtl` starts it an
 arguments through the environment: ``EST_TOP_JSON`` (top.json of the build), ``EST_STIMULUS``
 (.npy of [bins, n_in] spikes), ``EST_OUT`` (.npz to write: output words and handshake cycles),
 ``EST_STALL_SEED`` (optional: random valid/ready stalls with that seed), ``EST_RESET_AT``
-(optional: pulse ``rst`` once that many bins have come out; a new stream starts there).
+(optional: pulse ``rst`` once that many bins have come out; a new stream starts there),
+``EST_GOLDEN`` (optional: the golden trace of this stimulus; the scoreboard then checks every
+output word as it arrives and the test fails if any differs).
+
+Structure: a :class:`StreamDriver` on ``i``, a :class:`StreamMonitor` on ``o``, and a
+:class:`Scoreboard` fed by the monitor.
 
 Race-free on every simulator: inputs change only at falling clock edges, handshakes are read
 in the read-only phase before the next rising edge (where they take effect).
@@ -19,7 +24,8 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
 
-from est.sim.words import encode_inputs
+from est.sim.trace import Trace
+from est.sim.words import decode_outputs, encode_inputs, encode_outputs
 
 
 class StreamDriver:
@@ -61,10 +67,39 @@ class StreamMonitor:
     def drive(self) -> None:
         self.ready.value = int(self.stall is None or self.stall.random() >= 0.3)
 
-    def observe(self, cycle: int) -> None:
+    def observe(self, cycle: int) -> bool:
+        """Record the word if one was taken this cycle; return whether one was."""
         if int(self.valid.value) and int(self.ready.value):
             self.words.append(self.payload.value.to_unsigned())
             self.cycles.append(cycle)
+            return True
+        return False
+
+
+class Scoreboard:
+    """Holds each output word against the golden model's word for its bin; logs the first
+    differing value (tensor, channel, bin, both values) and counts differing bins."""
+
+    def __init__(self, log, fields: list, golden: Trace | None):
+        self.log, self.fields = log, fields
+        self.expected = encode_outputs(fields, golden) if golden is not None else None
+        self.mismatches = 0
+
+    def check(self, bin_: int, word: int, cycle: int) -> None:
+        if self.expected is None or word == self.expected[bin_]:
+            return
+        self.mismatches += 1
+        if self.mismatches > 1:
+            return
+        got, want = (decode_outputs(self.fields, [w], {}).arrays
+                     for w in (word, self.expected[bin_]))
+        for name, _, _, _ in self.fields:
+            diff = np.flatnonzero(got[name][0] != want[name][0])
+            if len(diff):
+                c = int(diff[0])
+                self.log.error("scoreboard: bin %d (cycle %d): %s channel %d is %d, golden %d",
+                               bin_, cycle, name, c, got[name][0, c], want[name][0, c])
+                return
 
 
 async def reset(dut) -> None:
@@ -102,6 +137,8 @@ async def run_stimulus(dut):
     await reset(dut)
     driver = StreamDriver(dut, "i", words, stall)
     monitor = StreamMonitor(dut, "o", stall)
+    golden = os.environ.get("EST_GOLDEN")
+    scoreboard = Scoreboard(dut._log, top["output_fields"], Trace.load(golden) if golden else None)
     cycle = 0
     while len(monitor.words) < bins:
         if len(monitor.words) == reset_at and driver.sent == reset_at:
@@ -112,7 +149,8 @@ async def run_stimulus(dut):
         monitor.drive()
         await ReadOnly()
         driver.observe(cycle)
-        monitor.observe(cycle)
+        if monitor.observe(cycle):
+            scoreboard.check(len(monitor.words) - 1, monitor.words[-1], cycle)
         cycle += 1
         if cycle > budget:
             raise AssertionError(f"timeout: {len(monitor.words)} of {bins} outputs after "
@@ -122,4 +160,8 @@ async def run_stimulus(dut):
     np.savez(os.environ["EST_OUT"],
              words=np.array([str(w) for w in monitor.words]),
              accept_cycles=np.array(driver.accept_cycles, np.int64),
-             output_cycles=np.array(monitor.cycles, np.int64), total_cycles=np.int64(cycle))
+             output_cycles=np.array(monitor.cycles, np.int64), total_cycles=np.int64(cycle),
+             scoreboard_mismatches=np.int64(
+                 scoreboard.mismatches if scoreboard.expected is not None else -1))
+    assert scoreboard.mismatches == 0, (f"scoreboard: {scoreboard.mismatches} of {bins} output "
+                                        f"words differ from the golden model")

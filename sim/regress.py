@@ -106,7 +106,8 @@ def simulate_rtl(build: Path, case: Case, simulator: str) -> tuple[Trace, int]:
     else:
         from est.sim.rtl import simulate as rtl_simulate
 
-        result = rtl_simulate(build, simulator, None, case.stall_seed)
+        result = rtl_simulate(build, simulator, None, case.stall_seed,
+                              golden=build / "golden.npz")
     return result.trace, result.cycles
 
 

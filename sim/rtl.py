@@ -57,6 +57,7 @@ class RTLRun:
     cycles: int  # total simulated cycles (after reset)
     latency_cycles: list[int]  # per bin: from input accepted to output taken
     seconds: float
+    scoreboard_mismatches: int | None = None  # bins the testbench's scoreboard saw differ
 
     @property
     def cycles_per_bin(self) -> float:
@@ -65,13 +66,17 @@ class RTLRun:
 
 def simulate(build: Path, simulator: str = "verilator", stimulus: Path | None = None,
              stall_seed: int | None = None, waves: bool = False,
-             reset_at: int | None = None, verbose: bool = False) -> RTLRun:
+             reset_at: int | None = None, verbose: bool = False,
+             golden: Path | None = None) -> RTLRun:
     """Build (once per build folder and simulator) and run ``build/top.v`` on ``stimulus``
     (default ``build/stimulus.npy``); return the RTL trace of what the top outputs.
 
     ``stall_seed`` stalls both streams at random; ``reset_at`` pulses reset after that many
-    bins (the rest of the stimulus is a new stream from zero state). The simulator's own
-    output goes to ``sim_<simulator>/build.log`` and ``test.log`` unless ``verbose``.
+    bins (the rest of the stimulus is a new stream from zero state). With ``golden`` (the
+    golden trace of this stimulus) the testbench's scoreboard checks every word as it arrives;
+    a mismatch is reported in ``scoreboard_mismatches``, not raised, so the trace is kept.
+    The simulator's own output goes to ``sim_<simulator>/build.log`` and ``test.log`` unless
+    ``verbose``.
     """
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
@@ -110,6 +115,8 @@ def simulate(build: Path, simulator: str = "verilator", stimulus: Path | None = 
            "EST_OUT": str(out)}
     if stall_seed is not None:
         env["EST_STALL_SEED"] = str(stall_seed)
+    if golden is not None:
+        env["EST_GOLDEN"] = str(Path(golden).resolve())
     if reset_at is not None:
         env["EST_RESET_AT"] = str(reset_at)
     try:
@@ -121,13 +128,18 @@ def simulate(build: Path, simulator: str = "verilator", stimulus: Path | None = 
         failed = get_results(results)[1]
     except (RuntimeError, SystemExit):
         failed = 1
-    if failed or not out.is_file():
+    if not out.is_file():
         raise EstError(f"the {simulator} simulation failed; see "
                        f"{logs.get('test', 'the output above')}")
     with np.load(out, allow_pickle=False) as npz:
         words = [int(w) for w in npz["words"]]
         latency = (npz["output_cycles"] - npz["accept_cycles"]).tolist()
         cycles = int(npz["total_cycles"])
+        scored = int(npz["scoreboard_mismatches"])
+    if failed and scored <= 0:
+        raise EstError(f"the {simulator} simulation failed; see "
+                       f"{logs.get('test', 'the output above')}")
     trace = decode_outputs(top["output_fields"], words,
                            {"source": simulator, "network": top["name"], "bins": len(words)})
-    return RTLRun(trace, cycles, latency, time.perf_counter() - t0)
+    return RTLRun(trace, cycles, latency, time.perf_counter() - t0,
+                  scored if scored >= 0 else None)

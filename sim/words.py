@@ -26,3 +26,18 @@ def decode_outputs(fields: list, words: list[int], meta: dict) -> Trace:
                     v -= 1 << bits
                 arrays[name][t, c] = v
     return Trace(arrays, meta)
+
+
+def encode_outputs(fields: list, trace: Trace) -> list[int]:
+    """The output words a top must produce for ``trace`` (the inverse of
+    :func:`decode_outputs`): one integer per bin."""
+    words = []
+    for t in range(trace.bins):
+        word, pos = 0, 0
+        for name, n, bits, _ in fields:
+            mask = (1 << bits) - 1
+            for c in range(n):
+                word |= (int(trace.arrays[name][t, c]) & mask) << pos
+                pos += bits
+        words.append(word)
+    return words

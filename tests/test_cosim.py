@@ -1,6 +1,7 @@
 """The compiled Verilog on Verilator and Icarus (cocotb 2.x) against the golden model: every
 spike and membrane of every layer, every bin; with random stalls; across a reset."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,8 @@ BIN = Path(sys.executable).parent
 @pytest.mark.parametrize("simulator", ["verilator", "icarus"])
 def test_compiled_model_is_bit_exact_over_240_bins(traced_build, simulator):
     golden = Trace.load(traced_build / "golden.npz")
-    rtl = simulate(traced_build, simulator, stall_seed=5)
+    rtl = simulate(traced_build, simulator, stall_seed=5, golden=traced_build / "golden.npz")
+    assert rtl.scoreboard_mismatches == 0
     result = compare(golden, rtl.trace)
     assert result.bins == 240
     assert result.tensors == ("fc1/spikes", "fc1/v", "fc2/spikes", "fc2/v", "readout/v")
@@ -64,3 +66,20 @@ def test_est_compare_finds_an_injected_fault(traced_build, tmp_path):
     page = (tmp_path / "rtl_compare.html").read_text()
     assert "1 mismatches" in page and "data:image/png;base64," in page
     assert (tmp_path / "rtl_compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_scoreboard_flags_a_word_that_differs_from_golden(traced_build, tmp_path):
+    build = tmp_path / "b"
+    shutil.copytree(traced_build, build, ignore=shutil.ignore_patterns("sim_*", "rtl_*"))
+    golden = Trace.load(build / "golden.npz")
+    golden.arrays["fc1/spikes"][100, 4] ^= 1  # the golden side is wrong here: RTL must differ
+    golden.save(build / "golden.npz")
+    res = subprocess.run([BIN / "est-sim", build, "--sim", "icarus"], capture_output=True,
+                         text=True)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "scoreboard saw 1 bins differ" in res.stdout
+    log = (build / "sim_icarus" / "test.log").read_text()
+    assert "scoreboard: bin 100" in log and "fc1/spikes channel 4" in log
+    res = subprocess.run([BIN / "est-compare", build, "--no-view"], capture_output=True,
+                         text=True)
+    assert res.returncode == 1 and "layer fc1, tensor spikes, channel 4, bin 100" in res.stdout
