@@ -78,23 +78,26 @@ class NeuronArray(wiring.Component):
             new_v, bit = self._lane(m, lane, v, self.i.payload.current[lane], rom_word)
             new_word.append(new_v.as_unsigned()[:vb])
             out_bits.append(bit)
-        clearing = Signal()
-        m.d.comb += wr.data.eq(Mux(clearing, 0, Cat(*new_word)))
+        # ``clearing`` is a register, not an FSM state: the write enable and data of the clear
+        # phase then never depend on combinational logic that a simulator might leave
+        # unevaluated before the first state change (Icarus leaves such ``always @*`` at X).
+        clearing = Signal(init=1)
+        update = Signal()
+        m.d.comb += [wr.en.eq(clearing | update), wr.data.eq(Mux(clearing, 0, Cat(*new_word)))]
+        with m.If(clearing):
+            with m.If(group == self.groups - 1):
+                m.d.sync += [group.eq(0), clearing.eq(0)]
+            with m.Else():
+                m.d.sync += group.eq(group + 1)
 
-        with m.FSM(init="CLEAR"):
-            with m.State("CLEAR"):
-                m.d.comb += [clearing.eq(1), wr.en.eq(1)]
-                with m.If(group == self.groups - 1):
-                    m.d.sync += group.eq(0)
-                    m.next = "FETCH"
-                with m.Else():
-                    m.d.sync += group.eq(group + 1)
+        with m.FSM(init="FETCH"):
             with m.State("FETCH"):
-                m.next = "UPDATE"
+                with m.If(~clearing):
+                    m.next = "UPDATE"
             with m.State("UPDATE"):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(self.i.valid):
-                    m.d.comb += wr.en.eq(1)
+                    m.d.comb += update.eq(1)
                     m.d.sync += values.word_select(group, lanes * vb).eq(Cat(*new_word))
                     if out_bits[0] is not None:
                         m.d.sync += spikes.word_select(group, lanes).eq(Cat(*out_bits))

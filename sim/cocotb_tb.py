@@ -53,14 +53,27 @@ class StreamDriver:
             self.offering = False
 
 
-class StreamMonitor:
-    """Takes words from ``<name>__valid/__payload``, asserting ``__ready`` (or not, at random)."""
+def unresolved_fields(fields: list, bits: str) -> list[str]:
+    """The output fields (``top.json`` rows) whose bits in ``bits`` (MSB first, as cocotb
+    prints a value) are not all 0/1, as ``tensor[channel]``."""
+    lsb_first, pos, bad = bits[::-1], 0, []
+    for name, n, width, _ in fields:
+        for c in range(n):
+            if set(lsb_first[pos:pos + width]) - {"0", "1"}:
+                bad.append(f"{name}[{c}]")
+            pos += width
+    return bad
 
-    def __init__(self, dut, name: str, stall: random.Random | None):
+
+class StreamMonitor:
+    """Takes words from ``<name>__valid/__payload``, asserting ``__ready`` (or not, at random);
+    a taken word with X or Z bits fails the test naming the fields that hold them."""
+
+    def __init__(self, dut, name: str, stall: random.Random | None, fields: list):
         self.valid = getattr(dut, f"{name}__valid")
         self.ready = getattr(dut, f"{name}__ready")
         self.payload = getattr(dut, f"{name}__payload")
-        self.stall = stall
+        self.stall, self.fields = stall, fields
         self.words: list[int] = []
         self.cycles: list[int] = []
 
@@ -70,7 +83,13 @@ class StreamMonitor:
     def observe(self, cycle: int) -> bool:
         """Record the word if one was taken this cycle; return whether one was."""
         if int(self.valid.value) and int(self.ready.value):
-            self.words.append(self.payload.value.to_unsigned())
+            value = self.payload.value
+            if not value.is_resolvable:
+                bad = unresolved_fields(self.fields, str(value))
+                raise AssertionError(f"output word {len(self.words)} (cycle {cycle}) has X/Z "
+                                     f"bits in {', '.join(bad[:8])}"
+                                     + (f" and {len(bad) - 8} more" if len(bad) > 8 else ""))
+            self.words.append(value.to_unsigned())
             self.cycles.append(cycle)
             return True
         return False
@@ -123,7 +142,8 @@ async def reset(dut) -> None:
 
 @cocotb.test()
 async def run_stimulus(dut):
-    top = json.loads(open(os.environ["EST_TOP_JSON"]).read())
+    with open(os.environ["EST_TOP_JSON"]) as f:
+        top = json.load(f)
     stimulus = np.load(os.environ["EST_STIMULUS"], allow_pickle=False)
     seed = os.environ.get("EST_STALL_SEED")
     stall = random.Random(int(seed)) if seed else None
@@ -136,7 +156,7 @@ async def run_stimulus(dut):
     Clock(dut.clk, 10, unit="ns").start()
     await reset(dut)
     driver = StreamDriver(dut, "i", words, stall)
-    monitor = StreamMonitor(dut, "o", stall)
+    monitor = StreamMonitor(dut, "o", stall, top["output_fields"])
     golden = os.environ.get("EST_GOLDEN")
     scoreboard = Scoreboard(dut._log, top["output_fields"], Trace.load(golden) if golden else None)
     cycle = 0

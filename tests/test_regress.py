@@ -68,3 +68,11 @@ def test_a_fault_is_shrunk_and_written_as_a_reproducer(tmp_path, monkeypatch):
     for f in ("ir.json", "weights.npz", "golden.npz", "top.v", "top.json", "rtl_amaranth.npz"):
         assert (repro_dir / f).is_file(), f
     assert "est-regress --seed 0 --case 0 --sim amaranth" in repro["replay"]
+
+
+def test_case_that_found_the_icarus_clear_bug(tmp_path):
+    """Seed 0 case 18 (18 neurons at 1 lane): the neuron arrays' clear phase read X on Icarus
+    because its write data hung on an FSM state that Icarus never evaluated before it changed."""
+    code = regress.main(["--seed", "0", "--case", "18", "--sim", "icarus", "--out",
+                         str(tmp_path), "-q"])
+    assert code == 0
