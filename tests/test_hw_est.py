@@ -54,3 +54,30 @@ def test_spike_mask_matches_golden(case):
         np.testing.assert_array_equal(_vec(got[t], n), want, err_msg=f"bin {t}")
     if 0 < threshold < 256:
         assert any(_vec(g, n).sum() < s.sum() for g, s in zip(got, spikes, strict=True))
+
+
+@pytest.mark.parametrize("case", range(8))
+def test_spike_attention_matches_golden(case):
+    from est.hw.attention import SpikeAttention
+
+    rng = np.random.default_rng(100 + case)
+    mode = ["sdsa", "ssa"][case % 2]
+    heads = int(rng.choice([1, 2, 4]))
+    d = heads * int(rng.integers(1, 6))
+    window = int(rng.integers(1, 9))
+    threshold = int(rng.integers(1, window + 2)) if case % 4 == 0 else 1
+    dut = SpikeAttention(d, window, mode, heads, threshold)
+    bins = 40
+    q, k, v = ((rng.random((bins, d)) < p).astype(np.int64) for p in (0.5, 0.4, 0.6))
+    words = [_bits(q[t]) | _bits(k[t]) << d | _bits(v[t]) << 2 * d for t in range(bins)]
+    got = _run(dut, words, stall_seed=case)
+    params = golden.AttentionParams(mode, window, heads, threshold)
+    hist = golden.history_init(window, 2 * d)
+    for t in range(bins):
+        want, hist = golden.attention_step(q[t], k[t], v[t], hist, params)
+        if mode == "sdsa":
+            have = _vec(got[t], d)
+        else:
+            b = dut.out_bits
+            have = np.array([(got[t] >> (c * b)) & ((1 << b) - 1) for c in range(d)])
+        np.testing.assert_array_equal(have, want, err_msg=f"{mode} bin {t}")
