@@ -40,20 +40,24 @@ class SynapticAccumulator(wiring.Component):
 
     Hardware: a weight ROM of ``groups * n_in`` words, each ``lanes * weight_bits`` wide (block
     RAM), a bias ROM of ``groups`` words, ``lanes`` adders of the accumulator width, and an
-    ``n_in``-bit register holding the input spikes. Neurons are taken ``lanes`` at a time
-    (a group); for each group the ROM is read once per input (one word per cycle) and a weight
-    is added where its input spiked. Dense, not event-driven: every synapse costs one lane-cycle.
+    ``n_in * x_bits``-bit register holding the input vector. Neurons are taken ``lanes`` at a
+    time (a group); for each group the ROM is read once per input (one word per cycle). With
+    ``x_bits == 1`` (spikes) a weight is added where its input spiked; with wider unsigned
+    inputs (SEW sums, counts) each lane multiplies its weight by the input (``lanes``
+    ``weight_bits x x_bits`` multipliers). Dense, not event-driven: every synapse costs one
+    lane-cycle.
 
     Latency: one cycle to accept the spike vector, then ``n_in + 2`` cycles per group; a group's
     currents leave through an output register, so the next group is computed while the neurons
     take the previous one. A bin costs ``groups * (n_in + 2) + 1`` cycles when ``o`` never stalls.
 
-    Ports: ``i`` stream of ``n_in``-bit spike vectors (bit i = input i); ``o`` stream of
-    :func:`current_group_layout` groups, ``groups`` per input vector, in group order.
+    Ports: ``i`` stream of input vectors (``n_in`` fields of ``x_bits``, input i in field i);
+    ``o`` stream of :func:`current_group_layout` groups, ``groups`` per input vector, in group
+    order.
     """
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray, lanes: int, acc_bits: int,
-                 weight_bits: int):
+                 weight_bits: int, x_bits: int = 1):
         n_out, n_in = weight.shape
         if lanes < 1:
             raise ValueError(f"lanes must be at least 1, got {lanes}")
@@ -61,7 +65,7 @@ class SynapticAccumulator(wiring.Component):
             raise ValueError(f"bias must have shape ({n_out},), got {bias.shape}")
         self.n_in, self.n_out, self.lanes = n_in, n_out, lanes
         self.groups = ceil_div(n_out, lanes)
-        self.acc_bits, self.weight_bits = acc_bits, weight_bits
+        self.acc_bits, self.weight_bits, self.x_bits = acc_bits, weight_bits, x_bits
         w = np.zeros((self.groups * lanes, n_in), dtype=np.int64)
         w[:n_out] = weight
         # Word (g * n_in + i) holds weight[g * lanes + lane, i] in lane ``lane``.
@@ -69,10 +73,11 @@ class SynapticAccumulator(wiring.Component):
                               for word in pack_lanes(w[g * lanes:(g + 1) * lanes, i], lanes,
                                                      weight_bits)]
         self._bias_words = pack_lanes(bias, lanes, acc_bits)
-        self._sum_bits = signed_bits(int(np.minimum(w, 0).sum(axis=1).min()),
-                                     int(np.maximum(w, 0).sum(axis=1).max()))
+        x_max = (1 << x_bits) - 1
+        self._sum_bits = signed_bits(int(np.minimum(w, 0).sum(axis=1).min()) * x_max,
+                                     int(np.maximum(w, 0).sum(axis=1).max()) * x_max)
         super().__init__({
-            "i": In(stream.Signature(unsigned(n_in))),
+            "i": In(stream.Signature(unsigned(n_in * x_bits))),
             "o": Out(stream.Signature(current_group_layout(lanes, acc_bits))),
         })
 
@@ -86,12 +91,13 @@ class SynapticAccumulator(wiring.Component):
         w_rd = weights.read_port()
         b_rd = biases.read_port()
 
-        x = Signal(n_in)
+        xb = self.x_bits
+        x = Signal(n_in * xb)
         group = Signal(range(self.groups))
         base = Signal(range(len(self._weight_words) + n_in + 1))
         index = Signal(range(n_in + 1))
         data_valid = Signal()  # w_rd.data holds the word of input ``data_index``
-        data_spike = Signal()  # ...and that input spiked
+        data_x = Signal(xb)  # ...and that input's value
         acc = [Signal(signed(self._sum_bits), name=f"acc{lane}") for lane in range(lanes)]
         busy = Signal()
 
@@ -103,12 +109,17 @@ class SynapticAccumulator(wiring.Component):
             m.d.sync += [a.eq(0) for a in acc]
 
         with m.If(busy):
-            m.d.sync += [data_valid.eq(index < n_in), data_spike.eq(x.bit_select(index, 1))]
+            m.d.sync += [data_valid.eq(index < n_in), data_x.eq(x.word_select(index, xb))]
             with m.If(index < n_in):
                 m.d.sync += index.eq(index + 1)
-            with m.If(data_valid & data_spike):
-                m.d.sync += [a.eq(a + w_rd.data.word_select(lane, wb).as_signed())
-                             for lane, a in enumerate(acc)]
+            weights_now = [w_rd.data.word_select(lane, wb).as_signed() for lane in range(lanes)]
+            if xb == 1:
+                with m.If(data_valid & data_x):
+                    m.d.sync += [a.eq(a + w) for a, w in zip(acc, weights_now, strict=True)]
+            else:
+                with m.If(data_valid):
+                    m.d.sync += [a.eq(a + w * data_x)
+                                 for a, w in zip(acc, weights_now, strict=True)]
 
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
