@@ -1,0 +1,109 @@
+"""The temporal processing unit (TPU) as gateware (docs/semantics.md section 8.2)."""
+
+import numpy as np
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from est.hw.neurons import LIFArray, lif_out_layout
+from est.hw.synapse import ceil_div, current_group_layout
+from est.sim.golden import signed_bits
+
+
+def tpu_acc_bits(w_in: np.ndarray, w_rec: np.ndarray, bias: np.ndarray, x_bits: int) -> int:
+    """Width that holds every ``bias + w_in x + sum_j w_rec[j] y_j`` (``x < 2**x_bits``)."""
+    x_max = (1 << x_bits) - 1
+    lo = bias + np.minimum(w_in, 0) * x_max + np.minimum(w_rec, 0).sum(axis=0)
+    hi = bias + np.maximum(w_in, 0) * x_max + np.maximum(w_rec, 0).sum(axis=0)
+    return signed_bits(int(min(lo.min(), 0)), int(max(hi.max(), 0)))
+
+
+class TemporalCurrent(wiring.Component):
+    """Per channel ``c`` (depthwise): ``current = bias[c] + w_in[c] * r[c] + sum_j w_rec[j, c] *
+    y_{t-1-j}[c]``, where ``y`` are the TPU's own past spikes, given on ``past``.
+
+    Hardware: the per-channel constants as small multiplexed ROMs in logic, ``lanes``
+    multipliers (``w_in`` by the input value) and ``lanes`` adders of ``kernel + 2`` terms.
+
+    Latency: one cycle to accept ``r``, then one cycle per group of ``lanes`` channels.
+    """
+
+    def __init__(self, w_in: np.ndarray, w_rec: np.ndarray, bias: np.ndarray, lanes: int,
+                 x_bits: int):
+        self.d, self.kernel = len(w_in), w_rec.shape[0]
+        self.lanes, self.x_bits = lanes, x_bits
+        self.groups = ceil_div(self.d, lanes)
+        self.acc_bits = tpu_acc_bits(w_in, w_rec, bias, x_bits)
+        self.w_in, self.w_rec, self.bias = w_in, w_rec, bias
+        super().__init__({
+            "i": In(stream.Signature(unsigned(self.d * x_bits))),
+            "past": In(unsigned(self.d * self.kernel)),  # y_{t-1-j} in word j
+            "o": Out(stream.Signature(current_group_layout(lanes, self.acc_bits))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        d, lanes, xb, ab = self.d, self.lanes, self.x_bits, self.acc_bits
+        pad = self.groups * lanes - d
+
+        def table(values):
+            return Array(Const(int(v), signed(ab)) for v in list(values) + [0] * pad)
+
+        w_in, bias = table(self.w_in), table(self.bias)
+        w_rec = [table(row) for row in self.w_rec]
+        width = self.groups * lanes  # channels, padding included
+        x = Signal(width * xb)
+        past = [Signal(width, name=f"past{j}") for j in range(self.kernel)]
+        m.d.comb += [p.eq(self.past.word_select(j, d)) for j, p in enumerate(past)]
+        group = Signal(range(self.groups))
+        busy = Signal()
+        m.d.comb += self.i.ready.eq(~busy)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [x.eq(self.i.payload), busy.eq(1), group.eq(0)]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(busy & (~self.o.valid | self.o.ready)):
+            for lane in range(lanes):
+                c = Signal(range(self.groups * lanes), name=f"channel{lane}")
+                m.d.comb += c.eq(group * lanes + lane)
+                value = Signal(xb, name=f"x{lane}")
+                m.d.comb += value.eq(x.word_select(c, xb))
+                total = bias[c] + w_in[c] * value
+                for j in range(self.kernel):
+                    total = total + Mux(past[j].bit_select(c, 1), w_rec[j][c], 0)
+                m.d.sync += self.o.payload.current[lane].eq(total)
+            m.d.sync += [self.o.valid.eq(1), self.o.payload.last.eq(group == self.groups - 1),
+                         group.eq(group + 1)]
+            with m.If(group == self.groups - 1):
+                m.d.sync += busy.eq(0)
+        return m
+
+
+class TemporalUnit(wiring.Component):
+    """The TPU: :class:`TemporalCurrent` feeding a :class:`~est.hw.neurons.LIFArray`, whose
+    spikes are shifted into the ``kernel`` past-spike registers when the bin's output is taken.
+
+    Latency: one cycle plus ``groups`` cycles of currents, overlapped with the LIF array's
+    two cycles per group; the output (spikes and, with ``trace``, membranes) is held until taken.
+    """
+
+    def __init__(self, w_in, w_rec, bias, lanes: int, x_bits: int, v_bits: int,
+                 leak_shift: int | None, threshold: np.ndarray, reset: str, trace: bool = False):
+        self.current = TemporalCurrent(w_in, w_rec, bias, lanes, x_bits)
+        self.neurons = LIFArray(len(w_in), lanes, self.current.acc_bits, v_bits, leak_shift,
+                                threshold, reset, trace)
+        self.d, self.kernel = len(w_in), w_rec.shape[0]
+        super().__init__({"i": In(stream.Signature(unsigned(self.d * x_bits))),
+                          "o": Out(stream.Signature(lif_out_layout(self.d, v_bits, trace)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.current, m.submodules.neurons = self.current, self.neurons
+        past = Signal(self.d * self.kernel)
+        m.d.comb += self.current.past.eq(past)
+        wiring.connect(m, wiring.flipped(self.i), self.current.i)
+        wiring.connect(m, self.current.o, self.neurons.i)
+        wiring.connect(m, self.neurons.o, wiring.flipped(self.o))
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += past.eq(Cat(self.o.payload.spikes, past[:self.d * (self.kernel - 1)]))
+        return m
