@@ -31,23 +31,24 @@ class SpikeMask(wiring.Component):
     Latency: one cycle to accept the vector, ``ceil(n / lanes)`` cycles to draw, then the
     masked vector is offered on ``o`` until taken; ``i`` is ready again once it is.
 
-    Ports: ``i`` and ``o`` streams of ``n``-bit spike vectors (bit c = channel c).
+    Ports: ``i`` and ``o`` streams of ``n`` fields of ``bits`` bits (spikes, or SEW sums: a
+    dropped channel becomes 0), channel c in field c.
     """
 
-    def __init__(self, n: int, threshold: int, seed: int, lanes: int = 1):
+    def __init__(self, n: int, threshold: int, seed: int, lanes: int = 1, bits: int = 1):
         if not 0 <= threshold <= 256:
             raise ValueError(f"threshold must be 0..256, got {threshold}")
         if not 1 <= seed < 1 << 32:
             raise ValueError(f"seed must be a nonzero 32-bit value, got {seed}")
-        self.n, self.threshold, self.seed = n, threshold, seed
+        self.n, self.threshold, self.seed, self.bits = n, threshold, seed, bits
         self.lanes = max(1, min(lanes, n))
-        super().__init__({"i": In(stream.Signature(unsigned(n))),
-                          "o": Out(stream.Signature(unsigned(n)))})
+        super().__init__({"i": In(stream.Signature(unsigned(n * bits))),
+                          "o": Out(stream.Signature(unsigned(n * bits)))})
 
     def elaborate(self, platform):
         m = Module()
-        n, lanes = self.n, self.lanes
-        x = Signal(n)
+        n, lanes, bits = self.n, self.lanes, self.bits
+        x = Signal(n * bits)
         busy = Signal()
         m.d.comb += self.i.ready.eq(~busy)
         with m.If(self.o.valid & self.o.ready):
@@ -73,8 +74,8 @@ class SpikeMask(wiring.Component):
                 for k in range(steps):
                     c = k * lanes + lane
                     if c < n:
-                        with m.If(step == k):
-                            m.d.sync += x[c].eq(x[c] & keep[lane])
+                        with m.If((step == k) & ~keep[lane]):
+                            m.d.sync += x.word_select(c, bits).eq(0)
             last = steps - 1
             with m.If(step == last):
                 m.d.sync += drawing.eq(0)
