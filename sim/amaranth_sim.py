@@ -47,10 +47,10 @@ async def stream_get(ctx, port, stall: random.Random | None) -> tuple[int, int]:
             return payload, waited
 
 
-def simulate(net: Network, stimulus, trace: bool = True, stall_seed: int | None = None,
-             vcd: Path | None = None) -> RTLRun:
-    """Simulate :class:`NetworkTop` on ``stimulus`` ([bins, n_in] spikes), one bin at a time."""
-    dut = NetworkTop(net, trace)
+def simulate_top(dut, fields: list, stimulus, stall_seed: int | None = None,
+                 vcd: Path | None = None, source: str = "amaranth") -> RTLRun:
+    """Simulate a top (``i`` stream of spike vectors, ``o`` stream of output words described
+    by ``fields``) on ``stimulus`` ([bins, n_in] spikes), one bin at a time."""
     stall = random.Random(stall_seed) if stall_seed is not None else None
     words, latency = [], []
     inputs = encode_inputs(stimulus)
@@ -71,7 +71,14 @@ def simulate(net: Network, stimulus, trace: bool = True, stall_seed: int | None 
             sim.run()
     else:
         sim.run()
-    fields = output_fields(net, trace)
-    out = decode_outputs(fields, words, {"source": "amaranth", "network": net.name,
-                                         "bins": len(words)})
+    out = decode_outputs(fields, words, {"source": source, "bins": len(words)})
     return RTLRun(out, sum(latency), latency, time.perf_counter() - t0)
+
+
+def simulate(net: Network, stimulus, trace: bool = True, stall_seed: int | None = None,
+             vcd: Path | None = None) -> RTLRun:
+    """Simulate :class:`NetworkTop` on ``stimulus`` ([bins, n_in] spikes), one bin at a time."""
+    run = simulate_top(NetworkTop(net, trace), output_fields(net, trace), stimulus, stall_seed,
+                       vcd)
+    run.trace.meta["network"] = net.name
+    return run
