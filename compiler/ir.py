@@ -216,9 +216,8 @@ def load(folder: Path) -> Network:
     if not isinstance(doc, dict) or doc.get("format") != IR_FORMAT:
         raise IRError("network", "format", f"expected {IR_FORMAT!r}")
     if doc.get("kind") == "est":
-        raise EstError(f"{folder}: an EST build (IR version {doc.get('version')}); this version "
-                       f"simulates and synthesizes spiking-MLP builds only, the EST blocks have "
-                       f"no gateware yet. Its golden traces are in {folder / 'golden.npz'}")
+        raise EstError(f"{folder}: an EST build (IR version {doc.get('version')}); read it with "
+                       f"est.compiler.est_ir.load_est")
     if doc.get("version") != IR_VERSION:
         raise IRError("network", "version", f"this est reads version {IR_VERSION}, the file is "
                                             f"version {doc.get('version')!r}; recompile the model")

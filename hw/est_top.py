@@ -248,3 +248,31 @@ class ESTTop(wiring.Component):
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += busy.eq(0)
         return m
+
+
+def est_to_verilog(net: ESTNetwork, lanes: int, name: str = "top") -> str:
+    """Verilog of :class:`ESTTop` through Amaranth's back end (yosys: see est.toolenv)."""
+    from amaranth.back import verilog
+
+    return verilog.convert(ESTTop(net, lanes), name=name, emit_src=False)
+
+
+def est_cycles_bound(net: ESTNetwork, lanes: int) -> int:
+    """An upper bound on the cycles of one bin in :class:`ESTTop` when ``o`` never stalls: every
+    convolution ``groups * (K * n_in + 2) + 4``, every other stage ``ceil(n / lanes) + 4``
+    (the stages of a bin run one after another). The simulation measures the real figure."""
+    d = net.d_model
+
+    def conv(c: Conv, extra: int = 0) -> int:
+        k, n_out, n_in = c.weight.shape
+        return -(-n_out // lanes) * (k * (n_in + extra) + 2) + 4
+
+    other = -(-max(d, net.n_out) // lanes) + 4
+    total = conv(net.embed, 0 if net.cpg_table is None else net.cpg_table.shape[1]) + other
+    for blk in net.blocks:
+        total += conv(blk.mlp1) + conv(blk.mlp2) + 4 * other
+        if blk.attention != "none":
+            total += sum(conv(getattr(blk, n)) for n in ("q", "k", "v", "proj")) + 6 * other
+        if blk.tpu is not None:
+            total += 3 * other
+    return total + conv(net.readout) + other

@@ -20,6 +20,19 @@ def _stimulus(build: Path, path: Path | None, n_in: int) -> tuple[np.ndarray, Pa
     return load_stimulus(path, n_in), path
 
 
+def load_build_ir(build: Path):
+    """The IR of a build folder: the spine's :class:`~est.compiler.ir.Network` or an
+    :class:`~est.compiler.est_ir.ESTNetwork` (``ir.json`` kind ``est``)."""
+    from est.compiler import ir
+    from est.compiler.est_ir import load_est
+
+    try:
+        doc = json.loads((build / "ir.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return ir.load(build)  # reports the problem
+    return load_est(build, doc) if doc.get("kind") == "est" else ir.load(build)
+
+
 def sim(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="est-sim", description="Simulate a compiled build's RTL and write its trace.",
@@ -35,17 +48,21 @@ def sim(argv: list[str] | None = None) -> int:
                         help="show the simulator's output (default: sim_<sim>/*.log)")
     parser.add_argument("--version", action="version", version=f"est {__version__}")
     args = parser.parse_args(argv)
-    from est.compiler import ir
-
-    net = ir.load(args.build)
+    net = load_build_ir(args.build)
     top = json.loads((args.build / "top.json").read_text())
     stimulus, stim_path = _stimulus(args.build, args.stimulus, net.n_in)
     print(f"est-sim: {stimulus.shape[0]} bins on {args.sim} ...", flush=True)
-    if args.sim == "amaranth":
+    vcd = args.build / "amaranth.vcd" if args.waves else None
+    if args.sim == "amaranth" and top.get("arch") == "est":
+        from est.hw.est_top import ESTTop
+        from est.sim.amaranth_sim import simulate_top
+
+        dut = ESTTop(net, top["lanes"])
+        run = simulate_top(dut, dut.fields, stimulus, args.stall_seed, vcd)
+    elif args.sim == "amaranth":
         from est.sim.amaranth_sim import simulate as amaranth_simulate
 
-        run = amaranth_simulate(net, stimulus, top["trace"], args.stall_seed,
-                                args.build / "amaranth.vcd" if args.waves else None)
+        run = amaranth_simulate(net, stimulus, top["trace"], args.stall_seed, vcd)
     else:
         from est.sim.rtl import simulate as rtl_simulate
 
