@@ -45,18 +45,28 @@ def _platform(board: Board):
 def synthesize(build: Path, board: Board, out: Path) -> dict:
     """Build the bitstream of ``build``'s network for ``board`` into ``out``; return the report."""
     toolenv.apply()
-    net = ir.load(build)
-    check_fit(net, board)
+    top = json.loads((build / "top.json").read_text())
+    compile_report = json.loads((build / "report.json").read_text())
+    if top.get("arch") == "est":
+        from est.compiler.est_ir import load_est
+        from est.hw.est_top import ESTTop
+
+        net = load_est(build, json.loads((build / "ir.json").read_text()))
+        board_top = BoardTop(net, core=ESTTop(net, top["lanes"], trace=False))
+        cycles = top["cycles_per_bin"]
+    else:
+        net = ir.load(build)
+        check_fit(net, board)
+        board_top = BoardTop(net)
+        cycles = compile_report["cycles_per_bin"]
     t0 = time.perf_counter()
     platform = _platform(board)
-    platform.build(BoardTop(net), name="top", build_dir=str(out), do_program=False)
+    platform.build(board_top, name="top", build_dir=str(out), do_program=False)
     seconds = time.perf_counter() - t0
     bitstream = next((p for p in (out / "top.bin", out / "top.bit") if p.is_file()), None)
     if bitstream is None:
         raise EstError(f"synthesis for {board.name} produced no bitstream in {out}")
     result = parse_nextpnr_log((out / "top.tim").read_text())
-    compile_report = json.loads((build / "report.json").read_text())
-    cycles = compile_report["cycles_per_bin"]
     clock_mhz = board.clock_hz / 1e6
     result.update({
         "board": board.name, "bitstream": str(bitstream), "seconds": round(seconds, 1),

@@ -12,7 +12,7 @@ from amaranth.lib import wiring
 from est.boards.uart import UARTRx, UARTTx
 from est.compiler.ir import Network
 from est.hw.synapse import ceil_div
-from est.hw.top import NetworkTop, output_width
+from est.hw.top import NetworkTop
 
 
 class BoardTop(wiring.Component):
@@ -22,8 +22,12 @@ class BoardTop(wiring.Component):
     ``8 * ceil(n_in/8)`` bits and an output shift register of ``8 * ceil(out_bits/8)`` bits.
     """
 
-    def __init__(self, net: Network, baud: int = 115200):
+    def __init__(self, net: Network, baud: int = 115200, core=None):
+        """``core``: the compiled network (default: :class:`NetworkTop` of ``net`` without
+        trace); any component with an ``i`` stream of spike vectors and an ``o`` stream of
+        output words (such as :class:`est.hw.est_top.ESTTop`)."""
         self.net, self.baud = net, baud
+        self.core = core if core is not None else NetworkTop(net)
         super().__init__({})
 
     def elaborate(self, platform):
@@ -31,7 +35,7 @@ class BoardTop(wiring.Component):
         divisor = round(platform.default_clk_frequency / self.baud)
         m.submodules.rx = rx = UARTRx(divisor)
         m.submodules.tx = tx = UARTTx(divisor)
-        m.submodules.net = net = NetworkTop(self.net)
+        m.submodules.net = net = self.core
         uart = platform.request("uart", 0)
         m.d.comb += [rx.rx.eq(uart.rx.i), uart.tx.o.eq(tx.tx)]
 
@@ -46,7 +50,7 @@ class BoardTop(wiring.Component):
         with m.If(net.i.valid & net.i.ready):
             m.d.sync += in_count.eq(0)
 
-        out_bytes = ceil_div(output_width(self.net, False), 8)
+        out_bytes = ceil_div(len(net.o.payload.as_value()), 8)
         out_word = Signal(8 * out_bytes)
         out_count = Signal(range(out_bytes + 1))
         led = Signal()

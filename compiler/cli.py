@@ -17,7 +17,7 @@ from est.cli import entry, staged_output
 from est.compiler.est_quantize import quantize_est
 from est.compiler.frontend import checkpoint_arch, load_checkpoint, load_est_checkpoint
 from est.compiler.quantize import QuantConfig, quantize
-from est.hw.est_top import est_cycles_bound, est_output_fields, est_to_verilog
+from est.hw.est_top import est_cycles_bound, est_output_fields, est_to_verilog, measure_cycles
 from est.hw.synapse import ceil_div
 from est.hw.top import cycles_per_bin, layer_cycles, output_fields, to_verilog
 from est.sim.est_network import run_est
@@ -57,6 +57,20 @@ def write_build(folder: Path, net, stimulus: np.ndarray, golden, trace: bool,
         indent=2) + "\n")
     if verilog:
         (folder / "top.v").write_text(to_verilog(net, trace))
+
+
+def write_est_build(folder: Path, net, stimulus: np.ndarray, golden, lanes: int) -> None:
+    """The simulation inputs of an EST build folder: ``ir.json``, ``weights.npz``,
+    ``stimulus.npy``, ``golden.npz``, ``top.json`` and ``top.v`` (every layer traced)."""
+    net.save(folder)
+    np.save(folder / "stimulus.npy", stimulus)
+    golden.save(folder / "golden.npz")
+    (folder / "top.json").write_text(json.dumps({
+        "name": net.name, "arch": "est", "toplevel": "top", "trace": True, "n_in": net.n_in,
+        "lanes": lanes, "output_fields": est_output_fields(net),
+        "cycles_per_bin": measure_cycles(net, lanes),
+        "cycles_budget": est_cycles_bound(net, lanes)}, indent=2) + "\n")
+    (folder / "top.v").write_text(est_to_verilog(net, lanes))
 
 
 def layer_costs(net) -> list[dict]:
@@ -176,16 +190,8 @@ def compile_est(args, name: str, t0: float) -> int:
           f"{stimulus.shape[0]} bins ...", flush=True)
     trace = run_est(net, stimulus)
     with staged_output(args.out, "ir.json") as tmp:
-        net.save(tmp)
-        np.save(tmp / "stimulus.npy", stimulus)
-        trace.save(tmp / "golden.npz")
-        (tmp / "top.json").write_text(json.dumps({
-            "name": net.name, "arch": "est", "toplevel": "top", "trace": True, "n_in": n_in,
-            "lanes": args.lanes, "output_fields": est_output_fields(net),
-            "cycles_per_bin": None, "cycles_budget": est_cycles_bound(net, args.lanes)},
-            indent=2) + "\n")
         print("est-compile: writing Verilog through yosys ...", flush=True)
-        (tmp / "top.v").write_text(est_to_verilog(net, args.lanes))
+        write_est_build(tmp, net, stimulus, trace, args.lanes)
         report = {
             "name": net.name, "arch": "est", "model": str(args.model),
             "model_sha256": hashlib.sha256(args.model.read_bytes()).hexdigest(),

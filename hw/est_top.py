@@ -21,11 +21,13 @@ def weight_bits(w: np.ndarray) -> int:
     return signed_bits(min(int(w.min()), 0), max(int(w.max()), 0)) if w.size else 2
 
 
-def est_output_fields(net: ESTNetwork) -> list[tuple[str, int, int, bool]]:
+def est_output_fields(net: ESTNetwork, trace: bool = True) -> list[tuple[str, int, int, bool]]:
     """The output word of :class:`ESTTop`, low bits first: ``(tensor, channels, bits, signed)``;
-    ``readout/v`` first, then every tensor of the golden trace in bin order."""
+    ``readout/v`` first, then with ``trace`` every tensor of the golden trace in bin order."""
     d = net.d_model
     fields = [("readout/v", net.n_out, net.readout_bits, True)]
+    if not trace:
+        return fields
 
     def lif(name: str, v_bits: int) -> None:
         fields.extend([(f"{name}/spikes", d, 1, False), (f"{name}/v", d, v_bits, True)])
@@ -62,8 +64,8 @@ def est_output_fields(net: ESTNetwork) -> list[tuple[str, int, int, bool]]:
 class _Builder:
     """Creates the submodules of :class:`ESTTop` in bin order and records the trace fields."""
 
-    def __init__(self, m: Module, lanes: int):
-        self.m, self.lanes = m, lanes
+    def __init__(self, m: Module, lanes: int, trace: bool):
+        self.m, self.lanes, self.trace = m, lanes, trace
         self.fields: list[tuple[str, int, int, bool]] = []
         self.taps: list[Signal] = []
         self.count = 0
@@ -75,7 +77,9 @@ class _Builder:
 
     def tap(self, name: str, port, value, n: int, bits: int, is_signed: bool) -> None:
         """Record ``value`` (``n`` fields of ``bits``) as trace tensor ``name`` whenever a word
-        passes on stream ``port``."""
+        passes on stream ``port`` (nothing without ``trace``)."""
+        if not self.trace:
+            return
         reg = Signal(n * bits, name=name.replace(".", "_").replace("/", "__"))
         with self.m.If(port.valid & port.ready):
             self.m.d.sync += reg.eq(value)
@@ -134,7 +138,8 @@ class _Builder:
 
 
 class ESTTop(wiring.Component):
-    """The EST of an IR: input spike vector in, the output word of every traced tensor out.
+    """The EST of an IR: input spike vector in, the readout values (and, with ``trace``, every
+    tensor of the golden trace) out.
 
     Hardware, in bin order: the embedding (causal conv over ``[x, CPG row]``, the CPG table as a
     ROM), per block the spike mask (LFSR), Q/K/V convolutions and LIF arrays, spike attention
@@ -152,16 +157,16 @@ class ESTTop(wiring.Component):
     ``readout/v`` first.
     """
 
-    def __init__(self, net: ESTNetwork, lanes: int):
-        self.net, self.lanes = net, lanes
-        self.fields = est_output_fields(net)
+    def __init__(self, net: ESTNetwork, lanes: int, trace: bool = True):
+        self.net, self.lanes, self.trace = net, lanes, trace
+        self.fields = est_output_fields(net, trace)
         width = sum(n * bits for _, n, bits, _ in self.fields)
         super().__init__({"i": In(stream.Signature(unsigned(net.n_in))),
                           "o": Out(stream.Signature(unsigned(width)))})
 
     def _build(self, m: Module, source, sink) -> None:
         net, lanes, d = self.net, self.lanes, self.net.d_model
-        b = _Builder(m, lanes)
+        b = _Builder(m, lanes, self.trace)
         x = source
         if net.cpg_table is not None:
             cpg = b.add("cpg", CPGTable(net.cpg_table))
@@ -250,11 +255,21 @@ class ESTTop(wiring.Component):
         return m
 
 
-def est_to_verilog(net: ESTNetwork, lanes: int, name: str = "top") -> str:
+def est_to_verilog(net: ESTNetwork, lanes: int, trace: bool = True, name: str = "top") -> str:
     """Verilog of :class:`ESTTop` through Amaranth's back end (yosys: see est.toolenv)."""
     from amaranth.back import verilog
 
-    return verilog.convert(ESTTop(net, lanes), name=name, emit_src=False)
+    return verilog.convert(ESTTop(net, lanes, trace), name=name, emit_src=False)
+
+
+def measure_cycles(net: ESTNetwork, lanes: int, bins: int = 2) -> int:
+    """Cycles per bin of :class:`ESTTop` (``trace`` off, no stalls) measured in amaranth.sim:
+    the schedule is dense, so every bin takes the same number of cycles."""
+    from est.sim.amaranth_sim import simulate_top
+
+    dut = ESTTop(net, lanes, trace=False)
+    run = simulate_top(dut, dut.fields, np.zeros((bins, net.n_in), np.int64))
+    return int(max(run.latency_cycles))
 
 
 def est_cycles_bound(net: ESTNetwork, lanes: int) -> int:
