@@ -6,7 +6,7 @@ board answers with ``ceil(out_bits / 8)`` bytes, the output word of :class:`est.
 (readout values, low bits first). The green LED toggles once per bin.
 """
 
-from amaranth import Module, Signal
+from amaranth import Module, Signal, Value
 from amaranth.lib import wiring
 
 from est.boards.uart import UARTRx, UARTTx
@@ -50,7 +50,7 @@ class BoardTop(wiring.Component):
         with m.If(net.i.valid & net.i.ready):
             m.d.sync += in_count.eq(0)
 
-        out_bytes = ceil_div(len(net.o.payload.as_value()), 8)
+        out_bytes = ceil_div(len(Value.cast(net.o.payload)), 8)
         out_word = Signal(8 * out_bytes)
         out_count = Signal(range(out_bytes + 1))
         led = Signal()
