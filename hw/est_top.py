@@ -99,7 +99,8 @@ class _Builder:
         n = weight.shape[1]
         neurons = self.add(f"{name}_lif", LIFArray(n, self.lanes, c.acc_bits, lif.v_bits,
                                                    lif.leak_shift, lif.threshold.astype(np.int64),
-                                                   lif.reset, trace=True))
+                                                   lif.reset, trace=True,
+                                                   state_in_logic=True))
         wiring.connect(self.m, src, c.i)
         wiring.connect(self.m, c.o, neurons.i)
         return self.neuron_out(name, neurons, n, lif.v_bits)
@@ -145,7 +146,9 @@ class ESTTop(wiring.Component):
     ROM), per block the spike mask (LFSR), Q/K/V convolutions and LIF arrays, spike attention
     (SDSA, or SSA with its LIF array), the projection, SEW joins, the TPU, the two MLP layers,
     and the readout integrator; forks copy a vector to every consumer. Every convolution and
-    neuron array takes ``lanes`` neurons per cycle. One bin is in flight: ``i`` is ready again
+    neuron array takes ``lanes`` neurons per cycle; membranes and thresholds are kept in logic
+    (there are more neuron arrays than an iCE40 UP5K has block RAMs), weights in block RAM.
+    One bin is in flight: ``i`` is ready again
     once the output word has been taken.
 
     Latency: the sum of the stages' latencies (each convolution ``groups * (K n_in + 2)``
@@ -206,7 +209,8 @@ class ESTTop(wiring.Component):
                     lif = blk.attn_lif
                     neurons = b.add(f"{p}_attn_lif", LIFArray(
                         d, lanes, groups.acc_bits, lif.v_bits, lif.leak_shift,
-                        lif.threshold.astype(np.int64), lif.reset, trace=True))
+                        lif.threshold.astype(np.int64), lif.reset, trace=True,
+                        state_in_logic=True))
                     wiring.connect(m, groups.o, neurons.i)
                     a = b.neuron_out(f"{p}.attn", neurons, d, lif.v_bits)
                 o = b.conv_lif(f"{p}.proj", a, blk.proj, blk.proj_lif, 1)
@@ -217,7 +221,8 @@ class ESTTop(wiring.Component):
                 unit = b.add(f"{p}_tpu", TemporalUnit(
                     t.w_in.astype(np.int64), t.w_rec.astype(np.int64), t.bias.astype(np.int64),
                     lanes, s_bits, t.lif.v_bits, t.lif.leak_shift,
-                    t.lif.threshold.astype(np.int64), t.lif.reset, trace=True))
+                    t.lif.threshold.astype(np.int64), t.lif.reset, trace=True,
+                    state_in_logic=True))
                 wiring.connect(m, to_tpu, unit.i)
                 y = b.neuron_out(f"{p}.tpu", unit, d, t.lif.v_bits)
                 s, s_bits = b.sew(f"{p}.res2", y, skip, d, blk.sew, s_bits)
@@ -229,7 +234,8 @@ class ESTTop(wiring.Component):
         conv = b.add("readout_conv", CausalConv(w, net.readout.bias.astype(np.int64), lanes,
                                                 max(weight_bits(w), 2), s_bits))
         readout = b.add("readout", ReadoutIntegrator(net.n_out, lanes, conv.acc_bits,
-                                                     net.readout_bits, net.readout_leak_shift))
+                                                     net.readout_bits, net.readout_leak_shift,
+                                                     state_in_logic=True))
         wiring.connect(m, s, conv.i)
         wiring.connect(m, conv.o, readout.i)
         fields = [("readout/v", net.n_out, net.readout_bits, True)] + b.fields

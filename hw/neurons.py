@@ -32,13 +32,14 @@ class NeuronArray(wiring.Component):
     """
 
     def __init__(self, n: int, lanes: int, acc_bits: int, v_bits: int, leak_shift: int | None,
-                 out_layout: data.StructLayout):
+                 out_layout: data.StructLayout, state_in_logic: bool = False):
         if lanes < 1:
             raise ValueError(f"lanes must be at least 1, got {lanes}")
         if leak_shift is not None and not 0 <= leak_shift < v_bits:
             raise ValueError(f"leak_shift must be None or 0..{v_bits - 1}, got {leak_shift}")
         self.n, self.lanes, self.groups = n, lanes, ceil_div(n, lanes)
         self.acc_bits, self.v_bits, self.leak_shift = acc_bits, v_bits, leak_shift
+        self.state_in_logic = state_in_logic
         super().__init__({
             "i": In(stream.Signature(current_group_layout(lanes, acc_bits))),
             "o": Out(stream.Signature(out_layout)),
@@ -54,14 +55,17 @@ class NeuronArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         lanes, vb = self.lanes, self.v_bits
+        # ``state_in_logic``: flip-flops rather than a block RAM (yosys ``ram_style``), for
+        # designs with more small arrays than the FPGA has block RAMs.
+        attrs = {"ram_style": "logic"} if self.state_in_logic else None
         m.submodules.state = state = memory.Memory(shape=unsigned(lanes * vb), depth=self.groups,
-                                                   init=[])
+                                                   init=[], attrs=attrs)
         rd, wr = state.read_port(), state.write_port()
         rom_words = self._rom_words()
         rom_rd = None
         if rom_words is not None:
             m.submodules.rom = rom = memory.Memory(shape=unsigned(lanes * vb), depth=self.groups,
-                                                   init=rom_words)
+                                                   init=rom_words, attrs=attrs)
             rom_rd = rom.read_port()
 
         group = Signal(range(self.groups))
@@ -136,7 +140,8 @@ class LIFArray(NeuronArray):
     """
 
     def __init__(self, n: int, lanes: int, acc_bits: int, v_bits: int, leak_shift: int | None,
-                 threshold: np.ndarray, reset: str, trace: bool = False):
+                 threshold: np.ndarray, reset: str, trace: bool = False,
+                 state_in_logic: bool = False):
         if reset not in RESET_MODES:
             raise ValueError(f"reset must be one of {RESET_MODES}, got {reset!r}")
         if threshold.shape != (n,) or threshold.min() < 1 or threshold.max() > signed_range(
@@ -144,7 +149,7 @@ class LIFArray(NeuronArray):
             raise ValueError(f"threshold must be {n} integers in 1..{signed_range(v_bits)[1]}")
         self.threshold, self.reset, self.trace = threshold, reset, trace
         super().__init__(n, lanes, acc_bits, v_bits, leak_shift,
-                         lif_out_layout(n, v_bits, trace))
+                         lif_out_layout(n, v_bits, trace), state_in_logic)
 
     def _rom_words(self):
         return pack_lanes(self.threshold, self.lanes, self.v_bits, pad=signed_range(self.v_bits)[1])
@@ -171,8 +176,10 @@ class ReadoutIntegrator(NeuronArray):
     """``n`` non-spiking integrators: ``r = sat(r - (r >>> k) + current)``; the values are the
     network's output (their float scale to log-rates is metadata for the host)."""
 
-    def __init__(self, n: int, lanes: int, acc_bits: int, v_bits: int, leak_shift: int | None):
-        super().__init__(n, lanes, acc_bits, v_bits, leak_shift, readout_out_layout(n, v_bits))
+    def __init__(self, n: int, lanes: int, acc_bits: int, v_bits: int, leak_shift: int | None,
+                 state_in_logic: bool = False):
+        super().__init__(n, lanes, acc_bits, v_bits, leak_shift, readout_out_layout(n, v_bits),
+                         state_in_logic)
 
     def _lane(self, m, lane, v, current, rom_word):
         r = Signal(signed(self.v_bits), name=f"r{lane}")

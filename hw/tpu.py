@@ -88,10 +88,11 @@ class TemporalUnit(wiring.Component):
     """
 
     def __init__(self, w_in, w_rec, bias, lanes: int, x_bits: int, v_bits: int,
-                 leak_shift: int | None, threshold: np.ndarray, reset: str, trace: bool = False):
+                 leak_shift: int | None, threshold: np.ndarray, reset: str, trace: bool = False,
+                 state_in_logic: bool = False):
         self.current = TemporalCurrent(w_in, w_rec, bias, lanes, x_bits)
         self.neurons = LIFArray(len(w_in), lanes, self.current.acc_bits, v_bits, leak_shift,
-                                threshold, reset, trace)
+                                threshold, reset, trace, state_in_logic)
         self.d, self.kernel = len(w_in), w_rec.shape[0]
         super().__init__({"i": In(stream.Signature(unsigned(self.d * x_bits))),
                           "o": Out(stream.Signature(lif_out_layout(self.d, v_bits, trace)))})
