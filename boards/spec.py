@@ -107,3 +107,41 @@ def check_fit(net: Network, board: Board) -> dict:
                 f"bits (--weight-bits), fewer lanes (--lanes), or a larger board "
                 f"(--board {'ulx3s-85f' if board.name != 'ulx3s-85f' else '...'}).")
     return est
+
+
+def est_block_rams(net, lanes: int, board: Board) -> dict[str, int]:
+    """Block RAMs of an :class:`~est.hw.est_top.ESTTop` by convolution (its weight ROM; biases,
+    thresholds and membranes are in logic) and the CPG table, by the rule of
+    :func:`memory_cost`."""
+    from est.hw.est_top import weight_bits
+
+    def conv(name: str, c, extra: int = 0) -> tuple[str, int]:
+        k, n_out, n_in = c.weight.shape
+        depth = ceil_div(n_out, lanes) * k * (n_in + extra)
+        return name, memory_cost(depth, lanes * max(weight_bits(c.weight), 2), False, board)[0]
+
+    cpg = 0 if net.cpg_table is None else net.cpg_table.shape[1]
+    rams = dict([conv("embed", net.embed, cpg)])
+    if net.cpg_table is not None:
+        rams["cpg_table"] = memory_cost(*net.cpg_table.shape, False, board)[0]
+    for i, b in enumerate(net.blocks):
+        names = (["q", "k", "v", "proj"] if b.attention != "none" else []) + ["mlp1", "mlp2"]
+        rams.update(conv(f"b{i}.{n}", getattr(b, n)) for n in names)
+    rams.update([conv("readout", net.readout)])
+    return rams
+
+
+def check_est_fit(net, lanes: int, board: Board) -> dict[str, int]:
+    """Return :func:`est_block_rams`, or raise an :class:`EstError` when they exceed the
+    board's block RAMs, naming the largest users and what would help."""
+    rams = est_block_rams(net, lanes, board)
+    used = sum(rams.values())
+    if used > board.brams:
+        worst = sorted(rams.items(), key=lambda kv: -kv[1])[:3]
+        raise EstError(
+            f"the EST does not fit {board.name}: its weight ROMs need about {used} block RAMs "
+            f"against {board.brams} ({used - board.brams} over); largest: "
+            f"{', '.join(f'{n} {c}' for n, c in worst)}. Each convolution has its own ROM, so "
+            f"a smaller d_model or fewer blocks helps, as does another board "
+            f"(--board ulx3s-85f); fewer lanes narrow the ROMs but deepen them.")
+    return rams

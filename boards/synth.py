@@ -3,11 +3,12 @@
 import importlib
 import json
 import re
+import subprocess
 import time
 from pathlib import Path
 
 from est import EstError, toolenv
-from est.boards.spec import Board, check_fit
+from est.boards.spec import Board, check_est_fit, check_fit
 from est.boards.top import BoardTop
 from est.compiler import ir
 
@@ -52,6 +53,7 @@ def synthesize(build: Path, board: Board, out: Path) -> dict:
         from est.hw.est_top import ESTTop
 
         net = load_est(build, json.loads((build / "ir.json").read_text()))
+        check_est_fit(net, top["lanes"], board)
         board_top = BoardTop(net, core=ESTTop(net, top["lanes"], trace=False))
         cycles = top["cycles_per_bin"]
     else:
@@ -61,7 +63,12 @@ def synthesize(build: Path, board: Board, out: Path) -> dict:
         cycles = compile_report["cycles_per_bin"]
     t0 = time.perf_counter()
     platform = _platform(board)
-    platform.build(board_top, name="top", build_dir=str(out), do_program=False)
+    try:
+        platform.build(board_top, name="top", build_dir=str(out), do_program=False)
+    except subprocess.CalledProcessError as e:
+        raise EstError(f"synthesis for {board.name} failed (exit {e.returncode}); the tool "
+                       f"output above names the cause ('no BELs remaining' means the design "
+                       f"needs more of that resource than the board has)") from None
     seconds = time.perf_counter() - t0
     bitstream = next((p for p in (out / "top.bin", out / "top.bit") if p.is_file()), None)
     if bitstream is None:
