@@ -49,10 +49,10 @@ def synthesize(build: Path, board: Board, out: Path) -> dict:
     top = json.loads((build / "top.json").read_text())
     compile_report = json.loads((build / "report.json").read_text())
     if top.get("arch") == "est":
-        from est.compiler.est_ir import load_est
         from est.hw.est_top import ESTTop
+        from est.sim.cli import load_build_ir
 
-        net = load_est(build, json.loads((build / "ir.json").read_text()))
+        net = load_build_ir(build)
         check_est_fit(net, top["lanes"], board)
         board_top = BoardTop(net, core=ESTTop(net, top["lanes"], trace=False))
         cycles = top["cycles_per_bin"]

@@ -9,7 +9,7 @@ from est.sim.golden import signed_bits
 
 def popcount(m: Module, bits, name: str):
     """The number of ones in ``bits`` as an adder tree (each level its own signals)."""
-    level = [b for b in bits]
+    level = list(bits)
     depth = 0
     while len(level) > 1:
         nxt = []

@@ -12,6 +12,14 @@ from est.sim import golden
 from est.sim.amaranth_sim import stream_get, stream_put
 
 
+def _simulate(dut, bench) -> None:
+    """Run testbench ``bench`` against ``dut`` on a 10 MHz clock until it returns."""
+    sim = Simulator(dut)
+    sim.add_clock(1e-7)
+    sim.add_testbench(bench)
+    sim.run()
+
+
 def _run(dut, inputs: list[int], stall_seed: int, before_each=None) -> list[int]:
     """Feed ``inputs`` one word per bin on ``dut.i``, collect one word per bin from ``dut.o``."""
     stall = random.Random(stall_seed)
@@ -23,10 +31,7 @@ def _run(dut, inputs: list[int], stall_seed: int, before_each=None) -> list[int]
             payload, _ = await stream_get(ctx, dut.o, stall)
             out.append(payload)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-7)
-    sim.add_testbench(bench)
-    sim.run()
+    _simulate(dut, bench)
     return out
 
 
@@ -124,10 +129,7 @@ def test_causal_conv_matches_golden(case):
                     break
             got.append(currents[:n_out])
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-7)
-    sim.add_testbench(bench)
-    sim.run()
+    _simulate(dut, bench)
     hist, params = golden.history_init(kernel, n_in), golden.ConvParams(weight, bias)
     for t in range(bins):
         want, hist = golden.conv_step(x[t], hist, params)
@@ -201,10 +203,7 @@ def test_sew_join_matches_golden(op, skip_bits):
             payload, _ = await stream_get(ctx, dut.o, stall)
             got.append(payload)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-7)
-    sim.add_testbench(bench)
-    sim.run()
+    _simulate(dut, bench)
     b = dut.out_bits
     for t in range(bins):
         have = [(got[t] >> (c * b)) & ((1 << b) - 1) for c in range(n)]
@@ -224,10 +223,7 @@ def test_cpg_table_rom_plays_the_table_in_order():
             payload, _ = await stream_get(ctx, dut.o, stall)
             got.append(payload)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-7)
-    sim.add_testbench(bench)
-    sim.run()
+    _simulate(dut, bench)
     for t, word in enumerate(got):
         np.testing.assert_array_equal(_vec(word, 6), table[t % 13], err_msg=f"bin {t}")
 
