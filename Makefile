@@ -30,11 +30,14 @@ bench: setup
 	$(PY) bench/bench_spine.py
 	$(PY) bench/bench_est.py
 
-# Re-train the example EST checkpoint (about a minute on 2 cores) and refresh examples/.
+# Re-train the example EST checkpoints (about a minute each on 2 cores) and refresh examples/:
+# est_small (d_model 16, 2 blocks) and est_tiny (d_model 8, 1 block: fits an iCEBreaker).
 example: setup
-	$(VENV)/bin/est-train --config examples/est_small.toml --out build/est_small
-	cp build/est_small/model.pt examples/est_small.pt
-	cp build/est_small/metrics.json examples/est_small.metrics.json
+	for name in est_small est_tiny; do \
+	  $(VENV)/bin/est-train --config examples/$$name.toml --out build/$$name && \
+	  cp build/$$name/model.pt examples/$$name.pt && \
+	  cp build/$$name/metrics.json examples/$$name.metrics.json || exit 1; \
+	done
 
 clean:
 	rm -rf build .pytest_cache sim_build

@@ -22,14 +22,17 @@ class Board:
     brams: int
     bram_configs: tuple[tuple[int, int], ...]  # (depth, width) shapes of one block RAM
     clock_hz: float
+    synth_opts: str = ""  # extra yosys synth_<family> options
 
 
 ICE40_EBR = ((256, 16), (512, 8), (1024, 4), (2048, 2))
 ECP5_EBR = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
 
+# iCE40: ``-dsp`` maps the multipliers (convolutions over multi-bit SEW sums) to the UP5K's
+# eight SB_MAC16 blocks instead of logic cells.
 BOARDS = {
     "icebreaker": Board("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40",
-                        5280, 30, ICE40_EBR, 12e6),
+                        5280, 30, ICE40_EBR, 12e6, synth_opts="-dsp"),
     "ulx3s-85f": Board("ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5",
                        83640, 208, ECP5_EBR, 25e6),
 }
@@ -109,10 +112,33 @@ def check_fit(net: Network, board: Board) -> dict:
     return est
 
 
-def est_block_rams(net, lanes: int, board: Board) -> dict[str, int]:
-    """Block RAMs of an :class:`~est.hw.est_top.ESTTop` by convolution (its weight ROM; biases,
-    thresholds and membranes are in logic) and the CPG table, by the rule of
-    :func:`memory_cost`."""
+def est_neuron_arrays(net) -> dict[str, tuple[int, int]]:
+    """Every neuron array of an EST, in bin order: name -> (neurons, membrane bits)."""
+    arrays = {"embed": (net.d_model, net.embed_lif.v_bits)}
+    for i, b in enumerate(net.blocks):
+        names = ["q", "k", "v"] if b.attention != "none" else []
+        if b.attention == "ssa":
+            names.append("attn")
+        if b.attention != "none":
+            names.append("proj")
+        for n in names:
+            lif = getattr(b, f"{n}_lif")
+            arrays[f"b{i}.{n}"] = (len(lif.threshold), lif.v_bits)
+        if b.tpu is not None:
+            arrays[f"b{i}.tpu"] = (len(b.tpu.lif.threshold), b.tpu.lif.v_bits)
+        for n in ("mlp1", "mlp2"):
+            lif = getattr(b, f"{n}_lif")
+            arrays[f"b{i}.{n}"] = (len(lif.threshold), lif.v_bits)
+    arrays["readout"] = (net.n_out, net.readout_bits)
+    return arrays
+
+
+def est_block_rams(net, lanes: int, board: Board, state_in_logic: bool = True
+                   ) -> dict[str, int]:
+    """Block RAMs of an :class:`~est.hw.est_top.ESTTop` by memory, by the rule of
+    :func:`memory_cost`: every convolution's weight ROM, the CPG table, and unless
+    ``state_in_logic`` every neuron array's membranes (``<array>.v``). Biases and thresholds
+    are in logic."""
     from est.hw.est_top import weight_bits
 
     def conv(name: str, c, extra: int = 0) -> tuple[str, int]:
@@ -128,12 +154,21 @@ def est_block_rams(net, lanes: int, board: Board) -> dict[str, int]:
         names = (["q", "k", "v", "proj"] if b.attention != "none" else []) + ["mlp1", "mlp2"]
         rams.update(conv(f"b{i}.{n}", getattr(b, n)) for n in names)
     rams.update([conv("readout", net.readout)])
+    if not state_in_logic:
+        for name, (n, v_bits) in est_neuron_arrays(net).items():
+            rams[f"{name}.v"] = memory_cost(ceil_div(n, lanes), lanes * v_bits, True, board)[0]
     return rams
 
 
-def check_est_fit(net, lanes: int, board: Board) -> dict[str, int]:
-    """Return :func:`est_block_rams`, or raise an :class:`EstError` when they exceed the
-    board's block RAMs, naming the largest users and what would help."""
+def est_memory_plan(net, lanes: int, board: Board) -> tuple[bool, dict[str, int]]:
+    """Where :class:`~est.hw.est_top.ESTTop` keeps its membranes on ``board``: in block RAM
+    when the weight ROMs and the membranes fit the board's block RAMs together (membranes in
+    flip-flops cost about ``v_bits`` logic cells per neuron), else in logic. Returns
+    ``(state_in_logic, block RAMs by memory)``; raises an :class:`EstError` when even the
+    weight ROMs alone do not fit, naming the largest users and what would help."""
+    in_ram = est_block_rams(net, lanes, board, state_in_logic=False)
+    if sum(in_ram.values()) <= board.brams:
+        return False, in_ram
     rams = est_block_rams(net, lanes, board)
     used = sum(rams.values())
     if used > board.brams:
@@ -144,4 +179,4 @@ def check_est_fit(net, lanes: int, board: Board) -> dict[str, int]:
             f"{', '.join(f'{n} {c}' for n, c in worst)}. Each convolution has its own ROM, so "
             f"a smaller d_model or fewer blocks helps, as does another board "
             f"(--board ulx3s-85f); fewer lanes narrow the ROMs but deepen them.")
-    return rams
+    return True, rams

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from est import EstError, toolenv
-from est.boards.spec import Board, check_est_fit, check_fit
+from est.boards.spec import Board, check_fit, est_memory_plan
 from est.boards.top import BoardTop
 from est.compiler import ir
 
@@ -53,8 +53,9 @@ def synthesize(build: Path, board: Board, out: Path) -> dict:
         from est.sim.cli import load_build_ir
 
         net = load_build_ir(build)
-        check_est_fit(net, top["lanes"], board)
-        board_top = BoardTop(net, core=ESTTop(net, top["lanes"], trace=False))
+        state_in_logic, _ = est_memory_plan(net, top["lanes"], board)
+        board_top = BoardTop(net, core=ESTTop(net, top["lanes"], trace=False,
+                                              state_in_logic=state_in_logic))
         cycles = top["cycles_per_bin"]
     else:
         net = ir.load(build)
@@ -64,7 +65,8 @@ def synthesize(build: Path, board: Board, out: Path) -> dict:
     t0 = time.perf_counter()
     platform = _platform(board)
     try:
-        platform.build(board_top, name="top", build_dir=str(out), do_program=False)
+        platform.build(board_top, name="top", build_dir=str(out), do_program=False,
+                       synth_opts=board.synth_opts)
     except subprocess.CalledProcessError as e:
         raise EstError(f"synthesis for {board.name} failed (exit {e.returncode}); the tool "
                        f"output above names the cause ('no BELs remaining' means the design "

@@ -64,8 +64,8 @@ def est_output_fields(net: ESTNetwork, trace: bool = True) -> list[tuple[str, in
 class _Builder:
     """Creates the submodules of :class:`ESTTop` in bin order and records the trace fields."""
 
-    def __init__(self, m: Module, lanes: int, trace: bool):
-        self.m, self.lanes, self.trace = m, lanes, trace
+    def __init__(self, m: Module, lanes: int, trace: bool, state_in_logic: bool):
+        self.m, self.lanes, self.trace, self.state_in_logic = m, lanes, trace, state_in_logic
         self.fields: list[tuple[str, int, int, bool]] = []
         self.taps: list[Signal] = []
         self.count = 0
@@ -100,7 +100,7 @@ class _Builder:
         neurons = self.add(f"{name}_lif", LIFArray(n, self.lanes, c.acc_bits, lif.v_bits,
                                                    lif.leak_shift, lif.threshold.astype(np.int64),
                                                    lif.reset, trace=True,
-                                                   state_in_logic=True))
+                                                   state_in_logic=self.state_in_logic))
         wiring.connect(self.m, src, c.i)
         wiring.connect(self.m, c.o, neurons.i)
         return self.neuron_out(name, neurons, n, lif.v_bits)
@@ -146,10 +146,11 @@ class ESTTop(wiring.Component):
     ROM), per block the spike mask (LFSR), Q/K/V convolutions and LIF arrays, spike attention
     (SDSA, or SSA with its LIF array), the projection, SEW joins, the TPU, the two MLP layers,
     and the readout integrator; forks copy a vector to every consumer. Every convolution and
-    neuron array takes ``lanes`` neurons per cycle; membranes and thresholds are kept in logic
-    (there are more neuron arrays than an iCE40 UP5K has block RAMs), weights in block RAM.
-    One bin is in flight: ``i`` is ready again
-    once the output word has been taken.
+    neuron array takes ``lanes`` neurons per cycle; weights are in block RAM, thresholds in
+    logic, membranes in block RAM or, with ``state_in_logic``, in flip-flops (for boards with
+    fewer block RAMs than the EST has neuron arrays; ``est-synth`` chooses by the board's
+    budget, :func:`est.boards.spec.est_memory_plan`). One bin is in flight: ``i`` is ready
+    again once the output word has been taken.
 
     Latency: the sum of the stages' latencies (each convolution ``groups * (K n_in + 2)``
     cycles, the mask ``ceil(n / lanes)``, attention and SEW one cycle each); measured by the
@@ -160,8 +161,10 @@ class ESTTop(wiring.Component):
     ``readout/v`` first.
     """
 
-    def __init__(self, net: ESTNetwork, lanes: int, trace: bool = True):
+    def __init__(self, net: ESTNetwork, lanes: int, trace: bool = True,
+                 state_in_logic: bool = True):
         self.net, self.lanes, self.trace = net, lanes, trace
+        self.state_in_logic = state_in_logic
         self.fields = est_output_fields(net, trace)
         width = sum(n * bits for _, n, bits, _ in self.fields)
         super().__init__({"i": In(stream.Signature(unsigned(net.n_in))),
@@ -169,7 +172,7 @@ class ESTTop(wiring.Component):
 
     def _build(self, m: Module, source, sink) -> None:
         net, lanes, d = self.net, self.lanes, self.net.d_model
-        b = _Builder(m, lanes, self.trace)
+        b = _Builder(m, lanes, self.trace, self.state_in_logic)
         x = source
         if net.cpg_table is not None:
             cpg = b.add("cpg", CPGTable(net.cpg_table))
@@ -210,7 +213,7 @@ class ESTTop(wiring.Component):
                     neurons = b.add(f"{p}_attn_lif", LIFArray(
                         d, lanes, groups.acc_bits, lif.v_bits, lif.leak_shift,
                         lif.threshold.astype(np.int64), lif.reset, trace=True,
-                        state_in_logic=True))
+                        state_in_logic=b.state_in_logic))
                     wiring.connect(m, groups.o, neurons.i)
                     a = b.neuron_out(f"{p}.attn", neurons, d, lif.v_bits)
                 o = b.conv_lif(f"{p}.proj", a, blk.proj, blk.proj_lif, 1)
@@ -222,7 +225,7 @@ class ESTTop(wiring.Component):
                     t.w_in.astype(np.int64), t.w_rec.astype(np.int64), t.bias.astype(np.int64),
                     lanes, s_bits, t.lif.v_bits, t.lif.leak_shift,
                     t.lif.threshold.astype(np.int64), t.lif.reset, trace=True,
-                    state_in_logic=True))
+                    state_in_logic=b.state_in_logic))
                 wiring.connect(m, to_tpu, unit.i)
                 y = b.neuron_out(f"{p}.tpu", unit, d, t.lif.v_bits)
                 s, s_bits = b.sew(f"{p}.res2", y, skip, d, blk.sew, s_bits)
@@ -235,7 +238,7 @@ class ESTTop(wiring.Component):
                                                 max(weight_bits(w), 2), s_bits))
         readout = b.add("readout", ReadoutIntegrator(net.n_out, lanes, conv.acc_bits,
                                                      net.readout_bits, net.readout_leak_shift,
-                                                     state_in_logic=True))
+                                                     state_in_logic=b.state_in_logic))
         wiring.connect(m, s, conv.i)
         wiring.connect(m, conv.o, readout.i)
         fields = [("readout/v", net.n_out, net.readout_bits, True)] + b.fields

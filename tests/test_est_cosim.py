@@ -57,13 +57,17 @@ def test_random_est_configs_are_bit_exact(tmp_path, simulator, index):
 
 def test_est_block_ram_fit_is_checked_before_synthesis(example_build):
     from est import EstError
-    from est.boards.spec import check_est_fit, est_block_rams, get_board
+    from est.boards.spec import est_block_rams, est_memory_plan, get_board
     from est.compiler.est_ir import load_est
 
     net = load_est(example_build, json.loads((example_build / "ir.json").read_text()))
     icebreaker, ulx3s = get_board("icebreaker"), get_board("ulx3s-85f")
     assert sum(est_block_rams(net, 4, icebreaker).values()) > icebreaker.brams
     with pytest.raises(EstError, match=r"does not fit icebreaker: .* block RAMs against 30"):
-        check_est_fit(net, 4, icebreaker)
-    assert sum(check_est_fit(net, 2, icebreaker).values()) <= icebreaker.brams
-    assert sum(check_est_fit(net, 4, ulx3s).values()) <= ulx3s.brams
+        est_memory_plan(net, 4, icebreaker)
+    # Lanes 2: the weight ROMs fit, the membranes on top of them do not, so they go to logic.
+    in_logic, rams = est_memory_plan(net, 2, icebreaker)
+    assert in_logic and sum(rams.values()) <= icebreaker.brams
+    assert sum(est_block_rams(net, 2, icebreaker, state_in_logic=False).values()) > 30
+    in_logic, rams = est_memory_plan(net, 4, ulx3s)
+    assert not in_logic and "b1.mlp1.v" in rams and sum(rams.values()) <= ulx3s.brams

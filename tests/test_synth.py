@@ -54,3 +54,22 @@ def test_synth_refuses_a_folder_that_is_not_a_build(tmp_path):
     res = subprocess.run([BIN / "est-synth", tmp_path], capture_output=True, text=True)
     assert res.returncode == 2 and "not an est-compile build folder" in res.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_tiny_est_fits_the_icebreaker_and_meets_its_clock(tmp_path):
+    """The iCEBreaker example EST (examples/est_tiny.pt) at lanes 1: membranes go to block RAM
+    (the memory plan), multipliers to the UP5K's DSPs; bitstream, board clock met."""
+    build = tmp_path / "tiny"
+    example = Path(__file__).parent.parent / "examples" / "est_tiny.pt"
+    res = subprocess.run([BIN / "est-compile", example, "-o", build, "--bins", "4",
+                          "--lanes", "1"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    res = subprocess.run([BIN / "est-synth", build, "--board", "icebreaker"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    report = json.loads((build / "synth_icebreaker" / "synth.json").read_text())
+    assert Path(report["bitstream"]).stat().st_size > 100_000
+    util = report["utilisation"]
+    assert util["ICESTORM_LC"]["used"] <= 5280 and util["ICESTORM_DSP"]["used"] > 0
+    assert util["ICESTORM_RAM"]["used"] > 11  # weight ROMs and membranes
+    assert report["board_clock_met"] and report["fmax_mhz"] >= 12.0
