@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from est import EstError, __version__, toolenv
-from est.boards.spec import check_fit, get_board
+from est.boards.spec import check_fit, est_memory_plan, get_board
 from est.cli import entry, staged_output
 from est.compiler.est_quantize import quantize_est
+from est.compiler.est_report import est_report, format_table
 from est.compiler.frontend import checkpoint_arch, load_checkpoint, load_est_checkpoint
 from est.compiler.quantize import QuantConfig, quantize
 from est.hw.est_top import est_cycles_bound, est_output_fields, est_to_verilog, measure_cycles
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
 
     if checkpoint_arch(args.model) == "est":
-        return compile_est(args, name, t0)
+        return compile_est(args, name, board, t0)
     fnet = load_checkpoint(args.model)
     n_in = fnet.n_in
     rng = np.random.default_rng(args.seed)
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def compile_est(args, name: str, t0: float) -> int:
+def compile_est(args, name: str, board, t0: float) -> int:
     """An EST checkpoint -> EST IR (version 2), golden traces of every layer, the Verilog of
     :class:`~est.hw.est_top.ESTTop` (every layer traced) and a report."""
     model, extra = load_est_checkpoint(args.model)
@@ -189,19 +190,31 @@ def compile_est(args, name: str, t0: float) -> int:
           f"{n_in} inputs -> {net.n_out} outputs; running the golden model over "
           f"{stimulus.shape[0]} bins ...", flush=True)
     trace = run_est(net, stimulus)
+    try:
+        state_in_logic, _ = est_memory_plan(net, args.lanes, board)
+        fit = {"board": board.name, "fits_block_rams": True}
+    except EstError as e:
+        state_in_logic, fit = True, {"board": board.name, "fits_block_rams": False,
+                                     "reason": str(e)}
     with staged_output(args.out, "ir.json") as tmp:
         print("est-compile: writing Verilog through yosys ...", flush=True)
         write_est_build(tmp, net, stimulus, trace, args.lanes)
+        cycles = json.loads((tmp / "top.json").read_text())["cycles_per_bin"]
+        stages = est_report(net, args.lanes, board, state_in_logic, cycles)
         report = {
             "name": net.name, "arch": "est", "model": str(args.model),
             "model_sha256": hashlib.sha256(args.model.read_bytes()).hexdigest(),
             "lanes": args.lanes, "stimulus_bins": int(stimulus.shape[0]),
-            "quantization": qreport,
+            "quantization": qreport, "fit": fit, "hardware": stages,
             "compile_seconds": round(time.perf_counter() - t0, 3),
         }
         (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(format_table(stages))
+    if not fit["fits_block_rams"]:
+        print(f"est-compile: warning: {fit['reason']}")
     print(f"est-compile: wrote {args.out} (ir.json, weights.npz, golden.npz, top.v, top.json, "
-          f"report.json); every layer is traced on the output stream")
+          f"report.json); every layer is traced on the output stream; {cycles} cycles/bin "
+          f"at lanes {args.lanes}; per-stage estimates for {board.name} above")
     return 0
 
 

@@ -73,3 +73,7 @@ def test_tiny_est_fits_the_icebreaker_and_meets_its_clock(tmp_path):
     assert util["ICESTORM_LC"]["used"] <= 5280 and util["ICESTORM_DSP"]["used"] > 0
     assert util["ICESTORM_RAM"]["used"] > 11  # weight ROMs and membranes
     assert report["board_clock_met"] and report["fmax_mhz"] >= 12.0
+    # est-compile's logic estimate (LUT4s + flip-flops) is within 25% of the placed design.
+    total = json.loads((build / "report.json").read_text())["hardware"]["total"]
+    used = util["ICESTORM_LC"]["used"]
+    assert abs(total["luts"] + total["ffs"] - used) < 0.25 * used

@@ -1,0 +1,66 @@
+"""The per-stage EST report: operations, cycles against the lower bounds, memory, logic."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from est.boards.spec import est_memory_plan, get_board
+from est.compiler.est_report import est_report, format_table
+from est.hw.est_top import measure_cycles
+from netgen import random_est
+
+BIN = Path(sys.executable).parent
+CONFIGS = [
+    dict(attention="sdsa", sew="add", cpg=True, tpu=True, rsm=0.5),
+    dict(attention="ssa", sew="and", cpg=False, tpu=True, rsm=0.0),
+    dict(attention="none", sew="none", cpg=False, tpu=False, rsm=0.0),
+]
+
+
+@pytest.mark.parametrize("index", range(len(CONFIGS)))
+@pytest.mark.parametrize("lanes", [1, 3])
+def test_stages_cover_the_network_and_bound_the_measured_cycles(index, lanes):
+    net = random_est(40 + index, **CONFIGS[index], n_in=5, d=6, blocks=2, heads=2, hidden=7)
+    board = get_board("icebreaker")
+    cycles = measure_cycles(net, lanes)
+    report = est_report(net, lanes, board, state_in_logic=True, measured_cycles=cycles)
+    names = [s["name"] for s in report["stages"]]
+    assert names[0] in ("cpg", "embed") and names[-1] == "readout"
+    for i, b in enumerate(net.blocks):
+        assert (f"b{i}.q" in names) == (b.attention != "none")
+        assert (f"b{i}.tpu" in names) == (b.tpu is not None)
+        assert f"b{i}.mlp1" in names and f"b{i}.out" in names
+    total = report["total"]
+    assert total["synaptic_ops"] == sum(s["synaptic_ops"] for s in report["stages"])
+    for s in report["stages"]:
+        assert s["cycles"] >= s["dense_bound"] and s["cycles"] >= s["memory_bound"]
+        assert s["luts"] > 0 and s["ffs"] > 0
+    assert total["dense_bound"] <= cycles
+    assert "total" in format_table(report)
+
+
+def test_membranes_in_block_ram_trade_flip_flops_for_block_rams():
+    net = random_est(7, attention="sdsa", sew="add", cpg=True, tpu=True, rsm=0.5, n_in=5,
+                     d=6, blocks=1, heads=2, hidden=7)
+    board = get_board("icebreaker")
+    logic = est_report(net, 1, board, state_in_logic=True)["total"]
+    ram = est_report(net, 1, board, state_in_logic=False)["total"]
+    assert ram["block_rams"] > logic["block_rams"] and ram["ffs"] < logic["ffs"]
+    assert est_memory_plan(net, 1, board)[0] is False  # small enough: membranes in RAM
+
+
+def test_est_compile_writes_and_prints_the_stage_table(tmp_path):
+    example = Path(__file__).parent.parent / "examples" / "est_tiny.pt"
+    res = subprocess.run([BIN / "est-compile", example, "-o", tmp_path / "tiny", "--bins", "4",
+                          "--lanes", "2"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "dense lb" in res.stdout and "b0.mlp1" in res.stdout
+    report = json.loads((tmp_path / "tiny" / "report.json").read_text())
+    hw = report["hardware"]
+    assert report["fit"]["fits_block_rams"] and hw["membranes"] == "block RAM"
+    assert hw["cycles_per_bin"] == json.loads(
+        (tmp_path / "tiny" / "top.json").read_text())["cycles_per_bin"]
+    assert hw["total"]["dense_bound"] <= hw["cycles_per_bin"] <= 1.3 * hw["total"]["dense_bound"]
