@@ -105,7 +105,8 @@ def est_stages(net: ESTNetwork, lanes: int, board: Board, state_in_logic: bool
         memory_bound = ceil_div(ops * wb, w_brams * port) if w_brams else 0
         rows.append(Stage(
             name, "conv+lif" if lif is not None else "conv+readout",
-            f"{k}x{n_out}x{n_in}", ops, groups * (inputs + 2) + 2, ceil_div(ops, lanes),
+            f"{k}x{n_out}x{n_in}", ops, (groups - 1) * max(inputs, 2) + inputs + 4,
+            ceil_div(ops, lanes),
             memory_bound,
             ops * wb + n_out * (acc + 2 * v_bits) + (k - 1) * n_in * x_bits,
             w_brams + n_brams, luts + n_luts, ffs + n_ffs))

@@ -55,7 +55,7 @@ class CausalConv(wiring.Component):
     """``current_t = bias + sum_lag weight[lag] @ x_{t-lag}``: a :class:`HistoryWindow` feeding a
     :class:`SynapticAccumulator` over the window (``kernel * n_in`` inputs, lag-major).
 
-    Latency: the window's one cycle plus the accumulator's ``groups * (kernel * n_in + 2)``
+    Latency: the window's one cycle plus the accumulator's ``groups * kernel * n_in + 1``
     cycles per bin (``kernel`` 1 is a dense layer with one extra cycle).
 
     Ports: ``i`` stream of ``n_in * x_bits``-bit vectors; ``o`` stream of current groups

@@ -152,9 +152,9 @@ class ESTTop(wiring.Component):
     budget, :func:`est.boards.spec.est_memory_plan`). One bin is in flight: ``i`` is ready
     again once the output word has been taken.
 
-    Latency: the sum of the stages' latencies (each convolution ``groups * (K n_in + 2)``
-    cycles, the mask ``ceil(n / lanes)``, attention and SEW one cycle each); measured by the
-    tests and the bench.
+    Latency: the sum of the stages' latencies (each convolution ``groups * K n_in`` cycles
+    and a few more, see :mod:`est.compiler.est_report`; the mask ``ceil(n / lanes)``,
+    attention and SEW one cycle each); measured by the tests and the bench.
 
     Ports: ``i`` stream of ``n_in``-bit spike vectors; ``o`` stream of the output word, fields
     as :attr:`fields` (``(tensor, channels, bits, signed)``, low bits first), the readout's

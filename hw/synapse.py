@@ -1,7 +1,7 @@
 """Dense synapses driven by binary spikes, time-multiplexed over a compile-time number of lanes."""
 
 import numpy as np
-from amaranth import Module, Signal, signed, unsigned
+from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -47,9 +47,10 @@ class SynapticAccumulator(wiring.Component):
     ``weight_bits x x_bits`` multipliers). Dense, not event-driven: every synapse costs one
     lane-cycle.
 
-    Latency: one cycle to accept the spike vector, then ``n_in + 2`` cycles per group; a group's
-    currents leave through an output register, so the next group is computed while the neurons
-    take the previous one. A bin costs ``groups * (n_in + 2) + 1`` cycles when ``o`` never stalls.
+    Latency: one cycle to accept the input vector, then one ROM word per cycle, back to back
+    across groups (``groups * n_in`` cycles), plus one cycle of ROM latency; each group's
+    currents leave through an output register while the next group is summed. When ``o`` is
+    still full as a group completes, everything holds (ROM reads included) until it is taken.
 
     Ports: ``i`` stream of input vectors (``n_in`` fields of ``x_bits``, input i in field i);
     ``o`` stream of :func:`current_group_layout` groups, ``groups`` per input vector, in group
@@ -91,49 +92,57 @@ class SynapticAccumulator(wiring.Component):
         w_rd = weights.read_port()
         b_rd = biases.read_port()
 
-        xb = self.x_bits
+        xb, groups = self.x_bits, self.groups
         x = Signal(n_in * xb)
-        group = Signal(range(self.groups))
-        base = Signal(range(len(self._weight_words) + n_in + 1))
-        index = Signal(range(n_in + 1))
-        data_valid = Signal()  # w_rd.data holds the word of input ``data_index``
-        data_x = Signal(xb)  # ...and that input's value
-        acc = [Signal(signed(self._sum_bits), name=f"acc{lane}") for lane in range(lanes)]
         busy = Signal()
+        issuing = Signal()  # an address goes to the ROMs this cycle
+        addr = Signal(range(max(len(self._weight_words), 1)))
+        index = Signal(range(n_in))
+        group = Signal(range(groups))
+        # Stage 2, one cycle after its address: the ROM words of input ``index`` arrive.
+        data_valid, data_x = Signal(), Signal(xb)
+        data_last, data_final = Signal(), Signal()  # last input of a group / of the bin
+        acc = [Signal(signed(self._sum_bits), name=f"acc{lane}") for lane in range(lanes)]
+        # A group is complete but the previous one still waits on ``o``: everything holds.
+        stall = Signal()
+        m.d.comb += [stall.eq(data_valid & data_last & self.o.valid & ~self.o.ready),
+                     w_rd.addr.eq(addr), b_rd.addr.eq(group),
+                     w_rd.en.eq(~stall), b_rd.en.eq(~stall), self.i.ready.eq(~busy)]
 
-        m.d.comb += [w_rd.addr.eq(base + index), b_rd.addr.eq(group)]
-        m.d.comb += self.i.ready.eq(~busy)
         with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [x.eq(self.i.payload), busy.eq(1), group.eq(0), base.eq(0),
-                         index.eq(0), data_valid.eq(0)]
-            m.d.sync += [a.eq(0) for a in acc]
+            m.d.sync += [x.eq(self.i.payload), busy.eq(1), issuing.eq(1), addr.eq(0),
+                         index.eq(0), group.eq(0)]
+        with m.Elif(~stall):
+            m.d.sync += [data_valid.eq(issuing), data_x.eq(x.word_select(index, xb)),
+                         data_last.eq(index == n_in - 1), data_final.eq(group == groups - 1)]
+            with m.If(issuing):
+                m.d.sync += addr.eq(addr + 1)
+                with m.If(index == n_in - 1):
+                    m.d.sync += [index.eq(0), group.eq(group + 1)]
+                    with m.If(group == groups - 1):
+                        m.d.sync += issuing.eq(0)
+                with m.Else():
+                    m.d.sync += index.eq(index + 1)
 
-        with m.If(busy):
-            m.d.sync += [data_valid.eq(index < n_in), data_x.eq(x.word_select(index, xb))]
-            with m.If(index < n_in):
-                m.d.sync += index.eq(index + 1)
-            weights_now = [w_rd.data.word_select(lane, wb).as_signed() for lane in range(lanes)]
-            if xb == 1:
-                with m.If(data_valid & data_x):
-                    m.d.sync += [a.eq(a + w) for a, w in zip(acc, weights_now, strict=True)]
-            else:
-                with m.If(data_valid):
-                    m.d.sync += [a.eq(a + w * data_x)
-                                 for a, w in zip(acc, weights_now, strict=True)]
-
+        weights_now = [w_rd.data.word_select(lane, wb).as_signed() for lane in range(lanes)]
+        if xb == 1:
+            terms = [Mux(data_x[0], w, 0) for w in weights_now]
+        else:
+            terms = [w * data_x for w in weights_now]
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
-        done = busy & (index == n_in) & ~data_valid
-        with m.If(done & (~self.o.valid | self.o.ready)):
-            bias = [b_rd.data.word_select(lane, self.acc_bits).as_signed()
-                    for lane in range(lanes)]
-            m.d.sync += [self.o.valid.eq(1), self.o.payload.last.eq(group == self.groups - 1)]
-            m.d.sync += [self.o.payload.current[lane].eq(acc[lane] + bias[lane])
-                         for lane in range(lanes)]
-            m.d.sync += [index.eq(0), base.eq(base + n_in), group.eq(group + 1)]
-            m.d.sync += [a.eq(0) for a in acc]
-            with m.If(group == self.groups - 1):
-                m.d.sync += busy.eq(0)
+        with m.If(data_valid & ~stall):
+            with m.If(data_last):
+                bias = [b_rd.data.word_select(lane, self.acc_bits).as_signed()
+                        for lane in range(lanes)]
+                m.d.sync += [self.o.valid.eq(1), self.o.payload.last.eq(data_final)]
+                m.d.sync += [self.o.payload.current[lane].eq(acc[lane] + terms[lane] + bias[lane])
+                             for lane in range(lanes)]
+                m.d.sync += [a.eq(0) for a in acc]
+                with m.If(data_final):
+                    m.d.sync += busy.eq(0)
+            with m.Else():
+                m.d.sync += [a.eq(a + t) for a, t in zip(acc, terms, strict=True)]
         return m
 
 

@@ -36,7 +36,7 @@ class NetworkTop(wiring.Component):
     every layer. One bin is in flight at a time: ``i`` is ready again once the bin's output has
     been taken, so the trace registers are stable while ``o`` is valid.
 
-    Latency per bin: ``sum over layers of groups * (n_in + 2) + 2`` cycles from accepting the
+    Latency per bin: ``sum over layers of`` :func:`layer_cycles` cycles from accepting the
     input to offering the output, when ``o`` does not stall (:func:`cycles_per_bin`; the tests
     measure it). The first bin after reset also waits for the neuron state to be cleared.
 
@@ -95,9 +95,10 @@ class NetworkTop(wiring.Component):
 
 
 def layer_cycles(n_in: int, n_out: int, lanes: int) -> int:
-    """Cycles one layer of :class:`NetworkTop` spends on a bin: ``n_in + 2`` per group of
-    ``lanes`` neurons, and 2 to hand the result on."""
-    return -(-n_out // lanes) * (n_in + 2) + 2
+    """Cycles one layer of :class:`NetworkTop` spends on a bin: ``n_in`` per group of ``lanes``
+    neurons (at least 2: the neurons take a group in two cycles) for all groups but the last,
+    ``n_in`` for the last, and 3 to fill the ROM pipeline and hand the result on."""
+    return (-(-n_out // lanes) - 1) * max(n_in, 2) + n_in + 3
 
 
 def cycles_per_bin(net: Network) -> int:

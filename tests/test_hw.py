@@ -130,6 +130,6 @@ def test_network_top_is_bit_exact_with_stalls(seed, lanes):
 def test_cycles_per_bin_meet_the_schedule():
     net = random_network(9, n_in=16, hidden=(12,), n_out=4, lanes=4)
     run_ = simulate(net, random_stimulus(9, 4, 16), trace=False)
-    schedule = sum(ceil_div(layer.n_out, 4) * (layer.n_in + 2) + 2 for layer in net.layers)
+    schedule = sum(ceil_div(layer.n_out, 4) * layer.n_in + 3 for layer in net.layers)
     assert schedule == cycles_per_bin(net)
     assert run_.latency_cycles[1:] == [schedule] * 3
