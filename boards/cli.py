@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     board = get_board(args.board)
     out = args.build / f"synth_{board.name}"
     print(f"est-synth: synthesizing {args.build} for {board.name} (yosys, nextpnr, pack; "
-          f"about a minute) ...", flush=True)
+          f"a minute for a small design, several for an EST on the ECP5) ...", flush=True)
     with staged_output(out, "synth.json") as tmp:
         report = synthesize(args.build, board, tmp)
         report["bitstream"] = str(out / Path(report["bitstream"]).name)

@@ -23,18 +23,23 @@ class Board:
     bram_configs: tuple[tuple[int, int], ...]  # (depth, width) shapes of one block RAM
     clock_hz: float
     synth_opts: str = ""  # extra yosys synth_<family> options
+    script_after_read: str = ""  # yosys commands run before synthesis
 
 
 ICE40_EBR = ((256, 16), (512, 8), (1024, 4), (2048, 2))
 ECP5_EBR = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
 
 # iCE40: ``-dsp`` maps the multipliers (convolutions over multi-bit SEW sums) to the UP5K's
-# eight SB_MAC16 blocks instead of logic cells.
+# eight SB_MAC16 blocks instead of logic cells. ECP5: yosys 0.70's synth_ecp5 stops with
+# "Assert 'wire' failed in abc_ops_reintegrate.cc" on the EST when internal wires keep names
+# ending in "]" (Amaranth's names for array elements, such as ``current[0]``); giving them
+# private names first (ports excepted) avoids it.
 BOARDS = {
     "icebreaker": Board("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40",
                         5280, 30, ICE40_EBR, 12e6, synth_opts="-dsp"),
     "ulx3s-85f": Board("ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5",
-                       83640, 208, ECP5_EBR, 25e6),
+                       83640, 208, ECP5_EBR, 25e6,
+                       script_after_read="rename -hide w:*] x:* %d"),
 }
 
 

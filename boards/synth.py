@@ -66,7 +66,8 @@ def synthesize(build: Path, board: Board, out: Path) -> dict:
     platform = _platform(board)
     try:
         platform.build(board_top, name="top", build_dir=str(out), do_program=False,
-                       synth_opts=board.synth_opts)
+                       synth_opts=board.synth_opts,
+                       script_after_read=board.script_after_read)
     except subprocess.CalledProcessError as e:
         raise EstError(f"synthesis for {board.name} failed (exit {e.returncode}); the tool "
                        f"output above names the cause ('no BELs remaining' means the design "
