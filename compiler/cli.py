@@ -15,7 +15,7 @@ from est import EstError, __version__, toolenv
 from est.boards.spec import check_fit, est_memory_plan, get_board
 from est.cli import entry, staged_output
 from est.compiler.est_quantize import quantize_est
-from est.compiler.est_report import est_report, format_table
+from est.compiler.est_report import auto_lanes, est_report, fit_est, format_table
 from est.compiler.frontend import checkpoint_arch, load_checkpoint, load_est_checkpoint
 from est.compiler.quantize import QuantConfig, quantize
 from est.hw.est_top import est_cycles_bound, est_output_fields, est_to_verilog, measure_cycles
@@ -74,6 +74,24 @@ def write_est_build(folder: Path, net, stimulus: np.ndarray, golden, lanes: int)
     (folder / "top.v").write_text(est_to_verilog(net, lanes))
 
 
+def auto_spine_lanes(net, board):
+    """``net`` with the most lanes (1, 2, 4, 8, 16, no more than its widest layer) that pass
+    :func:`~est.boards.spec.check_fit` on ``board``; the lanes-1 error when none does."""
+    best, first_error = None, None
+    for lanes in (1, 2, 4, 8, 16):
+        if lanes > max(layer.n_out for layer in net.layers):
+            break
+        candidate = type(net)(net.name, net.n_in, net.layers, lanes, net.meta)
+        try:
+            check_fit(candidate, board)
+            best = candidate
+        except EstError as e:
+            first_error = first_error or e
+    if best is None:
+        raise first_error
+    return best
+
+
 def layer_costs(net) -> list[dict]:
     """Synaptic operations, schedule cycles and the dense lower bound of every layer."""
     rows = []
@@ -93,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model", type=Path, help="checkpoint (.pt) written by est")
     parser.add_argument("-o", "--out", type=Path, required=True, help="build folder to write")
     parser.add_argument("--name", help="design name (default: the build folder's name)")
-    parser.add_argument("--lanes", type=int, default=4, help="neurons updated in parallel")
+    parser.add_argument("--lanes", default="4",
+                        help="neurons updated in parallel, or 'auto': the most that fit --board")
     parser.add_argument("--weight-bits", type=int, default=8, help="signed weight width")
     parser.add_argument("--max-v-bits", type=int, default=24, help="widest membrane allowed")
     parser.add_argument("--bins", type=int, default=256, help="bins of random stimulus")
@@ -107,8 +126,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="expose every layer's spikes and membranes on the output stream")
     parser.add_argument("--version", action="version", version=f"est {__version__}")
     args = parser.parse_args(argv)
-    if args.lanes < 1:
-        raise EstError(f"--lanes must be at least 1, got {args.lanes}")
+    if args.lanes != "auto":
+        if not args.lanes.isdigit() or int(args.lanes) < 1:
+            raise EstError(f"--lanes must be a whole number of at least 1 or 'auto', got "
+                           f"{args.lanes!r}")
+        args.lanes = int(args.lanes)
     if not 2 <= args.weight_bits <= 16:
         raise EstError(f"--weight-bits must be 2..16, got {args.weight_bits}")
     if not 2 <= args.max_v_bits <= 32:
@@ -130,8 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     calib = (load_stimulus(args.calibration, n_in) if args.calibration else
              (np.random.default_rng(args.seed + 1).random((max(args.bins, 256), n_in))
               < args.rate).astype(np.int64))
-    cfg = QuantConfig(args.weight_bits, args.max_v_bits, args.lanes)
+    cfg = QuantConfig(args.weight_bits, args.max_v_bits, 1 if args.lanes == "auto" else args.lanes)
     net, qreport = quantize(fnet, name.replace(".", "_"), calib, cfg)
+    if args.lanes == "auto":
+        net = auto_spine_lanes(net, board)
+        print(f"est-compile: --lanes auto: {net.lanes} lanes fit {board.name}", flush=True)
     fit = check_fit(net, board)
     print(f"est-compile: {len(net.layers)} layers, {n_in} inputs -> {net.n_out} outputs, "
           f"lanes {net.lanes}; fits {board.name}: {fit['bram']}/{board.brams} block RAMs, "
@@ -186,16 +211,23 @@ def compile_est(args, name: str, board, t0: float) -> int:
              spikes(args.seed + 1, max(args.bins, 2000)))
     net, qreport = quantize_est(model, name.replace(".", "_"), calib,
                                 weight_bits=args.weight_bits, max_v_bits=args.max_v_bits)
+    if args.lanes == "auto":
+        args.lanes = auto_lanes(net, board)
+        print(f"est-compile: --lanes auto: {args.lanes} lanes fit {board.name} (estimate)",
+              flush=True)
     print(f"est-compile: EST with {len(net.blocks)} blocks, d_model {net.d_model}, "
           f"{n_in} inputs -> {net.n_out} outputs; running the golden model over "
           f"{stimulus.shape[0]} bins ...", flush=True)
     trace = run_est(net, stimulus)
     try:
-        state_in_logic, _ = est_memory_plan(net, args.lanes, board)
-        fit = {"board": board.name, "fits_block_rams": True}
+        state_in_logic, _ = fit_est(net, args.lanes, board)
+        fit = {"board": board.name, "fits": True}
     except EstError as e:
-        state_in_logic, fit = True, {"board": board.name, "fits_block_rams": False,
-                                     "reason": str(e)}
+        try:
+            state_in_logic = est_memory_plan(net, args.lanes, board)[0]
+        except EstError:
+            state_in_logic = True
+        fit = {"board": board.name, "fits": False, "reason": str(e)}
     with staged_output(args.out, "ir.json") as tmp:
         print("est-compile: writing Verilog through yosys ...", flush=True)
         write_est_build(tmp, net, stimulus, trace, args.lanes)
@@ -210,7 +242,7 @@ def compile_est(args, name: str, board, t0: float) -> int:
         }
         (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     print(format_table(stages))
-    if not fit["fits_block_rams"]:
+    if not fit["fits"]:
         print(f"est-compile: warning: {fit['reason']}")
     print(f"est-compile: wrote {args.out} (ir.json, weights.npz, golden.npz, top.v, top.json, "
           f"report.json); every layer is traced on the output stream; {cycles} cycles/bin "

@@ -206,3 +206,62 @@ def format_table(report: dict) -> str:
                  f"(Q, K and V run at once; lb = lower bound); LUT~/FF~: estimates for "
                  f"{report['board']}, membranes in {report['membranes']}")
     return "\n".join(lines)
+
+
+LOGIC_FILL = 0.85
+"""Fraction of a board's logic an estimate may fill and still count as fitting: placement on
+the iCE40 fails near 85% (est_tiny placed at 84.4%; a variant at 84.5% did not)."""
+
+LANE_CHOICES = (1, 2, 4, 8, 16)
+
+
+def logic_use(total: dict, board: Board) -> int:
+    """Logic cells (iCE40: a LUT4 and a flip-flop each, counted apart as few pair up) or
+    LUT4s (ECP5: a flip-flop beside every LUT) of a report's totals."""
+    return total["luts"] + total["ffs"] if board.family == "ice40" else max(total["luts"],
+                                                                           total["ffs"])
+
+
+def fit_est(net: ESTNetwork, lanes: int, board: Board) -> tuple[bool, dict]:
+    """``(state_in_logic, report)`` of ``net`` at ``lanes`` on ``board``, or an
+    :class:`EstError` naming the resource that is over, by how much, the largest stages and
+    what would help."""
+    from est import EstError
+    from est.boards.spec import est_memory_plan
+
+    state_in_logic, _ = est_memory_plan(net, lanes, board)
+    report = est_report(net, lanes, board, state_in_logic)
+    used, avail = logic_use(report["total"], board), int(LOGIC_FILL * board.luts)
+    if used > avail:
+        worst = sorted(report["stages"], key=lambda s: -(s["luts"] + s["ffs"]))[:3]
+        names = ", ".join(f"{s['name']} {s['luts'] + s['ffs']}" for s in worst)
+        unit = "logic cells" if board.family == "ice40" else "LUT4s"
+        raise EstError(
+            f"the EST does not fit {board.name} at lanes {lanes}: it needs about {used} {unit} "
+            f"(estimate) against {avail} usable ({LOGIC_FILL:.0%} of {board.luts}; {used - avail} "
+            f"over); largest stages (LUT4s + flip-flops): {names}. Every stage "
+            f"has its own datapath, so a smaller d_model, mlp_hidden or fewer blocks helps, "
+            f"as do fewer weight bits (--weight-bits), "
+            f"{'fewer lanes (--lanes auto), ' if lanes > 1 else ''}or a larger board "
+            f"(--board ulx3s-85f).")
+    return state_in_logic, report
+
+
+def auto_lanes(net: ESTNetwork, board: Board) -> int:
+    """The largest of :data:`LANE_CHOICES` (no more than the widest stage needs) at which
+    ``net`` fits ``board``; the :class:`EstError` of lanes 1 when none does."""
+    from est import EstError
+
+    widest = max(net.d_model, net.n_out, *(b.mlp1.weight.shape[1] for b in net.blocks))
+    best, first_error = None, None
+    for lanes in LANE_CHOICES:
+        if lanes > widest:
+            break
+        try:
+            fit_est(net, lanes, board)
+            best = lanes
+        except EstError as e:
+            first_error = first_error or e
+    if best is None:
+        raise first_error
+    return best

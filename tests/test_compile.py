@@ -169,3 +169,15 @@ def test_leak_shift_is_the_nearest_beta(beta, k):
     from est.compiler.quantize import leak_shift_from_beta
 
     assert leak_shift_from_beta(beta, 23) == k
+
+
+def test_lanes_auto_for_the_spine_takes_the_most_that_fit(tmp_path, model_pt):
+    res = subprocess.run([BIN / "est-compile", model_pt, "-o", tmp_path / "auto", "--bins", "2",
+                          "--lanes", "auto"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    lanes = json.loads((tmp_path / "auto" / "report.json").read_text())["lanes"]
+    assert f"--lanes auto: {lanes} lanes fit icebreaker" in res.stdout
+    assert lanes in (1, 2, 4, 8)
+    res = subprocess.run([BIN / "est-compile", model_pt, "-o", tmp_path / "more", "--bins", "2",
+                          "--lanes", str(2 * lanes)], capture_output=True, text=True)
+    assert res.returncode == 2 and "does not fit icebreaker" in res.stderr

@@ -60,7 +60,40 @@ def test_est_compile_writes_and_prints_the_stage_table(tmp_path):
     assert "dense lb" in res.stdout and "b0.mlp1" in res.stdout
     report = json.loads((tmp_path / "tiny" / "report.json").read_text())
     hw = report["hardware"]
-    assert report["fit"]["fits_block_rams"] and hw["membranes"] == "block RAM"
+    # Lanes 2 doubles the datapaths: over the iCEBreaker's logic (lanes 1 fits, see test_synth).
+    assert not report["fit"]["fits"] and "at lanes 2" in report["fit"]["reason"]
+    assert "est-compile: warning: the EST does not fit icebreaker" in res.stdout
+    assert hw["membranes"] == "block RAM"
     assert hw["cycles_per_bin"] == json.loads(
         (tmp_path / "tiny" / "top.json").read_text())["cycles_per_bin"]
     assert hw["total"]["dense_bound"] <= hw["cycles_per_bin"] <= 1.3 * hw["total"]["dense_bound"]
+
+
+def test_lanes_auto_picks_the_most_lanes_that_fit(tmp_path):
+    example = Path(__file__).parent.parent / "examples" / "est_tiny.pt"
+    res = subprocess.run([BIN / "est-compile", example, "-o", tmp_path / "auto", "--bins", "2",
+                          "--lanes", "auto", "--board", "ulx3s-85f"], capture_output=True,
+                         text=True)
+    assert res.returncode == 0, res.stderr
+    assert "--lanes auto: 16 lanes fit ulx3s-85f" in res.stdout
+    assert json.loads((tmp_path / "auto" / "top.json").read_text())["lanes"] == 16
+
+
+def test_lanes_auto_says_what_is_over_when_nothing_fits(tmp_path):
+    example = Path(__file__).parent.parent / "examples" / "est_small.pt"
+    res = subprocess.run([BIN / "est-compile", example, "-o", tmp_path / "big", "--bins", "2",
+                          "--lanes", "auto", "--board", "icebreaker"], capture_output=True,
+                         text=True)
+    assert res.returncode == 2
+    assert "does not fit icebreaker at lanes 1" in res.stderr and "over" in res.stderr
+    assert "largest stages" in res.stderr and "--board ulx3s-85f" in res.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-3"])
+def test_lanes_must_be_a_positive_number_or_auto(tmp_path, value):
+    example = Path(__file__).parent.parent / "examples" / "est_tiny.pt"
+    res = subprocess.run([BIN / "est-compile", example, "-o", tmp_path / "x", "--lanes", value],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and "--lanes must be a whole number" in res.stderr
+    assert list(tmp_path.iterdir()) == []
