@@ -44,6 +44,9 @@ def sim(argv: list[str] | None = None) -> int:
     parser.add_argument("--stimulus", type=Path, help=".npy [bins, n_in] (default: the build's)")
     parser.add_argument("--stall-seed", type=int, help="random valid/ready stalls, this seed")
     parser.add_argument("--waves", action="store_true", help="write waves (FST or VCD)")
+    parser.add_argument("--netlist", metavar="BOARD",
+                        help="simulate the post-synthesis netlist for BOARD (iCE40 boards; "
+                             "Icarus with yosys' cell models) instead of the RTL")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="show the simulator's output (default: sim_<sim>/*.log)")
     parser.add_argument("--version", action="version", version=f"est {__version__}")
@@ -51,7 +54,12 @@ def sim(argv: list[str] | None = None) -> int:
     net = load_build_ir(args.build)
     top = json.loads((args.build / "top.json").read_text())
     stimulus, stim_path = _stimulus(args.build, args.stimulus, net.n_in)
-    print(f"est-sim: {stimulus.shape[0]} bins on {args.sim} ...", flush=True)
+    label = args.sim
+    if args.netlist:
+        if args.sim != "icarus":
+            raise EstError("--netlist simulates with Icarus: add --sim icarus")
+        label = f"icarus_netlist_{args.netlist}"
+    print(f"est-sim: {stimulus.shape[0]} bins on {label} ...", flush=True)
     vcd = args.build / "amaranth.vcd" if args.waves else None
     if args.sim == "amaranth" and top.get("arch") == "est":
         from est.hw.est_top import ESTTop
@@ -67,16 +75,24 @@ def sim(argv: list[str] | None = None) -> int:
         from est.sim.rtl import simulate as rtl_simulate
 
         golden = args.build / "golden.npz" if args.stimulus is None else None
+        source = None
+        if args.netlist:
+            from est.boards.spec import get_board
+            from est.sim.netlist import write_netlist
+
+            print(f"est-sim: synthesizing the netlist for {args.netlist} (yosys) ...",
+                  flush=True)
+            source = write_netlist(args.build, get_board(args.netlist))
         run = rtl_simulate(args.build, args.sim, stim_path, args.stall_seed, args.waves,
-                           verbose=args.verbose, golden=golden)
-    out = args.build / f"rtl_{args.sim}.npz"
+                           verbose=args.verbose, golden=golden, source=source, label=label)
+    out = args.build / f"rtl_{label}.npz"
     run.trace.meta["stimulus"] = str(stim_path)
     run.trace.save(out)
-    stats = {"simulator": args.sim, "bins": run.trace.bins,
+    stats = {"simulator": label, "bins": run.trace.bins,
              "scoreboard_mismatches": run.scoreboard_mismatches,
              "cycles_per_bin": round(run.cycles_per_bin, 2), "seconds": round(run.seconds, 2),
              "stall_seed": args.stall_seed}
-    (args.build / f"rtl_{args.sim}.json").write_text(json.dumps(stats, indent=2) + "\n")
+    (args.build / f"rtl_{label}.json").write_text(json.dumps(stats, indent=2) + "\n")
     print(f"est-sim: wrote {out}: {run.trace.bins} bins, {run.cycles_per_bin:.1f} cycles/bin, "
           f"{run.seconds:.1f} s")
     if run.scoreboard_mismatches:

@@ -67,7 +67,8 @@ class RTLRun:
 def simulate(build: Path, simulator: str = "verilator", stimulus: Path | None = None,
              stall_seed: int | None = None, waves: bool = False,
              reset_at: int | None = None, verbose: bool = False,
-             golden: Path | None = None) -> RTLRun:
+             golden: Path | None = None, source: Path | None = None,
+             label: str | None = None) -> RTLRun:
     """Build (once per build folder and simulator) and run ``build/top.v`` on ``stimulus``
     (default ``build/stimulus.npy``); return the RTL trace of what the top outputs.
 
@@ -75,8 +76,9 @@ def simulate(build: Path, simulator: str = "verilator", stimulus: Path | None = 
     bins (the rest of the stimulus is a new stream from zero state). With ``golden`` (the
     golden trace of this stimulus) the testbench's scoreboard checks every word as it arrives;
     a mismatch is reported in ``scoreboard_mismatches``, not raised, so the trace is kept.
-    The simulator's own output goes to ``sim_<simulator>/build.log`` and ``test.log`` unless
-    ``verbose``.
+    The simulator's own output goes to ``sim_<label>/build.log`` and ``test.log`` unless
+    ``verbose``. ``source``: Verilog to simulate instead of ``top.v`` (a post-synthesis
+    netlist, same ports); ``label`` (default ``simulator``) names its folder and trace.
     """
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
@@ -91,7 +93,9 @@ def simulate(build: Path, simulator: str = "verilator", stimulus: Path | None = 
     toolenv.require("verilator" if simulator == "verilator" else "iverilog", _HINTS[simulator])
     stimulus = Path(stimulus).resolve() if stimulus else build / "stimulus.npy"
     top = json.loads((build / "top.json").read_text())
-    sim_dir = build / f"sim_{simulator}"
+    label = label or simulator
+    source = Path(source).resolve() if source else build / "top.v"
+    sim_dir = build / f"sim_{label}"
     out = sim_dir / "rtl_words.npz"
     t0 = time.perf_counter()
     runner = get_runner(simulator)
@@ -105,10 +109,10 @@ def simulate(build: Path, simulator: str = "verilator", stimulus: Path | None = 
     logs = {} if verbose else {"build": sim_dir / "build.log", "test": sim_dir / "test.log"}
     sim_dir.mkdir(exist_ok=True)
     try:
-        runner.build(sources=[build / "top.v"], hdl_toplevel="top", build_dir=sim_dir,
+        runner.build(sources=[source], hdl_toplevel="top", build_dir=sim_dir,
                      waves=waves, log_file=logs.get("build"), **kwargs)
     except (RuntimeError, SystemExit):
-        raise EstError(f"{simulator} could not build {build / 'top.v'}; see "
+        raise EstError(f"{simulator} could not build {source}; see "
                        f"{logs.get('build', 'the output above')}") from None
     out.unlink(missing_ok=True)
     env = {"EST_TOP_JSON": str(build / "top.json"), "EST_STIMULUS": str(stimulus),
@@ -140,6 +144,6 @@ def simulate(build: Path, simulator: str = "verilator", stimulus: Path | None = 
         raise EstError(f"the {simulator} simulation failed; see "
                        f"{logs.get('test', 'the output above')}")
     trace = decode_outputs(top["output_fields"], words,
-                           {"source": simulator, "network": top["name"], "bins": len(words)})
+                           {"source": label, "network": top["name"], "bins": len(words)})
     return RTLRun(trace, cycles, latency, time.perf_counter() - t0,
                   scored if scored >= 0 else None)
