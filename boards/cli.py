@@ -1,13 +1,16 @@
-"""``est-synth BUILD_DIR --board NAME``: bitstream, utilisation, Fmax and latency of a build."""
+"""``est-synth BUILD_DIR --board NAME``: bitstream, utilisation, Fmax and latency of a build;
+``est-run BUILD --port DEV``: stream a recording through the board and write its predictions."""
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 from est import EstError, __version__
+from est.boards.protocol import ir_hash
 from est.boards.spec import BOARDS, get_board
 from est.boards.synth import synthesize
-from est.cli import entry, staged_output
+from est.cli import EXIT_MISMATCH, entry, staged_output
 
 
 def format_report(r: dict) -> str:
@@ -55,3 +58,120 @@ def run_main() -> int:
     return entry("est-synth", main, None)
 
 
+
+
+RUN_EXAMPLES = """examples:
+  est-run build/spine --port /dev/ttyUSB1             # an iCEBreaker (FTDI channel B)
+  est-run build/spine --port sim                      # the RTL in simulation, no board
+  est-run build/tiny --port /dev/ttyUSB0 --input recording.npy -o build/tiny/run
+
+exit status: 0 predictions equal the golden model's, 1 they differ (both written), 2 error.
+"""
+
+
+def _readout(build: Path):
+    """``(net, output fields, log-rate scale)`` of a build's network without trace."""
+    from est.hw.est_top import est_output_fields
+    from est.hw.top import output_fields
+    from est.sim.cli import load_build_ir
+
+    net = load_build_ir(build)
+    if hasattr(net, "readout_scale"):
+        return net, est_output_fields(net, trace=False), net.readout_scale
+    return net, output_fields(net, False), net.layers[-1].scale
+
+
+def _golden(net, stimulus):
+    from est.sim.est_network import run_est
+    from est.sim.network import run
+
+    return run_est(net, stimulus) if hasattr(net, "readout_scale") else run(net, stimulus)[0]
+
+
+def _open_port(args, build: Path, n_in: int):
+    if args.port == "sim":
+        from est.boards.top import board_ident, build_core
+        from est.sim.board_sim import SimulatedSerial
+
+        net, core, _ = build_core(build)
+        return SimulatedSerial(core, n_in, board_ident(net, core, ir_hash(build)))
+    import serial
+
+    try:
+        return serial.serial_for_url(args.port, baudrate=args.baud, timeout=args.timeout)
+    except (serial.SerialException, ValueError) as e:
+        raise EstError(f"cannot open serial port {args.port}: {e}. Check the device name "
+                       f"(ls /dev/ttyUSB* /dev/ttyACM*), that the board is plugged in and that "
+                       f"you may use it (the dialout group)") from None
+
+
+def host(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="est-run", description="Stream a recording through a board programmed with a "
+                                    "build (or through its RTL in simulation) and write the "
+                                    "predictions; checks them against the golden model.",
+        epilog=RUN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("build", type=Path, help="folder written by est-compile")
+    parser.add_argument("--port", required=True,
+                        help="serial device or pyserial URL, or 'sim' for the simulated RTL")
+    parser.add_argument("--baud", type=int, default=115200)
+    parser.add_argument("--timeout", type=float, default=0.5,
+                        help="seconds to wait for a reply before asking again (default 0.5)")
+    parser.add_argument("--input", type=Path,
+                        help="[bins, n_in] .npy of 0/1 spikes (default: the build's stimulus)")
+    parser.add_argument("-o", "--out", type=Path, help="output folder (default BUILD/run)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--version", action="version", version=f"est {__version__}")
+    args = parser.parse_args(argv)
+    import numpy as np
+    from tqdm import tqdm
+
+    from est.boards.host import BoardLink
+    from est.sim.cli import _stimulus
+    from est.sim.trace import compare
+    from est.sim.words import decode_outputs
+
+    if not (args.build / "ir.json").is_file():
+        raise EstError(f"{args.build}: not an est-compile build folder (no ir.json)")
+    net, fields, scale = _readout(args.build)
+    stimulus, source = _stimulus(args.build, args.input, net.n_in)
+    port = _open_port(args, args.build, net.n_in)
+    try:
+        link = BoardLink(port)
+        ident = link.check(ir_hash(args.build), net.n_in)
+        print(f"est-run: board on {args.port}: est {ident.version}, network "
+              f"{ident.ir_hash.hex()}, {ident.n_in} inputs; streaming {len(stimulus)} bins of "
+              f"{source}", flush=True)
+        t0 = time.perf_counter()
+        with tqdm(total=len(stimulus), unit="bin", disable=args.quiet, leave=False) as bar:
+            words = link.run(stimulus, bar.update)
+        seconds = time.perf_counter() - t0
+    finally:
+        port.close()
+    board = decode_outputs(fields, words, {"source": f"board:{args.port}"})
+    readout = board.arrays[fields[0][0]]
+    check = compare(_golden(net, stimulus), board)
+    summary = {"build": str(args.build), "port": args.port, "input": str(source),
+               "bins": len(stimulus), "seconds": round(seconds, 3),
+               "bins_per_second": round(len(stimulus) / seconds, 1),
+               "recoveries": link.recoveries, "ir_hash": ident.ir_hash.hex(),
+               "golden_mismatches": check.mismatches, "golden_values": check.values_compared}
+    out = args.out or args.build / "run"
+    with staged_output(out, "run.json") as tmp:
+        log_rate = readout / np.asarray(scale, dtype=np.float64)
+        np.savez(tmp / "predictions.npz", readout=readout, log_rate=log_rate,
+                 rate=np.exp(log_rate))
+        (tmp / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"est-run: {len(stimulus)} bins in {seconds:.1f} s ({summary['bins_per_second']} "
+          f"bins/s, {link.recoveries} damaged frames recovered); predictions in "
+          f"{out / 'predictions.npz'}")
+    if check.mismatches:
+        print(f"est-run: MISMATCH with the golden model: {check.mismatches} of "
+              f"{check.values_compared} readout values differ, first at {check.first}")
+        return EXIT_MISMATCH
+    print(f"est-run: all {check.values_compared} readout values equal the golden model's")
+    return 0
+
+
+def host_main() -> int:
+    return entry("est-run", host, None)

@@ -34,13 +34,35 @@ ECP5_EBR = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
 # "Assert 'wire' failed in abc_ops_reintegrate.cc" on the EST when internal wires keep names
 # ending in "]" (Amaranth's names for array elements, such as ``current[0]``); giving them
 # private names first (ports excepted) avoids it.
+_ECP5_FIX = "rename -hide w:*] x:* %d"
+
+
+def _ecp5(name: str, platform: str, luts: int, brams: int, clock_hz: float) -> Board:
+    return Board(name, platform, "ecp5", luts, brams, ECP5_EBR, clock_hz,
+                 script_after_read=_ECP5_FIX)
+
+
 BOARDS = {
     "icebreaker": Board("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40",
                         5280, 30, ICE40_EBR, 12e6, synth_opts="-dsp"),
-    "ulx3s-85f": Board("ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5",
-                       83640, 208, ECP5_EBR, 25e6,
-                       script_after_read="rename -hide w:*] x:* %d"),
+    "icesugar": Board("icesugar", "amaranth_boards.icesugar:ICESugarPlatform", "ice40",
+                      5280, 30, ICE40_EBR, 12e6, synth_opts="-dsp"),
+    "ice40-hx8k-evn": Board("ice40-hx8k-evn",
+                            "amaranth_boards.ice40_hx8k_b_evn:ICE40HX8KBEVNPlatform", "ice40",
+                            7680, 32, ICE40_EBR, 12e6),
+    "ulx3s-12f": _ecp5("ulx3s-12f", "amaranth_boards.ulx3s:ULX3S_12F_Platform", 12288, 32, 25e6),
+    "ulx3s-25f": _ecp5("ulx3s-25f", "amaranth_boards.ulx3s:ULX3S_25F_Platform", 24288, 56, 25e6),
+    "ulx3s-45f": _ecp5("ulx3s-45f", "amaranth_boards.ulx3s:ULX3S_45F_Platform", 43848, 108, 25e6),
+    "ulx3s-85f": _ecp5("ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", 83640, 208, 25e6),
+    "icesugar-pro": _ecp5("icesugar-pro", "amaranth_boards.icesugar_pro:ICESugarProPlatform",
+                          24288, 56, 25e6),
+    "colorlight-5a75b": _ecp5("colorlight-5a75b",
+                              "amaranth_boards.colorlight_5a75b_r7_0:Colorlight_5A75B_R70Platform",
+                              24288, 56, 25e6),
 }
+"""Boards with a UART in their amaranth-boards definition and an open flow. LUT and block RAM
+counts are the devices' (nextpnr's figures where a synthesis confirmed them); README lists
+which boards have had a bitstream built."""
 
 
 def get_board(name: str) -> Board:
@@ -70,11 +92,13 @@ def memory_cost(depth: int, width: int, writable: bool, board: Board) -> tuple[i
     return 0, width * ceil_div(depth, 16)  # one LUT4 per 16 entries of a bit
 
 
-def estimate(net: Network, board: Board, io_bits: int = 0) -> dict:
+def estimate(net: Network, board: Board) -> dict:
     """Per layer and in total: block RAMs and LUTs (logic cells), from the memory shapes and a
-    per-lane cost of the datapath. ``io_bits`` adds the board top's word registers."""
+    per-lane cost of the datapath, plus the board top (:func:`bridge_logic`)."""
     lanes = net.lanes
-    layers, total_bram, total_lut = [], 0, 150 + io_bits
+    out_bits = net.layers[-1].n_out * net.layers[-1].v_bits
+    layers, total_bram = [], 0
+    total_lut = sum(bridge_logic(ceil_div(net.n_in, 8), ceil_div(out_bits, 8)))
     for layer in net.layers:
         groups = ceil_div(layer.n_out, lanes)
         lif = isinstance(layer, DenseLIF)
@@ -99,10 +123,16 @@ def estimate(net: Network, board: Board, io_bits: int = 0) -> dict:
             board.brams, "luts_estimate": total_lut, "luts_available": board.luts}
 
 
+def bridge_logic(in_bytes: int, out_bytes: int) -> tuple[int, int]:
+    """Counted (LUT4s, flip-flops) of :class:`est.boards.top.FrameBridge`: UART, parser,
+    executor, idle timer, the input word and the reply byte multiplexers."""
+    return 100 + 8 * ceil_div(out_bytes + 6, 2) + 8 * in_bytes, 140 + 8 * in_bytes
+
+
 def check_fit(net: Network, board: Board) -> dict:
     """Return :func:`estimate`, or raise an :class:`EstError` naming the layer and resource that
     do not fit, by how much, and what would help."""
-    est = estimate(net, board, io_bits=net.n_in + net.layers[-1].n_out * net.layers[-1].v_bits)
+    est = estimate(net, board)
     for resource, used, avail, key in (("block RAM", est["bram"], board.brams, "bram_total"),
                                        ("logic (LUTs, estimated)", est["luts_estimate"],
                                         board.luts, "luts_estimate")):

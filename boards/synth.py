@@ -1,16 +1,14 @@
 """Synthesis, place and route and packing through amaranth-boards and YoWASP; report parsing."""
 
 import importlib
-import json
 import re
 import subprocess
 import time
 from pathlib import Path
 
 from est import EstError, toolenv
-from est.boards.spec import Board, check_fit, est_memory_plan
-from est.boards.top import BoardTop
-from est.compiler import ir
+from est.boards.spec import Board
+from est.boards.top import board_top as board_top_of
 
 _UTIL = re.compile(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)")
 _FMAX = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz \((PASS|FAIL)")
@@ -46,22 +44,7 @@ def _platform(board: Board):
 def synthesize(build: Path, board: Board, out: Path) -> dict:
     """Build the bitstream of ``build``'s network for ``board`` into ``out``; return the report."""
     toolenv.apply()
-    top = json.loads((build / "top.json").read_text())
-    compile_report = json.loads((build / "report.json").read_text())
-    if top.get("arch") == "est":
-        from est.hw.est_top import ESTTop
-        from est.sim.cli import load_build_ir
-
-        net = load_build_ir(build)
-        state_in_logic, _ = est_memory_plan(net, top["lanes"], board)
-        board_top = BoardTop(net, core=ESTTop(net, top["lanes"], trace=False,
-                                              state_in_logic=state_in_logic))
-        cycles = top["cycles_per_bin"]
-    else:
-        net = ir.load(build)
-        check_fit(net, board)
-        board_top = BoardTop(net)
-        cycles = compile_report["cycles_per_bin"]
+    board_top, cycles = board_top_of(build, board)
     t0 = time.perf_counter()
     platform = _platform(board)
     try:

@@ -1,0 +1,208 @@
+"""The board protocol end to end: the host library (est.boards.host) talks through a bit-level
+simulated UART to the board top (FrameBridge + compiled network) in amaranth.sim; predictions
+equal the golden model's, and damaged, truncated or lost frames in either direction get an
+error reply or a retry, after which the link goes on with no bin applied twice or skipped."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import serial
+
+from est import EstError
+from est.boards import protocol as p
+from est.boards.host import BoardLink
+from est.boards.top import board_ident
+from est.hw.est_top import ESTTop
+from est.hw.top import NetworkTop, output_fields
+from est.sim.board_sim import SimulatedSerial
+from est.sim.est_network import run_est
+from est.sim.network import run
+from est.sim.trace import Trace, compare
+from est.sim.words import decode_outputs
+from netgen import random_est, random_network, random_stimulus
+
+HASH = bytes(range(1, 9))
+BIN = Path(sys.executable).parent
+
+
+def spine_port(read_timeout_cycles: int = 3000):
+    net = random_network(3, n_in=11, hidden=(9,), n_out=3, lanes=2)
+    core = NetworkTop(net)
+    port = SimulatedSerial(core, net.n_in, board_ident(net, core, HASH),
+                           read_timeout_cycles=read_timeout_cycles)
+    return net, port
+
+
+def request(port, frame: bytes) -> bytes:
+    """Write ``frame``, return the reply frame's bytes."""
+    port.write(frame)
+    header = port.read(4)
+    return header + port.read(int.from_bytes(header[2:4], "little") + 1)
+
+
+def error_frame(code: int) -> bytes:
+    return p.encode_frame(p.ERROR, bytes([code]))
+
+
+def test_crc8_is_crc8_smbus():
+    assert p.crc8(b"123456789") == 0xF4  # the catalogued check value of CRC-8/SMBUS
+    frame = p.encode_frame(p.BIN, b"\x12\x34")
+    assert frame[:4] == bytes([p.SYNC, p.BIN, 2, 0]) and p.crc8(frame[1:]) == 0
+
+
+def test_board_answers_every_request_and_every_damaged_frame():
+    net, port = spine_port()
+    ident = p.Ident.parse(request(port, p.encode_frame(p.IDENTIFY))[4:-1])
+    assert (ident.protocol, ident.ir_hash, ident.n_in, ident.out_bits) == (
+        p.PROTOCOL_VERSION, HASH, 11, sum(n * b for _, n, b, _ in output_fields(net, False)))
+    assert request(port, p.encode_frame(p.RESEND)) == error_frame(p.NO_OUTPUT)
+    good = p.encode_frame(p.BIN, b"\x05\x01")
+    first = request(port, good)
+    assert first[:6] == bytes([p.SYNC, p.OUTPUT, 2 + ident.out_bytes, 0, 1, 0])
+    flipped = bytearray(good)
+    flipped[4] ^= 0x10
+    assert request(port, bytes(flipped)) == error_frame(p.BAD_CRC)
+    assert request(port, good[:5]) == error_frame(p.TIMEOUT)  # truncated, then silence
+    assert request(port, p.encode_frame(0x09)) == error_frame(p.BAD_TYPE)
+    assert request(port, p.encode_frame(p.BIN, b"\x05")) == error_frame(p.BAD_LENGTH)
+    port.read_timeout_cycles = 20_000  # 306 bytes on the line before the reply
+    assert request(port, p.encode_frame(p.BIN, bytes(300))) == error_frame(p.BAD_LENGTH)
+    assert request(port, b"\x00\x17garbage" + p.encode_frame(p.RESEND)) == first  # no re-apply
+    second = request(port, good)
+    assert second[4:6] == b"\x02\x00"  # 2 bins applied: the rejected frames were not
+    assert request(port, p.encode_frame(p.RESET)) == p.encode_frame(p.RESET_DONE)
+    assert request(port, good) == first  # reset restarts the network: the same first output
+
+
+class FaultyLine:
+    """A port that damages chosen frames. ``writes`` maps ``(request type, occurrence)`` to a
+    fault: "flip" (one bit of the length), "truncate" (first half only) or "drop" (nothing
+    sent); ``replies`` lists BIN occurrences whose reply gets one bit flipped on the way back."""
+
+    def __init__(self, port, writes: dict[tuple[int, int], str], replies: set[int]):
+        self.port, self.writes, self.replies = port, writes, replies
+        self.counts: dict[int, int] = {}
+        self.read_count, self.damage_at = 0, -1
+        self.applied: list = []
+
+    def write(self, data: bytes) -> int:
+        n = self.counts.get(data[1], 0)
+        self.counts[data[1]] = n + 1
+        if data[1] == p.BIN and n in self.replies:
+            self.damage_at = self.read_count + 5
+        fault = self.writes.get((data[1], n))
+        if fault:
+            self.applied.append((data[1], n))
+        if fault == "flip":
+            data = data[:3] + bytes([data[3] ^ 0x04]) + data[4:]
+        elif fault == "truncate":
+            data = data[: len(data) // 2]
+        elif fault == "drop":
+            data = b""
+        return self.port.write(data) if data else len(data)
+
+    def read(self, size: int = 1) -> bytes:
+        data = bytearray(self.port.read(size))
+        if self.read_count <= self.damage_at < self.read_count + len(data):
+            data[self.damage_at - self.read_count] ^= 0x20
+            self.applied.append(("reply", self.damage_at))
+        self.read_count += len(data)
+        return bytes(data)
+
+    def reset_input_buffer(self) -> None:
+        self.port.reset_input_buffer()
+
+
+def test_host_library_over_a_damaged_line_equals_golden():
+    net, port = spine_port()
+    stimulus = random_stimulus(4, 40, net.n_in)
+    B, R = p.BIN, p.RESEND
+    # occurrences count every frame sent, retries included (BIN 1 is bin 0 sent again)
+    writes = {
+        (B, 0): "drop",  # the first bin never arrives: RESEND 0 -> NO_OUTPUT -> BIN again
+        (B, 4): "flip",  # BAD_CRC -> BIN again
+        (B, 8): "truncate",  # TIMEOUT -> BIN again
+        (B, 12): "drop",  # RESEND 1 -> the previous bin's OUTPUT -> BIN again
+        (R, 3): "flip",  # RESEND 3, after BIN 21's damaged reply: BAD_CRC -> RESEND again
+        (R, 5): "truncate",  # RESEND 5, after BIN 26's damaged reply: TIMEOUT -> RESEND
+    }
+    replies = {16, 21, 26, 31}  # BINs whose reply is damaged: RESEND -> the same OUTPUT
+    line = FaultyLine(port, writes, replies)
+    link = BoardLink(line)
+    ident = link.check(HASH, net.n_in)
+    words = link.run(stimulus)
+    assert len(line.applied) == len(writes) + len(replies)
+    assert link.recoveries == len(writes) + len(replies)
+    rtl = decode_outputs(output_fields(net, False), words, {"source": "host"})
+    golden, _ = run(net, stimulus)
+    result = compare(golden, rtl)
+    assert ident.out_bits == sum(n * b for _, n, b, _ in output_fields(net, False))
+    assert result.bins == 40 and result.mismatches == 0, result.first
+
+
+def test_host_library_runs_an_est_bit_exact():
+    net = random_est(5, attention="ssa", sew="iand", cpg=True, tpu=True, rsm=0.5, n_in=9, d=4,
+                     blocks=1, heads=2, hidden=5)
+    stimulus = random_stimulus(5, 20, net.n_in, rate=0.4)
+    core = ESTTop(net, 2, trace=False, state_in_logic=False)
+    port = SimulatedSerial(core, net.n_in, board_ident(net, core, HASH),
+                           read_timeout_cycles=20_000)
+    link = BoardLink(port)
+    link.check(HASH, net.n_in)
+    first = link.run(stimulus)
+    again = link.run(stimulus)  # after RESET the LFSR masks and all state start over
+    result = compare(run_est(net, stimulus), decode_outputs(core.fields, first, {}))
+    assert result.bins == 20 and result.mismatches == 0, result.first
+    assert again == first and link.recoveries == 0
+
+
+def test_host_refuses_a_board_with_another_network():
+    net, port = spine_port()
+    with pytest.raises(EstError, match="IR hash 0102030405060708"):
+        BoardLink(port).check(b"\xff" * 8, net.n_in)
+
+
+def test_host_reports_an_echoing_port():
+    loop = serial.serial_for_url("loop://", timeout=0.05)
+    with pytest.raises(EstError, match="echoes what we send"):
+        BoardLink(loop).identify()
+
+
+@pytest.fixture(scope="module")
+def run_build(tmp_path_factory, model_pt) -> Path:
+    """The demo model compiled with 24 bins of stimulus (no trace: as on a board)."""
+    out = tmp_path_factory.mktemp("builds") / "spine"
+    res = subprocess.run([BIN / "est-compile", model_pt, "-o", out, "--lanes", "4", "--bins",
+                          "24", "--seed", "5"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    return out
+
+
+def test_est_run_on_the_simulated_board_writes_golden_predictions(run_build):
+    res = subprocess.run([BIN / "est-run", run_build, "--port", "sim", "-q"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "all 144 readout values equal the golden model's" in res.stdout
+    summary = json.loads((run_build / "run" / "run.json").read_text())
+    assert summary["bins"] == 24 and summary["golden_mismatches"] == 0
+    with np.load(run_build / "run" / "predictions.npz") as z:
+        readout, rate = z["readout"], z["rate"]
+    golden = Trace.load(run_build / "golden.npz").arrays["readout/v"]
+    assert np.array_equal(readout, golden) and rate.shape == readout.shape
+    assert np.all(rate > 0)
+
+
+@pytest.mark.parametrize("port, message", [
+    ("/dev/ttyNOPE0", "cannot open serial port /dev/ttyNOPE0"),
+    ("loop://", "echoes what we send"),
+])
+def test_est_run_explains_a_bad_port_and_writes_nothing(run_build, port, message):
+    res = subprocess.run([BIN / "est-run", run_build, "--port", port, "--timeout", "0.05",
+                          "-o", run_build / "bad_run"], capture_output=True, text=True)
+    assert res.returncode == 2 and message in res.stderr, res.stderr
+    assert not (run_build / "bad_run").exists()
+    assert not list(run_build.glob(".bad_run*"))
