@@ -11,6 +11,7 @@ from est.boards.protocol import ir_hash
 from est.boards.spec import BOARDS, get_board
 from est.boards.synth import synthesize
 from est.cli import EXIT_MISMATCH, entry, staged_output
+from est.compiler.est_ir import ESTNetwork
 
 
 def format_report(r: dict) -> str:
@@ -76,7 +77,7 @@ def _readout(build: Path):
     from est.sim.cli import load_build_ir
 
     net = load_build_ir(build)
-    if hasattr(net, "readout_scale"):
+    if isinstance(net, ESTNetwork):
         return net, est_output_fields(net, trace=False), net.readout_scale
     return net, output_fields(net, False), net.layers[-1].scale
 
@@ -85,7 +86,7 @@ def _golden(net, stimulus):
     from est.sim.est_network import run_est
     from est.sim.network import run
 
-    return run_est(net, stimulus) if hasattr(net, "readout_scale") else run(net, stimulus)[0]
+    return run_est(net, stimulus) if isinstance(net, ESTNetwork) else run(net, stimulus)[0]
 
 
 def _open_port(args, build: Path, n_in: int):
@@ -127,14 +128,14 @@ def host(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from est.boards.host import BoardLink
-    from est.sim.cli import _stimulus
+    from est.sim.cli import build_stimulus
     from est.sim.trace import compare
     from est.sim.words import decode_outputs
 
     if not (args.build / "ir.json").is_file():
         raise EstError(f"{args.build}: not an est-compile build folder (no ir.json)")
     net, fields, scale = _readout(args.build)
-    stimulus, source = _stimulus(args.build, args.input, net.n_in)
+    stimulus, source = build_stimulus(args.build, args.input, net.n_in)
     port = _open_port(args, args.build, net.n_in)
     try:
         link = BoardLink(port)

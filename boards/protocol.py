@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from est import EstError, __version__
+from est.hw.synapse import ceil_div
 
 PROTOCOL_VERSION = 1
 SYNC = 0xA5
@@ -96,8 +97,8 @@ class Ident:
 
     @property
     def in_bytes(self) -> int:
-        return -(-self.n_in // 8)
+        return ceil_div(self.n_in, 8)
 
     @property
     def out_bytes(self) -> int:
-        return -(-self.out_bits // 8)
+        return ceil_div(self.out_bits, 8)

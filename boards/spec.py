@@ -123,10 +123,35 @@ def estimate(net: Network, board: Board) -> dict:
             board.brams, "luts_estimate": total_lut, "luts_available": board.luts}
 
 
+def mux_luts(inputs: int) -> int:
+    """LUT4s of an ``inputs``:1 multiplexer of one bit (a LUT4 selects 2 of 4 inputs)."""
+    return max(0, ceil_div(inputs - 1, 2))
+
+
+LANE_CHOICES = (1, 2, 4, 8, 16)
+
+
+def most_lanes(widest: int, check) -> int:
+    """The largest of :data:`LANE_CHOICES`, no more than ``widest``, for which ``check(lanes)``
+    raises no :class:`EstError`; the error of lanes 1 when none passes."""
+    best, first_error = None, None
+    for lanes in LANE_CHOICES:
+        if lanes > widest:
+            break
+        try:
+            check(lanes)
+            best = lanes
+        except EstError as e:
+            first_error = first_error or e
+    if best is None:
+        raise first_error
+    return best
+
+
 def bridge_logic(in_bytes: int, out_bytes: int) -> tuple[int, int]:
     """Counted (LUT4s, flip-flops) of :class:`est.boards.top.FrameBridge`: UART, parser,
     executor, idle timer, the input word and the reply byte multiplexers."""
-    return 100 + 8 * ceil_div(out_bytes + 6, 2) + 8 * in_bytes, 140 + 8 * in_bytes
+    return 100 + 8 * mux_luts(out_bytes + 7) + 8 * in_bytes, 140 + 8 * in_bytes
 
 
 def check_fit(net: Network, board: Board) -> dict:

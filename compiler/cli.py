@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from est import EstError, __version__, toolenv
-from est.boards.spec import check_fit, est_memory_plan, get_board
+from est.boards.spec import check_fit, est_memory_plan, get_board, most_lanes
 from est.cli import entry, staged_output
 from est.compiler.est_quantize import quantize_est
 from est.compiler.est_report import auto_lanes, est_report, fit_est, format_table
@@ -75,21 +75,13 @@ def write_est_build(folder: Path, net, stimulus: np.ndarray, golden, lanes: int)
 
 
 def auto_spine_lanes(net, board):
-    """``net`` with the most lanes (1, 2, 4, 8, 16, no more than its widest layer) that pass
-    :func:`~est.boards.spec.check_fit` on ``board``; the lanes-1 error when none does."""
-    best, first_error = None, None
-    for lanes in (1, 2, 4, 8, 16):
-        if lanes > max(layer.n_out for layer in net.layers):
-            break
-        candidate = type(net)(net.name, net.n_in, net.layers, lanes, net.meta)
-        try:
-            check_fit(candidate, board)
-            best = candidate
-        except EstError as e:
-            first_error = first_error or e
-    if best is None:
-        raise first_error
-    return best
+    """``net`` with the most lanes (no more than its widest layer) that pass
+    :func:`~est.boards.spec.check_fit` on ``board`` (:func:`~est.boards.spec.most_lanes`)."""
+    def with_lanes(lanes):
+        return type(net)(net.name, net.n_in, net.layers, lanes, net.meta)
+
+    widest = max(layer.n_out for layer in net.layers)
+    return with_lanes(most_lanes(widest, lambda lanes: check_fit(with_lanes(lanes), board)))
 
 
 def layer_costs(net) -> list[dict]:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from est.boards.spec import Board, bridge_logic, memory_cost
+from est.boards.spec import Board, bridge_logic, memory_cost, most_lanes, mux_luts
 from est.compiler.est_ir import LIF, Conv, ESTNetwork
 from est.hw.attention import ssa_bits
 from est.hw.conv import conv_acc_bits
@@ -52,11 +52,6 @@ est_small, membranes in logic: 10231 / 10373) to within about 25%: what the coun
 control logic, stream registers and yosys' own memory mapping."""
 
 
-def _mux_luts(inputs: int) -> int:
-    """LUT4s of an ``inputs``:1 multiplexer of one bit (a LUT4 selects 2 of 4 inputs)."""
-    return max(0, ceil_div(inputs - 1, 2))
-
-
 def _ram_port_bits(board: Board) -> int:
     return max(width for _, width in board.bram_configs)
 
@@ -78,7 +73,7 @@ def est_stages(net: ESTNetwork, lanes: int, board: Board, state_in_logic: bool
         if spiking:
             luts += lanes * v_bits * ceil_div(groups, 16)  # thresholds in logic
         if state_in_logic:
-            luts += lanes * v_bits * _mux_luts(groups)
+            luts += lanes * v_bits * mux_luts(groups)
             ffs += n * v_bits
         else:
             brams, luts_ram = memory_cost(groups, lanes * v_bits, True, board)
@@ -97,7 +92,7 @@ def est_stages(net: ESTNetwork, lanes: int, board: Board, state_in_logic: bool
         depth = groups * inputs
         w_brams, w_luts = memory_cost(depth, lanes * wb, False, board)
         product = wb if x_bits == 1 else wb * x_bits
-        luts = (x_bits * _mux_luts(inputs) + lanes * (product + 2 * acc) + w_luts
+        luts = (x_bits * mux_luts(inputs) + lanes * (product + 2 * acc) + w_luts
                 + lanes * acc * ceil_div(groups, 16) + 40)
         ffs = (2 * k - 1) * n_in * x_bits + 2 * lanes * acc + 20
         v_bits = lif.v_bits if lif is not None else readout_bits
@@ -156,7 +151,7 @@ def est_stages(net: ESTNetwork, lanes: int, board: Board, state_in_logic: bool
             rows.append(Stage(
                 f"{p}.tpu", "tpu", f"{d}x(1+{k_t})", ops, groups + 2, groups, 0,
                 ops * wb + d * (acc + 2 * t.lif.v_bits) + k_t * d, n_brams,
-                lanes * (wb * s_bits + (k_t + 1) * acc + wb * (k_t + 1) * _mux_luts(groups))
+                lanes * (wb * s_bits + (k_t + 1) * acc + wb * (k_t + 1) * mux_luts(groups))
                 + n_luts + 30, k_t * d + d * s_bits + lanes * acc + n_ffs))
             out = sew_bits(b.sew, s_bits) if b.sew != "none" else 1
             vector(f"{p}.res2", f"sew {b.sew}", d, out, d * out, 2 * d * out)
@@ -217,9 +212,6 @@ LOGIC_FILL = 0.93
 placement on the iCE40 is not monotonic in size near the top: est_tiny with the framed board
 top placed at 90% (4,752 of 5,280 cells), an earlier variant failed at 84.5%."""
 
-LANE_CHOICES = (1, 2, 4, 8, 16)
-
-
 def logic_use(total: dict, board: Board) -> int:
     """Logic cells (iCE40: a LUT4 and a flip-flop each, counted apart as few pair up) or
     LUT4s (ECP5: a flip-flop beside every LUT) of a report's totals."""
@@ -253,20 +245,7 @@ def fit_est(net: ESTNetwork, lanes: int, board: Board) -> tuple[bool, dict]:
 
 
 def auto_lanes(net: ESTNetwork, board: Board) -> int:
-    """The largest of :data:`LANE_CHOICES` (no more than the widest stage needs) at which
-    ``net`` fits ``board``; the :class:`EstError` of lanes 1 when none does."""
-    from est import EstError
-
+    """The most lanes (no more than the widest stage needs) at which ``net`` fits ``board``
+    (:func:`~est.boards.spec.most_lanes`)."""
     widest = max(net.d_model, net.n_out, *(b.mlp1.weight.shape[1] for b in net.blocks))
-    best, first_error = None, None
-    for lanes in LANE_CHOICES:
-        if lanes > widest:
-            break
-        try:
-            fit_est(net, lanes, board)
-            best = lanes
-        except EstError as e:
-            first_error = first_error or e
-    if best is None:
-        raise first_error
-    return best
+    return most_lanes(widest, lambda lanes: fit_est(net, lanes, board))

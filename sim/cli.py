@@ -13,7 +13,7 @@ from est.sim.trace import Comparison, Trace, compare
 SIMS = ("verilator", "icarus", "amaranth")
 
 
-def _stimulus(build: Path, path: Path | None, n_in: int) -> tuple[np.ndarray, Path]:
+def build_stimulus(build: Path, path: Path | None, n_in: int) -> tuple[np.ndarray, Path]:
     from est.compiler.cli import load_stimulus
 
     path = path or build / "stimulus.npy"
@@ -53,7 +53,7 @@ def sim(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     net = load_build_ir(args.build)
     top = json.loads((args.build / "top.json").read_text())
-    stimulus, stim_path = _stimulus(args.build, args.stimulus, net.n_in)
+    stimulus, stim_path = build_stimulus(args.build, args.stimulus, net.n_in)
     label = args.sim
     if args.netlist:
         if args.sim != "icarus":
