@@ -6,12 +6,13 @@ import json
 import time
 from pathlib import Path
 
-from est import EstError, __version__
+from est import EstError
 from est.boards.protocol import ir_hash
 from est.boards.spec import BOARDS, get_board
 from est.boards.synth import synthesize
-from est.cli import EXIT_MISMATCH, entry, staged_output
+from est.cli import EXIT_MISMATCH, Command, staged_output
 from est.compiler.est_ir import ESTNetwork
+from est.report import write_report
 
 
 def format_report(r: dict) -> str:
@@ -27,16 +28,12 @@ def format_report(r: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="est-synth", description="Synthesize a compiled build for a board with yosys and "
-                                      "nextpnr (YoWASP): bitstream and report.",
-        epilog="example:\n  est-synth build/spine --board icebreaker",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+def configure_synth(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("build", type=Path, help="folder written by est-compile")
     parser.add_argument("--board", default="icebreaker", choices=sorted(BOARDS))
-    parser.add_argument("--version", action="version", version=f"est {__version__}")
-    args = parser.parse_args(argv)
+
+
+def run_synth(args: argparse.Namespace) -> int:
     if not (args.build / "ir.json").is_file():
         raise EstError(f"{args.build}: not an est-compile build folder (no ir.json)")
     board = get_board(args.board)
@@ -52,34 +49,25 @@ def main(argv: list[str] | None = None) -> int:
         raise EstError(f"timing not met on {board.name}: Fmax {report['fmax_mhz']} MHz is below "
                        f"the {report['board_clock_mhz']} MHz board clock")
     print(format_report(report))
+    print(f"report: {write_report(args.build)}")
     return 0
 
 
-def run_main() -> int:
-    return entry("est-synth", main, None)
-
-
-
-
-RUN_EXAMPLES = """examples:
-  est-run build/spine --port /dev/ttyUSB1             # an iCEBreaker (FTDI channel B)
-  est-run build/spine --port sim                      # the RTL in simulation, no board
-  est-run build/tiny --port /dev/ttyUSB0 --input recording.npy -o build/tiny/run
-
-exit status: 0 predictions equal the golden model's, 1 they differ (both written), 2 error.
-"""
+RUN_EXAMPLES = """  est-run build/tiny --port /dev/ttyUSB1      # an iCEBreaker (FTDI channel B)
+  est-run build/tiny --port sim               # the RTL in simulation, no board
+  est-run build/tiny --port /dev/ttyUSB0 --input recording.npy -o build/tiny/run"""
 
 
 def _readout(build: Path):
     """``(net, output fields, log-rate scale)`` of a build's network without trace."""
     from est.hw.est_top import est_output_fields
     from est.hw.top import output_fields
-    from est.sim.cli import load_build_ir
+    from est.sim.cli import load_build_ir, readout_scale
 
     net = load_build_ir(build)
-    if isinstance(net, ESTNetwork):
-        return net, est_output_fields(net, trace=False), net.readout_scale
-    return net, output_fields(net, False), net.layers[-1].scale
+    fields = (est_output_fields(net, trace=False) if isinstance(net, ESTNetwork) else
+              output_fields(net, False))
+    return net, fields, readout_scale(net)
 
 
 def _golden(net, stimulus):
@@ -106,12 +94,7 @@ def _open_port(args, build: Path, n_in: int):
                        f"you may use it (the dialout group)") from None
 
 
-def host(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="est-run", description="Stream a recording through a board programmed with a "
-                                    "build (or through its RTL in simulation) and write the "
-                                    "predictions; checks them against the golden model.",
-        epilog=RUN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+def configure_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("build", type=Path, help="folder written by est-compile")
     parser.add_argument("--port", required=True,
                         help="serial device or pyserial URL, or 'sim' for the simulated RTL")
@@ -121,9 +104,9 @@ def host(argv: list[str] | None = None) -> int:
     parser.add_argument("--input", type=Path,
                         help="[bins, n_in] .npy of 0/1 spikes (default: the build's stimulus)")
     parser.add_argument("-o", "--out", type=Path, help="output folder (default BUILD/run)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--version", action="version", version=f"est {__version__}")
-    args = parser.parse_args(argv)
+
+
+def run_host(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
@@ -159,13 +142,14 @@ def host(argv: list[str] | None = None) -> int:
                "golden_mismatches": check.mismatches, "golden_values": check.values_compared}
     out = args.out or args.build / "run"
     with staged_output(out, "run.json") as tmp:
-        log_rate = readout / np.asarray(scale, dtype=np.float64)
+        log_rate = readout / scale
         np.savez(tmp / "predictions.npz", readout=readout, log_rate=log_rate,
                  rate=np.exp(log_rate))
         (tmp / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"est-run: {len(stimulus)} bins in {seconds:.1f} s ({summary['bins_per_second']} "
           f"bins/s, {link.recoveries} damaged frames recovered); predictions in "
           f"{out / 'predictions.npz'}")
+    print(f"report: {write_report(args.build)}")
     if check.mismatches:
         print(f"est-run: MISMATCH with the golden model: {check.mismatches} of "
               f"{check.values_compared} readout values differ, first at {check.first}")
@@ -174,5 +158,15 @@ def host(argv: list[str] | None = None) -> int:
     return 0
 
 
-def host_main() -> int:
-    return entry("est-run", host, None)
+SYNTH = Command(
+    "synth", "Synthesize a compiled build for a board with yosys and nextpnr (YoWASP): "
+    "bitstream, utilisation, Fmax, latency per bin (est-synth).", configure_synth, run_synth,
+    "  est-synth build/tiny --board icebreaker\n  est-synth build/small --board ulx3s-85f")
+RUN = Command(
+    "run", "Stream a recording through a board programmed with a build (or its RTL in "
+    "simulation), write the predictions and check them against the golden model (est-run).",
+    configure_run, run_host, RUN_EXAMPLES)
+main = SYNTH.main
+host = RUN.main
+run_main = SYNTH.script
+host_main = RUN.script

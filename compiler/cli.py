@@ -13,7 +13,7 @@ import numpy as np
 
 from est import EstError, __version__, toolenv
 from est.boards.spec import check_fit, est_memory_plan, get_board, most_lanes
-from est.cli import entry, staged_output
+from est.cli import Command, staged_output
 from est.compiler.est_quantize import quantize_est
 from est.compiler.est_report import auto_lanes, est_report, fit_est, format_table
 from est.compiler.frontend import checkpoint_arch, load_checkpoint, load_est_checkpoint
@@ -21,14 +21,38 @@ from est.compiler.quantize import QuantConfig, quantize
 from est.hw.est_top import est_cycles_bound, est_output_fields, est_to_verilog, measure_cycles
 from est.hw.synapse import ceil_div
 from est.hw.top import cycles_per_bin, layer_cycles, output_fields, to_verilog
+from est.report import write_report
 from est.sim.est_network import run_est
 from est.sim.network import run
+from est.sw.est import config_dict
 
-EXAMPLES = """examples:
-  est-compile model.pt -o build/spine
+EXAMPLES = """  est-compile examples/est_tiny.pt -o build/tiny --lanes auto --board icebreaker
   est-compile model.pt -o build/spine --lanes 4 --bins 500 --trace
-  est-compile model.pt -o build/spine --stimulus my_spikes.npy --board icebreaker
-"""
+  est-compile model.pt -o build/spine --stimulus my_spikes.npy --board ulx3s-85f"""
+
+
+def recording_stimulus(path: Path, n_in: int, bins: int) -> tuple[np.ndarray, dict]:
+    """The first ``bins`` bins of a recording as binary stimulus, and the arrays kept in the
+    build as ``recording.npz`` (counts, true rates when known, source)."""
+    from est.sw.data import load_counts
+
+    rec = load_counts(path)
+    if rec.n_neurons != n_in:
+        raise EstError(f"{path}: the recording has {rec.n_neurons} neurons but the network "
+                       f"takes {n_in} inputs; record (or select) {n_in} neurons")
+    keep = {"counts": rec.counts[:bins], "source": np.array(str(path))}
+    if rec.rates is not None:
+        keep["rates"] = rec.rates[:bins]
+    return np.minimum(rec.counts[:bins], 1), keep
+
+
+def choose_stimulus(args, n_in: int, random_stimulus) -> tuple[np.ndarray, dict | None]:
+    """``--stimulus``, ``--recording`` or ``random_stimulus()``; and the recording to keep."""
+    if args.recording:
+        return recording_stimulus(args.recording, n_in, args.bins)
+    if args.stimulus:
+        return load_stimulus(args.stimulus, n_in), None
+    return random_stimulus(), None
 
 
 def load_stimulus(path: Path, n_in: int) -> np.ndarray:
@@ -95,11 +119,7 @@ def layer_costs(net) -> list[dict]:
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="est-compile", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Compile a trained spiking network checkpoint into an integer IR, golden "
-                    "traces and Verilog.")
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="checkpoint (.pt) written by est")
     parser.add_argument("-o", "--out", type=Path, required=True, help="build folder to write")
     parser.add_argument("--name", help="design name (default: the build folder's name)")
@@ -110,14 +130,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bins", type=int, default=256, help="bins of random stimulus")
     parser.add_argument("--rate", type=float, default=0.2, help="random stimulus spike rate")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random stimuli")
-    parser.add_argument("--stimulus", type=Path, help=".npy [bins, n_in] of 0/1 (else random)")
+    stim = parser.add_mutually_exclusive_group()
+    stim.add_argument("--stimulus", type=Path, help=".npy [bins, n_in] of 0/1 (else random)")
+    stim.add_argument("--recording", type=Path,
+                      help="spike counts (.npz with counts and optionally true rates, as for "
+                           "est-train): its first --bins bins, clipped to 0/1, are the "
+                           "stimulus; kept as recording.npz for the report's rate figure")
     parser.add_argument("--calibration", type=Path,
                         help=".npy [bins, n_in] used to choose widths (else random, seed+1)")
     parser.add_argument("--board", default="icebreaker", help="board to check the fit for")
     parser.add_argument("--trace", action="store_true",
                         help="expose every layer's spikes and membranes on the output stream")
-    parser.add_argument("--version", action="version", version=f"est {__version__}")
-    args = parser.parse_args(argv)
+
+
+def compile_build(args: argparse.Namespace) -> int:
     if args.lanes != "auto":
         if not args.lanes.isdigit() or int(args.lanes) < 1:
             raise EstError(f"--lanes must be a whole number of at least 1 or 'auto', got "
@@ -139,8 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     fnet = load_checkpoint(args.model)
     n_in = fnet.n_in
     rng = np.random.default_rng(args.seed)
-    stimulus = (load_stimulus(args.stimulus, n_in) if args.stimulus else
-                (rng.random((args.bins, n_in)) < args.rate).astype(np.int64))
+    stimulus, recording = choose_stimulus(
+        args, n_in, lambda: (rng.random((args.bins, n_in)) < args.rate).astype(np.int64))
     calib = (load_stimulus(args.calibration, n_in) if args.calibration else
              (np.random.default_rng(args.seed + 1).random((max(args.bins, 256), n_in))
               < args.rate).astype(np.int64))
@@ -162,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     with staged_output(args.out, "ir.json") as tmp:
         print("est-compile: writing Verilog through yosys ...", flush=True)
         write_build(tmp, net, stimulus, trace, args.trace)
+        if recording:
+            np.savez(tmp / "recording.npz", **recording)
         costs = layer_costs(net)
         for row, q in zip(costs, qreport["layers"], strict=True):
             q.update(row, saturated_stimulus=saturated[q["name"]])
@@ -177,8 +205,10 @@ def main(argv: list[str] | None = None) -> int:
             "compile_seconds": round(time.perf_counter() - t0, 3),
         }
         (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        write_report(tmp, args.out)
     sat_total = sum(saturated.values())
-    print(f"est-compile: wrote {args.out} (ir.json, weights.npz, golden.npz, top.v, report.json); "
+    print(f"est-compile: wrote {args.out} (ir.json, weights.npz, golden.npz, top.v, report.json, "
+          f"report.html); "
           f"{stimulus.shape[0]} stimulus bins, saturations {sat_total}, "
           f"{report['cycles_per_bin']} cycles/bin "
           f"(dense bound {report['dense_bound_cycles_per_bin']})")
@@ -197,8 +227,7 @@ def compile_est(args, name: str, board, t0: float) -> int:
     def spikes(seed: int, bins: int) -> np.ndarray:
         return (np.random.default_rng(seed).random((bins, n_in)) < rates).astype(np.int64)
 
-    stimulus = (load_stimulus(args.stimulus, n_in) if args.stimulus else
-                spikes(args.seed, args.bins))
+    stimulus, recording = choose_stimulus(args, n_in, lambda: spikes(args.seed, args.bins))
     calib = (load_stimulus(args.calibration, n_in) if args.calibration else
              spikes(args.seed + 1, max(args.bins, 2000)))
     net, qreport = quantize_est(model, name.replace(".", "_"), calib,
@@ -223,24 +252,31 @@ def compile_est(args, name: str, board, t0: float) -> int:
     with staged_output(args.out, "ir.json") as tmp:
         print("est-compile: writing Verilog through yosys ...", flush=True)
         write_est_build(tmp, net, stimulus, trace, args.lanes)
+        if recording:
+            np.savez(tmp / "recording.npz", **recording)
         cycles = json.loads((tmp / "top.json").read_text())["cycles_per_bin"]
         stages = est_report(net, args.lanes, board, state_in_logic, cycles)
         report = {
             "name": net.name, "arch": "est", "model": str(args.model),
             "model_sha256": hashlib.sha256(args.model.read_bytes()).hexdigest(),
+            "model_config": config_dict(model.cfg),
             "lanes": args.lanes, "stimulus_bins": int(stimulus.shape[0]),
             "quantization": qreport, "fit": fit, "hardware": stages,
             "compile_seconds": round(time.perf_counter() - t0, 3),
         }
         (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        write_report(tmp, args.out)
     print(format_table(stages))
     if not fit["fits"]:
         print(f"est-compile: warning: {fit['reason']}")
     print(f"est-compile: wrote {args.out} (ir.json, weights.npz, golden.npz, top.v, top.json, "
-          f"report.json); every layer is traced on the output stream; {cycles} cycles/bin "
-          f"at lanes {args.lanes}; per-stage estimates for {board.name} above")
+          f"report.json, report.html); every layer is traced on the output stream; {cycles} "
+          f"cycles/bin at lanes {args.lanes}; per-stage estimates for {board.name} above")
     return 0
 
 
-def run_main() -> int:
-    return entry("est-compile", main, None)
+COMPILE = Command(
+    "compile", "Compile a trained checkpoint into an integer IR, golden traces of every layer, "
+    "Verilog and a report (est-compile).", configure, compile_build, EXAMPLES)
+main = COMPILE.main
+run_main = COMPILE.script

@@ -1,8 +1,17 @@
-"""``make demo``: model.pt -> est-compile -> Verilator co-simulation -> est-compare -> iCEBreaker.
+"""``make demo`` (``est demo``): the whole flow on the example EST, from checkpoint to bitstream.
 
-Runs the whole flow on the embedded default (a seeded, untrained 16-32-24-8 spiking MLP) and
-prints a short summary. Exit status 0 only if the RTL matched the golden model everywhere and the
-bitstream met the board clock.
+1. the model: ``examples/est_tiny.pt`` (d_model 8, one block, every EST part on), or with
+   ``--train`` a fresh one trained from ``examples/est_tiny.toml`` (about a minute);
+2. a recording: the held-out test part of the seeded synthetic population it was trained on,
+   with its true rates;
+3. ``est-compile --lanes auto --board icebreaker --recording``: integer IR, golden traces of
+   every layer, Verilog;
+4. ``est-sim`` on Verilator and ``est-compare``: every spike and membrane of every layer;
+5. ``est-synth --board icebreaker``: bitstream, utilisation, Fmax;
+6. ``est-run --port sim``: a few bins through the board top's UART protocol, in simulation;
+
+then a summary and the path of ``report.html``. Exit 0 only if the RTL and the simulated board
+matched the golden model everywhere and the bitstream met the board clock.
 """
 
 import argparse
@@ -10,61 +19,114 @@ import json
 import time
 from pathlib import Path
 
-from est import EstError
-from est.boards.cli import main as synth_main
-from est.cli import entry
-from est.compiler.cli import main as compile_main
-from est.sim.cli import compare_cmd, sim
-from est.sim.trace import Trace, compare
-from est.sw.spiking_mlp import make_model, save_checkpoint
+import numpy as np
+
+from est import EstError, toolenv
+from est.cli import Command
 
 
 def step(title: str) -> None:
     print(f"\n== {title}", flush=True)
 
 
-def demo(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m est.demo", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("build/demo"))
-    parser.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
-    args = parser.parse_args(argv)
-    t0 = time.perf_counter()
-    args.out.mkdir(parents=True, exist_ok=True)
-    model, build = args.out / "model.pt", args.out / "spine"
+def write_test_recording(config: Path, bins: int, out: Path) -> None:
+    """The test split of the ``[data]`` population in ``config``: counts and true rates."""
+    from est.sw.train import get_data, load_config
 
-    step("1/4 model.pt: seeded spiking MLP 16-32-24-8 (untrained; training arrives with the EST)")
-    save_checkpoint(make_model(), model)
-    print(f"wrote {model}")
-    step("2/4 est-compile (every layer traced for the comparison)")
-    if compile_main([str(model), "-o", str(build), "--lanes", "4", "--bins", "256", "--trace"]):
-        return 1
-    step(f"3/4 est-sim --sim {args.sim}, then est-compare")
+    data, _, _ = load_config(config, [])
+    test = get_data(data)[2]
+    np.savez(out, counts=test.counts[:bins], rates=test.rates[:bins])
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    examples = toolenv.est_home() / "examples"
+    parser.add_argument("--out", type=Path, default=Path("build/demo"),
+                        help="folder for everything the demo writes (default build/demo)")
+    parser.add_argument("--model", type=Path, default=examples / "est_tiny.pt",
+                        help="EST checkpoint (default: the example that fits an iCEBreaker)")
+    parser.add_argument("--config", type=Path, default=examples / "est_tiny.toml",
+                        help="training config: its [data] gives the test recording")
+    parser.add_argument("--train", action="store_true",
+                        help="train the model from --config first instead of loading --model")
+    parser.add_argument("--bins", type=int, default=200, help="bins simulated (default 200)")
+    parser.add_argument("--board-bins", type=int, default=8,
+                        help="bins sent through the simulated board's UART (default 8)")
+    parser.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
+    parser.add_argument("--board", default="icebreaker")
+
+
+def demo(args: argparse.Namespace) -> int:
+    from est.boards.cli import host
+    from est.boards.cli import main as synth_main
+    from est.compiler.cli import main as compile_main
+    from est.sim.cli import compare_cmd, sim
+    from est.sim.trace import Trace, compare
+    from est.sw.train import main as train_main
+
+    t0 = time.perf_counter()
+    for path in (args.config,) if args.train else (args.model, args.config):
+        if not path.is_file():
+            raise EstError(f"{path} not found: the demo needs the example files of a source "
+                           f"checkout (examples/), or give --model and --config")
+    args.out.mkdir(parents=True, exist_ok=True)
+    build, recording = args.out / "tiny", args.out / "test_recording.npz"
+    model = args.model
+    if args.train:
+        step(f"1/6 est-train --config {args.config}")
+        train_main(["--config", str(args.config), "--out", str(args.out / "train")])
+        model = args.out / "train" / "model.pt"
+    else:
+        step(f"1/6 model: {model} (--train to train it again, about a minute)")
+    step(f"2/6 recording: {args.bins} bins of the held-out synthetic test data, with true rates")
+    write_test_recording(args.config, args.bins, recording)
+    print(f"wrote {recording}")
+    step(f"3/6 est-compile --lanes auto --board {args.board}")
+    compile_main([str(model), "-o", str(build), "--lanes", "auto", "--board", args.board,
+                  "--recording", str(recording), "--bins", str(args.bins)])
+    step(f"4/6 est-sim --sim {args.sim}, then est-compare (every value of every layer)")
     sim([str(build), "--sim", args.sim])
-    compare_cmd([str(build / "golden.npz"), str(build / f"rtl_{args.sim}.npz")])
+    compare_cmd([str(build), "--no-view"])
     result = compare(Trace.load(build / "golden.npz"), Trace.load(build / f"rtl_{args.sim}.npz"))
-    step("4/4 est-synth --board icebreaker (yosys + nextpnr through YoWASP)")
-    synth_status = synth_main([str(build), "--board", "icebreaker"])
+    step(f"5/6 est-synth --board {args.board} (yosys + nextpnr through YoWASP, a few minutes)")
+    synth_main([str(build), "--board", args.board])
+    step(f"6/6 est-run --port sim: {args.board_bins} bins through the board top's UART protocol "
+         f"(RTL in simulation)")
+    board_input = args.out / "board_input.npy"
+    np.save(board_input, np.load(build / "stimulus.npy")[:args.board_bins])
+    run_status = host([str(build), "--port", "sim", "--input", str(board_input)])
+
     report = json.loads((build / "report.json").read_text())
-    synth = json.loads((build / "synth_icebreaker" / "synth.json").read_text())
-    util = synth["utilisation"]
-    cycles, bound = report["cycles_per_bin"], report["dense_bound_cycles_per_bin"]
+    synth = json.loads((build / f"synth_{args.board}" / "synth.json").read_text())
+    rtl = json.loads((build / f"rtl_{args.sim}.json").read_text())
+    run = json.loads((build / "run" / "run.json").read_text())
+    logic = next(iter(synth["utilisation"].items()))
+    bound = report["hardware"]["total"]["dense_bound"]
+    cycles = synth["cycles_per_bin"]
     print("\n== summary")
-    print(f"  bins compared   {result.bins} ({result.values_compared} values, every layer, "
-          f"{args.sim})")
-    print(f"  mismatches      {result.mismatches}")
-    print(f"  iCEBreaker      {util['ICESTORM_LC']['used']}/{util['ICESTORM_LC']['available']} "
-          f"LC, {util['ICESTORM_RAM']['used']}/{util['ICESTORM_RAM']['available']} EBR, "
-          f"Fmax {synth['fmax_mhz']:.1f} MHz (board clock {synth['board_clock_mhz']:.0f} MHz "
+    print(f"  model           {model}: EST d_model {report['model_config']['d_model']}, "
+          f"{report['model_config']['blocks']} block(s), lanes {report['lanes']}")
+    print(f"  RTL vs golden   {result.mismatches} mismatches in {result.values_compared} values "
+          f"({result.bins} bins, {len(result.tensors)} tensors, {args.sim})")
+    print(f"  board protocol  {run['golden_mismatches']} mismatches in {run['golden_values']} "
+          f"readout values ({run['bins']} bins over the simulated UART)")
+    print(f"  {args.board:<15} {logic[0]} {logic[1]['used']}/{logic[1]['available']}, "
+          f"Fmax {synth['fmax_mhz']:.1f} MHz (board clock {synth['board_clock_mhz']:g} MHz "
           f"{'met' if synth['board_clock_met'] else 'NOT met'})")
-    print(f"  cycles per bin  {cycles} (dense bound {bound}, {cycles / bound:.2f}x); "
+    print(f"  cycles per bin  {cycles} (dense bound {bound}, {cycles / bound:.2f}x; "
+          f"{rtl['cycles_per_bin']} measured in simulation); "
           f"{synth['latency_us_at_board_clock']} us/bin at the board clock")
     print(f"  bitstream       {synth['bitstream']}")
-    print(f"  reports         {build / 'report.json'}, {build / 'synth_icebreaker/synth.json'}")
+    print(f"  report          {build / 'report.html'}")
     print(f"  total           {time.perf_counter() - t0:.0f} s")
-    if result.mismatches or synth_status:
+    if result.mismatches or run_status or not synth["board_clock_met"]:
         raise EstError("the demo did not pass: see the mismatches or timing above")
     return 0
 
 
+DEMO = Command("demo", "The whole flow on the example EST: compile, simulate, compare, "
+               "synthesize, run over the simulated UART (make demo).", configure, demo,
+               "  est demo\n  est demo --train --out build/demo_trained")
+main = DEMO.main
+
 if __name__ == "__main__":
-    raise SystemExit(entry("est-demo", demo, None))
+    raise SystemExit(DEMO.script())

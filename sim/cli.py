@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from est import EstError, __version__
-from est.cli import EXIT_MISMATCH, EXIT_OK, entry
+from est import EstError
+from est.cli import EXIT_MISMATCH, EXIT_OK, Command
 from est.sim.trace import Comparison, Trace, compare
 
 SIMS = ("verilator", "icarus", "amaranth")
@@ -33,12 +33,15 @@ def load_build_ir(build: Path):
     return load_est(build, doc) if doc.get("kind") == "est" else ir.load(build)
 
 
-def sim(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="est-sim", description="Simulate a compiled build's RTL and write its trace.",
-        epilog="examples:\n  est-sim build/spine --sim verilator\n"
-               "  est-sim build/spine --sim icarus --stall-seed 7 --waves",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+def readout_scale(net) -> np.ndarray:
+    """Per output: log-rate = readout integer / scale (EST or spine IR)."""
+    from est.compiler.est_ir import ESTNetwork
+
+    scale = net.readout_scale if isinstance(net, ESTNetwork) else net.layers[-1].scale
+    return np.asarray(scale, dtype=np.float64)
+
+
+def configure_sim(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("build", type=Path, help="folder written by est-compile")
     parser.add_argument("--sim", choices=SIMS, default="verilator")
     parser.add_argument("--stimulus", type=Path, help=".npy [bins, n_in] (default: the build's)")
@@ -47,10 +50,9 @@ def sim(argv: list[str] | None = None) -> int:
     parser.add_argument("--netlist", metavar="BOARD",
                         help="simulate the post-synthesis netlist for BOARD (iCE40 boards; "
                              "Icarus with yosys' cell models) instead of the RTL")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="show the simulator's output (default: sim_<sim>/*.log)")
-    parser.add_argument("--version", action="version", version=f"est {__version__}")
-    args = parser.parse_args(argv)
+
+
+def run_sim(args: argparse.Namespace) -> int:
     net = load_build_ir(args.build)
     top = json.loads((args.build / "top.json").read_text())
     stimulus, stim_path = build_stimulus(args.build, args.stimulus, net.n_in)
@@ -122,18 +124,13 @@ def format_comparison(c: Comparison, golden: Trace) -> str:
     return "\n".join(lines)
 
 
-def compare_cmd(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="est-compare",
-        description="Compare golden and RTL traces value by value; exit 0 only if all match.",
-        epilog="examples:\n  est-compare build/spine              (golden.npz vs every rtl_*.npz)"
-               "\n  est-compare golden.npz rtl_icarus.npz",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+def configure_compare(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", type=Path, nargs="+", help="BUILD_DIR, or GOLDEN.npz RTL.npz")
     parser.add_argument("--no-view", action="store_true",
                         help="do not write the PNG/HTML view (<rtl trace>_compare.png/.html)")
-    parser.add_argument("--version", action="version", version=f"est {__version__}")
-    args = parser.parse_args(argv)
+
+
+def run_compare(args: argparse.Namespace) -> int:
     if len(args.paths) == 1 and args.paths[0].is_dir():
         build = args.paths[0]
         golden_path = build / "golden.npz"
@@ -163,12 +160,24 @@ def compare_cmd(argv: list[str] | None = None) -> int:
             print(f"  view: {page} (and .png)")
         if result.mismatches:
             worst = EXIT_MISMATCH
+    if len(args.paths) == 1:
+        from est.report import write_report
+
+        print(f"report: {write_report(args.paths[0])}")
     return worst
 
 
-def sim_main() -> int:
-    return entry("est-sim", sim, None)
-
-
-def compare_main() -> int:
-    return entry("est-compare", compare_cmd, None)
+SIM = Command(
+    "sim", "Simulate a compiled build's RTL (or its post-synthesis netlist) and write its trace "
+    "(est-sim).", configure_sim, run_sim,
+    "  est-sim build/tiny --sim verilator\n  est-sim build/tiny --sim icarus --stall-seed 7 --waves"
+    "\n  est-sim build/spine --sim icarus --netlist icebreaker")
+COMPARE = Command(
+    "compare", "Compare golden and RTL traces value by value; exit 0 only if all match "
+    "(est-compare).", configure_compare, run_compare,
+    "  est-compare build/tiny                  (golden.npz vs every rtl_*.npz)\n"
+    "  est-compare golden.npz rtl_icarus.npz")
+sim = SIM.main
+compare_cmd = COMPARE.main
+sim_main = SIM.script
+compare_main = COMPARE.script

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from est import EstError, __version__, toolenv
-from est.cli import EXIT_MISMATCH, EXIT_OK, entry
+from est import EstError, toolenv
+from est.cli import EXIT_MISMATCH, EXIT_OK, Command
 from est.compiler.cli import write_build
 from est.compiler.ir import DenseLIF, DenseReadout, Network
 from est.hw.top import to_verilog
@@ -204,12 +204,7 @@ def regress(seed: int, indices: list[int], simulators: list[str], out: Path,
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="est-regress", description=__doc__.split("\n")[0].strip("`: "),
-        epilog="examples:\n  est-regress --count 20 --sim verilator --sim icarus\n"
-               "  est-regress --seed 3 --case 17 --sim icarus   # replay one case",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="regression seed")
     parser.add_argument("--count", type=int, default=10, help="cases 0..count-1")
     parser.add_argument("--case", type=int, action="append", help="run only this case (repeat)")
@@ -219,9 +214,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="random valid/ready stalls: drawn per case (half), or forced")
     parser.add_argument("--out", type=Path, default=Path("build/regress"),
                         help="summary.json and failing cases go here")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no line per case")
-    parser.add_argument("--version", action="version", version=f"est {__version__}")
-    args = parser.parse_args(argv)
+
+
+def run_regress(args: argparse.Namespace) -> int:
     if args.count < 1 or any(i < 0 for i in args.case or []):
         raise EstError("--count must be >= 1 and --case >= 0")
     indices = args.case or list(range(args.count))
@@ -236,5 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_MISMATCH if summary["mismatches"] else EXIT_OK
 
 
-def run_main() -> int:
-    return entry("est-regress", main, None)
+REGRESS = Command(
+    "regress", "Randomized regression of the hardware against the golden model "
+    "(est-regress).", configure, run_regress,
+    "  est-regress --count 20 --sim verilator --sim icarus\n"
+    "  est-regress --seed 3 --case 17 --sim icarus   # replay one case")
+main = REGRESS.main
+run_main = REGRESS.script

@@ -26,8 +26,8 @@ import torch.nn.functional as F
 import yaml
 from tqdm import tqdm
 
-from est import EstError, __version__
-from est.cli import entry, staged_output
+from est import EstError
+from est.cli import Command, staged_output
 from est.sw import metrics
 from est.sw.data import (
     PopulationConfig,
@@ -264,19 +264,14 @@ def run(data: dict, mcfg: ESTConfig, tcfg: TrainConfig, progress: bool = True,
     return model, result, mean_rates
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="est-train", description=__doc__.split("\n")[0],
-        epilog="examples:\n  est-train --out runs/est\n"
-               "  est-train --config est.toml --set model.attention='ssa' --out runs/ssa",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="TOML or YAML file")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="SECTION.KEY=VALUE", help="override a config value")
     parser.add_argument("--out", type=Path, default=Path("runs/est"), help="output folder")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--version", action="version", version=f"est {__version__}")
-    args = parser.parse_args(argv)
+
+
+def train(args: argparse.Namespace) -> int:
     data, mcfg, tcfg = load_config(args.config, args.overrides)
     model, result, mean_rates = run(data, mcfg, tcfg, progress=not args.quiet)
     with staged_output(args.out, "metrics.json") as tmp:
@@ -290,5 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_main() -> int:
-    return entry("est-train", main, None)
+TRAIN = Command(
+    "train", "Train an EST on a recording (the seeded synthetic population by default); write "
+    "model.pt and metrics.json (est-train).", configure, train,
+    "  est-train --out runs/est\n"
+    "  est-train --config examples/est_tiny.toml --set train.steps=200 --out runs/tiny\n"
+    "  est-train --config est.toml --set model.attention='ssa' --out runs/ssa")
+main = TRAIN.main
+run_main = TRAIN.script

@@ -1,0 +1,271 @@
+"""``est-report BUILD``: one static HTML page per build folder, ``BUILD/report.html``.
+
+It gathers what the other tools wrote into the folder: the model and its quantization
+(``report.json``), the per-layer table (shape, bits, saturation, quantization loss, synaptic
+operations, cycles against the dense and memory lower bounds, memory), every golden-vs-RTL
+comparison (``rtl_*.npz``, drawn as rasters with each differing value ringed), predicted against
+true rates for a few neurons (when the build was compiled from a recording, ``recording.npz``),
+the board runs (``run*/run.json``) and utilisation and timing per board (``synth_*/synth.json``).
+Pictures are embedded, so the page is one file that opens without a server.
+``est-compile``, ``est-compare``, ``est-synth`` and ``est-run`` refresh it.
+"""
+
+import argparse
+import base64
+import datetime
+import html
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from est import EstError, __version__
+from est.cli import Command
+
+RATE_NEURONS = 4  # neurons drawn in the predicted-vs-true figure (the most active ones)
+
+STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
+table{border-collapse:collapse;margin:0.5em 0 1.5em} td,th{padding:3px 9px;border-bottom:1px
+solid #ddd;text-align:right} th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
+.ok{color:#080;font-weight:bold} .bad{color:#b00;font-weight:bold} .note{color:#666;font-size:90%}
+img{max-width:100%;border:1px solid #eee} code{background:#f4f4f4;padding:1px 4px}"""
+
+
+def _json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+                   for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _verdict(good: bool, yes: str, no: str) -> str:
+    return f"<span class='{'ok' if good else 'bad'}'>{html.escape(yes if good else no)}</span>"
+
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    data = base64.b64encode(buf.getvalue()).decode()
+    return f"<img alt='figure' src='data:image/png;base64,{data}'>"
+
+
+def _model_section(report: dict) -> str:
+    rows = [["model", report.get("model", "?")],
+            ["SHA-256", report.get("model_sha256") or "?"],
+            ["architecture", "EST" if report.get("arch") == "est" else "spiking MLP"],
+            ["lanes", report.get("lanes")], ["stimulus bins", report.get("stimulus_bins")]]
+    for key, value in (report.get("model_config") or {}).items():
+        rows.append([f"model.{key}", value])
+    return "<h2>Model</h2>" + _table(["", ""], rows)
+
+
+def _est_layers(report: dict) -> str:
+    quant = report["quantization"]["layers"]
+    hw = report["hardware"]
+    rows = []
+    for s in hw["stages"]:
+        q = quant.get(s["name"], {})
+        rows.append([s["name"], s["kind"], s["shape"], q.get("v_bits", ""),
+                     q.get("needed_bits", ""), q.get("bins_differing_from_wide", ""),
+                     s["synaptic_ops"], s["cycles"], s["dense_bound"], s["memory_bound"],
+                     s["memory_bits"], s["block_rams"], s["luts"], s["ffs"]])
+    t = hw["total"]
+    rows.append(["total", "", "", "", "", "", t["synaptic_ops"], hw["cycles_per_bin"],
+                 t["dense_bound"], t["memory_bound"], t["memory_bits"], t["block_rams"],
+                 t["luts"], t["ffs"]])
+    return (f"<h2>Layers</h2><p class='note'>Estimates for {html.escape(hw['board'])} at lanes "
+            f"{hw['lanes']}, membranes in {html.escape(hw['membranes'])}. v bits: membrane width "
+            f"chosen; needed: the width the calibration run reached; bins changed: calibration "
+            f"bins whose output changes when membranes are cut to that width (quantization loss "
+            f"from the width; 0 = none). Readout {report['quantization']['readout_bits']} bits."
+            f"</p>" + _table(
+                ["stage", "kind", "shape", "v bits", "needed", "bins changed", "syn ops/bin",
+                 "cycles", "dense lb", "memory lb", "memory bits", "BRAM", "LUT~", "FF~"], rows))
+
+
+def _spine_layers(report: dict) -> str:
+    fit = {f["name"]: f for f in report["fit"]["layers"]}
+    rows = []
+    for q in report["layers"]:
+        f = fit.get(q["name"], {})
+        rows.append([q["name"], q["kind"], f"{q['n_in']}x{q['n_out']}", q["weight_bits"],
+                     q.get("v_bits", ""), q.get("saturated_calibration", ""),
+                     q.get("saturated_stimulus", ""), q.get("spike_agreement", ""),
+                     q["synaptic_ops_per_bin"], q["cycles"], q["dense_bound_cycles"],
+                     f.get("memory_bits", ""), f.get("bram_total", ""), f.get("luts_estimate", "")])
+    return (f"<h2>Layers</h2><p class='note'>{report['cycles_per_bin']} cycles/bin against a "
+            f"dense lower bound of {report['dense_bound_cycles_per_bin']}. Spike agreement: "
+            f"integer vs float spikes on the calibration stimulus (quantization loss).</p>"
+            + _table(["layer", "kind", "shape", "w bits", "v bits", "sat. (calib)",
+                      "sat. (stimulus)", "spike agreement", "syn ops/bin", "cycles", "dense lb",
+                      "memory bits", "BRAM", "LUT~"], rows))
+
+
+def _comparisons(build: Path, shown: Path) -> str:
+    from est.sim.compare_view import figure_png, layer_summary
+    from est.sim.trace import Trace, compare
+
+    golden_path = build / "golden.npz"
+    rtl_paths = sorted(build.glob("rtl_*.npz"))
+    if not golden_path.is_file() or not rtl_paths:
+        return ("<h2>Golden vs RTL</h2><p>No RTL trace yet: run <code>est-sim "
+                f"{html.escape(str(shown))}</code>.</p>")
+    golden = Trace.load(golden_path)
+    parts = ["<h2>Golden vs RTL</h2>"]
+    for path in rtl_paths:
+        rtl = Trace.load(path)
+        if rtl.bins != golden.bins:
+            parts.append(f"<p class='bad'>{html.escape(path.name)}: {rtl.bins} bins, golden has "
+                         f"{golden.bins}: made from another stimulus; not compared.</p>")
+            continue
+        c = compare(golden, rtl)
+        stats = _json(path.with_suffix(".json")) or {}
+        parts.append(
+            f"<h3>{html.escape(path.stem.removeprefix('rtl_'))}: "
+            + _verdict(c.mismatches == 0, f"0 mismatches in {c.values_compared} values",
+                       f"{c.mismatches} mismatches in {c.values_compared} values")
+            + f"</h3><p>{c.bins} bins, {len(c.tensors)} tensors; "
+            f"{stats.get('cycles_per_bin', '?')} cycles/bin measured in simulation"
+            + (f"; first divergence: {html.escape(str(c.first))}" if c.first else "") + "</p>")
+        rows = [[layer, ", ".join(f"{t} {n}" for t, n in tensors.items())]
+                for layer, tensors in layer_summary(c).items()]
+        parts.append(_table(["layer", "mismatches per tensor"], rows))
+        png = base64.b64encode(figure_png(golden, rtl, c)).decode()
+        parts.append(f"<img alt='golden vs RTL rasters' src='data:image/png;base64,{png}'>")
+    return "".join(parts)
+
+
+def _rates(build: Path) -> str:
+    """Predicted (golden readout; the RTL equals it where the comparison says so) against true
+    rates, or observed counts, of the most active neurons; row t of the readout predicts bin
+    t + 1."""
+    rec_path = build / "recording.npz"
+    if not rec_path.is_file():
+        return ("<h2>Predicted vs true rates</h2><p class='note'>This build was compiled from a "
+                "random stimulus; compile with <code>--recording counts.npz</code> to see "
+                "predictions against a recording.</p>")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from est.sim.cli import load_build_ir, readout_scale
+    from est.sim.trace import Trace
+
+    rec = np.load(rec_path)
+    counts = rec["counts"]
+    truth = rec["rates"] if "rates" in rec.files else None
+    net = load_build_ir(build)
+    golden = Trace.load(build / "golden.npz")
+    pred = np.exp(golden.arrays["readout/v"] / np.asarray(readout_scale(net), dtype=np.float64))
+    pred, target = pred[:-1], (truth if truth is not None else counts)[1:]
+    neurons = np.argsort(-counts.mean(axis=0))[:RATE_NEURONS]
+    fig, axes = plt.subplots(len(neurons), 1, figsize=(11, 1.6 * len(neurons)), sharex=True,
+                             squeeze=False)
+    t = np.arange(1, len(pred) + 1)
+    for ax, n in zip(axes[:, 0], neurons, strict=True):
+        ax.plot(t, target[:, n], color="black", lw=1,
+                label="true rate" if truth is not None else "observed count")
+        ax.plot(t, pred[:, n], color="tab:red", lw=1, label="predicted (integer model)")
+        ax.set_ylabel(f"neuron {n}", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0, 0].legend(fontsize=7, loc="upper right")
+    axes[-1, 0].set_xlabel("bin", fontsize=8)
+    fig.tight_layout()
+    corr = float(np.corrcoef(pred.ravel(), target.ravel())[0, 1])
+    what = "true rates" if truth is not None else "observed counts"
+    return (f"<h2>Predicted vs true rates</h2><p>{len(pred)} bins of "
+            f"{html.escape(str(rec.get('source', rec_path.name)))}; correlation of predicted "
+            f"and {what} over all {target.shape[1]} neurons: {corr:.3f}. Expected spikes per "
+            f"bin; the {len(neurons)} most active neurons drawn.</p>" + _png(fig))
+
+
+def _boards(build: Path, shown: Path) -> str:
+    rows = []
+    for path in sorted(build.glob("synth_*/synth.json")):
+        r = _json(path)
+        if not r:
+            continue
+        used = [f"{cell} {u['used']}/{u['available']}" for cell, u in r["utilisation"].items()
+                if u["used"] and cell not in ("SB_IO", "SB_GB", "TRELLIS_IO", "DCCA")]
+        rows.append([r["board"], "; ".join(used), f"{r['fmax_mhz']:.1f}",
+                     f"{r['board_clock_mhz']:g}", "met" if r["board_clock_met"] else "NOT met",
+                     r["cycles_per_bin"], r["latency_us_at_board_clock"],
+                     r["bins_per_second_at_board_clock"], r["seconds"]])
+    if not rows:
+        return ("<h2>Boards</h2><p>Not synthesized yet: <code>est-synth "
+                f"{html.escape(str(shown))} --board icebreaker</code>.</p>")
+    return "<h2>Boards</h2>" + _table(
+        ["board", "used / available", "Fmax MHz", "clock MHz", "clock", "cycles/bin",
+         "us/bin at clock", "bins/s at clock", "synthesis s"], rows)
+
+
+def _runs(build: Path) -> str:
+    rows = []
+    for path in sorted(build.glob("*/run.json")):
+        r = _json(path) or {}
+        if "bins" in r:
+            rows.append([path.parent.name, r["port"], r["bins"], r["bins_per_second"],
+                         r["recoveries"], f"{r['golden_mismatches']} / {r['golden_values']}"])
+    if not rows:
+        return ""
+    return "<h2>Runs over the host protocol</h2>" + _table(
+        ["folder", "port", "bins", "bins/s", "recovered frames", "mismatches / values"], rows)
+
+
+def write_report(build: Path, shown: Path | None = None) -> Path:
+    """Write ``build/report.html`` from what the build folder holds; return its path.
+    ``shown``: the folder's name on the page and in its commands (default ``build``)."""
+    build = Path(build)
+    shown = shown or build
+    report = _json(build / "report.json")
+    if report is None:
+        raise EstError(f"{build}: no readable report.json; is this a folder written by "
+                       f"est-compile? (est-compile MODEL.pt -o {build})")
+    layers = _est_layers(report) if report.get("arch") == "est" else _spine_layers(report)
+    fit = report.get("fit", {})
+    fit_line = (f"<p>Fit on {html.escape(str(fit.get('board')))} (estimate before synthesis): "
+                + _verdict(fit.get("fits", True), "fits",
+                           f"does not fit: {fit.get('reason', '')}") + "</p>")
+    stamp = datetime.datetime.now().isoformat(timespec="seconds")
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>est report: {html.escape(report['name'])}</title>
+<style>{STYLE}</style></head><body>
+<h1>est report: {html.escape(report['name'])}</h1>
+<p class="note">{html.escape(str(shown))}, est {__version__}, {stamp}. Regenerate with
+<code>est report {html.escape(str(shown))}</code>.</p>
+{_model_section(report)}{fit_line}{layers}{_comparisons(build, shown)}{_rates(build)}
+{_boards(build, shown)}
+{_runs(build)}</body></html>
+"""
+    out = build / "report.html"
+    tmp = out.with_suffix(".html.partial")
+    tmp.write_text(page)
+    tmp.replace(out)
+    return out
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("build", type=Path, help="folder written by est-compile")
+
+
+def run_report(args: argparse.Namespace) -> int:
+    print(f"est-report: wrote {write_report(args.build)}")
+    return 0
+
+
+REPORT = Command("report", "Write BUILD/report.html: model, layers, golden vs RTL, rates, "
+                 "boards (est-report).", configure, run_report, "  est-report build/tiny")
+main = REPORT.main
+run_main = REPORT.script
