@@ -137,7 +137,9 @@ def _comparisons(build: Path, shown: Path) -> str:
                        f"{c.mismatches} mismatches in {c.values_compared} values")
             + f"</h3><p>{c.bins} bins, {len(c.tensors)} tensors; "
             f"{stats.get('cycles_per_bin', '?')} cycles/bin measured in simulation"
-            + (f"; first divergence: {html.escape(str(c.first))}" if c.first else "") + "</p>")
+            + (f"; first divergence: {html.escape(c.first.tensor)} channel {c.first.channel} "
+               f"bin {c.first.bin}: golden {c.first.expected}, RTL {c.first.actual}"
+               if c.first else "") + "</p>")
         rows = [[layer, ", ".join(f"{t} {n}" for t, n in tensors.items())]
                 for layer, tensors in layer_summary(c).items()]
         parts.append(_table(["layer", "mismatches per tensor"], rows))

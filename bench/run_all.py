@@ -1,0 +1,122 @@
+"""Every benchmark, one after another, then one JSON summary: bench/results/summary.json.
+
+Runs each ``bench/bench_*.py`` as its own process (a failure is recorded, the rest still run),
+then reads the JSON each one wrote and collects the headline figures beside the git commit,
+the machine and the wall time of every benchmark:
+
+- ``spine``: cycles per bin against the dense bound for lanes 1..16, Verilator speed;
+- ``est_hw``: the example ESTs' cycles per bin against the dense and memory bounds; est_tiny
+  on the iCEBreaker and est_small on the ULX3S-85F: logic, block RAM, Fmax, latency per bin;
+- ``boards``: the demo spine on every supported board;
+- ``est``: held-out bits/spike of the float and integer EST, the ANN, the GLM and the true rates;
+- ``regress``: randomized golden-vs-RTL cases and mismatches per simulator.
+
+The full set takes about an hour on 2 cores; ``--quick`` shrinks every budget (a few minutes of
+training, fewer regression cases, two boards) and writes under ``bench/results/quick/``.
+
+    .venv/bin/python bench/run_all.py [--quick] [--only NAME ...]
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+BENCHES = {  # name: (script, full arguments, quick arguments)
+    "spine": ("bench_spine.py", [], []),
+    "est_hw": ("bench_est_hw.py", ["--synth"], ["--synth"]),
+    "boards": ("bench_boards.py", [], ["--board", "icebreaker", "--board", "ulx3s-85f"]),
+    "est": ("bench_est.py", [], ["--steps", "100"]),
+    "regress": ("bench_regress.py", [], ["--amaranth", "40", "--cocotb", "4"]),
+}
+
+
+def _synth_figures(s: dict) -> dict:
+    logic = next(iter(s["utilisation"].items()))
+    ram = next((u for cell, u in s["utilisation"].items() if "RAM" in cell or "DP16KD" in cell),
+               {"used": 0, "available": 0})
+    return {"logic": f"{logic[1]['used']}/{logic[1]['available']} {logic[0]}",
+            "block_ram": f"{ram['used']}/{ram['available']}", "fmax_mhz": s["fmax_mhz"],
+            "board_clock_met": s["board_clock_met"], "cycles_per_bin": s["cycles_per_bin"],
+            "latency_us_at_board_clock": s["latency_us_at_board_clock"]}
+
+
+def headline(name: str, r: dict) -> dict:
+    """The figures of one benchmark's JSON that the summary keeps."""
+    if name == "spine":
+        return {"lanes": {row["lanes"]: {"cycles_per_bin": row["cycles_per_bin"],
+                                         "dense_bound": row["dense_bound"],
+                                         "ratio": row["ratio_to_dense_bound"]}
+                          for row in r["lanes"]},
+                "verilator_mismatches": r["verilator"]["mismatches"],
+                "verilator_cycles_per_second": r["verilator"]["cycles_per_second_incl_build"]}
+    if name == "est_hw":
+        out = {}
+        for model, m in r.items():
+            out[model] = {"lanes": {lanes: {k: v[k] for k in ("cycles_per_bin", "dense_bound",
+                                                               "memory_bound", "ratio")}
+                                    for lanes, v in m["lanes"].items()}}
+            if "synth" in m:
+                out[model][m["board"]] = _synth_figures(m["synth"])
+        return out
+    if name == "boards":
+        return {board: (_synth_figures(b) | {"status": b["status"]} if "fmax_mhz" in b
+                        else {"status": b.get("status", "failed")})
+                for board, b in r["boards"].items()}
+    if name == "est":
+        return {"test_bits_per_spike": {k: v["bits_per_spike"] for k, v in r["summary"].items()
+                                        if isinstance(v, dict)},
+                "integer_vs_float_relative_gap": r["summary"]["integer_vs_float_relative_gap"]}
+    if name == "regress":
+        return {"cases": r["total_cases"], "mismatches": r["total_mismatches"],
+                "per_simulator": {s: {"cases": v["cases"], "mismatches": v["mismatches"]}
+                                  for s, v in r["simulators"].items()}}
+    raise ValueError(f"no headline for benchmark {name!r}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small budgets, results/quick/")
+    parser.add_argument("--only", action="append", choices=sorted(BENCHES),
+                        help="run only this benchmark (repeat); the others are left out")
+    args = parser.parse_args()
+    results = HERE / "results" / ("quick" if args.quick else "")
+    results.mkdir(parents=True, exist_ok=True)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                            cwd=HERE).stdout.strip() or None
+    summary = {"commit": commit, "quick": args.quick,
+               "started": datetime.now(UTC).isoformat(timespec="seconds"),
+               "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                           "platform": platform.platform()},
+               "benchmarks": {}}
+    names = args.only or list(BENCHES)
+    for i, name in enumerate(names, 1):
+        script, full, quick = BENCHES[name]
+        out = results / f"{name}.json"
+        cmd = [sys.executable, str(HERE / script), *(quick if args.quick else full),
+               "--out", str(out)]
+        print(f"== [{i}/{len(names)}] {name}: {' '.join(cmd[1:])}", flush=True)
+        t0 = time.perf_counter()
+        code = subprocess.run(cmd, cwd=HERE.parent).returncode
+        entry = {"script": f"bench/{script}", "exit": code, "result": str(out),
+                 "seconds": round(time.perf_counter() - t0, 1)}
+        if code == 0:
+            entry["headline"] = headline(name, json.loads(out.read_text()))
+        summary["benchmarks"][name] = entry
+        print(f"== {name}: exit {code} in {entry['seconds']} s", flush=True)
+    path = results / "summary.json"
+    path.write_text(json.dumps(summary, indent=2) + "\n")
+    failed = [n for n, e in summary["benchmarks"].items() if e["exit"]]
+    print(f"wrote {path}" + (f"; FAILED: {', '.join(failed)}" if failed else "; all passed"))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,109 @@
+"""The command family (`est SUBCOMMAND` = `est-SUBCOMMAND`: help, version, quiet, verbose) and
+the per-build HTML report."""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from est import __version__
+from est.cli import commands
+from est.report import write_report
+from est.sim.trace import Trace
+
+BIN = Path(sys.executable).parent
+EXAMPLE = Path(__file__).parent.parent / "examples" / "est_tiny.pt"
+
+
+def est(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([BIN / "est", *map(str, args)], capture_output=True, text=True)
+
+
+def test_est_lists_every_subcommand_and_has_a_version():
+    res = est("--help")
+    assert res.returncode == 0
+    for name in ("train", "compile", "sim", "compare", "synth", "run", "report", "regress",
+                 "demo"):
+        assert re.search(rf"^\s+{name}\s", res.stdout, re.M), name
+    assert est("--version").stdout.strip() == f"est {__version__}"
+
+
+@pytest.mark.parametrize("command", [c.name for c in commands()])
+def test_every_subcommand_has_examples_exit_codes_and_the_common_flags(command):
+    for argv in ([BIN / "est", command, "--help"],
+                 [BIN / f"est-{command}", "--help"] if command != "demo" else None):
+        if argv is None:
+            continue
+        res = subprocess.run(argv, capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
+        for needle in ("examples:", "exit status:", "--quiet", "--verbose", "--version"):
+            assert needle in res.stdout, (argv, needle)
+    res = est(command, "--version")
+    assert res.stdout.strip() == f"est {__version__}"
+
+
+def test_quiet_prints_nothing_but_errors_and_verbose_adds_a_traceback(tmp_path, model_pt):
+    res = est("compile", model_pt, "-o", tmp_path / "b", "--bins", "2", "-q")
+    assert res.returncode == 0 and res.stdout == "" and res.stderr == "", res
+    assert (tmp_path / "b" / "report.html").is_file()
+    res = est("compile", tmp_path / "missing.pt", "-o", tmp_path / "c", "-q")
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr.startswith("est compile: error:") and "Traceback" not in res.stderr
+    res = est("compile", tmp_path / "missing.pt", "-o", tmp_path / "c", "-v")
+    assert res.returncode == 2 and "Traceback" in res.stderr and "est compile: error:" in res.stderr
+    res = est("compile", model_pt, "-o", tmp_path / "c", "-q", "-v")
+    assert res.returncode == 2 and "not allowed with" in res.stderr
+
+
+def test_report_shows_layers_comparisons_and_mismatches(tmp_path, traced_build):
+    build = tmp_path / "spine"
+    shutil.copytree(traced_build, build)
+    golden = Trace.load(build / "golden.npz")
+    golden.meta["source"] = "copy"
+    golden.save(build / "rtl_same.npz")
+    name = next(n for n in golden.arrays if n.endswith("/v") and not n.startswith("input"))
+    golden.arrays[name][7, 1] += 1
+    golden.save(build / "rtl_broken.npz")
+    page = write_report(build).read_text()
+    for layer in ("fc1", "fc2", "readout"):
+        assert f"<td>{layer}</td>" in page
+    assert re.search(r"same: <span class='ok'>0 mismatches in \d+ values", page)
+    assert re.search(r"broken: <span class='bad'>1 mismatches in \d+ values", page)
+    assert f"first divergence: {name} channel 1 bin 7: golden" in page
+    assert page.count("data:image/png;base64,") == 2  # one raster figure per comparison
+    assert "Not synthesized yet" in page
+
+
+def test_est_report_draws_predicted_against_true_rates(tmp_path):
+    rng = np.random.default_rng(0)
+    rates = rng.uniform(0.05, 0.5, size=(40, 24))
+    counts = rng.poisson(rates)
+    np.savez(tmp_path / "rec.npz", counts=counts, rates=rates)
+    res = est("compile", EXAMPLE, "-o", tmp_path / "tiny", "--lanes", "1", "--bins", "30",
+              "--recording", tmp_path / "rec.npz")
+    assert res.returncode == 0, res.stderr
+    kept = np.load(tmp_path / "tiny" / "recording.npz")
+    assert np.array_equal(kept["counts"], counts[:30]) and np.array_equal(kept["rates"], rates[:30])
+    assert np.array_equal(np.load(tmp_path / "tiny" / "stimulus.npy"), np.minimum(counts[:30], 1))
+    page = (tmp_path / "tiny" / "report.html").read_text()
+    assert "Predicted vs true rates" in page and "correlation of predicted and true rates" in page
+    for stage in ("embed", "b0.attn", "b0.tpu", "readout", "total"):
+        assert f"<td>{stage}</td>" in page
+    assert "model.d_model</td><td>8</td>" in page
+
+
+def test_recording_with_the_wrong_neuron_count_is_refused(tmp_path):
+    np.savez(tmp_path / "rec.npz", counts=np.zeros((10, 5), dtype=np.int64))
+    res = est("compile", EXAMPLE, "-o", tmp_path / "tiny", "--recording", tmp_path / "rec.npz")
+    assert res.returncode == 2 and "5 neurons but the network takes 24 inputs" in res.stderr
+    assert not (tmp_path / "tiny").exists()
+
+
+def test_report_of_a_folder_that_is_not_a_build(tmp_path):
+    res = est("report", tmp_path)
+    assert res.returncode == 2 and "no readable report.json" in res.stderr
+    assert not (tmp_path / "report.html").exists()
