@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.est-setup-done
 
-.PHONY: setup test demo bench example clean
+.PHONY: setup test demo bench bench-quick example clean
 
 setup: $(STAMP)
 
@@ -26,9 +26,13 @@ test: setup
 demo: setup
 	$(PY) -m est.demo
 
+# Every benchmark (about an hour on 2 cores) -> bench/results/*.json and summary.json;
+# `make bench-quick` shrinks every budget -> bench/results/quick/.
 bench: setup
-	$(PY) bench/bench_spine.py
-	$(PY) bench/bench_est.py
+	$(PY) bench/run_all.py
+
+bench-quick: setup
+	$(PY) bench/run_all.py --quick
 
 # Re-train the example EST checkpoints (about a minute each on 2 cores) and refresh examples/:
 # est_small (d_model 16, 2 blocks) and est_tiny (d_model 8, 1 block: fits an iCEBreaker).

@@ -27,6 +27,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from est.boards.synth import logic_used
+
 HERE = Path(__file__).resolve().parent
 
 BENCHES = {  # name: (script, full arguments, quick arguments)
@@ -39,10 +41,10 @@ BENCHES = {  # name: (script, full arguments, quick arguments)
 
 
 def _synth_figures(s: dict) -> dict:
-    logic = next(iter(s["utilisation"].items()))
+    cell, used, available = logic_used(s)
     ram = next((u for cell, u in s["utilisation"].items() if "RAM" in cell or "DP16KD" in cell),
                {"used": 0, "available": 0})
-    return {"logic": f"{logic[1]['used']}/{logic[1]['available']} {logic[0]}",
+    return {"logic": f"{used}/{available} {cell}",
             "block_ram": f"{ram['used']}/{ram['available']}", "fmax_mhz": s["fmax_mhz"],
             "board_clock_met": s["board_clock_met"], "cycles_per_bin": s["cycles_per_bin"],
             "latency_us_at_board_clock": s["latency_us_at_board_clock"]}

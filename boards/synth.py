@@ -36,6 +36,15 @@ def parse_nextpnr_log(text: str) -> dict:
             "timing_pass": verdict == "PASS"}
 
 
+LOGIC_CELLS = ("ICESTORM_LC", "TRELLIS_COMB")  # the logic cell of each family in nextpnr
+
+
+def logic_used(report: dict) -> tuple[str, int, int]:
+    """``(cell name, used, available)`` of the logic cells in a synthesis report."""
+    cell = next(c for c in LOGIC_CELLS if c in report["utilisation"])
+    return cell, report["utilisation"][cell]["used"], report["utilisation"][cell]["available"]
+
+
 def _platform(board: Board):
     module, cls = board.platform.split(":")
     return getattr(importlib.import_module(module), cls)()

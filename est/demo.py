@@ -58,6 +58,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def demo(args: argparse.Namespace) -> int:
     from est.boards.cli import host
     from est.boards.cli import main as synth_main
+    from est.boards.synth import logic_used
     from est.compiler.cli import main as compile_main
     from est.sim.cli import compare_cmd, sim
     from est.sim.trace import Trace, compare
@@ -99,7 +100,7 @@ def demo(args: argparse.Namespace) -> int:
     synth = json.loads((build / f"synth_{args.board}" / "synth.json").read_text())
     rtl = json.loads((build / f"rtl_{args.sim}.json").read_text())
     run = json.loads((build / "run" / "run.json").read_text())
-    logic = next(iter(synth["utilisation"].items()))
+    cell, used, available = logic_used(synth)
     bound = report["hardware"]["total"]["dense_bound"]
     cycles = synth["cycles_per_bin"]
     print("\n== summary")
@@ -109,7 +110,7 @@ def demo(args: argparse.Namespace) -> int:
           f"({result.bins} bins, {len(result.tensors)} tensors, {args.sim})")
     print(f"  board protocol  {run['golden_mismatches']} mismatches in {run['golden_values']} "
           f"readout values ({run['bins']} bins over the simulated UART)")
-    print(f"  {args.board:<15} {logic[0]} {logic[1]['used']}/{logic[1]['available']}, "
+    print(f"  {args.board:<15} {cell} {used}/{available}, "
           f"Fmax {synth['fmax_mhz']:.1f} MHz (board clock {synth['board_clock_mhz']:g} MHz "
           f"{'met' if synth['board_clock_met'] else 'NOT met'})")
     print(f"  cycles per bin  {cycles} (dense bound {bound}, {cycles / bound:.2f}x; "
