@@ -210,7 +210,32 @@ def _boards(build: Path, shown: Path) -> str:
                 f"{html.escape(str(shown))} --board icebreaker</code>.</p>")
     return "<h2>Boards</h2>" + _table(
         ["board", "used / available", "Fmax MHz", "clock MHz", "clock", "cycles/bin",
-         "us/bin at clock", "bins/s at clock", "synthesis s"], rows)
+         "us/bin at clock", "bins/s at clock", "synthesis s"], rows) + _utilisation_figure(build)
+
+
+def _utilisation_figure(build: Path) -> str:
+    """Bars of the share of each resource used, one group per synthesized board."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    reports = [r for p in sorted(build.glob("synth_*/synth.json")) if (r := _json(p))]
+    fig, axes = plt.subplots(1, len(reports), figsize=(5.5 * len(reports), 2.6), squeeze=False)
+    for ax, r in zip(axes[0], reports, strict=True):
+        cells = [(c, u) for c, u in r["utilisation"].items() if u["used"] and u["available"]]
+        share = [100 * u["used"] / u["available"] for _, u in cells]
+        bars = ax.barh([c for c, _ in cells], share, color=["tab:red" if x > 90 else "tab:blue"
+                                                            for x in share])
+        ax.bar_label(bars, [f"{u['used']}/{u['available']}" for _, u in cells], fontsize=7,
+                     padding=2)
+        ax.set_xlim(0, 115)
+        ax.set_xlabel("% used", fontsize=8)
+        ax.set_title(f"{r['board']}: Fmax {r['fmax_mhz']:.1f} MHz", fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.invert_yaxis()
+    fig.tight_layout()
+    return _png(fig)
 
 
 def _runs(build: Path) -> str:
