@@ -1,9 +1,12 @@
 """Synthesis, place and route and packing through amaranth-boards and YoWASP; report parsing."""
 
+import contextlib
 import importlib
 import re
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from est import EstError, toolenv
@@ -50,6 +53,63 @@ def _platform(board: Board):
     return getattr(importlib.import_module(module), cls)()
 
 
+PHASES = (  # (file whose appearance ends the phase, the phase, its log)
+    ("top.json", "yosys: synthesis", "top.rpt"),
+    (("top.asc", "top.config"), "nextpnr: place and route", "top.tim"),
+    (("top.bin", "top.bit"), "pack: bitstream", None),
+)
+HEARTBEAT_S = 30
+
+
+def _last_log_line(path: Path) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(max(0, path.stat().st_size - 400))
+            lines = [ln.strip() for ln in f.read().decode(errors="replace").splitlines()
+                     if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:90] if lines else ""
+
+
+@contextlib.contextmanager
+def progress(out: Path, interval: float = 2.0) -> Iterator[None]:
+    """Print a line when synthesis moves to its next phase (files appearing in ``out``) and,
+    every ``HEARTBEAT_S`` seconds, the elapsed time with the last line of the running tool's
+    log, so a run of several minutes shows it is alive."""
+    stop = threading.Event()
+    t0 = time.perf_counter()
+
+    def watch() -> None:
+        phase, beat = -1, t0
+        while not stop.wait(interval):
+            done = 0
+            for ends, _, _ in PHASES:
+                ends = (ends,) if isinstance(ends, str) else ends
+                if any((out / name).exists() for name in ends):
+                    done += 1
+                else:
+                    break
+            now = time.perf_counter()
+            if done >= len(PHASES):
+                return
+            if done != phase:
+                phase, beat = done, now
+                print(f"est-synth: [{now - t0:5.0f} s] {PHASES[done][1]} ...", flush=True)
+            elif now - beat >= HEARTBEAT_S and PHASES[done][2]:
+                beat = now
+                print(f"est-synth: [{now - t0:5.0f} s]   "
+                      f"{_last_log_line(out / PHASES[done][2])}", flush=True)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def synthesize(build: Path, board: Board, out: Path) -> dict:
     """Build the bitstream of ``build``'s network for ``board`` into ``out``; return the report."""
     toolenv.apply()
@@ -57,9 +117,10 @@ def synthesize(build: Path, board: Board, out: Path) -> dict:
     t0 = time.perf_counter()
     platform = _platform(board)
     try:
-        platform.build(board_top, name="top", build_dir=str(out), do_program=False,
-                       synth_opts=board.synth_opts,
-                       script_after_read=board.script_after_read)
+        with progress(out):
+            platform.build(board_top, name="top", build_dir=str(out), do_program=False,
+                           synth_opts=board.synth_opts,
+                           script_after_read=board.script_after_read)
     except subprocess.CalledProcessError as e:
         raise EstError(f"synthesis for {board.name} failed (exit {e.returncode}); the tool "
                        f"output above names the cause ('no BELs remaining' means the design "
