@@ -61,8 +61,17 @@ def _fail(path: Path, message: str) -> EstError:
 
 
 def _read(path: Path) -> dict:
+    if path.is_dir():
+        raise _fail(path, "is a folder; expected a checkpoint file written by est (model.pt "
+                          "from est-train, or est.sw.spiking_mlp.save_checkpoint)")
     if not path.is_file():
         raise _fail(path, "no such file (expected a checkpoint written by est.sw, e.g. model.pt)")
+    with path.open("rb") as f:
+        magic = f.read(4)
+    if not (magic.startswith(b"PK\x03\x04") or magic.startswith(b"\x80")):
+        raise _fail(path, "not a PyTorch checkpoint, or a damaged one (it is neither a zip "
+                          "archive, as torch.save writes, nor a pickle); expected model.pt "
+                          "as written by est-train or est.sw.spiking_mlp.save_checkpoint")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -74,7 +83,9 @@ def _read(path: Path) -> dict:
         raise _fail(path, "not a PyTorch checkpoint (cannot unpickle it)") from None
     except Exception as e:  # torch raises many types (IndexError, RuntimeError, ...) on garbage
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise _fail(path, f"not a PyTorch checkpoint ({first})") from None
+        raise _fail(path, f"not a PyTorch checkpoint, or a damaged one (torch.load: "
+                          f"{type(e).__name__}: {first}); expected model.pt as written by "
+                          f"est-train or est.sw.spiking_mlp.save_checkpoint") from None
     if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
         raise _fail(path, f"a PyTorch file, but not an est checkpoint: expected a dict with "
                           f"format={CHECKPOINT_FORMAT!r}, 'layers' and 'state_dict' (write it "

@@ -37,8 +37,13 @@ class Trace:
             with np.load(path, allow_pickle=False) as npz:
                 arrays = {k: npz[k].astype(np.int64) for k in npz.files if k != "__meta__"}
                 meta = json.loads(str(npz["__meta__"])) if "__meta__" in npz.files else {}
+        except FileNotFoundError:
+            raise EstError(f"{path}: no such trace file (golden.npz comes from est-compile, "
+                           f"rtl_<sim>.npz from est-sim)") from None
         except (OSError, ValueError, KeyError) as e:
-            raise EstError(f"{path}: not an est trace file ({e})") from None
+            first = str(e).split(". ")[0]
+            raise EstError(f"{path}: not an est trace file (a .npz of int64 arrays written by "
+                           f"est-compile or est-sim; numpy says: {first})") from None
         return cls(arrays, meta)
 
 

@@ -17,7 +17,7 @@ import json
 import math
 import time
 import tomllib
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +69,22 @@ class TrainConfig:
         return self
 
 
+def _check_type(section: str, key: str, value, f) -> None:
+    """Refuse a value whose type differs from the field's default (a float field takes an
+    integer too; a field without a default or with None takes anything)."""
+    default = f.default if f.default is not MISSING else (
+        f.default_factory() if f.default_factory is not MISSING else None)
+    if default is None:
+        return
+    expected = {bool: (bool,), int: (int,), float: (int, float), str: (str,),
+                tuple: (list, tuple), list: (list, tuple)}.get(type(default))
+    if expected and (not isinstance(value, expected)
+                     or (isinstance(value, bool) and type(default) is not bool)):
+        raise EstError(f"config [{section}]: {key} = {value!r} has type "
+                       f"{type(value).__name__}; expected {type(default).__name__} (like "
+                       f"{default!r})")
+
+
 def _typed(cls, values: dict, section: str):
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(values) - set(known))
@@ -76,9 +92,8 @@ def _typed(cls, values: dict, section: str):
         raise EstError(f"config [{section}]: unknown key(s) {unknown}; known: {sorted(known)}")
     out = {}
     for key, value in values.items():
-        if key == "kernels":
-            value = tuple(value)
-        out[key] = value
+        _check_type(section, key, value, known[key])
+        out[key] = tuple(value) if isinstance(value, list) else value
     try:
         obj = cls(**out)
         return obj.validate() if hasattr(obj, "validate") else obj

@@ -183,10 +183,11 @@ def run_build(tmp_path_factory, model_pt) -> Path:
 
 
 def test_est_run_on_the_simulated_board_writes_golden_predictions(run_build):
-    res = subprocess.run([BIN / "est-run", run_build, "--port", "sim", "-q"],
+    res = subprocess.run([BIN / "est-run", run_build, "--port", "sim"],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "all 144 readout values equal the golden model's" in res.stdout
+    assert "report: " in res.stdout and (run_build / "report.html").is_file()
     summary = json.loads((run_build / "run" / "run.json").read_text())
     assert summary["bins"] == 24 and summary["golden_mismatches"] == 0
     with np.load(run_build / "run" / "predictions.npz") as z:

@@ -1,0 +1,194 @@
+"""Every class of bad input, through the real command-line tools: a one-line message on stderr
+that names the file, layer or parameter and what to do; a non-zero exit; and nothing
+half-written left behind (no output folder, no ``.NAME.partial-*`` staging folder).
+
+docs/bad_input.md is the table of these cases (and of those tested elsewhere) with the messages.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from est.sim.trace import Trace
+
+BIN = Path(sys.executable).parent
+EXAMPLE = Path(__file__).parent.parent / "examples" / "est_tiny.pt"
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, model_pt) -> Path:
+    """A folder of bad inputs, a good build (``good``) of the 12-input spine model, and the
+    model itself (``m.pt``)."""
+    d = tmp_path_factory.mktemp("bad")
+    (d / "m.pt").write_bytes(model_pt.read_bytes())
+    (d / "text.pt").write_text("not a checkpoint")
+    data = model_pt.read_bytes()
+    (d / "half.pt").write_bytes(data[: len(data) // 2])
+    np.save(d / "wide.npy", np.zeros((5, 7), dtype=np.int64))
+    np.save(d / "twos.npy", np.full((5, 12), 2))
+    np.savez(d / "rec5.npz", counts=np.zeros((10, 5), dtype=np.int64))
+    np.savez(d / "negative.npz", counts=-np.ones((10, 12), dtype=np.int64))
+    np.savez(d / "nan.npz", counts=np.full((100, 4), np.nan))
+    (d / "syntax.toml").write_text("[data\nseed = 0\n")
+    (d / "section.toml").write_text("[bogus]\nx = 1\n")
+    (d / "key.toml").write_text("[model]\nd_modle = 8\n")
+    (d / "type.toml").write_text('[train]\nsteps = "many"\n')
+    (d / "nodata.toml").write_text(f'[data]\npath = "{d / "nowhere.npz"}"\n')
+    (d / "nan.toml").write_text(f'[data]\npath = "{d / "nan.npz"}"\n')
+    (d / "notbuild").mkdir()
+    (d / "notbuild" / "keep.txt").write_text("mine")
+    (d / "notnpz.npz").write_text("not a trace")
+    res = subprocess.run([BIN / "est-compile", model_pt, "-o", d / "good", "--bins", "4"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    (d / "badir").mkdir()
+    for name in ("weights.npz", "top.json", "stimulus.npy", "golden.npz"):
+        (d / "badir" / name).write_bytes((d / "good" / name).read_bytes())
+    (d / "badir" / "ir.json").write_text('{"format": "est-ir", "version": 1, "name"')
+    short = Trace.load(d / "good" / "golden.npz")
+    Trace({k: v[:2] for k, v in short.arrays.items()}, short.meta).save(d / "short.npz")
+    return d
+
+
+# (id, tool and arguments ({d}: the files folder), message on stderr, outputs that must not exist)
+CASES = [
+    # files given to est-compile
+    ("checkpoint-missing", "est-compile {d}/nowhere.pt -o {d}/o", "nowhere.pt: no such file", "o"),
+    ("checkpoint-is-a-folder", "est-compile {d}/notbuild -o {d}/o",
+     "is a folder; expected a checkpoint file", "o"),
+    ("checkpoint-is-text", "est-compile {d}/text.pt -o {d}/o",
+     "text.pt: not a PyTorch checkpoint, or a damaged one", "o"),
+    ("checkpoint-truncated", "est-compile {d}/half.pt -o {d}/o",
+     "half.pt: not a PyTorch checkpoint, or a damaged one", "o"),
+    ("output-is-not-a-build", "est-compile {d}/m.pt -o {d}/notbuild",
+     "notbuild exists and is not an est output folder (no ir.json)", None),
+    # options
+    ("lanes-zero", "est-compile {d}/m.pt -o {d}/o --lanes 0",
+     "--lanes must be a whole number of at least 1 or 'auto', got '0'", "o"),
+    ("weight-bits-1", "est-compile {d}/m.pt -o {d}/o --weight-bits 1",
+     "--weight-bits must be 2..16, got 1", "o"),
+    ("quiet-and-verbose", "est-compile {d}/m.pt -o {d}/o -q -v", "not allowed with", "o"),
+    # boards
+    ("compile-unknown-board", "est-compile {d}/m.pt -o {d}/o --board nosuch",
+     "unknown board 'nosuch'; supported: colorlight-5a75b", "o"),
+    ("synth-unknown-board", "est-synth {d}/good --board nosuch",
+     "argument --board: invalid choice: 'nosuch'", "good/synth_nosuch"),
+    ("netlist-on-ecp5", "est-sim {d}/good --sim icarus --netlist ulx3s-85f",
+     "netlist simulation is available for iCE40 boards only",
+     "good/rtl_icarus_netlist_ulx3s-85f.npz"),
+    ("netlist-without-icarus", "est-sim {d}/good --netlist icebreaker",
+     "--netlist simulates with Icarus: add --sim icarus", "good/rtl_verilator.npz"),
+    # shapes and values of stimuli and recordings
+    ("stimulus-wrong-width", "est-compile {d}/m.pt -o {d}/o --stimulus {d}/wide.npy",
+     "wide.npy: expected a [bins, 12] array of spikes, got shape (5, 7)", "o"),
+    ("stimulus-not-binary", "est-compile {d}/m.pt -o {d}/o --stimulus {d}/twos.npy",
+     "twos.npy: spikes must be 0 or 1", "o"),
+    ("recording-wrong-neurons", "est-compile {d}/m.pt -o {d}/o --recording {d}/rec5.npz",
+     "rec5.npz: the recording has 5 neurons but the network takes 12 inputs", "o"),
+    ("recording-negative", "est-compile {d}/m.pt -o {d}/o --recording {d}/negative.npz",
+     "negative.npz: counts are negative at [bin, neuron] = [0, 0]", "o"),
+    ("sim-stimulus-wrong-width", "est-sim {d}/good --sim icarus --stimulus {d}/wide.npy",
+     "wide.npy: expected a [bins, 12] array of spikes", "good/rtl_icarus.npz"),
+    ("run-input-wrong-width", "est-run {d}/good --port sim --input {d}/wide.npy",
+     "wide.npy: expected a [bins, 12] array of spikes", "good/run"),
+    # training configs
+    ("config-missing", "est-train --config {d}/nowhere.toml --out {d}/t",
+     "nowhere.toml: no such config file", "t"),
+    ("config-syntax", "est-train --config {d}/syntax.toml --out {d}/t",
+     "syntax.toml: not valid TOML/YAML", "t"),
+    ("config-unknown-section", "est-train --config {d}/section.toml --out {d}/t",
+     "unknown section(s) ['bogus']; expected data, model, train", "t"),
+    ("config-unknown-key", "est-train --config {d}/key.toml --out {d}/t",
+     "config [model]: unknown key(s) ['d_modle']", "t"),
+    ("config-wrong-type", "est-train --config {d}/type.toml --out {d}/t",
+     "config [train]: steps = 'many' has type str; expected int (like 400)", "t"),
+    ("set-wrong-type", "est-train --set model.cpg=1 --out {d}/t",
+     "config [model]: cpg = 1 has type int; expected bool (like True)", "t"),
+    ("data-file-missing", "est-train --config {d}/nodata.toml --out {d}/t",
+     "nowhere.npz: no such file", "t"),
+    ("data-with-nan", "est-train --config {d}/nan.toml --out {d}/t",
+     "nan.npz: counts contains NaN at index [0, 0]", "t"),
+    # build folders and traces
+    ("sim-not-a-build", "est-sim {d}/notbuild", "notbuild/ir.json: no such file; is",
+     "notbuild/rtl_verilator.npz"),
+    ("sim-corrupt-ir", "est-sim {d}/badir --sim icarus", "badir/ir.json: not valid JSON",
+     "badir/rtl_icarus.npz"),
+    ("compare-no-rtl-trace", "est-compare {d}/good", "no rtl_*.npz trace; run est-sim",
+     "good/rtl_verilator_compare.png"),
+    ("compare-different-bins", "est-compare {d}/good/golden.npz {d}/short.npz",
+     "short.npz has 2 bins but", "short_compare.png"),
+    ("compare-not-a-trace", "est-compare {d}/good/golden.npz {d}/notnpz.npz",
+     "notnpz.npz: not an est trace file", "notnpz_compare.png"),
+    ("compare-missing-trace", "est-compare {d}/good/golden.npz {d}/nothere.npz",
+     "nothere.npz: no such trace file", "nothere_compare.png"),
+    ("synth-not-a-build", "est-synth {d}/notbuild", "not an est-compile build folder (no ir.json)",
+     "notbuild/synth_icebreaker"),
+    ("report-not-a-build", "est-report {d}/notbuild", "no readable report.json",
+     "notbuild/report.html"),
+    ("run-not-a-build", "est-run {d}/notbuild --port sim",
+     "not an est-compile build folder (no ir.json)", "notbuild/run"),
+    # serial port
+    ("serial-port-missing", "est-run {d}/good --port {d}/ttyNOPE",
+     "cannot open serial port", "good/run"),
+    # the command family
+    ("no-subcommand", "est", "the following arguments are required: SUBCOMMAND", None),
+    ("unknown-subcommand", "est frobnicate", "invalid choice: 'frobnicate'", None),
+]
+
+
+def _left_behind(d: Path, output: str | None) -> list[str]:
+    left = []
+    if output:
+        target = d / output
+        if target.exists():
+            left.append(str(target))
+        left += [str(p) for p in target.parent.glob(f".{target.name}.partial-*")]
+    return left
+
+
+@pytest.mark.parametrize("command, needle, output", [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_bad_input_is_refused_cleanly(files, command, needle, output):
+    tool, *args = command.format(d=files).split()
+    res = subprocess.run([BIN / tool, *args], capture_output=True, text=True, cwd=files)
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    assert needle in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines()[-1].startswith(
+        (f"{tool}: error:", f"{tool} ", "usage:")), res.stderr
+    assert not _left_behind(files, output)
+    assert (files / "notbuild" / "keep.txt").read_text() == "mine"
+
+
+def test_missing_simulator_is_named_with_how_to_install_it(files, tmp_path):
+    """Icarus out of reach: PATH holds only the Python environment's folder."""
+    assert subprocess.run(["/bin/sh", "-c", "command -v iverilog"], capture_output=True,
+                          env={"PATH": str(BIN)}).returncode != 0
+    res = subprocess.run([BIN / "est-sim", files / "good", "--sim", "icarus"],
+                         capture_output=True, text=True, env={**os.environ, "PATH": str(BIN)})
+    assert res.returncode == 2, res.stderr
+    assert "required tool 'iverilog' was not found on PATH" in res.stderr
+    assert "apt-get install iverilog" in res.stderr
+    assert not (files / "good" / "rtl_icarus.npz").exists()
+
+
+def test_interrupted_compile_leaves_nothing(tmp_path):
+    """Ctrl-C while the build folder is being staged: exit 130 and no folder, partial or not."""
+    proc = subprocess.Popen([BIN / "est-compile", EXAMPLE, "-o", tmp_path / "out" / "tiny",
+                             "--bins", "50"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    for line in proc.stdout:
+        if "writing Verilog" in line:
+            break
+    staged = list((tmp_path / "out").glob(".tiny.partial-*"))
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert staged, "the interrupt came before the staging folder existed"
+    assert proc.returncode == 130, err
+    assert "est-compile: interrupted; nothing half-written was kept" in err
+    assert list((tmp_path / "out").iterdir()) == []
