@@ -82,7 +82,7 @@ def _read(path: Path) -> dict:
                               "list).") from None
         raise _fail(path, "not a PyTorch checkpoint (cannot unpickle it)") from None
     except Exception as e:  # torch raises many types (IndexError, RuntimeError, ...) on garbage
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        first = str(e).splitlines()[0].split(". ")[0] if str(e) else type(e).__name__
         raise _fail(path, f"not a PyTorch checkpoint, or a damaged one (torch.load: "
                           f"{type(e).__name__}: {first}); expected model.pt as written by "
                           f"est-train or est.sw.spiking_mlp.save_checkpoint") from None
