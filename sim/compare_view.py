@@ -68,7 +68,7 @@ def figure_png(golden: Trace, rtl: Trace, c: Comparison) -> bytes:
     fig.suptitle("golden vs RTL" + (f": first divergence {c.first.tensor} channel "
                                     f"{c.first.channel} bin {c.first.bin}" if c.first else
                                     ": every value matches"), fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))  # room for the title
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
