@@ -26,9 +26,11 @@ def write_netlist(build: Path, board: Board) -> Path:
     write ``build/netlist_<board>.v``: the netlist plus the cell models, one file to simulate.
     """
     if board.family not in CELL_MODELS:
-        raise EstError(f"netlist simulation is available for iCE40 boards only (the cell "
-                       f"models of {board.family} are not wired up yet); got --netlist "
-                       f"{board.name}")
+        raise EstError(f"netlist simulation is available for iCE40 boards only: yosys ships "
+                       f"no behavioural model of the {board.family} block RAM (DP16KD is a "
+                       f"parameter-only blackbox) or multiplier (MULT18X18D), so the "
+                       f"{board.name} netlist cannot run; got --netlist {board.name}, use "
+                       f"--netlist icebreaker")
     toolenv.apply()
     raw = f"netlist_{board.name}.raw.v"
     script = "; ".join(c for c in (
