@@ -107,7 +107,8 @@ def main() -> int:
         print(f"== [{i}/{len(names)}] {name}: {' '.join(cmd[1:])}", flush=True)
         t0 = time.perf_counter()
         code = subprocess.run(cmd, cwd=HERE.parent).returncode
-        entry = {"script": f"bench/{script}", "exit": code, "result": str(out),
+        entry = {"script": f"bench/{script}", "exit": code,
+                 "result": str(out.relative_to(HERE.parent)),
                  "seconds": round(time.perf_counter() - t0, 1)}
         if code == 0:
             entry["headline"] = headline(name, json.loads(out.read_text()))
