@@ -9,7 +9,7 @@ from pathlib import Path
 from est import EstError
 from est.boards.protocol import ir_hash
 from est.boards.spec import BOARDS, get_board
-from est.boards.synth import synthesize
+from est.boards.synth import KEY_CELLS, synthesize
 from est.cli import EXIT_MISMATCH, Command, staged_output
 from est.compiler.est_ir import ESTNetwork
 from est.report import write_report
@@ -17,14 +17,18 @@ from est.report import write_report
 
 def format_report(r: dict) -> str:
     lines = [f"{r['board']}: bitstream {r['bitstream']} ({r['seconds']} s)"]
-    for cell, u in r["utilisation"].items():
-        if u["used"]:
-            lines.append(f"  {cell:<16}{u['used']:>7} / {u['available']:<7}"
-                         f"{100 * u['used'] / u['available']:5.1f}%")
+    util = r["utilisation"]
+    shown = [c for c in KEY_CELLS if c in util] + [c for c, u in util.items()
+                                                   if u["used"] and c not in KEY_CELLS]
+    for cell in shown:
+        u = util[cell]
+        lines.append(f"  {cell:<16}{u['used']:>7} / {u['available']:<7}"
+                     f"{100 * u['used'] / u['available']:5.1f}%")
     lines.append(f"  Fmax {r['fmax_mhz']:.1f} MHz (board clock {r['board_clock_mhz']:.1f} MHz: "
                  f"{'met' if r['board_clock_met'] else 'NOT met'})")
     lines.append(f"  {r['cycles_per_bin']} cycles/bin: {r['latency_us_at_board_clock']} us/bin at "
-                 f"the board clock, {r['latency_us_at_fmax']} us/bin at Fmax")
+                 f"the board clock ({r['bins_per_second_at_board_clock']:,.0f} bins/s), "
+                 f"{r['latency_us_at_fmax']} us/bin at Fmax")
     return "\n".join(lines)
 
 

@@ -2,6 +2,7 @@
 
 import contextlib
 import importlib
+import json
 import re
 import subprocess
 import threading
@@ -40,6 +41,17 @@ def parse_nextpnr_log(text: str) -> dict:
 
 
 LOGIC_CELLS = ("ICESTORM_LC", "TRELLIS_COMB")  # the logic cell of each family in nextpnr
+# The rows of a synthesis report a reader looks for first, shown even when unused: logic,
+# flip-flops, block RAM, single-port RAM and DSP of each family.
+KEY_CELLS = ("ICESTORM_LC", "SB_DFF", "ICESTORM_RAM", "ICESTORM_SPRAM", "ICESTORM_DSP",
+             "TRELLIS_COMB", "TRELLIS_FF", "DP16KD", "MULT18X18D")
+
+
+def ice40_flip_flops(netlist: dict) -> int:
+    """Flip-flops (every ``SB_DFF*`` variant) in the top module of yosys' JSON netlist: nextpnr
+    counts iCE40 logic cells, each a LUT4 with an optional flip-flop, not the flip-flops."""
+    cells = netlist["modules"]["top"]["cells"].values()
+    return sum(cell["type"].startswith("SB_DFF") for cell in cells)
 
 
 def logic_used(report: dict) -> tuple[str, int, int]:
@@ -130,6 +142,10 @@ def synthesize(build: Path, board: Board, out: Path) -> dict:
     if bitstream is None:
         raise EstError(f"synthesis for {board.name} produced no bitstream in {out}")
     result = parse_nextpnr_log((out / "top.tim").read_text())
+    if board.family == "ice40":
+        result["utilisation"]["SB_DFF"] = {
+            "used": ice40_flip_flops(json.loads((out / "top.json").read_text())),
+            "available": result["utilisation"]["ICESTORM_LC"]["available"]}
     clock_mhz = board.clock_hz / 1e6
     result.update({
         "board": board.name, "bitstream": str(bitstream), "seconds": round(seconds, 1),

@@ -47,7 +47,11 @@ def test_icebreaker_bitstream_and_report(tmp_path, model_pt):
     assert 0 < lc["used"] <= lc["available"] == 5280
     assert report["board_clock_met"] and report["fmax_mhz"] >= 12.0
     assert report["cycles_per_bin"] > 0 and report["latency_us_at_fmax"] > 0
-    assert "Fmax" in res.stdout and "ICESTORM_LC" in res.stdout
+    ff = report["utilisation"]["SB_DFF"]  # counted in yosys' netlist: one per logic cell at most
+    assert 0 < ff["used"] <= lc["used"] and ff["available"] == 5280
+    for row in ("ICESTORM_LC", "SB_DFF", "ICESTORM_RAM", "ICESTORM_SPRAM", "ICESTORM_DSP"):
+        assert row in res.stdout  # shown even when unused
+    assert "Fmax" in res.stdout and "bins/s" in res.stdout
 
 
 def test_synth_refuses_a_folder_that_is_not_a_build(tmp_path):
