@@ -26,7 +26,7 @@ test: setup
 demo: setup
 	$(PY) -m est.demo
 
-# Every benchmark (about an hour on 2 cores) -> bench/results/*.json and summary.json;
+# Every benchmark (37 min on 2 cores) -> bench/results/*.json and summary.json;
 # `make bench-quick` shrinks every budget -> bench/results/quick/.
 bench: setup
 	$(PY) bench/run_all.py

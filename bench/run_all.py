@@ -11,8 +11,9 @@ the machine and the wall time of every benchmark:
 - ``est``: held-out bits/spike of the float and integer EST, the ANN, the GLM and the true rates;
 - ``regress``: randomized golden-vs-RTL cases and mismatches per simulator.
 
-The full set takes about an hour on 2 cores; ``--quick`` shrinks every budget (a few minutes of
-training, fewer regression cases, two boards) and writes under ``bench/results/quick/``.
+The full set takes about 37 minutes on 2 cores; ``--quick`` (17 minutes) shrinks every budget
+(a few minutes of training, fewer regression cases, two boards) and writes under
+``bench/results/quick/``.
 
     .venv/bin/python bench/run_all.py [--quick] [--only NAME ...]
 """
@@ -93,7 +94,9 @@ def main() -> int:
     results.mkdir(parents=True, exist_ok=True)
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                             cwd=HERE).stdout.strip() or None
-    summary = {"commit": commit, "quick": args.quick,
+    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, cwd=HERE).stdout.strip())
+    summary = {"commit": commit, "uncommitted_changes": dirty, "quick": args.quick,
                "started": datetime.now(UTC).isoformat(timespec="seconds"),
                "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                            "platform": platform.platform()},
