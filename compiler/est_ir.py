@@ -18,11 +18,26 @@ from pathlib import Path
 
 import numpy as np
 
-from est.compiler.ir import IRError
-from est.sim.golden import RESET_MODES, SEW_OPS
+from est.compiler.ir import MAX_BITS, IRError, check_integers
+from est.sim.golden import (
+    RESET_MODES,
+    SEW_OPS,
+    conv_acc_bits,
+    sew_bits,
+    signed_range,
+    tpu_acc_bits,
+)
 
 EST_IR_VERSION = 2
 ATTENTION_MODES = ("sdsa", "ssa", "none")
+WEIGHT_MAX_BITS = 16  # the widest --weight-bits
+
+
+def _check_acc(node: str, bits: int) -> None:
+    if bits > MAX_BITS:
+        raise IRError(node, "bias", f"the accumulator needs {bits} bits, more than {MAX_BITS}: "
+                                    f"a bias or weight is far out of proportion to the others; "
+                                    f"clip or retrain it, then compile again")
 
 
 @dataclass(frozen=True)
@@ -36,14 +51,25 @@ class LIF:
     reset: str = "subtract"
 
     def check(self, node: str, n: int) -> None:
-        if self.threshold.shape != (n,) or self.threshold.min() < 1:
-            raise IRError(node, "threshold", f"expected {n} integers >= 1")
-        if self.threshold.max() >= 1 << (self.v_bits - 1):
-            raise IRError(node, "threshold", f"does not fit v_bits={self.v_bits}")
+        if not 2 <= self.v_bits <= MAX_BITS:
+            raise IRError(node, "v_bits", f"expected 2..{MAX_BITS}, got {self.v_bits}")
+        if self.threshold.shape != (n,):
+            raise IRError(node, "threshold", f"expected shape ({n},), got {self.threshold.shape}")
+        check_integers(node, "threshold", self.threshold, MAX_BITS)
+        hi = signed_range(self.v_bits)[1]
+        if self.threshold.min() < 1:
+            raise IRError(node, "threshold", f"expected integers >= 1, got {self.threshold.min()}")
+        if self.threshold.max() > hi:
+            raise IRError(node, "threshold", f"{self.threshold.max()} does not fit "
+                                             f"v_bits={self.v_bits} (at most {hi}); compile "
+                                             f"with a larger --max-v-bits (up to {MAX_BITS}), "
+                                             f"or retrain with a threshold nearer the weights' "
+                                             f"scale")
         if self.reset not in RESET_MODES:
-            raise IRError(node, "reset", f"expected one of {RESET_MODES}")
+            raise IRError(node, "reset", f"expected one of {RESET_MODES}, got {self.reset!r}")
         if self.leak_shift is not None and not 0 <= self.leak_shift < self.v_bits:
-            raise IRError(node, "leak_shift", f"expected null or 0..{self.v_bits - 1}")
+            raise IRError(node, "leak_shift", f"expected null or 0..{self.v_bits - 1}, got "
+                                              f"{self.leak_shift}")
 
 
 @dataclass(frozen=True)
@@ -54,12 +80,23 @@ class Conv:
     weight: np.ndarray
     bias: np.ndarray
 
-    def check(self, node: str, n_in: int) -> None:
-        if self.weight.ndim != 3 or self.weight.shape[2] != n_in:
+    def check(self, node: str, n_in: int, x_bits: int, extra: np.ndarray | None = None) -> None:
+        """Shapes, integer values that fit their widths, and an accumulator of at most
+        ``MAX_BITS`` for inputs of ``x_bits`` (``extra``: more weights at lag 0, the CPG's)."""
+        if self.weight.ndim != 3 or self.weight.shape[2] != n_in or self.weight.shape[0] < 1:
             raise IRError(node, "weight", f"expected [kernel, n_out, {n_in}], got "
                                           f"{self.weight.shape}")
         if self.bias.shape != (self.weight.shape[1],):
-            raise IRError(node, "bias", f"expected ({self.weight.shape[1]},)")
+            raise IRError(node, "bias", f"expected ({self.weight.shape[1]},), got "
+                                        f"{self.bias.shape}")
+        check_integers(node, "weight", self.weight, WEIGHT_MAX_BITS)
+        check_integers(node, "bias", self.bias, MAX_BITS)
+        weight = self.weight
+        if extra is not None:
+            more = np.zeros((weight.shape[0], weight.shape[1], extra.shape[1]), np.int64)
+            more[0] = extra
+            weight = np.concatenate([weight, more], axis=2)
+        _check_acc(node, conv_acc_bits(weight, self.bias, x_bits))
 
 
 @dataclass(frozen=True)
@@ -71,6 +108,18 @@ class TPU:
     w_rec: np.ndarray
     bias: np.ndarray
     lif: LIF
+
+    def check(self, node: str, d: int, x_bits: int) -> None:
+        if self.w_in.shape != (d,) or self.bias.shape != (d,):
+            raise IRError(node, "w_in", f"expected w_in and bias of shape ({d},), got "
+                                        f"{self.w_in.shape} and {self.bias.shape}")
+        if self.w_rec.ndim != 2 or self.w_rec.shape[1] != d or self.w_rec.shape[0] < 1:
+            raise IRError(node, "w_rec", f"expected [kernel, {d}], got {self.w_rec.shape}")
+        for fld in ("w_in", "w_rec"):
+            check_integers(node, fld, getattr(self, fld), WEIGHT_MAX_BITS)
+        check_integers(node, "bias", self.bias, MAX_BITS)
+        _check_acc(node, tpu_acc_bits(self.w_in, self.w_rec, self.bias, x_bits))
+        self.lif.check(f"{node}.lif", d)
 
 
 @dataclass(frozen=True)
@@ -119,41 +168,75 @@ class ESTNetwork:
         return self.readout.weight.shape[1]
 
     def validate(self) -> "ESTNetwork":
+        """Check every field: shapes, modes, integer tensors within their widths, and every
+        accumulator within ``MAX_BITS`` for the values its inputs can take (SEW ADD sums grow
+        by one bit per join); raises :class:`IRError` naming the node and field."""
         d = self.d_model
-        self.embed.check("embed", self.n_in)
-        self.embed_lif.check("embed_lif", d)
         if (self.cpg_table is None) != (self.cpg_weight is None):
             raise IRError("cpg", "cpg_weight", "table and weight come together")
-        if self.cpg_table is not None and self.cpg_weight.shape != (d, self.cpg_table.shape[1]):
-            raise IRError("cpg", "cpg_weight", f"expected ({d}, {self.cpg_table.shape[1]})")
+        if self.cpg_table is not None:
+            if self.cpg_table.ndim != 2 or not np.isin(self.cpg_table, (0, 1)).all():
+                raise IRError("cpg", "cpg_table", "expected a [positions, neurons] array of 0/1")
+            if self.cpg_weight.shape != (d, self.cpg_table.shape[1]):
+                raise IRError("cpg", "cpg_weight", f"expected ({d}, {self.cpg_table.shape[1]}), "
+                                                   f"got {self.cpg_weight.shape}")
+            check_integers("cpg", "cpg_weight", self.cpg_weight, WEIGHT_MAX_BITS)
+        self.embed.check("embed", self.n_in, 1, self.cpg_weight)
+        self.embed_lif.check("embed_lif", d)
+        s_bits = 1  # width of the values between blocks: spikes, or SEW ADD sums
+
+        def joined(op: str, bits: int) -> int:
+            return sew_bits(op, bits) if op != "none" else 1
+
         for i, b in enumerate(self.blocks):
             node = f"blocks.{i}"
             if b.attention not in ATTENTION_MODES:
-                raise IRError(node, "attention", f"expected one of {ATTENTION_MODES}")
+                raise IRError(node, "attention", f"expected one of {ATTENTION_MODES}, got "
+                                                 f"{b.attention!r}")
             if b.sew not in (*SEW_OPS, "none"):
-                raise IRError(node, "sew", f"expected one of {(*SEW_OPS, 'none')}")
-            if b.heads < 1 or d % b.heads or b.window < 1 or b.count_threshold < 1:
-                raise IRError(node, "heads", "need heads dividing d_model, window >= 1, "
-                                             "count_threshold >= 1")
-            if not 0 <= b.mask_threshold <= 256 or not 0 < b.mask_seed < 1 << 32:
-                raise IRError(node, "mask_seed", "need 0 <= mask_threshold <= 256 and a "
-                                                 "nonzero 32-bit seed")
+                raise IRError(node, "sew", f"expected one of {(*SEW_OPS, 'none')}, got {b.sew!r}")
+            if b.heads < 1 or d % b.heads:
+                raise IRError(node, "heads", f"heads = {b.heads} does not divide d_model = {d}")
+            if b.window < 1:
+                raise IRError(node, "window", f"expected >= 1, got {b.window}")
+            if b.count_threshold < 1:
+                raise IRError(node, "count_threshold", f"expected >= 1, got {b.count_threshold}")
+            if not 0 <= b.mask_threshold <= 256:
+                raise IRError(node, "mask_threshold", f"expected 0..256, got {b.mask_threshold}")
+            if not 0 < b.mask_seed < 1 << 32:
+                raise IRError(node, "mask_seed", f"expected a nonzero 32-bit seed, got "
+                                                 f"{b.mask_seed}")
             for name in ("q", "k", "v"):
-                getattr(b, name).check(f"{node}.{name}", d)
+                getattr(b, name).check(f"{node}.{name}", d, s_bits)
                 getattr(b, f"{name}_lif").check(f"{node}.{name}_lif", d)
             if b.attention == "ssa":
                 if b.attn_lif is None:
                     raise IRError(node, "attn_lif", "SSA needs its LIF")
                 b.attn_lif.check(f"{node}.attn_lif", d)
-            b.proj.check(f"{node}.proj", d)
+            b.proj.check(f"{node}.proj", d, 1)
             b.proj_lif.check(f"{node}.proj_lif", d)
+            if b.attention != "none":
+                s_bits = joined(b.sew, s_bits)
             if b.tpu is not None:
-                b.tpu.lif.check(f"{node}.tpu.lif", d)
-            b.mlp1.check(f"{node}.mlp1", d)
+                b.tpu.check(f"{node}.tpu", d, s_bits)
+                s_bits = joined(b.sew, s_bits)
+            b.mlp1.check(f"{node}.mlp1", d, s_bits)
             b.mlp1_lif.check(f"{node}.mlp1_lif", b.mlp1.weight.shape[1])
-            b.mlp2.check(f"{node}.mlp2", b.mlp1.weight.shape[1])
+            b.mlp2.check(f"{node}.mlp2", b.mlp1.weight.shape[1], 1)
             b.mlp2_lif.check(f"{node}.mlp2_lif", d)
-        self.readout.check("readout", d)
+            s_bits = joined(b.sew, s_bits)
+        self.readout.check("readout", d, s_bits)
+        if not 2 <= self.readout_bits <= MAX_BITS:
+            raise IRError("readout", "readout_bits", f"expected 2..{MAX_BITS}, got "
+                                                     f"{self.readout_bits}")
+        if self.readout_leak_shift is not None and not (
+                0 <= self.readout_leak_shift < self.readout_bits):
+            raise IRError("readout", "readout_leak_shift", f"expected null or "
+                                                           f"0..{self.readout_bits - 1}")
+        scale = np.asarray(self.readout_scale)
+        if scale.shape != (self.n_out,) or not (np.isfinite(scale).all() and (scale > 0).all()):
+            raise IRError("readout", "readout_scale", f"expected {self.n_out} finite positive "
+                                                      f"floats")
         return self
 
     def save(self, folder: Path) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from est.compiler.est_ir import LIF, TPU, Block, Conv, ESTNetwork
+from est.compiler.quantize import integer_tensor
 from est.sim import golden
 from est.sim.golden import mask_threshold
 from est.sw.est import EST
@@ -35,23 +36,27 @@ class _Quantizer:
         amax = np.max([np.abs(r.reshape(r.shape[0], -1)).max(axis=1) for r in rows], axis=0)
         return self.qmax / np.where(amax > 0, amax, 1.0)
 
-    def ints(self, w: np.ndarray, scale: np.ndarray, axis_out: int) -> np.ndarray:
+    def ints(self, name: str, w: np.ndarray, scale: np.ndarray, axis_out: int) -> np.ndarray:
+        """Weights ``w`` of checkpoint parameter ``name`` times their channel's scale, clipped
+        to the weight width."""
         shape = [1] * w.ndim
         shape[axis_out] = -1
-        return np.clip(np.rint(w * scale.reshape(shape)), -self.qmax - 1,
-                       self.qmax).astype(np.int64)
+        return integer_tensor(name, np.clip(w * scale.reshape(shape), -self.qmax - 1, self.qmax))
 
-    def lif(self, scale: np.ndarray, threshold: float | None = None) -> LIF:
+    def lif(self, name: str, scale: np.ndarray, threshold: float | None = None) -> LIF:
         thr = self.cfg.threshold if threshold is None else threshold
-        return LIF(np.maximum(1, np.rint(thr * scale)).astype(np.int64), self.cfg.leak_shift,
-                   WIDE, self.cfg.reset)
+        return LIF(np.maximum(1, integer_tensor(f"the threshold of {name}", thr * scale)),
+                   self.cfg.leak_shift, WIDE, self.cfg.reset)
 
-    def conv_lif(self, conv, extra: np.ndarray | None = None) -> tuple[Conv, LIF, np.ndarray]:
+    def conv_lif(self, name: str, conv, extra: np.ndarray | None = None
+                 ) -> tuple[Conv, LIF, np.ndarray]:
+        """The checkpoint's convolution ``name`` and the LIF after it."""
         w, b = _np(conv.weight), _np(conv.bias)
         w_out = np.moveaxis(w, 1, 0)  # [n_out, kernel, n_in]
         scale = self.scales(w_out) if extra is None else self.scales(w_out, extra)
-        return (Conv(self.ints(w, scale, 1), np.rint(b * scale).astype(np.int64)),
-                self.lif(scale), scale)
+        return (Conv(self.ints(f"{name}.weight", w, scale, 1),
+                     integer_tensor(f"{name}.bias", b * scale)),
+                self.lif(name, scale), scale)
 
 
 def quantize_est(model: EST, name: str, calibration: np.ndarray, weight_bits: int = 8,
@@ -64,27 +69,29 @@ def quantize_est(model: EST, name: str, calibration: np.ndarray, weight_bits: in
         raise EstError("only a spiking EST (mode 'snn') has an integer form; this one is 'ann'")
     q = _Quantizer(model, weight_bits)
     cpg_w = _np(model.cpg_weight) if cfg.cpg else None
-    embed, embed_lif, e_scale = q.conv_lif(model.embed, cpg_w)
+    embed, embed_lif, e_scale = q.conv_lif("embed", model.embed, cpg_w)
     blocks = []
     for i, blk in enumerate(model.blocks):
         parts = {}
         if cfg.attention != "none":
             for n in ("q", "k", "v", "proj"):
-                parts[n], parts[f"{n}_lif"], _ = q.conv_lif(getattr(blk, n))
+                parts[n], parts[f"{n}_lif"], _ = q.conv_lif(f"blocks.{i}.{n}", getattr(blk, n))
         else:  # no attention: inert placeholders keep the IR's shape
             d = cfg.d_model
             for n, k in (("q", 1), ("k", 1), ("v", 1), ("proj", 1)):
                 parts[n] = Conv(np.zeros((k, d, d), np.int64), np.zeros(d, np.int64))
-                parts[f"{n}_lif"] = q.lif(np.ones(d))
+                parts[f"{n}_lif"] = q.lif(f"blocks.{i}.{n}", np.ones(d))
         tpu = None
         if cfg.tpu:
             w_in, w_rec = _np(blk.tpu_in), _np(blk.tpu_rec)
             scale = q.scales(w_in[:, None], w_rec.T)
-            tpu = TPU(q.ints(w_in, scale, 0), q.ints(w_rec, scale, 1),
-                      np.rint(_np(blk.tpu_bias) * scale).astype(np.int64), q.lif(scale))
-        m1, m1_lif, _ = q.conv_lif(blk.mlp1)
-        m2, m2_lif, _ = q.conv_lif(blk.mlp2)
-        attn_lif = (q.lif(np.ones(cfg.d_model), cfg.threshold / cfg.ssa_scale)
+            tpu = TPU(q.ints(f"blocks.{i}.tpu_in", w_in, scale, 0),
+                      q.ints(f"blocks.{i}.tpu_rec", w_rec, scale, 1),
+                      integer_tensor(f"blocks.{i}.tpu_bias", _np(blk.tpu_bias) * scale),
+                      q.lif(f"blocks.{i}.tpu", scale))
+        m1, m1_lif, _ = q.conv_lif(f"blocks.{i}.mlp1", blk.mlp1)
+        m2, m2_lif, _ = q.conv_lif(f"blocks.{i}.mlp2", blk.mlp2)
+        attn_lif = (q.lif(f"blocks.{i}.attn", np.ones(cfg.d_model), cfg.threshold / cfg.ssa_scale)
                     if cfg.attention == "ssa" else None)
         seed = (mask_seed + 0x9E3779B9 * (i + 1)) & 0xFFFFFFFF or 1
         blocks.append(Block(
@@ -100,8 +107,10 @@ def quantize_est(model: EST, name: str, calibration: np.ndarray, weight_bits: in
         name=name, n_in=cfg.n_in, d_model=cfg.d_model,
         embed=embed, embed_lif=embed_lif,
         cpg_table=(model.cpg_table.numpy().astype(np.int64) if cfg.cpg else None),
-        cpg_weight=(q.ints(cpg_w, e_scale, 0) if cfg.cpg else None), blocks=tuple(blocks),
-        readout=Conv(q.ints(r_w, r_scale, 1), np.rint(r_b * r_scale).astype(np.int64)),
+        cpg_weight=(q.ints("cpg_weight", cpg_w, e_scale, 0) if cfg.cpg else None),
+        blocks=tuple(blocks),
+        readout=Conv(q.ints("readout.weight", r_w, r_scale, 1),
+                     integer_tensor("readout.bias", r_b * r_scale)),
         readout_leak_shift=readout_leak, readout_bits=WIDE, readout_scale=r_scale).validate()
     return _fit_widths(net, calibration, max_v_bits)
 

@@ -15,11 +15,9 @@ import numpy as np
 from est.boards.spec import Board, bridge_logic, memory_cost, most_lanes, mux_luts
 from est.compiler.est_ir import LIF, Conv, ESTNetwork
 from est.hw.attention import ssa_bits
-from est.hw.conv import conv_acc_bits
 from est.hw.est_top import weight_bits
-from est.hw.sew import sew_bits
 from est.hw.synapse import ceil_div
-from est.hw.tpu import tpu_acc_bits
+from est.sim.golden import conv_acc_bits, sew_bits, tpu_acc_bits
 
 
 @dataclass

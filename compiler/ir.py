@@ -30,6 +30,20 @@ class IRError(EstError):
         self.field = fld
 
 
+def check_integers(node: str, fld: str, arr: np.ndarray, bits: int) -> None:
+    """Refuse ``arr`` unless it is an integer array whose values fit signed ``bits``: a float
+    tensor, or a value the declared width cannot hold, would make gateware that differs from
+    the golden model."""
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise IRError(node, fld, f"expected integers, got {arr.dtype}; compile the model again "
+                                 f"with est-compile")
+    lo, hi = signed_range(bits)
+    if arr.size and (arr.min() < lo or arr.max() > hi):
+        raise IRError(node, fld, f"values {arr.min()}..{arr.max()} do not fit the signed "
+                                 f"{bits}-bit range [{lo}, {hi}]; compile the model again with "
+                                 f"est-compile, which checks every width")
+
+
 def acc_bits_for(weight: np.ndarray, bias: np.ndarray) -> int:
     """Signed width that holds ``bias + weight @ x`` for every binary ``x`` (exact bound)."""
     lo = bias + np.minimum(weight, 0).sum(axis=1)

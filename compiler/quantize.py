@@ -14,9 +14,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from est import EstError
 from est.compiler.frontend import FloatLayer, FloatNetwork
 from est.compiler.ir import MAX_BITS, DenseLIF, DenseReadout, Network
 from est.sim import golden
+from est.sim.golden import signed_range
 from est.sim.network import run
 from est.sw.neuron import beta_from_shift
 
@@ -35,18 +37,39 @@ def leak_shift_from_beta(beta: float, max_shift: int) -> int | None:
     return min(candidates, key=lambda k: abs(beta_from_shift(k) - beta))
 
 
+def integer_tensor(name: str, scaled: np.ndarray, bits: int = MAX_BITS) -> np.ndarray:
+    """``round(scaled)`` (half to even) as int64, refused with :class:`EstError` unless every
+    value is finite and fits signed ``bits``: a float beyond int64 would otherwise wrap to a
+    wrong integer (1e30 becomes -2**63) and the gateware would silently differ.
+
+    ``name`` is the checkpoint parameter the values come from (``embed.bias``)."""
+    rounded = np.rint(np.asarray(scaled, dtype=np.float64))
+    lo, hi = signed_range(bits)
+    bad = ~np.isfinite(rounded) | (rounded < lo) | (rounded > hi)
+    if bad.any():
+        index = np.unravel_index(int(np.flatnonzero(bad)[0]), rounded.shape)
+        where = ", ".join(str(int(i)) for i in index)
+        raise EstError(f"{name}[{where}]: quantizes to {rounded[index]:.4g}, outside the signed "
+                       f"{bits}-bit range [{lo}, {hi}] of the hardware; the checkpoint's value is "
+                       f"out of proportion to the weights beside it: clip or retrain it (weight "
+                       f"decay), then compile again")
+    return rounded.astype(np.int64)
+
+
 def _integer_layer(fl: FloatLayer, cfg: QuantConfig, v_bits: int) -> DenseLIF | DenseReadout:
     qmax = (1 << (cfg.weight_bits - 1)) - 1
     amax = np.abs(fl.weight).max(axis=1)
     fallback = fl.threshold if fl.kind == "lif" else 1.0
     scale = qmax / np.where(amax > 0, amax, fallback)
-    weight = np.clip(np.rint(fl.weight * scale[:, None]), -qmax - 1, qmax).astype(np.int64)
-    bias = np.rint(fl.bias * scale).astype(np.int64)
+    weight = integer_tensor(f"layers.{fl.name}.weight",
+                            np.clip(fl.weight * scale[:, None], -qmax - 1, qmax))
+    bias = integer_tensor(f"layers.{fl.name}.bias", fl.bias * scale)
     common = {"name": fl.name, "weight": weight, "bias": bias, "scale": scale,
               "weight_bits": cfg.weight_bits, "v_bits": v_bits,
               "leak_shift": leak_shift_from_beta(fl.beta, cfg.max_v_bits - 1)}
     if fl.kind == "lif":
-        threshold = np.maximum(1, np.rint(fl.threshold * scale)).astype(np.int64)
+        threshold = np.maximum(1, integer_tensor(f"the threshold of {fl.name}",
+                                                 fl.threshold * scale))
         return DenseLIF(threshold=threshold, reset=fl.reset, **common)
     return DenseReadout(**common)
 

@@ -6,7 +6,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from est.hw.synapse import SynapticAccumulator, current_group_layout
-from est.sim.golden import signed_bits
+from est.sim.golden import conv_acc_bits
 
 
 class HistoryWindow(wiring.Component):
@@ -39,16 +39,6 @@ class HistoryWindow(wiring.Component):
                 m.d.sync += [past[0].eq(x)] + [past[j].eq(past[j - 1])
                                                for j in range(1, len(past))]
         return m
-
-
-def conv_acc_bits(weight: np.ndarray, bias: np.ndarray, x_bits: int) -> int:
-    """Accumulator width that holds every current of ``bias + sum W x`` for inputs in
-    ``0 .. 2**x_bits - 1`` (``weight`` [kernel, n_out, n_in])."""
-    x_max = (1 << x_bits) - 1
-    flat = weight.transpose(1, 0, 2).reshape(weight.shape[1], -1)
-    lo = bias + np.minimum(flat, 0).sum(axis=1) * x_max
-    hi = bias + np.maximum(flat, 0).sum(axis=1) * x_max
-    return signed_bits(int(min(lo.min(), 0)), int(max(hi.max(), 0)))
 
 
 class CausalConv(wiring.Component):

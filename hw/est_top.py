@@ -11,10 +11,10 @@ from est.hw.attention import SpikeAttention
 from est.hw.conv import CausalConv
 from est.hw.lfsr import SpikeMask
 from est.hw.neurons import LIFArray, ReadoutIntegrator
-from est.hw.sew import CPGTable, SEWJoin, sew_bits
+from est.hw.sew import CPGTable, SEWJoin
 from est.hw.streams import Fork, VectorGroups, Zip
 from est.hw.tpu import TemporalUnit
-from est.sim.golden import signed_bits
+from est.sim.golden import sew_bits, signed_bits
 
 
 def weight_bits(w: np.ndarray) -> int:

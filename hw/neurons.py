@@ -2,7 +2,7 @@
 
 import numpy as np
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from est.hw.synapse import ceil_div, current_group_layout, pack_lanes
@@ -16,6 +16,15 @@ def _saturate(value, bits: int):
 
 def _leak(v, shift: int | None):
     return v if shift is None else v - (v >> shift)
+
+
+class _Phase(enum.Enum, shape=2):
+    """Where a :class:`NeuronArray` is in a bin: reading a state word, taking a group's
+    currents, offering the finished bin."""
+
+    FETCH = 0
+    TAKE = 1
+    SEND = 2
 
 
 class NeuronArray(wiring.Component):
@@ -82,39 +91,36 @@ class NeuronArray(wiring.Component):
             new_v, bit = self._lane(m, lane, v, self.i.payload.current[lane], rom_word)
             new_word.append(new_v.as_unsigned()[:vb])
             out_bits.append(bit)
-        # ``clearing`` is a register, not an FSM state: the write enable and data of the clear
-        # phase then never depend on combinational logic that a simulator might leave
-        # unevaluated before the first state change (Icarus leaves such ``always @*`` at X).
+        # The phase is a plain register, not an FSM: the clear phase's write enable and data,
+        # and the ``i.ready`` / ``o.valid`` handshakes, are then comparisons of registers that
+        # hold their reset value from the first cycle. An FSM's outputs come from an
+        # ``always @*`` block, which Icarus (under cocotb) leaves at X until the FSM first
+        # changes state: valid and ready would be undefined for the whole clear phase.
         clearing = Signal(init=1)
+        phase = Signal(_Phase)
         update = Signal()
-        m.d.comb += [wr.en.eq(clearing | update), wr.data.eq(Mux(clearing, 0, Cat(*new_word)))]
+        m.d.comb += [wr.en.eq(clearing | update), wr.data.eq(Mux(clearing, 0, Cat(*new_word))),
+                     self.i.ready.eq(phase == _Phase.TAKE),
+                     self.o.valid.eq(phase == _Phase.SEND),
+                     update.eq(self.i.ready & self.i.valid)]
         with m.If(clearing):
             with m.If(group == self.groups - 1):
                 m.d.sync += [group.eq(0), clearing.eq(0)]
             with m.Else():
                 m.d.sync += group.eq(group + 1)
 
-        with m.FSM(init="FETCH"):
-            with m.State("FETCH"):
-                with m.If(~clearing):
-                    m.next = "UPDATE"
-            with m.State("UPDATE"):
-                m.d.comb += self.i.ready.eq(1)
-                with m.If(self.i.valid):
-                    m.d.comb += update.eq(1)
-                    m.d.sync += values.word_select(group, lanes * vb).eq(Cat(*new_word))
-                    if out_bits[0] is not None:
-                        m.d.sync += spikes.word_select(group, lanes).eq(Cat(*out_bits))
-                    with m.If(self.i.payload.last):
-                        m.d.sync += group.eq(0)
-                        m.next = "SEND"
-                    with m.Else():
-                        m.d.sync += group.eq(group + 1)
-                        m.next = "FETCH"
-            with m.State("SEND"):
-                m.d.comb += self.o.valid.eq(1)
-                with m.If(self.o.ready):
-                    m.next = "FETCH"
+        with m.If(~clearing & (phase == _Phase.FETCH)):
+            m.d.sync += phase.eq(_Phase.TAKE)
+        with m.If(update):
+            m.d.sync += values.word_select(group, lanes * vb).eq(Cat(*new_word))
+            if out_bits[0] is not None:
+                m.d.sync += spikes.word_select(group, lanes).eq(Cat(*out_bits))
+            with m.If(self.i.payload.last):
+                m.d.sync += [group.eq(0), phase.eq(_Phase.SEND)]
+            with m.Else():
+                m.d.sync += [group.eq(group + 1), phase.eq(_Phase.FETCH)]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += phase.eq(_Phase.FETCH)
         self._drive_output(m, spikes[:self.n], values[:self.n * vb])
         return m
 

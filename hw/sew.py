@@ -5,10 +5,7 @@ from amaranth import Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-
-def sew_bits(op: str, skip_bits: int) -> int:
-    """Width of a SEW result: ADD of a spike and a ``skip_bits`` value needs one more bit."""
-    return skip_bits + 1 if op == "add" else 1
+from est.sim.golden import sew_bits
 
 
 class SEWJoin(wiring.Component):
@@ -20,7 +17,7 @@ class SEWJoin(wiring.Component):
     inputs are valid; both are taken together.
 
     Ports: ``out`` stream of ``n``-bit spike vectors; ``skip`` stream of ``n`` fields of
-    ``skip_bits`` (1 for spikes); ``o`` stream of ``n`` fields of :func:`sew_bits`.
+    ``skip_bits`` (1 for spikes); ``o`` stream of ``n`` fields of :func:`~est.sim.golden.sew_bits`.
     """
 
     def __init__(self, n: int, op: str, skip_bits: int = 1):

@@ -7,15 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from est.hw.neurons import LIFArray, lif_out_layout
 from est.hw.synapse import ceil_div, current_group_layout
-from est.sim.golden import signed_bits
-
-
-def tpu_acc_bits(w_in: np.ndarray, w_rec: np.ndarray, bias: np.ndarray, x_bits: int) -> int:
-    """Width that holds every ``bias + w_in x + sum_j w_rec[j] y_j`` (``x < 2**x_bits``)."""
-    x_max = (1 << x_bits) - 1
-    lo = bias + np.minimum(w_in, 0) * x_max + np.minimum(w_rec, 0).sum(axis=0)
-    hi = bias + np.maximum(w_in, 0) * x_max + np.maximum(w_rec, 0).sum(axis=0)
-    return signed_bits(int(min(lo.min(), 0)), int(max(hi.max(), 0)))
+from est.sim.golden import tpu_acc_bits
 
 
 class TemporalCurrent(wiring.Component):

@@ -25,6 +25,29 @@ def signed_bits(lo: int, hi: int) -> int:
     return bits
 
 
+def conv_acc_bits(weight: np.ndarray, bias: np.ndarray, x_bits: int) -> int:
+    """Accumulator width that holds every current of ``bias + sum W x`` for inputs in
+    ``0 .. 2**x_bits - 1`` (``weight`` [kernel, n_out, n_in])."""
+    x_max = (1 << x_bits) - 1
+    flat = weight.transpose(1, 0, 2).reshape(weight.shape[1], -1)
+    lo = bias + np.minimum(flat, 0).sum(axis=1) * x_max
+    hi = bias + np.maximum(flat, 0).sum(axis=1) * x_max
+    return signed_bits(int(min(lo.min(), 0)), int(max(hi.max(), 0)))
+
+
+def tpu_acc_bits(w_in: np.ndarray, w_rec: np.ndarray, bias: np.ndarray, x_bits: int) -> int:
+    """Width that holds every ``bias + w_in x + sum_j w_rec[j] y_j`` (``x < 2**x_bits``)."""
+    x_max = (1 << x_bits) - 1
+    lo = bias + np.minimum(w_in, 0) * x_max + np.minimum(w_rec, 0).sum(axis=0)
+    hi = bias + np.maximum(w_in, 0) * x_max + np.maximum(w_rec, 0).sum(axis=0)
+    return signed_bits(int(min(lo.min(), 0)), int(max(hi.max(), 0)))
+
+
+def sew_bits(op: str, skip_bits: int) -> int:
+    """Width of a SEW result: ADD of a spike and a ``skip_bits`` value needs one more bit."""
+    return skip_bits + 1 if op == "add" else 1
+
+
 def saturate(x: np.ndarray, bits: int) -> tuple[np.ndarray, int]:
     """Clamp ``x`` to a signed ``bits``-bit range; return the result and how many values clamped."""
     lo, hi = signed_range(bits)

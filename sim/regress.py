@@ -9,7 +9,9 @@ alone, so ``est-regress --seed S --case i`` replays exactly that case.
 A failing case is shrunk (the stimulus cut after the first diverging bin, and replayed to
 confirm it still fails) and written to ``OUT/fail-SIM-S-i/``: a build folder that ``est-sim`` and
 ``est-compare`` run as it is, plus ``repro.json`` (seed, case, simulator, first divergence, the
-command that replays it).
+command that replays it). A case whose simulation fails outright (an X handshake, a timeout,
+a simulator error) fails too, with the reason: its stimulus is halved while it still fails,
+the reproducer keeps the simulator's logs, and the run goes on to the next case.
 """
 
 import argparse
@@ -28,6 +30,8 @@ from est.compiler.ir import DenseLIF, DenseReadout, Network
 from est.hw.top import to_verilog
 from est.sim.golden import signed_range
 from est.sim.network import run
+from est.sim.rtl import require_simulator
+from est.sim.rtl import simulate as rtl_simulate
 from est.sim.trace import Comparison, Trace, compare
 
 SIMULATORS = ("verilator", "icarus", "amaranth")
@@ -90,10 +94,23 @@ def random_case(seed: int, index: int, stalls: str = "random") -> Case:
 
 @dataclass(frozen=True)
 class Outcome:
+    """A simulated case: its comparison with the golden model, or the ``error`` that stopped
+    the simulation (``comparison`` None)."""
+
     case: Case
-    comparison: Comparison
+    comparison: Comparison | None
     cycles: int
     seconds: float
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None or self.comparison.mismatches > 0
+
+    def status(self) -> str:
+        if self.error is not None:
+            return f"SIMULATION FAILED ({self.error})"
+        return f"{self.comparison.mismatches} MISMATCHES" if self.failed else "ok"
 
 
 def simulate_rtl(build: Path, case: Case, simulator: str) -> tuple[Trace, int]:
@@ -104,8 +121,6 @@ def simulate_rtl(build: Path, case: Case, simulator: str) -> tuple[Trace, int]:
 
         result = amaranth_simulate(case.net, case.stimulus, True, case.stall_seed)
     else:
-        from est.sim.rtl import simulate as rtl_simulate
-
         result = rtl_simulate(build, simulator, None, case.stall_seed,
                               golden=build / "golden.npz")
     return result.trace, result.cycles
@@ -119,26 +134,43 @@ def run_case(case: Case, simulator: str, build: Path) -> Outcome:
     build.mkdir(parents=True)
     golden, _ = run(case.net, case.stimulus)
     write_build(build, case.net, case.stimulus, golden, True, verilog=simulator != "amaranth")
-    trace, cycles = simulate_rtl(build, case, simulator)
+    try:
+        trace, cycles = simulate_rtl(build, case, simulator)
+    except EstError as e:
+        return Outcome(case, None, 0, time.perf_counter() - t0, str(e))
     trace.save(build / f"rtl_{simulator}.npz")
     return Outcome(case, compare(golden, trace), cycles, time.perf_counter() - t0)
 
 
+def _cut(case: Case, bins: int) -> Case:
+    return Case(case.seed, case.index, case.net, case.stimulus[:bins], case.stall_seed)
+
+
 def shrink(outcome: Outcome, simulator: str, build: Path) -> Outcome:
-    """Cut the stimulus after the first diverging bin; keep the cut only if it still fails."""
-    first = outcome.comparison.first
+    """A shorter stimulus that still fails, simulated into ``build``: a mismatch is cut after
+    its first diverging bin; a failed simulation is halved while the half still fails. The
+    result is the last failing run (its build is the one left in ``build``)."""
     case = outcome.case
-    if first is None or first.bin + 1 >= len(case.stimulus):
-        return outcome
-    cut = Case(case.seed, case.index, case.net, case.stimulus[:first.bin + 1], case.stall_seed)
-    shorter = run_case(cut, simulator, build)
-    return shorter if shorter.comparison.mismatches else run_case(case, simulator, build)
+    if outcome.error is None:
+        first = outcome.comparison.first
+        if first is None or first.bin + 1 >= len(case.stimulus):
+            return outcome
+        shorter = run_case(_cut(case, first.bin + 1), simulator, build)
+        return shorter if shorter.failed else run_case(case, simulator, build)
+    failing = outcome
+    while len(failing.case.stimulus) > 1:
+        half = run_case(_cut(failing.case, len(failing.case.stimulus) // 2), simulator, build)
+        if not half.failed:
+            return run_case(failing.case, simulator, build)
+        failing = half
+    return failing
 
 
 def write_reproducer(outcome: Outcome, simulator: str, stalls: str, build: Path,
                      out: Path) -> Path:
     """Move the failing build to ``out/fail-SIM-S-i`` with ``repro.json``; return its path."""
-    case, first = outcome.case, outcome.comparison.first
+    case = outcome.case
+    first = outcome.comparison.first if outcome.comparison is not None else None
     dest = out / f"fail-{simulator}-{case.seed}-{case.index}"
     if dest.exists():
         shutil.rmtree(dest)
@@ -148,7 +180,8 @@ def write_reproducer(outcome: Outcome, simulator: str, stalls: str, build: Path,
     (dest / "repro.json").write_text(json.dumps({
         "seed": case.seed, "case": case.index, "simulator": simulator,
         "stall_seed": case.stall_seed, "bins": int(len(case.stimulus)),
-        "mismatches": outcome.comparison.mismatches,
+        "mismatches": outcome.comparison.mismatches if outcome.comparison is not None else None,
+        "simulation_error": outcome.error,
         "first_divergence": first._asdict() if first else None,
         "replay": f"est-regress --seed {case.seed} --case {case.index} --sim {simulator} "
                   f"--stalls {stalls}",
@@ -162,6 +195,9 @@ def regress(seed: int, indices: list[int], simulators: list[str], out: Path,
     """Run every case on every simulator; return the summary (also written to
     ``out/summary.json``)."""
     toolenv.apply()
+    for sim in simulators:
+        if sim != "amaranth":
+            require_simulator(sim)
     out.mkdir(parents=True, exist_ok=True)
     rows, failures = [], []
     t0 = time.perf_counter()
@@ -171,18 +207,21 @@ def regress(seed: int, indices: list[int], simulators: list[str], out: Path,
             build = out / f"work-{sim}"
             outcome = run_case(case, sim, build)
             cmp = outcome.comparison
-            status = "ok" if cmp.mismatches == 0 else f"{cmp.mismatches} MISMATCHES"
+            status = outcome.status()
             dest = None
-            if cmp.mismatches:
+            if outcome.failed:
                 outcome = shrink(outcome, sim, build)
                 dest = write_reproducer(outcome, sim, stalls, build, out)
                 failures.append(str(dest))
                 status += f" -> {dest}"
                 dest = str(dest)
             rows.append({"simulator": sim, "case": index, "config": case.describe(),
-                         "bins": int(len(case.stimulus)), "values": cmp.values_compared,
-                         "mismatches": cmp.mismatches, "cycles": outcome.cycles,
-                         "seconds": round(outcome.seconds, 3), "reproducer": dest})
+                         "bins": int(len(case.stimulus)),
+                         "values": cmp.values_compared if cmp is not None else 0,
+                         "mismatches": cmp.mismatches if cmp is not None else 0,
+                         "simulation_error": outcome.error if cmp is None else None,
+                         "cycles": outcome.cycles, "seconds": round(outcome.seconds, 3),
+                         "reproducer": dest})
             if progress:
                 print(f"est-regress: [{sim} {n + 1}/{len(indices)}] case {index}: "
                       f"{case.describe()}: {status}", flush=True)
@@ -190,13 +229,16 @@ def regress(seed: int, indices: list[int], simulators: list[str], out: Path,
     summary = {"seed": seed, "cases": len(indices), "simulators": simulators, "stalls": stalls,
                "values_compared": sum(r["values"] for r in rows),
                "bins_compared": sum(r["bins"] for r in rows),
-               "mismatches": sum(r["mismatches"] for r in rows), "failures": failures,
+               "mismatches": sum(r["mismatches"] for r in rows),
+               "simulation_errors": sum(r["simulation_error"] is not None for r in rows),
+               "failures": failures,
                "seconds": round(time.perf_counter() - t0, 1), "per_simulator": {}, "runs": rows}
     for sim in simulators:
         mine = [r for r in rows if r["simulator"] == sim]
         secs = sum(r["seconds"] for r in mine)
         summary["per_simulator"][sim] = {
             "cases": len(mine), "mismatches": sum(r["mismatches"] for r in mine),
+            "simulation_errors": sum(r["simulation_error"] is not None for r in mine),
             "cycles": sum(r["cycles"] for r in mine), "seconds": round(secs, 2),
             "cycles_per_second_incl_build": round(sum(r["cycles"] for r in mine) / secs, 1)
             if secs else None}
@@ -224,11 +266,12 @@ def run_regress(args: argparse.Namespace) -> int:
                       not args.quiet)
     print(f"est-regress: {len(indices)} cases x {len(summary['simulators'])} simulators, "
           f"{summary['values_compared']} values over {summary['bins_compared']} bins, "
-          f"{summary['mismatches']} mismatches ({summary['seconds']} s); "
+          f"{summary['mismatches']} mismatches, {summary['simulation_errors']} failed "
+          f"simulations ({summary['seconds']} s); "
           f"summary in {args.out / 'summary.json'}")
     for path in summary["failures"]:
         print(f"est-regress: failing case written to {path} (see repro.json)")
-    return EXIT_MISMATCH if summary["mismatches"] else EXIT_OK
+    return EXIT_MISMATCH if summary["failures"] else EXIT_OK
 
 
 REGRESS = Command(

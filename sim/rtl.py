@@ -64,6 +64,22 @@ class RTLRun:
         return float(np.mean(self.latency_cycles))
 
 
+def require_simulator(simulator: str) -> None:
+    """Set up the tool environment and fail with how to install it if ``simulator`` (a cocotb
+    one) is missing."""
+    toolenv.apply()
+    toolenv.require("verilator" if simulator == "verilator" else "iverilog", _HINTS[simulator])
+
+
+def failure_reason(log: Path | None) -> str:
+    """``": <why>"``: the testbench's last assertion message in the simulator's ``log`` (the
+    handshake check, the timeout, the scoreboard), or ``""`` when there is none."""
+    if log is None or not log.is_file():
+        return ""
+    found = re.findall(r"(?:AssertionError|Error): (.+)", log.read_text(errors="replace"))
+    return f": {found[-1].strip()}" if found else ""
+
+
 def simulate(build: Path, simulator: str = "verilator", stimulus: Path | None = None,
              stall_seed: int | None = None, waves: bool = False,
              reset_at: int | None = None, verbose: bool = False,
@@ -89,8 +105,7 @@ def simulate(build: Path, simulator: str = "verilator", stimulus: Path | None = 
     for f in ("top.v", "top.json"):
         if not (build / f).is_file():
             raise EstError(f"{build / f} is missing; run est-compile first")
-    toolenv.apply()
-    toolenv.require("verilator" if simulator == "verilator" else "iverilog", _HINTS[simulator])
+    require_simulator(simulator)
     stimulus = Path(stimulus).resolve() if stimulus else build / "stimulus.npy"
     top = json.loads((build / "top.json").read_text())
     label = label or simulator
@@ -133,16 +148,16 @@ def simulate(build: Path, simulator: str = "verilator", stimulus: Path | None = 
     except (RuntimeError, SystemExit):
         failed = 1
     if not out.is_file():
-        raise EstError(f"the {simulator} simulation failed; see "
-                       f"{logs.get('test', 'the output above')}")
+        raise EstError(f"the {simulator} simulation failed{failure_reason(logs.get('test'))}; "
+                       f"see {logs.get('test', 'the output above')}")
     with np.load(out, allow_pickle=False) as npz:
         words = [int(w) for w in npz["words"]]
         latency = (npz["output_cycles"] - npz["accept_cycles"]).tolist()
         cycles = int(npz["total_cycles"])
         scored = int(npz["scoreboard_mismatches"])
     if failed and scored <= 0:
-        raise EstError(f"the {simulator} simulation failed; see "
-                       f"{logs.get('test', 'the output above')}")
+        raise EstError(f"the {simulator} simulation failed{failure_reason(logs.get('test'))}; "
+                       f"see {logs.get('test', 'the output above')}")
     trace = decode_outputs(top["output_fields"], words,
                            {"source": label, "network": top["name"], "bins": len(words)})
     return RTLRun(trace, cycles, latency, time.perf_counter() - t0,

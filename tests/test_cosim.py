@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 from est.compiler import ir
+from est.compiler.cli import write_build
 from est.sim.network import run
 from est.sim.rtl import simulate
 from est.sim.trace import Trace, compare
+from netgen import random_network, random_stimulus
 
 BIN = Path(sys.executable).parent
 
@@ -27,6 +29,20 @@ def test_compiled_model_is_bit_exact_over_240_bins(traced_build, simulator):
     assert result.tensors == ("fc1/spikes", "fc1/v", "fc2/spikes", "fc2/v", "readout/v")
     assert result.mismatches == 0, result.first
     assert result.values_compared == 240 * (20 * 2 + 14 * 2 + 6)
+
+
+@pytest.mark.parametrize("lanes", [1, 2, 3, 4])
+def test_handshakes_are_defined_from_reset_on_icarus(tmp_path, lanes):
+    """Layers of 33, 5 and 29 neurons: ceil(n / lanes) >= 8 groups to clear after reset, long
+    enough that valid/ready from an FSM would still be X on Icarus (the testbench requires
+    them defined in the first cycle after reset)."""
+    net = random_network(60 + lanes, n_in=9, hidden=(33, 5), n_out=29, lanes=lanes)
+    stimulus = random_stimulus(lanes, 40, 9)
+    golden, _ = run(net, stimulus)
+    write_build(tmp_path, net, stimulus, golden, trace=True)
+    rtl = simulate(tmp_path, "icarus", stall_seed=lanes, golden=tmp_path / "golden.npz")
+    result = compare(golden, rtl.trace)
+    assert result.bins == 40 and result.mismatches == 0, result.first
 
 
 def test_reset_starts_a_new_stream(traced_build):
@@ -83,3 +99,14 @@ def test_scoreboard_flags_a_word_that_differs_from_golden(traced_build, tmp_path
     res = subprocess.run([BIN / "est-compare", build, "--no-view"], capture_output=True,
                          text=True)
     assert res.returncode == 1 and "layer fc1, tensor spikes, channel 4, bin 100" in res.stdout
+
+
+def test_a_failed_simulation_quotes_the_testbench(tmp_path):
+    from est.sim.rtl import failure_reason
+
+    log = tmp_path / "test.log"
+    log.write_text("   105.00ns WARNING  run_stimulus failed\n  Traceback ...\n"
+                   "  AssertionError: o__valid undefined in the first cycle after reset\n")
+    assert failure_reason(log) == ": o__valid undefined in the first cycle after reset"
+    log.write_text("nothing useful\n")
+    assert failure_reason(log) == "" and failure_reason(None) == ""

@@ -55,6 +55,20 @@ def test_random_est_configs_are_bit_exact(tmp_path, simulator, index):
     assert result.bins == 100 and result.mismatches == 0, result.first
 
 
+@pytest.mark.parametrize("lanes", [1, 2, 3, 4])
+def test_handshakes_are_defined_from_reset_on_icarus(tmp_path, lanes):
+    """29 outputs: the readout has ceil(29 / lanes) >= 8 groups to clear after reset, long enough
+    that valid/ready from an FSM would still be X on Icarus (the testbench requires them defined
+    in the first cycle after reset)."""
+    net = random_est(40 + lanes, n_in=29, d=6, blocks=1, heads=2, hidden=7)
+    stimulus = (np.random.default_rng(lanes).random((40, 29)) < 0.3).astype(np.int64)
+    golden = run_est(net, stimulus)
+    write_est_build(tmp_path, net, stimulus, golden, lanes=lanes)
+    rtl = simulate(tmp_path, "icarus", stall_seed=lanes, golden=tmp_path / "golden.npz")
+    result = compare(golden, rtl.trace)
+    assert result.bins == 40 and result.mismatches == 0, result.first
+
+
 def test_est_block_ram_fit_is_checked_before_synthesis(example_build):
     from est import EstError
     from est.boards.spec import est_block_rams, est_memory_plan, get_board

@@ -76,3 +76,27 @@ def test_case_that_found_the_icarus_clear_bug(tmp_path):
     code = regress.main(["--seed", "0", "--case", "18", "--sim", "icarus", "--out",
                          str(tmp_path), "-q"])
     assert code == 0
+
+
+def test_a_failed_simulation_is_a_failing_case_and_the_run_goes_on(tmp_path, monkeypatch):
+    """Case 0's simulation fails outright while its stimulus has 3 bins or more: it is recorded
+    with the reason, halved to the shortest stimulus that still fails, written as a
+    reproducer, and case 1 still runs; summary.json is written and the exit status is 1."""
+    real = regress.simulate_rtl
+
+    def flaky(build, case, simulator):
+        if case.index == 0 and len(case.stimulus) >= 3:
+            raise regress.EstError("the amaranth simulation failed: o__valid undefined")
+        return real(build, case, simulator)
+
+    monkeypatch.setattr(regress, "simulate_rtl", flaky)
+    code = regress.main(["--seed", "0", "--count", "2", "--sim", "amaranth", "--out",
+                         str(tmp_path), "-q"])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert code == 1 and summary["simulation_errors"] == 1 and summary["mismatches"] == 0
+    first, second = summary["runs"]
+    assert "o__valid undefined" in first["simulation_error"] and first["reproducer"]
+    assert second["simulation_error"] is None and second["values"] > 0
+    repro = json.loads((tmp_path / "fail-amaranth-0-0" / "repro.json").read_text())
+    assert "o__valid undefined" in repro["simulation_error"]
+    assert 3 <= repro["bins"] < 6 and repro["first_divergence"] is None
