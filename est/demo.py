@@ -6,12 +6,14 @@
    with its true rates;
 3. ``est-compile --lanes auto --board icebreaker --recording``: integer IR, golden traces of
    every layer, Verilog;
-4. ``est-sim`` on Verilator and ``est-compare``: every spike and membrane of every layer;
+4. ``est-sim`` on Verilator and ``est-compare``: every spike and membrane of every layer, and
+   the golden-vs-RTL view ``tiny/rtl_verilator_compare.html`` (and ``.png``);
 5. ``est-synth --board icebreaker``: bitstream, utilisation, Fmax;
 6. ``est-run --port sim``: a few bins through the board top's UART protocol, in simulation;
 
-then a summary and the path of ``report.html``. Exit 0 only if the RTL and the simulated board
-matched the golden model everywhere and the bitstream met the board clock.
+then a summary and the paths of the compare view and of ``report.html``. Exit 0 only if the
+RTL and the simulated board matched the golden model everywhere and the bitstream met the board
+clock.
 """
 
 import argparse
@@ -51,8 +53,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bins", type=int, default=200, help="bins simulated (default 200)")
     parser.add_argument("--board-bins", type=int, default=8,
                         help="bins sent through the simulated board's UART (default 8)")
-    parser.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
-    parser.add_argument("--board", default="icebreaker")
+    parser.add_argument("--sim", default="verilator", choices=("verilator", "icarus"),
+                        help="simulator of step 4")
+    parser.add_argument("--board", default="icebreaker",
+                        help="board to compile for and synthesize (an est-synth --board name)")
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -60,6 +64,7 @@ def demo(args: argparse.Namespace) -> int:
     from est.boards.cli import main as synth_main
     from est.boards.synth import logic_used
     from est.compiler.cli import main as compile_main
+    from est.report import find_metrics
     from est.sim.cli import compare_cmd, sim
     from est.sim.trace import Trace, compare
     from est.sw.train import main as train_main
@@ -86,8 +91,11 @@ def demo(args: argparse.Namespace) -> int:
                   "--recording", str(recording), "--bins", str(args.bins)])
     step(f"4/6 est-sim --sim {args.sim}, then est-compare (every value of every layer)")
     sim([str(build), "--sim", args.sim])
-    compare_cmd([str(build), "--no-view"])
+    compare_cmd([str(build)])
     result = compare(Trace.load(build / "golden.npz"), Trace.load(build / f"rtl_{args.sim}.npz"))
+    view = build / f"rtl_{args.sim}_compare.html"
+    if not view.is_file() or not view.with_suffix(".png").is_file():
+        raise EstError(f"est-compare wrote no view {view} (and .png)")
     step(f"5/6 est-synth --board {args.board} (yosys + nextpnr through YoWASP, a few minutes)")
     synth_main([str(build), "--board", args.board])
     step(f"6/6 est-run --port sim: {args.board_bins} bins through the board top's UART protocol "
@@ -106,6 +114,13 @@ def demo(args: argparse.Namespace) -> int:
     print("\n== summary")
     print(f"  model           {model}: EST d_model {report['model_config']['d_model']}, "
           f"{report['model_config']['blocks']} block(s), lanes {report['lanes']}")
+    metrics, where = find_metrics(str(model))
+    if metrics is not None:
+        scores = ", ".join(f"{label} {metrics[key]['test']['bits_per_spike']:.3f}"
+                           for label, key in (("float", "float"), ("integer", "integer"),
+                                              ("GLM", "glm"), ("true rates", "true_rates"))
+                           if key in metrics)
+        print(f"  model quality   held-out bits/spike {scores} ({where})")
     print(f"  RTL vs golden   {result.mismatches} mismatches in {result.values_compared} values "
           f"({result.bins} bins, {len(result.tensors)} tensors, {args.sim})")
     print(f"  board protocol  {run['golden_mismatches']} mismatches in {run['golden_values']} "
@@ -117,6 +132,7 @@ def demo(args: argparse.Namespace) -> int:
           f"{rtl['cycles_per_bin']} measured in simulation); "
           f"{synth['latency_us_at_board_clock']} us/bin at the board clock")
     print(f"  bitstream       {synth['bitstream']}")
+    print(f"  compare view    {view} (and .png)")
     print(f"  report          {build / 'report.html'}")
     print(f"  total           {time.perf_counter() - t0:.0f} s")
     if result.mismatches or run_status or not synth["board_clock_met"]:

@@ -1,9 +1,14 @@
 """``est-report BUILD``: one static HTML page per build folder, ``BUILD/report.html``.
 
-It gathers what the other tools wrote into the folder: the model and its quantization
-(``report.json``), the per-layer table (shape, bits, saturation, quantization loss, synaptic
-operations, cycles against the dense and memory lower bounds, memory), every golden-vs-RTL
-comparison (``rtl_*.npz``, drawn as rasters with each differing value ringed), predicted against
+It opens with a summary: the verdict of every golden-vs-RTL comparison (``0 mismatches in N
+values, on verilator, icarus``, or ``not simulated yet``), the model's held-out quality (bits per
+spike of the float and integer models, a GLM and the true rates, from the ``metrics.json``
+``est-train`` wrote beside the checkpoint), and per synthesized board the logic used, Fmax and
+latency per bin. Then the details, gathered from what the other tools wrote into the folder: the
+model and its quantization (``report.json``), the per-layer table (shape, bits, saturation,
+quantization loss, synaptic operations, cycles against the dense and memory lower bounds,
+memory), every golden-vs-RTL comparison (``rtl_*.npz``: a difference panel and one raster per
+tensor, ``sim/compare_view.py``), predicted against
 true rates for a few neurons (when the build was compiled from a recording, ``recording.npz``),
 the board runs (``run*/run.json``) and utilisation and timing per board (``synth_*/synth.json``).
 Pictures are embedded, so the page is one file that opens without a server.
@@ -17,11 +22,15 @@ import html
 import io
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from est import EstError, __version__
 from est.cli import Command
+
+if TYPE_CHECKING:
+    from est.sim.trace import Comparison, Trace
 
 RATE_NEURONS = 4  # neurons drawn in the predicted-vs-true figure (the most active ones)
 
@@ -29,13 +38,15 @@ STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;col
 table{border-collapse:collapse;margin:0.5em 0 1.5em} td,th{padding:3px 9px;border-bottom:1px
 solid #ddd;text-align:right} th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
 .ok{color:#080;font-weight:bold} .bad{color:#b00;font-weight:bold} .note{color:#666;font-size:90%}
-img{max-width:100%;border:1px solid #eee} code{background:#f4f4f4;padding:1px 4px}"""
+img{max-width:100%;border:1px solid #eee} code{background:#f4f4f4;padding:1px 4px}
+table.summary td,table.summary th{text-align:left;vertical-align:top} table.summary th{
+white-space:nowrap}"""
 
 
 def _json(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+    except (OSError, ValueError):  # missing or unreadable; not JSON (JSONDecodeError)
         return None
 
 
@@ -112,27 +123,160 @@ def _spine_layers(report: dict) -> str:
                       "memory bits", "BRAM", "LUT~"], rows))
 
 
-def _comparisons(build: Path, shown: Path) -> str:
-    from est.sim.compare_view import figure_png, layer_summary
+class _Compared(NamedTuple):
+    """One RTL trace of the build against ``golden.npz``: ``result`` is None when the two have
+    different numbers of bins (then nothing is compared)."""
+
+    path: Path
+    rtl: "Trace"
+    result: "Comparison | None"
+
+
+def _compared(build: Path) -> tuple["Trace | None", list[_Compared]]:
+    """The golden trace and every ``rtl_*.npz`` of the folder held against it (sorted by name);
+    ``(None, [])`` before ``est-sim``."""
     from est.sim.trace import Trace, compare
 
     golden_path = build / "golden.npz"
     rtl_paths = sorted(build.glob("rtl_*.npz"))
     if not golden_path.is_file() or not rtl_paths:
-        return ("<h2>Golden vs RTL</h2><p>No RTL trace yet: run <code>est-sim "
-                f"{html.escape(str(shown))}</code>.</p>")
+        return None, []
     golden = Trace.load(golden_path)
-    parts = ["<h2>Golden vs RTL</h2>"]
+    out = []
     for path in rtl_paths:
         rtl = Trace.load(path)
-        if rtl.bins != golden.bins:
+        out.append(_Compared(path, rtl, compare(golden, rtl) if rtl.bins == golden.bins
+                             else None))
+    return golden, out
+
+
+def _sim_name(path: Path) -> str:
+    return path.stem.removeprefix("rtl_")
+
+
+def _verdict_line(compared: list[_Compared], shown: Path) -> str:
+    """``0 mismatches in N values, on verilator, icarus``, or the mismatches per simulator."""
+    done = [x for x in compared if x.result is not None]
+    skipped = [_sim_name(x.path) for x in compared if x.result is None]
+    if not done:
+        return ("<b>not simulated yet</b>: run <code>est-sim "
+                f"{html.escape(str(shown))}</code>" + (
+                    f" (not compared, another stimulus: {html.escape(', '.join(skipped))})"
+                    if skipped else ""))
+    good = [x for x in done if x.result.mismatches == 0]
+    bad = [x for x in done if x.result.mismatches]
+    parts = []
+    if bad:
+        parts.append("<span class='bad'>" + html.escape("; ".join(
+            f"{x.result.mismatches} mismatches in {x.result.values_compared:,} values on "
+            f"{_sim_name(x.path)} (first: {x.result.first.tensor} channel "
+            f"{x.result.first.channel} bin {x.result.first.bin})" for x in bad)) + "</span>")
+    if good:
+        counts = {x.result.values_compared for x in good}
+        names = ", ".join(_sim_name(x.path) for x in good)
+        text = (f"0 mismatches in {counts.pop():,} values, on {names}" if len(counts) == 1 else
+                "0 mismatches, on " + ", ".join(f"{_sim_name(x.path)} ({x.result.values_compared:,}"
+                                                f" values)" for x in good))
+        parts.append(f"<span class='ok'>{html.escape(text)}</span>")
+    first = done[0].result
+    parts.append(f"<span class='note'>every value of {len(first.tensors)} tensors over "
+                 f"{first.bins} bins</span>")
+    if skipped:
+        parts.append(f"<span class='bad'>not compared (made from another stimulus): "
+                     f"{html.escape(', '.join(skipped))}</span>")
+    return "; ".join(parts)
+
+
+def find_metrics(model: str | None) -> tuple[dict | None, str]:
+    """The ``metrics.json`` that ``est-train`` wrote beside the checkpoint ``model`` (the path
+    ``est-compile`` recorded in ``report.json``): ``MODEL_STEM.metrics.json`` (as in
+    ``examples/``) or ``metrics.json`` in the checkpoint's folder (as ``est-train --out``
+    writes it). Returns ``(metrics, path)``, or ``(None, why not)``."""
+    if not model:
+        return None, "report.json names no model"
+    path = Path(model)
+    tried = [path.with_suffix(".metrics.json"), path.parent / "metrics.json"]
+    for candidate in tried:
+        metrics = _json(candidate)
+        if isinstance(metrics, dict) and isinstance(metrics.get("float"), dict):
+            return metrics, str(candidate)
+    return None, (f"no metrics.json found beside {model} (looked for "
+                  + " and ".join(str(t) for t in tried) + ")")
+
+
+def _quality_line(report: dict) -> str:
+    """Held-out bits/spike of the float, integer, GLM and true-rate predictions."""
+    metrics, where = find_metrics(report.get("model"))
+    if metrics is None:
+        return f"<span class='note'>{html.escape(where)}</span>"
+    trained = (metrics.get("config") or {}).get("model")
+    if report.get("model_config") and trained and trained != report["model_config"]:
+        return (f"<span class='bad'>{html.escape(where)} describes another model (its config "
+                f"differs from this checkpoint's); not shown</span>")
+    scores = [(label, (metrics.get(key) or {}).get("test", {}).get("bits_per_spike"))
+              for label, key in (("float", "float"), ("integer", "integer"), ("GLM", "glm"),
+                                 ("true rates", "true_rates"))]
+    shown = ", ".join(f"{label} {value:.3f}" for label, value in scores if value is not None)
+    return (f"held-out test bits/spike: {html.escape(shown)} <span class='note'>(higher is "
+            f"better; from {html.escape(where)}, written by est-train)</span>")
+
+
+def _board_lines(build: Path, report: dict, shown: Path) -> list[str]:
+    """Per synthesized board: logic used, Fmax against the board clock, latency per bin."""
+    from est.boards.synth import logic_used
+
+    lines = []
+    for path in sorted(build.glob("synth_*/synth.json")):
+        r = _json(path)
+        if not r:
+            continue
+        try:
+            cell, used, available = logic_used(r)
+        except (KeyError, StopIteration):
+            cell, used, available = "logic", 0, 0
+        share = f" ({100 * used / available:.0f}%)" if available else ""
+        met = r.get("board_clock_met")
+        lines.append(
+            f"<b>{html.escape(str(r.get('board')))}</b>: logic {used:,}/{available:,} "
+            f"{html.escape(cell)}{share}; Fmax {r['fmax_mhz']:.1f} MHz, "
+            + _verdict(bool(met), f"{r['board_clock_mhz']:g} MHz board clock met",
+                       f"{r['board_clock_mhz']:g} MHz board clock NOT met")
+            + f"; {r['latency_us_at_board_clock']:g} us per bin at the board clock "
+            f"({r['cycles_per_bin']:,} cycles/bin)")
+    if not lines:
+        fit = report.get("fit") or {}
+        board = fit.get("board") or (report.get("hardware") or {}).get("board") or "?"
+        estimate = ("fits (estimate)" if fit.get("fits", True)
+                    else "does not fit (estimate)")
+        lines.append(f"<b>{html.escape(str(board))}</b>: {html.escape(estimate)}; not "
+                     f"synthesized yet: <code>est-synth {html.escape(str(shown))} --board "
+                     f"{html.escape(str(board))}</code>")
+    return lines
+
+
+def _summary(build: Path, shown: Path, report: dict, compared: list[_Compared]) -> str:
+    rows = [("RTL vs golden", _verdict_line(compared, shown)),
+            ("model quality", _quality_line(report))]
+    rows += [("board", line) for line in _board_lines(build, report, shown)]
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
+    return f"<h2>Summary</h2><table class='summary'>{body}</table>"
+
+
+def _comparisons(golden, compared: list[_Compared], shown: Path) -> str:
+    from est.sim.compare_view import ALT, figure_png, layer_summary
+
+    if golden is None:
+        return ("<h2>Golden vs RTL</h2><p>No RTL trace yet: run <code>est-sim "
+                f"{html.escape(str(shown))}</code>.</p>")
+    parts = ["<h2>Golden vs RTL</h2>"]
+    for path, rtl, c in compared:
+        if c is None:
             parts.append(f"<p class='bad'>{html.escape(path.name)}: {rtl.bins} bins, golden has "
                          f"{golden.bins}: made from another stimulus; not compared.</p>")
             continue
-        c = compare(golden, rtl)
         stats = _json(path.with_suffix(".json")) or {}
         parts.append(
-            f"<h3>{html.escape(path.stem.removeprefix('rtl_'))}: "
+            f"<h3>{html.escape(_sim_name(path))}: "
             + _verdict(c.mismatches == 0, f"0 mismatches in {c.values_compared} values",
                        f"{c.mismatches} mismatches in {c.values_compared} values")
             + f"</h3><p>{c.bins} bins, {len(c.tensors)} tensors; "
@@ -143,8 +287,11 @@ def _comparisons(build: Path, shown: Path) -> str:
         rows = [[layer, ", ".join(f"{t} {n}" for t, n in tensors.items())]
                 for layer, tensors in layer_summary(c).items()]
         parts.append(_table(["layer", "mismatches per tensor"], rows))
+        parts.append("<p class='note'>Top: every value where the RTL differs from the golden "
+                     "model (empty when they are equal). Below: each tensor once, from the "
+                     "golden trace, differing values ringed in red.</p>")
         png = base64.b64encode(figure_png(golden, rtl, c)).decode()
-        parts.append(f"<img alt='golden vs RTL rasters' src='data:image/png;base64,{png}'>")
+        parts.append(f"<img alt='{ALT}' src='data:image/png;base64,{png}'>")
     return "".join(parts)
 
 
@@ -261,6 +408,7 @@ def write_report(build: Path, shown: Path | None = None) -> Path:
         raise EstError(f"{build}: no readable report.json; is this a folder written by "
                        f"est-compile? (est-compile MODEL.pt -o {build})")
     layers = _est_layers(report) if report.get("arch") == "est" else _spine_layers(report)
+    golden, compared = _compared(build)
     fit = report.get("fit", {})
     fit_line = (f"<p>Fit on {html.escape(str(fit.get('board')))} (estimate before synthesis): "
                 + _verdict(fit.get("fits", True), "fits",
@@ -272,7 +420,10 @@ def write_report(build: Path, shown: Path | None = None) -> Path:
 <h1>est report: {html.escape(report['name'])}</h1>
 <p class="note">{html.escape(str(shown))}, est {__version__}, {stamp}. Regenerate with
 <code>est report {html.escape(str(shown))}</code>.</p>
-{_model_section(report)}{fit_line}{layers}{_comparisons(build, shown)}{_rates(build)}
+{_summary(build, shown, report, compared)}
+<hr><p class="note">Details: the model, the layers, each golden-vs-RTL comparison, predicted
+against true rates, the boards and the runs.</p>
+{_model_section(report)}{fit_line}{layers}{_comparisons(golden, compared, shown)}{_rates(build)}
 {_boards(build, shown)}
 {_runs(build)}</body></html>
 """
