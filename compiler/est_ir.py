@@ -12,12 +12,14 @@ every array lives in ``weights.npz`` under its dotted path (``blocks.0.q.weight`
 
 import dataclasses
 import json
+import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from est import EstError
 from est.compiler.ir import MAX_BITS, IRError, check_integers
 from est.sim.golden import (
     RESET_MODES,
@@ -80,11 +82,14 @@ class Conv:
     weight: np.ndarray
     bias: np.ndarray
 
-    def check(self, node: str, n_in: int, x_bits: int, extra: np.ndarray | None = None) -> None:
-        """Shapes, integer values that fit their widths, and an accumulator of at most
-        ``MAX_BITS`` for inputs of ``x_bits`` (``extra``: more weights at lag 0, the CPG's)."""
-        if self.weight.ndim != 3 or self.weight.shape[2] != n_in or self.weight.shape[0] < 1:
-            raise IRError(node, "weight", f"expected [kernel, n_out, {n_in}], got "
+    def check(self, node: str, n_in: int, x_bits: int, n_out: int | None = None,
+              extra: np.ndarray | None = None) -> None:
+        """Shapes (``n_out`` outputs when given), integer values that fit their widths, and an
+        accumulator of at most ``MAX_BITS`` for inputs of ``x_bits`` (``extra``: more weights
+        at lag 0, the CPG's)."""
+        if (self.weight.ndim != 3 or self.weight.shape[2] != n_in or self.weight.shape[0] < 1
+                or n_out is not None and self.weight.shape[1] != n_out):
+            raise IRError(node, "weight", f"expected [kernel, {n_out or 'n_out'}, {n_in}], got "
                                           f"{self.weight.shape}")
         if self.bias.shape != (self.weight.shape[1],):
             raise IRError(node, "bias", f"expected ({self.weight.shape[1]},), got "
@@ -181,7 +186,7 @@ class ESTNetwork:
                 raise IRError("cpg", "cpg_weight", f"expected ({d}, {self.cpg_table.shape[1]}), "
                                                    f"got {self.cpg_weight.shape}")
             check_integers("cpg", "cpg_weight", self.cpg_weight, WEIGHT_MAX_BITS)
-        self.embed.check("embed", self.n_in, 1, self.cpg_weight)
+        self.embed.check("embed", self.n_in, 1, d, self.cpg_weight)
         self.embed_lif.check("embed_lif", d)
         s_bits = 1  # width of the values between blocks: spikes, or SEW ADD sums
 
@@ -207,13 +212,13 @@ class ESTNetwork:
                 raise IRError(node, "mask_seed", f"expected a nonzero 32-bit seed, got "
                                                  f"{b.mask_seed}")
             for name in ("q", "k", "v"):
-                getattr(b, name).check(f"{node}.{name}", d, s_bits)
+                getattr(b, name).check(f"{node}.{name}", d, s_bits, d)
                 getattr(b, f"{name}_lif").check(f"{node}.{name}_lif", d)
             if b.attention == "ssa":
                 if b.attn_lif is None:
                     raise IRError(node, "attn_lif", "SSA needs its LIF")
                 b.attn_lif.check(f"{node}.attn_lif", d)
-            b.proj.check(f"{node}.proj", d, 1)
+            b.proj.check(f"{node}.proj", d, 1, d)
             b.proj_lif.check(f"{node}.proj_lif", d)
             if b.attention != "none":
                 s_bits = joined(b.sew, s_bits)
@@ -222,7 +227,7 @@ class ESTNetwork:
                 s_bits = joined(b.sew, s_bits)
             b.mlp1.check(f"{node}.mlp1", d, s_bits)
             b.mlp1_lif.check(f"{node}.mlp1_lif", b.mlp1.weight.shape[1])
-            b.mlp2.check(f"{node}.mlp2", b.mlp1.weight.shape[1], 1)
+            b.mlp2.check(f"{node}.mlp2", b.mlp1.weight.shape[1], 1, d)
             b.mlp2_lif.check(f"{node}.mlp2_lif", d)
             s_bits = joined(b.sew, s_bits)
         self.readout.check("readout", d, s_bits)
@@ -269,25 +274,49 @@ def _from_doc(cls, doc, tensors: dict, path: str):
 
 
 def _value(typ, value, tensors: dict, path: str):
-    if value is None:
-        return None
-    if isinstance(value, dict) and set(value) == {"tensor"}:
-        if value["tensor"] not in tensors:
-            raise IRError(path, "tensor", f"{value['tensor']!r} missing from weights.npz")
-        return tensors[value["tensor"]]
+    """The field of type ``typ`` from its JSON ``value``; a value of the wrong kind (a string
+    for an integer, a number for a tensor, null for a part that must be there) is refused."""
     args = typing.get_args(typ)
+    options = args if typing.get_origin(typ) in (typing.Union, types.UnionType) else (typ,)
+    node, fld = path.rpartition(".")[0] or "network", path.rpartition(".")[2]
+    if value is None:
+        if type(None) not in options:
+            raise IRError(node, fld, "expected a value, got null")
+        return None
+    if np.ndarray in options:
+        if not (isinstance(value, dict) and set(value) == {"tensor"}):
+            raise IRError(node, fld, f"expected {{\"tensor\": NAME}}, got {value!r}")
+        if value["tensor"] not in tensors:
+            raise IRError(node, fld, f"tensor {value['tensor']!r} missing from weights.npz")
+        return tensors[value["tensor"]]
     if typing.get_origin(typ) is tuple:
+        if not isinstance(value, list):
+            raise IRError(node, fld, f"expected a list, got {type(value).__name__}")
         return tuple(_value(args[0], v, tensors, f"{path}.{i}") for i, v in enumerate(value))
-    for cls in (typ, *args):
+    for cls in options:
         if dataclasses.is_dataclass(cls):
+            if not isinstance(value, dict):
+                raise IRError(node, fld, f"expected an object, got {type(value).__name__}")
             return _from_doc(cls, value, tensors, path)
+    wanted = tuple(t for t in options if t is not type(None))
+    if not isinstance(value, wanted) or isinstance(value, bool):
+        names = " or ".join(t.__name__ for t in wanted)
+        raise IRError(node, fld, f"expected {names}, got {type(value).__name__} {value!r}")
     return value
 
 
 def load_est(folder: Path, doc: dict) -> ESTNetwork:
     """Read an EST IR whose ``ir.json`` was already parsed into ``doc``."""
+    if doc.get("format") != "est-ir":
+        raise IRError("network", "format", f"expected 'est-ir', got {doc.get('format')!r}")
     if doc.get("version") != EST_IR_VERSION:
-        raise IRError("network", "version", f"expected {EST_IR_VERSION}")
-    with np.load(Path(folder) / "weights.npz", allow_pickle=False) as npz:
-        tensors = {k: npz[k] for k in npz.files}
+        raise IRError("network", "version", f"this est reads version {EST_IR_VERSION}, the file "
+                                            f"is version {doc.get('version')!r}; recompile the "
+                                            f"model")
+    try:
+        with np.load(Path(folder) / "weights.npz", allow_pickle=False) as npz:
+            tensors = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError) as e:
+        raise EstError(f"{Path(folder) / 'weights.npz'}: cannot read integer tensors "
+                       f"({e})") from None
     return _from_doc(ESTNetwork, doc, tensors, "").validate()

@@ -68,3 +68,27 @@ def test_accumulator_wider_than_32_bits_is_refused():
     with pytest.raises(IRError, match="accumulator needs 33 bits") as err:
         dataclasses.replace(net, readout=readout).validate()
     assert (err.value.node, err.value.field) == ("readout", "bias")
+
+
+@pytest.mark.parametrize("edit, node, field", [
+    (lambda doc: doc["blocks"][0].update(window="8"), "blocks.0", "window"),
+    (lambda doc: doc["blocks"][0].update(q_lif=None), "blocks.0", "q_lif"),
+    (lambda doc: doc["embed"].update(weight=[[1, 2]]), "embed", "weight"),
+    (lambda doc: doc.update(version=1), "network", "version"),
+])
+def test_bad_ir_json_names_node_and_field(tmp_path, edit, node, field):
+    random_est(9).save(tmp_path)
+    doc = json.loads((tmp_path / "ir.json").read_text())
+    edit(doc)
+    with pytest.raises(IRError) as err:
+        load_est(tmp_path, doc)
+    assert (err.value.node, err.value.field) == (node, field)
+
+
+def test_a_convolution_feeding_the_wrong_number_of_neurons_is_refused():
+    net = random_est(11, d=8)
+    narrow = dataclasses.replace(net.embed, weight=net.embed.weight[:, :7],
+                                 bias=net.embed.bias[:7])
+    with pytest.raises(IRError, match=r"expected \[kernel, 8, 6\]") as err:
+        dataclasses.replace(net, embed=narrow).validate()
+    assert (err.value.node, err.value.field) == ("embed", "weight")
