@@ -157,7 +157,8 @@ def _fit_widths(net: ESTNetwork, calibration: np.ndarray, max_v_bits: int):
         net = _put_lif(net, i, part, replace(lif, v_bits=bits))
         layers[name] = {"v_bits": bits, "needed_bits": need}
     r = wide["readout/v"]
-    r_bits = min(golden.signed_bits(min(int(r.min()), 0), max(int(r.max()), 1)) + 1, max_v_bits)
+    r_bits = max(min(golden.signed_bits(min(int(r.min()), 0), max(int(r.max()), 1)) + 1,
+                     max_v_bits), (net.readout_leak_shift or 0) + 1)
     net = replace(net, readout_bits=r_bits).validate()
     final = integer_forward(net, calibration)
     saturated = {name: int((final[f"{name}/v"] != wide[f"{name}/v"]).any(axis=1).sum())

@@ -21,8 +21,9 @@ Users bring their own data with :func:`load_counts` (``.npy`` / ``.npz`` of coun
 ``allow_pickle=False``; every problem raises :class:`est.EstError` naming the file.
 """
 
+import math
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,64 @@ import numpy as np
 from est import EstError
 
 SPLIT_NAMES = ("train", "valid", "test")
+
+
+# --- config checks, shared by the [data], [model] and [train] sections of est-train -----------
+# Each raises EstError naming the key (``data.bins``, ``model.heads``, ...), the rule and the value.
+
+MAX_LEAK_SHIFT = 23
+"""Largest leak shift ``k`` (``v <- v - (v >> k)``, ``beta = 1 - 2**-k``): the quantizer sizes
+membranes to at most 24 bits, where a larger shift leaves every positive membrane unchanged;
+for no leak write ``"none"``."""
+
+MAX_SEED = 2**63 - 1
+
+
+def config_error(message: str):
+    """Raise :class:`est.EstError` with ``message`` (one line naming the key at fault)."""
+    raise EstError(message)
+
+
+def check_whole(name: str, value, low: int, high: int | None = None) -> None:
+    """``value`` must be an int (not a bool) in ``low..high`` (no upper bound if None)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        config_error(f"{name} must be a whole number, got {value!r}")
+    if high is not None and not low <= value <= high:
+        config_error(f"{name} must be {low}..{high}, got {value}")
+    if value < low:
+        config_error(f"{name} must be at least {low}, got {value}")
+
+
+def check_number(name: str, value, *, above: float | None = None,
+                 at_least: float | None = None, below: float | None = None,
+                 at_most: float | None = None, what: str | None = None) -> None:
+    """``value`` must be a finite int or float within the given bounds; ``what`` describes the
+    allowed range in the message (default: the one bound given)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        config_error(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        config_error(f"{name} must be a finite number, got {value}")
+    ok = ((above is None or value > above) and (at_least is None or value >= at_least)
+          and (below is None or value < below) and (at_most is None or value <= at_most))
+    if not ok:
+        if what is None:
+            what = " and ".join(f"{op} {bound}" for op, bound in (
+                (">", above), (">=", at_least), ("<", below), ("<=", at_most)) if bound is not None)
+        config_error(f"{name} must be {what}, got {value}")
+
+
+def check_choice(name: str, value, options: tuple[str, ...]) -> None:
+    if value not in options:
+        config_error(f"{name} must be one of {' | '.join(options)}, got {value!r}")
+
+
+def check_leak_shift(name: str, value) -> None:
+    """A leak shift: None (no leak: integrate and fire) or a whole number 0..MAX_LEAK_SHIFT."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not (
+            0 <= value <= MAX_LEAK_SHIFT):
+        config_error(f'{name} must be 0..{MAX_LEAK_SHIFT} or "none" (no leak), got {value!r}')
 
 
 @dataclass(frozen=True)
@@ -74,30 +133,44 @@ class PopulationConfig:
     bin_width: float | None = 0.01
 
     def __post_init__(self):
-        problems = []
-        if self.n_neurons < 1 or self.bins < 1 or self.coupling_lags < 1:
-            problems.append("n_neurons, bins and coupling_lags must be >= 1")
-        if self.n_latents < 0:
-            problems.append("n_latents must be >= 0")
-        if self.baseline_range[0] > self.baseline_range[1]:
-            problems.append("baseline_range must be (low, high) with low <= high")
-        lo, hi = self.latent_period_range
-        if not 0 < lo <= hi:
-            problems.append("latent_period_range must be (low, high) with 0 < low <= high")
-        if not 0.0 <= self.latent_noise <= 1.0:
-            problems.append("latent_noise must be in [0, 1]")
-        if self.latent_noise_timescale <= 0 or self.coupling_timescale <= 0:
-            problems.append("timescales must be > 0")
-        if self.latent_gain < 0 or self.cross_strength < 0:
-            problems.append("latent_gain and cross_strength must be >= 0")
-        if self.self_coupling > 0:
-            problems.append("self_coupling must be <= 0 (refractoriness)")
-        if not 0.0 <= self.cross_density <= 1.0:
-            problems.append("cross_density must be in [0, 1]")
-        if self.bin_width is not None and not self.bin_width > 0:
-            problems.append("bin_width must be > 0 seconds or None")
-        if problems:
-            raise EstError("PopulationConfig: " + "; ".join(problems))
+        check_population({f.name: getattr(self, f.name) for f in fields(self)},
+                         "PopulationConfig.")
+
+
+def check_population(values: dict, prefix: str = "data.") -> None:
+    """Check every :class:`PopulationConfig` field in ``values`` (all of them: defaults filled
+    in); raise EstError naming the first one at fault as ``{prefix}{field}``."""
+    k = prefix
+    for name, low in (("n_neurons", 1), ("n_latents", 0), ("bins", 1), ("seed", 0),
+                      ("coupling_lags", 1)):
+        check_whole(k + name, values[name], low)
+    for name in ("baseline_range", "latent_period_range"):
+        pair = values[name]
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            config_error(f"{k}{name} must be [low, high], got "
+                         f"{list(pair) if isinstance(pair, (tuple, list)) else pair!r}")
+        for i, bound in enumerate(pair):
+            check_number(f"{k}{name}[{i}]", bound)
+    low, high = values["baseline_range"]
+    if low > high:
+        config_error(f"{k}baseline_range must be [low, high] with low <= high, got "
+                     f"{[low, high]}")
+    low, high = values["latent_period_range"]
+    if not 0 < low <= high:
+        config_error(f"{k}latent_period_range must be [low, high] with 0 < low <= high, got "
+                     f"{[low, high]}")
+    check_number(k + "latent_gain", values["latent_gain"], at_least=0)
+    check_number(k + "latent_noise", values["latent_noise"], at_least=0, at_most=1,
+                 what="in [0, 1]")
+    check_number(k + "latent_noise_timescale", values["latent_noise_timescale"], above=0)
+    check_number(k + "coupling_timescale", values["coupling_timescale"], above=0)
+    check_number(k + "self_coupling", values["self_coupling"], at_most=0,
+                 what="<= 0 (refractoriness)")
+    check_number(k + "cross_density", values["cross_density"], at_least=0, at_most=1,
+                 what="in [0, 1]")
+    check_number(k + "cross_strength", values["cross_strength"], at_least=0)
+    if values["bin_width"] is not None:
+        check_number(k + "bin_width", values["bin_width"], above=0)
 
 
 @dataclass(frozen=True, eq=False)

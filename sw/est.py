@@ -20,7 +20,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from est.sim.golden import cpg_table
+from est.sim.golden import RESET_MODES, cpg_table
+from est.sw.data import (
+    MAX_SEED,
+    check_choice,
+    check_leak_shift,
+    check_number,
+    check_whole,
+    config_error,
+)
 from est.sw.neuron import SpikeFn, beta_from_shift, lif_sequence, recurrent_lif_sequence
 
 
@@ -46,28 +54,54 @@ class ESTConfig:
     sew: str = "add"  # add | and | iand | none
     rsm: float = 0.5  # spike drop ratio in front of Q/K/V; 0 = off
     mode: str = "snn"  # snn | ann
-    leak_shift: int | None = 2
+    leak_shift: int | None = 2  # beta = 1 - 2**-leak_shift; None: no leak ("none" in a config)
     threshold: float = 1.0
-    reset: str = "subtract"
-    readout_leak_shift: int | None = 0
+    reset: str = "subtract"  # subtract | zero
+    readout_leak_shift: int | None = 0  # the readout integrator's; None: no leak
     seed: int = 0
     extra: dict = field(default_factory=dict)
 
-    def validate(self) -> "ESTConfig":
-        checks = [(self.attention in ("sdsa", "ssa", "none"), "attention: sdsa | ssa | none"),
-                  (self.sew in ("add", "and", "iand", "none"), "sew: add | and | iand | none"),
-                  (self.mode in ("snn", "ann"), "mode: snn | ann"),
-                  (self.d_model % self.heads == 0, "heads must divide d_model"),
-                  (len(self.kernels) >= self.blocks, "one kernel per block"),
-                  (0.0 <= self.rsm < 1.0, "rsm: a drop ratio in [0, 1)"),
-                  (self.cpg_neurons % 2 == 0, "cpg_neurons must be even"),
-                  (min(self.n_in, self.n_out, self.d_model, self.window, self.embed_kernel) >= 1,
-                   "sizes >= 1")]
-        for ok, what in checks:
-            if not ok:
-                from est import EstError
-
-                raise EstError(f"EST config: {what}")
+    def validate(self, prefix: str = "model.") -> "ESTConfig":
+        """Check every field (type, range) and the rules between fields; raise
+        :class:`est.EstError` naming the first field at fault as ``{prefix}{field}``."""
+        k = prefix
+        for name in ("n_in", "n_out", "d_model", "blocks", "heads", "mlp_hidden", "window",
+                     "embed_kernel", "count_threshold", "cpg_positions", "tpu_kernel"):
+            check_whole(k + name, getattr(self, name), 1)
+        check_whole(k + "cpg_neurons", self.cpg_neurons, 2)
+        if self.cpg_neurons % 2:
+            config_error(f"{k}cpg_neurons must be even (a sine and a cosine per frequency), "
+                         f"got {self.cpg_neurons}")
+        if not isinstance(self.kernels, (tuple, list)):
+            config_error(f"{k}kernels must be a list of kernel sizes, one per block, got "
+                         f"{self.kernels!r}")
+        for i, kernel in enumerate(self.kernels):
+            check_whole(f"{k}kernels[{i}]", kernel, 1)
+        check_choice(k + "attention", self.attention, ("sdsa", "ssa", "none"))
+        check_choice(k + "sew", self.sew, ("add", "and", "iand", "none"))
+        check_choice(k + "mode", self.mode, ("snn", "ann"))
+        check_choice(k + "reset", self.reset, RESET_MODES)
+        for name in ("cpg", "tpu"):
+            if not isinstance(getattr(self, name), bool):
+                config_error(f"{k}{name} must be true or false, got {getattr(self, name)!r}")
+        check_number(k + "ssa_scale", self.ssa_scale, above=0)
+        check_number(k + "threshold", self.threshold, above=0)
+        check_number(k + "rsm", self.rsm, at_least=0, below=1,
+                     what="in [0, 1) (the fraction of spikes dropped)")
+        for name in ("leak_shift", "readout_leak_shift"):
+            check_leak_shift(k + name, getattr(self, name))
+        check_whole(k + "seed", self.seed, 0, MAX_SEED)
+        if not isinstance(self.extra, dict):
+            config_error(f"{k}extra must be a table (dict), got {self.extra!r}")
+        if len(self.kernels) < self.blocks:
+            n = len(self.kernels)
+            config_error(f"{k}kernels has {n} entr{'y' if n == 1 else 'ies'} but {k}blocks = "
+                         f"{self.blocks}; give one kernel size per block")
+        if self.d_model % self.heads:
+            divisors = ", ".join(str(h) for h in range(1, self.d_model + 1)
+                                 if self.d_model % h == 0)
+            config_error(f"{k}heads = {self.heads} does not divide {k}d_model = {self.d_model}; "
+                         f"pick a divisor of {self.d_model} ({divisors})")
         return self
 
 

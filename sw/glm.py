@@ -133,8 +133,8 @@ def true_rate_log_rates(rec: Recording) -> np.ndarray:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m est.sw.glm",
-        description="Bits per spike of the true rates, a fitted GLM and the null model on the "
-                    "test split (70/15/15 in time) of a synthetic population.")
+        description="NLB bits per spike of the true rates, a fitted GLM and the training split's "
+                    "mean rates on the test split (70/15/15 in time) of a synthetic population.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--history", type=int, default=5)
     parser.add_argument("--l2", type=float, default=1e-3)
@@ -148,8 +148,8 @@ def main(argv: list[str] | None = None) -> int:
           f"mean rate {rec.counts.mean():.4f} spikes/bin")
     print(f"GLM fit: {glm.iterations} Newton steps, converged={glm.converged}")
     for name, lr in (("true rates", true_rate_log_rates(test)),
-                     ("GLM", glm.predict_log_rates(test)), ("null", null)):
-        print(f"{name:>10}: {bits_per_spike(test.counts, lr, mean_rates):.4f} bits/spike, "
+                     ("GLM", glm.predict_log_rates(test)), ("train mean", null)):
+        print(f"{name:>10}: {bits_per_spike(test.counts, lr):.4f} bits/spike, "
               f"Poisson NLL {poisson_nll(test.counts, lr):.5f}")
     return 0
 

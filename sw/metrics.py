@@ -3,7 +3,9 @@
 Notation: ``y[t, n]`` observed counts, ``l[t, n]`` predicted log-rates (log of the expected count
 per bin), ``lambda = exp(l)``; means and sums run over every bin ``t`` and neuron ``n``. Inputs
 are numpy arrays (anything ``np.asarray`` accepts); ``log_rates`` and the other parameters may be
-any shape that broadcasts to the counts' shape. Counts must be non-negative whole numbers.
+any shape that broadcasts to the counts' shape; the last axis of the counts is the neurons (a 1-D
+array is one neuron). Counts must be non-negative whole numbers (the bits-per-spike functions
+also take NaN for a bin left out, as the Neural Latents Benchmark does).
 """
 
 import numpy as np
@@ -46,31 +48,87 @@ def poisson_nll(counts, log_rates) -> float:
     return float(np.mean(np.exp(lr) - y * lr + _log_factorial(y)))
 
 
-def bits_per_spike(counts, log_rates, mean_rates) -> float:
-    """Information gain over a per-neuron constant-rate model, in bits per spike::
+ZERO_RATE = 1e-9
+"""A predicted rate of exactly 0 (a null model's rate for a neuron silent in the data it is
+taken from, or a log-rate of -inf) counts as this many spikes per bin, as in the Neural Latents
+Benchmark (nlb-tools ``evaluation.neg_log_likelihood``): a likelihood stays finite."""
 
-        LL(model) = sum_{t,n} [ y l - exp(l) - lgamma(y + 1) ]
-        LL(null)  = sum_{t,n} [ y log(m_n) - m_n - lgamma(y + 1) ]
-        bits/spike = (LL(model) - LL(null)) / (sum_{t,n} y  *  ln 2)
 
-    the Neural Latents Benchmark definition, with the null model predicting ``m_n =
-    mean_rates[n]`` (spikes per bin) in every bin. The caller takes ``mean_rates`` from the
-    TRAINING split (NLB's own code uses the mean of the evaluated spikes; a training mean is a
-    fair out-of-sample null). A model equal to the null scores exactly 0; > 0 is better than the
-    null. ``mean_rates`` must be > 0 and the evaluation data must contain at least one spike.
-    """
-    y = _counts(counts)
-    lr = _like(log_rates, y, "log_rates")
-    m = _like(mean_rates, y, "mean_rates")
-    if (m <= 0).any():
-        raise ValueError("mean_rates must be > 0 (a neuron silent in training needs a small "
-                         "floor, e.g. 1e-6 spikes per bin)")
-    n_spikes = int(y.sum())
+def _nan_counts(counts) -> np.ndarray:
+    """Counts as float64 where NaN marks a bin left out (NLB's convention); the rest must be
+    non-negative whole numbers."""
+    y = np.asarray(counts)
+    if y.size == 0:
+        raise ValueError("counts are empty")
+    if y.dtype.kind not in "biuf":
+        raise ValueError("counts must be non-negative whole numbers")
+    y = y.astype(np.float64)
+    known = y[~np.isnan(y)]
+    if (known < 0).any() or (known != np.round(known)).any() or np.isinf(known).any():
+        raise ValueError("counts must be non-negative whole numbers (NaN marks a bin left out)")
+    return y
+
+
+def _spike_nll(y: np.ndarray, log_rates: np.ndarray) -> float:
+    """``sum [ lambda - y log(lambda) ]`` over the bins where ``y`` is not NaN, with ``lambda =
+    exp(log_rates)`` and a rate of 0 replaced by :data:`ZERO_RATE` (the Poisson NLL without
+    its ``lgamma(y + 1)`` term, which cancels in a difference of two models)."""
+    keep = ~np.isnan(y)
+    y, lr = y[keep], log_rates[keep]
+    if np.isnan(lr).any():
+        raise ValueError("log_rates contain NaN")
+    rate = np.exp(lr)
+    zero = rate == 0
+    rate = np.where(zero, ZERO_RATE, rate)
+    lr = np.where(zero, np.log(ZERO_RATE), lr)
+    return float(np.sum(rate - y * lr))
+
+
+def _gain_per_spike(y: np.ndarray, log_rates: np.ndarray, null_log_rates: np.ndarray) -> float:
+    n_spikes = float(np.nansum(y))
     if n_spikes == 0:
         raise ValueError("bits per spike is undefined without spikes in the evaluation data")
-    ll_model = np.sum(y * lr - np.exp(lr))
-    ll_null = np.sum(y * np.log(m) - m)
-    return float((ll_model - ll_null) / (n_spikes * np.log(2.0)))
+    gain = _spike_nll(y, null_log_rates) - _spike_nll(y, log_rates)
+    return gain / n_spikes / np.log(2.0)
+
+
+def bits_per_spike(counts, log_rates) -> float:
+    """Information gain over a per-neuron constant-rate model, in bits per spike, exactly as the
+    Neural Latents Benchmark computes it (nlb-tools ``evaluation.bits_per_spike``)::
+
+        NLL(r)     = sum_{t,n} [ r[t, n] - y[t, n] log r[t, n] + lgamma(y[t, n] + 1) ]
+        m_n        = nanmean_t y[t, n]          (the null: each neuron's mean over THESE counts)
+        bits/spike = (NLL(m) - NLL(lambda)) / (nansum_{t,n} y  *  ln 2)
+
+    with ``lambda = exp(l)``. Bins where ``counts`` is NaN are left out of every sum. A rate of
+    exactly 0 counts as :data:`ZERO_RATE` (1e-9): a neuron silent in the evaluated counts has a
+    null rate of 1e-9 and is scored, not refused (a model predicting rate ``r`` there loses about
+    ``r`` nats per bin). A model equal to the null scores exactly 0; > 0 is better than the
+    null. The evaluated counts must hold at least one spike (ValueError otherwise).
+    """
+    y = _nan_counts(counts)
+    lr = _like(log_rates, y, "log_rates")
+    bins = tuple(range(y.ndim - 1)) if y.ndim > 1 else tuple(range(y.ndim))  # all but neurons
+    seen = (~np.isnan(y)).sum(axis=bins, keepdims=True)
+    mean = np.nansum(y, axis=bins, keepdims=True) / np.maximum(seen, 1)  # nanmean, 0 if all NaN
+    with np.errstate(divide="ignore"):
+        null = np.broadcast_to(np.log(mean), y.shape)
+    return _gain_per_spike(y, lr, null)
+
+
+def bits_per_spike_vs_train_mean(counts, log_rates, train_mean_rates) -> float:
+    """:func:`bits_per_spike` with another null: the constant rate ``train_mean_rates[n]``
+    (spikes per bin, e.g. each neuron's mean over the TRAINING split, an out-of-sample null)
+    instead of the evaluated counts' own mean. A rate of 0 (a neuron silent in training)
+    counts as :data:`ZERO_RATE`, as in :func:`bits_per_spike`. Not the NLB number: a model
+    equal to the evaluated mean scores > 0 here whenever the training mean differs."""
+    y = _nan_counts(counts)
+    lr = _like(log_rates, y, "log_rates")
+    m = _like(train_mean_rates, y, "train_mean_rates")
+    if not (m >= 0).all() or np.isinf(m).any():
+        raise ValueError("train_mean_rates must be >= 0 and finite (spikes per bin)")
+    with np.errstate(divide="ignore"):
+        return _gain_per_spike(y, lr, np.log(m))
 
 
 def r2(true_rates, pred_rates) -> float:

@@ -4,12 +4,27 @@ float, integer and ANN forms, and write ``model.pt`` and ``metrics.json``.
 Config (TOML or YAML), every key optional:
 
     [data]   synthetic population: n_neurons, bins, seed, ...  |  path = "counts.npz" (or .npy)
-             |  spike_times = "spikes.npz", bin_width = 0.01 (seconds)
-    [model]  any ESTConfig field (d_model, blocks, attention, sew, cpg, tpu, rsm, ...)
+             |  spike_times = "spikes.npz", bin_width = 0.01 (seconds), n_neurons (optional)
+    [model]  any ESTConfig field (d_model, blocks, attention, sew, cpg, tpu, rsm, ...);
+             leak_shift = k gives the leak beta = 1 - 2**-k (k = 0..23) and leak_shift = "none"
+             no leak at all (integrate and fire; TOML has no null, YAML may also write null);
+             readout_leak_shift likewise
     [train]  steps, batch, seq_len, lr, weight_decay, warmup, clip, loss (poisson | negbin),
              qat_steps, weight_bits, seed
 
 Flags override the file: ``--set model.d_model=16 --set train.steps=50``.
+
+The whole config is checked when it is read, before any data is loaded or any step trained:
+every key's type and range and the rules between keys (``model.heads`` divides
+``model.d_model``, one ``model.kernels`` entry per block, ...); a problem is one line naming the
+key, e.g. ``model.count_threshold must be at least 1, got 0``. The recording is then checked
+too (the validation and test splits must hold spikes). ``model.pt`` is written as soon as
+training ends, before the evaluation; if the evaluation fails, the model is kept and the error
+is one line (and ``metrics.json`` holds it as ``evaluation_error``).
+
+Bits per spike follow the Neural Latents Benchmark (:func:`est.sw.metrics.bits_per_spike`): the
+null model is each neuron's mean over the evaluated split, and a neuron without spikes (in
+training or in the evaluated split) is scored, not refused.
 """
 
 import argparse
@@ -17,6 +32,8 @@ import json
 import math
 import time
 import tomllib
+import types
+import typing
 from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -30,8 +47,14 @@ from est import EstError
 from est.cli import Command, staged_output
 from est.sw import metrics
 from est.sw.data import (
+    MAX_SEED,
     PopulationConfig,
     Recording,
+    check_choice,
+    check_number,
+    check_population,
+    check_whole,
+    config_error,
     load_counts,
     load_spike_times,
     simulate_population,
@@ -55,29 +78,46 @@ class TrainConfig:
     weight_bits: int = 8
     seed: int = 0
 
-    def validate(self) -> "TrainConfig":
-        checks = [(self.loss in ("poisson", "negbin"), "loss: poisson | negbin"),
-                  (self.steps >= 1 and self.qat_steps >= 0, "steps >= 1, qat_steps >= 0"),
-                  (self.batch >= 1 and self.seq_len >= 2, "batch >= 1, seq_len >= 2"),
-                  (self.lr > 0 and self.weight_decay >= 0 and self.clip > 0,
-                   "lr > 0, weight_decay >= 0, clip > 0"),
-                  (0 <= self.warmup < 1, "warmup: a fraction of the steps in [0, 1)"),
-                  (2 <= self.weight_bits <= 16, "weight_bits: 2..16")]
-        for ok, what in checks:
-            if not ok:
-                raise EstError(f"config [train]: {what}")
+    def validate(self, prefix: str = "train.") -> "TrainConfig":
+        """Check every field; raise EstError naming the first one at fault."""
+        k = prefix
+        for name, low in (("steps", 1), ("qat_steps", 0), ("batch", 1), ("seq_len", 2)):
+            check_whole(k + name, getattr(self, name), low)
+        check_number(k + "lr", self.lr, above=0)
+        check_number(k + "weight_decay", self.weight_decay, at_least=0)
+        check_number(k + "warmup", self.warmup, at_least=0, below=1,
+                     what="in [0, 1) (a fraction of the steps)")
+        check_number(k + "clip", self.clip, above=0)
+        check_choice(k + "loss", self.loss, ("poisson", "negbin"))
+        check_whole(k + "weight_bits", self.weight_bits, 2, 16)
+        check_whole(k + "seed", self.seed, 0, MAX_SEED)
         return self
+
+
+NO_LEAK = "none"
+"""How a config spells None (no leak) for an optional field such as ``model.leak_shift``: TOML
+has no null. YAML's ``null`` is taken too."""
+
+
+def _optional(f) -> bool:
+    """Whether the dataclass field's annotation admits None (``int | None``)."""
+    hint = f.type
+    if isinstance(hint, str):
+        return hint.replace(" ", "").endswith("|None")
+    return (isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union) \
+        and type(None) in typing.get_args(hint)
 
 
 def _check_type(section: str, key: str, value, f) -> None:
     """Refuse a value whose type differs from the field's default (a float field takes an
-    integer too; a field without a default or with None takes anything)."""
+    integer too; a field without a default, or one that may be None, is left to the section's
+    validation)."""
     default = f.default if f.default is not MISSING else (
         f.default_factory() if f.default_factory is not MISSING else None)
-    if default is None:
+    if default is None or _optional(f):  # checked by the section's validation
         return
     expected = {bool: (bool,), int: (int,), float: (int, float), str: (str,),
-                tuple: (list, tuple), list: (list, tuple)}.get(type(default))
+                tuple: (list, tuple), list: (list, tuple), dict: (dict,)}.get(type(default))
     if expected and (not isinstance(value, expected)
                      or (isinstance(value, bool) and type(default) is not bool)):
         raise EstError(f"config [{section}]: {key} = {value!r} has type "
@@ -86,17 +126,26 @@ def _check_type(section: str, key: str, value, f) -> None:
 
 
 def _typed(cls, values: dict, section: str):
+    """``cls(**values)`` for one config section, every key checked: known, of the right type,
+    in range (``validate``, or :func:`check_population` for the synthetic population)."""
+    if not isinstance(values, dict):
+        raise EstError(f"config [{section}]: expected a table of keys, got {values!r}")
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise EstError(f"config [{section}]: unknown key(s) {unknown}; known: {sorted(known)}")
     out = {}
     for key, value in values.items():
+        if _optional(known[key]) and isinstance(value, str) and value.lower() == NO_LEAK:
+            value = None
         _check_type(section, key, value, known[key])
         out[key] = tuple(value) if isinstance(value, list) else value
     try:
+        if cls is PopulationConfig:
+            defaults = {f.name: getattr(cls(), f.name) for f in fields(cls)}
+            check_population({**defaults, **out}, f"{section}.")
         obj = cls(**out)
-        return obj.validate() if hasattr(obj, "validate") else obj
+        return obj.validate(f"{section}.") if hasattr(obj, "validate") else obj
     except (TypeError, ValueError) as e:
         raise EstError(f"config [{section}]: {e}") from None
 
@@ -132,14 +181,18 @@ def load_config(path: Path | None, overrides: list[str]) -> tuple[dict, ESTConfi
     unknown = sorted(set(doc) - {"data", "model", "train"})
     if unknown:
         raise EstError(f"config: unknown section(s) {unknown}; expected data, model, train")
-    return (doc.get("data", {}), _typed(ESTConfig, doc.get("model", {}), "model"),
+    data = doc.get("data", {})
+    check_data(data)
+    return (data, _typed(ESTConfig, doc.get("model", {}), "model"),
             _typed(TrainConfig, doc.get("train", {}), "train"))
 
 
-def get_data(data: dict) -> tuple[Recording, Recording, Recording]:
-    """The recording named by the ``[data]`` section, split 70/15/15 in time: ``path`` (binned
-    counts), ``spike_times`` with ``bin_width`` (and optionally ``n_neurons``), or else the
-    synthetic population (every other key a :class:`PopulationConfig` field)."""
+def check_data(data: dict) -> PopulationConfig | None:
+    """Check the ``[data]`` section without reading any file: ``path``, or ``spike_times`` with
+    ``bin_width`` (and optionally ``n_neurons``), or the synthetic population's keys (then its
+    :class:`PopulationConfig` is returned)."""
+    if not isinstance(data, dict):
+        raise EstError(f"config [data]: expected a table of keys, got {data!r}")
     for key, allowed in (("path", {"path"}),
                          ("spike_times", {"spike_times", "bin_width", "n_neurons"})):
         if key in data:
@@ -147,14 +200,47 @@ def get_data(data: dict) -> tuple[Recording, Recording, Recording]:
             if extra:
                 raise EstError(f"config [data]: with '{key}', only {sorted(allowed)} are "
                                f"allowed; remove {extra}")
-            if key == "path":
-                return split_by_time(load_counts(data["path"]))
-            if "bin_width" not in data:
-                raise EstError("config [data]: 'spike_times' needs 'bin_width' (seconds)")
-            return split_by_time(load_spike_times(data["spike_times"], data["bin_width"],
-                                                  data.get("n_neurons")))
-    cfg = _typed(PopulationConfig, {k: v for k, v in data.items() if k != "synthetic"}, "data")
-    return split_by_time(simulate_population(cfg))
+            if not isinstance(data[key], str) or not data[key]:
+                config_error(f"data.{key} must be a file name (a string), got {data[key]!r}")
+            if key == "spike_times":
+                if "bin_width" not in data:
+                    config_error("data.spike_times needs data.bin_width (seconds per bin)")
+                check_number("data.bin_width", data["bin_width"], above=0)
+                if "n_neurons" in data:
+                    check_whole("data.n_neurons", data["n_neurons"], 1)
+            return None
+    synthetic = data.get("synthetic", True)
+    if not isinstance(synthetic, bool):
+        config_error(f"data.synthetic must be true or false, got {synthetic!r}")
+    if not synthetic:
+        config_error("data.synthetic = false needs data.path (binned counts) or "
+                     "data.spike_times (with data.bin_width)")
+    return _typed(PopulationConfig, {k: v for k, v in data.items() if k != "synthetic"}, "data")
+
+
+def get_data(data: dict) -> tuple[Recording, Recording, Recording]:
+    """The recording named by the ``[data]`` section (see :func:`check_data`), split 70/15/15
+    in time."""
+    population = check_data(data)
+    if population is not None:
+        return split_by_time(simulate_population(population))
+    if "path" in data:
+        return split_by_time(load_counts(data["path"]))
+    return split_by_time(load_spike_times(data["spike_times"], data["bin_width"],
+                                          data.get("n_neurons")))
+
+
+def check_evaluated_splits(val: Recording, test: Recording) -> None:
+    """Bits per spike needs spikes: refuse (before training) a validation or test split without
+    any."""
+    total = test.meta.get("bins", (0, test.n_bins))[1]
+    for name, rec in (("validation", val), ("test", test)):
+        if rec.counts.sum() == 0:
+            start, stop = rec.meta.get("bins", (0, rec.n_bins))
+            raise EstError(f"the {name} split (bins {start} to {stop - 1} of {total}) holds no "
+                           "spikes, so bits per spike is undefined there; the recording is split "
+                           "70/15/15 in time: record longer or use a recording with spikes "
+                           "throughout")
 
 
 def _lr(step: int, total: int, cfg: TrainConfig) -> float:
@@ -202,10 +288,11 @@ def fit(model: EST, train: Recording, cfg: TrainConfig, steps: int, desc: str,
     return losses
 
 
-def scores(rec: Recording, log_rates: np.ndarray, mean_rates: np.ndarray) -> dict:
-    """Metrics of ``log_rates[t]``, the prediction of ``counts[t]`` made from bins before t."""
+def scores(rec: Recording, log_rates: np.ndarray) -> dict:
+    """Metrics of ``log_rates[t]``, the prediction of ``counts[t]`` made from bins before t;
+    bits per spike against each neuron's mean over ``rec`` (the NLB null)."""
     lr = np.clip(log_rates, -20, 20)
-    out = {"bits_per_spike": metrics.bits_per_spike(rec.counts, lr, mean_rates),
+    out = {"bits_per_spike": metrics.bits_per_spike(rec.counts, lr),
            "poisson_nll": metrics.poisson_nll(rec.counts, lr)}
     if rec.rates is not None:
         out["r2"] = metrics.r2(rec.rates, np.exp(lr))
@@ -244,39 +331,72 @@ def save_checkpoint(model: EST, path: Path, extra: dict) -> None:
                path)
 
 
-def run(data: dict, mcfg: ESTConfig, tcfg: TrainConfig, progress: bool = True,
-        baselines: bool = True) -> tuple[EST, dict, np.ndarray]:
-    """Train and evaluate; return the model, the metrics and the training mean rates."""
+@dataclass
+class Trained:
+    """A trained EST with what its evaluation needs: the three splits, the training split's
+    per-neuron mean rates, and the start of ``metrics.json`` (config, final loss)."""
+
+    model: EST
+    tcfg: TrainConfig
+    train: Recording
+    val: Recording
+    test: Recording
+    mean_rates: np.ndarray
+    result: dict
+    t0: float
+
+
+def train_model(data: dict, mcfg: ESTConfig, tcfg: TrainConfig,
+                progress: bool = True) -> Trained:
+    """Load the recording, check it, build and train the EST (then quantization-aware
+    fine-tuning for a spiking one)."""
     t0 = time.perf_counter()
     torch.manual_seed(tcfg.seed)
     train, val, test = get_data(data)
+    check_evaluated_splits(val, test)
     mcfg = replace(mcfg, n_in=train.counts.shape[1], n_out=train.counts.shape[1])
     model = EST(mcfg)
     mean_rates = train.counts.mean(axis=0)
     with torch.no_grad():  # start from the mean-rate model rather than one spike per bin
         model.readout.bias.copy_(torch.as_tensor(np.log(np.maximum(mean_rates, 1e-3))))
     losses = fit(model, train, tcfg, tcfg.steps, "train", progress)
+    silent = {name: np.flatnonzero(rec.counts.sum(axis=0) == 0).tolist()
+              for name, rec in (("train", train), ("val", val), ("test", test))}
     result = {"config": {"model": config_dict(mcfg), "train": asdict(tcfg), "data": data},
-              "final_loss": losses[-1] if losses else None}
+              "final_loss": losses[-1] if losses else None, "silent_neurons": silent}
     if mcfg.mode == "snn" and tcfg.qat_steps:
         model.set_fake_quant(tcfg.weight_bits)
         qcfg = replace(tcfg, lr=tcfg.lr * 0.1, warmup=0.0, seed=tcfg.seed + 1)
         fit(model, train, qcfg, tcfg.qat_steps, "quantization-aware", progress)
         model.set_fake_quant(None)
-    result["float"] = {
-        split: scores(rec, next_bin(float_log_rates(model, rec), mean_rates), mean_rates)
-        for split, rec in (("val", val), ("test", test))}
-    if mcfg.mode == "snn":
-        ilr, _, qreport = integer_log_rates(model, train, test, tcfg.weight_bits)
-        result["integer"] = {"test": scores(test, next_bin(ilr, mean_rates), mean_rates),
+    return Trained(model, tcfg, train, val, test, mean_rates, result, t0)
+
+
+def evaluate(trained: Trained, baselines: bool = True) -> dict:
+    """The metrics of a trained EST: float on the validation and test splits, integer on the
+    test split (spiking EST), and optionally the GLM and true-rate baselines."""
+    model, train, val, test = trained.model, trained.train, trained.val, trained.test
+    mean_rates, result = trained.mean_rates, dict(trained.result)
+    result["float"] = {split: scores(rec, next_bin(float_log_rates(model, rec), mean_rates))
+                       for split, rec in (("val", val), ("test", test))}
+    if model.cfg.mode == "snn":
+        ilr, _, qreport = integer_log_rates(model, train, test, trained.tcfg.weight_bits)
+        result["integer"] = {"test": scores(test, next_bin(ilr, mean_rates)),
                              "quantization": qreport}
     if baselines:
         glm = fit_glm(train)
-        result["glm"] = {"test": scores(test, glm.predict_log_rates(test), mean_rates)}
+        result["glm"] = {"test": scores(test, glm.predict_log_rates(test))}
         if test.rates is not None:
-            result["true_rates"] = {"test": scores(test, true_rate_log_rates(test), mean_rates)}
-    result["seconds"] = round(time.perf_counter() - t0, 1)
-    return model, result, mean_rates
+            result["true_rates"] = {"test": scores(test, true_rate_log_rates(test))}
+    result["seconds"] = round(time.perf_counter() - trained.t0, 1)
+    return result
+
+
+def run(data: dict, mcfg: ESTConfig, tcfg: TrainConfig, progress: bool = True,
+        baselines: bool = True) -> tuple[EST, dict, np.ndarray]:
+    """Train and evaluate; return the model, the metrics and the training mean rates."""
+    trained = train_model(data, mcfg, tcfg, progress)
+    return trained.model, evaluate(trained, baselines), trained.mean_rates
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -287,11 +407,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def train(args: argparse.Namespace) -> int:
-    data, mcfg, tcfg = load_config(args.config, args.overrides)
-    model, result, mean_rates = run(data, mcfg, tcfg, progress=not args.quiet)
-    with staged_output(args.out, "metrics.json") as tmp:
-        save_checkpoint(model, tmp / "model.pt", {"train_mean_rates": mean_rates.tolist()})
+    data, mcfg, tcfg = load_config(args.config, args.overrides)  # the whole config, checked
+    failure = None
+    with staged_output(args.out, "metrics.json") as tmp:  # refuses a foreign --out up front
+        trained = train_model(data, mcfg, tcfg, progress=not args.quiet)
+        save_checkpoint(trained.model, tmp / "model.pt",
+                        {"train_mean_rates": trained.mean_rates.tolist()})
+        try:
+            result = evaluate(trained)
+        except Exception as e:  # any failure: keep the trained model, report the error
+            failure = e
+            result = {**trained.result, "evaluation_error": f"{type(e).__name__}: {e}",
+                      "seconds": round(time.perf_counter() - trained.t0, 1)}
         (tmp / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    if failure is not None:
+        what = " ".join(f"{type(failure).__name__}: {failure}".split())
+        raise EstError(f"evaluation failed after training ({what}); the trained model is kept "
+                       f"in {args.out / 'model.pt'} and the error in "
+                       f"{args.out / 'metrics.json'}") from failure
     f, i = result["float"]["test"], result.get("integer", {}).get("test")
     print(f"est-train: wrote {args.out}/model.pt and metrics.json ({result['seconds']} s); "
           f"test bits/spike float {f['bits_per_spike']:.4f}"
@@ -305,6 +438,7 @@ TRAIN = Command(
     "model.pt and metrics.json (est-train).", configure, train,
     "  est-train --out runs/est\n"
     "  est-train --config examples/est_tiny.toml --set train.steps=200 --out runs/tiny\n"
-    "  est-train --config est.toml --set model.attention='ssa' --out runs/ssa")
+    "  est-train --config est.toml --set model.attention='ssa' --out runs/ssa\n"
+    "  est-train --set model.leak_shift=none --out runs/if   (no leak: leak_shift = \"none\")")
 main = TRAIN.main
 run_main = TRAIN.script

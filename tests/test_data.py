@@ -81,6 +81,22 @@ def test_bad_config_is_rejected():
         PopulationConfig(cross_density=1.5)
 
 
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n_neurons": 0}, "PopulationConfig.n_neurons must be at least 1, got 0"),
+    ({"seed": -1}, "PopulationConfig.seed must be at least 0, got -1"),
+    ({"bins": 2.5}, "PopulationConfig.bins must be a whole number, got 2.5"),
+    ({"baseline_range": (1.0,)}, "PopulationConfig.baseline_range must be [low, high], got [1.0]"),
+    ({"latent_noise": float("nan")}, "PopulationConfig.latent_noise must be a finite number, "
+                                     "got nan"),
+    ({"bin_width": 0.0}, "PopulationConfig.bin_width must be > 0, got 0.0"),
+])
+def test_bad_config_names_the_field_and_the_value(kwargs, message):
+    with pytest.raises(EstError) as info:
+        PopulationConfig(**kwargs)
+    assert str(info.value) == message
+    PopulationConfig(bin_width=None)  # unknown bin width is allowed
+
+
 def test_split_sizes_and_contiguity(population):
     train, valid, test = split_by_time(population)
     assert (train.n_bins, valid.n_bins, test.n_bins) == (16800, 3600, 3600)

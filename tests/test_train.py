@@ -5,15 +5,19 @@ PyTorch path on every tensor."""
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from est import EstError
 from est.compiler.est_ir import load_est
 from est.sim.trace import Trace
+from est.sw.est import EST
 from est.sw.est_integer import integer_forward
+from est.sw.train import load_config
 
 BIN = Path(sys.executable).parent
 TINY = ["--set", "data.n_neurons=6", "--set", "data.bins=1500", "--set", "model.d_model=8",
@@ -68,10 +72,13 @@ def test_train_reads_yaml_and_a_different_seed_differs(tiny_run, tmp_path):
     (["--set", "train.stepz=3"], "unknown key(s) ['stepz']"),
     (["--set", "optim.lr=3"], "section one of data, model, train"),
     (["--set", "train.steps"], "expected section.key=value"),
-    (["--set", "model.attention='dot'"], "attention: sdsa | ssa | none"),
+    (["--set", "model.attention='dot'"], "model.attention must be one of sdsa | ssa | none"),
     (["--set", "model.d_model='wide'"], "config [model]"),
-    (["--set", "train.loss='gauss'"], "loss: poisson | negbin"),
-    (["--set", "data.n_neurons=0"], "n_neurons"),
+    (["--set", "train.loss='gauss'"], "train.loss must be one of poisson | negbin"),
+    (["--set", "data.n_neurons=0"], "data.n_neurons must be at least 1, got 0"),
+    (["--set", "model.count_threshold=0"], "model.count_threshold must be at least 1, got 0"),
+    (["--set", "model.kernels=[0]"], "model.kernels[0] must be at least 1, got 0"),
+    (["--set", "model.heads=3"], "model.heads = 3 does not divide model.d_model = 8"),
     (["--set", "train.seq_len=5000"], "fewer than seq_len + 2"),
     (["--config", "missing.toml"], "no such config file"),
 ])
@@ -122,7 +129,8 @@ def _edited_checkpoint(src: Path, dst: Path, edit) -> Path:
      "'embed.weight' holds 1 NaN"),
     (lambda c: c["config"].__setitem__("heads_per_layer", 3),
      "unknown field(s) ['heads_per_layer']"),
-    (lambda c: c["config"].__setitem__("sew", "xor"), "sew: add | and | iand | none"),
+    (lambda c: c["config"].__setitem__("sew", "xor"),
+     "model.sew must be one of add | and | iand | none, got 'xor'"),
     (lambda c: c["state_dict"].pop("readout.bias"), "'readout.bias' is missing"),
     (lambda c: c["state_dict"].__setitem__("readout.bias", torch.zeros(3)),
      "'readout.bias' has shape (3,)"),
@@ -154,3 +162,169 @@ def test_train_on_a_users_recordings(tmp_path):
     res = cli("est-train", "-q", "--out", tmp_path / "x", *TINY[4:],
               "--set", f"data.path='{tmp_path / 'counts.npz'}'", "--set", "data.seed=1")
     assert res.returncode == 2 and "only ['path'] are allowed" in res.stderr
+
+
+# --- the whole config is checked before the first training step ----------------------------------
+
+@pytest.mark.parametrize("overrides, message", [
+    # [model]
+    (["model.count_threshold=0"], "model.count_threshold must be at least 1, got 0"),
+    (["model.kernels=[0]"], "model.kernels[0] must be at least 1, got 0"),
+    (["model.kernels=[3, 'x']"], "model.kernels[1] must be a whole number, got 'x'"),
+    (["model.kernels=[3]"], "model.kernels has 1 entry but model.blocks = 2; give one kernel "
+                            "size per block"),
+    (["model.heads=3", "model.d_model=8"],
+     "model.heads = 3 does not divide model.d_model = 8; pick a divisor of 8 (1, 2, 4, 8)"),
+    (["model.heads=0"], "model.heads must be at least 1, got 0"),
+    (["model.window=0"], "model.window must be at least 1, got 0"),
+    (["model.blocks=0"], "model.blocks must be at least 1, got 0"),
+    (["model.d_model=0"], "model.d_model must be at least 1, got 0"),
+    (["model.mlp_hidden=0"], "model.mlp_hidden must be at least 1, got 0"),
+    (["model.embed_kernel=0"], "model.embed_kernel must be at least 1, got 0"),
+    (["model.tpu_kernel=0"], "model.tpu_kernel must be at least 1, got 0"),
+    (["model.cpg_neurons=7"], "model.cpg_neurons must be even (a sine and a cosine per "
+                              "frequency), got 7"),
+    (["model.cpg_neurons=0"], "model.cpg_neurons must be at least 2, got 0"),
+    (["model.cpg_positions=0"], "model.cpg_positions must be at least 1, got 0"),
+    (["model.ssa_scale=0.0"], "model.ssa_scale must be > 0, got 0.0"),
+    (["model.threshold=-1.0"], "model.threshold must be > 0, got -1.0"),
+    (["model.threshold=nan"], "model.threshold must be a finite number, got nan"),
+    (["model.rsm=1.0"], "model.rsm must be in [0, 1) (the fraction of spikes dropped), got 1.0"),
+    (["model.sew='xor'"], "model.sew must be one of add | and | iand | none, got 'xor'"),
+    (["model.mode='cnn'"], "model.mode must be one of snn | ann, got 'cnn'"),
+    (["model.reset='hold'"], "model.reset must be one of subtract | zero, got 'hold'"),
+    (["model.leak_shift=-1"], "model.leak_shift must be 0..23 or \"none\" (no leak), got -1"),
+    (["model.leak_shift=24"], "model.leak_shift must be 0..23 or \"none\" (no leak), got 24"),
+    (["model.leak_shift='never'"], "model.leak_shift must be 0..23 or \"none\" (no leak), got "
+                                   "'never'"),
+    (["model.readout_leak_shift=99"],
+     "model.readout_leak_shift must be 0..23 or \"none\" (no leak), got 99"),
+    (["model.seed=-1"], "model.seed must be 0..9223372036854775807, got -1"),
+    # [train]
+    (["train.steps=0"], "train.steps must be at least 1, got 0"),
+    (["train.qat_steps=-1"], "train.qat_steps must be at least 0, got -1"),
+    (["train.batch=0"], "train.batch must be at least 1, got 0"),
+    (["train.seq_len=1"], "train.seq_len must be at least 2, got 1"),
+    (["train.lr=0"], "train.lr must be > 0, got 0"),
+    (["train.lr=inf"], "train.lr must be a finite number, got inf"),
+    (["train.weight_decay=-0.1"], "train.weight_decay must be >= 0, got -0.1"),
+    (["train.clip=0.0"], "train.clip must be > 0, got 0.0"),
+    (["train.warmup=1.0"], "train.warmup must be in [0, 1) (a fraction of the steps), got 1.0"),
+    (["train.weight_bits=1"], "train.weight_bits must be 2..16, got 1"),
+    (["train.seed=-3"], "train.seed must be 0..9223372036854775807, got -3"),
+    (["train.loss='gauss'"], "train.loss must be one of poisson | negbin, got 'gauss'"),
+    # [data]: the synthetic population
+    (["data.n_neurons=0"], "data.n_neurons must be at least 1, got 0"),
+    (["data.bins=0"], "data.bins must be at least 1, got 0"),
+    (["data.seed=-1"], "data.seed must be at least 0, got -1"),
+    (["data.n_latents=-1"], "data.n_latents must be at least 0, got -1"),
+    (["data.cross_density=1.5"], "data.cross_density must be in [0, 1], got 1.5"),
+    (["data.self_coupling=1.0"], "data.self_coupling must be <= 0 (refractoriness), got 1.0"),
+    (["data.baseline_range=[1.0]"], "data.baseline_range must be [low, high], got [1.0]"),
+    (["data.baseline_range=[1.0, 'x']"], "data.baseline_range[1] must be a number, got 'x'"),
+    (["data.baseline_range=[0.0, -1.0]"],
+     "data.baseline_range must be [low, high] with low <= high, got [0.0, -1.0]"),
+    (["data.latent_period_range=[0.0, 5.0]"],
+     "data.latent_period_range must be [low, high] with 0 < low <= high, got [0.0, 5.0]"),
+    # [data]: a user's recording
+    (["data.path=3"], "data.path must be a file name (a string), got 3"),
+    (["data.spike_times='s.npz'"], "data.spike_times needs data.bin_width (seconds per bin)"),
+    (["data.spike_times='s.npz'", "data.bin_width=0"], "data.bin_width must be > 0, got 0"),
+    (["data.spike_times='s.npz'", "data.bin_width='1ms'"],
+     "data.bin_width must be a number, got '1ms'"),
+    (["data.spike_times='s.npz'", "data.bin_width=0.01", "data.n_neurons=0"],
+     "data.n_neurons must be at least 1, got 0"),
+])
+def test_every_config_key_is_checked_when_the_config_is_read(overrides, message):
+    """load_config (run before any data is read or any step trained) names the key at fault."""
+    with pytest.raises(EstError) as info:
+        load_config(None, overrides)
+    assert str(info.value) == message
+
+
+def test_no_leak_is_spelled_none_in_toml_and_null_in_yaml(tmp_path):
+    toml = tmp_path / "c.toml"
+    toml.write_text('[model]\nleak_shift = "none"\nreadout_leak_shift = "none"\n')
+    _, mcfg, _ = load_config(toml, [])
+    assert mcfg.leak_shift is None and mcfg.readout_leak_shift is None
+    yml = tmp_path / "c.yaml"
+    yml.write_text("model:\n  leak_shift: null\n")
+    assert load_config(yml, [])[1].leak_shift is None
+    assert load_config(None, ["model.leak_shift=none"])[1].leak_shift is None
+    assert load_config(None, ["model.leak_shift=0"])[1].leak_shift == 0
+    model = EST(replace(load_config(None, ["model.leak_shift='none'"])[1], d_model=8))
+    assert model.embed_lif.beta == 1.0  # integrate and fire, no leak
+
+
+def test_bad_config_exits_2_before_training_and_leaves_no_folder(tmp_path):
+    """count_threshold = 0 with the default (400-step) budget: refused at once, naming the
+    right key (it used to train first and then blame 'heads')."""
+    res = cli("est-train", "--out", tmp_path / "out", "--set", "model.count_threshold=0")
+    assert res.returncode == 2, res.stderr
+    assert res.stderr == "est-train: error: model.count_threshold must be at least 1, got 0\n"
+    assert res.stdout == "" and list(tmp_path.iterdir()) == []
+
+
+def test_help_still_works():
+    res = cli("est-train", "--help")
+    assert res.returncode == 0 and "--config" in res.stdout and "exit status" in res.stdout
+
+
+# --- real recordings: silent neurons, and a finished training is never lost ----------------------
+
+def _silent_recording(tmp_path: Path) -> Path:
+    from est.sw.data import PopulationConfig, simulate_population
+
+    counts = simulate_population(PopulationConfig(n_neurons=6, bins=1500, seed=3)).counts.copy()
+    counts[:, 2] = 0  # silent throughout (training split and evaluated splits)
+    counts[1200:, 4] = 0  # silent in the validation and test splits only
+    path = tmp_path / "silent.npz"
+    np.savez(path, counts=counts)
+    return path
+
+
+def test_a_recording_with_silent_neurons_trains_end_to_end(tmp_path):
+    data = _silent_recording(tmp_path)
+    out = tmp_path / "run"
+    res = cli("est-train", "-q", "--out", out, *TINY[4:], "--set", f"data.path='{data}'")
+    assert res.returncode == 0, res.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    for part, split in (("float", "val"), ("float", "test"), ("integer", "test"),
+                        ("glm", "test")):
+        assert np.isfinite(metrics[part][split]["bits_per_spike"]), (part, split)
+    ckpt = torch.load(out / "model.pt", weights_only=True)
+    assert ckpt["config"]["n_in"] == 6 and ckpt["extra"]["train_mean_rates"][2] == 0.0
+
+
+def test_an_evaluation_error_keeps_the_trained_model(tmp_path, monkeypatch, capsys):
+    """Evaluation fails after training: exit 2 with one line, and model.pt is kept."""
+    from est.cli import execute
+    from est.sw import train as train_module
+
+    def broken(*args, **kwargs):
+        raise ValueError("something\nwent wrong")
+
+    monkeypatch.setattr(train_module, "evaluate", broken)
+    out = tmp_path / "run"
+    args = train_module.TRAIN.build_parser().parse_args(["-q", "--out", str(out), *TINY])
+    assert execute("est-train", args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(
+        "est-train: error: evaluation failed after training (ValueError: something went wrong)")
+    assert f"the trained model is kept in {out / 'model.pt'}" in err
+    ckpt = torch.load(out / "model.pt", weights_only=True)
+    assert ckpt["arch"] == "est" and ckpt["config"]["n_in"] == 6
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "ValueError: something" in metrics["evaluation_error"] and "float" not in metrics
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no staging folder left
+
+
+def test_evaluated_splits_without_spikes_are_refused_before_training(tmp_path):
+    counts = np.zeros((600, 3), dtype=np.int64)
+    counts[:400:7] = 1  # spikes in the training split only
+    np.savez(tmp_path / "c.npz", counts=counts)
+    res = cli("est-train", "-q", "--out", tmp_path / "out", *TINY[4:],
+              "--set", f"data.path='{tmp_path / 'c.npz'}'")
+    assert res.returncode == 2, res.stderr
+    assert "the validation split (bins 420 to 509 of 600) holds no spikes" in res.stderr
+    assert not (tmp_path / "out").exists()
