@@ -8,6 +8,10 @@ the machine and the wall time of every benchmark:
 - ``est_hw``: the example ESTs' cycles per bin against the dense and memory bounds; est_tiny
   on the iCEBreaker and est_small on the ULX3S-85F: logic, block RAM, Fmax, latency per bin;
 - ``boards``: the demo spine on every supported board;
+- ``fit``: the fit check's logic estimate against nextpnr for every synthesized design (those of
+  ``est_hw`` and ``boards`` and a sweep of its own), the margin the check uses and whether the
+  two agreed; the full run synthesizes the sweep again (about 50 minutes more), ``--quick``
+  re-reads ``bench/results/fit.json``'s measurements and recomputes the estimates;
 - ``est``: held-out bits/spike of the float and integer EST, the ANN, the GLM and the true rates;
 - ``regress``: randomized golden-vs-RTL cases and mismatches per simulator.
 
@@ -36,6 +40,7 @@ BENCHES = {  # name: (script, full arguments, quick arguments)
     "spine": ("bench_spine.py", [], []),
     "est_hw": ("bench_est_hw.py", ["--synth"], ["--synth"]),
     "boards": ("bench_boards.py", [], ["--board", "icebreaker", "--board", "ulx3s-85f"]),
+    "fit": ("bench_fit.py", ["--synth"], []),
     "est": ("bench_est.py", [], ["--steps", "100"]),
     "regress": ("bench_regress.py", [], ["--amaranth", "40", "--cocotb", "4"]),
 }
@@ -73,6 +78,16 @@ def headline(name: str, r: dict) -> dict:
         return {board: (_synth_figures(b) | {"status": b["status"]} if "fmax_mhz" in b
                         else {"status": b.get("status", "failed")})
                 for board, b in r["boards"].items()}
+    if name == "fit":
+        return {"designs": len(r["designs"]),
+                "measured": sum(d["measured"] is not None for d in r["designs"]),
+                "placement_failures": [f"{d['design']} on {d['board']}" for d in r["designs"]
+                                       if d["placed"] is False],
+                "disagreements": r["disagreements"],
+                "margins": {k: {"warn": m["used_by_the_check"]["warn"],
+                                "refuse": m["used_by_the_check"]["refuse"]}
+                            for k, m in r["margins"].items()},
+                "code_table_up_to_date": r["code_table_up_to_date"]}
     if name == "est":
         return {"test_bits_per_spike": {k: v["bits_per_spike"] for k, v in r["summary"].items()
                                         if isinstance(v, dict)},

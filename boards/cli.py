@@ -1,21 +1,34 @@
 """``est-synth BUILD_DIR --board NAME``: bitstream, utilisation, Fmax and latency of a build;
-``est-run BUILD --port DEV``: stream a recording through the board and write its predictions."""
+``est-run BUILD --port DEV``: stream a recording through the board and write its predictions.
+
+The boards, the hardware and the simulators (amaranth) are imported inside the functions that
+use them, so that ``--help`` and a bad option answer at once.
+"""
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
 from est import EstError
-from est.boards.protocol import ir_hash
-from est.boards.spec import BOARDS, get_board
-from est.boards.synth import KEY_CELLS, synthesize
-from est.cli import EXIT_MISMATCH, Command, staged_output
-from est.compiler.est_ir import ESTNetwork
-from est.report import write_report
+from est.cli import EXIT_MISMATCH, Command, check_output, plural, staged_output
+
+
+def board_name(name: str) -> str:
+    """``est-synth --board``: one of :data:`~est.boards.spec.BOARDS` (the list is imported
+    when an argument is parsed, not when the parser is built)."""
+    from est.boards.spec import BOARDS
+
+    if name not in BOARDS:
+        raise argparse.ArgumentTypeError(f"invalid choice: {name!r} (choose from "
+                                         f"{', '.join(map(repr, sorted(BOARDS)))})")
+    return name
 
 
 def format_report(r: dict) -> str:
+    from est.boards.synth import KEY_CELLS
+
     lines = [f"{r['board']}: bitstream {r['bitstream']} ({r['seconds']} s)"]
     util = r["utilisation"]
     shown = [c for c in KEY_CELLS if c in util] + [c for c, u in util.items()
@@ -34,18 +47,30 @@ def format_report(r: dict) -> str:
 
 def configure_synth(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("build", type=Path, help="folder written by est-compile")
-    parser.add_argument("--board", default="icebreaker", choices=sorted(BOARDS))
+    parser.add_argument("--board", default="icebreaker", type=board_name, metavar="BOARD",
+                        help="board to synthesize for: icebreaker, icesugar, ice40-hx8k-evn "
+                             "(iCE40); ulx3s-12f, ulx3s-25f, ulx3s-45f, ulx3s-85f, icesugar-pro, "
+                             "colorlight-5a75b (ECP5)")
+    parser.add_argument("--force", action="store_true",
+                        help="synthesize even when the fit check's logic estimate is over its "
+                             "margin (refused otherwise, before yosys runs)")
 
 
 def run_synth(args: argparse.Namespace) -> int:
+    from est.boards.spec import get_board
+    from est.boards.synth import synthesize
+    from est.report import write_report
+
     if not (args.build / "ir.json").is_file():
         raise EstError(f"{args.build}: not an est-compile build folder (no ir.json)")
     board = get_board(args.board)
     out = args.build / f"synth_{board.name}"
+    hint = "est-synth writes synth_BOARD into the build folder: copy it somewhere writable"
+    check_output(out, "synth.json", hint)
     print(f"est-synth: synthesizing {args.build} for {board.name} (yosys, nextpnr, pack; "
           f"a minute for a small design, several for an EST on the ECP5) ...", flush=True)
-    with staged_output(out, "synth.json") as tmp:
-        report = synthesize(args.build, board, tmp)
+    with staged_output(out, "synth.json", hint) as tmp:
+        report = synthesize(args.build, board, tmp, force=args.force)
         report["bitstream"] = str(out / Path(report["bitstream"]).name)
         (tmp / "synth.json").write_text(json.dumps(report, indent=2) + "\n")
     if not report["board_clock_met"]:
@@ -64,6 +89,7 @@ RUN_EXAMPLES = """  est-run build/tiny --port /dev/ttyUSB1      # an iCEBreaker 
 
 def _readout(build: Path):
     """``(net, output fields, log-rate scale)`` of a build's network without trace."""
+    from est.compiler.est_ir import ESTNetwork
     from est.hw.est_top import est_output_fields
     from est.hw.top import output_fields
     from est.sim.cli import load_build_ir, readout_scale
@@ -75,6 +101,7 @@ def _readout(build: Path):
 
 
 def _golden(net, stimulus):
+    from est.compiler.est_ir import ESTNetwork
     from est.sim.est_network import run_est
     from est.sim.network import run
 
@@ -82,6 +109,8 @@ def _golden(net, stimulus):
 
 
 def _open_port(args, build: Path, n_in: int):
+    from est.boards.protocol import ir_hash
+
     if args.port == "sim":
         from est.boards.top import board_ident, build_core
         from est.sim.board_sim import SimulatedSerial
@@ -102,25 +131,34 @@ def configure_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("build", type=Path, help="folder written by est-compile")
     parser.add_argument("--port", required=True,
                         help="serial device or pyserial URL, or 'sim' for the simulated RTL")
-    parser.add_argument("--baud", type=int, default=115200)
+    parser.add_argument("--baud", type=int, default=115200,
+                        help="serial baud rate; must match the bitstream")
     parser.add_argument("--timeout", type=float, default=0.5,
-                        help="seconds to wait for a reply before asking again (default 0.5)")
+                        help="seconds (> 0) to wait for a reply before asking again")
     parser.add_argument("--input", type=Path,
                         help="[bins, n_in] .npy of 0/1 spikes (default: the build's stimulus)")
-    parser.add_argument("-o", "--out", type=Path, help="output folder (default BUILD/run)")
+    parser.add_argument("-o", "--out", type=Path, help="output folder (default: BUILD/run)")
 
 
 def run_host(args: argparse.Namespace) -> int:
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise EstError(f"--timeout must be a positive number of seconds, got {args.timeout}")
+    if args.baud < 1:
+        raise EstError(f"--baud must be a positive whole number, got {args.baud}")
+    if not (args.build / "ir.json").is_file():
+        raise EstError(f"{args.build}: not an est-compile build folder (no ir.json)")
+    out = args.out or args.build / "run"
+    check_output(out, "run.json", "choose another -o")
     import numpy as np
     from tqdm import tqdm
 
     from est.boards.host import BoardLink
+    from est.boards.protocol import ir_hash
+    from est.report import write_report
     from est.sim.cli import build_stimulus
     from est.sim.trace import compare
     from est.sim.words import decode_outputs
 
-    if not (args.build / "ir.json").is_file():
-        raise EstError(f"{args.build}: not an est-compile build folder (no ir.json)")
     net, fields, scale = _readout(args.build)
     stimulus, source = build_stimulus(args.build, args.input, net.n_in)
     port = _open_port(args, args.build, net.n_in)
@@ -128,8 +166,8 @@ def run_host(args: argparse.Namespace) -> int:
         link = BoardLink(port)
         ident = link.check(ir_hash(args.build), net.n_in)
         print(f"est-run: board on {args.port}: est {ident.version}, network "
-              f"{ident.ir_hash.hex()}, {ident.n_in} inputs; streaming {len(stimulus)} bins of "
-              f"{source}", flush=True)
+              f"{ident.ir_hash.hex()}, {plural(ident.n_in, 'input')}; streaming "
+              f"{plural(len(stimulus), 'bin')} of {source}", flush=True)
         t0 = time.perf_counter()
         with tqdm(total=len(stimulus), unit="bin", disable=args.quiet, leave=False) as bar:
             words = link.run(stimulus, bar.update)
@@ -144,14 +182,14 @@ def run_host(args: argparse.Namespace) -> int:
                "bins_per_second": round(len(stimulus) / seconds, 1),
                "recoveries": link.recoveries, "ir_hash": ident.ir_hash.hex(),
                "golden_mismatches": check.mismatches, "golden_values": check.values_compared}
-    out = args.out or args.build / "run"
-    with staged_output(out, "run.json") as tmp:
+    with staged_output(out, "run.json", "choose another -o") as tmp:
         log_rate = readout / scale
         np.savez(tmp / "predictions.npz", readout=readout, log_rate=log_rate,
                  rate=np.exp(log_rate))
         (tmp / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"est-run: {len(stimulus)} bins in {seconds:.1f} s ({summary['bins_per_second']} "
-          f"bins/s, {link.recoveries} damaged frames recovered); predictions in "
+    print(f"est-run: {plural(len(stimulus), 'bin')} in {seconds:.1f} s "
+          f"({summary['bins_per_second']} bins/s, "
+          f"{plural(link.recoveries, 'damaged frame')} recovered); predictions in "
           f"{out / 'predictions.npz'}")
     print(f"report: {write_report(args.build)}")
     if check.mismatches:

@@ -5,7 +5,7 @@ yosys can pick for each memory) and logic with a per-lane cost model; it is a fi
 synthesis result. ``est-synth`` reports the real figures.
 """
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from est import EstError
 from est.compiler.ir import DenseLIF, Network
@@ -154,21 +154,188 @@ def bridge_logic(in_bytes: int, out_bytes: int) -> tuple[int, int]:
     return 100 + 8 * mux_luts(out_bytes + 7) + 8 * in_bytes, 140 + 8 * in_bytes
 
 
+@dataclass(frozen=True)
+class Measured:
+    """One synthesized design: the fit check's logic estimate (``estimator`` ``est``:
+    :mod:`est.compiler.est_report`, iCE40 LUT4s + flip-flops, ECP5 the larger of the two;
+    ``spine``: :func:`estimate`'s LUTs) beside nextpnr's logic cells (``ICESTORM_LC`` /
+    ``TRELLIS_COMB``) and whether nextpnr placed it."""
+
+    design: str
+    board: str
+    estimator: str
+    estimate: int
+    measured: int
+    placed: bool
+
+
+MARGIN_SOURCE = "bench/results/fit.json"
+MEASURED = (
+    # bench/bench_est_hw.py --synth: the example ESTs
+    Measured("est_tiny L1", "icebreaker", "est", 4879, 4768, True),
+    Measured("est_small L4", "ulx3s-85f", "est", 17340, 17741, True),
+    # bench/bench_boards.py: the demo spine 16-32-24-8 on every board
+    Measured("spine L4", "icebreaker", "spine", 2388, 2842, True),
+    Measured("spine L4", "icesugar", "spine", 2388, 2842, True),
+    Measured("spine L4", "ice40-hx8k-evn", "spine", 2388, 2838, True),
+    Measured("spine L4", "ulx3s-12f", "spine", 2388, 2788, True),
+    Measured("spine L4", "ulx3s-25f", "spine", 2388, 2788, True),
+    Measured("spine L4", "ulx3s-45f", "spine", 2388, 2788, True),
+    Measured("spine L4", "ulx3s-85f", "spine", 2388, 2788, True),
+    Measured("spine L4", "icesugar-pro", "spine", 2388, 2811, True),
+    Measured("spine L4", "colorlight-5a75b", "spine", 2388, 2811, True),
+    # bench/bench_fit.py --synth: ESTs of other shapes, the tutorial's model, its first model
+    # (compiled as the tutorial did, and as "-o build": only the IR's name differs)
+    Measured("est-none L1", "icebreaker", "est", 2791, 2837, True),
+    Measured("est-sdsa-and L1", "icebreaker", "est", 4223, 3881, True),
+    Measured("est-d12-notpu L1", "icebreaker", "est", 4489, 4236, True),
+    Measured("est-ssa-and L1", "icebreaker", "est", 4510, 4273, True),
+    Measured("est-ssa-and-12f L4", "ulx3s-12f", "est", 8853, 7992, True),
+    Measured("tutorial L1", "icebreaker", "est", 4206, 4436, True),
+    Measured("tutorial-v1 L1", "icebreaker", "est", 4902, 4866, False),
+    Measured("tutorial-v1-plain L1", "icebreaker", "est", 4902, 4843, True),
+)
+"""Every synthesized design of the benchmarks, the data the logic margin is learned from
+(:func:`learn_margin`). ``bench/bench_fit.py`` recomputes the estimates, re-reads (or
+re-measures) nextpnr's figures, writes them to :data:`MARGIN_SOURCE` and says when this table
+is out of date."""
+
+
+@dataclass(frozen=True)
+class LogicMargin:
+    """How much of a board's logic an estimate may claim, learned from measured designs.
+
+    ``ceiling``: the largest share of a board's logic cells that nextpnr has placed on this
+    family below the smallest share at which it failed (for a family where no placement
+    failure has been measured the iCE40's ceiling is assumed, ``ceiling_measured`` False).
+    ``ratio_low``/``ratio_high``: the smallest and largest measured/estimate ratio of this
+    estimator on this family. A design is refused above
+    ``refuse = ceiling / ratio_low`` (even the most favourable error seen puts it above anything
+    that has placed; at most the whole board) and warned above ``warn = ceiling / ratio_high``
+    (the least favourable error seen does)."""
+
+    family: str
+    estimator: str
+    ceiling: float
+    ceiling_measured: bool
+    ratio_low: float
+    ratio_high: float
+    designs: int
+
+    @property
+    def warn(self) -> float:
+        return min(self.ceiling / self.ratio_high, self.refuse)
+
+    @property
+    def refuse(self) -> float:
+        return min(self.ceiling / self.ratio_low, 1.0)  # never more than the whole board
+
+    def describe(self) -> str:
+        ceiling = (f"the largest placed {self.family} design used {self.ceiling:.1%}"
+                   if self.ceiling_measured else
+                   f"no {self.family} placement failure measured, the iCE40's "
+                   f"{self.ceiling:.1%} assumed")
+        return (f"margin from {self.designs} synthesized designs ({MARGIN_SOURCE}): {ceiling}; "
+                f"nextpnr/estimate {self.ratio_low:.3f}..{self.ratio_high:.3f}")
+
+
+def _share(m: Measured) -> float:
+    return m.measured / BOARDS[m.board].luts
+
+
+def learn_margin(points, family: str, estimator: str) -> LogicMargin:
+    """The :class:`LogicMargin` of ``estimator`` on ``family`` from measured designs.
+
+    The ceiling is the largest share of the board's logic that placed below the smallest share
+    that failed, on this family; without a measured failure on it, the iCE40's (or, with none
+    anywhere, the largest share that placed anywhere), marked as assumed."""
+    points = [m for m in points if m.board in BOARDS]
+
+    def ceiling_of(mine: list) -> float | None:
+        failed = [_share(m) for m in mine if not m.placed]
+        placed = [_share(m) for m in mine if m.placed and (not failed or
+                                                           _share(m) < min(failed))]
+        return max(placed) if failed and placed else None
+
+    ceiling = ceiling_of([m for m in points if BOARDS[m.board].family == family])
+    measured = ceiling is not None
+    if not measured:
+        ceiling = ceiling_of([m for m in points if BOARDS[m.board].family == "ice40"])
+    if ceiling is None:
+        ceiling = max(_share(m) for m in points if m.placed)
+    ratios = [m.measured / m.estimate for m in points
+              if BOARDS[m.board].family == family and m.estimator == estimator]
+    if not ratios:  # no design of this estimator on this family: every family's
+        ratios = [m.measured / m.estimate for m in points if m.estimator == estimator]
+    return LogicMargin(family, estimator, ceiling, measured, min(ratios), max(ratios),
+                       len(ratios))
+
+
+def logic_margin(board: Board, estimator: str) -> LogicMargin:
+    """The margin the fit check uses for ``board`` (learned from :data:`MEASURED`)."""
+    return learn_margin(MEASURED, board.family, estimator)
+
+
+def logic_verdict(used: int, board: Board, estimator: str, subject: str, advice: str) -> dict:
+    """The fit check's verdict on a logic estimate of ``used`` cells on ``board``: ``fits``
+    (at or under the margin's ``warn``), ``tight`` (up to ``refuse``: placement uncertain, a
+    warning) or ``over`` (refused), with a one-line ``message`` naming the estimate, the board's
+    capacity, the margin and ``advice`` (what would help)."""
+    margin = logic_margin(board, estimator)
+    unit = "logic cells" if board.family == "ice40" else "LUT4s"
+    # (a hair added so that a measured design's own estimate is not lost to rounding)
+    warn, refuse = (int(margin.warn * board.luts + 1e-6),
+                    int(margin.refuse * board.luts + 1e-6))
+    verdict = "fits" if used <= warn else "tight" if used <= refuse else "over"
+    head = (f"{subject}: its logic estimate is {used} of {board.luts} {unit} "
+            f"({used / board.luts:.1%})")
+    if verdict == "over":
+        message = (f"{subject.replace(' on ', ' does not fit ', 1)}: its logic estimate is "
+                   f"{used} of {board.luts} {unit} ({used / board.luts:.1%}), over the "
+                   f"{refuse} ({margin.refuse:.1%}) the fit check allows ({used - refuse} "
+                   f"over; {margin.describe()}); {advice}")
+    elif verdict == "tight":
+        message = (f"{head}, above {warn} ({margin.warn:.1%}) and under {refuse} "
+                   f"({margin.refuse:.1%}): designs of this size have failed to place, so "
+                   f"nextpnr may stop after several minutes ({margin.describe()}); {advice}")
+    else:
+        message = f"{head}, within the margin (fits below {warn}, {margin.warn:.1%})"
+    return {"board": board.name, "estimator": estimator, "verdict": verdict, "estimate": used,
+            "available": board.luts, "unit": unit, "warn_above": warn, "refuse_above": refuse,
+            "margin": asdict(margin) | {"warn": round(margin.warn, 4),
+                                        "refuse": round(margin.refuse, 4),
+                                        "source": MARGIN_SOURCE},
+            "message": message}
+
+
+def spine_logic_verdict(net: Network, board: Board) -> dict:
+    """:func:`logic_verdict` of a spine network (:func:`estimate`'s LUTs)."""
+    return logic_verdict(
+        estimate(net, board)["luts_estimate"], board, "spine",
+        f"the model on {board.name} at lanes {net.lanes}",
+        f"try fewer hidden neurons, fewer lanes (--lanes), or a larger board (--board "
+        f"{'ulx3s-85f' if board.name != 'ulx3s-85f' else '...'})")
+
+
 def check_fit(net: Network, board: Board) -> dict:
-    """Return :func:`estimate`, or raise an :class:`EstError` naming the layer and resource that
-    do not fit, by how much, and what would help."""
+    """Return :func:`estimate` (with ``logic_fit``, :func:`spine_logic_verdict`), or raise an
+    :class:`EstError` naming the layer and resource that do not fit, by how much, and what would
+    help: block RAMs against the board's, logic against the margin of :func:`logic_margin`."""
     est = estimate(net, board)
-    for resource, used, avail, key in (("block RAM", est["bram"], board.brams, "bram_total"),
-                                       ("logic (LUTs, estimated)", est["luts_estimate"],
-                                        board.luts, "luts_estimate")):
-        if used > avail:
-            worst = max(est["layers"], key=lambda entry: entry[key])
-            raise EstError(
-                f"the model does not fit {board.name}: it needs {used} {resource} against "
-                f"{avail} available ({used - avail} over); the largest user is layer "
-                f"'{worst['name']}' with {worst[key]}. Try fewer hidden neurons, fewer weight "
-                f"bits (--weight-bits), fewer lanes (--lanes), or a larger board "
-                f"(--board {'ulx3s-85f' if board.name != 'ulx3s-85f' else '...'}).")
+    if est["bram"] > board.brams:
+        used, avail = est["bram"], board.brams
+        worst = max(est["layers"], key=lambda entry: entry["bram_total"])
+        raise EstError(
+            f"the model does not fit {board.name}: it needs {used} block RAM against "
+            f"{avail} available ({used - avail} over); the largest user is layer "
+            f"'{worst['name']}' with {worst['bram_total']}. Try fewer hidden neurons, fewer "
+            f"weight bits (--weight-bits), fewer lanes (--lanes), or a larger board "
+            f"(--board {'ulx3s-85f' if board.name != 'ulx3s-85f' else '...'}).")
+    est["logic_fit"] = spine_logic_verdict(net, board)
+    if est["logic_fit"]["verdict"] == "over":
+        worst = max(est["layers"], key=lambda entry: entry["luts_estimate"])
+        raise EstError(f"{est['logic_fit']['message']} (largest: layer '{worst['name']}' with "
+                       f"{worst['luts_estimate']} LUTs)")
     return est
 
 

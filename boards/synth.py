@@ -18,12 +18,9 @@ _UTIL = re.compile(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)")
 _FMAX = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz \((PASS|FAIL)")
 
 
-def parse_nextpnr_log(text: str) -> dict:
-    """Utilisation (cell type -> used, available) and the post-route Fmax from a nextpnr log.
-
-    nextpnr prints "Max frequency" once before routing (an estimate) and once after; the last
-    one is the post-route figure.
-    """
+def parse_utilisation(text: str) -> dict:
+    """Cell type -> {used, available} from the last "Device utilisation" block of a nextpnr log
+    (printed after packing, before placement: present even when placement then fails)."""
     util = {}
     block = text.rsplit("Device utilisation:", 1)
     if len(block) == 2:
@@ -32,6 +29,16 @@ def parse_nextpnr_log(text: str) -> dict:
             if not found:
                 break
             util[found.group(1)] = {"used": int(found.group(2)), "available": int(found.group(3))}
+    return util
+
+
+def parse_nextpnr_log(text: str) -> dict:
+    """Utilisation (cell type -> used, available) and the post-route Fmax from a nextpnr log.
+
+    nextpnr prints "Max frequency" once before routing (an estimate) and once after; the last
+    one is the post-route figure.
+    """
+    util = parse_utilisation(text)
     fmax = _FMAX.findall(text)
     if not util or not fmax:
         raise EstError("could not read utilisation and Fmax from the nextpnr log")
@@ -122,9 +129,90 @@ def progress(out: Path, interval: float = 2.0) -> Iterator[None]:
         thread.join()
 
 
-def synthesize(build: Path, board: Board, out: Path) -> dict:
-    """Build the bitstream of ``build``'s network for ``board`` into ``out``; return the report."""
+_ERROR_LINE = re.compile(r"^\s*ERROR:\s*(.+?)\s*$", re.MULTILINE)
+
+
+def tool_errors(log: str) -> list[str]:
+    """The ``ERROR:`` lines of a yosys or nextpnr log, in order, repeats dropped."""
+    return list(dict.fromkeys(m.group(1) for m in _ERROR_LINE.finditer(log)))
+
+
+class SynthesisFailed(EstError):
+    """A tool of the flow stopped. ``tool``: which (yosys, nextpnr-ice40, ...); ``errors``: its
+    own ERROR lines; ``utilisation``: nextpnr's cell counts when it got as far as packing."""
+
+    def __init__(self, message: str, tool: str, errors: list[str], utilisation: dict):
+        super().__init__(message)
+        self.tool, self.errors, self.utilisation = tool, errors, utilisation
+
+
+def failure(out: Path, board: Board, returncode: int) -> SynthesisFailed:
+    """Why a synthesis run in ``out`` stopped, in the failing tool's own words: the tool (the
+    first whose output file is missing), its ``ERROR:`` lines from its log (yosys ``top.rpt``,
+    nextpnr ``top.tim``) and, for nextpnr, the logic cells it had packed. A hint is added only
+    when an error says what it means: no BELs remaining (more cells of a type than the board
+    has) or no legal placement (logic too full to place)."""
+    if not (out / "top.json").is_file():
+        tool, log = "yosys", out / "top.rpt"
+    elif not any((out / n).is_file() for n in ("top.asc", "top.config")):
+        tool, log = f"nextpnr-{board.family}", out / "top.tim"
+    else:
+        tool, log = "icepack" if board.family == "ice40" else "ecppack", None
+    text = log.read_text(errors="replace") if log is not None and log.is_file() else ""
+    errors, util = tool_errors(text), parse_utilisation(text)
+    if not errors:
+        where = f"no ERROR line in its log {log.name}; " if log is not None else ""
+        return SynthesisFailed(f"{tool} failed for {board.name} (exit {returncode}); {where}its "
+                               f"output above names the cause", tool, errors, util)
+    message = f"{tool} failed for {board.name}: " + " ".join(f"ERROR: {e}" for e in errors[:3])
+    cell = next((c for c in LOGIC_CELLS if c in util), None)
+    fill = ""
+    if cell:
+        used, avail = util[cell]["used"], util[cell]["available"]
+        fill = f"{cell} {used}/{avail} ({100 * used / avail:.1f}%)"
+    if any("no BELs remaining" in e for e in errors):
+        message += (" (the design needs more cells of that type than the board has; "
+                    "fewer lanes, a smaller model or a larger board)")
+    elif any("legal placement" in e or "utilisation limit" in e for e in errors):
+        message += (f" ({fill + ': ' if fill else ''}the logic is too full to place; fewer "
+                    f"lanes, a smaller d_model or mlp_hidden, or a larger board)")
+    return SynthesisFailed(message, tool, errors, util)
+
+
+def pre_synthesis_check(build: Path, board: Board, force: bool = False) -> dict:
+    """The fit check's logic verdict for ``build`` on ``board`` (the estimate against the margin
+    of :func:`est.boards.spec.logic_margin`, see :func:`est.boards.spec.logic_verdict`), before
+    any tool runs: an :class:`EstError` when the estimate is above the margin (unless
+    ``force``), a printed warning when it is in the band where placement is uncertain."""
+    from est.sim.cli import load_build_ir
+
+    top = json.loads((build / "top.json").read_text())
+    net = load_build_ir(build)
+    if top.get("arch") == "est":
+        from est.compiler.est_report import est_logic_verdict
+
+        verdict = est_logic_verdict(net, top["lanes"], board)
+    else:
+        from est.boards.spec import spine_logic_verdict
+
+        verdict = spine_logic_verdict(net, board)
+    if verdict["verdict"] == "over":
+        if not force:
+            raise EstError(f"refused before synthesis: {verdict['message']}; --force runs "
+                           f"yosys and nextpnr anyway")
+        print(f"est-synth: warning (--force): {verdict['message']}", flush=True)
+    elif verdict["verdict"] == "tight":
+        print(f"est-synth: warning: {verdict['message']}", flush=True)
+    return verdict
+
+
+def synthesize(build: Path, board: Board, out: Path, force: bool = False) -> dict:
+    """Build the bitstream of ``build``'s network for ``board`` into ``out``; return the report.
+
+    First :func:`pre_synthesis_check` (refuses a design over the fit check's margin unless
+    ``force``); a failing tool raises :class:`SynthesisFailed` quoting its own error."""
     toolenv.apply()
+    fit = pre_synthesis_check(build, board, force)
     board_top, cycles = board_top_of(build, board)
     t0 = time.perf_counter()
     platform = _platform(board)
@@ -134,9 +222,7 @@ def synthesize(build: Path, board: Board, out: Path) -> dict:
                            synth_opts=board.synth_opts,
                            script_after_read=board.script_after_read)
     except subprocess.CalledProcessError as e:
-        raise EstError(f"synthesis for {board.name} failed (exit {e.returncode}); the tool "
-                       f"output above names the cause ('no BELs remaining' means the design "
-                       f"needs more of that resource than the board has)") from None
+        raise failure(out, board, e.returncode) from None
     seconds = time.perf_counter() - t0
     bitstream = next((p for p in (out / "top.bin", out / "top.bit") if p.is_file()), None)
     if bitstream is None:
@@ -154,5 +240,7 @@ def synthesize(build: Path, board: Board, out: Path) -> dict:
         "latency_us_at_board_clock": round(cycles / clock_mhz, 3),
         "latency_us_at_fmax": round(cycles / result["fmax_mhz"], 3),
         "bins_per_second_at_board_clock": round(board.clock_hz / cycles, 1),
+        "fit_check": {k: fit[k] for k in ("verdict", "estimate", "available", "warn_above",
+                                          "refuse_above")},
     })
     return result

@@ -183,9 +183,11 @@ def est_report(net: ESTNetwork, lanes: int, board: Board, state_in_logic: bool,
             for key in ("dense_bound", "memory_bound"):
                 total[key] -= sum(getattr(s, key) for s in qkv) - max(getattr(s, key)
                                                                        for s in qkv)
-    return {"board": board.name, "lanes": lanes, "membranes": "logic" if state_in_logic
-            else "block RAM", "stages": [asdict(s) for s in stages], "total": total,
-            "cycles_per_bin": measured_cycles}
+    report = {"board": board.name, "lanes": lanes, "membranes": "logic" if state_in_logic
+              else "block RAM", "stages": [asdict(s) for s in stages], "total": total,
+              "cycles_per_bin": measured_cycles}
+    report["logic_fit"] = logic_verdict_of(report, net, board)
+    return report
 
 
 def format_table(report: dict) -> str:
@@ -202,13 +204,25 @@ def format_table(report: dict) -> str:
     lines.append(f"stage cycles: component latencies; total cycles: measured in simulation "
                  f"(Q, K and V run at once; lb = lower bound); LUT~/FF~: estimates for "
                  f"{report['board']}, membranes in {report['membranes']}")
+    if "logic_fit" in report:
+        lines.append(format_fit(report["logic_fit"]))
     return "\n".join(lines)
 
 
-LOGIC_FILL = 0.93
-"""Fraction of a board's logic an estimate may fill and still count as fitting. nextpnr's
-placement on the iCE40 is not monotonic in size near the top: est_tiny with the framed board
-top placed at 90% (4,752 of 5,280 cells), an earlier variant failed at 84.5%."""
+def format_fit(fit: dict) -> str:
+    """One line: the logic estimate against the margin, and where the margin comes from; a
+    warning when placement is uncertain or the design is over the margin."""
+    m = fit["margin"]
+    verdict = {"fits": "fits", "tight": "WARNING: placement uncertain",
+               "over": "OVER THE MARGIN: est-synth refuses it without --force"}[fit["verdict"]]
+    return (f"fit check: logic ~{fit['estimate']} of {fit['available']} {fit['unit']} "
+            f"({fit['estimate'] / fit['available']:.1%}) {verdict}; warned above "
+            f"{fit['warn_above']} ({m['warn']:.1%}), refused above {fit['refuse_above']} "
+            f"({m['refuse']:.1%}): largest placed {m['ceiling']:.1%}"
+            f"{'' if m['ceiling_measured'] else ' (assumed)'}, nextpnr/estimate "
+            f"{m['ratio_low']:.3f}..{m['ratio_high']:.3f} over {m['designs']} designs "
+            f"({m['source']})")
+
 
 def logic_use(total: dict, board: Board) -> int:
     """Logic cells (iCE40: a LUT4 and a flip-flop each, counted apart as few pair up) or
@@ -217,33 +231,70 @@ def logic_use(total: dict, board: Board) -> int:
                                                                            total["ffs"])
 
 
-def fit_est(net: ESTNetwork, lanes: int, board: Board) -> tuple[bool, dict]:
+def _advice(net: ESTNetwork, lanes: int, board: Board) -> str:
+    tpu = any(b.tpu is not None for b in net.blocks)
+    return ("use " + ("fewer lanes (--lanes), " if lanes > 1 else "")
+            + f"a smaller d_model or mlp_hidden{' (or tpu = false)' if tpu else ''}, "
+            + ("fewer blocks, " if len(net.blocks) > 1 else "") + "or a larger board"
+            + (" (--board ulx3s-85f)" if board.name != "ulx3s-85f" else ""))
+
+
+def logic_verdict_of(report: dict, net: ESTNetwork, board: Board) -> dict:
+    """:func:`~est.boards.spec.logic_verdict` of an :func:`est_report` (its totals)."""
+    from est.boards.spec import logic_verdict
+
+    lanes = report["lanes"]
+    verdict = logic_verdict(logic_use(report["total"], board), board, "est",
+                            f"the EST on {board.name} at lanes {lanes}",
+                            _advice(net, lanes, board))
+    if verdict["verdict"] == "over":
+        worst = sorted(report["stages"], key=lambda s: -(s["luts"] + s["ffs"]))[:3]
+        verdict["message"] += (" (largest stages, LUT4s + flip-flops: "
+                               + ", ".join(f"{s['name']} {s['luts'] + s['ffs']}" for s in worst)
+                               + ")")
+    return verdict
+
+
+def est_logic_verdict(net: ESTNetwork, lanes: int, board: Board) -> dict:
+    """The fit check's logic verdict for ``net`` at ``lanes`` on ``board`` (membranes where
+    :func:`~est.boards.spec.est_memory_plan` puts them; in logic when the weight ROMs alone do
+    not fit the block RAMs)."""
+    from est import EstError
+    from est.boards.spec import est_memory_plan
+
+    try:
+        state_in_logic = est_memory_plan(net, lanes, board)[0]
+    except EstError:
+        state_in_logic = True
+    return est_report(net, lanes, board, state_in_logic)["logic_fit"]
+
+
+def fit_est(net: ESTNetwork, lanes: int, board: Board, strict: bool = False
+            ) -> tuple[bool, dict]:
     """``(state_in_logic, report)`` of ``net`` at ``lanes`` on ``board``, or an
     :class:`EstError` naming the resource that is over, by how much, the largest stages and
-    what would help."""
+    what would help. Logic is checked against the margin learned from measured designs
+    (:func:`~est.boards.spec.logic_margin`): over ``refuse`` is an error, between ``warn`` and
+    ``refuse`` (placement uncertain) only with ``strict``."""
     from est import EstError
     from est.boards.spec import est_memory_plan
 
     state_in_logic, _ = est_memory_plan(net, lanes, board)
     report = est_report(net, lanes, board, state_in_logic)
-    used, avail = logic_use(report["total"], board), int(LOGIC_FILL * board.luts)
-    if used > avail:
-        worst = sorted(report["stages"], key=lambda s: -(s["luts"] + s["ffs"]))[:3]
-        names = ", ".join(f"{s['name']} {s['luts'] + s['ffs']}" for s in worst)
-        unit = "logic cells" if board.family == "ice40" else "LUT4s"
-        raise EstError(
-            f"the EST does not fit {board.name} at lanes {lanes}: it needs about {used} {unit} "
-            f"(estimate) against {avail} usable ({LOGIC_FILL:.0%} of {board.luts}; {used - avail} "
-            f"over); largest stages (LUT4s + flip-flops): {names}. Every stage "
-            f"has its own datapath, so a smaller d_model, mlp_hidden or fewer blocks helps, "
-            f"as do fewer weight bits (--weight-bits), "
-            f"{'fewer lanes (--lanes auto), ' if lanes > 1 else ''}or a larger board "
-            f"(--board ulx3s-85f).")
+    verdict = report["logic_fit"]
+    if verdict["verdict"] == "over" or (strict and verdict["verdict"] == "tight"):
+        raise EstError(verdict["message"])
     return state_in_logic, report
 
 
 def auto_lanes(net: ESTNetwork, board: Board) -> int:
     """The most lanes (no more than the widest stage needs) at which ``net`` fits ``board``
-    (:func:`~est.boards.spec.most_lanes`)."""
+    (:func:`~est.boards.spec.most_lanes`): within the margin's ``warn`` when any lanes are,
+    else within ``refuse`` (the compile table then says placement is uncertain)."""
+    from est import EstError
+
     widest = max(net.d_model, net.n_out, *(b.mlp1.weight.shape[1] for b in net.blocks))
-    return most_lanes(widest, lambda lanes: fit_est(net, lanes, board))
+    try:
+        return most_lanes(widest, lambda lanes: fit_est(net, lanes, board, strict=True))
+    except EstError:
+        return most_lanes(widest, lambda lanes: fit_est(net, lanes, board))

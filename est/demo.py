@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from est import EstError, toolenv
-from est.cli import Command
+from est.cli import Command, mismatches
 
 
 def step(title: str) -> None:
@@ -67,7 +67,7 @@ def demo(args: argparse.Namespace) -> int:
     from est.report import find_metrics
     from est.sim.cli import compare_cmd, sim
     from est.sim.trace import Trace, compare
-    from est.sw.train import main as train_main
+    from est.sw.cli import main as train_main
 
     t0 = time.perf_counter()
     for path in (args.config,) if args.train else (args.model, args.config):
@@ -121,7 +121,7 @@ def demo(args: argparse.Namespace) -> int:
                                               ("GLM", "glm"), ("true rates", "true_rates"))
                            if key in metrics)
         print(f"  model quality   held-out bits/spike {scores} ({where})")
-    print(f"  RTL vs golden   {result.mismatches} mismatches in {result.values_compared} values "
+    print(f"  RTL vs golden   {mismatches(result.mismatches)} in {result.values_compared} values "
           f"({result.bins} bins, {len(result.tensors)} tensors, {args.sim})")
     print(f"  board protocol  {run['golden_mismatches']} mismatches in {run['golden_values']} "
           f"readout values ({run['bins']} bins over the simulated UART)")

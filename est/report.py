@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from est import EstError, __version__
-from est.cli import Command
+from est.cli import Command, mismatches
 
 if TYPE_CHECKING:
     from est.sim.trace import Comparison, Trace
@@ -168,7 +168,7 @@ def _verdict_line(compared: list[_Compared], shown: Path) -> str:
     parts = []
     if bad:
         parts.append("<span class='bad'>" + html.escape("; ".join(
-            f"{x.result.mismatches} mismatches in {x.result.values_compared:,} values on "
+            f"{mismatches(x.result.mismatches)} in {x.result.values_compared:,} values on "
             f"{_sim_name(x.path)} (first: {x.result.first.tensor} channel "
             f"{x.result.first.channel} bin {x.result.first.bin})" for x in bad)) + "</span>")
     if good:
@@ -278,7 +278,7 @@ def _comparisons(golden, compared: list[_Compared], shown: Path) -> str:
         parts.append(
             f"<h3>{html.escape(_sim_name(path))}: "
             + _verdict(c.mismatches == 0, f"0 mismatches in {c.values_compared} values",
-                       f"{c.mismatches} mismatches in {c.values_compared} values")
+                       f"{mismatches(c.mismatches)} in {c.values_compared} values")
             + f"</h3><p>{c.bins} bins, {len(c.tensors)} tensors; "
             f"{stats.get('cycles_per_bin', '?')} cycles/bin measured in simulation"
             + (f"; first divergence: {html.escape(c.first.tensor)} channel {c.first.channel} "

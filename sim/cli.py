@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from est import EstError
-from est.cli import EXIT_MISMATCH, EXIT_OK, Command
+from est.cli import EXIT_MISMATCH, EXIT_OK, Command, mismatches, plural
 from est.sim.trace import Comparison, Trace, compare
 
 SIMS = ("verilator", "icarus", "amaranth")
@@ -43,8 +43,12 @@ def readout_scale(net) -> np.ndarray:
 
 def configure_sim(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("build", type=Path, help="folder written by est-compile")
-    parser.add_argument("--sim", choices=SIMS, default="verilator")
-    parser.add_argument("--stimulus", type=Path, help=".npy [bins, n_in] (default: the build's)")
+    parser.add_argument("--sim", choices=SIMS, default="verilator",
+                        help="simulator: Verilator or Icarus (cocotb testbench on top.v), or "
+                             "amaranth (amaranth.sim on the network elaborated from ir.json)")
+    parser.add_argument("--stimulus", type=Path,
+                        help=".npy [bins, n_in] of 0/1 spikes (default: the build's "
+                             "stimulus.npy)")
     parser.add_argument("--stall-seed", type=int, help="random valid/ready stalls, this seed")
     parser.add_argument("--waves", action="store_true", help="write waves (FST or VCD)")
     parser.add_argument("--netlist", metavar="BOARD",
@@ -61,7 +65,7 @@ def run_sim(args: argparse.Namespace) -> int:
         if args.sim != "icarus":
             raise EstError("--netlist simulates with Icarus: add --sim icarus")
         label = f"icarus_netlist_{args.netlist}"
-    print(f"est-sim: {stimulus.shape[0]} bins on {label} ...", flush=True)
+    print(f"est-sim: {plural(stimulus.shape[0], 'bin')} on {label} ...", flush=True)
     vcd = args.build / "amaranth.vcd" if args.waves else None
     if args.sim == "amaranth" and top.get("arch") == "est":
         from est.hw.est_top import ESTTop
@@ -95,11 +99,12 @@ def run_sim(args: argparse.Namespace) -> int:
              "cycles_per_bin": round(run.cycles_per_bin, 2), "seconds": round(run.seconds, 2),
              "stall_seed": args.stall_seed}
     (args.build / f"rtl_{label}.json").write_text(json.dumps(stats, indent=2) + "\n")
-    print(f"est-sim: wrote {out}: {run.trace.bins} bins, {run.cycles_per_bin:.1f} cycles/bin, "
-          f"{run.seconds:.1f} s")
+    print(f"est-sim: wrote {out}: {plural(run.trace.bins, 'bin')}, {run.cycles_per_bin:.1f} "
+          f"cycles/bin, {run.seconds:.1f} s")
     if run.scoreboard_mismatches:
-        print(f"est-sim: the testbench scoreboard saw {run.scoreboard_mismatches} bins differ "
-              f"from golden.npz; run est-compare {args.build} for the first divergence")
+        print(f"est-sim: the testbench scoreboard saw "
+              f"{plural(run.scoreboard_mismatches, 'bin')} differ from golden.npz; run "
+              f"est-compare {args.build} for the first divergence")
         return EXIT_MISMATCH
     return EXIT_OK
 
@@ -107,12 +112,13 @@ def run_sim(args: argparse.Namespace) -> int:
 def format_comparison(c: Comparison, golden: Trace) -> str:
     from est.sim.compare_view import layer_summary
 
-    lines = [f"compared {c.values_compared} values over {c.bins} bins in {len(c.tensors)} "
-             f"tensors: {c.mismatches} mismatches"]
+    lines = [f"compared {plural(c.values_compared, 'value')} over {plural(c.bins, 'bin')} in "
+             f"{plural(len(c.tensors), 'tensor')}: {mismatches(c.mismatches)}"]
     for layer, tensors in layer_summary(c).items():
         total = sum(tensors.values())
         detail = ", ".join(f"{t} {n}" for t, n in tensors.items())
-        lines.append(f"  {layer:<16}{total:>8} mismatches ({detail})")
+        count, noun = mismatches(total).split()
+        lines.append(f"  {layer:<16}{count:>8} {noun} ({detail})")
     if c.first is not None:
         f = c.first
         layer, tensor = f.tensor.split("/")
@@ -146,8 +152,8 @@ def run_compare(args: argparse.Namespace) -> int:
     for rtl_path in rtl_paths:
         rtl = Trace.load(rtl_path)
         if rtl.bins != golden.bins:
-            raise EstError(f"{rtl_path} has {rtl.bins} bins but {golden_path} has {golden.bins}; "
-                           f"were they made from the same stimulus?")
+            raise EstError(f"{rtl_path} has {plural(rtl.bins, 'bin')} but {golden_path} has "
+                           f"{golden.bins}; were they made from the same stimulus?")
         result = compare(golden, rtl)
         text = format_comparison(result, golden)
         print(f"{rtl_path.name} ({rtl.meta.get('source', '?')}) vs {golden_path.name}:")

@@ -24,6 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from est.cli import mismatches  # noqa: E402
 from est.sim.trace import Comparison, Trace  # noqa: E402
 
 MAX_BINS = 400  # bins drawn; a longer trace is drawn around its first divergence
@@ -183,7 +184,7 @@ def write(golden: Trace, rtl: Trace, c: Comparison, text: str, stem: Path) -> tu
         + "".join(f"<td class='{'bad' if n else 'ok'}'>{html.escape(t)}: {n}</td>"
                   for t, n in tensors.items()) + "</tr>"
         for layer, tensors in layer_summary(c).items())
-    verdict = "all values match" if c.mismatches == 0 else f"{c.mismatches} mismatches"
+    verdict = "all values match" if c.mismatches == 0 else mismatches(c.mismatches)
     html_path.write_text(f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>est-compare: {html.escape(verdict)}</title>
 <style>body{{font-family:sans-serif;margin:2em}} td{{padding:2px 10px}}

@@ -27,7 +27,6 @@ from est import EstError, toolenv
 from est.cli import EXIT_MISMATCH, EXIT_OK, Command
 from est.compiler.cli import write_build
 from est.compiler.ir import DenseLIF, DenseReadout, Network
-from est.hw.top import to_verilog
 from est.sim.golden import signed_range
 from est.sim.network import run
 from est.sim.rtl import require_simulator
@@ -175,6 +174,8 @@ def write_reproducer(outcome: Outcome, simulator: str, stalls: str, build: Path,
     if dest.exists():
         shutil.rmtree(dest)
     if not (build / "top.v").is_file():  # amaranth.sim runs need no Verilog; a reproducer does
+        from est.hw.top import to_verilog  # amaranth: only when needed (est-regress --help)
+
         (build / "top.v").write_text(to_verilog(case.net, True))
     shutil.move(str(build), dest)
     (dest / "repro.json").write_text(json.dumps({

@@ -6,6 +6,7 @@ docs/bad_input.md is the table of these cases (and of those tested elsewhere) wi
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from est.sim.trace import Trace
 
@@ -43,6 +45,10 @@ def files(tmp_path_factory, model_pt) -> Path:
     (d / "notbuild").mkdir()
     (d / "notbuild" / "keep.txt").write_text("mine")
     (d / "notnpz.npz").write_text("not a trace")
+    huge = torch.load(EXAMPLE, weights_only=True)
+    huge["state_dict"]["embed.bias"][0] = 1e30  # finite, but no 32-bit integer holds it
+    torch.save(huge, d / "huge.pt")
+    (d / "empty.npy").write_bytes(b"")
     res = subprocess.run([BIN / "est-compile", model_pt, "-o", d / "good", "--bins", "4"],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
@@ -67,11 +73,34 @@ CASES = [
      "half.pt: not a PyTorch checkpoint, or a damaged one", "o"),
     ("output-is-not-a-build", "est-compile {d}/m.pt -o {d}/notbuild",
      "notbuild exists and is not an est output folder (no ir.json)", None),
+    # -o that cannot be written (refused before any work: test_unwritable_output_folder...)
+    ("output-parent-is-a-file", "est-compile {d}/m.pt -o {d}/text.pt/o",
+     "text.pt is a file, not a folder; choose another -o", "text.pt/o"),
+    ("output-name-too-long", "est-compile {d}/m.pt -o {d}/" + "a" * 300,
+     "a name is too long for the file system", None),  # no such name can exist
+    ("output-name-too-long-for-staging", "est-compile {d}/m.pt -o {d}/" + "b" * 240,
+     "a name is too long for the file system", "b" * 240),  # 240 fits, .NAME.partial-* not
+    ("run-output-parent-is-a-file", "est-run {d}/good --port sim -o {d}/text.pt/run",
+     "text.pt is a file, not a folder; choose another -o", "text.pt/run"),
+    ("checkpoint-huge-bias", "est-compile {d}/huge.pt -o {d}/o",
+     "embed.bias[0]: quantizes to 1.055e+32, outside the signed 32-bit range", "o"),
     # options
     ("lanes-zero", "est-compile {d}/m.pt -o {d}/o --lanes 0",
      "--lanes must be a whole number of at least 1 or 'auto', got '0'", "o"),
     ("weight-bits-1", "est-compile {d}/m.pt -o {d}/o --weight-bits 1",
      "--weight-bits must be 2..16, got 1", "o"),
+    ("bins-zero", "est-compile {d}/m.pt -o {d}/o --bins 0", "--bins must be at least 1, got 0",
+     "o"),
+    ("rate-nan", "est-compile {d}/m.pt -o {d}/o --rate nan",
+     "--rate must be a number in [0, 1], got nan", "o"),
+    ("lanes-too-many", "est-compile {d}/m.pt -o {d}/o --lanes 1000",
+     "--lanes 1000 is more than this network can use: its widest layer has 20 neurons; use "
+     "--lanes 20 or fewer", "o"),
+    ("est-lanes-too-many", f"est-compile {EXAMPLE} -o {{d}}/o --lanes 1000",
+     "--lanes 1000 is more than this network can use: its widest layer has 24 neurons; use "
+     "--lanes 24 or fewer", "o"),
+    ("run-timeout-negative", "est-run {d}/good --port sim --timeout -1",
+     "--timeout must be a positive number of seconds, got -1.0", "good/run"),
     ("quiet-and-verbose", "est-compile {d}/m.pt -o {d}/o -q -v", "not allowed with", "o"),
     # boards
     ("compile-unknown-board", "est-compile {d}/m.pt -o {d}/o --board nosuch",
@@ -96,6 +125,10 @@ CASES = [
      "wide.npy: expected a [bins, 12] array of spikes", "good/rtl_icarus.npz"),
     ("run-input-wrong-width", "est-run {d}/good --port sim --input {d}/wide.npy",
      "wide.npy: expected a [bins, 12] array of spikes", "good/run"),
+    ("sim-stimulus-empty", "est-sim {d}/good --sim icarus --stimulus {d}/empty.npy",
+     "empty.npy: empty or truncated; expected a .npy [bins, 12] array", "good/rtl_icarus.npz"),
+    ("run-input-npz", "est-run {d}/good --port sim --input {d}/rec5.npz",
+     "rec5.npz: a .npz archive, not a .npy array", "good/run"),
     # training configs
     ("config-missing", "est-train --config {d}/nowhere.toml --out {d}/t",
      "nowhere.toml: no such config file", "t"),
@@ -113,6 +146,21 @@ CASES = [
      "nowhere.npz: no such file", "t"),
     ("data-with-nan", "est-train --config {d}/nan.toml --out {d}/t",
      "nan.npz: counts contains NaN at index [0, 0]", "t"),
+    # training configs: every key checked before the first training step
+    ("config-count-threshold-zero", "est-train --set model.count_threshold=0 --out {d}/t",
+     "model.count_threshold must be at least 1, got 0", "t"),
+    ("config-kernel-zero", "est-train --set model.kernels=[0] --out {d}/t",
+     "model.kernels[0] must be at least 1, got 0", "t"),
+    ("config-window-zero", "est-train --set model.window=0 --out {d}/t",
+     "model.window must be at least 1, got 0", "t"),
+    ("config-heads-not-a-divisor", "est-train --set model.heads=3 --set model.d_model=8 "
+     "--out {d}/t", "model.heads = 3 does not divide model.d_model = 8; pick a divisor of 8", "t"),
+    ("config-leak-shift-negative", "est-train --set model.leak_shift=-1 --out {d}/t",
+     'model.leak_shift must be 0..23 or "none" (no leak), got -1', "t"),
+    ("config-warmup-one", "est-train --set train.warmup=1.0 --out {d}/t",
+     "train.warmup must be in [0, 1) (a fraction of the steps), got 1.0", "t"),
+    ("data-no-spikes-to-evaluate", "est-train --set data.path={d}/rec5.npz --out {d}/t",
+     "the validation split (bins 7 to 8 of 10) holds no spikes", "t"),
     # build folders and traces
     ("sim-not-a-build", "est-sim {d}/notbuild", "notbuild/ir.json: no such file; is",
      "notbuild/rtl_verilator.npz"),
@@ -192,3 +240,59 @@ def test_interrupted_compile_leaves_nothing(tmp_path):
     assert proc.returncode == 130, err
     assert "est-compile: interrupted; nothing half-written was kept" in err
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def _can_mount_read_only(folder: Path) -> bool:
+    probe = 'mount --bind -o ro "$0" "$0" && ! mkdir "$0/probe" 2>/dev/null'
+    return shutil.which("unshare") is not None and subprocess.run(
+        ["unshare", "--mount", "sh", "-c", probe, folder], capture_output=True).returncode == 0
+
+
+@pytest.mark.parametrize("where, command, needle", [
+    ("mount", "est-compile {d}/m.pt -o {ro}/o", "{ro}/o: Read-only file system; choose another -o"),
+    ("mount", "est-synth {ro}", "{ro}/synth_icebreaker: Read-only file system; est-synth writes "
+     "synth_BOARD into the build folder"),
+    ("mount", "est-run {d}/good --port sim -o {ro}/run", "{ro}/run: Read-only file system"),
+    ("proc", "est-compile {d}/m.pt -o /proc/est_out",
+     "cannot write the output folder /proc/est_out: No such file or directory"),
+    ("chmod", "est-compile {d}/m.pt -o {ro}/o", "{ro}/o: Permission denied; choose another -o"),
+], ids=["compile-read-only-fs", "synth-read-only-build", "run-read-only-fs", "compile-in-proc",
+        "compile-no-permission"])
+def test_unwritable_output_folder_is_refused_before_any_work(files, tmp_path, where, command,
+                                                             needle):
+    """An output folder that cannot be written is refused at once: before the golden model,
+    yosys or the board (nothing on stdout, where each tool reports its progress), one line on
+    stderr, nothing left. Tests run as root, which ignores folder permissions, so the cases
+    that must also fail for root are a read-only file system (the folder bind-mounted
+    read-only in a mount namespace of the command's own, with unshare; skipped where mounts
+    are not allowed) and /proc, where no folder can be made; the permission case runs only as
+    another user."""
+    ro = tmp_path / "ro"
+    if "synth" in command:
+        shutil.copytree(files / "good", ro)
+    else:
+        ro.mkdir()
+    before = sorted(ro.iterdir())
+    argv = command.format(d=files, ro=ro).split()
+    if where == "mount":
+        if not _can_mount_read_only(ro):
+            pytest.skip("no read-only bind mount here (needs unshare and mount privileges)")
+        argv = ["unshare", "--mount", "sh", "-c", 'mount --bind -o ro "$0" "$0" && exec "$@"',
+                ro, BIN / argv[0], *argv[1:]]
+    elif where == "chmod":
+        if os.geteuid() == 0:
+            pytest.skip("root ignores folder permissions")
+        ro.chmod(0o555)
+        argv[0] = BIN / argv[0]
+    else:
+        argv[0] = BIN / argv[0]
+    res = subprocess.run(argv, capture_output=True, text=True, cwd=files)
+    ro.chmod(0o755)
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    assert res.stdout == "", res.stdout
+    assert len(res.stderr.splitlines()) == 1, res.stderr
+    tool = command.split()[0]
+    assert res.stderr.startswith(f"{tool}: error: cannot write the output folder "), res.stderr
+    assert needle.format(ro=ro) in res.stderr, res.stderr
+    assert sorted(ro.iterdir()) == before
+    assert not list(Path("/proc").glob(".est_out.partial-*"))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from est import __version__
-from est.cli import commands
+from est.cli import SUBCOMMANDS, commands, load, plural, shown_default
 from est.report import write_report
 from est.sim.trace import Trace
 
@@ -72,7 +72,7 @@ def test_report_shows_layers_comparisons_and_mismatches(tmp_path, traced_build):
     for layer in ("fc1", "fc2", "readout"):
         assert f"<td>{layer}</td>" in page
     assert re.search(r"same: <span class='ok'>0 mismatches in \d+ values", page)
-    assert re.search(r"broken: <span class='bad'>1 mismatches in \d+ values", page)
+    assert re.search(r"broken: <span class='bad'>1 mismatch in \d+ values", page)
     assert f"first divergence: {name} channel 1 bin 7: golden" in page
     assert page.count("data:image/png;base64,") == 2  # one raster figure per comparison
     assert "Not synthesized yet" in page
@@ -107,3 +107,89 @@ def test_report_of_a_folder_that_is_not_a_build(tmp_path):
     res = est("report", tmp_path)
     assert res.returncode == 2 and "no readable report.json" in res.stderr
     assert not (tmp_path / "report.html").exists()
+
+
+HEAVY = ("torch", "amaranth")  # seconds to import; numpy and the golden model are cheap
+
+
+def loaded_after(code: str) -> list[str]:
+    """The HEAVY modules imported by ``code`` in a fresh interpreter."""
+    res = subprocess.run([sys.executable, "-c", f"import contextlib, io, sys\n{code}\n"
+                          f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    return res.stdout.split()
+
+
+def test_est_help_imports_no_subcommand():
+    code = ("from est.cli import est_main\n"
+            "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+            "    est_main(['--help'])\n"
+            "assert not [m for m in sys.modules if m.startswith('est.') and m != 'est.cli'], "
+            "sorted(sys.modules)")
+    assert loaded_after(code) == []
+
+
+@pytest.mark.parametrize("command", [name for name, _, _ in SUBCOMMANDS])
+def test_help_of_a_subcommand_imports_neither_torch_nor_amaranth(command):
+    """``est NAME --help`` and ``est-NAME --help`` build this parser: it must answer at once,
+    not after seconds of importing torch, amaranth and the compiler."""
+    code = ("from est.cli import est_main, load\n"
+            f"load({command!r}).build_parser().format_help()\n"
+            "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+            f"    est_main([{command!r}, '--help'])")
+    assert loaded_after(code) == []
+
+
+def test_the_listed_summaries_are_the_commands_own():
+    for name, _, summary in SUBCOMMANDS:
+        assert load(name).summary == summary, name
+
+
+@pytest.mark.parametrize("command", [c.name for c in commands()])
+def test_every_option_has_a_help_text_that_states_its_default(command):
+    parser = load(command).build_parser()
+    formatter = parser._get_formatter()
+    for action in parser._actions:
+        assert action.help and action.help.strip(), (command, action.dest)
+        text = formatter._expand_help(action)
+        if shown_default(action):
+            assert re.search(r"\bdefault\b", text), (command, action.dest, text)
+    assert re.search(r"--bins BINS\s+bins of random stimulus, >= 1 \(default: 256\)",
+                     load("compile").build_parser().format_help())
+
+
+def test_synth_help_names_every_board():
+    from est.boards.spec import BOARDS
+
+    text = " ".join(load("synth").build_parser().format_help().split())
+    for board in BOARDS:
+        assert re.search(rf"[ :]{board}[,; )]", text), board
+
+
+def test_plural():
+    assert plural(1, "lane") == "1 lane" and plural(4, "lane") == "4 lanes"
+    assert plural(0, "block") == "0 blocks" and plural(1, "stimulus bin") == "1 stimulus bin"
+
+
+def test_rate_is_applied_to_an_est_and_one_is_singular(tmp_path):
+    """--rate 1 on an EST checkpoint: every input spikes in every bin (it was ignored for the
+    training rates); est_tiny has one block, and no message says "1 blocks" or "1 lanes"."""
+    res = est("compile", EXAMPLE, "-o", tmp_path / "tiny", "--rate", "1", "--bins", "5",
+              "--lanes", "1")
+    assert res.returncode == 0, res.stderr
+    stimulus = np.load(tmp_path / "tiny" / "stimulus.npy")
+    assert stimulus.shape == (5, 24) and (stimulus == 1).all()
+    assert "EST with 1 block, d_model 8, 24 inputs -> 24 outputs" in res.stdout
+    assert "cycles/bin at lanes 1" in res.stdout
+    assert not re.search(r"(?<![\d.,])1 (lanes|blocks|layers|bins|inputs|outputs)\b",
+                         res.stdout + res.stderr)
+
+
+def test_lanes_auto_says_1_lane_fits():
+    from est.boards.spec import get_board
+    from est.compiler.cli import auto_lanes_message
+
+    board = get_board("icebreaker")
+    assert auto_lanes_message(1, board) == "est-compile: --lanes auto: 1 lane fits icebreaker"
+    assert auto_lanes_message(8, board) == "est-compile: --lanes auto: 8 lanes fit icebreaker"

@@ -116,7 +116,7 @@ def test_the_view_page_embeds_one_picture(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = page.read_text()
     assert text.count("data:image/png;base64,") == 1 and compare_view.ALT in text
-    assert "1 mismatches" in text and "report text" in text
+    assert "1 mismatch" in text and "report text" in text
 
 
 def test_a_comparison_of_many_tensors_is_half_as_tall_as_two_copies():

@@ -76,11 +76,11 @@ def test_est_compare_finds_an_injected_fault(traced_build, tmp_path):
     res = subprocess.run([BIN / "est-compare", traced_build / "golden.npz", tmp_path / "rtl.npz"],
                          capture_output=True, text=True)
     assert res.returncode == 1
-    assert "1 mismatches" in res.stdout
+    assert "1 mismatch" in res.stdout and "1 mismatches" not in res.stdout
     assert "layer fc2, tensor v, channel 9, bin 137" in res.stdout
-    assert "fc2                    1 mismatches (spikes 0, v 1)" in res.stdout
+    assert "fc2                    1 mismatch (spikes 0, v 1)" in res.stdout
     page = (tmp_path / "rtl_compare.html").read_text()
-    assert "1 mismatches" in page and "data:image/png;base64," in page
+    assert "1 mismatch" in page and "data:image/png;base64," in page
     assert (tmp_path / "rtl_compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -93,7 +93,7 @@ def test_scoreboard_flags_a_word_that_differs_from_golden(traced_build, tmp_path
     res = subprocess.run([BIN / "est-sim", build, "--sim", "icarus"], capture_output=True,
                          text=True)
     assert res.returncode == 1, res.stdout + res.stderr
-    assert "scoreboard saw 1 bins differ" in res.stdout
+    assert "scoreboard saw 1 bin differ" in res.stdout
     log = (build / "sim_icarus" / "test.log").read_text()
     assert "scoreboard: bin 100" in log and "fc1/spikes channel 4" in log
     res = subprocess.run([BIN / "est-compare", build, "--no-view"], capture_output=True,

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from est.boards.spec import est_memory_plan, get_board
+from est.boards.spec import (
+    MEASURED,
+    Measured,
+    est_memory_plan,
+    get_board,
+    learn_margin,
+    logic_margin,
+    logic_verdict,
+)
 from est.compiler.est_report import est_report, format_table
 from est.hw.est_top import measure_cycles
 from netgen import random_est
@@ -97,3 +105,69 @@ def test_lanes_must_be_a_positive_number_or_auto(tmp_path, value):
                          capture_output=True, text=True)
     assert res.returncode == 2 and "--lanes must be a whole number" in res.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_margin_is_learned_from_placed_and_failed_designs():
+    """refuse = ceiling / lowest ratio, warn = ceiling / highest ratio, the ceiling being the
+    largest placed share of a family where a failure has been measured (else the iCE40's)."""
+    points = [Measured("a", "icebreaker", "est", 4000, 4400, True),   # 83.3%, ratio 1.1
+              Measured("b", "icebreaker", "est", 4500, 4500, False),  # ratio 1.0
+              Measured("c", "ulx3s-85f", "est", 10000, 10500, True)]
+    m = learn_margin(points, "ice40", "est")
+    assert m.ceiling == pytest.approx(4400 / 5280) and m.ceiling_measured
+    assert (m.ratio_low, m.ratio_high, m.designs) == (1.0, pytest.approx(1.1), 2)
+    assert m.refuse == pytest.approx(4400 / 5280) and m.warn == pytest.approx(4000 / 5280)
+    e = learn_margin(points, "ecp5", "est")  # no ECP5 failure: the iCE40's ceiling, assumed
+    assert not e.ceiling_measured and e.ceiling == pytest.approx(4400 / 5280)
+    assert e.ratio_low == e.ratio_high == pytest.approx(1.05)
+    # a failure below a placed design: the ceiling is the largest placed share under it
+    points.append(Measured("d", "icebreaker", "est", 4000, 4200, False))  # 79.5%
+    points.append(Measured("e", "icebreaker", "est", 4000, 4000, True))   # 75.8%
+    assert learn_margin(points, "ice40", "est").ceiling == pytest.approx(4000 / 5280)
+
+
+def test_the_check_agrees_with_every_measured_design():
+    """No design nextpnr placed is refused, none it could not place is passed as fitting."""
+    assert any(not m.placed for m in MEASURED)
+    for m in MEASURED:
+        board = get_board(m.board)
+        v = logic_verdict(m.estimate, board, m.estimator, "x", "y")
+        assert v["verdict"] != ("over" if m.placed else "fits"), (m, v)
+        margin = logic_margin(board, m.estimator)
+        assert margin.warn <= margin.refuse and v["margin"]["source"] == "bench/results/fit.json"
+
+
+def test_verdict_messages_name_estimate_capacity_margin_and_advice():
+    board = get_board("icebreaker")
+    margin = logic_margin(board, "est")
+    over = logic_verdict(int(margin.refuse * 5280) + 50, board, "est", "the EST on icebreaker "
+                         "at lanes 2", "use fewer lanes")
+    assert over["verdict"] == "over" and "\n" not in over["message"]
+    assert over["message"].startswith("the EST does not fit icebreaker at lanes 2: its logic "
+                                      "estimate is ")
+    for part in ("of 5280 logic cells", f"({margin.refuse:.1%}) the fit check allows",
+                 "bench/results/fit.json", "use fewer lanes"):
+        assert part in over["message"]
+    fits = logic_verdict(int(margin.warn * 5280) - 1, board, "est", "s", "a")
+    assert fits["verdict"] == "fits"
+    if over["refuse_above"] > over["warn_above"]:
+        tight = logic_verdict(over["refuse_above"], board, "est", "s", "a")
+        assert tight["verdict"] == "tight" and "failed to place" in tight["message"]
+
+
+def test_lanes_auto_stays_under_the_margin_and_the_report_states_it(tmp_path):
+    """est_tiny on the iCEBreaker: lanes 1 is the only choice (lanes 2 is over); the compile
+    output and report.json state the margin and where it comes from."""
+    example = Path(__file__).parent.parent / "examples" / "est_tiny.pt"
+    res = subprocess.run([BIN / "est-compile", example, "-o", tmp_path / "auto", "--bins", "2",
+                          "--lanes", "auto", "--board", "icebreaker"], capture_output=True,
+                         text=True)
+    assert res.returncode == 0, res.stderr
+    report = json.loads((tmp_path / "auto" / "report.json").read_text())
+    assert report["lanes"] == 1
+    fit = report["hardware"]["logic_fit"]
+    assert fit["verdict"] in ("fits", "tight") and fit["estimate"] <= fit["refuse_above"]
+    assert fit["margin"]["source"] == "bench/results/fit.json"
+    line = next(ln for ln in res.stdout.splitlines() if ln.startswith("fit check"))
+    assert f"~{fit['estimate']} of 5280 logic cells" in line and "bench/results/fit.json" in line
+    assert (fit["verdict"] == "tight") == ("WARNING: placement uncertain" in line)

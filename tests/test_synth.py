@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from est import EstError
-from est.boards.synth import parse_nextpnr_log
+from est.boards.spec import get_board
+from est.boards.synth import failure, parse_nextpnr_log
 
 BIN = Path(sys.executable).parent
 
@@ -30,6 +31,80 @@ def test_parse_nextpnr_log_takes_the_post_route_fmax():
     assert r["utilisation"]["ICESTORM_RAM"]["used"] == 11
     with pytest.raises(EstError):
         parse_nextpnr_log("Info: nothing here\n")
+
+
+PLACEMENT_FAILED = """Info: Device utilisation:
+Info: \t         ICESTORM_LC:    4850/   5280    91%
+Info: \t        ICESTORM_RAM:      14/     30    46%
+
+Info: Placed 6 cells based on constraints.
+Info:     at iteration #3, type ALL: wirelen solved = 3108, spread = 16135, legal = 31251;
+ERROR: Unable to find legal placement for all cells, design is probably at utilisation limit.
+0 warnings, 1 error
+"""
+
+
+def _failed_run(tmp_path, logs: dict) -> Path:
+    for name, text in logs.items():
+        (tmp_path / name).write_text(text)
+    return tmp_path
+
+
+def test_a_failed_placement_is_reported_in_nextpnrs_words(tmp_path):
+    """The message quotes nextpnr's ERROR line and its logic count; the hint matches it (no
+    'no BELs remaining' when that is not what happened)."""
+    out = _failed_run(tmp_path, {"top.json": "{}", "top.tim": PLACEMENT_FAILED})
+    e = failure(out, get_board("icebreaker"), 125)
+    msg = str(e)
+    assert msg.startswith("nextpnr-ice40 failed for icebreaker: ERROR: Unable to find legal "
+                          "placement for all cells, design is probably at utilisation limit.")
+    assert "ICESTORM_LC 4850/5280 (91.9%)" in msg and "too full to place" in msg
+    assert "no BELs" not in msg and "\n" not in msg
+    assert e.tool == "nextpnr-ice40" and e.utilisation["ICESTORM_LC"]["used"] == 4850
+
+
+def test_other_tool_failures_quote_their_own_error(tmp_path):
+    bels = ("Info: Device utilisation:\nInfo: \t  ICESTORM_RAM:  34/  30  113%\n\nERROR: Unable "
+            "to place cell 'mem_r', no BELs remaining to implement cell type 'ICESTORM_RAM'\n")
+    msg = str(failure(_failed_run(tmp_path, {"top.json": "{}", "top.tim": bels}),
+                      get_board("icesugar"), 1))
+    assert msg.startswith("nextpnr-ice40 failed for icesugar: ERROR: Unable to place cell "
+                          "'mem_r', no BELs remaining to implement cell type 'ICESTORM_RAM'")
+    assert "more cells of that type than the board has" in msg and "too full" not in msg
+    (tmp_path / "top.json").unlink()
+    (tmp_path / "top.rpt").write_text("1. Executing ...\nERROR: Module `\\foo' referenced in "
+                                      "module `top' is not part of the design.\n")
+    msg = str(failure(tmp_path, get_board("ulx3s-85f"), 1))
+    assert msg.startswith("yosys failed for ulx3s-85f: ERROR: Module `\\foo' referenced")
+    assert "hint" not in msg and "too full" not in msg and "BELs" not in msg
+    (tmp_path / "top.rpt").write_text("killed\n")
+    msg = str(failure(tmp_path, get_board("ulx3s-85f"), 137))
+    assert msg == ("yosys failed for ulx3s-85f (exit 137); no ERROR line in its log top.rpt; "
+                   "its output above names the cause")
+
+
+def test_synth_refuses_a_design_over_the_margin_before_yosys(tmp_path):
+    """est_tiny at lanes 2 is far over the iCEBreaker's logic by the estimate: est-synth says
+    so in one line (estimate, capacity, margin, what to do) without running yosys; --force is
+    the way past it."""
+    build = tmp_path / "tiny2"
+    example = Path(__file__).parent.parent / "examples" / "est_tiny.pt"
+    res = subprocess.run([BIN / "est-compile", example, "-o", build, "--bins", "2",
+                          "--lanes", "2"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr  # compiled, with a warning
+    assert "est-compile: warning: the EST does not fit icebreaker at lanes 2" in res.stdout
+    res = subprocess.run([BIN / "est-synth", build, "--board", "icebreaker"],
+                         capture_output=True, text=True)
+    assert res.returncode == 2
+    err = res.stderr.strip().splitlines()
+    assert len(err) == 1, res.stderr
+    for part in ("refused before synthesis", "does not fit icebreaker at lanes 2",
+                 "of 5280 logic cells", "the fit check allows", "bench/results/fit.json",
+                 "fewer lanes", "--board ulx3s-85f", "--force"):
+        assert part in err[0], part
+    assert "yosys: synthesis" not in res.stdout
+    assert not (build / "synth_icebreaker").exists()
+    assert [p.name for p in build.iterdir() if p.name.startswith(".")] == []
 
 
 def test_icebreaker_bitstream_and_report(tmp_path, model_pt):

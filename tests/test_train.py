@@ -299,6 +299,7 @@ def test_a_recording_with_silent_neurons_trains_end_to_end(tmp_path):
 def test_an_evaluation_error_keeps_the_trained_model(tmp_path, monkeypatch, capsys):
     """Evaluation fails after training: exit 2 with one line, and model.pt is kept."""
     from est.cli import execute
+    from est.sw import cli as train_cli
     from est.sw import train as train_module
 
     def broken(*args, **kwargs):
@@ -306,7 +307,7 @@ def test_an_evaluation_error_keeps_the_trained_model(tmp_path, monkeypatch, caps
 
     monkeypatch.setattr(train_module, "evaluate", broken)
     out = tmp_path / "run"
-    args = train_module.TRAIN.build_parser().parse_args(["-q", "--out", str(out), *TINY])
+    args = train_cli.TRAIN.build_parser().parse_args(["-q", "--out", str(out), *TINY])
     assert execute("est-train", args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(
