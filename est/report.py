@@ -246,8 +246,10 @@ def _board_lines(build: Path, report: dict, shown: Path) -> list[str]:
     if not lines:
         fit = report.get("fit") or {}
         board = fit.get("board") or (report.get("hardware") or {}).get("board") or "?"
-        estimate = ("fits (estimate)" if fit.get("fits", True)
-                    else "does not fit (estimate)")
+        logic_fit = (report.get("hardware") or {}).get("logic_fit") or {}
+        estimate = ("does not fit (estimate)" if not fit.get("fits", True) else
+                    {"tight": "placement uncertain (estimate above the fit check's warning "
+                              "line)"}.get(logic_fit.get("verdict"), "fits (estimate)"))
         lines.append(f"<b>{html.escape(str(board))}</b>: {html.escape(estimate)}; not "
                      f"synthesized yet: <code>est-synth {html.escape(str(shown))} --board "
                      f"{html.escape(str(board))}</code>")
@@ -413,6 +415,11 @@ def write_report(build: Path, shown: Path | None = None) -> Path:
     fit_line = (f"<p>Fit on {html.escape(str(fit.get('board')))} (estimate before synthesis): "
                 + _verdict(fit.get("fits", True), "fits",
                            f"does not fit: {fit.get('reason', '')}") + "</p>")
+    logic_fit = (report.get("hardware") or {}).get("logic_fit")
+    if logic_fit:
+        fit_line += (f"<p>Logic fit check ({html.escape(logic_fit['verdict'])}): "
+                     + _verdict(logic_fit["verdict"] == "fits", logic_fit["message"],
+                                logic_fit["message"]) + "</p>")
     stamp = datetime.datetime.now().isoformat(timespec="seconds")
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>est report: {html.escape(report['name'])}</title>
