@@ -103,7 +103,7 @@ def test_quality_line_from_the_metrics_beside_the_checkpoint(build, tmp_path, mo
 
     shutil.copy(EXAMPLE_METRICS, model.with_suffix(".metrics.json"))
     head = summary(write_report(build).read_text())
-    assert ("held-out test bits/spike: float 0.079, integer 0.074, GLM 0.321, true rates 0.513"
+    assert ("held-out test bits/spike: float 0.075, integer 0.070, GLM 0.317, true rates 0.509"
             in head)
     assert str(model.with_suffix(".metrics.json")) in head
 
