@@ -227,9 +227,12 @@ def test_missing_simulator_is_named_with_how_to_install_it(files, tmp_path):
 
 def test_interrupted_compile_leaves_nothing(tmp_path):
     """Ctrl-C while the build folder is being staged: exit 130 and no folder, partial or not."""
+    # A job started with '&' by a non-interactive shell inherits SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler: give the compile Ctrl-C's default disposition.
     proc = subprocess.Popen([BIN / "est-compile", EXAMPLE, "-o", tmp_path / "out" / "tiny",
                              "--bins", "50"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in proc.stdout:
         if "writing Verilog" in line:
             break
