@@ -12,7 +12,16 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from est.boards.spec import Board, bridge_logic, memory_cost, most_lanes, mux_luts
+from est import EstError
+from est.boards.spec import (
+    Board,
+    bridge_logic,
+    est_memory_plan,
+    logic_verdict,
+    memory_cost,
+    most_lanes,
+    mux_luts,
+)
 from est.compiler.est_ir import LIF, Conv, ESTNetwork
 from est.hw.attention import ssa_bits
 from est.hw.est_top import weight_bits
@@ -241,8 +250,6 @@ def _advice(net: ESTNetwork, lanes: int, board: Board) -> str:
 
 def logic_verdict_of(report: dict, net: ESTNetwork, board: Board) -> dict:
     """:func:`~est.boards.spec.logic_verdict` of an :func:`est_report` (its totals)."""
-    from est.boards.spec import logic_verdict
-
     lanes = report["lanes"]
     verdict = logic_verdict(logic_use(report["total"], board), board, "est",
                             f"the EST on {board.name} at lanes {lanes}",
@@ -259,9 +266,6 @@ def est_logic_verdict(net: ESTNetwork, lanes: int, board: Board) -> dict:
     """The fit check's logic verdict for ``net`` at ``lanes`` on ``board`` (membranes where
     :func:`~est.boards.spec.est_memory_plan` puts them; in logic when the weight ROMs alone do
     not fit the block RAMs)."""
-    from est import EstError
-    from est.boards.spec import est_memory_plan
-
     try:
         state_in_logic = est_memory_plan(net, lanes, board)[0]
     except EstError:
@@ -276,9 +280,6 @@ def fit_est(net: ESTNetwork, lanes: int, board: Board, strict: bool = False
     what would help. Logic is checked against the margin learned from measured designs
     (:func:`~est.boards.spec.logic_margin`): over ``refuse`` is an error, between ``warn`` and
     ``refuse`` (placement uncertain) only with ``strict``."""
-    from est import EstError
-    from est.boards.spec import est_memory_plan
-
     state_in_logic, _ = est_memory_plan(net, lanes, board)
     report = est_report(net, lanes, board, state_in_logic)
     verdict = report["logic_fit"]
@@ -291,8 +292,6 @@ def auto_lanes(net: ESTNetwork, board: Board) -> int:
     """The most lanes (no more than the widest stage needs) at which ``net`` fits ``board``
     (:func:`~est.boards.spec.most_lanes`): within the margin's ``warn`` when any lanes are,
     else within ``refuse`` (the compile table then says placement is uncertain)."""
-    from est import EstError
-
     widest = max(net.d_model, net.n_out, *(b.mlp1.weight.shape[1] for b in net.blocks))
     try:
         return most_lanes(widest, lambda lanes: fit_est(net, lanes, board, strict=True))
