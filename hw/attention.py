@@ -4,7 +4,7 @@ from amaranth import Cat, Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from est.sim.golden import signed_bits
+from est.sim.golden import ssa_bits
 
 
 def popcount(m: Module, bits, name: str):
@@ -21,11 +21,6 @@ def popcount(m: Module, bits, name: str):
             nxt.append(level[-1])
         level, depth = nxt, depth + 1
     return level[0] if level else 0
-
-
-def ssa_bits(window: int, head_dim: int) -> int:
-    """Width of an SSA output: at most ``window * head_dim`` (every score full, every v set)."""
-    return signed_bits(0, window * head_dim) - 1
 
 
 class SpikeAttention(wiring.Component):

@@ -43,6 +43,11 @@ def tpu_acc_bits(w_in: np.ndarray, w_rec: np.ndarray, bias: np.ndarray, x_bits: 
     return signed_bits(int(min(lo.min(), 0)), int(max(hi.max(), 0)))
 
 
+def ssa_bits(window: int, head_dim: int) -> int:
+    """Width of an SSA output: at most ``window * head_dim`` (every score full, every v set)."""
+    return signed_bits(0, window * head_dim) - 1
+
+
 def sew_bits(op: str, skip_bits: int) -> int:
     """Width of a SEW result: ADD of a spike and a ``skip_bits`` value needs one more bit."""
     return skip_bits + 1 if op == "add" else 1

@@ -64,3 +64,69 @@ def random_est(seed: int, attention: str = "sdsa", sew: str = "add", cpg: bool =
         cpg_weight=rng.integers(-4, 8, (d, 6)) if cpg else None, blocks=tuple(blks),
         readout=conv(1, n_in, d), readout_leak_shift=1, readout_bits=12,
         readout_scale=np.ones(n_in)).validate()
+
+
+def random_est_graph(seed: int, attention: str = "sdsa", sew: str = "add", cpg: bool = True,
+                     tpu: bool = True, rsm: float = 0.5, n_in: int = 6, d: int = 8,
+                     blocks: int = 2, heads: int = 2, hidden: int = 12, window: int = 4):
+    """A random integer EST graph (no training): every switch set by the arguments."""
+    from est.compiler.est_frontend import Block, est_graph
+    from est.compiler.ops import LIF, Attention, Conv, Mask, Readout, Recurrence
+    from est.sim.golden import cpg_table, mask_threshold
+
+    rng = np.random.default_rng(seed)
+
+    def conv(kernel, n_out, n_in_, lo=-6, hi=9):
+        return Conv(rng.integers(lo, hi, (kernel, n_out, n_in_)), rng.integers(-4, 8, n_out))
+
+    def lif(n, v_bits=10):
+        return LIF(rng.integers(3, 14, n), [None, 0, 1, 2][rng.integers(4)], v_bits,
+                   ["subtract", "zero"][rng.integers(2)])
+
+    blks = []
+    for i in range(blocks):
+        kernel = 3 + 2 * i
+        on = attention != "none"
+        blks.append(Block(
+            mask=Mask(mask_threshold(rsm), int(rng.integers(1, 1 << 32))) if on and rsm else None,
+            q=(conv(kernel, d, d), lif(d)) if on else None,
+            k=(conv(kernel, d, d), lif(d)) if on else None,
+            v=(conv(kernel, d, d), lif(d)) if on else None,
+            attention=Attention(attention, window, heads, 2) if on else None,
+            attn_lif=lif(d) if attention == "ssa" else None,
+            proj=(conv(1, d, d), lif(d)) if on else None, sew=sew,
+            tpu=Recurrence(rng.integers(-3, 8, d), rng.integers(-4, 6, (3, d)),
+                           rng.integers(-2, 5, d), *_lif_fields(lif(d))) if tpu else None,
+            mlp1=(conv(1, hidden, d), lif(hidden)), mlp2=(conv(1, d, hidden), lif(d))))
+    table = cpg_table(16, 6) if cpg else None
+    embed = conv(1, d, n_in + (6 if cpg else 0), -3, 12)
+    return est_graph(f"est{seed}", n_in, (embed, lif(d)), table, blks,
+                     (conv(1, n_in, d), Readout(1, 12, np.ones(n_in))))
+
+
+def _lif_fields(lif):
+    return lif.threshold, lif.leak_shift, lif.v_bits, lif.reset
+
+
+def random_mlp_graph(seed: int, n_in: int = 12, hidden=(10, 7), n_out: int = 5,
+                     weight_bits: int = 6, v_bits: int = 12, name: str = "rand"):
+    """A random spiking MLP as a graph: dense layers (kernel-1 convolutions) into LIF arrays,
+    a readout last."""
+    from est.compiler.graph import GraphBuilder
+    from est.compiler.ops import LIF, Conv, Input, Readout
+
+    rng = np.random.default_rng(seed)
+    lo, hi = -(1 << (weight_bits - 1)), (1 << (weight_bits - 1)) - 1
+    g = GraphBuilder()
+    x = g.add("input", Input(n_in))
+    prev = n_in
+    for k, n in enumerate(hidden):
+        syn = g.add(f"fc{k + 1}.syn", Conv(rng.integers(lo, hi + 1, (1, n, prev)),
+                                           rng.integers(-20, 40, n)), x)
+        x = g.add(f"fc{k + 1}", LIF(rng.integers(1, 120, n), [None, 0, 1, 3][rng.integers(4)],
+                                    v_bits, ["subtract", "zero"][rng.integers(2)]), syn)
+        prev = n
+    syn = g.add("readout.syn", Conv(rng.integers(lo, hi + 1, (1, n_out, prev)),
+                                    rng.integers(-50, 50, n_out)), x)
+    g.add("readout", Readout([None, 0, 2][rng.integers(3)], v_bits, np.ones(n_out)), syn)
+    return g.build(name, ("readout",))

@@ -1,0 +1,350 @@
+"""The integer IR: a graph of typed operations, one format for every network est compiles.
+
+A :class:`Graph` is a list of :class:`Node` in topological order. A node has a name (trace
+tensors are ``<name>/<tensor>``), an operation (an instance of one of the kinds in
+:mod:`est.compiler.ops`: its parameters), and the names of the nodes it reads. Every kind owns
+its parameter checks, width rules, golden step, integer PyTorch sequence, cost and lowering
+to Amaranth; nothing here knows what a transformer block or an MLP layer is.
+
+On disk: ``ir.json`` (``format`` "est-graph", ``version`` 3: nodes with their kind, inputs and
+scalar parameters) and ``weights.npz`` (every array parameter as ``<node>.<field>``).
+docs/ir.md describes the format field by field.
+"""
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, NamedTuple
+
+import numpy as np
+
+from est import EstError
+from est.sim.golden import signed_range
+
+GRAPH_FORMAT = "est-graph"
+GRAPH_VERSION = 3
+MAX_BITS = 32
+WEIGHT_MAX_BITS = 16
+
+
+class IRError(EstError):
+    """An IR that breaks the schema; the message names the node and the field."""
+
+    def __init__(self, node: str, fld: str, message: str):
+        super().__init__(f"IR node '{node}', field '{fld}': {message}")
+        self.node = node
+        self.field = fld
+
+
+def check_integers(node: str, fld: str, arr: np.ndarray, bits: int) -> None:
+    """Refuse ``arr`` unless it is an integer array whose values fit signed ``bits``: a float
+    tensor, or a value the declared width cannot hold, would make gateware that differs from
+    the golden model."""
+    if not isinstance(arr, np.ndarray) or not np.issubdtype(arr.dtype, np.integer):
+        kind = arr.dtype if isinstance(arr, np.ndarray) else type(arr).__name__
+        raise IRError(node, fld, f"expected integers, got {kind}; compile the model again "
+                                 f"with est-compile")
+    lo, hi = signed_range(bits)
+    if arr.size and (arr.min() < lo or arr.max() > hi):
+        raise IRError(node, fld, f"values {arr.min()}..{arr.max()} do not fit the signed "
+                                 f"{bits}-bit range [{lo}, {hi}]; compile the model again with "
+                                 f"est-compile, which checks every width")
+
+
+def check_shape(node: str, fld: str, arr: np.ndarray, shape: tuple) -> None:
+    """Refuse ``arr`` unless its shape is ``shape`` (``None`` entries match any size >= 1)."""
+    ok = arr.ndim == len(shape) and all(
+        s == want if want is not None else s >= 1 for s, want in zip(arr.shape, shape,
+                                                                        strict=True))
+    if not ok:
+        want = ", ".join("n" if s is None else str(s) for s in shape)
+        raise IRError(node, fld, f"expected shape ({want}), got {arr.shape}")
+
+
+def check_acc(node: str, bits: int) -> None:
+    if bits > MAX_BITS:
+        raise IRError(node, "bias", f"the accumulator needs {bits} bits, more than {MAX_BITS}: "
+                                    f"a bias or weight is far out of proportion to the others; "
+                                    f"clip or retrain it, then compile again")
+
+
+class Spec(NamedTuple):
+    """What flows on an edge each bin: ``n`` channels of ``bits`` bits; ``signed``; ``form``
+    'vector' (one word of ``n`` fields) or 'current' (a neuron array's input: lane groups of
+    signed currents, the output of a convolution or recurrence)."""
+
+    n: int
+    bits: int
+    signed: bool = False
+    form: str = "vector"
+
+
+class Field(NamedTuple):
+    """A traced tensor: ``<node>/<tensor>``, ``n`` channels of ``bits``, and whether the
+    gateware can expose it on the output word (``hw``)."""
+
+    name: str
+    n: int
+    bits: int
+    signed: bool
+    hw: bool = True
+
+
+@dataclass(frozen=True)
+class Op:
+    """The parameters of one operation; a subclass per kind (``KIND``) with its methods.
+
+    Subclasses define: ``check(node, ins) -> Spec`` (validate against the input specs, return
+    the output's), ``fields(node, ins)`` (traced tensors, the output first), ``init(ins)`` and
+    ``step(xs, state) -> (tensors, state)`` (the golden model, one bin, numpy int64),
+    ``seq(xs) -> tensors`` (the integer PyTorch path over a whole sequence), ``cost(ins,
+    lanes)`` and ``lower(builder, node, ins)`` (the Amaranth components).
+    """
+
+    KIND: ClassVar[str] = ""
+    ARITY: ClassVar[tuple[int, int]] = (1, 1)  # inputs: at least, at most
+
+    def check(self, node: str, ins: list[Spec]) -> Spec:
+        raise NotImplementedError
+
+    def fields(self, node: str, ins: list[Spec]) -> list[Field]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    op: Op
+    inputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Graph:
+    """A network: nodes in topological order, the one ``input`` node first, and the names of
+    the nodes whose first tensor is the network's output (the readout)."""
+
+    name: str
+    nodes: tuple[Node, ...]
+    outputs: tuple[str, ...]
+    meta: dict = field(default_factory=dict)
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    @property
+    def n_in(self) -> int:
+        return self.nodes[0].op.n
+
+    @property
+    def n_out(self) -> int:
+        return sum(self.specs()[o].n for o in self.outputs)
+
+    def specs(self) -> dict[str, Spec]:
+        """The output spec of every node (checked: see :meth:`validate`)."""
+        specs: dict[str, Spec] = {}
+        for n in self.nodes:
+            specs[n.name] = n.op.check(n.name, [specs[i] for i in n.inputs])
+        return specs
+
+    def consumers(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {n.name: [] for n in self.nodes}
+        for n in self.nodes:
+            for i in n.inputs:
+                out[i].append(n.name)
+        return out
+
+    def fields(self) -> list[Field]:
+        """Every traced tensor, in node order (the golden trace holds all of them)."""
+        specs = self.specs()
+        return [f for n in self.nodes for f in n.op.fields(n.name, [specs[i] for i in n.inputs])]
+
+    def heads(self) -> dict[str, str]:
+        """Per node, the tensor its consumers read: its first field (``spikes`` of a LIF,
+        ``current`` of a convolution, ...)."""
+        specs = self.specs()
+        return {n.name: n.op.fields(n.name, [specs[i] for i in n.inputs])[0].name.split("/")[1]
+                for n in self.nodes}
+
+    def output_fields(self, trace: bool = True) -> list[tuple[str, int, int, bool]]:
+        """The dataflow top's output word, low bits first: ``(tensor, channels, bits,
+        signed)``; the outputs' first tensors, then with ``trace`` every other tensor the
+        gateware exposes, in node order."""
+        fields = self.fields()
+        heads = [next(f for f in fields if f.name.startswith(f"{o}/")) for o in self.outputs]
+        rest = [f for f in fields if trace and f.hw and f not in heads]
+        return [(f.name, f.n, f.bits, f.signed) for f in heads + rest]
+
+    def kinds(self) -> dict[str, int]:
+        """How many nodes of each operation kind the graph has."""
+        counts: dict[str, int] = {}
+        for n in self.nodes:
+            counts[n.op.KIND] = counts.get(n.op.KIND, 0) + 1
+        return counts
+
+    def validate(self) -> "Graph":
+        """Check names, wiring and every operation's parameters and widths; raises
+        :class:`IRError` naming the node and field at fault."""
+        from est.compiler.ops import Input
+
+        if not self.name or not all(c.isalnum() or c in "_-." for c in self.name):
+            raise IRError("network", "name", f"expected letters, digits, '_', '-' or '.', "
+                                             f"got {self.name!r}")
+        if not self.nodes or not isinstance(self.nodes[0].op, Input):
+            raise IRError("network", "nodes", "the first node must be the network input")
+        seen: set[str] = set()
+        for n in self.nodes:
+            if not n.name or not all(c.isalnum() or c in "_." for c in n.name):
+                raise IRError(n.name, "name", "node names are letters, digits, '_' and '.': "
+                                              "they key the tensors and the traces")
+            if n.name in seen:
+                raise IRError(n.name, "name", "node names must be unique")
+            if isinstance(n.op, Input) and n is not self.nodes[0]:
+                raise IRError(n.name, "op", "only the first node may be the network input")
+            lo, hi = n.op.ARITY
+            if not lo <= len(n.inputs) <= hi:
+                raise IRError(n.name, "inputs", f"a {n.op.KIND} takes {lo}..{hi} inputs, got "
+                                                f"{len(n.inputs)}")
+            for i in n.inputs:
+                if i not in seen:
+                    raise IRError(n.name, "inputs", f"{i!r} is not an earlier node (nodes are "
+                                                    f"in topological order)")
+            seen.add(n.name)
+        if not self.outputs or any(o not in seen for o in self.outputs):
+            raise IRError("network", "outputs", f"expected names of nodes, got "
+                                                f"{list(self.outputs)}")
+        specs = self.specs()
+        consumers = self.consumers()
+        for n in self.nodes:
+            if specs[n.name].form == "current" and len(consumers[n.name]) != 1:
+                raise IRError(n.name, "inputs", f"a current feeds exactly one neuron array, "
+                                                f"this one feeds {consumers[n.name]}")
+        return self
+
+    def save(self, folder: Path) -> None:
+        """Write ``ir.json`` and ``weights.npz`` into ``folder``."""
+        tensors: dict[str, np.ndarray] = {}
+        nodes = []
+        for n in self.nodes:
+            params = {}
+            for f in dataclasses.fields(n.op):
+                value = getattr(n.op, f.name)
+                if isinstance(value, np.ndarray):
+                    tensors[f"{n.name}.{f.name}"] = value
+                    params[f.name] = {"tensor": f"{n.name}.{f.name}"}
+                else:
+                    params[f.name] = value
+            nodes.append({"name": n.name, "op": n.op.KIND, "inputs": list(n.inputs),
+                          "params": params})
+        doc = {"format": GRAPH_FORMAT, "version": GRAPH_VERSION, "name": self.name,
+               "outputs": list(self.outputs), "meta": self.meta, "nodes": nodes}
+        (Path(folder) / "ir.json").write_text(json.dumps(doc, indent=2) + "\n")
+        np.savez(Path(folder) / "weights.npz", **tensors)
+
+
+def _param(typ, value, tensors: dict, node: str, fld: str):
+    """The parameter of type ``typ`` from its JSON ``value``; a value of the wrong kind (a
+    string for an integer, a number for a tensor, null where a value must be) is refused."""
+    args = typing.get_args(typ)
+    options = args if typing.get_origin(typ) in (typing.Union, types.UnionType) else (typ,)
+    if value is None:
+        if type(None) not in options:
+            raise IRError(node, fld, "expected a value, got null")
+        return None
+    if np.ndarray in options:
+        if not (isinstance(value, dict) and set(value) == {"tensor"}):
+            raise IRError(node, fld, f"expected {{\"tensor\": NAME}}, got {value!r}")
+        if value["tensor"] not in tensors:
+            raise IRError(node, fld, f"tensor {value['tensor']!r} missing from weights.npz")
+        return tensors[value["tensor"]]
+    wanted = tuple(t for t in options if t is not type(None))
+    if not isinstance(value, wanted) or isinstance(value, bool) and bool not in wanted:
+        names = " or ".join(t.__name__ for t in wanted)
+        raise IRError(node, fld, f"expected {names}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def from_doc(doc, tensors: dict) -> Graph:
+    """A validated :class:`Graph` from a parsed ``ir.json`` and its tensors."""
+    from est.compiler.ops import KINDS
+
+    if not isinstance(doc, dict) or doc.get("format") != GRAPH_FORMAT:
+        fmt = doc.get("format") if isinstance(doc, dict) else None
+        if fmt == "est-ir":
+            raise IRError("network", "format", "a build from an est before the graph IR "
+                                               "(format 'est-ir'); recompile the model with "
+                                               "est-compile")
+        raise IRError("network", "format", f"expected {GRAPH_FORMAT!r}, got {fmt!r}")
+    if doc.get("version") != GRAPH_VERSION:
+        raise IRError("network", "version", f"this est reads version {GRAPH_VERSION}, the file "
+                                            f"is version {doc.get('version')!r}; recompile the "
+                                            f"model with est-compile")
+    for key, typ in (("name", str), ("outputs", list), ("nodes", list)):
+        if not isinstance(doc.get(key), typ):
+            raise IRError("network", key, f"expected a {typ.__name__}, got {doc.get(key)!r}")
+    meta = doc.get("meta", {})
+    if not isinstance(meta, dict):
+        raise IRError("network", "meta", "expected an object")
+    nodes = []
+    for i, nd in enumerate(doc["nodes"]):
+        name = nd.get("name") if isinstance(nd, dict) else None
+        node = name if isinstance(name, str) else f"nodes[{i}]"
+        if not isinstance(nd, dict) or not isinstance(name, str):
+            raise IRError(node, "name", "expected an object with a string 'name'")
+        kind = nd.get("op")
+        if kind not in KINDS:
+            raise IRError(node, "op", f"unknown operation {kind!r}; known: {sorted(KINDS)}")
+        inputs = nd.get("inputs")
+        if not isinstance(inputs, list) or not all(isinstance(x, str) for x in inputs):
+            raise IRError(node, "inputs", f"expected a list of node names, got {inputs!r}")
+        params = nd.get("params")
+        if not isinstance(params, dict):
+            raise IRError(node, "params", f"expected an object, got {params!r}")
+        cls = KINDS[kind]
+        hints = typing.get_type_hints(cls)
+        kwargs = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in params:
+                raise IRError(node, f.name, "missing")
+            kwargs[f.name] = _param(hints[f.name], params[f.name], tensors, node, f.name)
+        nodes.append(Node(name, cls(**kwargs), tuple(inputs)))
+    if not all(isinstance(o, str) for o in doc["outputs"]):
+        raise IRError("network", "outputs", "expected node names")
+    return Graph(doc["name"], tuple(nodes), tuple(doc["outputs"]), meta).validate()
+
+
+def load(folder: Path) -> Graph:
+    """Read and validate the graph in ``folder/ir.json`` and ``folder/weights.npz``."""
+    folder = Path(folder)
+    try:
+        doc = json.loads((folder / "ir.json").read_text())
+    except FileNotFoundError:
+        raise EstError(f"{folder / 'ir.json'}: no such file; is {folder} an est-compile "
+                       f"build folder?") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise EstError(f"{folder / 'ir.json'}: not valid JSON ({e})") from None
+    try:
+        with np.load(folder / "weights.npz", allow_pickle=False) as npz:
+            tensors = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError) as e:
+        raise EstError(f"{folder / 'weights.npz'}: cannot read integer tensors ({e})") from None
+    return from_doc(doc, tensors)
+
+
+class GraphBuilder:
+    """Collects nodes in order for a front end: ``add(name, op, *inputs)`` returns the name."""
+
+    def __init__(self):
+        self.nodes: list[Node] = []
+
+    def add(self, name: str, op: Op, *inputs: str) -> str:
+        self.nodes.append(Node(name, op, tuple(inputs)))
+        return name
+
+    def build(self, name: str, outputs: tuple[str, ...], meta: dict | None = None) -> Graph:
+        return Graph(name, tuple(self.nodes), tuple(outputs), dict(meta or {})).validate()

@@ -1,0 +1,100 @@
+"""``attention``: spike attention of Q over the keys and values of the last ``window`` bins
+(docs/semantics.md 8.2). SDSA: ``q[c] AND (sum_tau k[c] AND v[c] >= count_threshold)``,
+spikes out. SSA: per head, ``sum_tau popcount(q AND k_tau) * v_tau``, unsigned counts out
+(the current of a LIF array).
+
+Hardware: :class:`~est.hw.attention.SpikeAttention` behind a :class:`~est.hw.streams.Zip` of
+Q, K and V: AND gates, window shift registers and popcount trees; latency one cycle.
+"""
+
+from dataclasses import dataclass
+
+from est.compiler.graph import Field as F
+from est.compiler.graph import IRError, Op, Spec
+from est.sim import golden
+
+MODES = ("sdsa", "ssa")
+
+
+@dataclass(frozen=True)
+class Attention(Op):
+    mode: str
+    window: int
+    heads: int = 1
+    count_threshold: int = 1
+
+    KIND = "attention"
+    ARITY = (3, 3)
+
+    def out_spec(self, d: int) -> Spec:
+        if self.mode == "sdsa":
+            return Spec(d, 1)
+        return Spec(d, golden.ssa_bits(self.window, d // self.heads))
+
+    def check(self, node, ins):
+        if any(s != Spec(ins[0].n, 1) for s in ins):
+            raise IRError(node, "inputs", f"expected Q, K and V spike vectors of one size, "
+                                          f"got {ins}")
+        d = ins[0].n
+        if self.mode not in MODES:
+            raise IRError(node, "mode", f"expected one of {MODES}, got {self.mode!r}")
+        if self.window < 1:
+            raise IRError(node, "window", f"expected >= 1, got {self.window}")
+        if self.heads < 1 or d % self.heads:
+            raise IRError(node, "heads", f"heads = {self.heads} does not divide the {d} "
+                                         f"channels")
+        if self.count_threshold < 1:
+            raise IRError(node, "count_threshold", f"expected >= 1, got {self.count_threshold}")
+        return self.out_spec(d)
+
+    def fields(self, node, ins):
+        s = self.out_spec(ins[0].n)
+        if self.mode == "sdsa":
+            return [F(f"{node}/spikes", s.n, 1, False)]
+        return [F(f"{node}/counts", s.n, s.bits, False, hw=False)]
+
+    @property
+    def params(self) -> golden.AttentionParams:
+        return golden.AttentionParams(self.mode, self.window, self.heads, self.count_threshold)
+
+    def init(self, ins):
+        return golden.history_init(self.window, 2 * ins[0].n)
+
+    def step(self, xs, state):
+        out, state = golden.attention_step(*xs, state, self.params)
+        return {"spikes" if self.mode == "sdsa" else "counts": out}, state
+
+    def seq(self, xs, bins):
+        import torch
+
+        q, k, v = xs
+        if self.mode == "sdsa":
+            c = torch.cumsum(k & v, dim=0)
+            before = torch.cat([torch.zeros((self.window, c.shape[1]), dtype=torch.int64),
+                                c])[:bins]
+            return {"spikes": q & ((c - before) >= self.count_threshold).to(torch.int64)}
+        d = q.shape[1] // self.heads
+        lag = torch.arange(bins)[:, None] - torch.arange(bins)[None, :]
+        band = ((lag >= 0) & (lag < self.window)).to(torch.int64)
+        out = torch.zeros_like(q)
+        for h in range(self.heads):
+            sl = slice(h * d, (h + 1) * d)
+            out[:, sl] = ((q[:, sl] @ k[:, sl].T) * band) @ v[:, sl]
+        return {"counts": out}
+
+    def lower(self, b, node, ins):
+        from est.hw.attention import SpikeAttention
+        from est.hw.streams import Zip
+
+        d = ins[0].spec.n
+        attn = b.add(node, SpikeAttention(d, self.window, self.mode, self.heads,
+                                          self.count_threshold))
+        zipped = b.add(f"{node}_qkv", Zip([d, d, d]))
+        for src, dst in zip(ins, zipped.inputs(), strict=True):
+            b.connect(src.stream, dst)
+        b.m.d.comb += [attn.i.valid.eq(zipped.o.valid),
+                       attn.i.payload.as_value().eq(zipped.o.payload),
+                       zipped.o.ready.eq(attn.i.ready)]
+        value = attn.o.payload if self.mode == "sdsa" else attn.o.payload.as_value()
+        out = b.flat(attn.o, value, self.out_spec(d))
+        return b.lowered(out, {"spikes": (attn.o, value)} if self.mode == "sdsa" else {})

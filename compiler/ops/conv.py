@@ -1,0 +1,94 @@
+"""``conv``: causal convolution over the input history, ``current_t = bias + sum_lag
+weight[lag] @ x_{t-lag}`` (zero history before bin 0; kernel 1 is a dense layer;
+docs/semantics.md 8.2). Its output is the current of the one neuron array that reads it.
+
+Hardware: a :class:`~est.hw.synapse.SynapticAccumulator` over the window of a
+:class:`~est.hw.conv.HistoryWindow` (kernel 1: the accumulator alone). Weights in a block-RAM
+ROM of ``ceil(n_out / lanes) * kernel * n_in`` words; latency ``groups * kernel * n_in + 1``
+cycles, plus one for the window when ``kernel > 1``.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from est.compiler.graph import (
+    MAX_BITS,
+    WEIGHT_MAX_BITS,
+    IRError,
+    Op,
+    Spec,
+    check_acc,
+    check_integers,
+    check_shape,
+)
+from est.compiler.graph import Field as F
+from est.sim import golden
+
+
+def weight_bits(w: np.ndarray) -> int:
+    """The narrowest signed width (at least 2) that holds every value of ``w``."""
+    return golden.signed_bits(min(int(w.min()), 0), max(int(w.max()), 0)) if w.size else 2
+
+
+@dataclass(frozen=True)
+class Conv(Op):
+    weight: np.ndarray  # [kernel, n_out, n_in], lag 0 first
+    bias: np.ndarray  # [n_out]
+
+    KIND = "conv"
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.weight.shape
+
+    def check(self, node, ins):
+        x = ins[0]
+        if x.form != "vector" or x.signed:
+            raise IRError(node, "inputs", f"a convolution reads unsigned vectors, got {x}")
+        check_integers(node, "weight", self.weight, WEIGHT_MAX_BITS)
+        check_shape(node, "weight", self.weight, (None, None, x.n))
+        check_integers(node, "bias", self.bias, MAX_BITS)
+        check_shape(node, "bias", self.bias, (self.weight.shape[1],))
+        acc = golden.conv_acc_bits(self.weight, self.bias, x.bits)
+        check_acc(node, acc)
+        return Spec(self.weight.shape[1], acc, True, "current")
+
+    def fields(self, node, ins):
+        return [F(f"{node}/current", self.weight.shape[1],
+                  golden.conv_acc_bits(self.weight, self.bias, ins[0].bits), True, hw=False)]
+
+    def init(self, ins):
+        return (golden.ConvParams(self.weight.astype(np.int64), self.bias.astype(np.int64)),
+                golden.history_init(self.weight.shape[0], ins[0].n))
+
+    def step(self, xs, state):
+        params, hist = state
+        current, hist = golden.conv_step(xs[0], hist, params)
+        return {"current": current}, (params, hist)
+
+    def seq(self, xs, bins):
+        import torch
+
+        x = xs[0]
+        w = torch.as_tensor(self.weight.astype(np.int64))
+        out = torch.as_tensor(self.bias.astype(np.int64)).expand(bins, -1).clone()
+        for lag in range(min(w.shape[0], bins)):
+            out[lag:] += x[: bins - lag] @ w[lag].T
+        return {"current": out}
+
+    def lower(self, b, node, ins):
+        from est.hw.conv import CausalConv
+        from est.hw.synapse import SynapticAccumulator
+
+        x = ins[0].spec
+        weight, bias = self.weight.astype(np.int64), self.bias.astype(np.int64)
+        acc = golden.conv_acc_bits(weight, bias, x.bits)
+        wb = weight_bits(weight)
+        if weight.shape[0] == 1:
+            comp = SynapticAccumulator(weight[0], bias, b.lanes, acc, wb, x.bits)
+        else:
+            comp = CausalConv(weight, bias, b.lanes, wb, x.bits)
+        b.add(node, comp)
+        b.connect(ins[0].stream, comp.i)
+        return b.lowered(b.port(comp.o, Spec(weight.shape[1], acc, True, "current")))

@@ -1,0 +1,122 @@
+"""``lif``: an array of integer leaky integrate-and-fire neurons (docs/semantics.md 1.2):
+``v1 = sat(v - (v >>> leak_shift) + current)``, spike where ``v1 >= threshold``, reset by
+subtraction or to zero. Input: a convolution's current, or an unsigned vector (SSA counts).
+
+Hardware: :class:`~est.hw.neurons.LIFArray` (``lanes`` neurons per cycle, membranes in block
+RAM or flip-flops, thresholds in logic), fed through :class:`~est.hw.streams.VectorGroups`
+when its input is a vector; two cycles per group of ``lanes`` neurons.
+"""
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from est.compiler.graph import MAX_BITS, IRError, Op, Spec, check_integers, check_shape
+from est.compiler.graph import Field as F
+from est.sim import golden
+
+
+def check_neurons(node: str, threshold: np.ndarray, leak_shift, v_bits, reset, n: int) -> None:
+    """The checks every LIF array takes (here and inside the recurrence)."""
+    if not isinstance(v_bits, int) or not 2 <= v_bits <= MAX_BITS:
+        raise IRError(node, "v_bits", f"expected 2..{MAX_BITS}, got {v_bits}")
+    check_integers(node, "threshold", threshold, MAX_BITS)
+    check_shape(node, "threshold", threshold, (n,))
+    hi = golden.signed_range(v_bits)[1]
+    if threshold.min() < 1:
+        raise IRError(node, "threshold", f"expected integers >= 1, got {threshold.min()}")
+    if threshold.max() > hi:
+        raise IRError(node, "threshold", f"{threshold.max()} does not fit v_bits={v_bits} (at "
+                                         f"most {hi}); compile with a larger --max-v-bits (up "
+                                         f"to {MAX_BITS}), or retrain with a threshold nearer "
+                                         f"the weights' scale")
+    if reset not in golden.RESET_MODES:
+        raise IRError(node, "reset", f"expected one of {golden.RESET_MODES}, got {reset!r}")
+    if leak_shift is not None and not 0 <= leak_shift < v_bits:
+        raise IRError(node, "leak_shift", f"expected null (no leak) or 0..{v_bits - 1}, got "
+                                          f"{leak_shift}")
+
+
+def neuron_bits(v: np.ndarray, current: np.ndarray, threshold: np.ndarray, leak_shift,
+                max_v_bits: int) -> tuple[int, int]:
+    """(width, width needed) of a LIF array from a wide run: ``v`` its membranes after reset,
+    ``current`` its input, both ``[bins, n]``. Needed: every value before reset and every
+    threshold; chosen: one bit more, at most ``max_v_bits``, wide enough for the leak."""
+    prev = np.vstack([np.zeros((1, v.shape[1]), np.int64), v[:-1]])
+    v1 = golden.leak(prev, leak_shift) + current
+    need = golden.signed_bits(min(int(v1.min()), 0), max(int(v1.max()), int(threshold.max())))
+    return max(min(need + 1, max_v_bits), (leak_shift or 0) + 1), need
+
+
+def lif_seq(current, threshold: np.ndarray, leak_shift, v_bits: int, reset: str):
+    """Spikes and post-reset membranes ``[T, n]`` of an integer LIF array (PyTorch)."""
+    import torch
+
+    theta = torch.as_tensor(threshold.astype(np.int64))
+    lo, hi = golden.signed_range(v_bits)
+    v = torch.zeros(current.shape[1], dtype=torch.int64)
+    spikes, vs = torch.zeros_like(current), torch.zeros_like(current)
+    for t in range(current.shape[0]):
+        leaked = v if leak_shift is None else v - (v >> leak_shift)
+        v1 = torch.clamp(leaked + current[t], lo, hi)
+        s = v1 >= theta
+        v = torch.where(s, v1 - theta if reset == "subtract" else torch.zeros_like(v1), v1)
+        spikes[t], vs[t] = s.to(torch.int64), v
+    return spikes, vs
+
+
+@dataclass(frozen=True)
+class LIF(Op):
+    threshold: np.ndarray  # [n] >= 1
+    leak_shift: int | None
+    v_bits: int
+    reset: str = "subtract"
+
+    KIND = "lif"
+
+    @property
+    def params(self) -> golden.LIFParams:
+        return golden.LIFParams(self.threshold.astype(np.int64), self.leak_shift, self.v_bits,
+                                self.reset)
+
+    def check(self, node, ins):
+        x = ins[0]
+        if x.form == "vector" and x.signed:
+            raise IRError(node, "inputs", f"a neuron array reads a current or an unsigned "
+                                          f"vector, got {x}")
+        check_neurons(node, self.threshold, self.leak_shift, self.v_bits, self.reset, x.n)
+        return Spec(x.n, 1)
+
+    def fields(self, node, ins):
+        n = ins[0].n
+        return [F(f"{node}/spikes", n, 1, False), F(f"{node}/v", n, self.v_bits, True)]
+
+    def init(self, ins):
+        return golden.lif_init(ins[0].n)
+
+    def step(self, xs, state):
+        out, state = golden.lif_step(xs[0], state, self.params)
+        return {"spikes": out.spikes.astype(np.int64), "v": state.v,
+                "saturated": out.saturated}, state
+
+    def seq(self, xs, bins):
+        s, v = lif_seq(xs[0], self.threshold, self.leak_shift, self.v_bits, self.reset)
+        return {"spikes": s, "v": v}
+
+    def fit_width(self, node, trace, current, max_v_bits):
+        """This array at the width its calibration run needs (see
+        :func:`est.compiler.passes.fit_widths`); returns (op, bits needed)."""
+        bits, need = neuron_bits(trace[f"{node}/v"], current, self.threshold, self.leak_shift,
+                                 max_v_bits)
+        return replace(self, v_bits=bits), need
+
+    def lower(self, b, node, ins):
+        from est.hw.neurons import LIFArray
+
+        n = ins[0].spec.n
+        groups, acc = b.groups(node, ins[0])
+        neurons = b.add(node, LIFArray(n, b.lanes, acc, self.v_bits, self.leak_shift,
+                                       self.threshold.astype(np.int64), self.reset,
+                                       trace=b.trace, state_in_logic=b.state_in_logic))
+        b.connect(groups, neurons.i)
+        return b.neuron_outputs(neurons.o, n, self.v_bits)

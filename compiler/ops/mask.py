@@ -1,0 +1,84 @@
+"""``mask``: random spike masking (RSM), one 8-bit LFSR draw per channel per bin, a value kept
+where ``draw >= threshold`` (docs/semantics.md 8.2); ``threshold`` 0 keeps everything.
+
+Hardware: :class:`~est.hw.lfsr.SpikeMask`, a 32-bit Galois LFSR unrolled ``lanes`` draws per
+cycle; latency ``ceil(n / lanes) + 1`` cycles.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from est.compiler.graph import Field as F
+from est.compiler.graph import IRError, Op
+from est.sim import golden
+
+
+def _leap(steps: int) -> list[int]:
+    """Columns of the GF(2) matrix that advances the LFSR ``steps`` steps."""
+    cols = []
+    for i in range(32):
+        s = 1 << i
+        for _ in range(steps):
+            s = (s >> 1) ^ (golden.LFSR_FEEDBACK if s & 1 else 0)
+        cols.append(s)
+    return cols
+
+
+_LEAP8 = _leap(8)
+
+
+@dataclass(frozen=True)
+class Mask(Op):
+    threshold: int  # 0..256
+    seed: int  # nonzero 32-bit LFSR state at the start of every stream
+
+    KIND = "mask"
+
+    def check(self, node, ins):
+        x = ins[0]
+        if x.form != "vector" or x.signed:
+            raise IRError(node, "inputs", f"a mask reads unsigned vectors, got {x}")
+        if not 0 <= self.threshold <= 256:
+            raise IRError(node, "threshold", f"expected 0..256, got {self.threshold}")
+        if not 0 < self.seed < 1 << 32:
+            raise IRError(node, "seed", f"expected a nonzero 32-bit seed, got {self.seed}")
+        return x
+
+    def fields(self, node, ins):
+        return [F(f"{node}/values", ins[0].n, ins[0].bits, False, hw=False)]
+
+    def init(self, ins):
+        return self.seed
+
+    def step(self, xs, state):
+        out, state = golden.mask_step(xs[0], state, golden.MaskParams(len(xs[0]),
+                                                                       self.threshold))
+        return {"values": out}, state
+
+    def seq(self, xs, bins):
+        import torch
+
+        x = xs[0]
+        if self.threshold == 0:
+            return {"values": x}
+        draws = np.zeros(x.shape, dtype=np.int64)
+        state = self.seed
+        for t in range(x.shape[0]):
+            for c in range(x.shape[1]):
+                nxt = 0
+                for i in range(32):
+                    if state >> i & 1:
+                        nxt ^= _LEAP8[i]
+                state = nxt
+                draws[t, c] = state & 0xFF
+        return {"values": torch.where(torch.as_tensor(draws) >= self.threshold, x,
+                                      torch.zeros_like(x))}
+
+    def lower(self, b, node, ins):
+        from est.hw.lfsr import SpikeMask
+
+        x = ins[0].spec
+        mask = b.add(node, SpikeMask(x.n, self.threshold, self.seed, b.lanes, x.bits))
+        b.connect(ins[0].stream, mask.i)
+        return b.lowered(b.port(mask.o, x))

@@ -1,0 +1,83 @@
+"""``readout``: non-spiking integrators ``r = sat(r - (r >>> leak_shift) + current)``, the
+network's output (docs/semantics.md 1.3); ``scale`` maps a value to a float log-rate
+(``value / scale``) for the host.
+
+Hardware: :class:`~est.hw.neurons.ReadoutIntegrator`, ``lanes`` integrators per cycle.
+"""
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from est.compiler.graph import MAX_BITS, IRError, Op, Spec, check_shape
+from est.compiler.graph import Field as F
+from est.sim import golden
+
+
+@dataclass(frozen=True)
+class Readout(Op):
+    leak_shift: int | None
+    v_bits: int
+    scale: np.ndarray  # [n] float
+
+    KIND = "readout"
+
+    def check(self, node, ins):
+        x = ins[0]
+        if x.form != "current":
+            raise IRError(node, "inputs", f"a readout reads a convolution's current, got {x}")
+        if not isinstance(self.v_bits, int) or not 2 <= self.v_bits <= MAX_BITS:
+            raise IRError(node, "v_bits", f"expected 2..{MAX_BITS}, got {self.v_bits}")
+        if self.leak_shift is not None and not 0 <= self.leak_shift < self.v_bits:
+            raise IRError(node, "leak_shift", f"expected null (no leak) or "
+                                              f"0..{self.v_bits - 1}, got {self.leak_shift}")
+        if not isinstance(self.scale, np.ndarray) or not np.issubdtype(self.scale.dtype,
+                                                                        np.floating):
+            raise IRError(node, "scale", "expected floats")
+        check_shape(node, "scale", self.scale, (x.n,))
+        if not (np.isfinite(self.scale).all() and (self.scale > 0).all()):
+            raise IRError(node, "scale", "expected finite positive floats")
+        return Spec(x.n, self.v_bits, True)
+
+    def fields(self, node, ins):
+        return [F(f"{node}/v", ins[0].n, self.v_bits, True)]
+
+    def init(self, ins):
+        return golden.lif_init(ins[0].n)
+
+    def step(self, xs, state):
+        saturated, state = golden.integrator_step(
+            xs[0], state, golden.IntegratorParams(self.leak_shift, self.v_bits))
+        return {"v": state.v, "saturated": saturated}, state
+
+    def seq(self, xs, bins):
+        import torch
+
+        lo, hi = golden.signed_range(self.v_bits)
+        current = xs[0]
+        r = torch.zeros(current.shape[1], dtype=torch.int64)
+        out = torch.zeros_like(current)
+        for t in range(bins):
+            leaked = r if self.leak_shift is None else r - (r >> self.leak_shift)
+            r = torch.clamp(leaked + current[t], lo, hi)
+            out[t] = r
+        return {"v": out}
+
+    def fit_width(self, node, trace, current, max_v_bits):
+        """One bit over the largest value of the calibration run (at most ``max_v_bits``,
+        wider than the leak shift); returns (op, bits needed)."""
+        r = trace[f"{node}/v"]
+        need = golden.signed_bits(min(int(r.min()), 0), max(int(r.max()), 1))
+        return replace(self, v_bits=max(min(need + 1, max_v_bits),
+                                        (self.leak_shift or 0) + 1)), need
+
+    def lower(self, b, node, ins):
+        from est.hw.neurons import ReadoutIntegrator
+
+        x = ins[0].spec
+        unit = b.add(node, ReadoutIntegrator(x.n, b.lanes, x.bits, self.v_bits, self.leak_shift,
+                                             state_in_logic=b.state_in_logic))
+        b.connect(ins[0].stream, unit.i)
+        o = unit.o
+        return b.lowered(b.flat(o, o.payload.v.as_value(), Spec(x.n, self.v_bits, True)),
+                         {"v": (o, o.payload.v.as_value())})

@@ -1,0 +1,116 @@
+"""``recurrence``: the temporal processing unit (TPU), a depthwise recurrence on the unit's own
+past spikes feeding a LIF array (docs/semantics.md 8.2):
+``current = bias + w_in * x_t + sum_j w_rec[j-1] * y_{t-j}`` (j = 1..kernel), ``y`` = spikes.
+
+Hardware: :class:`~est.hw.tpu.TemporalUnit` (``1 + kernel`` multipliers per lane, the past
+spikes in shift registers, its own LIF array); latency about ``groups + 2`` cycles.
+"""
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from est.compiler.graph import (
+    MAX_BITS,
+    WEIGHT_MAX_BITS,
+    IRError,
+    Op,
+    Spec,
+    check_acc,
+    check_integers,
+    check_shape,
+)
+from est.compiler.graph import Field as F
+from est.compiler.ops.lif import check_neurons, neuron_bits
+from est.sim import golden
+
+
+@dataclass(frozen=True)
+class Recurrence(Op):
+    w_in: np.ndarray  # [d]
+    w_rec: np.ndarray  # [kernel, d]: lag 1 first
+    bias: np.ndarray  # [d]
+    threshold: np.ndarray  # [d]
+    leak_shift: int | None
+    v_bits: int
+    reset: str = "subtract"
+
+    KIND = "recurrence"
+
+    def acc_bits(self, x_bits: int) -> int:
+        return golden.tpu_acc_bits(self.w_in, self.w_rec, self.bias, x_bits)
+
+    def check(self, node, ins):
+        x = ins[0]
+        if x.form != "vector" or x.signed:
+            raise IRError(node, "inputs", f"a recurrence reads unsigned vectors, got {x}")
+        for fld in ("w_in", "w_rec"):
+            check_integers(node, fld, getattr(self, fld), WEIGHT_MAX_BITS)
+        check_integers(node, "bias", self.bias, MAX_BITS)
+        check_shape(node, "w_in", self.w_in, (x.n,))
+        check_shape(node, "w_rec", self.w_rec, (None, x.n))
+        check_shape(node, "bias", self.bias, (x.n,))
+        check_acc(node, self.acc_bits(x.bits))
+        check_neurons(node, self.threshold, self.leak_shift, self.v_bits, self.reset, x.n)
+        return Spec(x.n, 1)
+
+    def fields(self, node, ins):
+        n = ins[0].n
+        return [F(f"{node}/spikes", n, 1, False), F(f"{node}/v", n, self.v_bits, True),
+                F(f"{node}/current", n, self.acc_bits(ins[0].bits), True, hw=False)]
+
+    def init(self, ins):
+        d = ins[0].n
+        return golden.lif_init(d), golden.history_init(self.w_rec.shape[0] + 1, d)
+
+    def step(self, xs, state):
+        lif, hist = state
+        current = (self.bias.astype(np.int64) + self.w_in.astype(np.int64) * xs[0]
+                   + (self.w_rec.astype(np.int64) * hist.x).sum(axis=0))
+        params = golden.LIFParams(self.threshold.astype(np.int64), self.leak_shift, self.v_bits,
+                                  self.reset)
+        out, lif = golden.lif_step(current, lif, params)
+        y = out.spikes.astype(np.int64)
+        _, hist = golden.history_push(y, hist)
+        return {"spikes": y, "v": lif.v, "current": current,
+                "saturated": out.saturated}, (lif, hist)
+
+    def seq(self, xs, bins):
+        import torch
+
+        def t(a):
+            return torch.as_tensor(a.astype(np.int64))
+
+        x = xs[0]
+        w_in, w_rec, bias, theta = t(self.w_in), t(self.w_rec), t(self.bias), t(self.threshold)
+        d, kk = x.shape[1], w_rec.shape[0]
+        lo, hi = golden.signed_range(self.v_bits)
+        y = torch.zeros((bins + kk, d), dtype=torch.int64)  # rows 0..k-1: before bin 0
+        vs, cur = torch.zeros((bins, d), dtype=torch.int64), torch.zeros((bins, d),
+                                                                         dtype=torch.int64)
+        v = torch.zeros(d, dtype=torch.int64)
+        for i in range(bins):
+            cur[i] = bias + w_in * x[i] + (w_rec * y[i: i + kk].flip(0)).sum(dim=0)
+            leaked = v if self.leak_shift is None else v - (v >> self.leak_shift)
+            v1 = torch.clamp(leaked + cur[i], lo, hi)
+            s = v1 >= theta
+            v = torch.where(s, v1 - theta if self.reset == "subtract" else torch.zeros_like(v1),
+                            v1)
+            y[i + kk], vs[i] = s.to(torch.int64), v
+        return {"spikes": y[kk:], "v": vs, "current": cur}
+
+    def fit_width(self, node, trace, current, max_v_bits):
+        bits, need = neuron_bits(trace[f"{node}/v"], trace[f"{node}/current"], self.threshold,
+                                 self.leak_shift, max_v_bits)
+        return replace(self, v_bits=bits), need
+
+    def lower(self, b, node, ins):
+        from est.hw.tpu import TemporalUnit
+
+        x = ins[0].spec
+        unit = b.add(node, TemporalUnit(
+            self.w_in.astype(np.int64), self.w_rec.astype(np.int64), self.bias.astype(np.int64),
+            b.lanes, x.bits, self.v_bits, self.leak_shift, self.threshold.astype(np.int64),
+            self.reset, trace=b.trace, state_in_logic=b.state_in_logic))
+        b.connect(ins[0].stream, unit.i)
+        return b.neuron_outputs(unit.o, x.n, self.v_bits)

@@ -1,0 +1,49 @@
+"""``table``: a constant 0/1 table read by position, row ``t mod P`` at bin ``t`` (the CPG-PE
+spikes, docs/semantics.md 8.1).
+
+Hardware: :class:`~est.hw.sew.CPGTable`, a ROM of ``P`` words and a position counter; latency
+one cycle.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from est.compiler.graph import Field as F
+from est.compiler.graph import IRError, Op, Spec
+
+
+@dataclass(frozen=True)
+class Table(Op):
+    table: np.ndarray  # [positions, n] of 0/1
+
+    KIND = "table"
+    ARITY = (0, 0)
+
+    def check(self, node, ins):
+        t = self.table
+        if (not isinstance(t, np.ndarray) or t.ndim != 2 or 0 in t.shape
+                or not np.issubdtype(t.dtype, np.integer) or not np.isin(t, (0, 1)).all()):
+            raise IRError(node, "table", "expected a [positions, n] integer array of 0/1")
+        return Spec(t.shape[1], 1)
+
+    def fields(self, node, ins):
+        return [F(f"{node}/spikes", self.table.shape[1], 1, False, hw=False)]
+
+    def init(self, ins):
+        return 0
+
+    def step(self, xs, t):
+        return {"spikes": self.table[t % len(self.table)].astype(np.int64)}, t + 1
+
+    def seq(self, xs, bins):
+        import torch
+
+        pos = torch.arange(bins) % self.table.shape[0]
+        return {"spikes": torch.as_tensor(self.table.astype(np.int64))[pos]}
+
+    def lower(self, b, node, ins):
+        from est.hw.sew import CPGTable
+
+        rom = b.add(node, CPGTable(self.table))
+        return b.lowered(b.port(rom.o, Spec(self.table.shape[1], 1)))
