@@ -145,7 +145,10 @@ class DataflowTop(wiring.Component):
         for name, n, bits, _ in rest:
             src, value = taps[name]
             reg = Signal(n * bits, name=name.replace(".", "_").replace("/", "__"))
-            with m.If(src.valid & src.ready):
+            # a tap loads only while no output word is offered (in a run, every tensor of a bin
+            # has passed before its word is): the word then holds while the sink stalls, in
+            # every state, which is what makes the formal stream check inductive
+            with m.If(src.valid & src.ready & ~sink.valid):
                 m.d.sync += reg.eq(value)
             words.append(reg)
         m.d.comb += [self.o.valid.eq(sink.valid), sink.ready.eq(self.o.ready),

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from amaranth import Cat, Module, Mux, Signal, signed
 from amaranth.back import rtlil
-from amaranth.hdl import Assert, Elaboratable, Fragment, ValueCastable
+from amaranth.hdl import Assert, Assume, Elaboratable, Fragment, ValueCastable
 from amaranth.lib import stream, wiring
 
 from est import toolenv
@@ -156,29 +156,37 @@ class StreamRulesCheck(Elaboratable):
     transfer offered (``valid``) and not taken (``ready`` low) stays offered, so in the next cycle
     ``valid`` is still high and ``payload`` is unchanged. ``ready`` of each output and every
     input of ``dut`` are free; a cycle with ``rst`` high ends the obligation (the design may
-    withdraw its offer on reset)."""
+    withdraw its offer on reset). With ``assume_inputs`` the input streams are assumed to keep
+    the same rules (for a combinational component, such as a Zip, whose output follows its
+    inputs: its rule then holds when its producers keep theirs)."""
 
-    def __init__(self, dut: wiring.Component):
-        self.dut = dut
-        self.outputs = [name for name, member in dut.signature.members.items()
-                        if member.flow == wiring.Out and member.is_signature
-                        and isinstance(member.signature, stream.Signature)]
+    def __init__(self, dut: wiring.Component, assume_inputs: bool = False):
+        self.dut, self.assume_inputs = dut, assume_inputs
+        self.outputs = self._streams(dut, wiring.Out)
+        self.inputs = self._streams(dut, wiring.In)
         if not self.outputs:
             raise ValueError(f"{type(dut).__name__} has no output stream")
         self.ports = component_ports(dut)
 
+    @staticmethod
+    def _streams(dut, flow) -> list[str]:
+        return [name for name, member in dut.signature.members.items()
+                if member.flow == flow and member.is_signature
+                and isinstance(member.signature, stream.Signature)]
+
     def elaborate(self, platform):
         m = Module()
         m.submodules.dut = self.dut
-        for name in self.outputs:
+        for name in self.outputs + (self.inputs if self.assume_inputs else []):
             port = getattr(self.dut, name)
             payload = _as_value(port.payload)
             stalled = Signal(name=f"{name}_stalled")
             held = Signal(len(payload), name=f"{name}_held")
             m.d.sync += [stalled.eq(port.valid & ~port.ready), held.eq(payload)]
+            rule = Assert if name in self.outputs else Assume
             with m.If(stalled):
-                m.d.comb += Assert(port.valid, f"{name}: valid dropped before the transfer")
-                m.d.comb += Assert(payload == held, f"{name}: payload changed while stalled")
+                m.d.comb += rule(port.valid, f"{name}: valid dropped before the transfer")
+                m.d.comb += rule(payload == held, f"{name}: payload changed while stalled")
         return m
 
 

@@ -67,8 +67,11 @@ class CPGTable(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         words = [sum(int(b) << j for j, b in enumerate(row)) for row in self.table]
-        m.submodules.rom = rom = memory.Memory(shape=unsigned(self.neurons),
-                                               depth=self.positions, init=words)
+        # every address the counter's register can hold has a word (the unreachable ones 0),
+        # so the read data is defined in every state the formal check starts from
+        depth = 1 << max(1, (self.positions - 1).bit_length())
+        m.submodules.rom = rom = memory.Memory(shape=unsigned(self.neurons), depth=depth,
+                                               init=words + [0] * (depth - len(words)))
         rd = rom.read_port()
         pos = Signal(range(self.positions))
         fetched = Signal()  # rd.data holds row ``pos``

@@ -4,14 +4,22 @@ error (est.hw.formal.prove raises EstError naming it)."""
 
 import numpy as np
 import pytest
-from amaranth import Mux, Signal, signed
+from amaranth import Module, Mux, Signal, Value, signed
+from amaranth.lib import wiring
 
 from est.compiler.ir import DenseLIF, DenseReadout, Network
 from est.hw import neurons
+from est.hw.attention import SpikeAttention
+from est.hw.conv import CausalConv, HistoryWindow
+from est.hw.dataflow import DataflowTop
 from est.hw.formal import NeuronUpdateCheck, StreamRulesCheck, prove
+from est.hw.lfsr import SpikeMask
 from est.hw.neurons import LIFArray, ReadoutIntegrator
+from est.hw.sew import CPGTable, SEWJoin
+from est.hw.streams import Fork, VectorGroups, Zip
 from est.hw.synapse import SynapticAccumulator
 from est.hw.top import NetworkTop
+from est.hw.tpu import TemporalUnit
 
 V_BITS, ACC_BITS = 6, 5  # sums reach [-48, 46], so both saturation bounds are hit
 THRESHOLD = np.array([1, 9, 31])  # the smallest, a middle and the largest threshold of 6 bits
@@ -152,18 +160,94 @@ def test_forgotten_membrane_fails_the_history(tmp_path):
 
 # --- stream handshake rules ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("kind", ["lif", "readout", "synapses", "top"])
+def _tiny_graph():
+    """input 3 -> fork -> two dense LIF arrays -> SEW ADD -> mask -> readout: the smallest
+    graph with a fork, a join and a mask for the dataflow top's proof."""
+    from est.compiler.graph import GraphBuilder
+    from est.compiler.ops import LIF, SEW, Conv, Input, Mask, Readout
+
+    g = GraphBuilder()
+    x = g.add("input", Input(3))
+    a = g.add("a", LIF(np.array([2, 3]), 1, V_BITS),
+              g.add("a.syn", Conv(np.array([[[3, -2, 5], [-4, 6, 1]]]), np.array([1, -2])), x))
+    b = g.add("b", LIF(np.array([1, 1]), None, V_BITS, "zero"),
+              g.add("b.syn", Conv(np.array([[[1, 1, -1], [2, 0, 1]]]), np.array([0, 0])), x))
+    s = g.add("m", Mask(100, 0x1234), g.add("s", SEW("iand"), a, b))
+    g.add("readout", Readout(None, V_BITS, np.ones(2)),
+          g.add("readout.syn", Conv(np.array([[[2, -3], [-1, 4]]]), np.array([0, 1])), s))
+    return g.build("formal", ("readout",))
+
+
+STREAM_COMPONENTS = {
+    "lif": lambda: lif(),
+    "readout": lambda: ReadoutIntegrator(3, 2, ACC_BITS, V_BITS, leak_shift=1),
+    "synapses": lambda: SynapticAccumulator(np.array([[3, -2, 5], [-4, 6, 1], [2, 2, -7]]),
+                                            np.array([1, -2, 0]), lanes=2, acc_bits=ACC_BITS,
+                                            weight_bits=4),
+    "top": lambda: NetworkTop(small_network(lanes=1)),
+    "fork": lambda: Fork(3, 3),
+    "zip": lambda: Zip([2, 3]),
+    "sew": lambda: SEWJoin(3, "add", 2),
+    "sdsa": lambda: SpikeAttention(4, 3, "sdsa", 2, 2),
+    "ssa": lambda: SpikeAttention(4, 2, "ssa", 2),
+    "window": lambda: HistoryWindow(3, 3),
+    "mask": lambda: SpikeMask(4, 100, 0x1234, lanes=3, bits=2),
+    "conv": lambda: CausalConv(np.array([[[3, -2], [1, 4], [0, 2]], [[-1, 2], [2, -3], [1, 1]]]),
+                               np.array([1, -2, 0]), lanes=2, weight_bits=4, x_bits=2),
+    "tpu": lambda: TemporalUnit(np.array([2, -1, 3]), np.array([[1, -2, 2], [2, 1, -1]]),
+                                np.array([0, 1, -1]), 2, 1, V_BITS, 1, np.array([2, 3, 4]),
+                                "subtract", trace=True),
+    "groups": lambda: VectorGroups(3, 2, 2),
+    "cpg": lambda: CPGTable(np.array([[1, 0, 1], [0, 1, 1], [0, 0, 0]])),
+    "dataflow": lambda: DataflowTop(_tiny_graph(), 1, trace=True),
+}
+COMBINATIONAL = {"zip"}  # output follows the inputs: proved assuming its producers' rules
+
+
+@pytest.mark.parametrize("kind", sorted(STREAM_COMPONENTS))
 def test_output_streams_keep_their_offer(tmp_path, kind):
     """valid stays high and the payload holds until the transfer, whatever the sink does."""
-    dut = {
-        "lif": lambda: lif(),
-        "readout": lambda: ReadoutIntegrator(3, 2, ACC_BITS, V_BITS, leak_shift=1),
-        "synapses": lambda: SynapticAccumulator(np.array([[3, -2, 5], [-4, 6, 1], [2, 2, -7]]),
-                                                np.array([1, -2, 0]), lanes=2, acc_bits=ACC_BITS,
-                                                weight_bits=4),
-        "top": lambda: NetworkTop(small_network(lanes=1)),
-    }[kind]()
-    assert_passes(check(tmp_path, f"stream_{kind}", StreamRulesCheck(dut)))
+    dut = STREAM_COMPONENTS[kind]()
+    assert_passes(check(tmp_path, f"stream_{kind}",
+                        StreamRulesCheck(dut, assume_inputs=kind in COMBINATIONAL)))
+
+
+class _Impatient(wiring.Component):
+    """Mutant of any component: its first output stream withdraws ``valid`` for a cycle after
+    each cycle the sink did not take it; every other port passes through unchanged."""
+
+    def __init__(self, dut):
+        self.dut = dut
+        self.port = StreamRulesCheck._streams(dut, wiring.Out)[0]
+        super().__init__(dut.signature)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = self.dut
+        inner, outer = self.dut.signature.flatten(self.dut), self.signature.flatten(self)
+        valid = getattr(self.dut, self.port).valid
+        stalled = Signal()
+        for (path, member, a), (_, _, b) in zip(inner, outer, strict=True):
+            a, b = Value.cast(a), Value.cast(b)
+            if member.flow == wiring.In:
+                m.d.comb += a.eq(b)
+            elif a is Value.cast(valid):
+                m.d.comb += b.eq(a & ~stalled)
+            else:
+                m.d.comb += b.eq(a)
+        outer_port = getattr(self, self.port)
+        m.d.sync += stalled.eq(outer_port.valid & ~outer_port.ready)
+        return m
+
+
+@pytest.mark.parametrize("kind", sorted(STREAM_COMPONENTS))
+def test_an_impatient_mutant_fails_the_handshake(tmp_path, kind):
+    dut = _Impatient(STREAM_COMPONENTS[kind]())
+    design = StreamRulesCheck(dut, assume_inputs=kind in COMBINATIONAL)
+    # a top offers its first word after a whole bin: search long enough to reach a stall
+    depth = 40 if kind in ("top", "dataflow") else BMC_DEPTH
+    result = prove(f"impatient_{kind}", design, design.ports, depth, tmp_path, "bmc")
+    assert_fails(result, "valid dropped before the transfer")
 
 
 class _ImpatientLIF(LIFArray):
