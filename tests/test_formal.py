@@ -227,7 +227,7 @@ class _Impatient(wiring.Component):
         inner, outer = self.dut.signature.flatten(self.dut), self.signature.flatten(self)
         valid = getattr(self.dut, self.port).valid
         stalled = Signal()
-        for (path, member, a), (_, _, b) in zip(inner, outer, strict=True):
+        for (_, member, a), (_, _, b) in zip(inner, outer, strict=True):
             a, b = Value.cast(a), Value.cast(b)
             if member.flow == wiring.In:
                 m.d.comb += a.eq(b)
