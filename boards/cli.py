@@ -88,24 +88,17 @@ RUN_EXAMPLES = """  est-run build/tiny --port /dev/ttyUSB1      # an iCEBreaker 
 
 
 def _readout(build: Path):
-    """``(net, output fields, log-rate scale)`` of a build's network without trace."""
-    from est.compiler.est_ir import ESTNetwork
-    from est.hw.est_top import est_output_fields
-    from est.hw.top import output_fields
+    """``(graph, output fields, log-rate scale)`` of a build's network without trace."""
     from est.sim.cli import load_build_ir, readout_scale
 
-    net = load_build_ir(build)
-    fields = (est_output_fields(net, trace=False) if isinstance(net, ESTNetwork) else
-              output_fields(net, False))
-    return net, fields, readout_scale(net)
+    graph = load_build_ir(build)
+    return graph, graph.output_fields(trace=False), readout_scale(graph)
 
 
-def _golden(net, stimulus):
-    from est.compiler.est_ir import ESTNetwork
-    from est.sim.est_network import run_est
-    from est.sim.network import run
+def _golden(graph, stimulus):
+    from est.sim.interpreter import run
 
-    return run_est(net, stimulus) if isinstance(net, ESTNetwork) else run(net, stimulus)[0]
+    return run(graph, stimulus)[0]
 
 
 def _open_port(args, build: Path, n_in: int):

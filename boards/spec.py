@@ -1,16 +1,15 @@
-"""What each supported board offers, and a resource estimate of a network before synthesis.
+"""What each supported board offers, how its memories are counted, and the logic margin of
+the fit check, learned from measured designs.
 
-The estimate counts block RAMs exactly as the memory shapes demand (the widest/deepest mapping
-yosys can pick for each memory) and logic with a per-lane cost model; it is a fit check, not a
-synthesis result. ``est-synth`` reports the real figures.
+Block RAMs are counted exactly as the memory shapes demand (the widest/deepest mapping yosys
+can pick for each memory); the per-node estimates are in :mod:`est.compiler.costs`. It is a fit
+check, not a synthesis result: ``est-synth`` reports the real figures.
 """
 
 from dataclasses import asdict, dataclass
 
 from est import EstError
-from est.compiler.ir import DenseLIF, Network
 from est.hw.synapse import ceil_div
-from est.sim.golden import signed_bits
 
 
 @dataclass(frozen=True)
@@ -92,37 +91,6 @@ def memory_cost(depth: int, width: int, writable: bool, board: Board) -> tuple[i
     return 0, width * ceil_div(depth, 16)  # one LUT4 per 16 entries of a bit
 
 
-def estimate(net: Network, board: Board) -> dict:
-    """Per layer and in total: block RAMs and LUTs (logic cells), from the memory shapes and a
-    per-lane cost of the datapath, plus the board top (:func:`bridge_logic`)."""
-    lanes = net.lanes
-    out_bits = net.layers[-1].n_out * net.layers[-1].v_bits
-    layers, total_bram = [], 0
-    total_lut = sum(bridge_logic(ceil_div(net.n_in, 8), ceil_div(out_bits, 8)))
-    for layer in net.layers:
-        groups = ceil_div(layer.n_out, lanes)
-        lif = isinstance(layer, DenseLIF)
-        sum_bits = signed_bits(-(1 << (layer.weight_bits - 1)) * layer.n_in,
-                               (1 << (layer.weight_bits - 1)) * layer.n_in)
-        mems = {"weights": (groups * layer.n_in, lanes * layer.weight_bits, False),
-                "bias": (groups, lanes * layer.acc_bits, False),
-                "state": (groups, lanes * layer.v_bits, True)}
-        if lif:
-            mems["threshold"] = (groups, lanes * layer.v_bits, False)
-        costs = {k: memory_cost(d, w, wr, board) for k, (d, w, wr) in mems.items()}
-        brams = {k: c[0] for k, c in costs.items()}
-        datapath = lanes * (sum_bits + 2 * layer.acc_bits + (6 if lif else 4) * layer.v_bits)
-        registers = layer.n_in + (layer.n_out if lif else layer.n_out * layer.v_bits)
-        luts = datapath + registers + sum(c[1] for c in costs.values()) + 40
-        layers.append({"name": layer.name, "bram": brams, "bram_total": sum(brams.values()),
-                       "luts_estimate": luts,
-                       "memory_bits": sum(d * w for d, w, _ in mems.values())})
-        total_bram += sum(brams.values())
-        total_lut += luts
-    return {"board": board.name, "layers": layers, "bram": total_bram, "bram_available":
-            board.brams, "luts_estimate": total_lut, "luts_available": board.luts}
-
-
 def mux_luts(inputs: int) -> int:
     """LUT4s of an ``inputs``:1 multiplexer of one bit (a LUT4 selects 2 of 4 inputs)."""
     return max(0, ceil_div(inputs - 1, 2))
@@ -156,10 +124,9 @@ def bridge_logic(in_bytes: int, out_bytes: int) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class Measured:
-    """One synthesized design: the fit check's logic estimate (``estimator`` ``est``:
-    :mod:`est.compiler.est_report`, iCE40 LUT4s + flip-flops, ECP5 the larger of the two;
-    ``spine``: :func:`estimate`'s LUTs) beside nextpnr's logic cells (``ICESTORM_LC`` /
-    ``TRELLIS_COMB``) and whether nextpnr placed it."""
+    """One synthesized design: the fit check's logic estimate (``estimator`` ``dataflow``:
+    :mod:`est.compiler.costs`, iCE40 LUT4s + flip-flops, ECP5 the larger of the two) beside
+    nextpnr's logic cells (``ICESTORM_LC`` / ``TRELLIS_COMB``) and whether nextpnr placed it."""
 
     design: str
     board: str
@@ -172,28 +139,28 @@ class Measured:
 MARGIN_SOURCE = "bench/results/fit.json"
 MEASURED = (
     # bench/bench_est_hw.py --synth: the example ESTs
-    Measured("est_tiny L1", "icebreaker", "est", 4879, 4768, True),
-    Measured("est_small L4", "ulx3s-85f", "est", 17340, 17741, True),
+    Measured("est_tiny L1", "icebreaker", "dataflow", 4877, 4768, True),
+    Measured("est_small L4", "ulx3s-85f", "dataflow", 17334, 17741, True),
     # bench/bench_boards.py: the demo spine 16-32-24-8 on every board
-    Measured("spine L4", "icebreaker", "spine", 2388, 2842, True),
-    Measured("spine L4", "icesugar", "spine", 2388, 2842, True),
-    Measured("spine L4", "ice40-hx8k-evn", "spine", 2388, 2838, True),
-    Measured("spine L4", "ulx3s-12f", "spine", 2388, 2788, True),
-    Measured("spine L4", "ulx3s-25f", "spine", 2388, 2788, True),
-    Measured("spine L4", "ulx3s-45f", "spine", 2388, 2788, True),
-    Measured("spine L4", "ulx3s-85f", "spine", 2388, 2788, True),
-    Measured("spine L4", "icesugar-pro", "spine", 2388, 2811, True),
-    Measured("spine L4", "colorlight-5a75b", "spine", 2388, 2811, True),
+    Measured("spine L4", "icebreaker", "dataflow", 3560, 2842, True),
+    Measured("spine L4", "icesugar", "dataflow", 3560, 2842, True),
+    Measured("spine L4", "ice40-hx8k-evn", "dataflow", 3560, 2838, True),
+    Measured("spine L4", "ulx3s-12f", "dataflow", 2588, 2788, True),
+    Measured("spine L4", "ulx3s-25f", "dataflow", 2588, 2788, True),
+    Measured("spine L4", "ulx3s-45f", "dataflow", 2588, 2788, True),
+    Measured("spine L4", "ulx3s-85f", "dataflow", 2588, 2788, True),
+    Measured("spine L4", "icesugar-pro", "dataflow", 2588, 2811, True),
+    Measured("spine L4", "colorlight-5a75b", "dataflow", 2588, 2811, True),
     # bench/bench_fit.py --synth: ESTs of other shapes, the tutorial's model, its first model
     # (compiled as the tutorial did, and as "-o build": only the IR's name differs)
-    Measured("est-none L1", "icebreaker", "est", 2791, 2837, True),
-    Measured("est-sdsa-and L1", "icebreaker", "est", 4223, 3881, True),
-    Measured("est-d12-notpu L1", "icebreaker", "est", 4489, 4236, True),
-    Measured("est-ssa-and L1", "icebreaker", "est", 4510, 4273, True),
-    Measured("est-ssa-and-12f L4", "ulx3s-12f", "est", 8853, 7992, True),
-    Measured("tutorial L1", "icebreaker", "est", 4206, 4436, True),
-    Measured("tutorial-v1 L1", "icebreaker", "est", 4902, 4866, False),
-    Measured("tutorial-v1-plain L1", "icebreaker", "est", 4902, 4843, True),
+    Measured("est-none L1", "icebreaker", "dataflow", 2791, 2837, True),
+    Measured("est-sdsa-and L1", "icebreaker", "dataflow", 4223, 3881, True),
+    Measured("est-d12-notpu L1", "icebreaker", "dataflow", 4489, 4236, True),
+    Measured("est-ssa-and L1", "icebreaker", "dataflow", 4510, 4273, True),
+    Measured("est-ssa-and-12f L4", "ulx3s-12f", "dataflow", 8853, 7992, True),
+    Measured("tutorial L1", "icebreaker", "dataflow", 4206, 4436, True),
+    Measured("tutorial-v1 L1", "icebreaker", "dataflow", 4902, 4866, False),
+    Measured("tutorial-v1-plain L1", "icebreaker", "dataflow", 4902, 4843, True),
 )
 """Every synthesized design of the benchmarks, the data the logic margin is learned from
 (:func:`learn_margin`). ``bench/bench_fit.py`` recomputes the estimates, re-reads (or
@@ -306,104 +273,3 @@ def logic_verdict(used: int, board: Board, estimator: str, subject: str, advice:
                                         "refuse": round(margin.refuse, 4),
                                         "source": MARGIN_SOURCE},
             "message": message}
-
-
-def spine_logic_verdict(net: Network, board: Board) -> dict:
-    """:func:`logic_verdict` of a spine network (:func:`estimate`'s LUTs)."""
-    return logic_verdict(
-        estimate(net, board)["luts_estimate"], board, "spine",
-        f"the model on {board.name} at lanes {net.lanes}",
-        f"try fewer hidden neurons, fewer lanes (--lanes), or a larger board (--board "
-        f"{'ulx3s-85f' if board.name != 'ulx3s-85f' else '...'})")
-
-
-def check_fit(net: Network, board: Board) -> dict:
-    """Return :func:`estimate` (with ``logic_fit``, :func:`spine_logic_verdict`), or raise an
-    :class:`EstError` naming the layer and resource that do not fit, by how much, and what would
-    help: block RAMs against the board's, logic against the margin of :func:`logic_margin`."""
-    est = estimate(net, board)
-    if est["bram"] > board.brams:
-        used, avail = est["bram"], board.brams
-        worst = max(est["layers"], key=lambda entry: entry["bram_total"])
-        raise EstError(
-            f"the model does not fit {board.name}: it needs {used} block RAM against "
-            f"{avail} available ({used - avail} over); the largest user is layer "
-            f"'{worst['name']}' with {worst['bram_total']}. Try fewer hidden neurons, fewer "
-            f"weight bits (--weight-bits), fewer lanes (--lanes), or a larger board "
-            f"(--board {'ulx3s-85f' if board.name != 'ulx3s-85f' else '...'}).")
-    est["logic_fit"] = spine_logic_verdict(net, board)
-    if est["logic_fit"]["verdict"] == "over":
-        worst = max(est["layers"], key=lambda entry: entry["luts_estimate"])
-        raise EstError(f"{est['logic_fit']['message']} (largest: layer '{worst['name']}' with "
-                       f"{worst['luts_estimate']} LUTs)")
-    return est
-
-
-def est_neuron_arrays(net) -> dict[str, tuple[int, int]]:
-    """Every neuron array of an EST, in bin order: name -> (neurons, membrane bits)."""
-    arrays = {"embed": (net.d_model, net.embed_lif.v_bits)}
-    for i, b in enumerate(net.blocks):
-        names = ["q", "k", "v"] if b.attention != "none" else []
-        if b.attention == "ssa":
-            names.append("attn")
-        if b.attention != "none":
-            names.append("proj")
-        for n in names:
-            lif = getattr(b, f"{n}_lif")
-            arrays[f"b{i}.{n}"] = (len(lif.threshold), lif.v_bits)
-        if b.tpu is not None:
-            arrays[f"b{i}.tpu"] = (len(b.tpu.lif.threshold), b.tpu.lif.v_bits)
-        for n in ("mlp1", "mlp2"):
-            lif = getattr(b, f"{n}_lif")
-            arrays[f"b{i}.{n}"] = (len(lif.threshold), lif.v_bits)
-    arrays["readout"] = (net.n_out, net.readout_bits)
-    return arrays
-
-
-def est_block_rams(net, lanes: int, board: Board, state_in_logic: bool = True
-                   ) -> dict[str, int]:
-    """Block RAMs of an :class:`~est.hw.est_top.ESTTop` by memory, by the rule of
-    :func:`memory_cost`: every convolution's weight ROM, the CPG table, and unless
-    ``state_in_logic`` every neuron array's membranes (``<array>.v``). Biases and thresholds
-    are in logic."""
-    from est.hw.est_top import weight_bits
-
-    def conv(name: str, c, extra: int = 0) -> tuple[str, int]:
-        k, n_out, n_in = c.weight.shape
-        depth = ceil_div(n_out, lanes) * k * (n_in + extra)
-        return name, memory_cost(depth, lanes * max(weight_bits(c.weight), 2), False, board)[0]
-
-    cpg = 0 if net.cpg_table is None else net.cpg_table.shape[1]
-    rams = dict([conv("embed", net.embed, cpg)])
-    if net.cpg_table is not None:
-        rams["cpg_table"] = memory_cost(*net.cpg_table.shape, False, board)[0]
-    for i, b in enumerate(net.blocks):
-        names = (["q", "k", "v", "proj"] if b.attention != "none" else []) + ["mlp1", "mlp2"]
-        rams.update(conv(f"b{i}.{n}", getattr(b, n)) for n in names)
-    rams.update([conv("readout", net.readout)])
-    if not state_in_logic:
-        for name, (n, v_bits) in est_neuron_arrays(net).items():
-            rams[f"{name}.v"] = memory_cost(ceil_div(n, lanes), lanes * v_bits, True, board)[0]
-    return rams
-
-
-def est_memory_plan(net, lanes: int, board: Board) -> tuple[bool, dict[str, int]]:
-    """Where :class:`~est.hw.est_top.ESTTop` keeps its membranes on ``board``: in block RAM
-    when the weight ROMs and the membranes fit the board's block RAMs together (membranes in
-    flip-flops cost about ``v_bits`` logic cells per neuron), else in logic. Returns
-    ``(state_in_logic, block RAMs by memory)``; raises an :class:`EstError` when even the
-    weight ROMs alone do not fit, naming the largest users and what would help."""
-    in_ram = est_block_rams(net, lanes, board, state_in_logic=False)
-    if sum(in_ram.values()) <= board.brams:
-        return False, in_ram
-    rams = est_block_rams(net, lanes, board)
-    used = sum(rams.values())
-    if used > board.brams:
-        worst = sorted(rams.items(), key=lambda kv: -kv[1])[:3]
-        raise EstError(
-            f"the EST does not fit {board.name}: its weight ROMs need about {used} block RAMs "
-            f"against {board.brams} ({used - board.brams} over); largest: "
-            f"{', '.join(f'{n} {c}' for n, c in worst)}. Each convolution has its own ROM, so "
-            f"a smaller d_model or fewer blocks helps, as does another board "
-            f"(--board ulx3s-85f); fewer lanes narrow the ROMs but deepen them.")
-    return True, rams

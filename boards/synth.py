@@ -186,16 +186,10 @@ def pre_synthesis_check(build: Path, board: Board, force: bool = False) -> dict:
     ``force``), a printed warning when it is in the band where placement is uncertain."""
     from est.sim.cli import load_build_ir
 
+    from est.compiler.costs import logic_fit
+
     top = json.loads((build / "top.json").read_text())
-    net = load_build_ir(build)
-    if top.get("arch") == "est":
-        from est.compiler.est_report import est_logic_verdict
-
-        verdict = est_logic_verdict(net, top["lanes"], board)
-    else:
-        from est.boards.spec import spine_logic_verdict
-
-        verdict = spine_logic_verdict(net, board)
+    verdict = logic_fit(load_build_ir(build), top["lanes"], board)
     if verdict["verdict"] == "over":
         if not force:
             raise EstError(f"refused before synthesis: {verdict['message']}; --force runs "

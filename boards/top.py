@@ -12,12 +12,9 @@ from amaranth.lib.wiring import In, Out
 
 from est import __version__
 from est.boards import protocol as p
-from est.boards.spec import Board, check_fit, est_memory_plan
+from est.boards.spec import Board
 from est.boards.uart import UARTRx, UARTTx
-from est.compiler import ir
-from est.compiler.ir import Network
 from est.hw.synapse import ceil_div
-from est.hw.top import NetworkTop
 
 
 def crc8_step(crc: Value, byte: Value) -> Value:
@@ -217,21 +214,19 @@ class BoardTop(wiring.Component):
     green LED (one toggle per bin) and red LED (last reply an error), where the board has them.
     """
 
-    def __init__(self, net, ident: bytes, baud: int = 115200, core=None,
-                 timeout_s: float = 0.02):
-        """``core``: the compiled network (default: :class:`NetworkTop` of ``net`` without
-        trace); any component with an ``i`` stream of spike vectors and an ``o`` stream of
-        output words (such as :class:`est.hw.est_top.ESTTop`). ``ident``: the IDENT payload.
-        ``timeout_s``: a frame whose bytes stop for this long is answered with TIMEOUT."""
-        self.net, self.baud, self.ident, self.timeout_s = net, baud, ident, timeout_s
-        self.core = core if core is not None else NetworkTop(net)
+    def __init__(self, core, ident: bytes, baud: int = 115200, timeout_s: float = 0.02):
+        """``core``: the compiled network, any component with an ``i`` stream of input vectors
+        and an ``o`` stream of output words (:class:`est.hw.dataflow.DataflowTop` without
+        trace). ``ident``: the IDENT payload. ``timeout_s``: a frame whose bytes stop for this
+        long is answered with TIMEOUT."""
+        self.core, self.baud, self.ident, self.timeout_s = core, baud, ident, timeout_s
         super().__init__({})
 
     def elaborate(self, platform):
         m = Module()
         clock = platform.default_clk_frequency
         divisor = round(clock / self.baud)
-        m.submodules.bridge = bridge = FrameBridge(self.core, self.net.n_in, divisor,
+        m.submodules.bridge = bridge = FrameBridge(self.core, len(self.core.i.payload), divisor,
                                                    self.ident, round(clock * self.timeout_s))
         uart = platform.request("uart", 0)
         m.d.comb += [bridge.rx.eq(uart.rx.i), uart.tx.o.eq(bridge.tx)]
@@ -242,33 +237,28 @@ class BoardTop(wiring.Component):
         return m
 
 
-def board_ident(net: Network, core, ir_hash: bytes) -> bytes:
+def board_ident(graph, core, ir_hash: bytes) -> bytes:
     """The IDENT payload of a board top: protocol, est version, IR hash, input and output bits."""
-    return p.Ident(p.PROTOCOL_VERSION, __version__, ir_hash, net.n_in,
+    return p.Ident(p.PROTOCOL_VERSION, __version__, ir_hash, graph.n_in,
                    len(Value.cast(core.o.payload))).payload()
 
 
 def board_top(build: Path, board: Board, **kwargs) -> tuple[BoardTop, int]:
-    """The :class:`BoardTop` of a build folder for ``board`` (the EST's membranes placed by
-    :func:`est.boards.spec.est_memory_plan`), and the core's cycles per bin."""
-    net, core, cycles = build_core(build, board)
-    return BoardTop(net, board_ident(net, core, p.ir_hash(build)), core=core, **kwargs), cycles
+    """The :class:`BoardTop` of a build folder for ``board`` (membranes placed by
+    :func:`est.compiler.costs.memory_plan`), and the core's cycles per bin."""
+    graph, core, cycles = build_core(build, board)
+    return BoardTop(core, board_ident(graph, core, p.ir_hash(build)), **kwargs), cycles
 
 
 def build_core(build: Path, board: Board | None = None):
-    """``(net, core, cycles per bin)`` of a build folder: the compiled network without trace
+    """``(graph, core, cycles per bin)`` of a build folder: the compiled network without trace
     ports, as it runs on a board (``board`` None: membranes in block RAM)."""
-    top = json.loads((build / "top.json").read_text())
-    if top.get("arch") == "est":
-        from est.hw.est_top import ESTTop
-        from est.sim.cli import load_build_ir
+    from est.compiler.costs import memory_plan
+    from est.hw.dataflow import DataflowTop
+    from est.sim.cli import load_build_ir
 
-        net = load_build_ir(build)
-        state_in_logic = board is not None and est_memory_plan(net, top["lanes"], board)[0]
-        return net, ESTTop(net, top["lanes"], trace=False,
-                           state_in_logic=state_in_logic), top["cycles_per_bin"]
-    net = ir.load(build)
-    if board is not None:
-        check_fit(net, board)
-    report = json.loads((build / "report.json").read_text())
-    return net, NetworkTop(net), report["cycles_per_bin"]
+    top = json.loads((build / "top.json").read_text())
+    graph = load_build_ir(build)
+    state_in_logic = board is not None and memory_plan(graph, top["lanes"], board)[0]
+    return graph, DataflowTop(graph, top["lanes"], trace=False,
+                              state_in_logic=state_in_logic), top["cycles_per_bin"]

@@ -217,3 +217,44 @@ def load_checkpoint(path: Path) -> FloatNetwork:
     if not layers or layers[-1].kind != "integrator":
         raise _fail(path, "the layer list must end with linear + integrator (the readout)")
     return FloatNetwork(n_in, tuple(layers))
+
+
+@dataclass(frozen=True)
+class FrontEnd:
+    """An opened checkpoint: its inputs, the rates its random stimulus spikes at, how many
+    calibration bins it wants, and ``quantize(name, calibration, weight_bits, max_v_bits) ->
+    (graph, report)``; ``describe`` and ``extra`` go to the console and report.json."""
+
+    n_in: int
+    rates: np.ndarray
+    calibration_bins: int
+    quantize: object
+    describe: str
+    extra: dict
+
+
+def open_checkpoint(path: Path, default_rate: float) -> FrontEnd:
+    """The front end of the checkpoint at ``path``: an EST (est-train) or a spiking MLP.
+    Everything downstream sees only the graph its ``quantize`` returns."""
+    from est.compiler.est_frontend import quantize_est
+    from est.compiler.quantize import quantize
+    from est.sw.est import config_dict
+
+    if checkpoint_arch(path) == "est":
+        model, extra = load_est_checkpoint(path)
+        n_in = model.cfg.n_in
+        rates = np.asarray(extra.get("train_mean_rates", [default_rate] * n_in),
+                           dtype=np.float64)
+        if rates.shape != (n_in,) or not np.all((rates >= 0) & (rates <= 1)):
+            rates = np.full(n_in, default_rate)
+        cfg = model.cfg
+        return FrontEnd(
+            n_in, rates, 2000,
+            lambda name, calib, wb, vb: quantize_est(model, name, calib, wb, vb),
+            f"EST with {cfg.blocks} block(s), d_model {cfg.d_model}",
+            {"model_config": config_dict(cfg)})
+    fnet = load_checkpoint(path)
+    return FrontEnd(
+        fnet.n_in, np.full(fnet.n_in, default_rate), 256,
+        lambda name, calib, wb, vb: quantize(fnet, name, calib, wb, vb),
+        f"spiking MLP with {len(fnet.layers)} layer(s)", {})

@@ -1,4 +1,4 @@
-"""Quantizer: a float network -> the integer IR, with widths from calibration and a loss report.
+"""The spiking-MLP front end: a float network -> an integer graph, with widths from calibration and a loss report.
 
 Per output channel j of every layer, one scale ``s_j = (2**(weight_bits-1) - 1) / max|W_j|``
 turns weights, bias and threshold into integers (``round(x * s_j)``, half to even), so no
@@ -9,25 +9,18 @@ headroom (at most ``max_v_bits``); saturation that still happens is counted and 
 never hidden.
 """
 
-from dataclasses import dataclass, replace
-
 import numpy as np
 import torch
 
 from est import EstError
 from est.compiler.frontend import FloatLayer, FloatNetwork
-from est.compiler.ir import MAX_BITS, DenseLIF, DenseReadout, Network
+from est.compiler.graph import MAX_BITS, Graph, GraphBuilder
+from est.compiler.ops import LIF, Conv, Input, Readout
+from est.compiler.passes import fit_widths
 from est.sim import golden
 from est.sim.golden import signed_range
-from est.sim.network import run
+from est.sim.interpreter import run
 from est.sw.neuron import beta_from_shift
-
-
-@dataclass(frozen=True)
-class QuantConfig:
-    weight_bits: int = 8
-    max_v_bits: int = 24
-    lanes: int = 1
 
 
 def leak_shift_from_beta(beta: float, max_shift: int) -> int | None:
@@ -56,74 +49,70 @@ def integer_tensor(name: str, scaled: np.ndarray, bits: int = MAX_BITS) -> np.nd
     return rounded.astype(np.int64)
 
 
-def _integer_layer(fl: FloatLayer, cfg: QuantConfig, v_bits: int) -> DenseLIF | DenseReadout:
-    qmax = (1 << (cfg.weight_bits - 1)) - 1
+def _integer_layer(fl: FloatLayer, weight_bits: int, max_v_bits: int):
+    """(Conv, LIF or Readout) of one float layer, membranes 32 bits wide (until
+    :func:`~est.compiler.passes.fit_widths`)."""
+    qmax = (1 << (weight_bits - 1)) - 1
     amax = np.abs(fl.weight).max(axis=1)
     fallback = fl.threshold if fl.kind == "lif" else 1.0
     scale = qmax / np.where(amax > 0, amax, fallback)
     weight = integer_tensor(f"layers.{fl.name}.weight",
                             np.clip(fl.weight * scale[:, None], -qmax - 1, qmax))
-    bias = integer_tensor(f"layers.{fl.name}.bias", fl.bias * scale)
-    common = {"name": fl.name, "weight": weight, "bias": bias, "scale": scale,
-              "weight_bits": cfg.weight_bits, "v_bits": v_bits,
-              "leak_shift": leak_shift_from_beta(fl.beta, cfg.max_v_bits - 1)}
+    conv = Conv(weight[None], integer_tensor(f"layers.{fl.name}.bias", fl.bias * scale))
+    leak = leak_shift_from_beta(fl.beta, max_v_bits - 1)
     if fl.kind == "lif":
         threshold = np.maximum(1, integer_tensor(f"the threshold of {fl.name}",
                                                  fl.threshold * scale))
-        return DenseLIF(threshold=threshold, reset=fl.reset, **common)
-    return DenseReadout(**common)
+        return conv, LIF(threshold, leak, MAX_BITS, fl.reset)
+    return conv, Readout(leak, MAX_BITS, scale)
 
 
-def _needed_bits(layer, trace) -> int:
-    """Signed bits that hold every pre-reset membrane value of ``layer`` in ``trace``."""
-    v = trace.arrays[f"{layer.name}/v"]
-    prev = np.vstack([np.zeros((1, v.shape[1]), np.int64), v[:-1]])
-    v1 = golden.leak(prev, layer.leak_shift) + trace.arrays[f"{layer.name}/current"]
-    hi = max(int(v1.max(initial=0)), int(getattr(layer, "threshold", np.zeros(1)).max()))
-    return golden.signed_bits(min(int(v1.min(initial=0)), 0), hi)
+def spiking_mlp_graph(fnet: FloatNetwork, name: str, weight_bits: int, max_v_bits: int,
+                      meta: dict | None = None) -> Graph:
+    """The spiking MLP as a graph: per layer a dense synapse node (``<layer>.syn``, a kernel-1
+    convolution) into a LIF array (``<layer>``), the last into the readout."""
+    g = GraphBuilder()
+    x = g.add("input", Input(fnet.n_in))
+    for fl in fnet.layers:
+        conv, neurons = _integer_layer(fl, weight_bits, max_v_bits)
+        x = g.add(fl.name, neurons, g.add(f"{fl.name}.syn", conv, x))
+    return g.build(name, (fnet.layers[-1].name,), meta)
 
 
-def quantize(fnet: FloatNetwork, name: str, calibration: np.ndarray,
-             cfg: QuantConfig) -> tuple[Network, dict]:
-    """Return the integer network and a report: per layer the widths chosen, the leak used, the
+def quantize(fnet: FloatNetwork, name: str, calibration: np.ndarray, weight_bits: int = 8,
+             max_v_bits: int = 24) -> tuple[Graph, dict]:
+    """Return the integer graph and a report: per layer the widths chosen, the leak used, the
     saturation count and the quantization loss on ``calibration`` ([bins, n_in] spikes)."""
-    wide = Network(name, fnet.n_in, tuple(_integer_layer(fl, cfg, MAX_BITS)
-                                          for fl in fnet.layers), cfg.lanes).validate()
-    wide_trace, _ = run(wide, calibration)
-    layers = []
-    for layer in wide.layers:
-        v_bits = min(_needed_bits(layer, wide_trace) + 1, cfg.max_v_bits)
-        if layer.leak_shift is not None:
-            v_bits = max(v_bits, layer.leak_shift + 1)  # <= max_v_bits by leak_shift_from_beta
-        layers.append(replace(layer, v_bits=v_bits))
-    net = Network(name, fnet.n_in, tuple(layers), cfg.lanes).validate()
-    trace, saturated = run(net, calibration)
-
+    graph, widths = fit_widths(spiking_mlp_graph(fnet, name, weight_bits, max_v_bits),
+                               calibration, max_v_bits)
+    trace, saturated = run(graph, calibration)
     model = fnet.to_torch()
     record: dict = {}
     with torch.no_grad():
         readout = model(torch.from_numpy(calibration).double()[:, None, :], record)[:, 0].numpy()
-    report_layers = []
-    for fl, layer in zip(fnet.layers, net.layers, strict=True):
-        entry = {"name": layer.name, "kind": layer.kind, "n_in": layer.n_in,
-                 "n_out": layer.n_out, "weight_bits": layer.weight_bits,
-                 "acc_bits": layer.acc_bits, "v_bits": layer.v_bits,
-                 "beta_float": fl.beta, "leak_shift": layer.leak_shift,
-                 "beta_used": beta_from_shift(layer.leak_shift),
-                 "saturated_calibration": saturated[layer.name]}
-        if isinstance(layer, DenseLIF):
-            ours = trace.arrays[f"{layer.name}/spikes"]
-            ref = record[layer.name][:, 0].numpy()
-            entry.update(threshold_min=int(layer.threshold.min()),
-                         threshold_max=int(layer.threshold.max()),
+    for fl in fnet.layers:
+        syn, neurons = graph.node(f"{fl.name}.syn").op, graph.node(fl.name).op
+        _, n_out, n_in = syn.weight.shape
+        entry = {"name": fl.name, "kind": neurons.KIND, "n_in": n_in, "n_out": n_out,
+                 "weight_bits": weight_bits,
+                 "acc_bits": golden.conv_acc_bits(syn.weight, syn.bias, 1),
+                 "v_bits": neurons.v_bits,
+                 "beta_float": fl.beta, "leak_shift": neurons.leak_shift,
+                 "beta_used": beta_from_shift(neurons.leak_shift),
+                 "saturated_calibration": saturated[fl.name]}
+        if fl.kind == "lif":
+            ours = trace.arrays[f"{fl.name}/spikes"]
+            ref = record[fl.name][:, 0].numpy()
+            entry.update(threshold_min=int(neurons.threshold.min()),
+                         threshold_max=int(neurons.threshold.max()),
                          spike_rate_float=float(ref.mean()), spike_rate_int=float(ours.mean()),
                          spike_agreement=float((ours == ref).mean()))
         else:
-            ours = trace.arrays[f"{layer.name}/v"] / layer.scale
+            ours = trace.arrays[f"{fl.name}/v"] / neurons.scale
             err = ours - readout
             entry.update(rms_error=float(np.sqrt((err ** 2).mean())),
                          rms_float=float(np.sqrt((readout ** 2).mean())),
                          correlation=float(np.corrcoef(ours.ravel(), readout.ravel())[0, 1])
                          if ours.std() > 0 and readout.std() > 0 else None)
-        report_layers.append(entry)
-    return net, {"calibration_bins": int(calibration.shape[0]), "layers": report_layers}
+        widths["layers"][fl.name].update(entry)
+    return graph, widths

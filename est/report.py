@@ -74,14 +74,15 @@ def _png(fig) -> str:
 def _model_section(report: dict) -> str:
     rows = [["model", report.get("model", "?")],
             ["SHA-256", report.get("model_sha256") or "?"],
-            ["architecture", "EST" if report.get("arch") == "est" else "spiking MLP"],
+            ["operations", ", ".join(f"{k} {v}" for k, v in
+                                     (report.get("operations") or {}).items())],
             ["lanes", report.get("lanes")], ["stimulus bins", report.get("stimulus_bins")]]
     for key, value in (report.get("model_config") or {}).items():
         rows.append([f"model.{key}", value])
     return "<h2>Model</h2>" + _table(["", ""], rows)
 
 
-def _est_layers(report: dict) -> str:
+def _layers(report: dict) -> str:
     quant = report["quantization"]["layers"]
     hw = report["hardware"]
     rows = []
@@ -89,38 +90,23 @@ def _est_layers(report: dict) -> str:
         q = quant.get(s["name"], {})
         rows.append([s["name"], s["kind"], s["shape"], q.get("v_bits", ""),
                      q.get("needed_bits", ""), q.get("bins_differing_from_wide", ""),
-                     s["synaptic_ops"], s["cycles"], s["dense_bound"], s["memory_bound"],
-                     s["memory_bits"], s["block_rams"], s["luts"], s["ffs"]])
+                     q.get("spike_agreement", ""), s["synaptic_ops"], s["cycles"],
+                     s["dense_bound"], s["memory_bound"], s["memory_bits"], s["block_rams"],
+                     s["luts"], s["ffs"]])
     t = hw["total"]
-    rows.append(["total", "", "", "", "", "", t["synaptic_ops"], hw["cycles_per_bin"],
+    rows.append(["total", "", "", "", "", "", "", t["synaptic_ops"], hw["cycles_per_bin"],
                  t["dense_bound"], t["memory_bound"], t["memory_bits"], t["block_rams"],
                  t["luts"], t["ffs"]])
-    return (f"<h2>Layers</h2><p class='note'>Estimates for {html.escape(hw['board'])} at lanes "
-            f"{hw['lanes']}, membranes in {html.escape(hw['membranes'])}. v bits: membrane width "
+    return (f"<h2>Nodes</h2><p class='note'>Estimates for {html.escape(hw['board'])} at lanes "
+            f"{hw['lanes']}, membranes in {html.escape(hw['membranes'])}; total cycles measured "
+            f"in simulation, lower bounds along the longest path. v bits: membrane width "
             f"chosen; needed: the width the calibration run reached; bins changed: calibration "
-            f"bins whose output changes when membranes are cut to that width (quantization loss "
-            f"from the width; 0 = none). Readout {report['quantization']['readout_bits']} bits."
-            f"</p>" + _table(
-                ["stage", "kind", "shape", "v bits", "needed", "bins changed", "syn ops/bin",
-                 "cycles", "dense lb", "memory lb", "memory bits", "BRAM", "LUT~", "FF~"], rows))
-
-
-def _spine_layers(report: dict) -> str:
-    fit = {f["name"]: f for f in report["fit"]["layers"]}
-    rows = []
-    for q in report["layers"]:
-        f = fit.get(q["name"], {})
-        rows.append([q["name"], q["kind"], f"{q['n_in']}x{q['n_out']}", q["weight_bits"],
-                     q.get("v_bits", ""), q.get("saturated_calibration", ""),
-                     q.get("saturated_stimulus", ""), q.get("spike_agreement", ""),
-                     q["synaptic_ops_per_bin"], q["cycles"], q["dense_bound_cycles"],
-                     f.get("memory_bits", ""), f.get("bram_total", ""), f.get("luts_estimate", "")])
-    return (f"<h2>Layers</h2><p class='note'>{report['cycles_per_bin']} cycles/bin against a "
-            f"dense lower bound of {report['dense_bound_cycles_per_bin']}. Spike agreement: "
-            f"integer vs float spikes on the calibration stimulus (quantization loss).</p>"
-            + _table(["layer", "kind", "shape", "w bits", "v bits", "sat. (calib)",
-                      "sat. (stimulus)", "spike agreement", "syn ops/bin", "cycles", "dense lb",
-                      "memory bits", "BRAM", "LUT~"], rows))
+            f"bins whose membranes change when cut to that width (quantization loss from the "
+            f"width; 0 = none); spike agreement (spiking MLP): integer vs float spikes on the "
+            f"calibration stimulus.</p>" + _table(
+                ["node", "kind", "shape", "v bits", "needed", "bins changed", "spike agr.",
+                 "syn ops/bin", "cycles", "dense lb", "memory lb", "memory bits", "BRAM", "LUT~",
+                 "FF~"], rows))
 
 
 class _Compared(NamedTuple):
@@ -409,7 +395,7 @@ def write_report(build: Path, shown: Path | None = None) -> Path:
     if report is None:
         raise EstError(f"{build}: no readable report.json; is this a folder written by "
                        f"est-compile? (est-compile MODEL.pt -o {build})")
-    layers = _est_layers(report) if report.get("arch") == "est" else _spine_layers(report)
+    layers = _layers(report)
     golden, compared = _compared(build)
     fit = report.get("fit", {})
     fit_line = (f"<p>Fit on {html.escape(str(fit.get('board')))} (estimate before synthesis): "

@@ -7,8 +7,6 @@ from pathlib import Path
 from amaranth import Value
 from amaranth.sim import Simulator
 
-from est.compiler.ir import Network
-from est.hw.top import NetworkTop, output_fields
 from est.sim.rtl import RTLRun
 from est.sim.words import decode_outputs, encode_inputs
 
@@ -73,12 +71,3 @@ def simulate_top(dut, fields: list, stimulus, stall_seed: int | None = None,
         sim.run()
     out = decode_outputs(fields, words, {"source": source, "bins": len(words)})
     return RTLRun(out, sum(latency), latency, time.perf_counter() - t0)
-
-
-def simulate(net: Network, stimulus, trace: bool = True, stall_seed: int | None = None,
-             vcd: Path | None = None) -> RTLRun:
-    """Simulate :class:`NetworkTop` on ``stimulus`` ([bins, n_in] spikes), one bin at a time."""
-    run = simulate_top(NetworkTop(net, trace), output_fields(net, trace), stimulus, stall_seed,
-                       vcd)
-    run.trace.meta["network"] = net.name
-    return run

@@ -21,24 +21,16 @@ def build_stimulus(build: Path, path: Path | None, n_in: int) -> tuple[np.ndarra
 
 
 def load_build_ir(build: Path):
-    """The IR of a build folder: the spine's :class:`~est.compiler.ir.Network` or an
-    :class:`~est.compiler.est_ir.ESTNetwork` (``ir.json`` kind ``est``)."""
-    from est.compiler import ir
-    from est.compiler.est_ir import load_est
+    """The graph of a build folder (``ir.json`` and ``weights.npz``)."""
+    from est.compiler import graph
 
-    try:
-        doc = json.loads((build / "ir.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return ir.load(build)  # reports the problem
-    return load_est(build, doc) if doc.get("kind") == "est" else ir.load(build)
+    return graph.load(build)
 
 
-def readout_scale(net) -> np.ndarray:
-    """Per output: log-rate = readout integer / scale (EST or spine IR)."""
-    from est.compiler.est_ir import ESTNetwork
-
-    scale = net.readout_scale if isinstance(net, ESTNetwork) else net.layers[-1].scale
-    return np.asarray(scale, dtype=np.float64)
+def readout_scale(graph) -> np.ndarray:
+    """Per output: log-rate = readout integer / scale."""
+    return np.concatenate([np.asarray(graph.node(o).op.scale, dtype=np.float64)
+                           for o in graph.outputs])
 
 
 def configure_sim(parser: argparse.ArgumentParser) -> None:
@@ -67,16 +59,12 @@ def run_sim(args: argparse.Namespace) -> int:
         label = f"icarus_netlist_{args.netlist}"
     print(f"est-sim: {plural(stimulus.shape[0], 'bin')} on {label} ...", flush=True)
     vcd = args.build / "amaranth.vcd" if args.waves else None
-    if args.sim == "amaranth" and top.get("arch") == "est":
-        from est.hw.est_top import ESTTop
+    if args.sim == "amaranth":
+        from est.hw.dataflow import DataflowTop
         from est.sim.amaranth_sim import simulate_top
 
-        dut = ESTTop(net, top["lanes"])
+        dut = DataflowTop(net, top["lanes"], top["trace"])
         run = simulate_top(dut, dut.fields, stimulus, args.stall_seed, vcd)
-    elif args.sim == "amaranth":
-        from est.sim.amaranth_sim import simulate as amaranth_simulate
-
-        run = amaranth_simulate(net, stimulus, top["trace"], args.stall_seed, vcd)
     else:
         from est.sim.rtl import simulate as rtl_simulate
 

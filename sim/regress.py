@@ -1,9 +1,13 @@
 """``est-regress``: randomized regression of the hardware against the golden model.
 
-Each case is a random spiking network (sizes, weight and membrane widths, thresholds, leaks,
-reset modes, lanes) with a random stimulus and, for half the cases, random valid/ready stalls.
-It is compiled to a build folder (IR, golden trace, Verilog), simulated with every layer traced,
-and compared value by value. Case ``i`` of seed ``S`` is drawn from ``SeedSequence([S, i])``
+Each case is a random graph, EST-shaped (every operation kind switched on or off: attention
+SDSA, SSA or none, SEW add/and/iand/none, CPG, TPU, spike masks; odd sizes, kernels 1-7,
+windows 1-16, heads 1-4) or a spiking MLP, with random weight and membrane widths, thresholds,
+leaks and reset modes (parameters at the extremes of their widths in one draw of seven, so
+saturation happens), random lanes 1-8 and a random stimulus and, for half the cases, random
+valid/ready stalls. It is compiled to a build folder (IR, golden trace, Verilog), simulated with
+every tensor traced, and compared value by value. ``summary.json`` counts the cases that had
+each operation kind (``coverage``). Case ``i`` of seed ``S`` is drawn from ``SeedSequence([S, i])``
 alone, so ``est-regress --seed S --case i`` replays exactly that case.
 
 A failing case is shrunk (the stimulus cut after the first diverging bin, and replayed to
@@ -26,9 +30,11 @@ import numpy as np
 from est import EstError, toolenv
 from est.cli import EXIT_MISMATCH, EXIT_OK, Command
 from est.compiler.cli import write_build
-from est.compiler.ir import DenseLIF, DenseReadout, Network
-from est.sim.golden import signed_range
-from est.sim.network import run
+from est.compiler.est_frontend import Block, est_graph
+from est.compiler.graph import Graph, GraphBuilder
+from est.compiler.ops import LIF, Attention, Conv, Input, Mask, Readout, Recurrence
+from est.sim.golden import RESET_MODES, cpg_table, signed_range
+from est.sim.interpreter import run
 from est.sim.rtl import require_simulator
 from est.sim.rtl import simulate as rtl_simulate
 from est.sim.trace import Comparison, Trace, compare
@@ -38,57 +44,119 @@ SIMULATORS = ("verilator", "icarus", "amaranth")
 
 @dataclass(frozen=True)
 class Case:
-    """One regression case: the network, its stimulus and the stall seed (None: no stalls)."""
+    """One regression case: the graph, lanes, its stimulus and the stall seed (None: none)."""
 
     seed: int
     index: int
-    net: Network
+    graph: Graph
+    lanes: int
     stimulus: np.ndarray
     stall_seed: int | None
 
     def describe(self) -> str:
-        sizes = [self.net.n_in] + [layer.n_out for layer in self.net.layers]
-        return (f"sizes {'-'.join(map(str, sizes))}, lanes {self.net.lanes}, "
+        kinds = ", ".join(f"{k} {v}" for k, v in self.graph.kinds().items() if k != "input")
+        return (f"{self.graph.meta['shape']}: {kinds}; lanes {self.lanes}, "
                 f"{len(self.stimulus)} bins"
                 + (f", stalls {self.stall_seed}" if self.stall_seed is not None else ""))
 
 
-def _dense(rng: np.random.Generator, kind, name: str, n_in: int, n_out: int, spiking: bool):
-    weight_bits = int(rng.integers(2, 9))
-    v_bits = int(rng.integers(3, 17))
-    wlo, whi = signed_range(weight_bits)
-    leak = None if rng.random() < 0.25 else int(rng.integers(0, min(v_bits, 6)))
-    _, vhi = signed_range(v_bits)
-    span = max(1, vhi // 4)
-    common = dict(name=name, weight=rng.integers(wlo, whi + 1, (n_out, n_in)),
-                  bias=rng.integers(-span, span + 1, n_out), scale=np.ones(n_out),
-                  weight_bits=weight_bits, v_bits=v_bits, leak_shift=leak)
-    if not spiking:
-        return kind(**common)
-    return kind(**common, threshold=rng.integers(1, vhi + 1, n_out),
-                reset=["subtract", "zero"][int(rng.integers(2))])
+class _Draw:
+    """Random parameters at the extremes of their widths as often as in between."""
+
+    def __init__(self, rng: np.random.Generator):
+        self.rng = rng
+
+    def int(self, lo: int, hi: int) -> int:
+        return int(self.rng.integers(lo, hi + 1))
+
+    def choice(self, options):
+        return options[int(self.rng.integers(len(options)))]
+
+    def values(self, lo: int, hi: int, shape) -> np.ndarray:
+        out = self.rng.integers(lo, hi + 1, shape)
+        edge = self.rng.random(shape) < 0.15
+        return np.where(edge, self.rng.choice([lo, hi], shape), out).astype(np.int64)
+
+    def conv(self, kernel: int, n_out: int, n_in: int) -> Conv:
+        lo, hi = signed_range(self.int(2, 8))
+        return Conv(self.values(lo, hi, (kernel, n_out, n_in)),
+                    self.values(-4 * hi, 4 * hi, n_out))
+
+    def lif(self, n: int) -> LIF:
+        v_bits = self.int(3, 16)
+        vhi = signed_range(v_bits)[1]
+        leak = None if self.rng.random() < 0.25 else self.int(0, min(v_bits - 1, 5))
+        return LIF(self.values(1, vhi, n), leak, v_bits, self.choice(RESET_MODES))
+
+    def readout(self, n: int) -> Readout:
+        v_bits = self.int(3, 16)
+        leak = None if self.rng.random() < 0.25 else self.int(0, min(v_bits - 1, 5))
+        return Readout(leak, v_bits, np.ones(n))
+
+
+def _mlp_graph(d: _Draw, name: str) -> Graph:
+    g = GraphBuilder()
+    x = g.add("input", Input(d.int(1, 16)))
+    prev = g.nodes[0].op.n
+    for k in range(d.int(0, 3)):
+        n = d.int(1, 20)
+        x = g.add(f"fc{k + 1}", d.lif(n), g.add(f"fc{k + 1}.syn", d.conv(1, n, prev), x))
+        prev = n
+    n_out = d.int(1, 8)
+    g.add("readout", d.readout(n_out), g.add("readout.syn", d.conv(1, n_out, prev), x))
+    return g.build(name, ("readout",), {"shape": f"mlp {prev}->{n_out}"})
+
+
+def _est_graph(d: _Draw, name: str) -> Graph:
+    heads = d.int(1, 4)
+    dm = heads * d.int(1, 20 // heads)
+    n_in, hidden = d.int(1, 12), d.int(1, 24)
+    attention = d.choice(("sdsa", "ssa", "none"))
+    sew = d.choice(("add", "and", "iand", "none"))
+    window, cpg = d.int(1, 16), d.rng.random() < 0.5
+    table = cpg_table(d.int(1, 24), 2 * d.int(1, 4)) if cpg else None
+    blocks = []
+    for _ in range(d.int(1, 2)):
+        on = attention != "none"
+        kernel = d.int(1, 7)
+        rsm = d.int(0, 256) if d.rng.random() < 0.7 else 0
+        blocks.append(Block(
+            mask=Mask(rsm, d.int(1, (1 << 32) - 1)) if on and rsm else None,
+            q=(d.conv(kernel, dm, dm), d.lif(dm)) if on else None,
+            k=(d.conv(kernel, dm, dm), d.lif(dm)) if on else None,
+            v=(d.conv(kernel, dm, dm), d.lif(dm)) if on else None,
+            attention=Attention(attention, window, heads, d.int(1, window)) if on else None,
+            attn_lif=d.lif(dm) if attention == "ssa" else None,
+            proj=(d.conv(1, dm, dm), d.lif(dm)) if on else None, sew=sew,
+            tpu=_tpu(d, dm) if d.rng.random() < 0.5 else None,
+            mlp1=(d.conv(d.int(1, 3), hidden, dm), d.lif(hidden)),
+            mlp2=(d.conv(1, dm, hidden), d.lif(dm))))
+    n_cpg = 0 if table is None else table.shape[1]
+    return est_graph(name, n_in, (d.conv(d.int(1, 7), dm, n_in + n_cpg), d.lif(dm)), table,
+                     blocks, (d.conv(1, n_in, dm), d.readout(n_in)),
+                     {"shape": f"est d{dm} {attention} sew {sew}"})
+
+
+def _tpu(d: _Draw, n: int) -> Recurrence:
+    lif = d.lif(n)
+    lo, hi = signed_range(d.int(2, 6))
+    return Recurrence(d.values(lo, hi, n), d.values(lo, hi, (d.int(1, 4), n)),
+                      d.values(-8, 8, n), lif.threshold, lif.leak_shift, lif.v_bits, lif.reset)
 
 
 def random_case(seed: int, index: int, stalls: str = "random") -> Case:
     """Case ``index`` of regression seed ``seed`` (see the module docstring); ``stalls``
     'always' or 'never' overrides the drawn choice of stalling the streams."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
-    n_in = int(rng.integers(1, 17))
-    sizes = [int(rng.integers(1, 21)) for _ in range(int(rng.integers(0, 4)))]
-    n_out = int(rng.integers(1, 9))
-    layers, prev = [], n_in
-    for k, n in enumerate(sizes):
-        layers.append(_dense(rng, DenseLIF, f"fc{k + 1}", prev, n, True))
-        prev = n
-    layers.append(_dense(rng, DenseReadout, "readout", prev, n_out, False))
-    lanes = int(rng.integers(1, 9))
-    net = Network(name=f"regress_{seed}_{index}", n_in=n_in, layers=tuple(layers),
-                  lanes=lanes).validate()
-    bins = int(rng.integers(8, 41))
-    stimulus = (rng.random((bins, n_in)) < rng.uniform(0.05, 0.6)).astype(np.int64)
+    d = _Draw(rng)
+    name = f"regress_{seed}_{index}"
+    graph = _est_graph(d, name) if rng.random() < 0.5 else _mlp_graph(d, name)
+    lanes = d.int(1, 8)
+    bins = d.int(8, 40)
+    stimulus = (rng.random((bins, graph.n_in)) < rng.uniform(0.05, 0.6)).astype(np.int64)
     stall_seed = int(rng.integers(1 << 31))
     stall = {"always": True, "never": False}.get(stalls, rng.random() < 0.5)
-    return Case(seed, index, net, stimulus, stall_seed if stall else None)
+    return Case(seed, index, graph, lanes, stimulus, stall_seed if stall else None)
 
 
 @dataclass(frozen=True)
@@ -116,9 +184,11 @@ def simulate_rtl(build: Path, case: Case, simulator: str) -> tuple[Trace, int]:
     """Simulate the build folder of ``case``; return the RTL trace and the cycles simulated
     (after reset, stalls included)."""
     if simulator == "amaranth":
-        from est.sim.amaranth_sim import simulate as amaranth_simulate
+        from est.hw.dataflow import DataflowTop
+        from est.sim.amaranth_sim import simulate_top
 
-        result = amaranth_simulate(case.net, case.stimulus, True, case.stall_seed)
+        dut = DataflowTop(case.graph, case.lanes, trace=True)
+        result = simulate_top(dut, dut.fields, case.stimulus, case.stall_seed)
     else:
         result = rtl_simulate(build, simulator, None, case.stall_seed,
                               golden=build / "golden.npz")
@@ -131,8 +201,9 @@ def run_case(case: Case, simulator: str, build: Path) -> Outcome:
     if build.exists():
         shutil.rmtree(build)
     build.mkdir(parents=True)
-    golden, _ = run(case.net, case.stimulus)
-    write_build(build, case.net, case.stimulus, golden, True, verilog=simulator != "amaranth")
+    golden, _ = run(case.graph, case.stimulus)
+    write_build(build, case.graph, case.stimulus, golden, case.lanes, True,
+                verilog=simulator != "amaranth")
     try:
         trace, cycles = simulate_rtl(build, case, simulator)
     except EstError as e:
@@ -142,7 +213,8 @@ def run_case(case: Case, simulator: str, build: Path) -> Outcome:
 
 
 def _cut(case: Case, bins: int) -> Case:
-    return Case(case.seed, case.index, case.net, case.stimulus[:bins], case.stall_seed)
+    return Case(case.seed, case.index, case.graph, case.lanes, case.stimulus[:bins],
+                case.stall_seed)
 
 
 def shrink(outcome: Outcome, simulator: str, build: Path) -> Outcome:
@@ -174,9 +246,9 @@ def write_reproducer(outcome: Outcome, simulator: str, stalls: str, build: Path,
     if dest.exists():
         shutil.rmtree(dest)
     if not (build / "top.v").is_file():  # amaranth.sim runs need no Verilog; a reproducer does
-        from est.hw.top import to_verilog  # amaranth: only when needed (est-regress --help)
+        from est.hw.dataflow import to_verilog  # amaranth: only when needed (--help)
 
-        (build / "top.v").write_text(to_verilog(case.net, True))
+        (build / "top.v").write_text(to_verilog(case.graph, case.lanes, True))
     shutil.move(str(build), dest)
     (dest / "repro.json").write_text(json.dumps({
         "seed": case.seed, "case": case.index, "simulator": simulator,
@@ -201,6 +273,10 @@ def regress(seed: int, indices: list[int], simulators: list[str], out: Path,
             require_simulator(sim)
     out.mkdir(parents=True, exist_ok=True)
     rows, failures = [], []
+    coverage: dict[str, int] = {}
+    for index in indices:
+        for kind in random_case(seed, index, stalls).graph.kinds():
+            coverage[kind] = coverage.get(kind, 0) + 1
     t0 = time.perf_counter()
     for sim in simulators:
         for n, index in enumerate(indices):
@@ -232,7 +308,7 @@ def regress(seed: int, indices: list[int], simulators: list[str], out: Path,
                "bins_compared": sum(r["bins"] for r in rows),
                "mismatches": sum(r["mismatches"] for r in rows),
                "simulation_errors": sum(r["simulation_error"] is not None for r in rows),
-               "failures": failures,
+               "failures": failures, "coverage": coverage,
                "seconds": round(time.perf_counter() - t0, 1), "per_simulator": {}, "runs": rows}
     for sim in simulators:
         mine = [r for r in rows if r["simulator"] == sim]

@@ -312,13 +312,13 @@ def float_log_rates(model: EST, rec: Recording) -> np.ndarray:
 
 
 def integer_log_rates(model: EST, train: Recording, rec: Recording, weight_bits: int):
-    from est.compiler.est_quantize import quantize_est
-    from est.sw.est_integer import integer_forward
+    from est.compiler.est_frontend import quantize_est
+    from est.sw.integer import integer_forward
 
     calib = np.minimum(train.counts[:2000], 1)
-    net, report = quantize_est(model, "est", calib, weight_bits=weight_bits)
-    values = integer_forward(net, np.minimum(rec.counts, 1))["readout/v"]
-    return values / net.readout_scale, net, report
+    graph, report = quantize_est(model, "est", calib, weight_bits=weight_bits)
+    values = integer_forward(graph, np.minimum(rec.counts, 1))["readout/v"]
+    return values / graph.node("readout").op.scale, graph, report
 
 
 def save_checkpoint(model: EST, path: Path, extra: dict) -> None:

@@ -82,6 +82,15 @@ class Attention(Op):
             out[:, sl] = ((q[:, sl] @ k[:, sl].T) * band) @ v[:, sl]
         return {"counts": out}
 
+    def cost(self, node, ins, ctx):
+        d = ins[0].n
+        if self.mode == "sdsa":
+            return [ctx.vector(node, "sdsa", d, 1, d * -(-self.window // 2) + d,
+                               self.window * d + d)]
+        hd, out = d // self.heads, self.out_spec(d).bits
+        return [ctx.vector(node, "ssa", d, out, self.heads * self.window * 2 * hd
+                           + d * out * self.window // 2, 2 * self.window * d + d * out)]
+
     def lower(self, b, node, ins):
         from est.hw.attention import SpikeAttention
         from est.hw.streams import Zip

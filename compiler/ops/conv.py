@@ -77,6 +77,30 @@ class Conv(Op):
             out[lag:] += x[: bins - lag] @ w[lag].T
         return {"current": out}
 
+    def cost(self, node, ins, ctx):
+        """The synapses: weight ROM (block RAM when deep), ``lanes`` multiply-adders, the
+        input register and, for ``kernel > 1``, the history window."""
+        from est.boards.spec import memory_cost, mux_luts
+        from est.compiler.costs import Stage
+        from est.hw.synapse import ceil_div
+
+        x_bits, lanes = ins[0].bits, ctx.lanes
+        k, n_out, n_in = self.weight.shape
+        wb = weight_bits(self.weight)
+        acc = golden.conv_acc_bits(self.weight, self.bias, x_bits)
+        groups, inputs = ceil_div(n_out, lanes), k * n_in
+        ops = inputs * n_out
+        w_brams, w_luts = memory_cost(groups * inputs, lanes * wb, False, ctx.board)
+        product = wb if x_bits == 1 else wb * x_bits
+        luts = (x_bits * mux_luts(inputs) + lanes * (product + 2 * acc) + w_luts
+                + lanes * acc * ceil_div(groups, 16) + 40)
+        ffs = (2 * k - 1) * n_in * x_bits + 2 * lanes * acc + 20
+        memory_bound = ceil_div(ops * wb, w_brams * ctx.port_bits) if w_brams else 0
+        return [Stage(node, "conv", f"{k}x{n_out}x{n_in}", ops,
+                      (groups - 1) * max(inputs, 2) + inputs + 4, ceil_div(ops, lanes),
+                      memory_bound, ops * wb + n_out * acc + (k - 1) * n_in * x_bits, w_brams,
+                      luts, ffs)]
+
     def lower(self, b, node, ins):
         from est.hw.conv import CausalConv
         from est.hw.synapse import SynapticAccumulator

@@ -36,5 +36,8 @@ class Input(Op):
     def seq(self, xs, bins):
         return {"spikes": xs[0]}
 
+    def cost(self, node, ins, ctx):
+        return []
+
     def lower(self, b, node, ins):
         return b.lowered(ins[0])

@@ -110,6 +110,17 @@ class LIF(Op):
                                  max_v_bits)
         return replace(self, v_bits=bits), need
 
+    def cost(self, node, ins, ctx):
+        """The neuron array (and its input cut into groups when it reads a vector)."""
+        from est.compiler.costs import Stage
+        from est.hw.synapse import ceil_div
+
+        n = ins[0].n
+        luts, ffs, brams = ctx.neurons(n, self.v_bits, True)
+        cycles = 0 if ins[0].form == "current" else ceil_div(n, ctx.lanes)
+        return [Stage(node, "lif", f"{n}x{self.v_bits}b", 0, cycles, 0, 0, 2 * n * self.v_bits,
+                      brams, luts, ffs)]
+
     def lower(self, b, node, ins):
         from est.hw.neurons import LIFArray
 

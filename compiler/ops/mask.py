@@ -75,6 +75,13 @@ class Mask(Op):
         return {"values": torch.where(torch.as_tensor(draws) >= self.threshold, x,
                                       torch.zeros_like(x))}
 
+    def cost(self, node, ins, ctx):
+        from est.hw.synapse import ceil_div
+
+        n, bits = ins[0].n, ins[0].bits
+        return [ctx.vector(node, "lfsr", n, bits, ctx.lanes * 40 + n * bits, 32 + 2 * n * bits + 8,
+                           ceil_div(n, ctx.lanes) + 1)]
+
     def lower(self, b, node, ins):
         from est.hw.lfsr import SpikeMask
 

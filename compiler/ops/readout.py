@@ -71,6 +71,14 @@ class Readout(Op):
         return replace(self, v_bits=max(min(need + 1, max_v_bits),
                                         (self.leak_shift or 0) + 1)), need
 
+    def cost(self, node, ins, ctx):
+        from est.compiler.costs import Stage
+
+        n = ins[0].n
+        luts, ffs, brams = ctx.neurons(n, self.v_bits, False)
+        return [Stage(node, "readout", f"{n}x{self.v_bits}b", 0, 0, 0, 0, 2 * n * self.v_bits,
+                      brams, luts, ffs)]
+
     def lower(self, b, node, ins):
         from est.hw.neurons import ReadoutIntegrator
 

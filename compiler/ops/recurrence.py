@@ -104,6 +104,25 @@ class Recurrence(Op):
                                  self.leak_shift, max_v_bits)
         return replace(self, v_bits=bits), need
 
+    def cost(self, node, ins, ctx):
+        """``1 + kernel`` multipliers per lane, the past spikes, and the LIF array."""
+        from est.boards.spec import mux_luts
+        from est.compiler.costs import Stage
+        from est.compiler.ops.conv import weight_bits
+        from est.hw.synapse import ceil_div
+
+        d, x_bits, lanes = ins[0].n, ins[0].bits, ctx.lanes
+        acc = self.acc_bits(x_bits)
+        wb = weight_bits(np.concatenate([self.w_in[None], self.w_rec]))
+        k = self.w_rec.shape[0]
+        groups = ceil_div(d, lanes)
+        n_luts, n_ffs, n_brams = ctx.neurons(d, self.v_bits, True)
+        ops = d * (1 + k)
+        return [Stage(node, "tpu", f"{d}x(1+{k})", ops, groups + 2, groups, 0,
+                      ops * wb + d * (acc + 2 * self.v_bits) + k * d, n_brams,
+                      lanes * (wb * x_bits + (k + 1) * acc + wb * (k + 1) * mux_luts(groups))
+                      + n_luts + 30, k * d + d * x_bits + lanes * acc + n_ffs)]
+
     def lower(self, b, node, ins):
         from est.hw.tpu import TemporalUnit
 

@@ -44,6 +44,10 @@ class SEW(Op):
     def seq(self, xs, bins):
         return {"values": golden.sew(xs[0], xs[1], self.op)}
 
+    def cost(self, node, ins, ctx):
+        d, out = ins[1].n, golden.sew_bits(self.op, ins[1].bits)
+        return [ctx.vector(node, f"sew {self.op}", d, out, d * out, 2 * d * out)]
+
     def lower(self, b, node, ins):
         from est.hw.sew import SEWJoin
 

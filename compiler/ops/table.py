@@ -42,6 +42,13 @@ class Table(Op):
         pos = torch.arange(bins) % self.table.shape[0]
         return {"spikes": torch.as_tensor(self.table.astype(np.int64))[pos]}
 
+    def cost(self, node, ins, ctx):
+        from est.boards.spec import memory_cost
+
+        p, n = self.table.shape
+        brams, luts = memory_cost(p, n, False, ctx.board)
+        return [ctx.vector(node, "rom", n, 1, luts + 20, 8 + n, 0, p * n, brams)]
+
     def lower(self, b, node, ins):
         from est.hw.sew import CPGTable
 
