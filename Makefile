@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 
 test: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2 --dist loadscope
 
 demo: setup
 	$(PY) -m est.demo

@@ -2,7 +2,8 @@
 
 For each board in ``est.boards.spec.BOARDS``: est-synth's report (utilisation, post-route
 Fmax, whether the board clock is met, cycles and latency per bin) or the error that stopped
-it, and the UART's bound on bins per second at 115200 baud (frame bytes per bin).
+it, and the UART's bound on bins per second at 115200 baud (frame bytes per bin: the BIN
+request and the OUTPUT reply of :class:`est.boards.top.FrameBridge`, the readout alone).
 
     .venv/bin/python bench/bench_boards.py [--board NAME ...] [--out bench/results/boards.json]
 """
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 from est.boards.spec import BOARDS
+from est.compiler.graph import load
 from est.hw.synapse import ceil_div
 from est.sw.spiking_mlp import make_model, save_checkpoint
 
@@ -36,10 +38,11 @@ def main() -> int:
         tmp = Path(tmp)
         save_checkpoint(make_model(), tmp / "model.pt")
         subprocess.run([BIN / "est-compile", tmp / "model.pt", "-o", tmp / "spine", "--lanes",
-                        "4", "--bins", "8"], check=True, capture_output=True)
-        top = json.loads((tmp / "spine" / "top.json").read_text())
-        out_bits = sum(n * bits for _, n, bits, _ in top["output_fields"])
-        frame_bytes = 5 + ceil_div(top["n_in"], 8) + 7 + ceil_div(out_bits, 8)
+                        "4", "--bins", "8", "--no-trace"], check=True, capture_output=True)
+        graph = load(tmp / "spine")
+        # the board's core drives the readout alone (est.boards.top.build_core: trace off)
+        out_bits = sum(n * bits for _, n, bits, _ in graph.output_fields(trace=False))
+        frame_bytes = 5 + ceil_div(graph.n_in, 8) + 7 + ceil_div(out_bits, 8)
         for name in boards:
             print(f"bench_boards: {name} ...", flush=True)
             t0 = time.perf_counter()

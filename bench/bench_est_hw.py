@@ -1,10 +1,12 @@
 """The example ESTs in gateware: writes bench/results/est_hw.json.
 
-For each model and lanes 1, 2, 4, 8, 16: cycles per bin of ``ESTTop`` (measured in
-amaranth.sim, trace off) against the lower bounds of its schedule from the per-stage report
-(est.compiler.est_report): stages run one after another except Q, K and V, which are three
-units working at once; the dense bound sums ``ceil(synaptic ops / lanes)`` over the stages,
-the memory bound the weight bits over the block-RAM bits per cycle. With ``--synth``, also
+For each model and lanes 1, 2, 4, 8, 16: cycles per bin of the dataflow top
+(:func:`est.hw.dataflow.measure_cycles`: amaranth.sim, trace off) against the lower bounds of
+its schedule from the per-node cost report (:func:`est.compiler.costs.cost_report`, membranes
+where :func:`est.compiler.costs.memory_plan` puts them on the model's board): nodes run one
+after another except parallel branches (Q, K and V), so each bound is the sum along the
+graph's longest path; the dense bound of a node is ``ceil(synaptic ops / lanes)``, the memory
+bound its weight bits over the block-RAM bits per cycle. With ``--synth``, also
 synthesizes est_tiny for the iCEBreaker (lanes 1) and est_small for the ULX3S-85F (lanes 4)
 and records utilisation, Fmax, latency and the logic estimate next to the measured figures.
 
@@ -18,11 +20,11 @@ import time
 from pathlib import Path
 
 from est import EstError
-from est.boards.spec import est_memory_plan, get_board
+from est.boards.spec import get_board
 from est.compiler.cli import main as compile_main
-from est.compiler.est_ir import load_est
-from est.compiler.est_report import est_report
-from est.hw.est_top import measure_cycles
+from est.compiler.costs import cost_report, memory_plan
+from est.compiler.graph import load
+from est.hw.dataflow import measure_cycles
 
 MODELS = {"est_tiny": ("icebreaker", 1), "est_small": ("ulx3s-85f", 4)}
 
@@ -42,14 +44,14 @@ def main() -> int:
                                  "--lanes", str(synth_lanes), "--board", board_name]) == 0
             entry = {"model": f"examples/{name}.pt", "board": board_name,
                      "compile_seconds": round(time.perf_counter() - t0, 2), "lanes": {}}
-            net = load_est(build, json.loads((build / "ir.json").read_text()))
+            graph = load(build)
             for lanes in (1, 2, 4, 8, 16):
-                cycles = measure_cycles(net, lanes)
+                cycles = measure_cycles(graph, lanes)
                 try:
-                    in_logic = est_memory_plan(net, lanes, board)[0]
+                    in_logic = memory_plan(graph, lanes, board)[0]
                 except EstError:  # no fit on this board: the bounds are still defined
                     in_logic = True
-                total = est_report(net, lanes, board, in_logic, cycles)["total"]
+                total = cost_report(graph, lanes, board, in_logic, cycles)["total"]
                 bound = max(total["dense_bound"], total["memory_bound"])
                 entry["lanes"][lanes] = {
                     "cycles_per_bin": cycles, "dense_bound": total["dense_bound"],

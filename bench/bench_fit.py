@@ -7,18 +7,25 @@ Designs: est_tiny (iCEBreaker, lanes 1) and est_small (ULX3S-85F, lanes 4) from
 model as the tutorial trains and compiles it, its first model (which nextpnr could not place;
 also compiled under another build name, which placed) and ESTs of other shapes on the
 iCEBreaker and an ECP5 board, so that the margin rests on more than two iCE40 designs (the full
-sweep takes about 50 minutes on 2 cores). Every estimate is recomputed with the current code
-(the design is compiled again; a trained sweep design's estimate is reused without --synth,
-as training takes minutes); the measured figures are nextpnr's logic cells
-(``ICESTORM_LC`` / ``TRELLIS_COMB``), from the benchmark's JSON or, for the sweep, from
-synthesis (``--synth``; without it the previous ``fit.json``'s measurements are reused, and
-the sweep designs never measured are listed as such).
+sweep takes about 50 minutes on 2 cores). Every design, EST or spine, has the one estimator of
+the dataflow backend (``est.compiler.costs.ESTIMATOR``, "dataflow"): the logic use
+(``est.compiler.costs.logic_use``: iCE40 LUT4s + flip-flops, ECP5 the larger of the two) of
+the per-node cost report, membranes where ``est.compiler.costs.memory_plan`` puts them. Every
+estimate is recomputed with the current code (the design is compiled again; without --synth, a
+trained sweep design's estimate is reused from ``--previous`` when that one was made by the
+same estimator, as training takes minutes, and recomputed otherwise); the measured figures are
+nextpnr's logic cells (``ICESTORM_LC`` / ``TRELLIS_COMB``), from the benchmark's JSON or, for
+the sweep, from synthesis (``--synth``; without it the previous ``fit.json``'s measurements are
+reused, and the sweep designs never measured are listed as such). A measurement is only as
+recent as the synthesis it came from: after a change to the gateware, run the synthesizing
+benchmarks again.
 
 For each design: estimate, measured, the ratio, the verdict of the fit check at the margin
 it uses (``est.boards.spec.logic_margin``), whether nextpnr placed it, and whether the two
 agree (``fits`` and placed, ``over`` and not placed; ``tight`` is a warning either way). Then
-the margin learned from these designs (``est.boards.spec.learn_margin``) beside the one in
-the code, and whether ``est.boards.spec.MEASURED`` (the code's table) is up to date.
+the margin learned from these designs (``est.boards.spec.learn_margin``, per family) beside
+the one in the code, and whether ``est.boards.spec.MEASURED`` (the code's table) is up to
+date: the same designs with the same estimator, estimates, measurements and placements.
 
     .venv/bin/python bench/bench_fit.py [--synth] [--only NAME ...] [--out bench/results/fit.json]
 """
@@ -42,6 +49,7 @@ from est.boards.spec import (
     logic_verdict,
 )
 from est.boards.synth import LOGIC_CELLS
+from est.compiler.costs import ESTIMATOR, logic_fit
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,16 +166,17 @@ def measure(build: Path, board: str) -> dict:
 
 def spine_estimates(tmp: Path) -> dict[str, int]:
     """The spine of bench_boards.py (demo spine, lanes 4) compiled again: its logic estimate
-    (:func:`est.boards.spec.estimate`) per board."""
-    from est.boards.spec import estimate
-    from est.compiler.ir import load
+    (:func:`est.compiler.costs.logic_fit`, membranes as est-synth places them on the board) per
+    board."""
+    from est.compiler.graph import load
     from est.sw.spiking_mlp import make_model, save_checkpoint
 
     save_checkpoint(make_model(), tmp / "spine.pt")
     subprocess.run([BIN / "est-compile", tmp / "spine.pt", "-o", tmp / "spine", "--lanes", "4",
-                    "--bins", "8"], check=True, capture_output=True)
-    net = load(tmp / "spine")
-    return {name: estimate(net, board)["luts_estimate"] for name, board in BOARDS.items()}
+                    "--bins", "8", "--no-trace"], check=True, capture_output=True)
+    graph = load(tmp / "spine")
+    lanes = json.loads((tmp / "spine" / "top.json").read_text())["lanes"]
+    return {name: logic_fit(graph, lanes, board)["estimate"] for name, board in BOARDS.items()}
 
 
 def example_estimate(name: str, board: str, lanes: int, tmp: Path) -> int:
@@ -229,7 +238,7 @@ def main() -> int:
             lanes = next(int(k) for k, v in m["lanes"].items() if v == m["synth"]["estimate"])
             cell = next(c for c in LOGIC_CELLS if c in m["synth"]["utilisation"])
             rows.append(entry(f"{name} L{lanes}", "bench/bench_est_hw.py --synth", m["board"],
-                              lanes, "est", example_estimate(name, m["board"], lanes, tmp),
+                              lanes, ESTIMATOR, example_estimate(name, m["board"], lanes, tmp),
                               m["synth"]["utilisation"][cell]["used"], True))
             print(f"bench_fit: {rows[-1]['design']} on {m['board']}", flush=True)
         boards = json.loads((results / "boards.json").read_text())
@@ -237,7 +246,7 @@ def main() -> int:
         for board, b in boards["boards"].items():
             util = b.get("utilisation", {})
             cell = next((c for c in LOGIC_CELLS if c in util), None)
-            rows.append(entry("spine L4", "bench/bench_boards.py", board, 4, "spine",
+            rows.append(entry("spine L4", "bench/bench_boards.py", board, 4, ESTIMATOR,
                               spine[board], util[cell]["used"] if cell else None,
                               b["status"].startswith("bitstream") if cell else None))
         print(f"bench_fit: spine on {len(boards['boards'])} boards", flush=True)
@@ -248,7 +257,8 @@ def main() -> int:
             design = f"{name} L{lanes}"
             old = previous.get((design, board), {})
             synth = args.synth and (not args.only or name in args.only)
-            if trained and not synth and old:  # training takes minutes: the earlier estimate
+            if trained and not synth and old.get("estimator") == ESTIMATOR:
+                # training takes minutes: the earlier estimate, made by the same estimator
                 estimate, estimated = old["estimate"], "reused from --previous"
             else:
                 fit, build = compile_sweep(name, folder, cache)
@@ -264,7 +274,7 @@ def main() -> int:
                 source = old["source"]
             else:
                 got, source = {"measured": None, "placed": None}, "bench/bench_fit.py (not run)"
-            rows.append(entry(design, source, board, lanes, "est", estimate,
+            rows.append(entry(design, source, board, lanes, ESTIMATOR, estimate,
                               got.pop("measured"), got.pop("placed"), config=config,
                               trained=trained, compiled_as_the_tutorial=as_tutorial,
                               estimated=estimated, **got))
@@ -277,19 +287,17 @@ def main() -> int:
                          r["placed"]) for r in rows if r["measured"] is not None]
     margins = {}
     for family in sorted({b.family for b in BOARDS.values()}):
-        for estimator in ("est", "spine"):
-            board = next(b for b in BOARDS.values() if b.family == family)
-            learned, used = learn_margin(measured, family, estimator), logic_margin(board,
-                                                                                    estimator)
-            margins[f"{family}/{estimator}"] = {
-                "used_by_the_check": {"warn": round(used.warn, 4), "refuse": round(used.refuse, 4),
-                                      "ceiling": round(used.ceiling, 4),
-                                      "ceiling_measured": used.ceiling_measured,
-                                      "ratio_low": round(used.ratio_low, 4),
-                                      "ratio_high": round(used.ratio_high, 4),
-                                      "designs": used.designs},
-                "learned_here": {"warn": round(learned.warn, 4),
-                                 "refuse": round(learned.refuse, 4)}}
+        board = next(b for b in BOARDS.values() if b.family == family)
+        learned, used = learn_margin(measured, family, ESTIMATOR), logic_margin(board, ESTIMATOR)
+        margins[f"{family}/{ESTIMATOR}"] = {
+            "used_by_the_check": {"warn": round(used.warn, 4), "refuse": round(used.refuse, 4),
+                                  "ceiling": round(used.ceiling, 4),
+                                  "ceiling_measured": used.ceiling_measured,
+                                  "ratio_low": round(used.ratio_low, 4),
+                                  "ratio_high": round(used.ratio_high, 4),
+                                  "designs": used.designs},
+            "learned_here": {"warn": round(learned.warn, 4),
+                             "refuse": round(learned.refuse, 4)}}
     up_to_date = sorted(measured, key=str) == sorted(MEASURED, key=str)
     result = {"designs": rows, "margins": margins,
               "code_table_up_to_date": up_to_date,

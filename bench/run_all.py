@@ -13,10 +13,14 @@ the machine and the wall time of every benchmark:
   two agreed; the full run synthesizes the sweep again (about 50 minutes more), ``--quick``
   re-reads ``bench/results/fit.json``'s measurements and recomputes the estimates;
 - ``est``: held-out bits/spike of the float and integer EST, the ANN, the GLM and the true rates;
-- ``regress``: randomized golden-vs-RTL cases and mismatches per simulator.
+- ``regress``: randomized golden-vs-RTL cases (EST-shaped graphs and spiking MLPs, seed 1) on
+  amaranth.sim, Verilator and Icarus (the RTL simulators with stalls always): mismatches,
+  failed simulations and the cases per operation kind.
 
-The full set takes about 37 minutes on 2 cores; ``--quick`` (17 minutes) shrinks every budget
-(a few minutes of training, fewer regression cases, two boards) and writes under
+The full set takes about 37 minutes on 2 cores besides the regression, which alone takes
+hours (1000 amaranth.sim cases, half of them EST-shaped graphs of seconds to tens of seconds
+each, and 50 Verilog builds per RTL simulator); ``--quick`` (about 25 minutes) shrinks every
+budget (a few minutes of training, 20 + 2 x 3 regression cases, two boards) and writes under
 ``bench/results/quick/``.
 
     .venv/bin/python bench/run_all.py [--quick] [--only NAME ...]
@@ -42,7 +46,7 @@ BENCHES = {  # name: (script, full arguments, quick arguments)
     "boards": ("bench_boards.py", [], ["--board", "icebreaker", "--board", "ulx3s-85f"]),
     "fit": ("bench_fit.py", ["--synth"], []),
     "est": ("bench_est.py", [], ["--steps", "100"]),
-    "regress": ("bench_regress.py", [], ["--amaranth", "40", "--cocotb", "4"]),
+    "regress": ("bench_regress.py", [], ["--count-amaranth", "20", "--count-rtl", "3"]),
 }
 
 
@@ -94,7 +98,10 @@ def headline(name: str, r: dict) -> dict:
                 "integer_vs_float_relative_gap": r["summary"]["integer_vs_float_relative_gap"]}
     if name == "regress":
         return {"cases": r["total_cases"], "mismatches": r["total_mismatches"],
-                "per_simulator": {s: {"cases": v["cases"], "mismatches": v["mismatches"]}
+                "simulation_errors": r["total_simulation_errors"],
+                "per_simulator": {s: {"cases": v["cases"], "mismatches": v["mismatches"],
+                                      "simulation_errors": v["simulation_errors"],
+                                      "coverage": v["coverage"]}
                                   for s, v in r["simulators"].items()}}
     raise ValueError(f"no headline for benchmark {name!r}")
 

@@ -184,9 +184,8 @@ def pre_synthesis_check(build: Path, board: Board, force: bool = False) -> dict:
     of :func:`est.boards.spec.logic_margin`, see :func:`est.boards.spec.logic_verdict`), before
     any tool runs: an :class:`EstError` when the estimate is above the margin (unless
     ``force``), a printed warning when it is in the band where placement is uncertain."""
-    from est.sim.cli import load_build_ir
-
     from est.compiler.costs import logic_fit
+    from est.sim.cli import load_build_ir
 
     top = json.loads((build / "top.json").read_text())
     verdict = logic_fit(load_build_ir(build), top["lanes"], board)

@@ -224,6 +224,13 @@ class Graph:
             if specs[n.name].form == "current" and len(consumers[n.name]) != 1:
                 raise IRError(n.name, "inputs", f"a current feeds exactly one neuron array, "
                                                 f"this one feeds {consumers[n.name]}")
+            if not consumers[n.name] and n.name not in self.outputs:
+                raise IRError(n.name, "inputs", "no node reads this one and it is not an "
+                                                "output: its stream would stall the network")
+        for o in self.outputs:
+            if self.node(o).op.KIND != "readout":
+                raise IRError(o, "op", f"a network's outputs are readouts (their scale maps "
+                                       f"values to log-rates), this is a {self.node(o).op.KIND}")
         return self
 
     def save(self, folder: Path) -> None:

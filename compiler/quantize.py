@@ -1,4 +1,4 @@
-"""The spiking-MLP front end: a float network -> an integer graph, with widths from calibration and a loss report.
+"""The spiking-MLP front end: a float network -> an integer graph, widths and a loss report.
 
 Per output channel j of every layer, one scale ``s_j = (2**(weight_bits-1) - 1) / max|W_j|``
 turns weights, bias and threshold into integers (``round(x * s_j)``, half to even), so no

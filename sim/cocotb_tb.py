@@ -147,7 +147,7 @@ async def run_stimulus(dut):
     stall = random.Random(int(seed)) if seed else None
     words = encode_inputs(stimulus)
     bins = len(words)
-    budget = ((top.get("cycles_budget") or top["cycles_per_bin"]) * 4 + 50) * (bins + 1)
+    budget = (top["cycles_per_bin"] * 4 + 50) * (bins + 1)
 
     reset_at = int(os.environ.get("EST_RESET_AT", "-1"))
 

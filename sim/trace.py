@@ -1,10 +1,10 @@
-"""Trace files: every layer's integer tensors at every bin, from the golden model or the RTL.
+"""Trace files: every node's integer tensors at every bin, from the golden model or the RTL.
 
 A trace is one ``.npz`` file (no pickles) of int64 arrays shaped ``[bins, n]``, named
-``<layer>/<tensor>``: ``input/spikes``; per layer ``<name>/current`` (synaptic accumulator,
-bias included); for a dense_lif layer ``<name>/spikes`` and ``<name>/v`` (membrane after
-reset); for the readout ``<name>/v`` (integrator value, the network output). An RTL trace
-holds the tensors its top exposed (the readout always, hidden layers with ``--trace``).
+``<node>/<tensor>`` after the graph's nodes: ``input/spikes``, a convolution's ``current``
+(bias included), a LIF array's ``spikes`` and ``v`` (membrane after reset), the readout's ``v``
+(the network output), and so on per operation kind. An RTL trace holds the tensors its top
+exposed (the readout always, the others unless compiled with ``--no-trace``).
 ``__meta__`` is a JSON string: source (golden|verilator|icarus|amaranth), network name, bins.
 docs/traces.md has the full description.
 """

@@ -8,7 +8,7 @@ parts is a switch in :class:`ESTConfig` (ablation): convolutional spike attentio
 
 The spiking forward pass follows docs/semantics.md with real numbers (leak ``beta = 1 - 2**-k``,
 fire ``v >= threshold``, reset in the same bin, surrogate gradients), so quantization is the only
-difference to the integer path (:mod:`est.sw.est_integer`). ``mode="ann"`` runs the same
+difference to the integer path (:mod:`est.sw.integer`). ``mode="ann"`` runs the same
 architecture as a standard transformer (ReLU units, softmax attention over the same causal
 window, plain residual adds): the baseline.
 """

@@ -26,6 +26,6 @@ def traced_build(tmp_path_factory, model_pt) -> Path:
     from est.compiler.cli import main
 
     out = tmp_path_factory.mktemp("builds") / "spine"
-    assert main([str(model_pt), "-o", str(out), "--lanes", "4", "--bins", "240", "--trace",
+    assert main([str(model_pt), "-o", str(out), "--lanes", "4", "--bins", "240",
                  "--seed", "11"]) == 0
     return out

@@ -34,7 +34,7 @@ def test_mlp_graph_bit_exact_and_cycles():
     run_ = simulate_top(dut, dut.fields, stim, stall_seed=7)
     for name in run_.trace.arrays:
         np.testing.assert_array_equal(run_.trace.arrays[name], golden.arrays[name])
-    # a dense layer: (groups - 1) * max(n_in, 2) + n_in + 3 cycles (docs/semantics.md 8.3)
+    # a dense layer: (groups - 1) * max(n_in, 2) + n_in + 3 cycles (docs/semantics.md section 7)
     assert measure_cycles(g, 3) == (4 - 1) * 12 + 12 + 3 + (3 - 1) * 10 + 10 + 3 + \
         (2 - 1) * 7 + 7 + 3
 

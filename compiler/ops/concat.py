@@ -17,8 +17,8 @@ class Concat(Op):
     ARITY = (2, 16)
 
     def check(self, node, ins):
-        if any(s.form != "vector" or s.bits != ins[0].bits for s in ins):
-            raise IRError(node, "inputs", f"expected vectors of one width, got {ins}")
+        if any(s.form != "vector" or s.signed or s.bits != ins[0].bits for s in ins):
+            raise IRError(node, "inputs", f"expected unsigned vectors of one width, got {ins}")
         return Spec(sum(s.n for s in ins), ins[0].bits)
 
     def fields(self, node, ins):

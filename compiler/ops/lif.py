@@ -92,12 +92,13 @@ class LIF(Op):
         return [F(f"{node}/spikes", n, 1, False), F(f"{node}/v", n, self.v_bits, True)]
 
     def init(self, ins):
-        return golden.lif_init(ins[0].n)
+        return self.params, golden.lif_init(ins[0].n)
 
     def step(self, xs, state):
-        out, state = golden.lif_step(xs[0], state, self.params)
-        return {"spikes": out.spikes.astype(np.int64), "v": state.v,
-                "saturated": out.saturated}, state
+        params, lif = state
+        out, lif = golden.lif_step(xs[0], lif, params)
+        return {"spikes": out.spikes.astype(np.int64), "v": lif.v,
+                "saturated": out.saturated}, (params, lif)
 
     def seq(self, xs, bins):
         s, v = lif_seq(xs[0], self.threshold, self.leak_shift, self.v_bits, self.reset)
