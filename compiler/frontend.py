@@ -236,6 +236,7 @@ class FrontEnd:
 def open_checkpoint(path: Path, default_rate: float) -> FrontEnd:
     """The front end of the checkpoint at ``path``: an EST (est-train) or a spiking MLP.
     Everything downstream sees only the graph its ``quantize`` returns."""
+    from est.cli import plural
     from est.compiler.est_frontend import quantize_est
     from est.compiler.quantize import quantize
     from est.sw.est import config_dict
@@ -251,10 +252,10 @@ def open_checkpoint(path: Path, default_rate: float) -> FrontEnd:
         return FrontEnd(
             n_in, rates, 2000,
             lambda name, calib, wb, vb: quantize_est(model, name, calib, wb, vb),
-            f"EST with {cfg.blocks} block(s), d_model {cfg.d_model}",
+            f"EST with {plural(cfg.blocks, 'block')}, d_model {cfg.d_model}",
             {"model_config": config_dict(cfg)})
     fnet = load_checkpoint(path)
     return FrontEnd(
         fnet.n_in, np.full(fnet.n_in, default_rate), 256,
         lambda name, calib, wb, vb: quantize(fnet, name, calib, wb, vb),
-        f"spiking MLP with {len(fnet.layers)} layer(s)", {})
+        f"spiking MLP with {plural(len(fnet.layers), 'layer')}", {})

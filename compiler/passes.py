@@ -11,7 +11,7 @@ from dataclasses import replace
 import numpy as np
 
 from est.compiler.graph import Graph, Node
-from est.sw.integer import integer_forward
+from est.sim.interpreter import run
 
 PIPELINE = ("quantize", "fit_widths")
 
@@ -22,7 +22,7 @@ def fit_widths(graph: Graph, calibration: np.ndarray, max_v_bits: int) -> tuple[
     ``max_v_bits``, and wide enough for the leak shift. Returns the graph and, per array, the
     width chosen, the width needed, and in how many calibration bins the narrower array's
     output differs from the wide one (quantization loss from the width; 0 = none)."""
-    wide = integer_forward(graph, calibration)
+    wide = run(graph, calibration)[0].arrays
     heads = graph.heads()
     nodes, layers = [], {}
     for n in graph.nodes:
@@ -33,7 +33,7 @@ def fit_widths(graph: Graph, calibration: np.ndarray, max_v_bits: int) -> tuple[
             layers[n.name] = {"v_bits": op.v_bits, "needed_bits": need}
         nodes.append(Node(n.name, op, n.inputs))
     fitted = replace(graph, nodes=tuple(nodes)).validate()
-    final = integer_forward(fitted, calibration)
+    final = run(fitted, calibration)[0].arrays
     for name, entry in layers.items():
         key = f"{name}/v"
         entry["bins_differing_from_wide"] = int((final[key] != wide[key]).any(axis=1).sum())

@@ -30,7 +30,6 @@ import numpy as np
 from est import EstError, toolenv
 from est.cli import EXIT_MISMATCH, EXIT_OK, Command
 from est.compiler.cli import write_build
-from est.compiler.est_frontend import Block, est_graph
 from est.compiler.graph import Graph, GraphBuilder
 from est.compiler.ops import LIF, Attention, Conv, Input, Mask, Readout, Recurrence
 from est.sim.golden import RESET_MODES, cpg_table, signed_range
@@ -108,6 +107,8 @@ def _mlp_graph(d: _Draw, name: str) -> Graph:
 
 
 def _est_graph(d: _Draw, name: str) -> Graph:
+    from est.compiler.est_frontend import Block, est_graph  # torch: not for est-regress --help
+
     heads = d.int(1, 4)
     dm = heads * d.int(1, 20 // heads)
     n_in, hidden = d.int(1, 12), d.int(1, 24)

@@ -83,6 +83,99 @@ def test_malformed_ir_json_is_refused_naming_node_and_field(saved, change, node,
     assert words in str(err.value)
 
 
+@pytest.mark.parametrize("change, node, fld, words", [
+    (lambda d: _node(d, "b0.q")["params"].update(reset="sometimes"), "b0.q", "reset",
+     "expected one of"),
+    (lambda d: _node(d, "b0.q")["params"].update(reset=None), "b0.q", "reset",
+     "expected a value, got null"),
+    (lambda d: _node(d, "b0.q")["params"].update(leak_shift=40), "b0.q", "leak_shift",
+     "expected null (no leak) or 0..9, got 40"),
+    (lambda d: _node(d, "readout")["params"].update(v_bits=40), "readout", "v_bits", "2..32"),
+    (lambda d: _node(d, "embed.syn")["params"].update(weight=[[1, 2]]), "embed.syn", "weight",
+     'expected {"tensor": NAME}'),
+    (lambda d: _node(d, "b0.q").update(name="b0/q"), "b0/q", "name",
+     "letters, digits, '_' and '.'"),
+    (lambda d: _node(d, "b0.k").update(name="b0.q"), "b0.q", "name", "unique"),
+])
+def test_malformed_parameters_are_refused_naming_node_and_field(saved, change, node, fld,
+                                                                 words):
+    """Values of the wrong kind or out of range in ir.json (the checks the spine's and the
+    EST's IR had, on the graph)."""
+    _, folder = saved
+    _edit(folder, change)
+    with pytest.raises(IRError) as err:
+        graph_ir.load(folder)
+    assert (err.value.node, err.value.field) == (node, fld)
+    assert words in str(err.value)
+
+
+def _drop(_):
+    return None
+
+
+@pytest.mark.parametrize("edits, node, fld, words", [
+    ({"b0.q.threshold": np.zeros_like}, "b0.q", "threshold", "expected integers >= 1, got 0"),
+    ({"b0.q.threshold": lambda a: np.full_like(a, 1 << 20)}, "b0.q", "threshold",
+     "does not fit v_bits=10 (at most 511); compile with a larger --max-v-bits"),
+    ({"readout.scale": lambda a: -a}, "readout", "scale", "expected finite positive floats"),
+    ({"readout.scale": lambda a: a.astype(np.int64)}, "readout", "scale", "expected floats"),
+    ({"b0.mlp1.syn.bias": lambda a: a[:-1]}, "b0.mlp1.syn", "bias", "expected shape (12), got"),
+    ({"b0.mlp1.syn.bias": lambda a: a + (1 << 40)}, "b0.mlp1.syn", "bias",
+     "do not fit the signed 32-bit range"),
+    ({"embed.syn.weight": lambda a: a[:, :, :-1]}, "embed.syn", "weight",
+     "expected shape (n, n, 12), got (1, 8, 11)"),
+    ({"b0.v.syn.weight": lambda a: a[:, :-1], "b0.v.syn.bias": lambda a: a[:-1]}, "b0.v",
+     "threshold", "expected shape (7), got (8,)"),
+    ({"b0.tpu.w_rec": lambda a: a.astype(np.float32)}, "b0.tpu", "w_rec", "expected integers"),
+    ({"b0.q.threshold": _drop}, "b0.q", "threshold",
+     "tensor 'b0.q.threshold' missing from weights.npz"),
+])
+def test_malformed_tensors_are_refused_naming_node_and_field(saved, edits, node, fld, words):
+    """Tensors of weights.npz edited, cut short or missing: the node and field they belong to
+    (for a convolution cut to fewer outputs, the neuron array it no longer fits)."""
+    _, folder = saved
+    npz = dict(np.load(folder / "weights.npz"))
+    for tensor, edit in edits.items():
+        npz[tensor] = edit(npz[tensor])
+        if npz[tensor] is None:
+            del npz[tensor]
+    np.savez(folder / "weights.npz", **npz)
+    with pytest.raises(IRError) as err:
+        graph_ir.load(folder)
+    assert (err.value.node, err.value.field) == (node, fld)
+    assert words in str(err.value)
+
+
+def test_a_graph_built_in_memory_is_checked_as_a_loaded_one():
+    """GraphBuilder.build and Graph.validate refuse what the loader refuses."""
+    from dataclasses import replace
+
+    from est.compiler.graph import Graph, GraphBuilder
+    from est.compiler.ops import LIF, Conv, Input
+
+    g = GraphBuilder()
+    x = g.add("input", Input(4))
+    g.add("fc1", LIF(np.zeros(3, np.int64), None, 8), g.add("fc1.syn",
+                                                            Conv(np.ones((1, 3, 4), np.int64),
+                                                                 np.zeros(3, np.int64)), x))
+    with pytest.raises(IRError) as err:
+        g.build("m", ("fc1",))
+    assert (err.value.node, err.value.field) == ("fc1", "threshold")
+    mlp = random_mlp_graph(5)
+    syn = mlp.node("fc1.syn")
+    bad = replace(syn, op=replace(syn.op, weight=syn.op.weight.astype(np.float64)))
+    nodes = tuple(bad if n.name == "fc1.syn" else n for n in mlp.nodes)
+    with pytest.raises(IRError, match="expected integers, got float64") as err:
+        Graph(mlp.name, nodes, mlp.outputs).validate()
+    assert (err.value.node, err.value.field) == ("fc1.syn", "weight")
+    with pytest.raises(IRError) as err:
+        Graph("my net", mlp.nodes, mlp.outputs).validate()
+    assert (err.value.node, err.value.field) == ("network", "name")
+    with pytest.raises(IRError) as err:
+        Graph(mlp.name, mlp.nodes[1:], mlp.outputs).validate()
+    assert (err.value.node, err.value.field) == ("network", "nodes")
+
+
 def test_float_and_oversized_tensors_are_refused(saved):
     g, folder = saved
     npz = dict(np.load(folder / "weights.npz"))
@@ -112,3 +205,36 @@ def test_missing_files_name_the_file(tmp_path):
 def test_version_is_the_one_written(saved):
     _, folder = saved
     assert json.loads((folder / "ir.json").read_text())["version"] == GRAPH_VERSION
+
+
+def _chain(*extra):
+    """input 3 -> a.syn -> a -> readout.syn -> readout, plus ``extra`` (name, op, inputs)."""
+    from est.compiler.graph import GraphBuilder
+    from est.compiler.ops import LIF, Conv, Input, Readout
+
+    g = GraphBuilder()
+    g.add("input", Input(3))
+    g.add("a", LIF(np.array([2, 2]), None, 8),
+          g.add("a.syn", Conv(np.ones((1, 2, 3), np.int64), np.zeros(2, np.int64)), "input"))
+    for name, op, inputs in extra:
+        g.add(name, op, *inputs)
+    g.add("readout", Readout(None, 8, np.ones(2)),
+          g.add("readout.syn", Conv(np.ones((1, 2, 2), np.int64), np.zeros(2, np.int64)), "a"))
+    return g
+
+
+def test_wiring_rules():
+    from est.compiler.ops import LIF, Concat, Conv, Input, MaxPool
+
+    with pytest.raises(IRError, match="'spare', field 'inputs': no node reads this one"):
+        _chain(("spare", MaxPool(2), ("a",))).build("g", ("readout",))
+    with pytest.raises(IRError, match="'a', field 'op': a network's outputs are readouts"):
+        _chain().build("g", ("readout", "a"))
+    g = _chain()
+    g.add("both", Concat(), "readout", "readout")
+    g.add("x", LIF(np.ones(4, np.int64), None, 8),
+          g.add("x.syn", Conv(np.ones((1, 4, 4), np.int64), np.zeros(4, np.int64)), "both"))
+    with pytest.raises(IRError, match="'both', field 'inputs': expected unsigned vectors"):
+        g.build("g", ("readout", "x"))
+    with pytest.raises(IRError, match="'input', field 'bits': expected 1 \\(spikes\\)"):
+        Input(3, 4).check("input", [])

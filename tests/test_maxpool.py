@@ -65,8 +65,9 @@ def test_window_checked():
 
 
 def test_stream_rules_hold_and_an_impatient_mutant_fails(tmp_path):
-    from est.compiler.ops.maxpool import MaxOverTime
+    from est.compiler.ops.maxpool import max_over_time
 
+    MaxOverTime = max_over_time()
     check = StreamRulesCheck(MaxOverTime(3, 2, 3))
     assert prove("maxpool", check, check.ports, 8, tmp_path).passed
 

@@ -2,56 +2,64 @@
 vector: ``out_t[c] = max(x_t[c], x_{t-1}[c], ..., x_{t-window+1}[c])``, bins before the stream
 start counting as 0 (for spikes: did the channel fire in the window).
 
-Hardware: :class:`MaxOverTime`, ``window - 1`` registers of past vectors (cleared by reset), a
-comparator tree per channel and an output register; latency one cycle.
+Hardware: ``MaxOverTime`` (:func:`max_over_time`), ``window - 1`` registers of past vectors
+(cleared by reset), a comparator tree per channel and an output register; latency one cycle.
 
 This operation is the worked example of docs/adding_a_block.md: everything it needs is in this
 module and its registry line in ``compiler/ops/__init__.py``.
 """
 
 from dataclasses import dataclass
-
-from amaranth import Module, Mux, Signal, unsigned
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
+from functools import cache
 
 from est.compiler.graph import Field as F
 from est.compiler.graph import IRError, Op
 from est.sim import golden
 
 
-class MaxOverTime(wiring.Component):
-    """The per-channel maximum of the last ``window`` vectors of ``n`` fields of ``bits``.
+@cache
+def max_over_time():
+    """The component class (built on first use: the graph tools load this module without
+    Amaranth)."""
+    from amaranth import Module, Mux, Signal, unsigned
+    from amaranth.lib import stream, wiring
+    from amaranth.lib.wiring import In, Out
 
-    Hardware: ``window - 1`` past-vector registers, ``n * (window - 1)`` comparators, an output
-    register. Latency: one cycle from accepting ``x_t`` to offering the maximum, held until
-    taken. Ports: ``i`` and ``o`` streams of ``n * bits``-bit vectors, channel c in field c.
-    """
+    class MaxOverTime(wiring.Component):
+        """The per-channel maximum of the last ``window`` vectors of ``n`` fields of ``bits``.
 
-    def __init__(self, n: int, bits: int, window: int):
-        self.n, self.bits, self.window = n, bits, window
-        super().__init__({"i": In(stream.Signature(unsigned(n * bits))),
-                          "o": Out(stream.Signature(unsigned(n * bits)))})
+        Hardware: ``window - 1`` past-vector registers, ``n * (window - 1)`` comparators, an
+        output register. Latency: one cycle from accepting ``x_t`` to offering the maximum,
+        held until taken. Ports: ``i`` and ``o`` streams of ``n * bits``-bit vectors, channel c
+        in field c.
+        """
 
-    def elaborate(self, platform):
-        m = Module()
-        past = [Signal(self.n * self.bits, name=f"past{j}") for j in range(self.window - 1)]
-        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
-        with m.If(self.i.valid & self.i.ready):
-            x = self.i.payload
-            for c in range(self.n):
-                best = x.word_select(c, self.bits)
-                for p in past:
-                    value = p.word_select(c, self.bits)
-                    best = Mux(value > best, value, best)
-                m.d.sync += self.o.payload.word_select(c, self.bits).eq(best)
-            m.d.sync += self.o.valid.eq(1)
-            if past:
-                m.d.sync += [past[0].eq(x)] + [past[j].eq(past[j - 1])
-                                               for j in range(1, len(past))]
-        return m
+        def __init__(self, n: int, bits: int, window: int):
+            self.n, self.bits, self.window = n, bits, window
+            super().__init__({"i": In(stream.Signature(unsigned(n * bits))),
+                              "o": Out(stream.Signature(unsigned(n * bits)))})
+
+        def elaborate(self, platform):
+            m = Module()
+            past = [Signal(self.n * self.bits, name=f"past{j}") for j in range(self.window - 1)]
+            m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
+            with m.If(self.o.valid & self.o.ready):
+                m.d.sync += self.o.valid.eq(0)
+            with m.If(self.i.valid & self.i.ready):
+                x = self.i.payload
+                for c in range(self.n):
+                    best = x.word_select(c, self.bits)
+                    for p in past:
+                        value = p.word_select(c, self.bits)
+                        best = Mux(value > best, value, best)
+                    m.d.sync += self.o.payload.word_select(c, self.bits).eq(best)
+                m.d.sync += self.o.valid.eq(1)
+                if past:
+                    m.d.sync += [past[0].eq(x)] + [past[j].eq(past[j - 1])
+                                                   for j in range(1, len(past))]
+            return m
+
+    return MaxOverTime
 
 
 @dataclass(frozen=True)
@@ -93,7 +101,7 @@ class MaxPool(Op):
                            self.window * n * bits)]
 
     def lower(self, b, node, ins):
-        unit = b.add(node, MaxOverTime(ins[0].spec.n, ins[0].spec.bits, self.window))
+        unit = b.add(node, max_over_time()(ins[0].spec.n, ins[0].spec.bits, self.window))
         b.connect(ins[0].stream, unit.i)
         value = unit.o.payload
         return b.lowered(b.port(unit.o, ins[0].spec), {"values": (unit.o, value)})
