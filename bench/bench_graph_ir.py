@@ -145,7 +145,7 @@ def compile_seconds(pkg: Path | None, model: Path, build: Path, lanes: int) -> f
     times = []
     for i in range(3):
         code = ("import sys; from est.compiler.cli import run_main; "
-                f"sys.argv = ['est-compile', {str(model)!r}, '-o', {str(build)}{i!r}, "
+                f"sys.argv = ['est-compile', {str(model)!r}, '-o', {f'{build}{i}'!r}, "
                 f"'--lanes', '{lanes}', '--bins', '64']; run_main()")
         t0 = time.perf_counter()
         subprocess.run([PY, "-c", code], check=True, env=env_for(pkg), capture_output=True)

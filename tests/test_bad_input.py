@@ -5,6 +5,7 @@ half-written left behind (no output folder, no ``.NAME.partial-*`` staging folde
 docs/bad_input.md is the table of these cases (and of those tested elsewhere) with the messages.
 """
 
+import json
 import os
 import shutil
 import signal
@@ -56,9 +57,26 @@ def files(tmp_path_factory, model_pt) -> Path:
     for name in ("weights.npz", "top.json", "stimulus.npy", "golden.npz"):
         (d / "badir" / name).write_bytes((d / "good" / name).read_bytes())
     (d / "badir" / "ir.json").write_text('{"format": "est-ir", "version": 1, "name"')
+    old_build(d / "good", d / "oldbuild")
     short = Trace.load(d / "good" / "golden.npz")
     Trace({k: v[:2] for k, v in short.arrays.items()}, short.meta).save(d / "short.npz")
     return d
+
+
+def old_build(good: Path, folder: Path) -> None:
+    """``folder``: the build ``good`` as an est from before the graph IR wrote it (ir.json of
+    format "est-ir", version 1: the spiking MLP as a list of dense layers)."""
+    folder.mkdir()
+    for name in ("weights.npz", "top.json", "top.v", "stimulus.npy", "golden.npz",
+                 "report.json"):
+        (folder / name).write_bytes((good / name).read_bytes())
+    layer = {"weight_bits": 8, "acc_bits": 11, "v_bits": 13, "leak_shift": 3}
+    (folder / "ir.json").write_text(json.dumps({
+        "format": "est-ir", "version": 1, "name": "good", "n_in": 12, "lanes": 4, "meta": {},
+        "layers": [{"kind": "dense_lif", "name": "fc1", "n_in": 12, "n_out": 20, **layer},
+                   {"kind": "dense_lif", "name": "fc2", "n_in": 20, "n_out": 14, **layer},
+                   {"kind": "dense_readout", "name": "readout", "n_in": 14, "n_out": 6,
+                    **layer}]}, indent=2))
 
 
 # (id, tool and arguments ({d}: the files folder), message on stderr, outputs that must not exist)
@@ -211,6 +229,28 @@ def test_bad_input_is_refused_cleanly(files, command, needle, output):
         (f"{tool}: error:", f"{tool} ", "usage:")), res.stderr
     assert not _left_behind(files, output)
     assert (files / "notbuild" / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("command, output", [
+    ("est-sim {d}/oldbuild", "oldbuild/rtl_verilator.npz"),
+    ("est-synth {d}/oldbuild --board icebreaker", "oldbuild/synth_icebreaker"),
+    ("est-run {d}/oldbuild --port sim", "oldbuild/run"),
+], ids=["sim", "synth", "run"])
+def test_a_build_from_before_the_graph_ir_is_refused_with_one_line_saying_recompile(
+        files, command, output):
+    """A build folder an older est wrote (ir.json format "est-ir") is refused by every tool
+    that reads its IR: exit 2, one line on stderr naming the file's format and saying to
+    recompile, before any simulator, yosys or board runs; nothing written."""
+    tool, *args = command.format(d=files).split()
+    before = sorted(p.name for p in (files / "oldbuild").iterdir())
+    res = subprocess.run([BIN / tool, *args], capture_output=True, text=True, cwd=files)
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    (line,) = res.stderr.splitlines()
+    assert line.startswith(f"{tool}: error: "), line
+    assert "format 'est-ir'" in line and "recompile the model with est-compile" in line, line
+    assert "Traceback" not in res.stderr
+    assert sorted(p.name for p in (files / "oldbuild").iterdir()) == before
+    assert not _left_behind(files, output)
 
 
 def test_missing_simulator_is_named_with_how_to_install_it(files, tmp_path):

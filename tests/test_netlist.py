@@ -12,7 +12,7 @@ BIN = Path(sys.executable).parent
 def test_ice40_netlist_of_a_small_network_is_bit_exact(tmp_path, model_pt):
     build = tmp_path / "spine"
     res = subprocess.run([BIN / "est-compile", model_pt, "-o", build, "--bins", "12",
-                          "--lanes", "2", "--trace"], capture_output=True, text=True)
+                          "--lanes", "2"], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     res = subprocess.run([BIN / "est-sim", build, "--sim", "icarus", "--netlist", "icebreaker"],
                          capture_output=True, text=True)

@@ -130,8 +130,9 @@ def test_a_tight_logic_fit_is_shown_before_synthesis(build):
     """est-compile's logic fit check (report.json hardware.logic_fit): a design above the
     warning line is shown as uncertain in the summary, with the check's own message."""
     report = json.loads((build / "report.json").read_text())
-    message = "est_tiny on icebreaker: its logic estimate is 4879 of 5280 logic cells (92.4%)"
-    report["hardware"] = {"logic_fit": {"verdict": "tight", "message": message}}
+    message = ("the model on icebreaker at lanes 4: its logic estimate is 4879 of 5280 logic "
+               "cells (92.4%)")
+    report["hardware"]["logic_fit"].update(verdict="tight", message=message)
     (build / "report.json").write_text(json.dumps(report))
     page = write_report(build).read_text()
     assert "placement uncertain (estimate above the fit check" in page

@@ -92,7 +92,7 @@ def test_synth_refuses_a_design_over_the_margin_before_yosys(tmp_path):
     res = subprocess.run([BIN / "est-compile", example, "-o", build, "--bins", "2",
                           "--lanes", "2"], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr  # compiled, with a warning
-    assert "est-compile: warning: the EST does not fit icebreaker at lanes 2" in res.stdout
+    assert "est-compile: warning: the model does not fit icebreaker at lanes 2" in res.stdout
     res = subprocess.run([BIN / "est-synth", build, "--board", "icebreaker"],
                          capture_output=True, text=True)
     assert res.returncode == 2

@@ -1,6 +1,6 @@
 """est-train: configs (TOML, YAML, --set), bad configs refused cleanly, determinism for a seed,
-and its checkpoint compiled by est-compile into an EST IR whose golden traces equal the integer
-PyTorch path on every tensor."""
+and its checkpoint compiled by est-compile into an EST graph whose golden traces equal the
+integer PyTorch path on every tensor."""
 
 import json
 import subprocess
@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from est import EstError
-from est.compiler.est_ir import load_est
+from est.compiler import graph
 from est.sim.trace import Trace
 from est.sw.est import EST
-from est.sw.est_integer import integer_forward
+from est.sw.integer import integer_forward
 from est.sw.train import load_config
 
 BIN = Path(sys.executable).parent
@@ -105,16 +105,17 @@ def test_compile_est_checkpoint_golden_equals_integer_path(tiny_run, tmp_path, w
     model = tiny_run / "model.pt" if which == "tiny" else EXAMPLE
     res = cli("est-compile", model, "-o", build, "--bins", "120")
     assert res.returncode == 0, res.stderr
-    doc = json.loads((build / "ir.json").read_text())
-    net = load_est(build, doc)
+    g = graph.load(build)
     stimulus = np.load(build / "stimulus.npy")
     golden = Trace.load(build / "golden.npz")
-    ref = integer_forward(net, stimulus)
+    ref = integer_forward(g, stimulus)
     assert set(golden.arrays) == set(ref)
     for name, values in ref.items():
         np.testing.assert_array_equal(golden.arrays[name], values, err_msg=name)
     report = json.loads((build / "report.json").read_text())
-    assert report["arch"] == "est" and "module top(" in (build / "top.v").read_text()
+    cfg = report["model_config"]  # an EST: its config is in the report, its blocks in the graph
+    assert cfg["n_in"] == g.n_in and f"b{cfg['blocks'] - 1}.mlp2" in {n.name for n in g.nodes}
+    assert report["operations"] == g.kinds() and "module top(" in (build / "top.v").read_text()
 
 
 def _edited_checkpoint(src: Path, dst: Path, edit) -> Path:

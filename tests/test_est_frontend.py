@@ -1,0 +1,107 @@
+"""The EST front end (compiler/est_frontend.py): the EST's structure as a graph (a part switched
+off is absent), a float checkpoint quantized into it (per-channel scales, widths the hardware
+accepts), and parameters no integer of the hardware can hold refused by name."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from est import EstError
+from est.compiler.est_frontend import quantize_est
+from est.sw.est import EST, ESTConfig
+from netgen import random_est_graph
+
+
+def _model(**changes) -> EST:
+    torch.manual_seed(0)
+    return EST(ESTConfig(n_in=6, n_out=6, d_model=8, blocks=1, heads=2, **changes))
+
+
+def _calibration(bins: int = 200) -> np.ndarray:
+    return (np.random.default_rng(1).random((bins, 6)) < 0.2).astype(np.int64)
+
+
+@pytest.mark.parametrize("attention, sew, cpg, tpu", list(itertools.product(
+    ("sdsa", "ssa", "none"), ("add", "and", "iand", "none"), (True, False), (True, False))))
+def test_every_switch_combination_is_a_valid_graph_with_only_its_parts(attention, sew, cpg, tpu):
+    g = random_est_graph(1, attention=attention, sew=sew, cpg=cpg, tpu=tpu, blocks=1)
+    names = {n.name for n in g.nodes}
+    on = attention != "none"
+    assert g.nodes[0].name == "input" and g.outputs == ("readout",)
+    assert {"embed.syn", "embed", "b0.mlp1", "b0.mlp2", "readout.syn", "readout"} <= names
+    assert ({"cpg", "embed.in"} <= names) == cpg and ("cpg" in names) == cpg
+    for part in ("b0.mask", "b0.q", "b0.k.syn", "b0.v", "b0.attn", "b0.proj"):
+        assert (part in names) == on, part
+    assert ("b0.scores" in names) == (attention == "ssa")
+    assert ("b0.tpu" in names) == tpu
+    assert ("b0.res1" in names) == (on and sew != "none")
+    assert ("b0.res2" in names) == (tpu and sew != "none")
+    assert ("b0.out" in names) == (sew != "none")
+    kinds = g.kinds()
+    assert kinds.get("sew", 0) == (sew != "none") * (1 + on + tpu)
+    assert kinds["conv"] == 1 + 3 + 4 * on  # embed, mlp1, mlp2, readout; q, k, v, proj
+    if attention == "sdsa":
+        assert g.node("b0.attn").op.KIND == "attention"
+    elif attention == "ssa":
+        assert g.node("b0.attn").op.KIND == "lif" and g.node("b0.attn").inputs == ("b0.scores",)
+
+
+def test_a_checkpoint_becomes_the_graph_of_its_config_with_fitted_widths():
+    model = _model(attention="ssa", sew="and", tpu=True, cpg=True, rsm=0.5)
+    graph, report = quantize_est(model, "q", _calibration(), weight_bits=6, max_v_bits=20)
+    names = [n.name for n in graph.nodes]
+    assert names[:5] == ["input", "cpg", "embed.in", "embed.syn", "embed"]
+    for part in ("b0.mask", "b0.q", "b0.scores", "b0.attn", "b0.res1", "b0.tpu", "b0.res2",
+                 "b0.out", "readout"):
+        assert part in names, part
+    assert graph.n_in == 6 and graph.n_out == 6 and graph.name == "q"
+    assert report["calibration_bins"] == 200
+    widths = report["layers"]
+    neurons = [n.name for n in graph.nodes if hasattr(n.op, "v_bits")]
+    assert sorted(widths) == sorted(neurons)
+    for name, entry in widths.items():
+        op = graph.node(name).op
+        assert op.v_bits == entry["v_bits"] <= 20, name
+        assert entry["v_bits"] == max(min(entry["needed_bits"] + 1, 20), (op.leak_shift or 0) + 1)
+    # per output channel, the largest weight is the full 6-bit range (every lag, and the CPG
+    # projection beside the input, share one scale)
+    for name in ("embed.syn", "b0.q.syn", "b0.mlp1.syn", "readout.syn"):
+        w = graph.node(name).op.weight
+        assert np.abs(w).max(axis=(0, 2)).tolist() == [31] * w.shape[1], name
+    tpu = graph.node("b0.tpu").op
+    assert np.maximum(np.abs(tpu.w_in), np.abs(tpu.w_rec).max(axis=0)).tolist() == [31] * 8
+    cfg = model.cfg
+    assert (graph.node("b0.attn").op.threshold
+            == max(1, round(cfg.threshold / cfg.ssa_scale))).all()  # SSA's scale folded in
+    assert graph.node("b0.q").op.leak_shift == cfg.leak_shift
+    assert graph.node("b0.mask").op.seed != 0
+
+
+def test_readout_width_holds_its_leak_shift():
+    """A slow readout leak (shift 20) with small readout values: the width must still exceed
+    the shift, or the readout integrator cannot be built."""
+    graph, report = quantize_est(_model(readout_leak_shift=20), "q", _calibration())
+    op = graph.node("readout").op
+    assert op.leak_shift == 20 and op.v_bits == report["layers"]["readout"]["v_bits"] >= 21
+    assert report["layers"]["readout"]["needed_bits"] < 20  # the leak, not the values, sets it
+    graph.validate()
+
+
+@pytest.mark.parametrize("parameter, message", [
+    ("embed.bias", r"embed.bias\[0\]: quantizes to"),
+    ("blocks.0.tpu_bias", r"blocks.0.tpu_bias\[0\]: quantizes to"),
+    ("readout.bias", r"readout.bias\[0\]: quantizes to"),
+])
+def test_a_huge_finite_parameter_is_refused_by_name(parameter, message):
+    model = _model(tpu=True)
+    with torch.no_grad():
+        model.get_parameter(parameter)[0] = 1e30
+    with pytest.raises(EstError, match=message + r" .* outside the signed 32-bit range"):
+        quantize_est(model, "q", _calibration())
+
+
+def test_an_ann_est_has_no_integer_form():
+    with pytest.raises(EstError, match="only a spiking EST"):
+        quantize_est(_model(mode="ann"), "q", _calibration())
