@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from est.compiler import ir
 from est.compiler.cli import write_build
-from est.sim.network import run
+from est.compiler.graph import load as load_graph
+from est.sim.interpreter import run
 from est.sim.rtl import simulate
 from est.sim.trace import Trace, compare
-from netgen import random_network, random_stimulus
+from netgen import random_mlp_graph, random_stimulus
 
 BIN = Path(sys.executable).parent
 
@@ -36,21 +36,21 @@ def test_handshakes_are_defined_from_reset_on_icarus(tmp_path, lanes):
     """Layers of 33, 5 and 29 neurons: ceil(n / lanes) >= 8 groups to clear after reset, long
     enough that valid/ready from an FSM would still be X on Icarus (the testbench requires
     them defined in the first cycle after reset)."""
-    net = random_network(60 + lanes, n_in=9, hidden=(33, 5), n_out=29, lanes=lanes)
+    graph = random_mlp_graph(60 + lanes, n_in=9, hidden=(33, 5), n_out=29)
     stimulus = random_stimulus(lanes, 40, 9)
-    golden, _ = run(net, stimulus)
-    write_build(tmp_path, net, stimulus, golden, trace=True)
+    golden, _ = run(graph, stimulus)
+    write_build(tmp_path, graph, stimulus, golden, lanes, trace=True)
     rtl = simulate(tmp_path, "icarus", stall_seed=lanes, golden=tmp_path / "golden.npz")
     result = compare(golden, rtl.trace)
     assert result.bins == 40 and result.mismatches == 0, result.first
 
 
 def test_reset_starts_a_new_stream(traced_build):
-    net = ir.load(traced_build)
+    graph = load_graph(traced_build)
     stimulus = np.load(traced_build / "stimulus.npy")
     rtl = simulate(traced_build, "icarus", reset_at=100)
-    first, _ = run(net, stimulus[:100])
-    second, _ = run(net, stimulus[100:])
+    first, _ = run(graph, stimulus[:100])
+    second, _ = run(graph, stimulus[100:])
     for name, values in rtl.trace.arrays.items():
         expected = np.concatenate([first.arrays[name], second.arrays[name]])
         np.testing.assert_array_equal(values, expected, err_msg=name)

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from est.compiler.cli import main as compile_main
-from est.compiler.cli import write_est_build
-from est.sim.est_network import run_est
+from est.compiler.cli import write_build
+from est.sim.interpreter import run
 from est.sim.rtl import simulate
 from est.sim.trace import Trace, compare
-from netgen import random_est
+from netgen import random_est_graph
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "est_small.pt"
 SIMULATORS = ["verilator", "icarus"]
@@ -43,16 +43,29 @@ def test_example_est_is_bit_exact_in_every_layer(example_build, simulator):
     assert len(result.tensors) == len(fields) == 39
 
 
-@pytest.mark.parametrize("simulator", SIMULATORS)
-@pytest.mark.parametrize("index", range(len(CONFIGS)))
-def test_random_est_configs_are_bit_exact(tmp_path, simulator, index):
-    net = random_est(20 + index, **CONFIGS[index], n_in=5, d=6, blocks=2, heads=2, hidden=7)
+@pytest.fixture(scope="module", params=range(len(CONFIGS)))
+def config_build(request, tmp_path_factory) -> tuple[int, Path]:
+    """Config ``index`` as a build folder (Verilog written once, simulated by each
+    simulator)."""
+    index = request.param
+    graph = random_est_graph(20 + index, **CONFIGS[index], n_in=5, d=6, blocks=2, heads=2,
+                             hidden=7)
     stimulus = (np.random.default_rng(index).random((100, 5)) < 0.4).astype(np.int64)
-    golden = run_est(net, stimulus)
-    write_est_build(tmp_path, net, stimulus, golden, lanes=1 + index % 3)
-    rtl = simulate(tmp_path, simulator, stall_seed=index, golden=tmp_path / "golden.npz")
+    golden, _ = run(graph, stimulus)
+    out = tmp_path_factory.mktemp(f"config{index}")
+    write_build(out, graph, stimulus, golden, 1 + index % 3, trace=True)
+    return index, out
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_random_est_configs_are_bit_exact(config_build, simulator):
+    index, build = config_build
+    golden = Trace.load(build / "golden.npz")
+    rtl = simulate(build, simulator, stall_seed=index, golden=build / "golden.npz")
     result = compare(golden, rtl.trace)
     assert result.bins == 100 and result.mismatches == 0, result.first
+    assert len(result.tensors) == len(json.loads((build / "top.json").read_text())[
+        "output_fields"])
 
 
 @pytest.mark.parametrize("lanes", [1, 2, 3, 4])
@@ -60,10 +73,10 @@ def test_handshakes_are_defined_from_reset_on_icarus(tmp_path, lanes):
     """29 outputs: the readout has ceil(29 / lanes) >= 8 groups to clear after reset, long enough
     that valid/ready from an FSM would still be X on Icarus (the testbench requires them defined
     in the first cycle after reset)."""
-    net = random_est(40 + lanes, n_in=29, d=6, blocks=1, heads=2, hidden=7)
+    graph = random_est_graph(40 + lanes, n_in=29, d=6, blocks=1, heads=2, hidden=7)
     stimulus = (np.random.default_rng(lanes).random((40, 29)) < 0.3).astype(np.int64)
-    golden = run_est(net, stimulus)
-    write_est_build(tmp_path, net, stimulus, golden, lanes=lanes)
+    golden, _ = run(graph, stimulus)
+    write_build(tmp_path, graph, stimulus, golden, lanes, trace=True)
     rtl = simulate(tmp_path, "icarus", stall_seed=lanes, golden=tmp_path / "golden.npz")
     result = compare(golden, rtl.trace)
     assert result.bins == 40 and result.mismatches == 0, result.first
@@ -71,17 +84,18 @@ def test_handshakes_are_defined_from_reset_on_icarus(tmp_path, lanes):
 
 def test_est_block_ram_fit_is_checked_before_synthesis(example_build):
     from est import EstError
-    from est.boards.spec import est_block_rams, est_memory_plan, get_board
-    from est.compiler.est_ir import load_est
+    from est.boards.spec import get_board
+    from est.compiler.costs import block_rams, memory_plan
+    from est.compiler.graph import load
 
-    net = load_est(example_build, json.loads((example_build / "ir.json").read_text()))
+    graph = load(example_build)
     icebreaker, ulx3s = get_board("icebreaker"), get_board("ulx3s-85f")
-    assert sum(est_block_rams(net, 4, icebreaker).values()) > icebreaker.brams
+    assert sum(block_rams(graph, 4, icebreaker, state_in_logic=True).values()) > icebreaker.brams
     with pytest.raises(EstError, match=r"does not fit icebreaker: .* block RAMs against 30"):
-        est_memory_plan(net, 4, icebreaker)
+        memory_plan(graph, 4, icebreaker)
     # Lanes 2: the weight ROMs fit, the membranes on top of them do not, so they go to logic.
-    in_logic, rams = est_memory_plan(net, 2, icebreaker)
+    in_logic, rams = memory_plan(graph, 2, icebreaker)
     assert in_logic and sum(rams.values()) <= icebreaker.brams
-    assert sum(est_block_rams(net, 2, icebreaker, state_in_logic=False).values()) > 30
-    in_logic, rams = est_memory_plan(net, 4, ulx3s)
-    assert not in_logic and "b1.mlp1.v" in rams and sum(rams.values()) <= ulx3s.brams
+    assert sum(block_rams(graph, 2, icebreaker, state_in_logic=False).values()) > 30
+    in_logic, rams = memory_plan(graph, 4, ulx3s)
+    assert not in_logic and "b1.mlp1" in rams and sum(rams.values()) <= ulx3s.brams

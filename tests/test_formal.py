@@ -7,7 +7,6 @@ import pytest
 from amaranth import Module, Mux, Signal, Value, signed
 from amaranth.lib import wiring
 
-from est.compiler.ir import DenseLIF, DenseReadout, Network
 from est.hw import neurons
 from est.hw.attention import SpikeAttention
 from est.hw.conv import CausalConv, HistoryWindow
@@ -18,7 +17,6 @@ from est.hw.neurons import LIFArray, ReadoutIntegrator
 from est.hw.sew import CPGTable, SEWJoin
 from est.hw.streams import Fork, VectorGroups, Zip
 from est.hw.synapse import SynapticAccumulator
-from est.hw.top import NetworkTop
 from est.hw.tpu import TemporalUnit
 
 V_BITS, ACC_BITS = 6, 5  # sums reach [-48, 46], so both saturation bounds are hit
@@ -31,17 +29,6 @@ def lif(reset="subtract", leak_shift=2, cls=LIFArray):
     """Three LIF neurons in one group of three lanes, with trace (membranes on the output)."""
     return cls(len(THRESHOLD), len(THRESHOLD), ACC_BITS, V_BITS, leak_shift, THRESHOLD, reset,
                trace=True)
-
-
-def small_network(lanes: int) -> Network:
-    """3 inputs, 2 LIF neurons, 2 readouts: the smallest NetworkTop with both layer kinds."""
-    lif_layer = DenseLIF(name="fc1", weight=np.array([[3, -2, 5], [-4, 6, 1]]),
-                         bias=np.array([1, -2]), scale=np.ones(2), weight_bits=4, v_bits=V_BITS,
-                         leak_shift=1, threshold=np.array([4, 7]), reset="zero")
-    readout = DenseReadout(name="readout", weight=np.array([[2, -3], [-1, 4]]),
-                           bias=np.array([0, 1]), scale=np.ones(2), weight_bits=4, v_bits=V_BITS,
-                           leak_shift=None)
-    return Network(name="formal", n_in=3, layers=(lif_layer, readout), lanes=lanes).validate()
 
 
 def check(tmp_path, name, design, mode="prove"):
@@ -184,7 +171,6 @@ STREAM_COMPONENTS = {
     "synapses": lambda: SynapticAccumulator(np.array([[3, -2, 5], [-4, 6, 1], [2, 2, -7]]),
                                             np.array([1, -2, 0]), lanes=2, acc_bits=ACC_BITS,
                                             weight_bits=4),
-    "top": lambda: NetworkTop(small_network(lanes=1)),
     "fork": lambda: Fork(3, 3),
     "zip": lambda: Zip([2, 3]),
     "sew": lambda: SEWJoin(3, "add", 2),
@@ -245,7 +231,7 @@ def test_an_impatient_mutant_fails_the_handshake(tmp_path, kind):
     dut = _Impatient(STREAM_COMPONENTS[kind]())
     design = StreamRulesCheck(dut, assume_inputs=kind in COMBINATIONAL)
     # a top offers its first word after a whole bin: search long enough to reach a stall
-    depth = 40 if kind in ("top", "dataflow") else BMC_DEPTH
+    depth = 40 if kind == "dataflow" else BMC_DEPTH
     result = prove(f"impatient_{kind}", design, design.ports, depth, tmp_path, "bmc")
     assert_fails(result, "valid dropped before the transfer")
 

@@ -16,25 +16,24 @@ from est import EstError
 from est.boards import protocol as p
 from est.boards.host import BoardLink
 from est.boards.top import board_ident
-from est.hw.est_top import ESTTop
-from est.hw.top import NetworkTop, output_fields
+from est.hw.dataflow import DataflowTop
 from est.sim.board_sim import SimulatedSerial
-from est.sim.est_network import run_est
-from est.sim.network import run
+from est.sim.interpreter import run
 from est.sim.trace import Trace, compare
 from est.sim.words import decode_outputs
-from netgen import random_est, random_network, random_stimulus
+from netgen import random_est_graph, random_mlp_graph, random_stimulus
 
 HASH = bytes(range(1, 9))
 BIN = Path(sys.executable).parent
 
 
 def spine_port(read_timeout_cycles: int = 3000):
-    net = random_network(3, n_in=11, hidden=(9,), n_out=3, lanes=2)
-    core = NetworkTop(net)
-    port = SimulatedSerial(core, net.n_in, board_ident(net, core, HASH),
+    """A spiking MLP's dataflow top without trace (as on a board) behind the simulated UART."""
+    graph = random_mlp_graph(3, n_in=11, hidden=(9,), n_out=3)
+    core = DataflowTop(graph, 2, trace=False)
+    port = SimulatedSerial(core, graph.n_in, board_ident(graph, core, HASH),
                            read_timeout_cycles=read_timeout_cycles)
-    return net, port
+    return graph, port
 
 
 def request(port, frame: bytes) -> bytes:
@@ -55,10 +54,10 @@ def test_crc8_is_crc8_smbus():
 
 
 def test_board_answers_every_request_and_every_damaged_frame():
-    net, port = spine_port()
+    graph, port = spine_port()
     ident = p.Ident.parse(request(port, p.encode_frame(p.IDENTIFY))[4:-1])
     assert (ident.protocol, ident.ir_hash, ident.n_in, ident.out_bits) == (
-        p.PROTOCOL_VERSION, HASH, 11, sum(n * b for _, n, b, _ in output_fields(net, False)))
+        p.PROTOCOL_VERSION, HASH, 11, sum(n * b for _, n, b, _ in graph.output_fields(False)))
     assert request(port, p.encode_frame(p.RESEND)) == error_frame(p.NO_OUTPUT)
     good = p.encode_frame(p.BIN, b"\x05\x01")
     first = request(port, good)
@@ -118,8 +117,8 @@ class FaultyLine:
 
 
 def test_host_library_over_a_damaged_line_equals_golden():
-    net, port = spine_port()
-    stimulus = random_stimulus(4, 40, net.n_in)
+    graph, port = spine_port()
+    stimulus = random_stimulus(4, 40, graph.n_in)
     B, R = p.BIN, p.RESEND
     # occurrences count every frame sent, retries included (BIN 1 is bin 0 sent again)
     writes = {
@@ -133,37 +132,37 @@ def test_host_library_over_a_damaged_line_equals_golden():
     replies = {16, 21, 26, 31}  # BINs whose reply is damaged: RESEND -> the same OUTPUT
     line = FaultyLine(port, writes, replies)
     link = BoardLink(line)
-    ident = link.check(HASH, net.n_in)
+    ident = link.check(HASH, graph.n_in)
     words = link.run(stimulus)
     assert len(line.applied) == len(writes) + len(replies)
     assert link.recoveries == len(writes) + len(replies)
-    rtl = decode_outputs(output_fields(net, False), words, {"source": "host"})
-    golden, _ = run(net, stimulus)
+    rtl = decode_outputs(graph.output_fields(False), words, {"source": "host"})
+    golden, _ = run(graph, stimulus)
     result = compare(golden, rtl)
-    assert ident.out_bits == sum(n * b for _, n, b, _ in output_fields(net, False))
+    assert ident.out_bits == sum(n * b for _, n, b, _ in graph.output_fields(False))
     assert result.bins == 40 and result.mismatches == 0, result.first
 
 
 def test_host_library_runs_an_est_bit_exact():
-    net = random_est(5, attention="ssa", sew="iand", cpg=True, tpu=True, rsm=0.5, n_in=9, d=4,
-                     blocks=1, heads=2, hidden=5)
-    stimulus = random_stimulus(5, 20, net.n_in, rate=0.4)
-    core = ESTTop(net, 2, trace=False, state_in_logic=False)
-    port = SimulatedSerial(core, net.n_in, board_ident(net, core, HASH),
+    graph = random_est_graph(5, attention="ssa", sew="iand", cpg=True, tpu=True, rsm=0.5, n_in=9,
+                             d=4, blocks=1, heads=2, hidden=5)
+    stimulus = random_stimulus(5, 20, graph.n_in, rate=0.4)
+    core = DataflowTop(graph, 2, trace=False, state_in_logic=False)
+    port = SimulatedSerial(core, graph.n_in, board_ident(graph, core, HASH),
                            read_timeout_cycles=20_000)
     link = BoardLink(port)
-    link.check(HASH, net.n_in)
+    link.check(HASH, graph.n_in)
     first = link.run(stimulus)
     again = link.run(stimulus)  # after RESET the LFSR masks and all state start over
-    result = compare(run_est(net, stimulus), decode_outputs(core.fields, first, {}))
+    result = compare(run(graph, stimulus)[0], decode_outputs(core.fields, first, {}))
     assert result.bins == 20 and result.mismatches == 0, result.first
     assert again == first and link.recoveries == 0
 
 
 def test_host_refuses_a_board_with_another_network():
-    net, port = spine_port()
+    graph, port = spine_port()
     with pytest.raises(EstError, match="IR hash 0102030405060708"):
-        BoardLink(port).check(b"\xff" * 8, net.n_in)
+        BoardLink(port).check(b"\xff" * 8, graph.n_in)
 
 
 def test_host_reports_an_echoing_port():
@@ -177,7 +176,7 @@ def run_build(tmp_path_factory, model_pt) -> Path:
     """The demo model compiled with 24 bins of stimulus (no trace: as on a board)."""
     out = tmp_path_factory.mktemp("builds") / "spine"
     res = subprocess.run([BIN / "est-compile", model_pt, "-o", out, "--lanes", "4", "--bins",
-                          "24", "--seed", "5"], capture_output=True, text=True)
+                          "24", "--seed", "5", "--no-trace"], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     return out
 

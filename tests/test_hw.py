@@ -1,5 +1,5 @@
-"""Each hardware component alone, and the network top, against the golden model in amaranth.sim,
-with random parameters, widths, lanes and random stalls on every stream."""
+"""Each hardware component alone, and the dataflow top of a spiking MLP, against the golden model
+in amaranth.sim, with random parameters, widths, lanes and random stalls on every stream."""
 
 import random
 
@@ -7,15 +7,14 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from est.compiler.ir import acc_bits_for
+from est.hw.dataflow import DataflowTop, measure_cycles
 from est.hw.neurons import LIFArray, ReadoutIntegrator
 from est.hw.synapse import SynapticAccumulator, ceil_div, pack_lanes
-from est.hw.top import cycles_per_bin
 from est.sim import golden
-from est.sim.amaranth_sim import simulate, stream_get, stream_put
-from est.sim.network import run
+from est.sim.amaranth_sim import simulate_top, stream_get, stream_put
+from est.sim.interpreter import run
 from est.sim.trace import compare
-from netgen import random_network, random_stimulus
+from netgen import random_mlp_graph, random_stimulus
 
 
 def _signed(word: int, pos: int, bits: int) -> int:
@@ -38,7 +37,7 @@ def test_synaptic_accumulator_matches_synapse_step(seed):
     lo, hi = golden.signed_range(wbits)
     weight = rng.integers(lo, hi + 1, (n_out, n_in))
     bias = rng.integers(-300, 300, n_out)
-    acc_bits = acc_bits_for(weight, bias)
+    acc_bits = golden.conv_acc_bits(weight[None], bias, 1)
     dut = SynapticAccumulator(weight, bias, lanes, acc_bits, wbits)
     spikes = (rng.random((6, n_in)) < 0.5).astype(np.int64)
     stall = random.Random(seed)
@@ -118,18 +117,22 @@ def test_readout_integrator_matches_integrator_step(seed):
 
 
 @pytest.mark.parametrize("seed, lanes", [(0, 1), (1, 2), (2, 3), (3, 7), (4, 16)])
-def test_network_top_is_bit_exact_with_stalls(seed, lanes):
-    net = random_network(seed, lanes=lanes)
-    stimulus = random_stimulus(seed, 24, net.n_in)
-    golden_trace, _ = run(net, stimulus)
-    result = compare(golden_trace, simulate(net, stimulus, trace=True, stall_seed=seed).trace)
+def test_dataflow_top_of_an_mlp_is_bit_exact_with_stalls(seed, lanes):
+    graph = random_mlp_graph(seed)
+    stimulus = random_stimulus(seed, 24, graph.n_in)
+    golden_trace, _ = run(graph, stimulus)
+    dut = DataflowTop(graph, lanes, trace=True)
+    result = compare(golden_trace, simulate_top(dut, dut.fields, stimulus, stall_seed=seed).trace)
     assert result.tensors == ("fc1/spikes", "fc1/v", "fc2/spikes", "fc2/v", "readout/v")
     assert result.mismatches == 0, result.first
 
 
 def test_cycles_per_bin_meet_the_schedule():
-    net = random_network(9, n_in=16, hidden=(12,), n_out=4, lanes=4)
-    run_ = simulate(net, random_stimulus(9, 4, 16), trace=False)
-    schedule = sum(ceil_div(layer.n_out, 4) * layer.n_in + 3 for layer in net.layers)
-    assert schedule == cycles_per_bin(net)
+    """Each dense layer takes (groups - 1) * max(n_in, 2) + n_in + 3 cycles, back to back."""
+    graph = random_mlp_graph(9, n_in=16, hidden=(12,), n_out=4)
+    dut = DataflowTop(graph, 4, trace=False)
+    run_ = simulate_top(dut, dut.fields, random_stimulus(9, 4, 16))
+    schedule = sum((ceil_div(n_out, 4) - 1) * max(n_in, 2) + n_in + 3
+                   for n_out, n_in in ((12, 16), (4, 12)))
+    assert schedule == measure_cycles(graph, 4)
     assert run_.latency_cycles[1:] == [schedule] * 3

@@ -235,16 +235,17 @@ def test_cpg_table_rom_plays_the_table_in_order():
     dict(attention="none", sew="none", cpg=False, tpu=True, rsm=0.5),
 ])
 def test_est_top_matches_golden_in_every_layer(cfg):
-    from est.hw.est_top import ESTTop
+    """The dataflow top of a random EST graph: every tensor it exposes equals the golden one."""
+    from est.hw.dataflow import DataflowTop
     from est.sim.amaranth_sim import simulate_top
-    from est.sim.est_network import run_est
+    from est.sim.interpreter import run
     from est.sim.trace import compare
-    from netgen import random_est
+    from netgen import random_est_graph
 
-    net = random_est(7, **cfg, n_in=5, d=6, blocks=2, heads=2, hidden=7)
+    graph = random_est_graph(7, **cfg, n_in=5, d=6, blocks=2, heads=2, hidden=7)
     stimulus = (np.random.default_rng(1).random((24, 5)) < 0.4).astype(np.int64)
-    dut = ESTTop(net, lanes=3)
+    dut = DataflowTop(graph, lanes=3)
     rtl = simulate_top(dut, dut.fields, stimulus, stall_seed=2)
-    result = compare(run_est(net, stimulus), rtl.trace)
+    result = compare(run(graph, stimulus)[0], rtl.trace)
     assert result.mismatches == 0, result.first
     assert len(result.tensors) == len(dut.fields) and result.bins == 24

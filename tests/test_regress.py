@@ -1,35 +1,57 @@
 """The randomized regression harness: zero mismatches on both simulators (with stalls), cases
 that replay from their seed, and a deliberate fault shrunk and written as a reproducer."""
 
+import dataclasses
 import json
 
 import numpy as np
 
+from est.compiler.ops import LIF, SEW, Attention, Conv, Readout, Recurrence
+from est.compiler.ops.conv import weight_bits
 from est.sim import regress
 from est.sim.trace import Trace
+
+
+def _params(node) -> dict:
+    return {f.name: getattr(node.op, f.name) for f in dataclasses.fields(node.op)}
 
 
 def test_cases_replay_from_their_seed():
     a, b = regress.random_case(5, 17), regress.random_case(5, 17)
     assert a.describe() == b.describe() and np.array_equal(a.stimulus, b.stimulus)
-    for la, lb in zip(a.net.layers, b.net.layers, strict=True):
-        assert np.array_equal(la.weight, lb.weight) and la.v_bits == lb.v_bits
+    assert (a.lanes, a.stall_seed) == (b.lanes, b.stall_seed)
+    for na, nb in zip(a.graph.nodes, b.graph.nodes, strict=True):
+        assert (na.name, na.op.KIND, na.inputs) == (nb.name, nb.op.KIND, nb.inputs)
+        pa, pb = _params(na), _params(nb)
+        assert pa.keys() == pb.keys()
+        for key, value in pa.items():
+            assert np.array_equal(value, pb[key]), f"{na.name}.{key}"
     assert regress.random_case(5, 18).describe() != a.describe()
 
 
 def test_configs_cover_the_space():
     cases = [regress.random_case(0, i) for i in range(60)]
-    layers = [layer for c in cases for layer in c.net.layers]
-    assert {c.net.lanes for c in cases} == set(range(1, 9))
-    assert {len(c.net.layers) for c in cases} == {1, 2, 3, 4}
-    assert {getattr(layer, "reset", None) for layer in layers} >= {"subtract", "zero"}
-    assert None in {layer.leak_shift for layer in layers}
-    assert {layer.weight_bits for layer in layers} == set(range(2, 9))
+    ops = [n.op for c in cases for n in c.graph.nodes]
+    neurons = [op for op in ops if isinstance(op, (LIF, Recurrence, Readout))]
+    mlps = [c.graph for c in cases if c.graph.meta["shape"].startswith("mlp")]
+    assert {c.lanes for c in cases} == set(range(1, 9))
+    assert {sum(isinstance(n.op, (LIF, Readout)) for n in g.nodes) for g in mlps} == {1, 2, 3, 4}
+    assert 0 < len(mlps) < len(cases)  # and EST-shaped graphs, with every operation kind:
+    kinds = {k for c in cases for k in c.graph.kinds()}
+    assert kinds >= {"input", "table", "concat", "conv", "lif", "mask", "attention", "sew",
+                     "recurrence", "readout"}
+    assert {op.mode for op in ops if isinstance(op, Attention)} == {"sdsa", "ssa"}
+    assert {op.op for op in ops if isinstance(op, SEW)} == {"add", "and", "iand"}
+    assert {getattr(op, "reset", None) for op in neurons} >= {"subtract", "zero"}
+    assert None in {op.leak_shift for op in neurons}
+    assert {weight_bits(op.weight) for op in ops if isinstance(op, Conv)} == set(range(2, 9))
     assert sum(c.stall_seed is not None for c in cases) > 15
 
 
 def test_regression_on_verilator_and_icarus_with_stalls(tmp_path):
-    code = regress.main(["--seed", "1", "--count", "3", "--sim", "verilator", "--sim", "icarus",
+    """Seed 104: two spiking MLPs and an EST-shaped graph (CPG table, SEW AND, TPU), small
+    enough to keep the Verilator builds short."""
+    code = regress.main(["--seed", "104", "--count", "3", "--sim", "verilator", "--sim", "icarus",
                          "--stalls", "always", "--out", str(tmp_path), "-q"])
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert code == 0 and summary["mismatches"] == 0 and summary["failures"] == []
@@ -38,10 +60,13 @@ def test_regression_on_verilator_and_icarus_with_stalls(tmp_path):
 
 
 def test_regression_on_amaranth(tmp_path):
-    code = regress.main(["--seed", "2", "--count", "12", "--sim", "amaranth",
+    """Seed 62: every operation kind, SDSA and SSA attention, in six small cases."""
+    code = regress.main(["--seed", "62", "--count", "6", "--sim", "amaranth",
                          "--out", str(tmp_path), "-q"])
-    assert code == 0
-    assert json.loads((tmp_path / "summary.json").read_text())["mismatches"] == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert code == 0 and summary["mismatches"] == 0
+    assert set(summary["coverage"]) >= {"input", "table", "concat", "conv", "lif", "mask",
+                                        "attention", "sew", "recurrence", "readout"}
 
 
 def test_a_fault_is_shrunk_and_written_as_a_reproducer(tmp_path, monkeypatch):
@@ -71,9 +96,12 @@ def test_a_fault_is_shrunk_and_written_as_a_reproducer(tmp_path, monkeypatch):
 
 
 def test_case_that_found_the_icarus_clear_bug(tmp_path):
-    """Seed 0 case 18 (18 neurons at 1 lane): the neuron arrays' clear phase read X on Icarus
-    because its write data hung on an FSM state that Icarus never evaluated before it changed."""
-    code = regress.main(["--seed", "0", "--case", "18", "--sim", "icarus", "--out",
+    """18 neurons at 1 lane (seed 0 case 18 before the graph IR; seed 0 case 36 now): the
+    neuron arrays' clear phase read X on Icarus because its write data hung on an FSM state
+    that Icarus never evaluated before it changed."""
+    case = regress.random_case(0, 36)
+    assert case.lanes == 1 and case.graph.specs()["fc2"].n == 18
+    code = regress.main(["--seed", "0", "--case", "36", "--sim", "icarus", "--out",
                          str(tmp_path), "-q"])
     assert code == 0
 
