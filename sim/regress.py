@@ -2,12 +2,13 @@
 
 Each case is a random graph, EST-shaped (every operation kind switched on or off: attention
 SDSA, SSA or none, SEW add/and/iand/none, CPG, TPU, spike masks; odd sizes, kernels 1-7,
-windows 1-16, heads 1-4) or a spiking MLP, with random weight and membrane widths, thresholds,
-leaks and reset modes (parameters at the extremes of their widths in one draw of seven, so
-saturation happens), random lanes 1-8 and a random stimulus and, for half the cases, random
-valid/ready stalls. It is compiled to a build folder (IR, golden trace, Verilog), simulated with
-every tensor traced, and compared value by value. ``summary.json`` counts the cases that had
-each operation kind (``coverage``). Case ``i`` of seed ``S`` is drawn from ``SeedSequence([S, i])``
+windows 1-16, heads 1-4) or a spiking MLP (max-pools over time after some layers), with random
+weight and membrane widths, thresholds, leaks and reset modes (parameters at the extremes of
+their widths in one draw of seven, so saturation happens), random lanes 1-8 and a random
+stimulus and, for half the cases, random valid/ready stalls. It is compiled to a build folder
+(IR, golden trace, Verilog), simulated with every tensor traced, and compared value by value.
+``summary.json`` counts the cases that had each operation kind (``coverage``). Case ``i`` of
+seed ``S`` is drawn from ``SeedSequence([S, i])`` (its max-pools from ``[S, i, 1]``)
 alone, so ``est-regress --seed S --case i`` replays exactly that case.
 
 A failing case is shrunk (the stimulus cut after the first diverging bin, and replayed to
@@ -31,7 +32,7 @@ from est import EstError, toolenv
 from est.cli import EXIT_MISMATCH, EXIT_OK, Command
 from est.compiler.cli import write_build
 from est.compiler.graph import Graph, GraphBuilder
-from est.compiler.ops import LIF, Attention, Conv, Input, Mask, Readout, Recurrence
+from est.compiler.ops import LIF, Attention, Conv, Input, Mask, MaxPool, Readout, Recurrence
 from est.sim.golden import RESET_MODES, cpg_table, signed_range
 from est.sim.interpreter import run
 from est.sim.rtl import require_simulator
@@ -93,13 +94,17 @@ class _Draw:
         return Readout(leak, v_bits, np.ones(n))
 
 
-def _mlp_graph(d: _Draw, name: str) -> Graph:
+def _mlp_graph(d: _Draw, name: str, pools: np.random.Generator) -> Graph:
+    """A spiking MLP; ``pools`` (a stream of its own, so that adding kinds leaves the other
+    draws of a case as they were) puts a max-pool over time after some hidden layers."""
     g = GraphBuilder()
     x = g.add("input", Input(d.int(1, 16)))
     prev = g.nodes[0].op.n
     for k in range(d.int(0, 3)):
         n = d.int(1, 20)
         x = g.add(f"fc{k + 1}", d.lif(n), g.add(f"fc{k + 1}.syn", d.conv(1, n, prev), x))
+        if pools.random() < 0.3:
+            x = g.add(f"fc{k + 1}.pool", MaxPool(int(pools.integers(1, 9))), x)
         prev = n
     n_out = d.int(1, 8)
     g.add("readout", d.readout(n_out), g.add("readout.syn", d.conv(1, n_out, prev), x))
@@ -151,7 +156,8 @@ def random_case(seed: int, index: int, stalls: str = "random") -> Case:
     rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
     d = _Draw(rng)
     name = f"regress_{seed}_{index}"
-    graph = _est_graph(d, name) if rng.random() < 0.5 else _mlp_graph(d, name)
+    pools = np.random.default_rng(np.random.SeedSequence([seed, index, 1]))
+    graph = _est_graph(d, name) if rng.random() < 0.5 else _mlp_graph(d, name, pools)
     lanes = d.int(1, 8)
     bins = d.int(8, 40)
     stimulus = (rng.random((bins, graph.n_in)) < rng.uniform(0.05, 0.6)).astype(np.int64)

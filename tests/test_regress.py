@@ -66,7 +66,7 @@ def test_regression_on_amaranth(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert code == 0 and summary["mismatches"] == 0
     assert set(summary["coverage"]) >= {"input", "table", "concat", "conv", "lif", "mask",
-                                        "attention", "sew", "recurrence", "readout"}
+                                        "attention", "sew", "recurrence", "readout", "maxpool"}
 
 
 def test_a_fault_is_shrunk_and_written_as_a_reproducer(tmp_path, monkeypatch):
