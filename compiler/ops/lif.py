@@ -48,20 +48,28 @@ def neuron_bits(v: np.ndarray, current: np.ndarray, threshold: np.ndarray, leak_
     return max(min(need + 1, max_v_bits), (leak_shift or 0) + 1), need
 
 
+def lif_update(v, current, theta, leak_shift, v_bits: int, reset: str):
+    """One bin of an integer LIF array in PyTorch: (spikes as int64, membranes after reset)."""
+    import torch
+
+    lo, hi = golden.signed_range(v_bits)
+    leaked = v if leak_shift is None else v - (v >> leak_shift)
+    v1 = torch.clamp(leaked + current, lo, hi)
+    s = v1 >= theta
+    return s.to(torch.int64), torch.where(
+        s, v1 - theta if reset == "subtract" else torch.zeros_like(v1), v1)
+
+
 def lif_seq(current, threshold: np.ndarray, leak_shift, v_bits: int, reset: str):
     """Spikes and post-reset membranes ``[T, n]`` of an integer LIF array (PyTorch)."""
     import torch
 
     theta = torch.as_tensor(threshold.astype(np.int64))
-    lo, hi = golden.signed_range(v_bits)
     v = torch.zeros(current.shape[1], dtype=torch.int64)
     spikes, vs = torch.zeros_like(current), torch.zeros_like(current)
     for t in range(current.shape[0]):
-        leaked = v if leak_shift is None else v - (v >> leak_shift)
-        v1 = torch.clamp(leaked + current[t], lo, hi)
-        s = v1 >= theta
-        v = torch.where(s, v1 - theta if reset == "subtract" else torch.zeros_like(v1), v1)
-        spikes[t], vs[t] = s.to(torch.int64), v
+        spikes[t], v = lif_update(v, current[t], theta, leak_shift, v_bits, reset)
+        vs[t] = v
     return spikes, vs
 
 

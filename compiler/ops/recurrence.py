@@ -21,7 +21,7 @@ from est.compiler.graph import (
     check_shape,
 )
 from est.compiler.graph import Field as F
-from est.compiler.ops.lif import check_neurons, neuron_bits
+from est.compiler.ops.lif import check_neurons, lif_update, neuron_bits
 from est.sim import golden
 
 
@@ -84,19 +84,15 @@ class Recurrence(Op):
         x = xs[0]
         w_in, w_rec, bias, theta = t(self.w_in), t(self.w_rec), t(self.bias), t(self.threshold)
         d, kk = x.shape[1], w_rec.shape[0]
-        lo, hi = golden.signed_range(self.v_bits)
         y = torch.zeros((bins + kk, d), dtype=torch.int64)  # rows 0..k-1: before bin 0
         vs, cur = torch.zeros((bins, d), dtype=torch.int64), torch.zeros((bins, d),
                                                                          dtype=torch.int64)
         v = torch.zeros(d, dtype=torch.int64)
         for i in range(bins):
             cur[i] = bias + w_in * x[i] + (w_rec * y[i: i + kk].flip(0)).sum(dim=0)
-            leaked = v if self.leak_shift is None else v - (v >> self.leak_shift)
-            v1 = torch.clamp(leaked + cur[i], lo, hi)
-            s = v1 >= theta
-            v = torch.where(s, v1 - theta if self.reset == "subtract" else torch.zeros_like(v1),
-                            v1)
-            y[i + kk], vs[i] = s.to(torch.int64), v
+            y[i + kk], v = lif_update(v, cur[i], theta, self.leak_shift, self.v_bits,
+                                      self.reset)
+            vs[i] = v
         return {"spikes": y[kk:], "v": vs, "current": cur}
 
     def fit_width(self, node, trace, current, max_v_bits):
