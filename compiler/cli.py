@@ -76,14 +76,15 @@ def load_stimulus(path: Path, n_in: int) -> np.ndarray:
 def write_build(folder: Path, graph, stimulus: np.ndarray, golden, lanes: int, trace: bool,
                 verilog: bool = True) -> int:
     """The simulation inputs of a build folder: ``ir.json``, ``weights.npz``, ``stimulus.npy``,
-    ``golden.npz``, ``top.json`` (stream fields, lanes, measured cycles per bin) and, with
-    ``verilog``, ``top.v`` (through yosys). Returns the cycles per bin."""
+    ``golden.npz``, ``top.json`` (stream fields, lanes, cycles per bin measured in amaranth.sim)
+    and ``top.v`` (through yosys). Without ``verilog`` (a run on amaranth.sim alone) there is
+    no ``top.v`` and no cycle count (None). Returns the cycles per bin."""
     from est.hw.dataflow import measure_cycles, to_verilog
 
     graph.save(folder)
     np.save(folder / "stimulus.npy", stimulus)
     golden.save(folder / "golden.npz")
-    cycles = measure_cycles(graph, lanes)
+    cycles = measure_cycles(graph, lanes) if verilog else None
     (folder / "top.json").write_text(json.dumps({
         "name": graph.name, "toplevel": "top", "trace": trace, "n_in": graph.n_in,
         "lanes": lanes, "output_fields": graph.output_fields(trace),

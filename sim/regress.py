@@ -253,9 +253,8 @@ def write_reproducer(outcome: Outcome, simulator: str, stalls: str, build: Path,
     if dest.exists():
         shutil.rmtree(dest)
     if not (build / "top.v").is_file():  # amaranth.sim runs need no Verilog; a reproducer does
-        from est.hw.dataflow import to_verilog  # amaranth: only when needed (--help)
-
-        (build / "top.v").write_text(to_verilog(case.graph, case.lanes, True))
+        golden = Trace.load(build / "golden.npz")
+        write_build(build, case.graph, case.stimulus, golden, case.lanes, True)
     shutil.move(str(build), dest)
     (dest / "repro.json").write_text(json.dumps({
         "seed": case.seed, "case": case.index, "simulator": simulator,
