@@ -7,12 +7,12 @@ or SSA and its LIF) -> projection -> SEW residual -> temporal recurrence (TPU) -
 -> two convolution+LIF layers -> SEW residual], and the readout (convolution into integrators).
 A part that is switched off is absent from the graph; SEW ``none`` joins nothing.
 
-Quantization (:func:`quantize_est`): each LIF's input current is a sum of weights times
-integer activations (spikes, SEW sums, SSA scores), so a per-output-channel scale ``s_j = qmax
-/ max|W_j|`` over every weight feeding channel j (all convolution lags; the CPG projection with
-the embedding; ``w_in`` with ``w_rec`` in the TPU) turns weights, bias and threshold into
-integers. SSA's ``ssa_scale`` folds into its threshold (``round(threshold / ssa_scale)``).
-Membrane widths come from a calibration run at 32 bits (:func:`est.compiler.passes.fit_widths`).
+The checkpoint becomes a float graph (:func:`est_float_graph`: the float weights in the
+structure above; SSA's ``ssa_scale`` folded into its LIF's threshold, ``threshold /
+ssa_scale``; the CPG projection ``cpg_weight`` as the embedding convolution's extra input
+columns at lag 0), and :func:`quantize_est` runs the passes of :mod:`est.compiler.passes` on
+it (leak, per-channel quantization over every weight feeding a channel, widths from a
+calibration run).
 """
 
 from dataclasses import dataclass
@@ -24,10 +24,10 @@ from est import EstError
 from est.compiler.graph import Graph, GraphBuilder
 from est.compiler.ops import LIF, SEW, Attention, Concat, Conv, Input, Mask, Readout, Recurrence
 from est.compiler.ops import Table as TableOp
-from est.compiler.passes import fit_widths
-from est.compiler.quantize import integer_tensor
+from est.compiler.passes import compile_graph
 from est.sim.golden import mask_threshold
 from est.sw.est import EST
+from est.sw.neuron import beta_from_shift
 
 WIDE = 32
 
@@ -50,11 +50,12 @@ class Block:
 
 
 def est_graph(name: str, n_in: int, embed: tuple[Conv, LIF], cpg: np.ndarray | None,
-              blocks: list[Block], readout: tuple[Conv, Readout], meta: dict | None = None
-              ) -> Graph:
+              blocks: list[Block], readout: tuple[Conv, Readout], meta: dict | None = None,
+              integer: bool = True) -> Graph:
     """The EST as a graph; trace names ``embed``, ``b<i>.<part>``, ``readout`` (docs/traces.md).
     With ``cpg`` (the [positions, neurons] table) the embedding convolution reads the input and
-    the table's row side by side."""
+    the table's row side by side. ``integer`` False: a float graph (see
+    :mod:`est.compiler.passes`), checked for its wiring only."""
     g = GraphBuilder()
     x = g.add("input", Input(n_in))
     if cpg is not None:
@@ -83,91 +84,77 @@ def est_graph(name: str, n_in: int, embed: tuple[Conv, LIF], cpg: np.ndarray | N
         h = layer(f"{p}.mlp2", b.mlp2, layer(f"{p}.mlp1", b.mlp1, r))
         s = join(f"{p}.out", b.sew, h, r)
     g.add("readout", readout[1], g.add("readout.syn", readout[0], s))
-    return g.build(name, ("readout",), meta)
+    return g.build(name, ("readout",), meta, integer)
 
 
 def _np(p: torch.Tensor) -> np.ndarray:
     return p.detach().to(torch.float64).numpy()
 
 
-class _Quantizer:
-    def __init__(self, model: EST, weight_bits: int):
-        self.cfg, self.qmax = model.cfg, (1 << (weight_bits - 1)) - 1
-
-    def scales(self, *rows: np.ndarray) -> np.ndarray:
-        """Per output channel: qmax over the largest |weight| feeding it (rows [n_out, ...])."""
-        amax = np.max([np.abs(r.reshape(r.shape[0], -1)).max(axis=1) for r in rows], axis=0)
-        return self.qmax / np.where(amax > 0, amax, 1.0)
-
-    def ints(self, name: str, w: np.ndarray, scale: np.ndarray, axis_out: int) -> np.ndarray:
-        """Weights ``w`` of checkpoint parameter ``name`` times their channel's scale, clipped
-        to the weight width."""
-        shape = [1] * w.ndim
-        shape[axis_out] = -1
-        return integer_tensor(name, np.clip(w * scale.reshape(shape), -self.qmax - 1, self.qmax))
-
-    def lif(self, name: str, scale: np.ndarray, threshold: float | None = None) -> LIF:
-        thr = self.cfg.threshold if threshold is None else threshold
-        return LIF(np.maximum(1, integer_tensor(f"the threshold of {name}", thr * scale)),
-                   self.cfg.leak_shift, WIDE, self.cfg.reset)
-
-    def conv_lif(self, name: str, conv, extra: np.ndarray | None = None
-                 ) -> tuple[tuple[Conv, LIF], np.ndarray]:
-        """The checkpoint's convolution ``name`` (``extra``: more inputs at lag 0, the CPG
-        projection) and the LIF after it; and the channel scales."""
-        w, b = _np(conv.weight), _np(conv.bias)
-        w_out = np.moveaxis(w, 1, 0)  # [n_out, kernel, n_in]
-        scale = self.scales(w_out) if extra is None else self.scales(w_out, extra)
-        weight = self.ints(f"{name}.weight", w, scale, 1)
-        if extra is not None:
-            more = np.zeros((weight.shape[0], weight.shape[1], extra.shape[1]), np.int64)
-            more[0] = self.ints("cpg_weight", extra, scale, 0)
-            weight = np.concatenate([weight, more], axis=2)
-        return (Conv(weight, integer_tensor(f"{name}.bias", b * scale)),
-                self.lif(name, scale)), scale
-
-
-def quantize_est(model: EST, name: str, calibration: np.ndarray, weight_bits: int = 8,
-                 max_v_bits: int = 24, mask_seed: int = 0x1234567) -> tuple[Graph, dict]:
-    """Return the integer EST graph and a report (widths, their loss on ``calibration``)."""
+def est_float_graph(model: EST, name: str, mask_seed: int = 0x1234567) -> Graph:
+    """The float graph of ``model`` (the passes' input); each node's arrays named after the
+    checkpoint parameters they come from (``blocks.0.q``)."""
     cfg = model.cfg
     if cfg.mode != "snn":
         raise EstError("only a spiking EST (mode 'snn') has an integer form; this one is 'ann'")
-    q = _Quantizer(model, weight_bits)
-    embed, _ = q.conv_lif("embed", model.embed, _np(model.cpg_weight) if cfg.cpg else None)
+    betas, sources = {}, {}
+    beta = beta_from_shift(cfg.leak_shift)
+
+    def lif(node: str, threshold: float = cfg.threshold, n: int = cfg.d_model) -> LIF:
+        betas[node] = beta
+        return LIF(np.full(n, threshold), None, WIDE, cfg.reset)
+
+    def conv_lif(node: str, source: str, conv, extra: np.ndarray | None = None
+                 ) -> tuple[Conv, LIF]:
+        weight = _np(conv.weight)  # [kernel, n_out, n_in]
+        if extra is not None:
+            more = np.zeros((*weight.shape[:2], extra.shape[1]))
+            more[0] = extra
+            weight = np.concatenate([weight, more], axis=2)
+        sources[f"{node}.syn"] = sources[node] = source
+        return Conv(weight, _np(conv.bias)), lif(node, n=weight.shape[1])
+
+    embed = conv_lif("embed", "embed", model.embed,
+                     _np(model.cpg_weight) if cfg.cpg else None)
     blocks = []
     for i, blk in enumerate(model.blocks):
-        p = f"blocks.{i}"
+        p, src = f"b{i}", f"blocks.{i}"
         attn = cfg.attention != "none"
-        parts = {n: q.conv_lif(f"{p}.{n}", getattr(blk, n))[0] if attn else None
+        parts = {n: conv_lif(f"{p}.{n}", f"{src}.{n}", getattr(blk, n)) if attn else None
                  for n in ("q", "k", "v", "proj")}
         tpu = None
         if cfg.tpu:
-            w_in, w_rec = _np(blk.tpu_in), _np(blk.tpu_rec)
-            scale = q.scales(w_in[:, None], w_rec.T)
-            lif = q.lif(f"{p}.tpu", scale)
-            tpu = Recurrence(q.ints(f"{p}.tpu_in", w_in, scale, 0),
-                             q.ints(f"{p}.tpu_rec", w_rec, scale, 1),
-                             integer_tensor(f"{p}.tpu_bias", _np(blk.tpu_bias) * scale),
-                             lif.threshold, lif.leak_shift, lif.v_bits, lif.reset)
+            sources[f"{p}.tpu"] = {"w_in": f"{src}.tpu_in", "w_rec": f"{src}.tpu_rec",
+                                   "bias": f"{src}.tpu_bias",
+                                   "threshold": f"the threshold of {src}.tpu"}
+            betas[f"{p}.tpu"] = beta
+            tpu = Recurrence(_np(blk.tpu_in), _np(blk.tpu_rec), _np(blk.tpu_bias),
+                             np.full(cfg.d_model, cfg.threshold), None, WIDE, cfg.reset)
         ratio = mask_threshold(cfg.rsm)
         seed = (mask_seed + 0x9E3779B9 * (i + 1)) & 0xFFFFFFFF or 1
+        if cfg.attention == "ssa":
+            sources[f"{p}.attn"] = f"{src}.attn"
         blocks.append(Block(
             mask=Mask(ratio, seed) if attn and ratio else None,
             attention=Attention(cfg.attention, cfg.window, cfg.heads, cfg.count_threshold)
             if attn else None,
-            attn_lif=(q.lif(f"{p}.attn", np.ones(cfg.d_model), cfg.threshold / cfg.ssa_scale)
+            attn_lif=(lif(f"{p}.attn", cfg.threshold / cfg.ssa_scale)
                       if cfg.attention == "ssa" else None),
-            sew=cfg.sew, tpu=tpu, mlp1=q.conv_lif(f"{p}.mlp1", blk.mlp1)[0],
-            mlp2=q.conv_lif(f"{p}.mlp2", blk.mlp2)[0], **parts))
-    r_w, r_b = _np(model.readout.weight), _np(model.readout.bias)
-    r_scale = q.scales(np.moveaxis(r_w, 1, 0))
-    readout_leak = (None if model.readout_beta == 1.0 else
-                    next(k for k in range(WIDE) if 1 - 2.0 ** -k == model.readout_beta))
-    graph = est_graph(
-        name, cfg.n_in, embed,
-        model.cpg_table.numpy().astype(np.int64) if cfg.cpg else None, blocks,
-        (Conv(q.ints("readout.weight", r_w, r_scale, 1),
-              integer_tensor("readout.bias", r_b * r_scale)),
-         Readout(readout_leak, WIDE, r_scale)))
-    return fit_widths(graph, calibration, max_v_bits)
+            sew=cfg.sew, tpu=tpu,
+            mlp1=conv_lif(f"{p}.mlp1", f"{src}.mlp1", blk.mlp1),
+            mlp2=conv_lif(f"{p}.mlp2", f"{src}.mlp2", blk.mlp2), **parts))
+    sources["readout.syn"] = sources["readout"] = "readout"
+    betas["readout"] = model.readout_beta
+    readout = (Conv(_np(model.readout.weight), _np(model.readout.bias)),
+               Readout(None, WIDE, np.ones(cfg.n_out)))
+    return est_graph(name, cfg.n_in, embed,
+                     model.cpg_table.numpy().astype(np.int64) if cfg.cpg else None, blocks,
+                     readout, {"float": {"betas": betas, "sources": sources}}, integer=False)
+
+
+def quantize_est(model: EST, name: str, calibration: np.ndarray, weight_bits: int = 8,
+                 max_v_bits: int = 24, mask_seed: int = 0x1234567) -> tuple[Graph, dict]:
+    """Return the integer EST graph and the passes' report (leaks, scales, widths and their
+    loss on ``calibration``)."""
+    return compile_graph(est_float_graph(model, name, mask_seed), calibration, weight_bits,
+                         max_v_bits)

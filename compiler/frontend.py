@@ -238,7 +238,7 @@ def open_checkpoint(path: Path, default_rate: float) -> FrontEnd:
     Everything downstream sees only the graph its ``quantize`` returns."""
     from est.cli import plural
     from est.compiler.est_frontend import quantize_est
-    from est.compiler.quantize import quantize
+    from est.compiler.mlp_frontend import quantize
     from est.sw.est import config_dict
 
     if checkpoint_arch(path) == "est":

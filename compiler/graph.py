@@ -190,6 +190,13 @@ class Graph:
     def validate(self) -> "Graph":
         """Check names, wiring and every operation's parameters and widths; raises
         :class:`IRError` naming the node and field at fault."""
+        return self.check_wiring(integer=True)
+
+    def check_wiring(self, integer: bool = False) -> "Graph":
+        """Names, the input first, arities, topological order, every node read or an output,
+        outputs that are readouts: the checks a front end's float graph takes. ``integer``:
+        also every operation's parameters and widths, and a current feeds one neuron array
+        (:meth:`validate`)."""
         from est.compiler.ops import Input
 
         if not self.name or not all(c.isalnum() or c in "_-." for c in self.name):
@@ -218,12 +225,13 @@ class Graph:
         if not self.outputs or any(o not in seen for o in self.outputs):
             raise IRError("network", "outputs", f"expected names of nodes, got "
                                                 f"{list(self.outputs)}")
-        specs = self.specs()
         consumers = self.consumers()
+        specs = self.specs() if integer else {}
         for n in self.nodes:
-            if specs[n.name].form == "current" and len(consumers[n.name]) != 1:
+            if integer and specs[n.name].form == "current" and len(consumers[n.name]) != 1:
                 raise IRError(n.name, "inputs", f"a current feeds exactly one neuron array, "
                                                 f"this one feeds {consumers[n.name]}")
+        for n in self.nodes:
             if not consumers[n.name] and n.name not in self.outputs:
                 raise IRError(n.name, "inputs", "no node reads this one and it is not an "
                                                 "output: its stream would stall the network")
@@ -234,7 +242,10 @@ class Graph:
         return self
 
     def save(self, folder: Path) -> None:
-        """Write ``ir.json`` and ``weights.npz`` into ``folder``."""
+        """Write ``ir.json`` and ``weights.npz`` into ``folder`` (an integer graph only)."""
+        if "float" in self.meta:
+            raise EstError(f"graph '{self.name}' is a float graph: run the passes "
+                           f"(est.compiler.passes.compile_graph) before saving it")
         tensors: dict[str, np.ndarray] = {}
         nodes = []
         for n in self.nodes:
@@ -353,5 +364,9 @@ class GraphBuilder:
         self.nodes.append(Node(name, op, tuple(inputs)))
         return name
 
-    def build(self, name: str, outputs: tuple[str, ...], meta: dict | None = None) -> Graph:
-        return Graph(name, tuple(self.nodes), tuple(outputs), dict(meta or {})).validate()
+    def build(self, name: str, outputs: tuple[str, ...], meta: dict | None = None,
+              integer: bool = True) -> Graph:
+        """The graph, validated; a float graph (``integer`` False: a front end's, before
+        :mod:`est.compiler.passes`) only for its wiring."""
+        graph = Graph(name, tuple(self.nodes), tuple(outputs), dict(meta or {}))
+        return graph.validate() if integer else graph.check_wiring()

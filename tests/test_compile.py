@@ -36,7 +36,7 @@ def test_compile_writes_a_complete_build(traced_build):
     # one report format for every kind of network: no MLP-only "arch" or "layers"
     assert not {"arch", "layers", "cycles_per_bin", "model_config"} & set(report)
     assert report["operations"] == {"input": 1, "conv": 3, "lif": 2, "readout": 1}
-    assert report["passes"] == ["quantize", "fit_widths"]
+    assert report["passes"] == ["leak", "quantize", "fit_widths"]
     layers = report["quantization"]["layers"]
     assert list(layers) == ["fc1", "fc2", "readout"]
     assert report["saturated_stimulus"] == {"fc1": 0, "fc2": 0, "readout": 0}

@@ -1,14 +1,25 @@
-"""The widths pass (compiler/passes.py, fit_widths): every neuron array one bit over what a wide
+"""The passes (compiler/passes.py), each run alone: leak (beta to the nearest shift), quantize
+(per-channel scales by hand), fit_widths (every neuron array one bit over what a wide
 calibration run needs, at most --max-v-bits, wider than its leak shift; the narrowed graph's
-loss counted against the wide one."""
+loss counted against the wide one), and the pipeline that runs them in order."""
 
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from est.compiler.graph import IRError, Node
-from est.compiler.passes import PIPELINE, fit_widths
+from est import EstError
+from est.compiler.graph import GraphBuilder, IRError, Node
+from est.compiler.ops import LIF, Conv, Input, Readout, Recurrence
+from est.compiler.passes import (
+    PIPELINE,
+    compile_graph,
+    fit_widths,
+    integer_tensor,
+    leak,
+    leak_shift_from_beta,
+    quantize,
+)
 from est.sim.golden import signed_bits
 from est.sim.interpreter import run
 from netgen import random_est_graph, random_mlp_graph, random_stimulus
@@ -79,4 +90,78 @@ def test_the_leak_shift_sets_the_width_of_a_quiet_array():
 
 
 def test_the_pipeline_names_the_passes_in_order():
-    assert PIPELINE == ("quantize", "fit_widths")
+    assert PIPELINE == ("leak", "quantize", "fit_widths")
+
+
+@pytest.mark.parametrize("beta, k", [(0.875, 3), (0.2, 0), (0.0, 0), (1.0, None), (0.999, 10),
+                                     (0.7, 2)])
+def test_leak_shift_is_the_nearest_beta(beta, k):
+    assert leak_shift_from_beta(beta, 23) == k
+
+
+@pytest.mark.parametrize("value, index", [(np.nan, "1"), (np.inf, "2"), (3e9, "0")])
+def test_integer_tensor_refuses_what_no_signed_32_bit_integer_holds(value, index):
+    scaled = np.array([1.0, 2.0, 3.0])
+    scaled[int(index)] = value
+    with pytest.raises(EstError, match=rf"^layers.fc1.bias\[{index}\]: quantizes to .* outside "
+                                       r"the signed 32-bit range"):
+        integer_tensor("layers.fc1.bias", scaled)
+    assert integer_tensor("w", np.array([0.5, 1.5, -2.5, 2.4])).tolist() == [0, 2, -2, 2]
+    assert integer_tensor("w", np.array([[1.2]])).dtype == np.int64
+
+
+def _float_graph():
+    """A float graph by hand: input 3 -> conv (kernel 2) -> LIF (beta 0.75) -> recurrence ->
+    readout (beta 1)."""
+    g = GraphBuilder()
+    x = g.add("input", Input(3))
+    w = np.array([[[0.5, -1.0, 0.25], [0.0, 0.0, 0.0]], [[0.1, 0.2, 0.0], [0.0, 0.0, 0.0]]])
+    x = g.add("a", LIF(np.array([1.0, 0.5]), None, 32), g.add("a.syn", Conv(w, np.array(
+        [0.3, 0.2])), x))
+    x = g.add("t", Recurrence(np.array([2.0, -0.5]), np.array([[1.0, 0.0]]), np.zeros(2),
+                              np.ones(2), None, 32), x)
+    g.add("out", Readout(None, 32, np.ones(2)), g.add("out.syn", Conv(
+        np.array([[[4.0, 0.0], [0.0, -0.001]]]), np.zeros(2)), x))
+    return g.build("f", ("out",), {"float": {"betas": {"a": 0.75, "t": 0.5, "out": 1.0},
+                                             "sources": {"a.syn": "layers.a"}}}, integer=False)
+
+
+def test_leak_then_quantize_by_hand(tmp_path):
+    graph = _float_graph()
+    with pytest.raises(EstError, match="is a float graph: run the passes"):
+        graph.save(tmp_path)
+    with pytest.raises(EstError, match="run the leak pass before quantize"):
+        quantize(graph, 8)
+    leaky, leaks = leak(graph, 23)
+    assert [leaky.node(n).op.leak_shift for n in ("a", "t", "out")] == [2, 1, None]
+    assert leaks["layers"]["a"] == {"beta_float": 0.75, "leak_shift": 2, "beta_used": 0.75}
+    q, report = quantize(leaky, 8)
+    # channel 0 of a.syn: max |w| 1.0 over both lags -> scale 127; channel 1 has no weight:
+    # the scale 127 / its threshold 0.5 makes the threshold qmax
+    a_syn = q.node("a.syn").op
+    assert a_syn.weight[:, 0].tolist() == [[64, -127, 32], [13, 25, 0]]  # 63.5 and 12.7 round
+    assert a_syn.weight[:, 1].tolist() == [[0, 0, 0], [0, 0, 0]]
+    assert a_syn.bias.tolist() == [38, 51]  # 0.3 * 127, 0.2 * 254
+    assert q.node("a").op.threshold.tolist() == [127, 127]
+    t = q.node("t").op  # w_in and w_rec share a scale per channel: 127/2 and 127/0.5
+    assert t.w_in.tolist() == [127, -127] and t.w_rec.tolist() == [[64, 0]]
+    assert t.threshold.tolist() == [64, 254]
+    out = q.node("out").op
+    assert q.node("out.syn").op.weight[0].tolist() == [[127, 0], [0, -127]]
+    np.testing.assert_allclose(out.scale, [127 / 4, 127 / 0.001])
+    assert report["layers"]["a"]["threshold_max"] == 127 and "float" not in q.meta
+    # errors name the checkpoint parameter the front end recorded
+    huge = replace(leaky, nodes=tuple(
+        Node(n.name, replace(n.op, bias=np.array([1e30, 0.0])), n.inputs)
+        if n.name == "a.syn" else n for n in leaky.nodes))
+    with pytest.raises(EstError, match=r"^layers.a.bias\[0\]: quantizes to"):
+        quantize(huge, 8)
+
+
+def test_compile_graph_runs_the_pipeline_and_merges_the_reports():
+    graph, report = compile_graph(_float_graph(), random_stimulus(3, 40, 3, 0.5), 8, 24)
+    assert report["calibration_bins"] == 40 and report["weight_bits"] == 8
+    entry = report["layers"]["a"]
+    assert {"beta_float", "leak_shift", "scale_min", "threshold_max", "v_bits",
+            "needed_bits", "bins_differing_from_wide"} <= set(entry)
+    assert graph.node("a").op.v_bits == entry["v_bits"] < 32

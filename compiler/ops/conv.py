@@ -54,6 +54,13 @@ class Conv(Op):
         check_acc(node, acc)
         return Spec(self.weight.shape[1], acc, True, "current")
 
+    def quantize(self, q, neurons):
+        """This convolution in integers (the pass :func:`est.compiler.passes.quantize`): one
+        scale per output channel over every lag and input; returns (op, scale)."""
+        s = q.scale([np.moveaxis(self.weight, 1, 0)],
+                    neurons.threshold if hasattr(neurons, "threshold") else 1.0)
+        return Conv(q.weights("weight", self.weight, s, 1), q.ints("bias", self.bias * s)), s
+
     def fields(self, node, ins):
         return [F(f"{node}/current", self.weight.shape[1],
                   golden.conv_acc_bits(self.weight, self.bias, ins[0].bits), True, hw=False)]

@@ -112,6 +112,11 @@ class LIF(Op):
         s, v = lif_seq(xs[0], self.threshold, self.leak_shift, self.v_bits, self.reset)
         return {"spikes": s, "v": v}
 
+    def rescale(self, q, scale):
+        """The thresholds times the scale of the weights that feed them, in integers >= 1
+        (the pass :func:`est.compiler.passes.quantize`)."""
+        return replace(self, threshold=np.maximum(1, q.ints("threshold", self.threshold * scale)))
+
     def fit_width(self, node, trace, current, max_v_bits):
         """This array at the width its calibration run needs (see
         :func:`est.compiler.passes.fit_widths`); returns (op, bits needed)."""

@@ -39,6 +39,11 @@ class Readout(Op):
             raise IRError(node, "scale", "expected finite positive floats")
         return Spec(x.n, self.v_bits, True)
 
+    def rescale(self, q, scale):
+        """Keeps the scale of the weights that feed it (the pass
+        :func:`est.compiler.passes.quantize`)."""
+        return replace(self, scale=np.asarray(scale, np.float64))
+
     def fields(self, node, ins):
         return [F(f"{node}/v", ins[0].n, self.v_bits, True)]
 

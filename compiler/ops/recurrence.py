@@ -54,6 +54,16 @@ class Recurrence(Op):
         check_neurons(node, self.threshold, self.leak_shift, self.v_bits, self.reset, x.n)
         return Spec(x.n, 1)
 
+    def quantize(self, q, neurons):
+        """Weights, bias and threshold in integers (the pass
+        :func:`est.compiler.passes.quantize`): ``w_in`` and ``w_rec`` share one scale per
+        channel; returns (op, scale)."""
+        s = q.scale([self.w_in[:, None], self.w_rec.T], self.threshold)
+        return replace(self, w_in=q.weights("w_in", self.w_in, s, 0),
+                       w_rec=q.weights("w_rec", self.w_rec, s, 1),
+                       bias=q.ints("bias", self.bias * s),
+                       threshold=np.maximum(1, q.ints("threshold", self.threshold * s))), s
+
     def fields(self, node, ins):
         n = ins[0].n
         return [F(f"{node}/spikes", n, 1, False), F(f"{node}/v", n, self.v_bits, True),

@@ -1,14 +1,15 @@
-"""The spiking-MLP front end (compiler/quantize.py): a float MLP -> a graph of dense synapse
-nodes (``<layer>.syn``) into LIF arrays and a readout, per-channel integer scales, leaks as
+"""The spiking-MLP front end (compiler/mlp_frontend.py): a float MLP -> a float graph of dense
+synapse nodes (``<layer>.syn``) into LIF arrays and a readout, per-channel integer scales, leaks as
 shifts, widths from calibration, and a report of what quantization loses."""
 
 import numpy as np
 import pytest
 
-from est import EstError
 from est.compiler.frontend import load_checkpoint
 from est.compiler.graph import IRError
-from est.compiler.quantize import integer_tensor, leak_shift_from_beta, quantize, spiking_mlp_graph
+from est.compiler.mlp_frontend import quantize, spiking_mlp_graph
+from est.compiler.passes import leak, leak_shift_from_beta
+from est.compiler.passes import quantize as quantize_pass
 from est.sim.interpreter import run
 from netgen import random_stimulus
 
@@ -18,21 +19,24 @@ def fnet(model_pt):
     return load_checkpoint(model_pt)
 
 
-@pytest.mark.parametrize("beta, k", [(0.875, 3), (0.2, 0), (0.0, 0), (1.0, None), (0.999, 10),
-                                     (0.7, 2)])
-def test_leak_shift_is_the_nearest_beta(beta, k):
-    assert leak_shift_from_beta(beta, 23) == k
-
-
-def test_the_graph_has_a_synapse_node_and_a_neuron_array_per_layer(fnet):
-    g = spiking_mlp_graph(fnet, "spine", weight_bits=6, max_v_bits=24)
+def test_the_float_graph_has_a_synapse_node_and_a_neuron_array_per_layer(fnet):
+    g = spiking_mlp_graph(fnet, "spine")
     assert [(n.name, n.op.KIND, n.inputs) for n in g.nodes] == [
         ("input", "input", ()), ("fc1.syn", "conv", ("input",)), ("fc1", "lif", ("fc1.syn",)),
         ("fc2.syn", "conv", ("fc1",)), ("fc2", "lif", ("fc2.syn",)),
         ("readout.syn", "conv", ("fc2",)), ("readout", "readout", ("readout.syn",))]
-    assert g.outputs == ("readout",) and (g.n_in, g.n_out) == (12, 6)
+    assert g.outputs == ("readout",) and g.n_in == 12
+    assert g.meta["float"]["betas"] == {fl.name: fl.beta for fl in fnet.layers}
+    for fl in fnet.layers:  # the checkpoint's floats, unchanged, until the passes
+        np.testing.assert_array_equal(g.node(f"{fl.name}.syn").op.weight, fl.weight[None])
+        if fl.kind == "lif":
+            assert g.node(fl.name).op.threshold.tolist() == [fl.threshold] * len(fl.bias)
+    # the passes alone: leak, then quantize
+    leaky, _ = leak(g, 23)
+    q, _ = quantize_pass(leaky, 6)
+    assert "float" not in q.meta
     for fl in fnet.layers:
-        conv, neurons = g.node(f"{fl.name}.syn").op, g.node(fl.name).op
+        conv, neurons = q.node(f"{fl.name}.syn").op, q.node(fl.name).op
         assert conv.weight.shape == (1, *fl.weight.shape)  # a dense layer: kernel 1
         # one scale per output channel: its largest weight is the full 6-bit range
         assert np.abs(conv.weight[0]).max(axis=1).tolist() == [31] * fl.weight.shape[0]
@@ -84,14 +88,3 @@ def test_narrow_membranes_are_cut_to_max_v_bits_and_the_loss_is_counted(fnet):
     with pytest.raises(IRError, match="does not fit v_bits=8 .* larger --max-v-bits") as err:
         quantize(fnet, "spine", calibration, weight_bits=8, max_v_bits=8)
     assert err.value.field == "threshold" and err.value.node in ("fc1", "fc2")
-
-
-@pytest.mark.parametrize("value, index", [(np.nan, "1"), (np.inf, "2"), (3e9, "0")])
-def test_integer_tensor_refuses_what_no_signed_32_bit_integer_holds(value, index):
-    scaled = np.array([1.0, 2.0, 3.0])
-    scaled[int(index)] = value
-    with pytest.raises(EstError, match=rf"^layers.fc1.bias\[{index}\]: quantizes to .* outside "
-                                       r"the signed 32-bit range"):
-        integer_tensor("layers.fc1.bias", scaled)
-    assert integer_tensor("w", np.array([0.5, 1.5, -2.5, 2.4])).tolist() == [0, 2, -2, 2]
-    assert integer_tensor("w", np.array([[1.2]])).dtype == np.int64
