@@ -5,6 +5,21 @@ import numpy as np
 from est.sim.trace import Trace
 
 
+def pack(values, bits: int) -> int:
+    """``values`` as one word, ``bits`` each, the first in the lowest bits (negative values
+    two's complement)."""
+    mask = (1 << bits) - 1
+    return sum((int(v) & mask) << (i * bits) for i, v in enumerate(values))
+
+
+def unpack(word: int, n: int, bits: int, signed: bool = False, pos: int = 0) -> np.ndarray:
+    """The ``n`` fields of ``bits`` of ``word`` from bit ``pos`` (the inverse of
+    :func:`pack`)."""
+    mask = (1 << bits) - 1
+    v = np.array([(word >> (pos + i * bits)) & mask for i in range(n)], np.int64)
+    return np.where(v >> (bits - 1), v - (1 << bits), v) if signed else v
+
+
 def encode_inputs(stimulus: np.ndarray) -> list[int]:
     """One integer per bin: bit i is input i's spike."""
     weights = [1 << i for i in range(stimulus.shape[1])]

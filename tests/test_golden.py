@@ -1,4 +1,5 @@
-"""The golden step functions against hand-worked values of docs/semantics.md."""
+"""The golden step functions (sim/golden.py) against hand-worked values of docs/semantics.md:
+neurons, integrators, synapses, and the EST blocks (LFSR, masks, attention, SEW, CPG)."""
 
 import numpy as np
 import pytest
@@ -47,3 +48,89 @@ def test_signed_bits():
     assert golden.signed_bits(-128, 127) == 8
     assert golden.signed_bits(-129, 0) == 9
     assert golden.signed_bits(0, 1) == 2
+
+
+def test_lfsr_steps_by_hand():
+    s = golden.lfsr_step(1)
+    assert s == 0x80200003
+    s = golden.lfsr_step(s)
+    assert s == 0x40100001 ^ 0x80200003
+    assert golden.lfsr_step(s) == (0x40100001 ^ 0x80200003) >> 1
+
+
+def test_lfsr_draws_take_the_low_byte_after_eight_steps():
+    state = 0xACE1
+    draws, end = golden.lfsr_draws(state, 3)
+    for d in draws:
+        for _ in range(8):
+            state = golden.lfsr_step(state)
+        assert d == state & 0xFF
+    assert end == state
+
+
+def test_mask_keeps_the_expected_fraction_and_is_deterministic():
+    params = golden.MaskParams(64, golden.mask_threshold(0.75))
+    assert params.threshold == 192
+    x = np.ones(64, dtype=np.int64)
+    kept, state = [], 12345
+    for _ in range(200):
+        y, state = golden.mask_step(x, state, params)
+        kept.append(y.mean())
+    assert 0.22 < np.mean(kept) < 0.28
+    again, _ = golden.mask_step(x, 12345, params)
+    first, _ = golden.mask_step(x, 12345, params)
+    assert (again == first).all()
+    same, st = golden.mask_step(x, 99, golden.MaskParams(64, 0))
+    assert (same == x).all() and st == 99
+
+
+def test_cpg_table_repeats_as_the_brief_says():
+    table = golden.cpg_table(168, 10)
+    assert set(np.unique(table)) == {0, 1}
+    assert len({tuple(row) for row in table}) == 31
+    assert table[0].tolist() == [0, 1, 0, 1, 0, 1, 0, 1, 0, 1]  # sin 0 < 0.8, cos 0 >= 0.8
+
+
+def test_conv_step_uses_zero_history_then_shifts():
+    params = golden.ConvParams(np.array([[[1, 0]], [[0, 10]], [[100, 0]]]), np.array([5]))
+    hist = golden.history_init(3, 2)
+    outs = []
+    for x in ([1, 1], [0, 1], [1, 0], [0, 0]):
+        out, hist = golden.conv_step(np.array(x), hist, params)
+        outs.append(int(out[0]))
+    assert outs == [5 + 1, 5 + 0 + 10, 5 + 1 + 10 + 100, 5 + 0 + 0 + 0]
+
+
+def test_sdsa_is_q_and_windowed_count_of_k_and_v():
+    params = golden.AttentionParams("sdsa", 2, 1, 2)
+    hist = golden.history_init(2, 8)  # keys and values of 4 channels
+    q = np.array([1, 1, 1, 0])
+    out1, hist = golden.attention_step(q, np.array([1, 1, 0, 1]), np.array([1, 0, 1, 1]), hist,
+                                       params)
+    assert out1.tolist() == [0, 0, 0, 0]  # counts 1,0,0,1 < 2
+    out2, hist = golden.attention_step(q, np.array([1, 0, 0, 1]), np.array([1, 0, 0, 1]), hist,
+                                       params)
+    assert out2.tolist() == [1, 0, 0, 0]  # counts 2,0,0,2; q masks channel 3
+    out3, _ = golden.attention_step(q, np.zeros(4, np.int64), np.zeros(4, np.int64), hist,
+                                    params)
+    assert out3.tolist() == [0, 0, 0, 0]  # window of 2 forgets bin 1
+
+
+def test_ssa_sums_popcount_scores_times_values_per_head():
+    params = golden.AttentionParams("ssa", 2, 2, 1)
+    hist = golden.history_init(2, 8)
+    k0, v0 = np.array([1, 1, 0, 0]), np.array([1, 0, 1, 1])
+    _, hist = golden.attention_step(np.zeros(4, np.int64), k0, v0, hist, params)
+    q = np.array([1, 1, 1, 1])
+    k1, v1 = np.array([1, 0, 0, 1]), np.array([0, 1, 1, 1])
+    out, _ = golden.attention_step(q, k1, v1, hist, params)
+    # head 0 (channels 0-1): scores bin1 popcount([1,0]&[1,1]) = 1, bin0 popcount([1,1]) = 2
+    # head 1 (channels 2-3): scores bin1 popcount([0,1]) = 1, bin0 popcount([0,0]) = 0
+    assert out.tolist() == [1 * 0 + 2 * 1, 1 * 1 + 2 * 0, 1 * 1 + 0 * 1, 1 * 1 + 0 * 1]
+
+
+def test_sew_ops():
+    out, skip = np.array([0, 1, 0, 1]), np.array([0, 0, 1, 1])
+    assert golden.sew(out, skip, "add").tolist() == [0, 1, 1, 2]
+    assert golden.sew(out, skip, "and").tolist() == [0, 0, 0, 1]
+    assert golden.sew(out, skip, "iand").tolist() == [0, 0, 1, 0]
