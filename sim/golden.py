@@ -38,6 +38,7 @@ def conv_acc_bits(weight: np.ndarray, bias: np.ndarray, x_bits: int) -> int:
 def tpu_acc_bits(w_in: np.ndarray, w_rec: np.ndarray, bias: np.ndarray, x_bits: int) -> int:
     """Width that holds every ``bias + w_in x + sum_j w_rec[j] y_j`` (``x < 2**x_bits``)."""
     x_max = (1 << x_bits) - 1
+    w_in, w_rec, bias = (np.asarray(a, np.int64) for a in (w_in, w_rec, bias))  # no wrap-around
     lo = bias + np.minimum(w_in, 0) * x_max + np.minimum(w_rec, 0).sum(axis=0)
     hi = bias + np.maximum(w_in, 0) * x_max + np.maximum(w_rec, 0).sum(axis=0)
     return signed_bits(int(min(lo.min(), 0)), int(max(hi.max(), 0)))

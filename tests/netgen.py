@@ -71,3 +71,17 @@ def random_mlp_graph(seed: int, n_in: int = 12, hidden=(10, 7), n_out: int = 5,
                                     rng.integers(-50, 50, n_out)), x)
     g.add("readout", Readout([None, 0, 2][rng.integers(3)], v_bits, np.ones(n_out)), syn)
     return g.build(name, ("readout",))
+
+
+def check_integer_path(graph, stimulus, label: str = ""):
+    """Assert the integer PyTorch path (est.sw.integer) equal to the golden interpreter on
+    every tensor of ``graph`` over ``stimulus``; return the golden run (trace, saturations)."""
+    from est.sim.interpreter import run
+    from est.sw.integer import integer_forward
+
+    golden, saturated = run(graph, stimulus)
+    ours = integer_forward(graph, stimulus)
+    assert set(ours) == set(golden.arrays)
+    for name, value in golden.arrays.items():
+        np.testing.assert_array_equal(ours[name], value, err_msg=f"{label} {name}")
+    return golden, saturated

@@ -1,14 +1,25 @@
 """``table`` (compiler/ops/table.py) and the gateware it lowers to (hw/sew.py, CPGTable): the
-ROM plays the table's rows in order, one per bin, wrapping, under random stalls."""
+ROM plays the table's rows in order, one per bin, wrapping, under random stalls; in a graph,
+the rows by hand (in order, wrapping), a CPG table by hand, the PyTorch path against the golden
+model, the table's checks, save/load and the cost row."""
 
 import random
 
 import numpy as np
+import pytest
 
+from est.boards.spec import get_board
+from est.compiler import graph as graph_ir
+from est.compiler.costs import Context
+from est.compiler.graph import GraphBuilder, IRError
+from est.compiler.ops import Concat, Conv, Input, Readout, Table
 from est.hw.sew import CPGTable
 from est.sim import golden
 from est.sim.amaranth_sim import run_bench, stream_get
+from est.sim.interpreter import run
 from est.sim.words import unpack
+from est.sw.integer import integer_forward
+from netgen import check_integer_path, random_est_graph, random_stimulus
 
 
 def test_cpg_table_rom_plays_the_table_in_order():
@@ -24,3 +35,91 @@ def test_cpg_table_rom_plays_the_table_in_order():
     run_bench(dut, bench)
     for t, word in enumerate(got):
         np.testing.assert_array_equal(unpack(word, 6, 1), table[t % 13], err_msg=f"bin {t}")
+
+
+# --- the operation in a graph: values by hand, the PyTorch path, checks, save/load, cost -----
+
+ICEBREAKER = get_board("icebreaker")
+ROWS = np.array([[1, 0], [0, 1], [1, 1]])  # P = 3 positions of 2 spikes
+
+
+def _graph(table: np.ndarray):
+    """The table beside a 2-channel input (as the EST's CPG: ``concat(input, cpg)``) into a
+    kernel-1 conv and a readout."""
+    g = GraphBuilder()
+    both = g.add("embed.in", Concat(), g.add("input", Input(2)), g.add("cpg", Table(table)))
+    g.add("readout", Readout(None, 16, np.ones(1)),
+          g.add("readout.syn", Conv(np.ones((1, 1, 2 + table.shape[1]), np.int64),
+                                    np.zeros(1, np.int64)), both))
+    return g.build("tabled", ("readout",))
+
+
+def test_rows_played_in_order_and_wrapping():
+    # bin t reads row t mod 3, whatever the stimulus: rows 0 1 2 0 1 2 0
+    want = [[1, 0], [0, 1], [1, 1], [1, 0], [0, 1], [1, 1], [1, 0]]
+    for stim in (np.zeros((7, 2), np.int64), np.ones((7, 2), np.int64)):
+        trace, _ = run(_graph(ROWS), stim)
+        assert trace.arrays["cpg/spikes"].tolist() == want
+        assert integer_forward(_graph(ROWS), stim)["cpg/spikes"].tolist() == want
+
+
+def test_one_row_table_repeats():
+    trace, _ = run(_graph(np.array([[0, 1, 1]])), np.zeros((3, 2), np.int64))
+    assert trace.arrays["cpg/spikes"].tolist() == [[0, 1, 1]] * 3
+
+
+def test_cpg_table_by_hand():
+    # semantics 8.2 with C = 2: w_0 = 1; T[p, 0] = [sin p >= 0.8], T[p, 1] = [cos p >= 0.8]
+    # sin 0, 1, 2, 3 = 0, .84, .91, .14; cos = 1, .54, -.42, -.99
+    assert golden.cpg_table(4, 2).tolist() == [[0, 1], [1, 0], [1, 0], [0, 0]]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_pytorch_path_equals_the_golden_model(seed):
+    rng = np.random.default_rng(seed)
+    graphs = [random_est_graph(seed, attention="none", sew="add", cpg=True, tpu=False, n_in=4,
+                               d=4, blocks=1, hidden=5),
+              _graph((rng.random((5, 3)) < 0.5).astype(np.int64)),
+              _graph(golden.cpg_table(16, 6))]
+    for g in graphs:
+        assert "table" in g.kinds()
+        stim = random_stimulus(seed, 40, g.n_in, 0.5)  # 40 bins: the tables wrap
+        golden_trace, _ = check_integer_path(g, stim, g.name)
+
+
+@pytest.mark.parametrize("table", [
+    np.array([[0, 2]]),  # not 0/1
+    np.array([[0, -1]]),
+    np.array([[0.0, 1.0]]),  # not integers
+    np.array([[False, True]]),
+    np.array([1, 0, 1]),  # not [positions, n]
+    np.zeros((0, 2), np.int64),  # no positions
+])
+def test_bad_table_refused(table):
+    with pytest.raises(IRError) as err:
+        Table(table).check("t", [])
+    assert (err.value.node, err.value.field) == ("t", "table")
+    if table.ndim == 2:  # and in a graph, by its node's name
+        with pytest.raises(IRError) as err:
+            _graph(table)
+        assert (err.value.node, err.value.field) == ("cpg", "table")
+
+
+def test_saved_and_loaded(tmp_path):
+    table = golden.cpg_table(13, 6)
+    _graph(table).save(tmp_path)
+    loaded = graph_ir.load(tmp_path).node("cpg").op
+    assert isinstance(loaded, Table) and np.issubdtype(loaded.table.dtype, np.integer)
+    np.testing.assert_array_equal(loaded.table, table)
+
+
+@pytest.mark.parametrize("positions, n, luts, brams", [
+    (3, 2, 2 + 20, 0),  # 3 words in logic: a LUT4 per 16 entries of each of 2 bits, + 20
+    (100, 6, 20, 1),  # deeper than 64 words: one 256x16 block RAM, no ROM LUTs
+])
+def test_cost_by_hand(positions, n, luts, brams):
+    g = _graph(np.ones((positions, n), np.int64))
+    (row,) = g.node("cpg").op.cost("cpg", [], Context(1, ICEBREAKER, False))
+    assert (row.kind, row.shape, row.luts, row.ffs) == ("rom", f"{n}x1b", luts, 8 + n)
+    assert (row.memory_bits, row.block_rams) == (positions * n, brams)
+    assert (row.synaptic_ops, row.cycles, row.dense_bound, row.memory_bound) == (0, 0, 0, 0)

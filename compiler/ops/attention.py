@@ -84,12 +84,14 @@ class Attention(Op):
 
     def cost(self, node, ins, ctx):
         d = ins[0].n
+        history = 2 * d * (self.window - 1)  # K and V of the window's earlier bins
         if self.mode == "sdsa":
             return [ctx.vector(node, "sdsa", d, 1, d * -(-self.window // 2) + d,
-                               self.window * d + d)]
+                               self.window * d + d, memory_bits=history)]
         hd, out = d // self.heads, self.out_spec(d).bits
         return [ctx.vector(node, "ssa", d, out, self.heads * self.window * 2 * hd
-                           + d * out * self.window // 2, 2 * self.window * d + d * out)]
+                           + d * out * self.window // 2, 2 * self.window * d + d * out,
+                           memory_bits=history)]
 
     def lower(self, b, node, ins):
         from est.hw.attention import SpikeAttention

@@ -4,8 +4,9 @@ docs/semantics.md 8.2). Its output is the current of the one neuron array that r
 
 Hardware: a :class:`~est.hw.synapse.SynapticAccumulator` over the window of a
 :class:`~est.hw.conv.HistoryWindow` (kernel 1: the accumulator alone). Weights in a block-RAM
-ROM of ``ceil(n_out / lanes) * kernel * n_in`` words; latency ``groups * kernel * n_in + 1``
-cycles, plus one for the window when ``kernel > 1``.
+ROM of ``ceil(n_out / lanes) * kernel * n_in`` words; latency ``(groups - 1) * max(kernel *
+n_in, 2) + kernel * n_in + 3`` cycles (docs/semantics.md 7), plus one for the window when
+``kernel > 1``.
 """
 
 from dataclasses import dataclass
@@ -106,7 +107,7 @@ class Conv(Op):
         ffs = (2 * k - 1) * n_in * x_bits + 2 * lanes * acc + 20
         memory_bound = ceil_div(ops * wb, w_brams * ctx.port_bits) if w_brams else 0
         return [Stage(node, "conv", f"{k}x{n_out}x{n_in}", ops,
-                      (groups - 1) * max(inputs, 2) + inputs + 4, ceil_div(ops, lanes),
+                      (groups - 1) * max(inputs, 2) + inputs + 3 + (k > 1), ceil_div(ops, lanes),
                       memory_bound, ops * wb + n_out * acc + (k - 1) * n_in * x_bits, w_brams,
                       luts, ffs)]
 

@@ -32,7 +32,8 @@ def check_neurons(node: str, threshold: np.ndarray, leak_shift, v_bits, reset, n
                                          f"the weights' scale")
     if reset not in golden.RESET_MODES:
         raise IRError(node, "reset", f"expected one of {golden.RESET_MODES}, got {reset!r}")
-    if leak_shift is not None and not 0 <= leak_shift < v_bits:
+    if leak_shift is not None and (not isinstance(leak_shift, int) or isinstance(
+            leak_shift, bool) or not 0 <= leak_shift < v_bits):
         raise IRError(node, "leak_shift", f"expected null (no leak) or 0..{v_bits - 1}, got "
                                           f"{leak_shift}")
 

@@ -79,8 +79,9 @@ class Mask(Op):
         from est.hw.synapse import ceil_div
 
         n, bits = ins[0].n, ins[0].bits
-        return [ctx.vector(node, "lfsr", n, bits, ctx.lanes * 40 + n * bits, 32 + 2 * n * bits + 8,
-                           ceil_div(n, ctx.lanes) + 1)]
+        lanes = min(ctx.lanes, n)  # SpikeMask draws for at most n channels a cycle
+        return [ctx.vector(node, "lfsr", n, bits, lanes * 40 + n * bits, 32 + 2 * n * bits + 8,
+                           ceil_div(n, lanes) + 1, memory_bits=32)]  # the LFSR state
 
     def lower(self, b, node, ins):
         from est.hw.lfsr import SpikeMask

@@ -98,7 +98,7 @@ class MaxPool(Op):
     def cost(self, node, ins, ctx):
         n, bits = ins[0].n, ins[0].bits
         return [ctx.vector(node, "maxpool", n, bits, 2 * n * bits * (self.window - 1),
-                           self.window * n * bits)]
+                           self.window * n * bits, memory_bits=(self.window - 1) * n * bits)]
 
     def lower(self, b, node, ins):
         unit = b.add(node, max_over_time()(ins[0].spec.n, ins[0].spec.bits, self.window))

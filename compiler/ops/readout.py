@@ -28,7 +28,8 @@ class Readout(Op):
             raise IRError(node, "inputs", f"a readout reads a convolution's current, got {x}")
         if not isinstance(self.v_bits, int) or not 2 <= self.v_bits <= MAX_BITS:
             raise IRError(node, "v_bits", f"expected 2..{MAX_BITS}, got {self.v_bits}")
-        if self.leak_shift is not None and not 0 <= self.leak_shift < self.v_bits:
+        if self.leak_shift is not None and (not isinstance(self.leak_shift, int) or isinstance(
+                self.leak_shift, bool) or not 0 <= self.leak_shift < self.v_bits):
             raise IRError(node, "leak_shift", f"expected null (no leak) or "
                                               f"0..{self.v_bits - 1}, got {self.leak_shift}")
         if not isinstance(self.scale, np.ndarray) or not np.issubdtype(self.scale.dtype,
