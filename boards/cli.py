@@ -73,11 +73,10 @@ def run_synth(args: argparse.Namespace) -> int:
         report = synthesize(args.build, board, tmp, force=args.force)
         report["bitstream"] = str(out / Path(report["bitstream"]).name)
         (tmp / "synth.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(format_report(report))
     if not report["board_clock_met"]:
-        print(format_report(report))
         raise EstError(f"timing not met on {board.name}: Fmax {report['fmax_mhz']} MHz is below "
                        f"the {report['board_clock_mhz']} MHz board clock")
-    print(format_report(report))
     print(f"report: {write_report(args.build)}")
     return 0
 
@@ -85,20 +84,6 @@ def run_synth(args: argparse.Namespace) -> int:
 RUN_EXAMPLES = """  est-run build/tiny --port /dev/ttyUSB1      # an iCEBreaker (FTDI channel B)
   est-run build/tiny --port sim               # the RTL in simulation, no board
   est-run build/tiny --port /dev/ttyUSB0 --input recording.npy -o build/tiny/run"""
-
-
-def _readout(build: Path):
-    """``(graph, output fields, log-rate scale)`` of a build's network without trace."""
-    from est.sim.cli import load_build_ir, readout_scale
-
-    graph = load_build_ir(build)
-    return graph, graph.output_fields(trace=False), readout_scale(graph)
-
-
-def _golden(graph, stimulus):
-    from est.sim.interpreter import run
-
-    return run(graph, stimulus)[0]
 
 
 def _open_port(args, build: Path, n_in: int):
@@ -147,12 +132,15 @@ def run_host(args: argparse.Namespace) -> int:
 
     from est.boards.host import BoardLink
     from est.boards.protocol import ir_hash
+    from est.compiler.graph import load
     from est.report import write_report
-    from est.sim.cli import build_stimulus
+    from est.sim.cli import build_stimulus, readout_scale
+    from est.sim.interpreter import run
     from est.sim.trace import compare
     from est.sim.words import decode_outputs
 
-    net, fields, scale = _readout(args.build)
+    net = load(args.build)
+    fields, scale = net.output_fields(trace=False), readout_scale(net)
     stimulus, source = build_stimulus(args.build, args.input, net.n_in)
     port = _open_port(args, args.build, net.n_in)
     try:
@@ -169,7 +157,7 @@ def run_host(args: argparse.Namespace) -> int:
         port.close()
     board = decode_outputs(fields, words, {"source": f"board:{args.port}"})
     readout = board.arrays[fields[0][0]]
-    check = compare(_golden(net, stimulus), board)
+    check = compare(run(net, stimulus)[0], board)
     summary = {"build": str(args.build), "port": args.port, "input": str(source),
                "bins": len(stimulus), "seconds": round(seconds, 3),
                "bins_per_second": round(len(stimulus) / seconds, 1),

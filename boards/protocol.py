@@ -11,6 +11,8 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from amaranth.lib.crc import catalog
+
 from est import EstError, __version__
 from est.hw.synapse import ceil_div
 
@@ -36,21 +38,13 @@ BAD_LENGTH = 3  # length not the one its type needs (a long frame is skipped to 
 TIMEOUT = 4  # the line went quiet in the middle of a frame (truncated frame)
 NO_OUTPUT = 5  # RESEND before any bin since reset
 
-ERROR_NAMES = {BAD_CRC: "bad checksum", BAD_TYPE: "unknown request type",
-               BAD_LENGTH: "wrong payload length", TIMEOUT: "truncated frame (timeout)",
-               NO_OUTPUT: "no output to resend"}
-
 IR_HASH_BYTES = 8
 IDENT_BYTES = 1 + 3 + IR_HASH_BYTES + 2 + 2
 
 
-def crc8(data: bytes, crc: int = 0) -> int:
-    """CRC-8/SMBUS of ``data`` (``crc8(b"123456789") == 0xF4``), continuing from ``crc``."""
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
-    return crc
+def crc8(data: bytes) -> int:
+    """CRC-8/SMBUS of ``data`` (``crc8(b"123456789") == 0xF4``)."""
+    return catalog.CRC8_SMBUS().compute(data)
 
 
 def encode_frame(kind: int, payload: bytes = b"") -> bytes:

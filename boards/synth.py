@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from est import EstError, toolenv
+from est.boards.protocol import ir_hash
 from est.boards.spec import Board
-from est.boards.top import board_top as board_top_of
+from est.boards.top import BoardTop, board_ident, build_core
 
 _UTIL = re.compile(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)")
 _FMAX = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz \((PASS|FAIL)")
@@ -65,11 +66,6 @@ def logic_used(report: dict) -> tuple[str, int, int]:
     """``(cell name, used, available)`` of the logic cells in a synthesis report."""
     cell = next(c for c in LOGIC_CELLS if c in report["utilisation"])
     return cell, report["utilisation"][cell]["used"], report["utilisation"][cell]["available"]
-
-
-def _platform(board: Board):
-    module, cls = board.platform.split(":")
-    return getattr(importlib.import_module(module), cls)()
 
 
 PHASES = (  # (file whose appearance ends the phase, the phase, its log)
@@ -185,10 +181,10 @@ def pre_synthesis_check(build: Path, board: Board, force: bool = False) -> dict:
     any tool runs: an :class:`EstError` when the estimate is above the margin (unless
     ``force``), a printed warning when it is in the band where placement is uncertain."""
     from est.compiler.costs import logic_fit
-    from est.sim.cli import load_build_ir
+    from est.compiler.graph import load
 
     top = json.loads((build / "top.json").read_text())
-    verdict = logic_fit(load_build_ir(build), top["lanes"], board)
+    verdict = logic_fit(load(build), top["lanes"], board)
     if verdict["verdict"] == "over":
         if not force:
             raise EstError(f"refused before synthesis: {verdict['message']}; --force runs "
@@ -206,9 +202,11 @@ def synthesize(build: Path, board: Board, out: Path, force: bool = False) -> dic
     ``force``); a failing tool raises :class:`SynthesisFailed` quoting its own error."""
     toolenv.apply()
     fit = pre_synthesis_check(build, board, force)
-    board_top, cycles = board_top_of(build, board)
+    graph, core, cycles = build_core(build, board)
+    board_top = BoardTop(core, board_ident(graph, core, ir_hash(build)))
     t0 = time.perf_counter()
-    platform = _platform(board)
+    module, cls = board.platform.split(":")
+    platform = getattr(importlib.import_module(module), cls)()
     try:
         with progress(out):
             platform.build(board_top, name="top", build_dir=str(out), do_program=False,

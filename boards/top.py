@@ -3,7 +3,9 @@
 The frame format and the requests are in :mod:`est.boards.protocol` and docs/protocol.md.
 """
 
+import functools
 import json
+import operator
 from pathlib import Path
 
 from amaranth import Cat, Const, Module, Mux, ResetInserter, Signal, Value
@@ -23,14 +25,8 @@ def crc8_step(crc: Value, byte: Value) -> Value:
     whose unit vectors set it (a few LUTs, no state)."""
     x = crc ^ byte
     columns = [p.crc8(bytes([1 << i])) for i in range(8)]
-    return Cat(*[_xor([x[i] for i in range(8) if columns[i] >> j & 1]) for j in range(8)])
-
-
-def _xor(bits: list[Value]) -> Value:
-    out = bits[0]
-    for bit in bits[1:]:
-        out = out ^ bit
-    return out
+    return Cat(*[functools.reduce(operator.xor, [x[i] for i in range(8) if columns[i] >> j & 1])
+                 for j in range(8)])
 
 
 class FrameBridge(wiring.Component):
@@ -243,22 +239,15 @@ def board_ident(graph, core, ir_hash: bytes) -> bytes:
                    len(Value.cast(core.o.payload))).payload()
 
 
-def board_top(build: Path, board: Board, **kwargs) -> tuple[BoardTop, int]:
-    """The :class:`BoardTop` of a build folder for ``board`` (membranes placed by
-    :func:`est.compiler.costs.memory_plan`), and the core's cycles per bin."""
-    graph, core, cycles = build_core(build, board)
-    return BoardTop(core, board_ident(graph, core, p.ir_hash(build)), **kwargs), cycles
-
-
 def build_core(build: Path, board: Board | None = None):
     """``(graph, core, cycles per bin)`` of a build folder: the compiled network without trace
     ports, as it runs on a board (``board`` None: membranes in block RAM)."""
     from est.compiler.costs import memory_plan
+    from est.compiler.graph import load
     from est.hw.dataflow import DataflowTop
-    from est.sim.cli import load_build_ir
 
     top = json.loads((build / "top.json").read_text())
-    graph = load_build_ir(build)
+    graph = load(build)
     state_in_logic = board is not None and memory_plan(graph, top["lanes"], board)[0]
     return graph, DataflowTop(graph, top["lanes"], trace=False,
                               state_in_logic=state_in_logic), top["cycles_per_bin"]

@@ -15,6 +15,7 @@ import dataclasses
 import json
 import types
 import typing
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, NamedTuple
@@ -100,8 +101,9 @@ class Op:
     Subclasses define: ``check(node, ins) -> Spec`` (validate against the input specs, return
     the output's), ``fields(node, ins)`` (traced tensors, the output first), ``init(ins)`` and
     ``step(xs, state) -> (tensors, state)`` (the golden model, one bin, numpy int64),
-    ``seq(xs) -> tensors`` (the integer PyTorch path over a whole sequence), ``cost(ins,
-    lanes)`` and ``lower(builder, node, ins)`` (the Amaranth components).
+    ``seq(xs) -> tensors`` (the integer PyTorch path over a whole sequence), ``cost(node, ins,
+    ctx)`` and ``lower(builder, node, ins)`` (the Amaranth components). By default an
+    operation has no state (``init`` None) and no hardware of its own (``cost`` no row).
     """
 
     KIND: ClassVar[str] = ""
@@ -112,6 +114,12 @@ class Op:
 
     def fields(self, node: str, ins: list[Spec]) -> list[Field]:
         raise NotImplementedError
+
+    def init(self, ins: list[Spec]):
+        return None
+
+    def cost(self, node: str, ins: list[Spec], ctx) -> list:
+        return []
 
 
 @dataclass(frozen=True)
@@ -132,10 +140,7 @@ class Graph:
     meta: dict = field(default_factory=dict)
 
     def node(self, name: str) -> Node:
-        for n in self.nodes:
-            if n.name == name:
-                return n
-        raise KeyError(name)
+        return {n.name: n for n in self.nodes}[name]
 
     @property
     def n_in(self) -> int:
@@ -182,10 +187,7 @@ class Graph:
 
     def kinds(self) -> dict[str, int]:
         """How many nodes of each operation kind the graph has."""
-        counts: dict[str, int] = {}
-        for n in self.nodes:
-            counts[n.op.KIND] = counts.get(n.op.KIND, 0) + 1
-        return counts
+        return dict(Counter(n.op.KIND for n in self.nodes))
 
     def validate(self) -> "Graph":
         """Check names, wiring and every operation's parameters and widths; raises

@@ -297,13 +297,14 @@ def _rates(build: Path) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from est.sim.cli import load_build_ir, readout_scale
+    from est.compiler.graph import load
+    from est.sim.cli import readout_scale
     from est.sim.trace import Trace
 
     rec = np.load(rec_path)
     counts = rec["counts"]
     truth = rec["rates"] if "rates" in rec.files else None
-    net = load_build_ir(build)
+    net = load(build)
     golden = Trace.load(build / "golden.npz")
     pred = np.exp(golden.arrays["readout/v"] / np.asarray(readout_scale(net), dtype=np.float64))
     pred, target = pred[:-1], (truth if truth is not None else counts)[1:]

@@ -175,5 +175,5 @@ def measure_cycles(graph: Graph, lanes: int, bins: int = 2) -> int:
     from est.sim.amaranth_sim import simulate_top
 
     dut = DataflowTop(graph, lanes, trace=False)
-    run = simulate_top(dut, dut.fields, np.zeros((bins, graph.n_in), np.int64))
+    run = simulate_top(dut, np.zeros((bins, graph.n_in), np.int64))
     return int(max(run.latency_cycles))

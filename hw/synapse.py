@@ -6,6 +6,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from est.sim.golden import signed_bits
+from est.sim.words import pack
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -25,14 +26,7 @@ def pack_lanes(values: np.ndarray, lanes: int, bits: int, pad: int = 0) -> list[
     groups = ceil_div(len(values), lanes)
     padded = np.full(groups * lanes, pad, dtype=np.int64)
     padded[:len(values)] = values
-    mask = (1 << bits) - 1
-    words = []
-    for g in range(groups):
-        word = 0
-        for lane in range(lanes):
-            word |= (int(padded[g * lanes + lane]) & mask) << (lane * bits)
-        words.append(word)
-    return words
+    return [pack(padded[g * lanes:(g + 1) * lanes], bits) for g in range(groups)]
 
 
 class SynapticAccumulator(wiring.Component):

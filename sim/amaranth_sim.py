@@ -1,5 +1,6 @@
 """Run a network top in amaranth.sim (no Verilog, no external simulator) and record its trace."""
 
+import contextlib
 import random
 import time
 from pathlib import Path
@@ -45,54 +46,19 @@ async def stream_get(ctx, port, stall: random.Random | None) -> tuple[int, int]:
             return payload, waited
 
 
-def run_bench(dut, bench) -> None:
+def run_bench(dut, bench, vcd: Path | None = None) -> None:
     """Run testbench ``bench`` (an ``async def bench(ctx)``) against ``dut`` on a 10 MHz
-    clock until it returns."""
+    clock until it returns; with ``vcd``, write the waves there."""
     sim = Simulator(dut)
     sim.add_clock(1e-7)
     sim.add_testbench(bench)
-    sim.run()
+    with sim.write_vcd(str(vcd)) if vcd is not None else contextlib.nullcontext():
+        sim.run()
 
 
-def run_stream(dut, words: list[int], stall_seed: int | None) -> list[int]:
-    """Feed ``words`` one per bin on stream ``dut.i`` and take one word per bin from
-    ``dut.o``, with random stalls on both (``stall_seed`` None: none); return the words."""
-    stall = random.Random(stall_seed) if stall_seed is not None else None
-    out = []
-
-    async def bench(ctx):
-        for word in words:
-            await stream_put(ctx, dut.i, word, stall)
-            out.append((await stream_get(ctx, dut.o, stall))[0])
-
-    run_bench(dut, bench)
-    return out
-
-
-def run_groups(dut, currents, acc_bits: int, stall_seed: int | None) -> list[int]:
-    """Feed a neuron array (``dut.i`` takes ``lanes`` currents of ``acc_bits`` and a last flag
-    per word) each bin's ``currents`` group by group; return its output word per bin."""
-    from est.hw.synapse import pack_lanes
-
-    stall = random.Random(stall_seed) if stall_seed is not None else None
-    out = []
-
-    async def bench(ctx):
-        for row in currents:
-            words = pack_lanes(row, dut.lanes, acc_bits)
-            for g, word in enumerate(words):
-                last = int(g == len(words) - 1) << (dut.lanes * acc_bits)
-                await stream_put(ctx, dut.i, word | last, stall)
-            out.append((await stream_get(ctx, dut.o, stall))[0])
-
-    run_bench(dut, bench)
-    return out
-
-
-def simulate_top(dut, fields: list, stimulus, stall_seed: int | None = None,
-                 vcd: Path | None = None, source: str = "amaranth") -> RTLRun:
+def simulate_top(dut, stimulus, stall_seed: int | None = None, vcd: Path | None = None) -> RTLRun:
     """Simulate a top (``i`` stream of spike vectors, ``o`` stream of output words described
-    by ``fields``) on ``stimulus`` ([bins, n_in] spikes), one bin at a time."""
+    by ``dut.fields``) on ``stimulus`` ([bins, n_in] spikes), one bin at a time."""
     stall = random.Random(stall_seed) if stall_seed is not None else None
     words, latency = [], []
     inputs = encode_inputs(stimulus)
@@ -104,14 +70,7 @@ def simulate_top(dut, fields: list, stimulus, stall_seed: int | None = None,
             words.append(payload)
             latency.append(waited)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-7)
-    sim.add_testbench(bench)
     t0 = time.perf_counter()
-    if vcd is not None:
-        with sim.write_vcd(str(vcd)):
-            sim.run()
-    else:
-        sim.run()
-    out = decode_outputs(fields, words, {"source": source, "bins": len(words)})
+    run_bench(dut, bench, vcd)
+    out = decode_outputs(dut.fields, words, {"source": "amaranth", "bins": len(words)})
     return RTLRun(out, sum(latency), latency, time.perf_counter() - t0)

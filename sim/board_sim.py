@@ -63,11 +63,6 @@ class SimulatedSerial:
         self._cycle += cycles
         self.sim.run_until(self._cycle * PERIOD)
 
-    @property
-    def cycles(self) -> int:
-        """Clock cycles simulated so far."""
-        return self._cycle
-
     def write(self, data: bytes) -> int:
         self._to_board.extend(data)
         return len(data)

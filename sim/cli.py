@@ -20,13 +20,6 @@ def build_stimulus(build: Path, path: Path | None, n_in: int) -> tuple[np.ndarra
     return load_stimulus(path, n_in), path
 
 
-def load_build_ir(build: Path):
-    """The graph of a build folder (``ir.json`` and ``weights.npz``)."""
-    from est.compiler import graph
-
-    return graph.load(build)
-
-
 def readout_scale(graph) -> np.ndarray:
     """Per output: log-rate = readout integer / scale."""
     return np.concatenate([np.asarray(graph.node(o).op.scale, dtype=np.float64)
@@ -49,7 +42,9 @@ def configure_sim(parser: argparse.ArgumentParser) -> None:
 
 
 def run_sim(args: argparse.Namespace) -> int:
-    net = load_build_ir(args.build)
+    from est.compiler.graph import load
+
+    net = load(args.build)
     top = json.loads((args.build / "top.json").read_text())
     stimulus, stim_path = build_stimulus(args.build, args.stimulus, net.n_in)
     label = args.sim
@@ -64,7 +59,7 @@ def run_sim(args: argparse.Namespace) -> int:
         from est.sim.amaranth_sim import simulate_top
 
         dut = DataflowTop(net, top["lanes"], top["trace"])
-        run = simulate_top(dut, dut.fields, stimulus, args.stall_seed, vcd)
+        run = simulate_top(dut, stimulus, args.stall_seed, vcd)
     else:
         from est.sim.rtl import simulate as rtl_simulate
 

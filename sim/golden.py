@@ -19,10 +19,7 @@ def signed_range(bits: int) -> tuple[int, int]:
 
 def signed_bits(lo: int, hi: int) -> int:
     """The fewest two's-complement bits that hold every integer in ``[lo, hi]`` (at least 2)."""
-    bits = 2
-    while not (signed_range(bits)[0] <= lo and hi <= signed_range(bits)[1]):
-        bits += 1
-    return bits
+    return max(2, max(hi, ~lo, 0).bit_length() + 1)
 
 
 def conv_acc_bits(weight: np.ndarray, bias: np.ndarray, x_bits: int) -> int:
@@ -63,9 +60,7 @@ def saturate(x: np.ndarray, bits: int) -> tuple[np.ndarray, int]:
 
 def leak(v: np.ndarray, shift: int | None) -> np.ndarray:
     """``v - (v >>> shift)`` with an arithmetic (flooring) shift; ``shift=None`` is no leak (IF)."""
-    if shift is None:
-        return v
-    return v - (v >> shift)
+    return v if shift is None else v - (v >> shift)
 
 
 class SynapseParams(NamedTuple):

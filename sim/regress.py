@@ -23,7 +23,8 @@ import argparse
 import json
 import shutil
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -195,7 +196,7 @@ def simulate_rtl(build: Path, case: Case, simulator: str) -> tuple[Trace, int]:
         from est.sim.amaranth_sim import simulate_top
 
         dut = DataflowTop(case.graph, case.lanes, trace=True)
-        result = simulate_top(dut, dut.fields, case.stimulus, case.stall_seed)
+        result = simulate_top(dut, case.stimulus, case.stall_seed)
     else:
         result = rtl_simulate(build, simulator, None, case.stall_seed,
                               golden=build / "golden.npz")
@@ -219,11 +220,6 @@ def run_case(case: Case, simulator: str, build: Path) -> Outcome:
     return Outcome(case, compare(golden, trace), cycles, time.perf_counter() - t0)
 
 
-def _cut(case: Case, bins: int) -> Case:
-    return Case(case.seed, case.index, case.graph, case.lanes, case.stimulus[:bins],
-                case.stall_seed)
-
-
 def shrink(outcome: Outcome, simulator: str, build: Path) -> Outcome:
     """A shorter stimulus that still fails, simulated into ``build``: a mismatch is cut after
     its first diverging bin; a failed simulation is halved while the half still fails. The
@@ -233,11 +229,12 @@ def shrink(outcome: Outcome, simulator: str, build: Path) -> Outcome:
         first = outcome.comparison.first
         if first is None or first.bin + 1 >= len(case.stimulus):
             return outcome
-        shorter = run_case(_cut(case, first.bin + 1), simulator, build)
+        shorter = run_case(replace(case, stimulus=case.stimulus[:first.bin + 1]), simulator, build)
         return shorter if shorter.failed else run_case(case, simulator, build)
     failing = outcome
     while len(failing.case.stimulus) > 1:
-        half = run_case(_cut(failing.case, len(failing.case.stimulus) // 2), simulator, build)
+        cut = failing.case.stimulus[:len(failing.case.stimulus) // 2]
+        half = run_case(replace(failing.case, stimulus=cut), simulator, build)
         if not half.failed:
             return run_case(failing.case, simulator, build)
         failing = half
@@ -279,10 +276,8 @@ def regress(seed: int, indices: list[int], simulators: list[str], out: Path,
             require_simulator(sim)
     out.mkdir(parents=True, exist_ok=True)
     rows, failures = [], []
-    coverage: dict[str, int] = {}
-    for index in indices:
-        for kind in random_case(seed, index, stalls).graph.kinds():
-            coverage[kind] = coverage.get(kind, 0) + 1
+    coverage = Counter(kind for index in indices
+                       for kind in random_case(seed, index, stalls).graph.kinds())
     t0 = time.perf_counter()
     for sim in simulators:
         for n, index in enumerate(indices):
@@ -314,7 +309,7 @@ def regress(seed: int, indices: list[int], simulators: list[str], out: Path,
                "bins_compared": sum(r["bins"] for r in rows),
                "mismatches": sum(r["mismatches"] for r in rows),
                "simulation_errors": sum(r["simulation_error"] is not None for r in rows),
-               "failures": failures, "coverage": coverage,
+               "failures": failures, "coverage": dict(coverage),
                "seconds": round(time.perf_counter() - t0, 1), "per_simulator": {}, "runs": rows}
     for sim in simulators:
         mine = [r for r in rows if r["simulator"] == sim]

@@ -130,14 +130,10 @@ def simulate(build: Path, simulator: str = "verilator", stimulus: Path | None = 
         raise EstError(f"{simulator} could not build {source}; see "
                        f"{logs.get('build', 'the output above')}") from None
     out.unlink(missing_ok=True)
-    env = {"EST_TOP_JSON": str(build / "top.json"), "EST_STIMULUS": str(stimulus),
-           "EST_OUT": str(out)}
-    if stall_seed is not None:
-        env["EST_STALL_SEED"] = str(stall_seed)
-    if golden is not None:
-        env["EST_GOLDEN"] = str(Path(golden).resolve())
-    if reset_at is not None:
-        env["EST_RESET_AT"] = str(reset_at)
+    env = {"EST_TOP_JSON": build / "top.json", "EST_STIMULUS": stimulus, "EST_OUT": out,
+           "EST_STALL_SEED": stall_seed, "EST_RESET_AT": reset_at,
+           "EST_GOLDEN": Path(golden).resolve() if golden is not None else None}
+    env = {name: str(value) for name, value in env.items() if value is not None}
     try:
         with _progress(logs.get("test")):
             results = runner.test(test_module="est.sim.cocotb_tb", hdl_toplevel="top",
@@ -147,15 +143,13 @@ def simulate(build: Path, simulator: str = "verilator", stimulus: Path | None = 
         failed = get_results(results)[1]
     except (RuntimeError, SystemExit):
         failed = 1
-    if not out.is_file():
-        raise EstError(f"the {simulator} simulation failed{failure_reason(logs.get('test'))}; "
-                       f"see {logs.get('test', 'the output above')}")
-    with np.load(out, allow_pickle=False) as npz:
-        words = [int(w) for w in npz["words"]]
-        latency = (npz["output_cycles"] - npz["accept_cycles"]).tolist()
-        cycles = int(npz["total_cycles"])
-        scored = int(npz["scoreboard_mismatches"])
-    if failed and scored <= 0:
+    if out.is_file():
+        with np.load(out, allow_pickle=False) as npz:
+            words = [int(w) for w in npz["words"]]
+            latency = (npz["output_cycles"] - npz["accept_cycles"]).tolist()
+            cycles = int(npz["total_cycles"])
+            scored = int(npz["scoreboard_mismatches"])
+    if not out.is_file() or (failed and scored <= 0):
         raise EstError(f"the {simulator} simulation failed{failure_reason(logs.get('test'))}; "
                        f"see {logs.get('test', 'the output above')}")
     trace = decode_outputs(top["output_fields"], words,

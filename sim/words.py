@@ -22,8 +22,7 @@ def unpack(word: int, n: int, bits: int, signed: bool = False, pos: int = 0) -> 
 
 def encode_inputs(stimulus: np.ndarray) -> list[int]:
     """One integer per bin: bit i is input i's spike."""
-    weights = [1 << i for i in range(stimulus.shape[1])]
-    return [sum(w for w, s in zip(weights, row, strict=True) if s) for row in stimulus.tolist()]
+    return [pack(row, 1) for row in stimulus]
 
 
 def decode_outputs(fields: list, words: list[int], meta: dict) -> Trace:
@@ -33,13 +32,8 @@ def decode_outputs(fields: list, words: list[int], meta: dict) -> Trace:
     for t, word in enumerate(words):
         pos = 0
         for name, n, bits, is_signed in fields:
-            mask = (1 << bits) - 1
-            for c in range(n):
-                v = (word >> pos) & mask
-                pos += bits
-                if is_signed and v >> (bits - 1):
-                    v -= 1 << bits
-                arrays[name][t, c] = v
+            arrays[name][t] = unpack(word, n, bits, is_signed, pos)
+            pos += n * bits
     return Trace(arrays, meta)
 
 
@@ -50,9 +44,7 @@ def encode_outputs(fields: list, trace: Trace) -> list[int]:
     for t in range(trace.bins):
         word, pos = 0, 0
         for name, n, bits, _ in fields:
-            mask = (1 << bits) - 1
-            for c in range(n):
-                word |= (int(trace.arrays[name][t, c]) & mask) << pos
-                pos += bits
+            word |= pack(trace.arrays[name][t], bits) << pos
+            pos += n * bits
         words.append(word)
     return words

@@ -5,6 +5,7 @@ path against the golden model, the parameter checks, save/load and the cost rows
 
 import numpy as np
 import pytest
+from stream_drivers import run_stream
 
 from est.boards.spec import get_board
 from est.compiler import costs
@@ -14,7 +15,6 @@ from est.compiler.graph import GraphBuilder, IRError, Spec
 from est.compiler.ops import Attention, Conv, Input, Readout, Table
 from est.hw.attention import SpikeAttention
 from est.sim import golden
-from est.sim.amaranth_sim import run_stream
 from est.sim.interpreter import run
 from est.sim.words import pack, unpack
 from est.sw.integer import integer_forward

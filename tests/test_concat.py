@@ -70,7 +70,7 @@ def test_gateware_bit_exact_with_stalls():
     stim = random_stimulus(4, 12, 2, 0.5)
     golden_trace, _ = run(g, stim)
     dut = DataflowTop(g, 2, trace=True)
-    got = simulate_top(dut, dut.fields, stim, stall_seed=3).trace
+    got = simulate_top(dut, stim, stall_seed=3).trace
     # the concat's own values are not on the output word (hw=False): the readout, which
     # weighs every channel differently, shows them
     assert "readout/v" in got.arrays and golden_trace.arrays["readout/v"].any()

@@ -93,7 +93,7 @@ def test_causal_conv_matches_golden(case):
 def _conv_graph(conv: Conv, n_in: int):
     """input -> ``conv`` ("syn") -> a readout of no memory, wide enough to copy the current."""
     g = GraphBuilder()
-    g.add("readout", Readout(0, 16, np.ones(conv.shape[1])),
+    g.add("readout", Readout(0, 16, np.ones(conv.weight.shape[1])),
           g.add("syn", conv, g.add("input", Input(n_in))))
     return g.build("conv", ("readout",))
 

@@ -23,7 +23,7 @@ def test_est_graph_bit_exact_with_stalls(lanes, kw):
     stim = random_stimulus(lanes, 12, g.n_in)
     golden, _ = run(g, stim)
     dut = DataflowTop(g, lanes, trace=True)
-    got = simulate_top(dut, dut.fields, stim, stall_seed=lanes).trace
+    got = simulate_top(dut, stim, stall_seed=lanes).trace
     assert len(got.arrays) == len(dut.fields) > 10
     for name in got.arrays:
         np.testing.assert_array_equal(got.arrays[name], golden.arrays[name], err_msg=name)
@@ -34,7 +34,7 @@ def test_mlp_graph_bit_exact_and_cycles():
     stim = random_stimulus(7, 16, g.n_in)
     golden, _ = run(g, stim)
     dut = DataflowTop(g, 3, trace=True)
-    run_ = simulate_top(dut, dut.fields, stim, stall_seed=7)
+    run_ = simulate_top(dut, stim, stall_seed=7)
     for name in run_.trace.arrays:
         np.testing.assert_array_equal(run_.trace.arrays[name], golden.arrays[name])
     # a dense layer: (groups - 1) * max(n_in, 2) + n_in + 3 cycles (docs/semantics.md section 7)
@@ -49,7 +49,7 @@ def test_dataflow_top_of_an_mlp_is_bit_exact_with_stalls(seed, lanes):
     stimulus = random_stimulus(seed, 24, graph.n_in)
     golden_trace, _ = run(graph, stimulus)
     dut = DataflowTop(graph, lanes, trace=True)
-    result = compare(golden_trace, simulate_top(dut, dut.fields, stimulus, stall_seed=seed).trace)
+    result = compare(golden_trace, simulate_top(dut, stimulus, stall_seed=seed).trace)
     assert result.tensors == ("fc1/spikes", "fc1/v", "fc2/spikes", "fc2/v", "readout/v")
     assert result.mismatches == 0, result.first
 
@@ -58,7 +58,7 @@ def test_cycles_per_bin_meet_the_schedule():
     """Each dense layer takes (groups - 1) * max(n_in, 2) + n_in + 3 cycles, back to back."""
     graph = random_mlp_graph(9, n_in=16, hidden=(12,), n_out=4)
     dut = DataflowTop(graph, 4, trace=False)
-    run_ = simulate_top(dut, dut.fields, random_stimulus(9, 4, 16))
+    run_ = simulate_top(dut, random_stimulus(9, 4, 16))
     schedule = sum((ceil_div(n_out, 4) - 1) * max(n_in, 2) + n_in + 3
                    for n_out, n_in in ((12, 16), (4, 12)))
     assert schedule == measure_cycles(graph, 4)
@@ -76,7 +76,7 @@ def test_est_top_matches_golden_in_every_layer(cfg):
     graph = random_est_graph(7, **cfg, n_in=5, d=6, blocks=2, heads=2, hidden=7)
     stimulus = (np.random.default_rng(1).random((24, 5)) < 0.4).astype(np.int64)
     dut = DataflowTop(graph, lanes=3)
-    rtl = simulate_top(dut, dut.fields, stimulus, stall_seed=2)
+    rtl = simulate_top(dut, stimulus, stall_seed=2)
     result = compare(run(graph, stimulus)[0], rtl.trace)
     assert result.mismatches == 0, result.first
     assert len(result.tensors) == len(dut.fields) and result.bins == 24

@@ -7,6 +7,7 @@ and resets, random stalls."""
 
 import numpy as np
 import pytest
+from stream_drivers import run_groups
 
 from est.boards.spec import get_board
 from est.compiler import costs
@@ -16,7 +17,6 @@ from est.compiler.ops import LIF, Conv, Input, Readout
 from est.compiler.passes import Quantizer
 from est.hw.neurons import LIFArray
 from est.sim import golden
-from est.sim.amaranth_sim import run_groups
 from est.sim.interpreter import run
 from est.sim.words import unpack
 from netgen import check_integer_path, random_stimulus

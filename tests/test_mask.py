@@ -6,6 +6,7 @@ and the cost row."""
 
 import numpy as np
 import pytest
+from stream_drivers import run_stream
 
 from est.boards.spec import get_board
 from est.compiler import costs
@@ -15,7 +16,6 @@ from est.compiler.graph import GraphBuilder, IRError, Spec
 from est.compiler.ops import SEW, Conv, Input, Mask, Readout, Table
 from est.hw.lfsr import SpikeMask
 from est.sim import golden
-from est.sim.amaranth_sim import run_stream
 from est.sim.interpreter import run
 from est.sim.words import pack, unpack
 from est.sw.integer import integer_forward

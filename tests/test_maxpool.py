@@ -43,7 +43,7 @@ def test_gateware_bit_exact_with_stalls():
     stim = (np.random.default_rng(3).random((20, 3)) < 0.3).astype(np.int64)
     golden, _ = run(g, stim)
     dut = DataflowTop(g, 2, trace=True)
-    got = simulate_top(dut, dut.fields, stim, stall_seed=5).trace
+    got = simulate_top(dut, stim, stall_seed=5).trace
     assert "pool/values" in got.arrays
     for name in got.arrays:
         np.testing.assert_array_equal(got.arrays[name], golden.arrays[name], err_msg=name)

@@ -6,6 +6,7 @@ the golden step in amaranth.sim, random sizes, widths and leaks, random stalls."
 
 import numpy as np
 import pytest
+from stream_drivers import run_groups
 
 from est.boards.spec import get_board
 from est.compiler import costs
@@ -15,7 +16,6 @@ from est.compiler.ops import Conv, Input, Readout
 from est.compiler.passes import Quantizer
 from est.hw.neurons import ReadoutIntegrator
 from est.sim import golden
-from est.sim.amaranth_sim import run_groups
 from est.sim.interpreter import run
 from est.sim.words import unpack
 from netgen import check_integer_path, random_stimulus

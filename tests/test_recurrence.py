@@ -7,6 +7,7 @@ amaranth.sim, random sizes, kernels, input widths, leaks and resets, random stal
 
 import numpy as np
 import pytest
+from stream_drivers import run_stream
 
 from est.boards.spec import get_board
 from est.compiler import costs
@@ -16,7 +17,6 @@ from est.compiler.ops import Conv, Input, Readout, Recurrence
 from est.compiler.passes import Quantizer
 from est.hw.tpu import TemporalUnit
 from est.sim import golden
-from est.sim.amaranth_sim import run_stream
 from est.sim.interpreter import run
 from est.sim.words import pack, unpack
 from netgen import check_integer_path, random_stimulus

@@ -24,9 +24,6 @@ class Concat(Op):
     def fields(self, node, ins):
         return [F(f"{node}/values", sum(s.n for s in ins), ins[0].bits, False, hw=False)]
 
-    def init(self, ins):
-        return None
-
     def step(self, xs, state):
         return {"values": np.concatenate(xs)}, state
 
@@ -34,9 +31,6 @@ class Concat(Op):
         import torch
 
         return {"values": torch.cat(xs, dim=1)}
-
-    def cost(self, node, ins, ctx):
-        return []
 
     def lower(self, b, node, ins):
         from est.hw.streams import Zip

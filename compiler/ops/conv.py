@@ -39,10 +39,6 @@ class Conv(Op):
 
     KIND = "conv"
 
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return self.weight.shape
-
     def check(self, node, ins):
         x = ins[0]
         if x.form != "vector" or x.signed:

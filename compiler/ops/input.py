@@ -32,17 +32,11 @@ class Input(Op):
     def fields(self, node, ins):
         return [F(f"{node}/spikes", self.n, self.bits, False, hw=False)]
 
-    def init(self, ins):
-        return None
-
     def step(self, xs, state):
         return {"spikes": xs[0]}, state
 
     def seq(self, xs, bins):
         return {"spikes": xs[0]}
-
-    def cost(self, node, ins, ctx):
-        return []
 
     def lower(self, b, node, ins):
         return b.lowered(ins[0])

@@ -61,19 +61,6 @@ def lif_update(v, current, theta, leak_shift, v_bits: int, reset: str):
         s, v1 - theta if reset == "subtract" else torch.zeros_like(v1), v1)
 
 
-def lif_seq(current, threshold: np.ndarray, leak_shift, v_bits: int, reset: str):
-    """Spikes and post-reset membranes ``[T, n]`` of an integer LIF array (PyTorch)."""
-    import torch
-
-    theta = torch.as_tensor(threshold.astype(np.int64))
-    v = torch.zeros(current.shape[1], dtype=torch.int64)
-    spikes, vs = torch.zeros_like(current), torch.zeros_like(current)
-    for t in range(current.shape[0]):
-        spikes[t], v = lif_update(v, current[t], theta, leak_shift, v_bits, reset)
-        vs[t] = v
-    return spikes, vs
-
-
 @dataclass(frozen=True)
 class LIF(Op):
     threshold: np.ndarray  # [n] >= 1
@@ -110,8 +97,17 @@ class LIF(Op):
                 "saturated": out.saturated}, (params, lif)
 
     def seq(self, xs, bins):
-        s, v = lif_seq(xs[0], self.threshold, self.leak_shift, self.v_bits, self.reset)
-        return {"spikes": s, "v": v}
+        import torch
+
+        current = xs[0]
+        theta = torch.as_tensor(self.threshold.astype(np.int64))
+        v = torch.zeros(current.shape[1], dtype=torch.int64)
+        spikes, vs = torch.zeros_like(current), torch.zeros_like(current)
+        for t in range(bins):
+            spikes[t], v = lif_update(v, current[t], theta, self.leak_shift, self.v_bits,
+                                      self.reset)
+            vs[t] = v
+        return {"spikes": spikes, "v": vs}
 
     def rescale(self, q, scale):
         """The thresholds times the scale of the weights that feed them, in integers >= 1

@@ -13,19 +13,8 @@ from est.compiler.graph import Field as F
 from est.compiler.graph import IRError, Op
 from est.sim import golden
 
-
-def _leap(steps: int) -> list[int]:
-    """Columns of the GF(2) matrix that advances the LFSR ``steps`` steps."""
-    cols = []
-    for i in range(32):
-        s = 1 << i
-        for _ in range(steps):
-            s = (s >> 1) ^ (golden.LFSR_FEEDBACK if s & 1 else 0)
-        cols.append(s)
-    return cols
-
-
-_LEAP8 = _leap(8)
+_LEAP8 = [golden.lfsr_draws(1 << i, 1)[1] for i in range(32)]
+"""Columns of the GF(2) matrix that advances the LFSR 8 steps (one draw)."""
 
 
 @dataclass(frozen=True)

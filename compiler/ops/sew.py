@@ -35,9 +35,6 @@ class SEW(Op):
     def fields(self, node, ins):
         return [F(f"{node}/values", ins[1].n, golden.sew_bits(self.op, ins[1].bits), False)]
 
-    def init(self, ins):
-        return None
-
     def step(self, xs, state):
         return {"values": golden.sew(xs[0], xs[1], self.op)}, state
 
