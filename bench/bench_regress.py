@@ -10,7 +10,8 @@ stalls: each case there is a fresh Verilog build, so they are few).
 The cases run in chunks of ``--chunk`` on ``--jobs`` worker processes. Each finished chunk
 leaves its ``summary.json`` under ``--work`` (default ``build/bench_regress``), and a rerun with
 the same counts skips the chunks already done, so a run that is stopped loses at most the
-chunks in flight (``--fresh`` starts over). Failing cases' reproducers stay in their chunk's
+chunks in flight (``--fresh`` starts over); every chunk records the commit it ran at
+(``commits`` in the JSON lists them all). Failing cases' reproducers stay in their chunk's
 folder.
 
 Per simulator: cases, bins and values compared, mismatches, simulations that failed outright,
@@ -27,7 +28,9 @@ on amaranth.sim, each RTL case a Verilog build).
 
 import argparse
 import json
+import os
 import shutil
+import subprocess
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -35,6 +38,11 @@ from pathlib import Path
 from est.sim.regress import regress
 
 SEED = 1
+COMMIT = os.environ.get("EST_COMMIT") or subprocess.run(
+    ["git", "-C", str(Path(__file__).parent), "rev-parse", "--short", "HEAD"],
+    capture_output=True, text=True).stdout.strip() or "unknown"
+"""The commit the cases run at (``EST_COMMIT`` when the code is a copy outside git); each
+chunk records it, so a run resumed after a change says which cases ran at which commit."""
 RUNS = (("amaranth", "random"), ("verilator", "always"), ("icarus", "always"))  # sim, stalls
 
 
@@ -47,8 +55,11 @@ def run_chunk(sim: str, stalls: str, start: int, stop: int, folder: Path) -> dic
         if [r["case"] for r in summary["runs"]] == list(range(start, stop)):
             print(f"bench_regress: {sim} cases {start}-{stop - 1}: done before, kept", flush=True)
             return summary
-    return regress(seed=SEED, indices=list(range(start, stop)), simulators=[sim], out=folder,
-                   stalls=stalls)
+    summary = regress(seed=SEED, indices=list(range(start, stop)), simulators=[sim],
+                      out=folder, stalls=stalls)
+    summary["commit"] = COMMIT
+    done.write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
 
 
 def merge(sim: str, stalls: str, summaries: list[dict]) -> dict:
@@ -68,6 +79,7 @@ def merge(sim: str, stalls: str, summaries: list[dict]) -> dict:
             "cpu_seconds": round(seconds, 1), "cycles": cycles,
             "cycles_per_second_incl_build": round(cycles / seconds, 1) if seconds else None,
             "coverage": coverage,
+            "commits": sorted({s.get("commit", "unknown") for s in summaries}),
             "configs": [r["config"] for r in rows],
             "failures": [{"case": r["case"], "mismatches": r["mismatches"],
                           "simulation_error": r["simulation_error"],
