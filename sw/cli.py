@@ -42,7 +42,9 @@ def train(args: argparse.Namespace) -> int:
     print(f"est-train: wrote {args.out}/model.pt and metrics.json ({result['seconds']} s); "
           f"test bits/spike float {f['bits_per_spike']:.4f}"
           + (f", integer {i['bits_per_spike']:.4f}" if i else "")
-          + (f", GLM {result['glm']['test']['bits_per_spike']:.4f}" if "glm" in result else ""))
+          + (f", GLM {result['glm']['test']['bits_per_spike']:.4f} (history "
+             f"{result['glm']['history']}, l2 {result['glm']['l2']:g}, chosen on validation)"
+             if "glm" in result else ""))
     return 0
 
 

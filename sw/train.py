@@ -10,7 +10,8 @@ Config (TOML or YAML), every key optional:
              no leak at all (integrate and fire; TOML has no null, YAML may also write null);
              readout_leak_shift likewise
     [train]  steps, batch, seq_len, lr, weight_decay, warmup, clip, loss (poisson | negbin),
-             qat_steps, weight_bits, seed
+             qat_steps, weight_bits, seed; glm_history and glm_l2 (lists: the grid the GLM
+             baseline is tuned over, on the validation split)
 
 Flags override the file: ``--set model.d_model=16 --set train.steps=50``.
 
@@ -58,7 +59,7 @@ from est.sw.data import (
     split_by_time,
 )
 from est.sw.est import EST, ESTConfig, config_dict
-from est.sw.glm import fit_glm, true_rate_log_rates
+from est.sw.glm import GLM_HISTORIES, GLM_L2S, true_rate_log_rates, tune_glm
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,8 @@ class TrainConfig:
     qat_steps: int = 60
     weight_bits: int = 8
     seed: int = 0
+    glm_history: tuple = GLM_HISTORIES
+    glm_l2: tuple = GLM_L2S
 
     def validate(self, prefix: str = "train.") -> "TrainConfig":
         """Check every field; raise EstError naming the first one at fault."""
@@ -88,6 +91,13 @@ class TrainConfig:
         check_choice(k + "loss", self.loss, ("poisson", "negbin"))
         check_whole(k + "weight_bits", self.weight_bits, 2, 16)
         check_whole(k + "seed", self.seed, 0, MAX_SEED)
+        for name in ("glm_history", "glm_l2"):
+            if not getattr(self, name):
+                config_error(f"{k}{name} must list at least one value")
+        for h in self.glm_history:
+            check_whole(k + "glm_history", h, 1, 1000)
+        for l2 in self.glm_l2:
+            check_number(k + "glm_l2", l2, above=0)
         return self
 
 
@@ -381,8 +391,11 @@ def evaluate(trained: Trained, baselines: bool = True) -> dict:
         result["integer"] = {"test": scores(test, next_bin(ilr, mean_rates)),
                              "quantization": qreport}
     if baselines:
-        glm = fit_glm(train)
-        result["glm"] = {"test": scores(test, glm.predict_log_rates(test))}
+        tcfg = trained.tcfg
+        glm, grid = tune_glm(train, val, tcfg.glm_history, tcfg.glm_l2)
+        result["glm"] = {"test": scores(test, glm.predict_log_rates(test)),
+                         "val": scores(val, glm.predict_log_rates(val)),
+                         "history": glm.history, "l2": glm.l2, "grid": grid}
         if test.rates is not None:
             result["true_rates"] = {"test": scores(test, true_rate_log_rates(test))}
     result["seconds"] = round(time.perf_counter() - trained.t0, 1)

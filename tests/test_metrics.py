@@ -5,9 +5,6 @@ import math
 import numpy as np
 import pytest
 
-from est import EstError
-from est.sw.data import PopulationConfig, Recording, simulate_population, split_by_time
-from est.sw.glm import fit_glm, true_rate_log_rates
 from est.sw.metrics import (
     bits_per_spike,
     bits_per_spike_vs_train_mean,
@@ -162,55 +159,3 @@ def test_negative_binomial_is_normalised_and_tends_to_poisson():
     poisson = poisson_nll(counts, log_rates)
     gaps = [abs(negative_binomial_nll(counts, log_rates, d) - poisson) for d in (0, 4, 8, 16, 30)]
     assert gaps == sorted(gaps, reverse=True) and gaps[0] > 1e-3 and gaps[-1] < 1e-9
-
-
-# --- baselines on the default synthetic population ----------------------------------------------
-
-@pytest.fixture(scope="module")
-def evaluated():
-    rec = simulate_population(PopulationConfig())
-    train, _, test = split_by_time(rec)
-    glm = fit_glm(train)
-    return train, test, glm
-
-
-def test_true_rates_bound_the_glm_and_the_glm_beats_the_null(evaluated):
-    _, test, glm = evaluated
-    true_bps = bits_per_spike(test.counts, true_rate_log_rates(test))
-    glm_bps = bits_per_spike(test.counts, glm.predict_log_rates(test))
-    assert glm.converged
-    assert true_bps > 0 and glm_bps > 0.0
-    assert true_bps >= glm_bps - 0.02
-    assert poisson_nll(test.counts, true_rate_log_rates(test)) < poisson_nll(
-        test.counts, glm.predict_log_rates(test))
-    glm_r2 = r2(test.rates, np.exp(glm.predict_log_rates(test)))
-    assert 0.0 < glm_r2 < 1.0 and r2(test.rates, test.rates) == 1.0
-
-
-def test_glm_recovers_refractoriness(evaluated):
-    _, _, glm = evaluated
-    assert glm.weights.shape == (24, 24, 5)
-    self_lag1 = np.diagonal(glm.weights[:, :, 0])
-    cross_lag1 = glm.weights[:, :, 0][~np.eye(24, dtype=bool)]
-    assert (self_lag1 < -0.5).all() and self_lag1.mean() < -1.0
-    assert np.abs(cross_lag1).mean() < 0.3
-
-
-def test_glm_prediction_is_causal(evaluated):
-    _, test, glm = evaluated
-    before = glm.predict_log_rates(test)
-    counts = test.counts.copy()
-    counts[1000:] = 0
-    after = glm.predict_log_rates(Recording(counts))
-    assert np.array_equal(before[:1001], after[:1001])
-    assert not np.array_equal(before[1001:], after[1001:])
-    # the first bins see zero history: bin 0 is the bias alone
-    assert np.array_equal(before[0], glm.bias)
-
-
-def test_true_rate_log_rates_needs_rates():
-    with pytest.raises(EstError, match="no true rates"):
-        true_rate_log_rates(Recording(np.zeros((3, 2), dtype=np.int64)))
-    with pytest.raises(EstError, match="fitted on 24 neurons"):
-        fit_glm(Recording(np.ones((30, 24), dtype=np.int64)), history=2).predict_log_rates(
-            Recording(np.zeros((3, 2), dtype=np.int64)))

@@ -43,6 +43,12 @@ def test_train_writes_checkpoint_and_metrics(tiny_run):
         assert np.isfinite(metrics[part]["test"]["bits_per_spike"]), part
     assert metrics["true_rates"]["test"]["r2"] == pytest.approx(1.0)
     assert metrics["config"]["model"]["d_model"] == 8
+    # the GLM baseline: the candidate of the grid best on the validation split
+    glm = metrics["glm"]
+    assert len(glm["grid"]) == 25 and {g["history"] for g in glm["grid"]} == {1, 2, 3, 5, 8}
+    best = max(glm["grid"], key=lambda g: g["val_bits_per_spike"])
+    assert (glm["history"], glm["l2"]) == (best["history"], best["l2"])
+    assert glm["val"]["bits_per_spike"] == pytest.approx(best["val_bits_per_spike"])
     ckpt = torch.load(tiny_run / "model.pt", weights_only=True)
     assert ckpt["arch"] == "est" and ckpt["config"]["n_in"] == 6
 
@@ -214,6 +220,9 @@ def test_train_on_a_users_recordings(tmp_path):
     (["train.weight_bits=1"], "train.weight_bits must be 2..16, got 1"),
     (["train.seed=-3"], "train.seed must be 0..9223372036854775807, got -3"),
     (["train.loss='gauss'"], "train.loss must be one of poisson | negbin, got 'gauss'"),
+    (["train.glm_history=[]"], "train.glm_history must list at least one value"),
+    (["train.glm_history=[3, 0]"], "train.glm_history must be 1..1000, got 0"),
+    (["train.glm_l2=[0.0]"], "train.glm_l2 must be > 0, got 0.0"),
     # [data]: the synthetic population
     (["data.n_neurons=0"], "data.n_neurons must be at least 1, got 0"),
     (["data.bins=0"], "data.bins must be at least 1, got 0"),

@@ -1,0 +1,86 @@
+"""The GLM baseline (sw/glm.py): on the default synthetic population, bounded by the true rates
+and above the null, refractoriness recovered, causal; tuned on the validation split over a
+grid of history lengths and L2 weights."""
+
+import numpy as np
+import pytest
+
+from est import EstError
+from est.sw.data import PopulationConfig, Recording, simulate_population, split_by_time
+from est.sw.glm import fit_glm, true_rate_log_rates, tune_glm
+from est.sw.metrics import bits_per_spike, poisson_nll, r2
+
+
+@pytest.fixture(scope="module")
+def evaluated():
+    rec = simulate_population(PopulationConfig())
+    train, _, test = split_by_time(rec)
+    glm = fit_glm(train)
+    return train, test, glm
+
+
+def test_true_rates_bound_the_glm_and_the_glm_beats_the_null(evaluated):
+    _, test, glm = evaluated
+    true_bps = bits_per_spike(test.counts, true_rate_log_rates(test))
+    glm_bps = bits_per_spike(test.counts, glm.predict_log_rates(test))
+    assert glm.converged
+    assert true_bps > 0 and glm_bps > 0.0
+    assert true_bps >= glm_bps - 0.02
+    assert poisson_nll(test.counts, true_rate_log_rates(test)) < poisson_nll(
+        test.counts, glm.predict_log_rates(test))
+    glm_r2 = r2(test.rates, np.exp(glm.predict_log_rates(test)))
+    assert 0.0 < glm_r2 < 1.0 and r2(test.rates, test.rates) == 1.0
+
+
+def test_glm_recovers_refractoriness(evaluated):
+    _, _, glm = evaluated
+    assert glm.weights.shape == (24, 24, 5)
+    self_lag1 = np.diagonal(glm.weights[:, :, 0])
+    cross_lag1 = glm.weights[:, :, 0][~np.eye(24, dtype=bool)]
+    assert (self_lag1 < -0.5).all() and self_lag1.mean() < -1.0
+    assert np.abs(cross_lag1).mean() < 0.3
+
+
+def test_glm_prediction_is_causal(evaluated):
+    _, test, glm = evaluated
+    before = glm.predict_log_rates(test)
+    counts = test.counts.copy()
+    counts[1000:] = 0
+    after = glm.predict_log_rates(Recording(counts))
+    assert np.array_equal(before[:1001], after[:1001])
+    assert not np.array_equal(before[1001:], after[1001:])
+    # the first bins see zero history: bin 0 is the bias alone
+    assert np.array_equal(before[0], glm.bias)
+
+
+def test_true_rate_log_rates_needs_rates():
+    with pytest.raises(EstError, match="no true rates"):
+        true_rate_log_rates(Recording(np.zeros((3, 2), dtype=np.int64)))
+    with pytest.raises(EstError, match="fitted on 24 neurons"):
+        fit_glm(Recording(np.ones((30, 24), dtype=np.int64)), history=2).predict_log_rates(
+            Recording(np.zeros((3, 2), dtype=np.int64)))
+
+
+def test_tuning_keeps_the_candidate_best_on_validation():
+    rec = simulate_population(PopulationConfig(n_neurons=6, bins=3000, seed=2))
+    train, val, _ = split_by_time(rec)
+    lines = []
+    glm, grid = tune_glm(train, val, (1, 3), (1e-4, 1e-1), progress=lines.append)
+    assert [(g["history"], g["l2"]) for g in grid] == [(1, 1e-4), (1, 1e-1), (3, 1e-4),
+                                                       (3, 1e-1)]
+    assert len(lines) == 4 and "val" in lines[0]
+    best = max(grid, key=lambda g: g["val_bits_per_spike"])
+    assert (glm.history, glm.l2) == (best["history"], best["l2"])
+    # each score is the candidate's own, fitted on the training split alone
+    again = fit_glm(train, best["history"], best["l2"])
+    assert bits_per_spike(val.counts, again.predict_log_rates(val)) == pytest.approx(
+        best["val_bits_per_spike"])
+    assert len({g["val_bits_per_spike"] for g in grid}) == 4
+
+
+def test_tuning_skips_histories_too_long_for_the_recording():
+    train = Recording(np.random.default_rng(0).poisson(0.3, (12, 3)))
+    glm, grid = tune_glm(train, train, (2, 40), (1e-3,))
+    assert [g["history"] for g in grid] == [2] and glm.history == 2
+    with pytest.raises(EstError, match="too few for every history"):
+        tune_glm(train, train, (40,), (1e-3,))
