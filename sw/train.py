@@ -364,8 +364,10 @@ def train_model(data: dict, mcfg: ESTConfig, tcfg: TrainConfig,
     mcfg = replace(mcfg, n_in=train.counts.shape[1], n_out=train.counts.shape[1])
     model = EST(mcfg)
     mean_rates = train.counts.mean(axis=0)
-    with torch.no_grad():  # start from the mean-rate model rather than one spike per bin
-        model.readout.bias.copy_(torch.as_tensor(np.log(np.maximum(mean_rates, 1e-3))))
+    with torch.no_grad():  # start from the mean-rate model rather than one spike per bin: a
+        # leaky readout (r <- beta r + c) settles at c / (1 - beta), so its bias is scaled
+        model.readout.bias.copy_(torch.as_tensor(np.log(np.maximum(mean_rates, 1e-3))
+                                                 * (1.0 - model.readout_beta)))
     losses = fit(model, train, tcfg, tcfg.steps, "train", progress)
     silent = {name: np.flatnonzero(rec.counts.sum(axis=0) == 0).tolist()
               for name, rec in (("train", train), ("val", val), ("test", test))}

@@ -15,9 +15,9 @@ import torch
 from est import EstError
 from est.compiler import graph
 from est.sim.trace import Trace
-from est.sw.est import EST
+from est.sw.est import EST, ESTConfig
 from est.sw.integer import integer_forward
-from est.sw.train import load_config
+from est.sw.train import TrainConfig, load_config
 
 BIN = Path(sys.executable).parent
 TINY = ["--set", "data.n_neurons=6", "--set", "data.bins=1500", "--set", "model.d_model=8",
@@ -339,3 +339,19 @@ def test_evaluated_splits_without_spikes_are_refused_before_training(tmp_path):
     assert res.returncode == 2, res.stderr
     assert "the validation split (bins 420 to 509 of 600) holds no spikes" in res.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("shift, beta", [(0, 0.0), (1, 0.5), (3, 0.875)])
+def test_a_leaky_readout_starts_at_the_mean_log_rate(shift, beta):
+    """The readout integrates ``r <- beta r + c``: its bias starts at ``log(mean) (1 - beta)``,
+    so that the untrained model's output settles at each neuron's mean log-rate."""
+    from est.sw.train import train_model
+
+    data = {"n_neurons": 4, "bins": 600, "seed": 1}
+    mcfg = ESTConfig(d_model=8, mlp_hidden=8, readout_leak_shift=shift)
+    trained = train_model(data, mcfg, TrainConfig(steps=1, lr=1e-12, qat_steps=0), False)
+    log_mean = np.log(np.maximum(trained.mean_rates, 1e-3))
+    bias = trained.model.readout.bias.detach().numpy()
+    assert trained.model.readout_beta == beta
+    np.testing.assert_allclose(bias, log_mean * (1 - beta), rtol=1e-4)
+    np.testing.assert_allclose(bias / (1 - beta), log_mean, rtol=1e-4)
