@@ -15,7 +15,10 @@ the machine and the wall time of every benchmark:
 - ``est``: held-out bits/spike of the float and integer EST, the ANN, the GLM and the true rates;
 - ``regress``: randomized golden-vs-RTL cases (EST-shaped graphs and spiking MLPs, seed 1) on
   amaranth.sim, Verilator and Icarus (the RTL simulators with stalls always): mismatches,
-  failed simulations and the cases per operation kind.
+  failed simulations and the cases per operation kind;
+- ``regimes``: bits/spike of the EST, the tuned GLM, the training mean and the true rates on
+  synthetic sets that look like hard real recordings (short, low rate, silent units, drift,
+  counts above 1), 3 seeds each.
 
 The full set takes about 37 minutes on 2 cores besides the regression, which alone takes
 hours (1000 amaranth.sim cases, half of them EST-shaped graphs of seconds to tens of seconds
@@ -47,6 +50,8 @@ BENCHES = {  # name: (script, full arguments, quick arguments)
     "fit": ("bench_fit.py", ["--synth"], []),
     "est": ("bench_est.py", [], ["--steps", "100"]),
     "regress": ("bench_regress.py", [], ["--count-amaranth", "20", "--count-rtl", "3"]),
+    "regimes": ("bench_regimes.py", [], ["--seeds", "1", "--steps", "50", "--regime", "short",
+                                         "--regime", "recording_like"]),
 }
 
 
@@ -96,6 +101,9 @@ def headline(name: str, r: dict) -> dict:
         return {"test_bits_per_spike": {k: v["bits_per_spike"] for k, v in r["summary"].items()
                                         if isinstance(v, dict)},
                 "integer_vs_float_relative_gap": r["summary"]["integer_vs_float_relative_gap"]}
+    if name == "regimes":
+        return {regime: {m: v["mean"] for m, v in row["bits_per_spike"].items()}
+                for regime, row in r["regimes"].items()}
     if name == "regress":
         return {"cases": r["total_cases"], "mismatches": r["total_mismatches"],
                 "simulation_errors": r["total_simulation_errors"],

@@ -251,8 +251,6 @@ def _summary(build: Path, shown: Path, report: dict, compared: list[_Compared]) 
 
 
 def _comparisons(golden, compared: list[_Compared], shown: Path) -> str:
-    from est.sim.compare_view import ALT, figure_png, layer_summary
-
     if golden is None:
         return ("<h2>Golden vs RTL</h2><p>No RTL trace yet: run <code>est-sim "
                 f"{html.escape(str(shown))}</code>.</p>")
@@ -262,6 +260,8 @@ def _comparisons(golden, compared: list[_Compared], shown: Path) -> str:
             parts.append(f"<p class='bad'>{html.escape(path.name)}: {rtl.bins} bins, golden has "
                          f"{golden.bins}: made from another stimulus; not compared.</p>")
             continue
+        from est.sim.compare_view import ALT, figure_png, layer_summary  # matplotlib: seconds
+
         stats = _json(path.with_suffix(".json")) or {}
         parts.append(
             f"<h3>{html.escape(_sim_name(path))}: "

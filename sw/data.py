@@ -111,6 +111,17 @@ class PopulationConfig:
       ``cross_strength``: its magnitude is ``U(0.5, 1) * cross_strength``, its sign random.
       Strong positive coupling can run away (rates grow without bound); the defaults do not.
     - ``bin_width``: seconds per bin, metadata only (0.01 s: 0.1 spikes/bin is 10 Hz).
+    - ``silent_fraction``: this fraction of the neurons (``round(fraction * n_neurons)``, drawn
+      at random) has its baseline lowered by ``silent_depth`` (default 8: softplus(-10) is
+      4.5e-5 spikes per bin), so that it fires rarely or never, as units that fall silent in a
+      real recording.
+    - ``drift``: each neuron's baseline moves linearly over the recording, from ``-drift / 2``
+      to ``+drift / 2`` times a per-neuron factor drawn from N(0, 1) (slow non-stationarity:
+      rates in the test split differ from those of the training split).
+
+    The last three knobs draw from a generator of their own (``SeedSequence([seed, 1])``),
+    only when they are not 0, so the population of a seed is the same with them at 0 as
+    without them.
 
     The defaults give per-neuron mean rates of about 0.05-0.3 spikes per bin (mostly 0/1 counts,
     occasional 2s).
@@ -131,6 +142,9 @@ class PopulationConfig:
     cross_density: float = 0.1
     cross_strength: float = 0.6
     bin_width: float | None = 0.01
+    silent_fraction: float = 0.0
+    silent_depth: float = 8.0
+    drift: float = 0.0
 
     def __post_init__(self):
         check_population({f.name: getattr(self, f.name) for f in fields(self)},
@@ -169,6 +183,10 @@ def check_population(values: dict, prefix: str = "data.") -> None:
     check_number(k + "cross_density", values["cross_density"], at_least=0, at_most=1,
                  what="in [0, 1]")
     check_number(k + "cross_strength", values["cross_strength"], at_least=0)
+    check_number(k + "silent_fraction", values["silent_fraction"], at_least=0, at_most=1,
+                 what="in [0, 1]")
+    check_number(k + "silent_depth", values["silent_depth"], at_least=0)
+    check_number(k + "drift", values["drift"], at_least=0)
     if values["bin_width"] is not None:
         check_number(k + "bin_width", values["bin_width"], above=0)
 
@@ -252,6 +270,20 @@ def _coupling(cfg: PopulationConfig, rng: np.random.Generator) -> np.ndarray:
     return w[:, :, None] * decay
 
 
+def _nonstationary(cfg: PopulationConfig) -> np.ndarray | float:
+    """The silent units' lowered baselines and the slow drift, ``[bins, neurons]`` (0 when
+    both knobs are 0), from a generator of their own."""
+    if not (cfg.silent_fraction or cfg.drift):
+        return 0.0
+    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 1]))
+    n = cfg.n_neurons
+    offset = np.zeros((cfg.bins, n))
+    silent = rng.permutation(n)[:round(cfg.silent_fraction * n)]
+    offset[:, silent] -= cfg.silent_depth
+    ramp = np.linspace(-0.5, 0.5, cfg.bins)[:, None] if cfg.bins > 1 else np.zeros((1, 1))
+    return offset + cfg.drift * ramp * rng.standard_normal(n)
+
+
 def simulate_population(cfg: PopulationConfig | None = None) -> Recording:
     """Draw a :class:`Recording` from the coupled Poisson GLM described in the module docstring.
 
@@ -268,7 +300,7 @@ def simulate_population(cfg: PopulationConfig | None = None) -> Recording:
     loadings = rng.standard_normal((n, k)) * cfg.latent_gain / np.sqrt(max(k, 1))
     latents = _latents(cfg, rng)
     coupling = _coupling(cfg, rng)
-    drive = baselines + latents @ loadings.T
+    drive = baselines + latents @ loadings.T + _nonstationary(cfg)
     # history[j] holds y(t - 1 - j); flattened lag-major it meets kernel[:, j * n + m].
     kernel = coupling.transpose(0, 2, 1).reshape(n, lags * n)
     history = np.zeros((lags, n))

@@ -1,5 +1,7 @@
 """The synthetic population, the time split and the loaders for a user's own data."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -89,12 +91,34 @@ def test_bad_config_is_rejected():
     ({"latent_noise": float("nan")}, "PopulationConfig.latent_noise must be a finite number, "
                                      "got nan"),
     ({"bin_width": 0.0}, "PopulationConfig.bin_width must be > 0, got 0.0"),
+    ({"silent_fraction": 1.5}, "PopulationConfig.silent_fraction must be in [0, 1], got 1.5"),
+    ({"drift": -1.0}, "PopulationConfig.drift must be >= 0, got -1.0"),
 ])
 def test_bad_config_names_the_field_and_the_value(kwargs, message):
     with pytest.raises(EstError) as info:
         PopulationConfig(**kwargs)
     assert str(info.value) == message
     PopulationConfig(bin_width=None)  # unknown bin width is allowed
+
+
+def test_silent_units_and_drift_leave_the_rest_of_the_population_as_it_was():
+    base = PopulationConfig(n_neurons=8, bins=3000, seed=4)
+    plain = simulate_population(base)
+    hard = simulate_population(replace(base, silent_fraction=0.25, drift=3.0))
+    assert np.array_equal(plain.meta["latents"], hard.meta["latents"])  # same draws
+    assert np.array_equal(plain.meta["coupling"], hard.meta["coupling"])
+    # two of eight units silenced by 8 below their baseline: a few spikes at most
+    quiet = np.flatnonzero(hard.rates.mean(axis=0) < 1e-2)
+    assert len(quiet) == 2 and hard.counts[:, quiet].sum() <= 3
+    assert plain.rates[:, quiet].mean() > 0.03
+    # the drift: first and last fifth of the recording differ in rate, per neuron
+    first, last = hard.rates[:600].mean(axis=0), hard.rates[-600:].mean(axis=0)
+    loud = np.setdiff1d(np.arange(8), quiet)
+    assert np.abs(np.log(last[loud] / first[loud])).mean() > 0.5
+    drift_only = simulate_population(replace(base, drift=3.0))
+    assert not np.array_equal(drift_only.counts, plain.counts)
+    assert simulate_population(replace(base, silent_fraction=0.0, drift=0.0)).counts.tolist() \
+        == plain.counts.tolist()
 
 
 def test_split_sizes_and_contiguity(population):

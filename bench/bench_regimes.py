@@ -1,0 +1,115 @@
+"""Model quality in the regimes of real recordings: writes bench/results/regimes.json.
+
+Each regime is a seeded synthetic population (:class:`est.sw.data.PopulationConfig`) that
+looks like a hard case of real data; ``standard`` is the default population:
+
+- ``short``: 800 bins (a few minutes of a recording at 20 ms bins, or less);
+- ``low_rate``: baselines -3.6..-2.8, about 0.03-0.06 spikes per bin;
+- ``silent``: a quarter of the units nearly silent (baseline 8 lower);
+- ``drift``: every baseline drifts over the recording (``drift`` 3: the test split's rates
+  differ from the training split's);
+- ``counts``: baselines -0.5..1, 0.5-1.3 spikes per bin, counts of 2-5 common;
+- ``recording_like``: short, low rate, 20% silent units and drift at once.
+
+For every regime and seed, est-train's recipe (``est.sw.train.run``: the default EST and
+training config, ``--steps`` to change the budget) gives NLB bits per spike on the test split
+for the float EST, the integer EST, the GLM tuned on the validation split, the true rates, and
+the training split's mean rates (a constant-rate model fitted out of sample: below 0 when the
+rates drift; the NLB null itself, each neuron's mean over the test split, is 0 by definition).
+Per regime: every seed's figures, and the mean, min and max over seeds. Runs ``--jobs``
+trainings at a time, one thread each.
+
+    .venv/bin/python bench/bench_regimes.py [--seeds 3] [--steps N] [--regime NAME ...]
+        [--jobs 2] [--out bench/results/regimes.json]
+"""
+
+import argparse
+import json
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+REGIMES = {
+    "standard": {},
+    "short": {"bins": 800},
+    "low_rate": {"baseline_range": [-3.6, -2.8]},
+    "silent": {"silent_fraction": 0.25},
+    "drift": {"drift": 3.0},
+    "counts": {"baseline_range": [-0.5, 1.0]},
+    "recording_like": {"bins": 800, "baseline_range": [-3.6, -2.6], "silent_fraction": 0.2,
+                       "drift": 2.0},
+}
+MODELS = ("float_est", "integer_est", "glm", "train_mean", "true_rates")
+
+
+def job(regime: str, seed: int, steps: int | None) -> tuple[str, int, dict]:
+    """One training and evaluation: the figures of one regime and seed."""
+    import torch
+
+    from est.sw.est import ESTConfig
+    from est.sw.train import TrainConfig, get_data, run, scores
+
+    torch.set_num_threads(1)
+    data = {**REGIMES[regime], "seed": seed}
+    tcfg = TrainConfig() if steps is None else replace(TrainConfig(), steps=steps)
+    t0 = time.perf_counter()
+    _, result, mean_rates = run(data, ESTConfig(), tcfg, progress=False)
+    _, _, test = get_data(data)
+    constant = np.broadcast_to(np.log(np.maximum(mean_rates, 1e-3)), test.counts.shape)
+    bits = {"float_est": result["float"]["test"]["bits_per_spike"],
+            "integer_est": result["integer"]["test"]["bits_per_spike"],
+            "glm": result["glm"]["test"]["bits_per_spike"],
+            "train_mean": scores(test, constant)["bits_per_spike"],
+            "true_rates": result["true_rates"]["test"]["bits_per_spike"]}
+    return regime, seed, {
+        "bits_per_spike": bits, "glm_choice": {k: result["glm"][k] for k in ("history", "l2")},
+        "test_mean_rate": float(test.counts.mean()),
+        "silent_in_training": len(result["silent_neurons"]["train"]),
+        "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per regime")
+    parser.add_argument("--steps", type=int, help="training steps (default: est-train's)")
+    parser.add_argument("--regime", action="append", choices=sorted(REGIMES),
+                        help="only this regime (repeat; default: all)")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/regimes.json"))
+    args = parser.parse_args()
+    regimes = args.regime or list(REGIMES)
+    t0 = time.perf_counter()
+    runs: dict[str, dict] = {r: {} for r in regimes}
+    with ProcessPoolExecutor(args.jobs) as pool:
+        futures = [pool.submit(job, r, s, args.steps) for r in regimes for s in range(args.seeds)]
+        for future in futures:
+            regime, seed, row = future.result()
+            runs[regime][seed] = row
+            print(f"bench_regimes: {regime} seed {seed}: " + ", ".join(
+                f"{m} {v:.4f}" for m, v in row["bits_per_spike"].items())
+                + f" ({row['seconds']} s)", flush=True)
+    out = {"regimes": {}, "definitions": {r: REGIMES[r] for r in regimes},
+           "seeds": args.seeds, "steps": args.steps,
+           "wall_seconds": round(time.perf_counter() - t0, 1)}
+    for regime, by_seed in runs.items():
+        spread = {}
+        for m in MODELS:
+            values = [row["bits_per_spike"][m] for row in by_seed.values()]
+            spread[m] = {"mean": float(np.mean(values)), "min": min(values), "max": max(values)}
+        out["regimes"][regime] = {"bits_per_spike": spread, "runs": by_seed}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"\n{'regime':<15}" + "".join(f"{m:>14}" for m in MODELS))
+    for regime, row in out["regimes"].items():
+        print(f"{regime:<15}" + "".join(
+            f"{row['bits_per_spike'][m]['mean']:>14.4f}" for m in MODELS))
+    print(f"wrote {args.out} ({out['wall_seconds']} s); bits/spike on the test split, mean over "
+          f"{args.seeds} seeds (min and max in the JSON)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
