@@ -20,10 +20,12 @@ the machine and the wall time of every benchmark:
   synthetic sets that look like hard real recordings (short, low rate, silent units, drift,
   counts above 1), 3 seeds each.
 
-The full set takes about 37 minutes on 2 cores besides the regression, which alone takes
-hours (1000 amaranth.sim cases, half of them EST-shaped graphs of seconds to tens of seconds
-each, and 50 Verilog builds per RTL simulator); ``--quick`` (about 25 minutes) shrinks every
-budget (a few minutes of training, 20 + 2 x 3 regression cases, two boards) and writes under
+The full set takes about 37 minutes on 2 cores besides the regression and the regimes (21
+trainings, each with a GLM tuned over 25 fits: an hour or more, not yet timed at full size);
+the regression alone takes hours (1000 amaranth.sim cases, half of them EST-shaped graphs
+of seconds to tens of seconds each, and 50 Verilog builds per RTL simulator); ``--quick``
+(about 25 minutes before the regimes were added) shrinks every budget (a few minutes of
+training, 20 + 2 x 3 regression cases, two boards, two regimes of one seed) and writes under
 ``bench/results/quick/``.
 
     .venv/bin/python bench/run_all.py [--quick] [--only NAME ...]
