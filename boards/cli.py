@@ -86,7 +86,7 @@ RUN_EXAMPLES = """  est-run build/tiny --port /dev/ttyUSB1      # an iCEBreaker 
   est-run build/tiny --port /dev/ttyUSB0 --input recording.npy -o build/tiny/run"""
 
 
-def _open_port(args, build: Path, n_in: int):
+def _open_port(args, build: Path, in_bits: int):
     from est.boards.protocol import ir_hash
 
     if args.port == "sim":
@@ -94,7 +94,7 @@ def _open_port(args, build: Path, n_in: int):
         from est.sim.board_sim import SimulatedSerial
 
         net, core, _ = build_core(build)
-        return SimulatedSerial(core, n_in, board_ident(net, core, ir_hash(build)))
+        return SimulatedSerial(core, in_bits, board_ident(net, core, ir_hash(build)))
     import serial
 
     try:
@@ -114,7 +114,8 @@ def configure_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=0.5,
                         help="seconds (> 0) to wait for a reply before asking again")
     parser.add_argument("--input", type=Path,
-                        help="[bins, n_in] .npy of 0/1 spikes (default: the build's stimulus)")
+                        help="[bins, n_in] .npy of 0/1 spikes, or counts for a network of "
+                             "count inputs (default: the build's stimulus)")
     parser.add_argument("-o", "--out", type=Path, help="output folder (default: BUILD/run)")
 
 
@@ -141,17 +142,19 @@ def run_host(args: argparse.Namespace) -> int:
 
     net = load(args.build)
     fields, scale = net.output_fields(trace=False), readout_scale(net)
-    stimulus, source = build_stimulus(args.build, args.input, net.n_in)
-    port = _open_port(args, args.build, net.n_in)
+    stimulus, source = build_stimulus(args.build, args.input, net)
+    in_bits = net.n_in * net.input_bits
+    port = _open_port(args, args.build, in_bits)
     try:
         link = BoardLink(port)
-        ident = link.check(ir_hash(args.build), net.n_in)
+        ident = link.check(ir_hash(args.build), in_bits)
         print(f"est-run: board on {args.port}: est {ident.version}, network "
-              f"{ident.ir_hash.hex()}, {plural(ident.n_in, 'input')}; streaming "
+              f"{ident.ir_hash.hex()}, {plural(net.n_in, 'input')} of "
+              f"{plural(net.input_bits, 'bit')}; streaming "
               f"{plural(len(stimulus), 'bin')} of {source}", flush=True)
         t0 = time.perf_counter()
         with tqdm(total=len(stimulus), unit="bin", disable=args.quiet, leave=False) as bar:
-            words = link.run(stimulus, bar.update)
+            words = link.run(stimulus, net.input_bits, bar.update)
         seconds = time.perf_counter() - t0
     finally:
         port.close()

@@ -3,9 +3,7 @@
 :class:`BoardLink` works over anything with pyserial's ``write`` / ``read`` (with a timeout) /
 ``reset_input_buffer``: a ``serial.Serial`` on a real board, or
 :class:`est.sim.board_sim.SimulatedSerial` with the RTL in simulation. It recovers from
-damaged frames in both directions: a request the board rejects (bad checksum, truncated) is
-sent again; a reply that is damaged or lost is asked for again with RESEND, and the bin index
-in every OUTPUT tells whether the board applied the bin, so no bin is applied twice.
+damaged frames in both directions, and no bin is applied twice (:meth:`BoardLink.step`).
 """
 
 from collections.abc import Callable
@@ -14,6 +12,7 @@ import numpy as np
 
 from est import EstError
 from est.boards import protocol as p
+from est.sim.words import encode_inputs
 
 MAX_REPLY = 1 << 14  # longer "lengths" in a reply header are damage, not data
 
@@ -31,7 +30,8 @@ class BoardLink:
         self.port.write(p.encode_frame(kind, payload))
 
     def _drain(self) -> None:
-        """Discard whatever remains of a damaged reply (waits for one read timeout)."""
+        """Count a damaged or lost reply and discard what remains of it (one read timeout)."""
+        self.recoveries += 1
         while self.port.read(256):
             pass
         self.port.reset_input_buffer()
@@ -71,7 +71,6 @@ class BoardLink:
                     and reply[0] != reply_kind:  # a stale reply to an earlier request
                 reply = self.read_frame()
             if reply is None:
-                self.recoveries += 1
                 self._drain()
                 continue
             if reply[0] == reply_kind:
@@ -92,15 +91,16 @@ class BoardLink:
                            f"{p.PROTOCOL_VERSION}: rebuild the bitstream with this est")
         return self.ident
 
-    def check(self, ir_hash: bytes, n_in: int) -> p.Ident:
+    def check(self, ir_hash: bytes, in_bits: int) -> p.Ident:
         """:meth:`identify`, then fail unless the board runs the build with ``ir_hash``."""
         ident = self.identify()
         if ident.ir_hash != ir_hash:
             raise EstError(f"the board runs the network with IR hash {ident.ir_hash.hex()}, the "
                            f"build has {ir_hash.hex()}: program the board with this build's "
                            f"bitstream (est-synth BUILD, then your programmer)")
-        if ident.n_in != n_in:
-            raise EstError(f"the board takes {ident.n_in} inputs, the build {n_in}")
+        if ident.in_bits != in_bits:
+            raise EstError(f"the board takes {ident.in_bits} input bits a bin, the build "
+                           f"{in_bits}")
         return ident
 
     def reset(self) -> None:
@@ -109,7 +109,8 @@ class BoardLink:
         self.bins = 0
 
     def step(self, word: int) -> int:
-        """Apply one bin (input word: bit i = input i) and return the output word.
+        """Apply one bin (input word: bits ``i * b`` up hold input i's count of b bits) and
+        return the output word.
 
         After a lost or damaged reply the host asks RESEND: an OUTPUT with this bin's index
         means it was applied, the previous index (or NO_OUTPUT) that it was not, so the BIN
@@ -124,7 +125,6 @@ class BoardLink:
         for _ in range(self.retries):
             reply = self.read_frame()
             if reply is None:
-                self.recoveries += 1
                 self._drain()
                 last = p.RESEND
                 self._send(p.RESEND)
@@ -152,15 +152,13 @@ class BoardLink:
                 self._send(p.BIN, payload)
         raise EstError(f"bin {self.bins}: no valid reply after {self.retries} attempts")
 
-    def run(self, stimulus: np.ndarray,
+    def run(self, stimulus: np.ndarray, bits: int = 1,
             progress: Callable[[int], None] | None = None) -> list[int]:
-        """Reset, then stream every bin of ``stimulus`` ([bins, n_in] of 0/1); the output
-        words in order."""
-        from est.sim.words import encode_inputs
-
+        """Reset, then stream every bin of ``stimulus`` ([bins, n_in] of counts of ``bits``
+        bits; 0/1 spikes for 1): the output words."""
         self.reset()
         words = []
-        for word in encode_inputs(stimulus):
+        for word in encode_inputs(stimulus, bits):
             words.append(self.step(word))
             if progress is not None:
                 progress(1)

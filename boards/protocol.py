@@ -22,14 +22,13 @@ SYNC = 0xA5
 # requests (host -> board)
 IDENTIFY = 0x01  # len 0 -> IDENT
 RESET = 0x02  # len 0 -> RESET_DONE: the network restarts from its reset state, bin index 0
-BIN = 0x03  # len ceil(n_in / 8): one bin's input spikes -> OUTPUT
+BIN = 0x03  # len ceil(in_bits / 8): one bin's input word -> OUTPUT
 RESEND = 0x04  # len 0 -> the last OUTPUT again (or ERROR NO_OUTPUT)
 
 # replies (board -> host)
-IDENT = 0x81  # payload: see ident_payload
+IDENT = 0x81  # payload: see Ident
 RESET_DONE = 0x82  # len 0
-OUTPUT = 0x83  # payload: bins applied since reset, this one included (u16, wraps), the
-#                output word
+OUTPUT = 0x83  # payload: bins since reset, this one included (u16, wraps), the output word
 ERROR = 0xEE  # payload: one error code
 
 BAD_CRC = 1  # the frame's checksum did not match: it was not executed
@@ -55,8 +54,7 @@ def encode_frame(kind: int, payload: bytes = b"") -> bytes:
 
 def version_bytes(version: str = __version__) -> bytes:
     """``major.minor.patch`` as three bytes."""
-    parts = [int(p) for p in version.split(".")[:3]]
-    return bytes((parts + [0, 0, 0])[:3])
+    return bytes(([int(p) for p in version.split(".")[:3]] + [0, 0, 0])[:3])
 
 
 def ir_hash(build: Path) -> bytes:
@@ -73,12 +71,12 @@ class Ident:
     protocol: int
     version: str
     ir_hash: bytes
-    n_in: int
+    in_bits: int  # the input word: inputs x bits per input count
     out_bits: int
 
     def payload(self) -> bytes:
         return (bytes([self.protocol]) + version_bytes(self.version) + self.ir_hash
-                + self.n_in.to_bytes(2, "little") + self.out_bits.to_bytes(2, "little"))
+                + self.in_bits.to_bytes(2, "little") + self.out_bits.to_bytes(2, "little"))
 
     @classmethod
     def parse(cls, payload: bytes) -> "Ident":
@@ -91,7 +89,7 @@ class Ident:
 
     @property
     def in_bytes(self) -> int:
-        return ceil_div(self.n_in, 8)
+        return ceil_div(self.in_bits, 8)
 
     @property
     def out_bytes(self) -> int:

@@ -1,9 +1,6 @@
 """What each supported board offers, how its memories are counted, and the logic margin of
-the fit check, learned from measured designs.
-
-Block RAMs are counted exactly as the memory shapes demand (the widest/deepest mapping yosys
-can pick for each memory); the per-node estimates are in :mod:`est.compiler.costs`. It is a fit
-check, not a synthesis result: ``est-synth`` reports the real figures.
+the fit check, learned from measured designs (the per-node estimates are in
+:mod:`est.compiler.costs`; ``est-synth`` reports the real figures).
 """
 
 from dataclasses import asdict, dataclass
@@ -41,24 +38,21 @@ def _ecp5(name: str, platform: str, luts: int, brams: int, clock_hz: float) -> B
                  script_after_read=_ECP5_FIX)
 
 
-BOARDS = {
-    "icebreaker": Board("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40",
-                        5280, 30, ICE40_EBR, 12e6, synth_opts="-dsp"),
-    "icesugar": Board("icesugar", "amaranth_boards.icesugar:ICESugarPlatform", "ice40",
-                      5280, 30, ICE40_EBR, 12e6, synth_opts="-dsp"),
-    "ice40-hx8k-evn": Board("ice40-hx8k-evn",
-                            "amaranth_boards.ice40_hx8k_b_evn:ICE40HX8KBEVNPlatform", "ice40",
-                            7680, 32, ICE40_EBR, 12e6),
-    "ulx3s-12f": _ecp5("ulx3s-12f", "amaranth_boards.ulx3s:ULX3S_12F_Platform", 12288, 32, 25e6),
-    "ulx3s-25f": _ecp5("ulx3s-25f", "amaranth_boards.ulx3s:ULX3S_25F_Platform", 24288, 56, 25e6),
-    "ulx3s-45f": _ecp5("ulx3s-45f", "amaranth_boards.ulx3s:ULX3S_45F_Platform", 43848, 108, 25e6),
-    "ulx3s-85f": _ecp5("ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", 83640, 208, 25e6),
-    "icesugar-pro": _ecp5("icesugar-pro", "amaranth_boards.icesugar_pro:ICESugarProPlatform",
-                          24288, 56, 25e6),
-    "colorlight-5a75b": _ecp5("colorlight-5a75b",
-                              "amaranth_boards.colorlight_5a75b_r7_0:Colorlight_5A75B_R70Platform",
-                              24288, 56, 25e6),
-}
+BOARDS = {b.name: b for b in (
+    Board("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40", 5280, 30,
+          ICE40_EBR, 12e6, synth_opts="-dsp"),
+    Board("icesugar", "amaranth_boards.icesugar:ICESugarPlatform", "ice40", 5280, 30, ICE40_EBR,
+          12e6, synth_opts="-dsp"),
+    Board("ice40-hx8k-evn", "amaranth_boards.ice40_hx8k_b_evn:ICE40HX8KBEVNPlatform", "ice40",
+          7680, 32, ICE40_EBR, 12e6),
+    _ecp5("ulx3s-12f", "amaranth_boards.ulx3s:ULX3S_12F_Platform", 12288, 32, 25e6),
+    _ecp5("ulx3s-25f", "amaranth_boards.ulx3s:ULX3S_25F_Platform", 24288, 56, 25e6),
+    _ecp5("ulx3s-45f", "amaranth_boards.ulx3s:ULX3S_45F_Platform", 43848, 108, 25e6),
+    _ecp5("ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", 83640, 208, 25e6),
+    _ecp5("icesugar-pro", "amaranth_boards.icesugar_pro:ICESugarProPlatform", 24288, 56, 25e6),
+    _ecp5("colorlight-5a75b", "amaranth_boards.colorlight_5a75b_r7_0:Colorlight_5A75B_R70Platform",
+          24288, 56, 25e6),
+)}
 """Boards with a UART in their amaranth-boards definition and an open flow. LUT and block RAM
 counts are the devices' (nextpnr's figures where a synthesis confirmed them); README lists
 which boards have had a bitstream built."""
@@ -70,11 +64,6 @@ def get_board(name: str) -> Board:
     return BOARDS[name]
 
 
-def bram_blocks(depth: int, width: int, board: Board) -> int:
-    """Block RAMs for one memory of ``depth`` words of ``width`` bits (best single shape)."""
-    return min(ceil_div(width, w) * ceil_div(depth, d) for d, w in board.bram_configs)
-
-
 LOGIC_ROM_DEPTH = 64
 LOGIC_RAM_DEPTH = 2
 """ROMs up to 64 words and RAMs up to 2 words are expected in logic, deeper ones in block RAM:
@@ -83,9 +72,10 @@ estimate; est-synth reports the real mapping)."""
 
 
 def memory_cost(depth: int, width: int, writable: bool, board: Board) -> tuple[int, int]:
-    """(block RAMs, LUTs) of one memory, by the rule of :data:`LOGIC_RAM_DEPTH`."""
+    """(block RAMs, LUTs) of one memory of ``depth`` words of ``width`` bits, by the rule of
+    :data:`LOGIC_RAM_DEPTH` (block RAMs: the best single shape)."""
     if depth > (LOGIC_RAM_DEPTH if writable else LOGIC_ROM_DEPTH):
-        return bram_blocks(depth, width, board), 0
+        return min(ceil_div(width, w) * ceil_div(depth, d) for d, w in board.bram_configs), 0
     if writable:
         return 0, depth * width + width * ceil_div(depth, 4)  # flip-flops + read mux
     return 0, width * ceil_div(depth, 16)  # one LUT4 per 16 entries of a bit
@@ -103,9 +93,7 @@ def most_lanes(widest: int, check) -> int:
     """The largest of :data:`LANE_CHOICES`, no more than ``widest``, for which ``check(lanes)``
     raises no :class:`EstError`; the error of lanes 1 when none passes."""
     best, first_error = None, None
-    for lanes in LANE_CHOICES:
-        if lanes > widest:
-            break
+    for lanes in [c for c in LANE_CHOICES if c <= widest]:
         try:
             check(lanes)
             best = lanes
@@ -177,10 +165,9 @@ class LogicMargin:
     family below the smallest share at which it failed (for a family where no placement
     failure has been measured the iCE40's ceiling is assumed, ``ceiling_measured`` False).
     ``ratio_low``/``ratio_high``: the smallest and largest measured/estimate ratio of this
-    estimator on this family. A design is refused above
-    ``refuse = ceiling / ratio_low`` (even the most favourable error seen puts it above anything
-    that has placed; at most the whole board) and warned above ``warn = ceiling / ratio_high``
-    (the least favourable error seen does)."""
+    estimator on this family. A design is refused above ``refuse = ceiling / ratio_low`` (even
+    the most favourable error seen puts it above anything placed; at most the whole board) and
+    warned above ``warn = ceiling / ratio_high`` (the least favourable error seen does)."""
 
     family: str
     estimator: str
@@ -212,11 +199,8 @@ def _share(m: Measured) -> float:
 
 
 def learn_margin(points, family: str, estimator: str) -> LogicMargin:
-    """The :class:`LogicMargin` of ``estimator`` on ``family`` from measured designs.
-
-    The ceiling is the largest share of the board's logic that placed below the smallest share
-    that failed, on this family; without a measured failure on it, the iCE40's (or, with none
-    anywhere, the largest share that placed anywhere), marked as assumed."""
+    """The :class:`LogicMargin` of ``estimator`` on ``family`` from measured designs (with no
+    placement failure measured on any family, the ceiling is the largest share that placed)."""
     points = [m for m in points if m.board in BOARDS]
 
     def ceiling_of(mine: list) -> float | None:
@@ -247,21 +231,18 @@ def logic_margin(board: Board, estimator: str) -> LogicMargin:
 def logic_verdict(used: int, board: Board, estimator: str, subject: str, advice: str) -> dict:
     """The fit check's verdict on a logic estimate of ``used`` cells on ``board``: ``fits``
     (at or under the margin's ``warn``), ``tight`` (up to ``refuse``: placement uncertain, a
-    warning) or ``over`` (refused), with a one-line ``message`` naming the estimate, the board's
-    capacity, the margin and ``advice`` (what would help)."""
+    warning) or ``over`` (refused), with a one-line ``message`` ending in ``advice``."""
     margin = logic_margin(board, estimator)
     unit = "logic cells" if board.family == "ice40" else "LUT4s"
     # (a hair added so that a measured design's own estimate is not lost to rounding)
     warn, refuse = (int(margin.warn * board.luts + 1e-6),
                     int(margin.refuse * board.luts + 1e-6))
     verdict = "fits" if used <= warn else "tight" if used <= refuse else "over"
-    head = (f"{subject}: its logic estimate is {used} of {board.luts} {unit} "
-            f"({used / board.luts:.1%})")
+    who = subject.replace(" on ", " does not fit ", 1) if verdict == "over" else subject
+    head = f"{who}: its logic estimate is {used} of {board.luts} {unit} ({used / board.luts:.1%})"
     if verdict == "over":
-        message = (f"{subject.replace(' on ', ' does not fit ', 1)}: its logic estimate is "
-                   f"{used} of {board.luts} {unit} ({used / board.luts:.1%}), over the "
-                   f"{refuse} ({margin.refuse:.1%}) the fit check allows ({used - refuse} "
-                   f"over; {margin.describe()}); {advice}")
+        message = (f"{head}, over the {refuse} ({margin.refuse:.1%}) the fit check allows "
+                   f"({used - refuse} over; {margin.describe()}); {advice}")
     elif verdict == "tight":
         message = (f"{head}, above {warn} ({margin.warn:.1%}) and under {refuse} "
                    f"({margin.refuse:.1%}): designs of this size have failed to place, so "

@@ -1,19 +1,20 @@
 """Synthesis, place and route and packing through amaranth-boards and YoWASP; report parsing."""
 
-import contextlib
 import importlib
 import json
 import re
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from est import EstError, toolenv
 from est.boards.protocol import ir_hash
 from est.boards.spec import Board
 from est.boards.top import BoardTop, board_ident, build_core
+from est.compiler.costs import logic_fit
+from est.compiler.graph import load
+from est.sim.rtl import in_background
 
 _UTIL = re.compile(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)")
 _FMAX = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz \((PASS|FAIL)")
@@ -34,11 +35,8 @@ def parse_utilisation(text: str) -> dict:
 
 
 def parse_nextpnr_log(text: str) -> dict:
-    """Utilisation (cell type -> used, available) and the post-route Fmax from a nextpnr log.
-
-    nextpnr prints "Max frequency" once before routing (an estimate) and once after; the last
-    one is the post-route figure.
-    """
+    """Utilisation (cell type -> used, available) and the post-route Fmax from a nextpnr log
+    (the last of its "Max frequency" lines: the first, before routing, is an estimate)."""
     util = parse_utilisation(text)
     fmax = _FMAX.findall(text)
     if not util or not fmax:
@@ -68,8 +66,8 @@ def logic_used(report: dict) -> tuple[str, int, int]:
     return cell, report["utilisation"][cell]["used"], report["utilisation"][cell]["available"]
 
 
-PHASES = (  # (file whose appearance ends the phase, the phase, its log)
-    ("top.json", "yosys: synthesis", "top.rpt"),
+PHASES = (  # (files whose appearance ends the phase, the phase, its log)
+    (("top.json",), "yosys: synthesis", "top.rpt"),
     (("top.asc", "top.config"), "nextpnr: place and route", "top.tim"),
     (("top.bin", "top.bit"), "pack: bitstream", None),
 )
@@ -87,24 +85,17 @@ def _last_log_line(path: Path) -> str:
     return lines[-1][:90] if lines else ""
 
 
-@contextlib.contextmanager
-def progress(out: Path, interval: float = 2.0) -> Iterator[None]:
+def progress(out: Path, interval: float = 2.0):
     """Print a line when synthesis moves to its next phase (files appearing in ``out``) and,
     every ``HEARTBEAT_S`` seconds, the elapsed time with the last line of the running tool's
     log, so a run of several minutes shows it is alive."""
-    stop = threading.Event()
     t0 = time.perf_counter()
 
-    def watch() -> None:
+    def watch(stop: threading.Event) -> None:
         phase, beat = -1, t0
         while not stop.wait(interval):
-            done = 0
-            for ends, _, _ in PHASES:
-                ends = (ends,) if isinstance(ends, str) else ends
-                if any((out / name).exists() for name in ends):
-                    done += 1
-                else:
-                    break
+            done = next((k for k, (ends, _, _) in enumerate(PHASES)
+                         if not any((out / name).exists() for name in ends)), len(PHASES))
             now = time.perf_counter()
             if done >= len(PHASES):
                 return
@@ -116,21 +107,10 @@ def progress(out: Path, interval: float = 2.0) -> Iterator[None]:
                 print(f"est-synth: [{now - t0:5.0f} s]   "
                       f"{_last_log_line(out / PHASES[done][2])}", flush=True)
 
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
+    return in_background(watch)
 
 
 _ERROR_LINE = re.compile(r"^\s*ERROR:\s*(.+?)\s*$", re.MULTILINE)
-
-
-def tool_errors(log: str) -> list[str]:
-    """The ``ERROR:`` lines of a yosys or nextpnr log, in order, repeats dropped."""
-    return list(dict.fromkeys(m.group(1) for m in _ERROR_LINE.finditer(log)))
 
 
 class SynthesisFailed(EstError):
@@ -155,7 +135,7 @@ def failure(out: Path, board: Board, returncode: int) -> SynthesisFailed:
     else:
         tool, log = "icepack" if board.family == "ice40" else "ecppack", None
     text = log.read_text(errors="replace") if log is not None and log.is_file() else ""
-    errors, util = tool_errors(text), parse_utilisation(text)
+    errors, util = list(dict.fromkeys(_ERROR_LINE.findall(text))), parse_utilisation(text)
     if not errors:
         where = f"no ERROR line in its log {log.name}; " if log is not None else ""
         return SynthesisFailed(f"{tool} failed for {board.name} (exit {returncode}); {where}its "
@@ -176,15 +156,10 @@ def failure(out: Path, board: Board, returncode: int) -> SynthesisFailed:
 
 
 def pre_synthesis_check(build: Path, board: Board, force: bool = False) -> dict:
-    """The fit check's logic verdict for ``build`` on ``board`` (the estimate against the margin
-    of :func:`est.boards.spec.logic_margin`, see :func:`est.boards.spec.logic_verdict`), before
-    any tool runs: an :class:`EstError` when the estimate is above the margin (unless
-    ``force``), a printed warning when it is in the band where placement is uncertain."""
-    from est.compiler.costs import logic_fit
-    from est.compiler.graph import load
-
-    top = json.loads((build / "top.json").read_text())
-    verdict = logic_fit(load(build), top["lanes"], board)
+    """The fit check's logic verdict (:func:`est.boards.spec.logic_verdict`) for ``build`` on
+    ``board``, before any tool runs: an :class:`EstError` when the estimate is above the margin
+    (unless ``force``), a printed warning when it is in the band where placement is uncertain."""
+    verdict = logic_fit(load(build), json.loads((build / "top.json").read_text())["lanes"], board)
     if verdict["verdict"] == "over":
         if not force:
             raise EstError(f"refused before synthesis: {verdict['message']}; --force runs "
@@ -196,10 +171,8 @@ def pre_synthesis_check(build: Path, board: Board, force: bool = False) -> dict:
 
 
 def synthesize(build: Path, board: Board, out: Path, force: bool = False) -> dict:
-    """Build the bitstream of ``build``'s network for ``board`` into ``out``; return the report.
-
-    First :func:`pre_synthesis_check` (refuses a design over the fit check's margin unless
-    ``force``); a failing tool raises :class:`SynthesisFailed` quoting its own error."""
+    """Build the bitstream of ``build``'s network for ``board`` into ``out`` (after
+    :func:`pre_synthesis_check`); return the report, or raise :class:`SynthesisFailed`."""
     toolenv.apply()
     fit = pre_synthesis_check(build, board, force)
     graph, core, cycles = build_core(build, board)

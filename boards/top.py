@@ -16,6 +16,9 @@ from est import __version__
 from est.boards import protocol as p
 from est.boards.spec import Board
 from est.boards.uart import UARTRx, UARTTx
+from est.compiler.costs import memory_plan
+from est.compiler.graph import load
+from est.hw.dataflow import DataflowTop
 from est.hw.synapse import ceil_div
 
 
@@ -30,8 +33,7 @@ def crc8_step(crc: Value, byte: Value) -> Value:
 
 
 class FrameBridge(wiring.Component):
-    """UART line -> frame parser -> ``core`` -> reply framer -> UART line (the board top
-    without pins).
+    """UART line -> frame parser -> ``core`` -> reply framer -> UART line (board top, no pins).
 
     Hardware: a UART receiver and transmitter; a parser (an FSM, a CRC-8 register, a payload
     counter, an idle timer for truncated frames) that shifts a BIN payload straight into the
@@ -42,16 +44,16 @@ class FrameBridge(wiring.Component):
     until the next BIN or RESET, so RESEND needs no copy of it. ``led_bin`` toggles per bin,
     ``led_err`` is lit while the last reply was an error.
 
-    Latency: one bin is the BIN frame (``5 + ceil(n_in/8)`` bytes of 10 bit times), the core's
+    Latency: one bin is the BIN frame (``5 + ceil(in_bits/8)`` bytes of 10 bit times), the core's
     cycles per bin, then the OUTPUT frame (``7 + ceil(out_bits/8)`` bytes). Requests that
     arrive while a BIN is still being fed to the core are dropped (the host waits for replies).
     """
 
-    def __init__(self, core, n_in: int, divisor: int, ident: bytes, timeout_cycles: int):
+    def __init__(self, core, in_bits: int, divisor: int, ident: bytes, timeout_cycles: int):
         if timeout_cycles < 20 * divisor:
             raise ValueError(f"timeout_cycles must cover at least two bytes ({20 * divisor} "
                              f"cycles), got {timeout_cycles}")
-        self.core, self.n_in, self.divisor = core, n_in, divisor
+        self.core, self.in_bits, self.divisor = core, in_bits, divisor
         self.ident, self.timeout_cycles = ident, timeout_cycles
         super().__init__({"rx": In(1), "tx": Out(1, init=1), "led_bin": Out(1),
                           "led_err": Out(1)})
@@ -64,7 +66,7 @@ class FrameBridge(wiring.Component):
         m.submodules.net = ResetInserter(core_reset)(self.core)
         net = self.core
         m.d.comb += [rx.rx.eq(self.rx), self.tx.eq(tx.tx)]
-        in_bytes = ceil_div(self.n_in, 8)
+        in_bytes = ceil_div(self.in_bits, 8)
         word = Value.cast(net.o.payload)
         out_bytes = ceil_div(len(word), 8)
 
@@ -86,6 +88,36 @@ class FrameBridge(wiring.Component):
             m.d.sync += [pending.eq(1), cmd.eq(cmd_value), code.eq(code_value)]
             m.next = "HUNT"
 
+        def parse(state):
+            """One received byte of a frame, in parser state ``state``."""
+            if state == "TYPE":
+                m.d.sync += kind.eq(byte)
+                m.next = "LEN0"
+            elif state == "LEN0":
+                m.d.sync += length.eq(byte)
+                m.next = "LEN1"
+            elif state == "LEN1":  # longer than any request: skip to the end, then BAD_LENGTH
+                with m.If((byte != 0) | (length > in_bytes)):
+                    m.next = "DRAIN"
+                with m.Elif(length == 0):
+                    m.next = "CRC"
+                with m.Else():
+                    m.next = "PAYLOAD"
+            elif state == "PAYLOAD":
+                m.d.sync += [count.eq(count + 1),
+                             in_word.eq((byte << (8 * (in_bytes - 1))) | (in_word >> 8))]
+                with m.If(count + 1 == length):
+                    m.next = "CRC"
+            elif state == "CRC":
+                with m.If(byte != crc):
+                    finish(p.ERROR, p.BAD_CRC)
+                with m.Elif((kind < p.IDENTIFY) | (kind > p.RESEND)):
+                    finish(p.ERROR, p.BAD_TYPE)
+                with m.Elif(length != Mux(kind == p.BIN, in_bytes, 0)):
+                    finish(p.ERROR, p.BAD_LENGTH)
+                with m.Else():
+                    finish(kind)
+
         with m.FSM(name="parser"):
             with m.State("HUNT"):
                 m.d.sync += [idle.eq(0), crc.eq(0), count.eq(0)]
@@ -95,8 +127,7 @@ class FrameBridge(wiring.Component):
                 with m.State(state):
                     with m.If(got):
                         m.d.sync += [idle.eq(0), crc.eq(crc8_step(crc, byte))]
-                        self._parse(m, state, byte, kind, length, count, crc, in_word,
-                                    in_bytes, finish)
+                        parse(state)
                     with m.Elif(idle == self.timeout_cycles):
                         finish(p.ERROR, p.BAD_LENGTH if state == "DRAIN" else p.TIMEOUT)
                     with m.Else():
@@ -134,24 +165,22 @@ class FrameBridge(wiring.Component):
         with m.FSM(name="executor"):
             with m.State("IDLE"):
                 with m.If(pending):
+                    m.d.sync += pending.eq(cmd == p.BIN)  # a BIN is pending until FEED takes it
                     with m.Switch(cmd):
                         with m.Case(p.BIN):
                             m.next = "FEED"
                         with m.Case(p.IDENTIFY):
-                            m.d.sync += pending.eq(0)
                             reply(p.IDENT)
                         with m.Case(p.RESET):
                             m.d.comb += core_reset.eq(1)
-                            m.d.sync += [pending.eq(0), bins.eq(0)]
+                            m.d.sync += bins.eq(0)
                             reply(p.RESET_DONE)
                         with m.Case(p.RESEND):
-                            m.d.sync += pending.eq(0)
                             with m.If(net.o.valid):
                                 reply(p.OUTPUT)
                             with m.Else():
                                 reply(p.ERROR, p.NO_OUTPUT)
                         with m.Default():
-                            m.d.sync += pending.eq(0)
                             reply(p.ERROR, code)
             with m.State("FEED"):
                 # the previous bin's output, held for RESEND, is dropped as this bin goes in
@@ -173,48 +202,15 @@ class FrameBridge(wiring.Component):
                         m.next = "IDLE"
         return m
 
-    @staticmethod
-    def _parse(m, state, byte, kind, length, count, crc, in_word, in_bytes, finish):
-        """One received byte of a frame, in parser state ``state``."""
-        if state == "TYPE":
-            m.d.sync += kind.eq(byte)
-            m.next = "LEN0"
-        elif state == "LEN0":
-            m.d.sync += length.eq(byte)
-            m.next = "LEN1"
-        elif state == "LEN1":  # longer than any request: skip to the end, then BAD_LENGTH
-            with m.If((byte != 0) | (length > in_bytes)):
-                m.next = "DRAIN"
-            with m.Elif(length == 0):
-                m.next = "CRC"
-            with m.Else():
-                m.next = "PAYLOAD"
-        elif state == "PAYLOAD":
-            m.d.sync += [count.eq(count + 1),
-                         in_word.eq((byte << (8 * (in_bytes - 1))) | (in_word >> 8))]
-            with m.If(count + 1 == length):
-                m.next = "CRC"
-        elif state == "CRC":
-            with m.If(byte != crc):
-                finish(p.ERROR, p.BAD_CRC)
-            with m.Elif((kind < p.IDENTIFY) | (kind > p.RESEND)):
-                finish(p.ERROR, p.BAD_TYPE)
-            with m.Elif(length != Mux(kind == p.BIN, in_bytes, 0)):
-                finish(p.ERROR, p.BAD_LENGTH)
-            with m.Else():
-                finish(kind)
-
 
 class BoardTop(wiring.Component):
     """:class:`FrameBridge` around the compiled network, wired to the board's UART pins, its
-    green LED (one toggle per bin) and red LED (last reply an error), where the board has them.
-    """
+    green LED (one toggle per bin) and red LED (last reply an error), where the board has them."""
 
     def __init__(self, core, ident: bytes, baud: int = 115200, timeout_s: float = 0.02):
-        """``core``: the compiled network, any component with an ``i`` stream of input vectors
-        and an ``o`` stream of output words (:class:`est.hw.dataflow.DataflowTop` without
-        trace). ``ident``: the IDENT payload. ``timeout_s``: a frame whose bytes stop for this
-        long is answered with TIMEOUT."""
+        """``core``: the compiled network, a component with an ``i`` stream of input vectors and
+        an ``o`` stream of output words (:class:`est.hw.dataflow.DataflowTop` without trace).
+        ``ident``: the IDENT payload. ``timeout_s``: a frame idle this long gets TIMEOUT."""
         self.core, self.baud, self.ident, self.timeout_s = core, baud, ident, timeout_s
         super().__init__({})
 
@@ -235,17 +231,13 @@ class BoardTop(wiring.Component):
 
 def board_ident(graph, core, ir_hash: bytes) -> bytes:
     """The IDENT payload of a board top: protocol, est version, IR hash, input and output bits."""
-    return p.Ident(p.PROTOCOL_VERSION, __version__, ir_hash, graph.n_in,
+    return p.Ident(p.PROTOCOL_VERSION, __version__, ir_hash, graph.n_in * graph.input_bits,
                    len(Value.cast(core.o.payload))).payload()
 
 
 def build_core(build: Path, board: Board | None = None):
     """``(graph, core, cycles per bin)`` of a build folder: the compiled network without trace
     ports, as it runs on a board (``board`` None: membranes in block RAM)."""
-    from est.compiler.costs import memory_plan
-    from est.compiler.graph import load
-    from est.hw.dataflow import DataflowTop
-
     top = json.loads((build / "top.json").read_text())
     graph = load(build)
     state_in_logic = board is not None and memory_plan(graph, top["lanes"], board)[0]

@@ -1,8 +1,7 @@
 """``est-compile MODEL.pt -o build/NAME``: checkpoint -> integer IR, golden traces, Verilog, report.
 
-Everything goes to a staging folder first and appears under ``-o`` only when complete.
-
-The compiler, the hardware and the golden models (torch, amaranth) are imported inside the
+Everything goes to a staging folder first and appears under ``-o`` only when complete. The
+compiler, the hardware and the golden models (torch, amaranth) are imported inside the
 functions that use them, so that ``est-compile --help`` and a bad option answer at once.
 """
 
@@ -19,8 +18,7 @@ import numpy as np
 from est import EstError, __version__, toolenv
 from est.cli import Command, check_output, plural, staged_output
 
-DEFAULT_RATE = 0.2  # spike rate of the random stimulus of a spiking MLP (and of an EST
-#                     checkpoint that records no training rates)
+DEFAULT_RATE = 0.2  # spike rate of the random stimulus when the checkpoint gives none
 OUT_HINT = "choose another -o"
 
 EXAMPLES = """  est-compile examples/est_tiny.pt -o build/tiny --lanes auto --board icebreaker
@@ -28,9 +26,10 @@ EXAMPLES = """  est-compile examples/est_tiny.pt -o build/tiny --lanes auto --bo
   est-compile model.pt -o build/spine --stimulus my_spikes.npy --board ulx3s-85f"""
 
 
-def recording_stimulus(path: Path, n_in: int, bins: int) -> tuple[np.ndarray, dict]:
-    """The first ``bins`` bins of a recording as binary stimulus, and the arrays kept in the
-    build as ``recording.npz`` (counts, true rates when known, source)."""
+def recording_stimulus(path: Path, n_in: int, bins: int, bits: int) -> tuple[np.ndarray, dict]:
+    """The first ``bins`` bins of a recording as stimulus (counts clipped to the network's
+    input width, ``2**bits - 1``; 1 for spikes), and the arrays kept in the build as
+    ``recording.npz`` (counts, true rates when known, source)."""
     from est.sw.data import load_counts
 
     rec = load_counts(path)
@@ -41,35 +40,37 @@ def recording_stimulus(path: Path, n_in: int, bins: int) -> tuple[np.ndarray, di
     keep = {"counts": rec.counts[:bins], "source": np.array(str(path))}
     if rec.rates is not None:
         keep["rates"] = rec.rates[:bins]
-    return np.minimum(rec.counts[:bins], 1), keep
+    top = 2 ** bits - 1
+    keep["clipped_bins"] = np.array(int((rec.counts[:bins] > top).sum()))
+    if keep["clipped_bins"]:
+        print(f"est-compile: {path}: {int(keep['clipped_bins'])} counts above {top} clipped to "
+              f"{top}, the network's input width ({plural(bits, 'bit')})", flush=True)
+    return np.minimum(rec.counts[:bins], top), keep
 
 
-def choose_stimulus(args, n_in: int, random_stimulus) -> tuple[np.ndarray, dict | None]:
-    """``--stimulus``, ``--recording`` or ``random_stimulus()``; and the recording to keep."""
-    if args.recording:
-        return recording_stimulus(args.recording, n_in, args.bins)
-    if args.stimulus:
-        return load_stimulus(args.stimulus, n_in), None
-    return random_stimulus(), None
-
-
-def load_stimulus(path: Path, n_in: int) -> np.ndarray:
-    """A [bins, n_in] array of 0/1 spikes from a .npy file, checked."""
+def load_stimulus(path: Path, n_in: int, bits: int = 1) -> np.ndarray:
+    """A [bins, n_in] array of counts 0..2**bits - 1 (0/1 spikes for ``bits`` 1) from a .npy
+    file, checked."""
+    top = 2 ** bits - 1
+    what = "0/1 spikes" if bits == 1 else f"counts 0..{top}"
     try:
         arr = np.load(path, allow_pickle=False)
     except EOFError:
         raise EstError(f"{path}: empty or truncated; expected a .npy [bins, {n_in}] array of "
-                       f"0/1 spikes (numpy.save)") from None
+                       f"{what} (numpy.save)") from None
     except (OSError, ValueError) as e:
         raise EstError(f"{path}: cannot read a .npy array ({e})") from None
     if not isinstance(arr, np.ndarray):  # an .npz archive
         arr.close()
         raise EstError(f"{path}: a .npz archive, not a .npy array; expected a .npy [bins, "
-                       f"{n_in}] array of 0/1 spikes (numpy.save)")
+                       f"{n_in}] array of {what} (numpy.save)")
     if arr.ndim != 2 or arr.shape[1] != n_in or arr.shape[0] < 1:
         raise EstError(f"{path}: expected a [bins, {n_in}] array of spikes, got shape {arr.shape}")
-    if not np.isin(arr, (0, 1)).all():
+    if bits == 1 and not np.isin(arr, (0, 1)).all():
         raise EstError(f"{path}: spikes must be 0 or 1 (this network takes binary input)")
+    if not np.isin(arr, np.arange(top + 1)).all():
+        raise EstError(f"{path}: counts must be whole numbers 0..{top} (this network takes "
+                       f"{bits}-bit counts); clip them (numpy.minimum) or recompile wider")
     return arr.astype(np.int64)
 
 
@@ -87,6 +88,7 @@ def write_build(folder: Path, graph, stimulus: np.ndarray, golden, lanes: int, t
     cycles = measure_cycles(graph, lanes) if verilog else None
     (folder / "top.json").write_text(json.dumps({
         "name": graph.name, "toplevel": "top", "trace": trace, "n_in": graph.n_in,
+        "input_bits": graph.input_bits,
         "lanes": lanes, "output_fields": graph.output_fields(trace),
         "cycles_per_bin": cycles}, indent=2) + "\n")
     if verilog:
@@ -95,8 +97,7 @@ def write_build(folder: Path, graph, stimulus: np.ndarray, golden, lanes: int, t
 
 
 def check_lanes(lanes: int, graph) -> None:
-    """Refuse a ``--lanes`` the network cannot use (it would only make the Verilog, and yosys'
-    work on it, larger)."""
+    """Refuse a ``--lanes`` the network cannot use (it would only make the Verilog larger)."""
     from est.compiler.costs import widest
 
     most = widest(graph)
@@ -168,9 +169,7 @@ def compile_build(args: argparse.Namespace) -> int:
     The random stimulus and calibration spike at ``--rate`` when given, else at the rates the
     front end gives (an EST's training mean rate per input, when its checkpoint records them),
     else at :data:`DEFAULT_RATE`."""
-    # options and -o first: a mistake is reported at once, not after the imports (seconds)
-    # and the golden model (more)
-    check_options(args)
+    check_options(args)  # before the imports and the golden model: a mistake is told at once
     check_output(args.out, "ir.json", OUT_HINT)
     from est.boards.spec import get_board
     from est.compiler import costs
@@ -187,11 +186,24 @@ def compile_build(args: argparse.Namespace) -> int:
     n_in = front.n_in
     rates = np.full(n_in, args.rate) if args.rate is not None else front.rates
 
-    def spikes(seed: int, bins: int) -> np.ndarray:
-        return (np.random.default_rng(seed).random((bins, n_in)) < rates).astype(np.int64)
+    bits = front.input_bits
 
-    stimulus, recording = choose_stimulus(args, n_in, lambda: spikes(args.seed, args.bins))
-    calib = (load_stimulus(args.calibration, n_in) if args.calibration else
+    def spikes(seed: int, bins: int) -> np.ndarray:
+        """Random input: spikes at ``rates``, or (counts) Poisson counts of mean ``rates``
+        clipped to the input width."""
+        rng = np.random.default_rng(seed)
+        if bits == 1:
+            return (rng.random((bins, n_in)) < rates).astype(np.int64)
+        return np.minimum(rng.poisson(rates, (bins, n_in)), 2 ** bits - 1)
+
+    recording = None
+    if args.recording:
+        stimulus, recording = recording_stimulus(args.recording, n_in, args.bins, bits)
+    elif args.stimulus:
+        stimulus = load_stimulus(args.stimulus, n_in, bits)
+    else:
+        stimulus = spikes(args.seed, args.bins)
+    calib = (load_stimulus(args.calibration, n_in, bits) if args.calibration else
              spikes(args.seed + 1, max(args.bins, front.calibration_bins)))
     graph, qreport = front.quantize(name, calib, args.weight_bits, args.max_v_bits)
     graph = dataclasses.replace(graph, meta={

@@ -3,9 +3,8 @@ bounds, memory, block RAMs and logic, and the fit check built on them.
 
 Each operation estimates its own components (``Op.cost``, one or more :class:`Stage` rows);
 this module adds the board's I/O bridge, sums the rows, takes the lower bounds along the
-graph's longest path (parallel branches, such as Q, K and V, run at once), calibrates the
-counted logic against yosys, and decides where membranes go and whether the design fits. The
-whole design's cycles per bin are measured in simulation
+graph's longest path, calibrates the counted logic against yosys, and decides where membranes
+go and whether the design fits. The whole design's cycles per bin are measured in simulation
 (:func:`est.hw.dataflow.measure_cycles`); ``est-synth`` reports the real resources.
 """
 
@@ -79,7 +78,7 @@ class Context:
 
     def vector(self, name: str, kind: str, n: int, bits: int, luts: int, ffs: int,
                cycles: int = 1, memory_bits: int = 0, brams: int = 0) -> Stage:
-        """A stage without synapses (mask, attention, join, table)."""
+        """A stage without synapses (neurons, mask, attention, join, table, ...)."""
         return Stage(name, kind, f"{n}x{bits}b", 0, cycles, 0, 0, memory_bits, brams, luts, ffs)
 
 
@@ -92,8 +91,7 @@ control logic, stream registers and yosys' own memory mapping."""
 
 
 def stages(graph: Graph, lanes: int, board: Board, state_in_logic: bool) -> list[Stage]:
-    """The rows of every node in node order, then the board's I/O bridge (counted, not yet
-    calibrated)."""
+    """Every node's rows in node order, then the board's I/O bridge (counted, not calibrated)."""
     ctx = Context(lanes, board, state_in_logic)
     specs = graph.specs()
     rows = [row for n in graph.nodes
@@ -127,11 +125,9 @@ def cost_report(graph: Graph, lanes: int, board: Board, state_in_logic: bool,
              for key in ("synaptic_ops", "memory_bits", "block_rams", "luts", "ffs")}
     for key in ("dense_bound", "memory_bound"):
         total[key] = longest_path(graph, rows, key)
-    report = {"board": board.name, "lanes": lanes, "membranes": "logic" if state_in_logic
-              else "block RAM", "stages": [asdict(s) for s in rows], "total": total,
-              "cycles_per_bin": measured_cycles}
-    report["logic_fit"] = logic_verdict_of(report, board)
-    return report
+    return {"board": board.name, "lanes": lanes, "membranes": "logic" if state_in_logic
+            else "block RAM", "stages": [asdict(s) for s in rows], "total": total,
+            "cycles_per_bin": measured_cycles, "logic_fit": _logic_fit(rows, total, lanes, board)}
 
 
 def format_table(report: dict) -> str:
@@ -177,24 +173,19 @@ def logic_use(total: dict, board: Board) -> int:
                                                                            total["ffs"])
 
 
-def _advice(lanes: int, board: Board) -> str:
-    return ("use " + ("fewer lanes (--lanes), " if lanes > 1 else "")
-            + "a smaller model (fewer or narrower layers: the largest nodes are named above), "
-            + "or a larger board" + (" (--board ulx3s-85f)" if board.name != "ulx3s-85f"
-                                     else ""))
-
-
-def logic_verdict_of(report: dict, board: Board) -> dict:
-    """:func:`~est.boards.spec.logic_verdict` of a :func:`cost_report` (its totals)."""
-    lanes = report["lanes"]
-    verdict = logic_verdict(logic_use(report["total"], board), board, ESTIMATOR,
-                            f"the model on {board.name} at lanes {lanes}",
-                            _advice(lanes, board))
+def _logic_fit(rows: list[Stage], total: dict, lanes: int, board: Board) -> dict:
+    """:func:`~est.boards.spec.logic_verdict` of a :func:`cost_report`'s totals; when over, it
+    names the largest nodes and what would help."""
+    advice = ("use " + ("fewer lanes (--lanes), " if lanes > 1 else "")
+              + "a smaller model (fewer or narrower layers: the largest nodes are named above), "
+              + "or a larger board" + (" (--board ulx3s-85f)" if board.name != "ulx3s-85f"
+                                       else ""))
+    verdict = logic_verdict(logic_use(total, board), board, ESTIMATOR,
+                            f"the model on {board.name} at lanes {lanes}", advice)
     if verdict["verdict"] == "over":
-        worst = sorted(report["stages"], key=lambda s: -(s["luts"] + s["ffs"]))[:3]
+        worst = sorted(rows, key=lambda s: -(s.luts + s.ffs))[:3]
         verdict["message"] += (" (largest nodes, LUT4s + flip-flops: "
-                               + ", ".join(f"{s['name']} {s['luts'] + s['ffs']}" for s in worst)
-                               + ")")
+                               + ", ".join(f"{s.name} {s.luts + s.ffs}" for s in worst) + ")")
     return verdict
 
 
@@ -209,10 +200,9 @@ def block_rams(graph: Graph, lanes: int, board: Board, state_in_logic: bool) -> 
 
 def memory_plan(graph: Graph, lanes: int, board: Board) -> tuple[bool, dict[str, int]]:
     """Where the dataflow top keeps its membranes on ``board``: in block RAM when the weight
-    ROMs and the membranes fit the board's block RAMs together (membranes in flip-flops cost
-    about ``v_bits`` logic cells per neuron), else in logic. Returns ``(state_in_logic, block
-    RAMs by node)``; raises an :class:`EstError` when even the weight ROMs alone do not fit,
-    naming the largest users and what would help."""
+    ROMs and the membranes fit the board's block RAMs together (in flip-flops a membrane costs
+    about ``v_bits`` logic cells), else in logic. Returns ``(state_in_logic, block RAMs by
+    node)``; an :class:`EstError` when even the weight ROMs alone do not fit."""
     in_ram = block_rams(graph, lanes, board, state_in_logic=False)
     if sum(in_ram.values()) <= board.brams:
         return False, in_ram
@@ -241,10 +231,9 @@ def logic_fit(graph: Graph, lanes: int, board: Board) -> dict:
 
 def fit(graph: Graph, lanes: int, board: Board, strict: bool = False) -> tuple[bool, dict]:
     """``(state_in_logic, report)`` of ``graph`` at ``lanes`` on ``board``, or an
-    :class:`EstError` naming the resource that is over, by how much, the largest nodes and
-    what would help. Logic is checked against the margin learned from measured designs
-    (:func:`~est.boards.spec.logic_margin`): over ``refuse`` is an error, between ``warn`` and
-    ``refuse`` (placement uncertain) only with ``strict``."""
+    :class:`EstError` saying what is over and what would help. Logic is checked against the
+    margin of :func:`~est.boards.spec.logic_margin`: over ``refuse`` is an error, between
+    ``warn`` and ``refuse`` (placement uncertain) only with ``strict``."""
     state_in_logic, _ = memory_plan(graph, lanes, board)
     report = cost_report(graph, lanes, board, state_in_logic)
     verdict = report["logic_fit"]
@@ -254,8 +243,7 @@ def fit(graph: Graph, lanes: int, board: Board, strict: bool = False) -> tuple[b
 
 
 def widest(graph: Graph) -> int:
-    """The most neurons of any neuron array (a node with a ``v_bits``): more lanes than this
-    update no more neurons a cycle."""
+    """The most neurons of any neuron array (a node with ``v_bits``): more lanes do not help."""
     specs = graph.specs()
     return max(specs[n.name].n for n in graph.nodes if hasattr(n.op, "v_bits"))
 

@@ -1,18 +1,10 @@
 """The EST front end: a float :class:`est.sw.est.EST` -> an integer graph.
 
-The EST's structure (docs/semantics.md 8) is written here once, in :func:`est_graph`: the
-embedding (causal convolution over the input and, with CPG-PE, the CPG table's row, then a LIF
-array), per block [random spike mask -> Q/K/V convolutions and LIFs -> spike attention (SDSA;
-or SSA and its LIF) -> projection -> SEW residual -> temporal recurrence (TPU) -> SEW residual
--> two convolution+LIF layers -> SEW residual], and the readout (convolution into integrators).
-A part that is switched off is absent from the graph; SEW ``none`` joins nothing.
-
-The checkpoint becomes a float graph (:func:`est_float_graph`: the float weights in the
-structure above; SSA's ``ssa_scale`` folded into its LIF's threshold, ``threshold /
-ssa_scale``; the CPG projection ``cpg_weight`` as the embedding convolution's extra input
-columns at lag 0), and :func:`quantize_est` runs the passes of :mod:`est.compiler.passes` on
-it (leak, per-channel quantization over every weight feeding a channel, widths from a
-calibration run).
+The EST's structure (docs/semantics.md 8.3) is written here once, in :func:`est_graph`; a part
+that is switched off is absent from the graph, SEW ``none`` joins nothing. The checkpoint
+becomes a float graph (:func:`est_float_graph`, docs/semantics.md 8.4: SSA's ``ssa_scale``
+folded into its LIF's threshold, the CPG projection as the embedding convolution's extra input
+columns at lag 0), and :func:`quantize_est` runs the passes of :mod:`est.compiler.passes` on it.
 """
 
 from dataclasses import dataclass
@@ -51,13 +43,16 @@ class Block:
 
 def est_graph(name: str, n_in: int, embed: tuple[Conv, LIF], cpg: np.ndarray | None,
               blocks: list[Block], readout: tuple[Conv, Readout], meta: dict | None = None,
-              integer: bool = True) -> Graph:
+              integer: bool = True, input_bits: int = 1, input_to_readout: bool = False
+              ) -> Graph:
     """The EST as a graph; trace names ``embed``, ``b<i>.<part>``, ``readout`` (docs/traces.md).
-    With ``cpg`` (the [positions, neurons] table) the embedding convolution reads the input and
-    the table's row side by side. ``integer`` False: a float graph (see
-    :mod:`est.compiler.passes`), checked for its wiring only."""
+    The input holds counts of ``input_bits``. With ``cpg`` (the [positions, neurons] table) the
+    embedding convolution reads the input and the table's row side by side; with
+    ``input_to_readout`` the readout's convolution reads the last block's spikes and the input
+    side by side (``readout.in``). ``integer`` False: a float graph, checked for its wiring
+    only."""
     g = GraphBuilder()
-    x = g.add("input", Input(n_in))
+    x = inputs = g.add("input", Input(n_in, input_bits))
     if cpg is not None:
         x = g.add("embed.in", Concat(), x, g.add("cpg", TableOp(cpg)))
 
@@ -83,6 +78,8 @@ def est_graph(name: str, n_in: int, embed: tuple[Conv, LIF], cpg: np.ndarray | N
             r = join(f"{p}.res2", b.sew, g.add(f"{p}.tpu", b.tpu, r), r)
         h = layer(f"{p}.mlp2", b.mlp2, layer(f"{p}.mlp1", b.mlp1, r))
         s = join(f"{p}.out", b.sew, h, r)
+    if input_to_readout:
+        s = g.add("readout.in", Concat(), s, inputs)
     g.add("readout", readout[1], g.add("readout.syn", readout[0], s))
     return g.build(name, ("readout",), meta, integer)
 
@@ -114,8 +111,7 @@ def est_float_graph(model: EST, name: str, mask_seed: int = 0x1234567) -> Graph:
         sources[f"{node}.syn"] = sources[node] = source
         return Conv(weight, _np(conv.bias)), lif(node, n=weight.shape[1])
 
-    embed = conv_lif("embed", "embed", model.embed,
-                     _np(model.cpg_weight) if cfg.cpg else None)
+    embed = conv_lif("embed", "embed", model.embed, _np(model.cpg_weight) if cfg.cpg else None)
     blocks = []
     for i, blk in enumerate(model.blocks):
         p, src = f"b{i}", f"blocks.{i}"
@@ -149,12 +145,11 @@ def est_float_graph(model: EST, name: str, mask_seed: int = 0x1234567) -> Graph:
                Readout(None, WIDE, np.ones(cfg.n_out)))
     return est_graph(name, cfg.n_in, embed,
                      model.cpg_table.numpy().astype(np.int64) if cfg.cpg else None, blocks,
-                     readout, {"float": {"betas": betas, "sources": sources}}, integer=False)
+                     readout, {"float": {"betas": betas, "sources": sources}}, integer=False,
+                     input_bits=cfg.input_bits, input_to_readout=cfg.input_to_readout)
 
 
 def quantize_est(model: EST, name: str, calibration: np.ndarray, weight_bits: int = 8,
-                 max_v_bits: int = 24, mask_seed: int = 0x1234567) -> tuple[Graph, dict]:
-    """Return the integer EST graph and the passes' report (leaks, scales, widths and their
-    loss on ``calibration``)."""
-    return compile_graph(est_float_graph(model, name, mask_seed), calibration, weight_bits,
-                         max_v_bits)
+                 max_v_bits: int = 24) -> tuple[Graph, dict]:
+    """The integer EST graph and the passes' report (leaks, scales, widths, calibration loss)."""
+    return compile_graph(est_float_graph(model, name), calibration, weight_bits, max_v_bits)

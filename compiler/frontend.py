@@ -15,8 +15,10 @@ import numpy as np
 import torch
 
 from est import EstError
+from est.cli import plural
+from est.compiler.est_frontend import quantize_est
 from est.sim.golden import RESET_MODES
-from est.sw.est import EST, ESTConfig, config_from_dict
+from est.sw.est import EST, ESTConfig, config_dict, config_from_dict
 from est.sw.spiking_mlp import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, NeuronSpec, SpikingMLP
 
 SUPPORTED_LAYERS = ("linear", "lif", "integrator")
@@ -132,8 +134,7 @@ def load_est_checkpoint(path: Path) -> tuple[EST, dict]:
                           f"; was the config edited after training?")
     model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
     model.eval()
-    extra = obj.get("extra") if isinstance(obj.get("extra"), dict) else {}
-    return model, extra
+    return model, obj.get("extra") if isinstance(obj.get("extra"), dict) else {}
 
 
 def _tensor(path: Path, state: dict, key: str, shape: tuple) -> np.ndarray:
@@ -173,8 +174,7 @@ def load_checkpoint(path: Path) -> FloatNetwork:
     path = Path(path)
     obj = _read(path)
     spec, state = obj["layers"], obj["state_dict"]
-    layers, n_in, prev_out = [], None, None
-    pending = None
+    layers, prev_out, pending = [], None, None
     for idx, d in enumerate(spec):
         if not isinstance(d, dict) or not isinstance(d.get("type"), str):
             raise _fail(path, f"layer {idx}: expected a dict with a 'type'")
@@ -194,7 +194,6 @@ def load_checkpoint(path: Path) -> FloatNetwork:
             if prev_out is not None and n_i != prev_out:
                 raise _fail(path, f"{where}: in_features={n_i} but the previous layer has "
                                   f"{prev_out} outputs")
-            n_in = n_i if n_in is None else n_in
             w = _tensor(path, state, f"layers.{name}.weight", (n_o, n_i))
             b = _tensor(path, state, f"layers.{name}.bias", (n_o,))
             pending, prev_out = (name, w, b), n_o
@@ -216,16 +215,18 @@ def load_checkpoint(path: Path) -> FloatNetwork:
         pending = None
     if not layers or layers[-1].kind != "integrator":
         raise _fail(path, "the layer list must end with linear + integrator (the readout)")
-    return FloatNetwork(n_in, tuple(layers))
+    return FloatNetwork(layers[0].weight.shape[1], tuple(layers))
 
 
 @dataclass(frozen=True)
 class FrontEnd:
-    """An opened checkpoint: its inputs, the rates its random stimulus spikes at, how many
-    calibration bins it wants, and ``quantize(name, calibration, weight_bits, max_v_bits) ->
-    (graph, report)``; ``describe`` and ``extra`` go to the console and report.json."""
+    """An opened checkpoint: its inputs and their width (``input_bits``, 1: spikes), the mean
+    count per bin of its random stimulus (``rates``), how many calibration bins it wants, and
+    ``quantize(name, calibration, weight_bits, max_v_bits) -> (graph, report)``; ``describe``
+    and ``extra`` go to the console and report.json."""
 
     n_in: int
+    input_bits: int
     rates: np.ndarray
     calibration_bins: int
     quantize: object
@@ -236,26 +237,24 @@ class FrontEnd:
 def open_checkpoint(path: Path, default_rate: float) -> FrontEnd:
     """The front end of the checkpoint at ``path``: an EST (est-train) or a spiking MLP.
     Everything downstream sees only the graph its ``quantize`` returns."""
-    from est.cli import plural
-    from est.compiler.est_frontend import quantize_est
-    from est.compiler.mlp_frontend import quantize
-    from est.sw.est import config_dict
+    from est.compiler.mlp_frontend import quantize  # it imports this module
 
     if checkpoint_arch(path) == "est":
         model, extra = load_est_checkpoint(path)
         n_in = model.cfg.n_in
         rates = np.asarray(extra.get("train_mean_rates", [default_rate] * n_in),
                            dtype=np.float64)
-        if rates.shape != (n_in,) or not np.all((rates >= 0) & (rates <= 1)):
-            rates = np.full(n_in, default_rate)
         cfg = model.cfg
+        top = 2 ** cfg.input_bits - 1
+        if rates.shape != (n_in,) or not np.all((rates >= 0) & (rates <= top)):
+            rates = np.full(n_in, default_rate)
         return FrontEnd(
-            n_in, rates, 2000,
+            n_in, cfg.input_bits, rates, 2000,
             lambda name, calib, wb, vb: quantize_est(model, name, calib, wb, vb),
             f"EST with {plural(cfg.blocks, 'block')}, d_model {cfg.d_model}",
             {"model_config": config_dict(cfg)})
     fnet = load_checkpoint(path)
     return FrontEnd(
-        fnet.n_in, np.full(fnet.n_in, default_rate), 256,
+        fnet.n_in, 1, np.full(fnet.n_in, default_rate), 256,
         lambda name, calib, wb, vb: quantize(fnet, name, calib, wb, vb),
         f"spiking MLP with {plural(len(fnet.layers), 'layer')}", {})

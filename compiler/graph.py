@@ -2,9 +2,8 @@
 
 A :class:`Graph` is a list of :class:`Node` in topological order. A node has a name (trace
 tensors are ``<name>/<tensor>``), an operation (an instance of one of the kinds in
-:mod:`est.compiler.ops`: its parameters), and the names of the nodes it reads. Every kind owns
-its parameter checks, width rules, golden step, integer PyTorch sequence, cost and lowering
-to Amaranth; nothing here knows what a transformer block or an MLP layer is.
+:mod:`est.compiler.ops`: its parameters and, :class:`Op`, its methods), and the names of the
+nodes it reads. Nothing here knows what a transformer block or an MLP layer is.
 
 On disk: ``ir.json`` (``format`` "est-graph", ``version`` 3: nodes with their kind, inputs and
 scalar parameters) and ``weights.npz`` (every array parameter as ``<node>.<field>``).
@@ -40,10 +39,10 @@ class IRError(EstError):
         self.field = fld
 
 
-def check_integers(node: str, fld: str, arr: np.ndarray, bits: int) -> None:
-    """Refuse ``arr`` unless it is an integer array whose values fit signed ``bits``: a float
-    tensor, or a value the declared width cannot hold, would make gateware that differs from
-    the golden model."""
+def check_integers(node: str, fld: str, arr: np.ndarray, bits: int,
+                   shape: tuple | None = None) -> None:
+    """Refuse ``arr`` unless it is an integer array whose values fit signed ``bits`` (anything
+    else would make gateware that differs from the golden model) and, given, of ``shape``."""
     if not isinstance(arr, np.ndarray) or not np.issubdtype(arr.dtype, np.integer):
         kind = arr.dtype if isinstance(arr, np.ndarray) else type(arr).__name__
         raise IRError(node, fld, f"expected integers, got {kind}; compile the model again "
@@ -53,13 +52,14 @@ def check_integers(node: str, fld: str, arr: np.ndarray, bits: int) -> None:
         raise IRError(node, fld, f"values {arr.min()}..{arr.max()} do not fit the signed "
                                  f"{bits}-bit range [{lo}, {hi}]; compile the model again with "
                                  f"est-compile, which checks every width")
+    if shape is not None:
+        check_shape(node, fld, arr, shape)
 
 
 def check_shape(node: str, fld: str, arr: np.ndarray, shape: tuple) -> None:
     """Refuse ``arr`` unless its shape is ``shape`` (``None`` entries match any size >= 1)."""
-    ok = arr.ndim == len(shape) and all(
-        s == want if want is not None else s >= 1 for s, want in zip(arr.shape, shape,
-                                                                        strict=True))
+    ok = arr.ndim == len(shape) and all(s == want if want is not None else s >= 1
+                                        for s, want in zip(arr.shape, shape, strict=True))
     if not ok:
         want = ", ".join("n" if s is None else str(s) for s in shape)
         raise IRError(node, fld, f"expected shape ({want}), got {arr.shape}")
@@ -83,6 +83,13 @@ class Spec(NamedTuple):
     form: str = "vector"
 
 
+def check_vector(node: str, x: Spec, reader: str) -> Spec:
+    """``x``, refused unless it is an unsigned vector (``reader``: what reads it)."""
+    if x.form != "vector" or x.signed:
+        raise IRError(node, "inputs", f"{reader} reads unsigned vectors, got {x}")
+    return x
+
+
 class Field(NamedTuple):
     """A traced tensor: ``<node>/<tensor>``, ``n`` channels of ``bits``, and whether the
     gateware can expose it on the output word (``hw``)."""
@@ -98,22 +105,25 @@ class Field(NamedTuple):
 class Op:
     """The parameters of one operation; a subclass per kind (``KIND``) with its methods.
 
-    Subclasses define: ``check(node, ins) -> Spec`` (validate against the input specs, return
-    the output's), ``fields(node, ins)`` (traced tensors, the output first), ``init(ins)`` and
-    ``step(xs, state) -> (tensors, state)`` (the golden model, one bin, numpy int64),
-    ``seq(xs) -> tensors`` (the integer PyTorch path over a whole sequence), ``cost(node, ins,
-    ctx)`` and ``lower(builder, node, ins)`` (the Amaranth components). By default an
-    operation has no state (``init`` None) and no hardware of its own (``cost`` no row).
+    Subclasses define ``check(node, ins) -> Spec`` (validate the input specs, return the output's),
+    ``fields(node, ins)`` (traced tensors, the output first), ``init(ins)`` and ``step(xs, state) ->
+    (tensors, state)`` (the golden model, one bin, numpy int64), ``seq(xs, bins)`` (the integer
+    PyTorch path, a whole sequence), ``cost(node, ins, ctx)`` and ``lower(builder, node, ins)`` (the
+    Amaranth components). By default an operation traces one tensor, its output, named ``TENSOR``
+    (``hw``: ``HW``), has no state (``init`` None) and no hardware of its own (``cost`` no row).
     """
 
     KIND: ClassVar[str] = ""
     ARITY: ClassVar[tuple[int, int]] = (1, 1)  # inputs: at least, at most
+    TENSOR: ClassVar[str] = "values"
+    HW: ClassVar[bool] = True
 
     def check(self, node: str, ins: list[Spec]) -> Spec:
         raise NotImplementedError
 
     def fields(self, node: str, ins: list[Spec]) -> list[Field]:
-        raise NotImplementedError
+        out = self.check(node, ins)
+        return [Field(f"{node}/{self.TENSOR}", out.n, out.bits, out.signed, self.HW)]
 
     def init(self, ins: list[Spec]):
         return None
@@ -147,6 +157,11 @@ class Graph:
         return self.nodes[0].op.n
 
     @property
+    def input_bits(self) -> int:
+        """The width of each input count (1: spikes)."""
+        return self.nodes[0].op.bits
+
+    @property
     def n_out(self) -> int:
         return sum(self.specs()[o].n for o in self.outputs)
 
@@ -170,16 +185,14 @@ class Graph:
         return [f for n in self.nodes for f in n.op.fields(n.name, [specs[i] for i in n.inputs])]
 
     def heads(self) -> dict[str, str]:
-        """Per node, the tensor its consumers read: its first field (``spikes`` of a LIF,
-        ``current`` of a convolution, ...)."""
+        """Per node, the tensor its consumers read: its first field (a LIF's ``spikes``, ...)."""
         specs = self.specs()
         return {n.name: n.op.fields(n.name, [specs[i] for i in n.inputs])[0].name.split("/")[1]
                 for n in self.nodes}
 
     def output_fields(self, trace: bool = True) -> list[tuple[str, int, int, bool]]:
-        """The dataflow top's output word, low bits first: ``(tensor, channels, bits,
-        signed)``; the outputs' first tensors, then with ``trace`` every other tensor the
-        gateware exposes, in node order."""
+        """The dataflow top's output word, low bits first, as ``(tensor, channels, bits, signed)``:
+        the outputs' first tensors, then with ``trace`` every other exposed tensor in node order."""
         fields = self.fields()
         heads = [next(f for f in fields if f.name.startswith(f"{o}/")) for o in self.outputs]
         rest = [f for f in fields if trace and f.hw and f not in heads]
@@ -190,15 +203,13 @@ class Graph:
         return dict(Counter(n.op.KIND for n in self.nodes))
 
     def validate(self) -> "Graph":
-        """Check names, wiring and every operation's parameters and widths; raises
-        :class:`IRError` naming the node and field at fault."""
+        """Check names, wiring, every operation's parameters and widths; else :class:`IRError`."""
         return self.check_wiring(integer=True)
 
     def check_wiring(self, integer: bool = False) -> "Graph":
-        """Names, the input first, arities, topological order, every node read or an output,
-        outputs that are readouts: the checks a front end's float graph takes. ``integer``:
-        also every operation's parameters and widths, and a current feeds one neuron array
-        (:meth:`validate`)."""
+        """The checks a front end's float graph takes: names, the input first, arities,
+        topological order, every node read or an output, readout outputs. ``integer``: also
+        every operation's parameters and widths, one neuron array per current (:meth:`validate`)."""
         from est.compiler.ops import Input
 
         if not self.name or not all(c.isalnum() or c in "_-." for c in self.name):
@@ -313,25 +324,24 @@ def from_doc(doc, tensors: dict) -> Graph:
     nodes = []
     for i, nd in enumerate(doc["nodes"]):
         name = nd.get("name") if isinstance(nd, dict) else None
-        node = name if isinstance(name, str) else f"nodes[{i}]"
-        if not isinstance(nd, dict) or not isinstance(name, str):
-            raise IRError(node, "name", "expected an object with a string 'name'")
+        if not isinstance(name, str):
+            raise IRError(f"nodes[{i}]", "name", "expected an object with a string 'name'")
         kind = nd.get("op")
         if kind not in KINDS:
-            raise IRError(node, "op", f"unknown operation {kind!r}; known: {sorted(KINDS)}")
+            raise IRError(name, "op", f"unknown operation {kind!r}; known: {sorted(KINDS)}")
         inputs = nd.get("inputs")
         if not isinstance(inputs, list) or not all(isinstance(x, str) for x in inputs):
-            raise IRError(node, "inputs", f"expected a list of node names, got {inputs!r}")
+            raise IRError(name, "inputs", f"expected a list of node names, got {inputs!r}")
         params = nd.get("params")
         if not isinstance(params, dict):
-            raise IRError(node, "params", f"expected an object, got {params!r}")
+            raise IRError(name, "params", f"expected an object, got {params!r}")
         cls = KINDS[kind]
         hints = typing.get_type_hints(cls)
         kwargs = {}
         for f in dataclasses.fields(cls):
             if f.name not in params:
-                raise IRError(node, f.name, "missing")
-            kwargs[f.name] = _param(hints[f.name], params[f.name], tensors, node, f.name)
+                raise IRError(name, f.name, "missing")
+            kwargs[f.name] = _param(hints[f.name], params[f.name], tensors, name, f.name)
         nodes.append(Node(name, cls(**kwargs), tuple(inputs)))
     if not all(isinstance(o, str) for o in doc["outputs"]):
         raise IRError("network", "outputs", "expected node names")
@@ -368,7 +378,6 @@ class GraphBuilder:
 
     def build(self, name: str, outputs: tuple[str, ...], meta: dict | None = None,
               integer: bool = True) -> Graph:
-        """The graph, validated; a float graph (``integer`` False: a front end's, before
-        :mod:`est.compiler.passes`) only for its wiring."""
+        """The graph, validated (a front end's float graph, ``integer`` False: its wiring only)."""
         graph = Graph(name, tuple(self.nodes), tuple(outputs), dict(meta or {}))
         return graph.validate() if integer else graph.check_wiring()

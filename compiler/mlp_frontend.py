@@ -19,31 +19,27 @@ from est.sim import golden
 from est.sim.interpreter import run
 
 
-def spiking_mlp_graph(fnet: FloatNetwork, name: str, meta: dict | None = None) -> Graph:
+def spiking_mlp_graph(fnet: FloatNetwork, name: str) -> Graph:
     """The spiking MLP as a float graph (the passes' input)."""
     g = GraphBuilder()
     x = g.add("input", Input(fnet.n_in))
     betas, sources = {}, {}
     for fl in fnet.layers:
         n = fl.weight.shape[0]
-        if fl.kind == "lif":
-            neurons = LIF(np.full(n, fl.threshold), None, MAX_BITS, fl.reset)
-        else:
-            neurons = Readout(None, MAX_BITS, np.ones(n))
+        neurons = (LIF(np.full(n, fl.threshold), None, MAX_BITS, fl.reset) if fl.kind == "lif"
+                   else Readout(None, MAX_BITS, np.ones(n)))
         syn = g.add(f"{fl.name}.syn", Conv(fl.weight[None], fl.bias), x)
         x = g.add(fl.name, neurons, syn)
         betas[fl.name] = fl.beta
         sources[syn] = sources[fl.name] = f"layers.{fl.name}"
-    return g.build(name, (fnet.layers[-1].name,),
-                   {**(meta or {}), "float": {"betas": betas, "sources": sources}},
+    return g.build(name, (fnet.layers[-1].name,), {"float": {"betas": betas, "sources": sources}},
                    integer=False)
 
 
 def quantize(fnet: FloatNetwork, name: str, calibration: np.ndarray, weight_bits: int = 8,
              max_v_bits: int = 24) -> tuple[Graph, dict]:
     """Return the integer graph and a report: per layer the passes' entries (widths, leak,
-    scales, thresholds), the saturation count and the quantization loss on ``calibration``
-    ([bins, n_in] spikes)."""
+    scales, thresholds), the saturation count and the quantization loss on ``calibration``."""
     graph, report = compile_graph(spiking_mlp_graph(fnet, name), calibration, weight_bits,
                                   max_v_bits)
     trace, saturated = run(graph, calibration)

@@ -1,22 +1,12 @@
-"""Passes over the graph IR: a front end's float graph in, the integer graph the backends
-build out. Each pass is a function graph -> (graph, report) that a test can run alone; they
-run in the order of :data:`PIPELINE` (:func:`compile_graph`) and report.json lists them.
-
-1. :func:`leak`: every neuron array's float ``beta`` to a leak shift ``k`` with ``beta = 1 -
-   2**-k`` (the nearest such beta; ``beta = 1``: no leak).
-2. :func:`quantize`: per output channel ``j`` of every convolution or recurrence, one scale
-   ``s_j = qmax / max|W_j|`` over every weight feeding channel ``j`` (all lags and inputs) turns
-   weights, bias and the threshold of the neuron array it feeds into integers (``round(x *
-   s_j)``, half to even), so no multiplier is needed in hardware; a readout keeps ``s_j`` to
-   map its values back to log-rates. Membranes are left 32 bits wide.
-3. :func:`fit_widths`: membrane and readout widths from a calibration run.
+"""Passes over the graph IR (docs/semantics.md 5): a front end's float graph in, the integer graph
+the backends build out. Each pass is a function graph -> (graph, report) that a test can run alone;
+:func:`compile_graph` runs them in the order of :data:`PIPELINE`, which report.json lists.
 
 A float graph is a :class:`~est.compiler.graph.Graph` whose arrays are floats and whose
 ``meta["float"]`` holds, per neuron array, its ``beta`` (until :func:`leak`) and, per node,
 the checkpoint parameter its arrays come from (named in errors: a prefix, ``layers.fc1``, or
-per field a name, ``{"bias": "blocks.0.tpu_bias"}``). Lanes are not a pass: the
-backend takes them (``est-compile --lanes``), and the dataflow backend has no schedule to
-choose (every node is its own stage).
+per field a name, ``{"bias": "blocks.0.tpu_bias"}``). Lanes are not a pass: the backend takes
+them (``est-compile --lanes``); the dataflow backend has no schedule to choose (each node a stage).
 """
 
 from dataclasses import replace
@@ -35,8 +25,7 @@ PIPELINE = ("leak", "quantize", "fit_widths")
 def leak_shift_from_beta(beta: float, max_shift: int) -> int | None:
     """The leak whose ``beta`` (``1 - 2**-k`` for k in 0..max_shift, or 1 for no leak) is
     nearest to ``beta``; ties go to the smaller k."""
-    candidates = [*range(max_shift + 1), None]
-    return min(candidates, key=lambda k: abs(beta_from_shift(k) - beta))
+    return min([*range(max_shift + 1), None], key=lambda k: abs(beta_from_shift(k) - beta))
 
 
 def integer_tensor(name: str, scaled: np.ndarray, bits: int = MAX_BITS) -> np.ndarray:
@@ -104,8 +93,7 @@ class Quantizer:
         return self.qmax / np.where(amax > 0, amax, fallback)
 
     def weights(self, fld: str, w: np.ndarray, scale: np.ndarray, axis: int) -> np.ndarray:
-        """``w`` times its channel's scale (``axis``: the channel axis), clipped to the weight
-        width and rounded."""
+        """``w`` times its channel's scale (``axis``: the channel axis), clipped, rounded."""
         shape = [1] * w.ndim
         shape[axis] = -1
         return self.ints(fld, np.clip(w * scale.reshape(shape), -self.qmax - 1, self.qmax))
@@ -113,9 +101,10 @@ class Quantizer:
 
 def quantize(graph: Graph, weight_bits: int) -> tuple[Graph, dict]:
     """The integer graph (validated): in node order, every operation with weights
-    (``quantize``: a convolution, a recurrence) and the neuron array they feed (``rescale``)
-    with their scale; a neuron array that no weights feed (SSA's LIF) is rescaled by 1. The
-    report gives per neuron array the scale range and the thresholds."""
+    (``quantize``: a convolution, a recurrence; per output channel ``j``, ``s_j = qmax /
+    max|W_j|`` over every weight feeding it) and the neuron array they feed (``rescale``) with
+    their scale; a neuron array that no weights feed (SSA's LIF) is rescaled by 1. The report
+    gives per neuron array the scale range and the thresholds."""
     if "betas" in graph.meta.get("float", {}):
         raise EstError(f"graph '{graph.name}': run the leak pass before quantize")
     sources = _float_meta(graph, "sources")
@@ -140,22 +129,19 @@ def quantize(graph: Graph, weight_bits: int) -> tuple[Graph, dict]:
 
 
 def fit_widths(graph: Graph, calibration: np.ndarray, max_v_bits: int) -> tuple[Graph, dict]:
-    """Every neuron array's width from a run of ``graph`` (its widths as wide as the front end
-    made them) on ``calibration``: one bit over the largest value seen, at most
-    ``max_v_bits``, and wide enough for the leak shift. Returns the graph and, per array, the
-    width chosen, the width needed, and in how many calibration bins the narrower array's
-    output differs from the wide one (quantization loss from the width; 0 = none)."""
+    """Every neuron array's width (its ``fit_width``) from a run of ``graph``, as wide as the
+    front end made it, on ``calibration``. Returns the graph and, per array, the width chosen,
+    the width needed, and in how many calibration bins the narrower array's output differs
+    from the wide one (quantization loss from the width; 0 = none)."""
     wide = run(graph, calibration)[0].arrays
     heads = graph.heads()
-    nodes, layers = [], {}
+    ops, layers = {}, {}
     for n in graph.nodes:
-        op = n.op
-        if hasattr(op, "fit_width"):
+        if hasattr(n.op, "fit_width"):
             current = wide[f"{n.inputs[0]}/{heads[n.inputs[0]]}"] if n.inputs else None
-            op, need = op.fit_width(n.name, wide, current, max_v_bits)
-            layers[n.name] = {"v_bits": op.v_bits, "needed_bits": need}
-        nodes.append(Node(n.name, op, n.inputs))
-    fitted = replace(graph, nodes=tuple(nodes)).validate()
+            ops[n.name], need = n.op.fit_width(n.name, wide, current, max_v_bits)
+            layers[n.name] = {"v_bits": ops[n.name].v_bits, "needed_bits": need}
+    fitted = _with(graph, ops, graph.meta).validate()
     final = run(fitted, calibration)[0].arrays
     for name, entry in layers.items():
         key = f"{name}/v"
@@ -166,8 +152,7 @@ def fit_widths(graph: Graph, calibration: np.ndarray, max_v_bits: int) -> tuple[
 def compile_graph(graph: Graph, calibration: np.ndarray, weight_bits: int = 8,
                   max_v_bits: int = 24) -> tuple[Graph, dict]:
     """Run :data:`PIPELINE` on a front end's float graph; return the integer graph and the
-    report: ``calibration_bins``, ``weight_bits`` and, per neuron array, every pass's entry
-    side by side (``beta_float`` ... ``v_bits``, ``needed_bits``, ...)."""
+    report: ``calibration_bins``, ``weight_bits`` and, per neuron array, every pass's entry."""
     graph, leaks = leak(graph, max_v_bits - 1)
     graph, quant = quantize(graph, weight_bits)
     graph, widths = fit_widths(graph, calibration, max_v_bits)

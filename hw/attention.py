@@ -9,8 +9,7 @@ from est.sim.golden import ssa_bits
 
 def popcount(m: Module, bits, name: str):
     """The number of ones in ``bits`` as an adder tree (each level its own signals)."""
-    level = list(bits)
-    depth = 0
+    level, depth = list(bits), 0
     while len(level) > 1:
         nxt = []
         for i in range(0, len(level) - 1, 2):
@@ -74,10 +73,8 @@ class SpikeAttention(wiring.Component):
             m.d.sync += self.o.valid.eq(0)
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += self.o.valid.eq(1)
-            if w > 1:
-                m.d.sync += [past_k[0].eq(k), past_v[0].eq(v)]
-                m.d.sync += [past_k[j].eq(past_k[j - 1]) for j in range(1, w - 1)]
-                m.d.sync += [past_v[j].eq(past_v[j - 1]) for j in range(1, w - 1)]
+            m.d.sync += [p.eq(newer) for p, newer in zip(past_k + past_v, keys[:-1] + values[:-1],
+                                                          strict=True)]
             if self.mode == "sdsa":
                 out = []
                 for c in range(d):

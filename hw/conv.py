@@ -35,9 +35,7 @@ class HistoryWindow(wiring.Component):
         with m.If(self.i.valid & self.i.ready):
             x = self.i.payload
             m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(Cat(x, *past))]
-            if past:
-                m.d.sync += [past[0].eq(x)] + [past[j].eq(past[j - 1])
-                                               for j in range(1, len(past))]
+            m.d.sync += [p.eq(newer) for p, newer in zip(past, [x, *past], strict=False)]
         return m
 
 

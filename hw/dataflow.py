@@ -1,10 +1,6 @@
 """The dataflow backend: a graph's operations as gateware, one component (or a few) per node,
-chained by streams, one bin in flight.
-
-Every node is lowered by its own operation (``Op.lower``); this module only wires: it gates the
-input stream while a bin is in flight, forks a vector to every consumer, taps the traced
-tensors into registers, and assembles the output word that :meth:`Graph.output_fields`
-describes (the readout first, then with ``trace`` every tensor the gateware exposes).
+chained by streams, one bin in flight. Every node is lowered by its own operation (``Op.lower``);
+this module only wires them into the output word (:class:`DataflowTop`).
 """
 
 from typing import NamedTuple
@@ -15,6 +11,8 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from est.compiler.graph import Graph, Spec
+from est.hw.streams import Fork, VectorGroups
+from est.sim.amaranth_sim import simulate_top
 
 
 class Port(NamedTuple):
@@ -63,8 +61,6 @@ class Builder:
         into groups (:class:`~est.hw.streams.VectorGroups`). Returns (stream, current bits)."""
         if src.spec.form == "current":
             return src.stream, src.spec.bits
-        from est.hw.streams import VectorGroups
-
         vg = self.add(f"{name}_groups", VectorGroups(src.spec.n, src.spec.bits, self.lanes))
         self.connect(src.stream, vg.i)
         return vg.o, vg.acc_bits
@@ -87,8 +83,7 @@ class DataflowTop(wiring.Component):
     ``state_in_logic`` in flip-flops. One bin is in flight: ``i`` is ready again once the
     output word has been taken, so the trace registers are stable while ``o`` is valid.
 
-    Latency: the stages' latencies in sequence along the longest path (the simulation measures
-    it: :func:`measure_cycles`).
+    Latency: the stages' latencies in sequence along the longest path (:func:`measure_cycles`).
 
     Ports: ``i`` stream of ``n_in * bits`` input vectors; ``o`` stream of the output word,
     fields as :attr:`fields` (``(tensor, channels, bits, signed)``, low bits first).
@@ -120,26 +115,19 @@ class DataflowTop(wiring.Component):
         copies: dict[str, list] = {}
         taps: dict[str, tuple] = {}
         for node in graph.nodes:
-            ins = []
-            for i in node.inputs:
-                ins.append(Port(copies[i].pop(0), specs[i]))
-            if not node.inputs and node is graph.nodes[0]:
+            ins = [Port(copies[i].pop(0), specs[i]) for i in node.inputs]
+            if node is graph.nodes[0]:  # the input node
                 ins = [Port(source, specs[node.name])]
             low = node.op.lower(b, node.name, ins)
-            for key, tap in low.taps.items():
-                taps[f"{node.name}/{key}"] = tap
+            taps.update({f"{node.name}/{key}": tap for key, tap in low.taps.items()})
             users = len(consumers[node.name])
             if users > 1:
-                from est.hw.streams import Fork
-
-                width = low.out.spec.n * low.out.spec.bits
-                fork = b.add(f"{node.name}_fork", Fork(width, users))
+                fork = b.add(f"{node.name}_fork", Fork(low.out.spec.n * low.out.spec.bits, users))
                 b.connect(low.out.stream, fork.i)
                 copies[node.name] = fork.outputs()
             else:
                 copies[node.name] = [low.out.stream]
-        out_name = graph.outputs[0]
-        sink = copies[out_name][0]
+        sink = copies[graph.outputs[0]][0]
         head, *rest = self.fields
         words = [taps[head[0]][1]]
         for name, n, bits, _ in rest:
@@ -160,20 +148,15 @@ class DataflowTop(wiring.Component):
         return m
 
 
-def to_verilog(graph: Graph, lanes: int, trace: bool = True, name: str = "top",
-               state_in_logic: bool = False) -> str:
+def to_verilog(graph: Graph, lanes: int, trace: bool = True) -> str:
     """Verilog of :class:`DataflowTop` through Amaranth's back end (yosys: see est.toolenv)."""
     from amaranth.back import verilog
 
-    return verilog.convert(DataflowTop(graph, lanes, trace, state_in_logic), name=name,
-                           emit_src=False)
+    return verilog.convert(DataflowTop(graph, lanes, trace), name="top", emit_src=False)
 
 
 def measure_cycles(graph: Graph, lanes: int, bins: int = 2) -> int:
     """Cycles per bin of :class:`DataflowTop` (``trace`` off, no stalls) measured in
     amaranth.sim: the schedule is dense, so every bin takes the same number of cycles."""
-    from est.sim.amaranth_sim import simulate_top
-
     dut = DataflowTop(graph, lanes, trace=False)
-    run = simulate_top(dut, np.zeros((bins, graph.n_in), np.int64))
-    return int(max(run.latency_cycles))
+    return int(max(simulate_top(dut, np.zeros((bins, graph.n_in), np.int64)).latency_cycles))

@@ -3,13 +3,8 @@
 A *check* is an Amaranth elaboratable that instantiates a design unchanged and adds ``Assert``
 statements about it. Every input of the design (stream payloads, valids, readies, and the
 ``sync`` domain's ``rst``) is a port of the check, so the solver drives it freely in every
-cycle: the checks assume nothing about the upstream or the sink. :func:`prove` writes the check
-as RTLIL with a ``.sby`` file and runs ``yowasp-sby`` on it.
-
-- :class:`NeuronUpdateCheck`: the update of a :class:`~est.hw.neurons.LIFArray` or
-  :class:`~est.hw.neurons.ReadoutIntegrator` against docs/semantics.md sections 2.2 and 2.3.
-- :class:`StreamRulesCheck`: the ``amaranth.lib.stream`` handshake rules on every output
-  stream of a component.
+cycle: the checks (:class:`NeuronUpdateCheck`, :class:`StreamRulesCheck`, run by :func:`prove`)
+assume nothing about the upstream or the sink.
 """
 
 import re
@@ -18,9 +13,9 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from amaranth import Cat, Module, Mux, Signal, signed
+from amaranth import Cat, Module, Mux, Signal, Value, signed
 from amaranth.back import rtlil
-from amaranth.hdl import Assert, Assume, Elaboratable, Fragment, ValueCastable
+from amaranth.hdl import Assert, Assume, Elaboratable, Fragment
 from amaranth.lib import stream, wiring
 
 from est import toolenv
@@ -37,13 +32,8 @@ _SCRIPT = "read_rtlil {name}.il\nprep -top {name}\nmemory_map -rom-only\nopt_cle
 def component_ports(dut: wiring.Component) -> dict:
     """Every port of ``dut`` as ``rtlil.convert`` takes them (``{"i__valid": (signal, None)}``,
     the direction left to Amaranth), so a check that wraps ``dut`` keeps its inputs free."""
-    return {"__".join(map(str, path)): (_as_value(value), None)
+    return {"__".join(map(str, path)): (Value.cast(value), None)
             for path, _, value in dut.signature.flatten(dut)}
-
-
-def _as_value(value):
-    """``value`` as a plain Amaranth value (stream payloads are often views)."""
-    return value.as_value() if isinstance(value, ValueCastable) else value
 
 
 def _spec_leak(v, shift: int | None):
@@ -179,7 +169,7 @@ class StreamRulesCheck(Elaboratable):
         m.submodules.dut = self.dut
         for name in self.outputs + (self.inputs if self.assume_inputs else []):
             port = getattr(self.dut, name)
-            payload = _as_value(port.payload)
+            payload = Value.cast(port.payload)
             stalled = Signal(name=f"{name}_stalled")
             held = Signal(len(payload), name=f"{name}_held")
             m.d.sync += [stalled.eq(port.valid & ~port.ready), held.eq(payload)]

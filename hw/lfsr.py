@@ -24,9 +24,7 @@ class SpikeMask(wiring.Component):
 
     Hardware: one 32-bit state register (loaded with ``seed`` by reset), ``lanes`` unrolled
     8-step LFSR stages (XOR gates), ``lanes`` 8-bit comparators against the constant threshold,
-    and an ``n``-bit vector register. Per bin, channel ``c`` takes draw ``c`` (8 LFSR steps,
-    low byte) and keeps its spike when ``draw >= threshold``; every bin consumes ``n`` draws.
-    ``threshold == 0`` builds a plain register (no LFSR, no draws).
+    and an ``n``-bit vector register; ``threshold == 0`` builds a plain register (no LFSR).
 
     Latency: one cycle to accept the vector, ``ceil(n / lanes)`` cycles to draw, then the
     masked vector is offered on ``o`` until taken; ``i`` is ready again once it is.
@@ -70,14 +68,10 @@ class SpikeMask(wiring.Component):
                 s = lfsr_steps(m, s, 8, f"draw{lane}")
                 keep.append(s[:8] >= self.threshold)
             m.d.sync += state.eq(s)
-            for lane in range(lanes):
-                for k in range(steps):
-                    c = k * lanes + lane
-                    if c < n:
-                        with m.If((step == k) & ~keep[lane]):
-                            m.d.sync += x.word_select(c, bits).eq(0)
-            last = steps - 1
-            with m.If(step == last):
+            for c in range(n):  # channel c takes draw c % lanes of step c // lanes
+                with m.If((step == c // lanes) & ~keep[c % lanes]):
+                    m.d.sync += x.word_select(c, bits).eq(0)
+            with m.If(step == steps - 1):
                 m.d.sync += drawing.eq(0)
                 # the last step may cover fewer than ``lanes`` channels: undo the extra draws
                 spare = steps * lanes - n

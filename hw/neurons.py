@@ -6,7 +6,7 @@ from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from est.hw.synapse import ceil_div, current_group_layout, pack_lanes
-from est.sim.golden import RESET_MODES, signed_range
+from est.sim.golden import RESET_MODES, leak, signed_range
 
 
 def _saturate(value, bits: int):
@@ -14,13 +14,8 @@ def _saturate(value, bits: int):
     return Mux(value > hi, Const(hi, signed(bits)), Mux(value < lo, Const(lo, signed(bits)), value))
 
 
-def _leak(v, shift: int | None):
-    return v if shift is None else v - (v >> shift)
-
-
 class _Phase(enum.Enum, shape=2):
-    """Where a :class:`NeuronArray` is in a bin: reading a state word, taking a group's
-    currents, offering the finished bin."""
+    """A :class:`NeuronArray`'s phase in a bin: fetch a state word, take currents, send the bin."""
 
     FETCH = 0
     TAKE = 1
@@ -64,24 +59,21 @@ class NeuronArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         lanes, vb = self.lanes, self.v_bits
+        group = Signal(range(self.groups))
+        spikes = Signal(self.groups * lanes)
+        values = Signal(self.groups * lanes * vb)
         # ``state_in_logic``: flip-flops rather than a block RAM (yosys ``ram_style``), for
         # designs with more small arrays than the FPGA has block RAMs.
         attrs = {"ram_style": "logic"} if self.state_in_logic else None
         m.submodules.state = state = memory.Memory(shape=unsigned(lanes * vb), depth=self.groups,
                                                    init=[], attrs=attrs)
         rd, wr = state.read_port(), state.write_port()
-        rom_words = self._rom_words()
-        rom_rd = None
+        m.d.comb += [rd.addr.eq(group), wr.addr.eq(group)]
+        rom_rd, rom_words = None, self._rom_words()
         if rom_words is not None:
             m.submodules.rom = rom = memory.Memory(shape=unsigned(lanes * vb), depth=self.groups,
                                                    init=rom_words, attrs=attrs)
             rom_rd = rom.read_port()
-
-        group = Signal(range(self.groups))
-        spikes = Signal(self.groups * lanes)
-        values = Signal(self.groups * lanes * vb)
-        m.d.comb += [rd.addr.eq(group), wr.addr.eq(group)]
-        if rom_rd is not None:
             m.d.comb += rom_rd.addr.eq(group)
 
         new_word, out_bits = [], []
@@ -125,7 +117,12 @@ class NeuronArray(wiring.Component):
         return m
 
     def _drive_output(self, m: Module, spikes, values) -> None:
-        raise NotImplementedError
+        """Every field the output layout has: the bin's ``spikes``, its membranes ``v``."""
+        fields = self.o.payload.shape().members
+        if "spikes" in fields:
+            m.d.comb += self.o.payload.spikes.eq(spikes)
+        if "v" in fields:
+            m.d.comb += self.o.payload.v.as_value().eq(values)
 
 
 def lif_out_layout(n: int, v_bits: int, trace: bool) -> data.StructLayout:
@@ -140,9 +137,8 @@ class LIFArray(NeuronArray):
     """``n`` LIF neurons, ``lanes`` updated per cycle, membranes in a RAM (time-multiplexed).
 
     Per neuron and bin (docs/semantics.md): ``v1 = sat(v - (v >>> k) + current)``,
-    ``spike = v1 >= theta``, then reset by subtraction or to zero. Thresholds live in a ROM
-    beside the state RAM. With ``trace`` the output also carries every membrane (debug only:
-    it costs ``n * v_bits`` flip-flops).
+    ``spike = v1 >= theta``, then reset by subtraction or to zero; thresholds in a ROM beside
+    the state RAM. ``trace`` adds every membrane to the output (debug: ``n * v_bits`` flip-flops).
     """
 
     def __init__(self, n: int, lanes: int, acc_bits: int, v_bits: int, leak_shift: int | None,
@@ -163,19 +159,10 @@ class LIFArray(NeuronArray):
     def _lane(self, m, lane, v, current, theta):
         v1 = Signal(signed(self.v_bits), name=f"v1_{lane}")
         spike = Signal(name=f"spike{lane}")
-        m.d.comb += [v1.eq(_saturate(_leak(v, self.leak_shift) + current, self.v_bits)),
+        m.d.comb += [v1.eq(_saturate(leak(v, self.leak_shift) + current, self.v_bits)),
                      spike.eq(v1 >= theta)]
         after = v1 - theta if self.reset == "subtract" else Const(0, signed(self.v_bits))
         return Mux(spike, after, v1), spike
-
-    def _drive_output(self, m, spikes, values):
-        m.d.comb += self.o.payload.spikes.eq(spikes)
-        if self.trace:
-            m.d.comb += self.o.payload.v.as_value().eq(values)
-
-
-def readout_out_layout(n: int, v_bits: int) -> data.StructLayout:
-    return data.StructLayout({"v": data.ArrayLayout(signed(v_bits), n)})
 
 
 class ReadoutIntegrator(NeuronArray):
@@ -184,13 +171,11 @@ class ReadoutIntegrator(NeuronArray):
 
     def __init__(self, n: int, lanes: int, acc_bits: int, v_bits: int, leak_shift: int | None,
                  state_in_logic: bool = False):
-        super().__init__(n, lanes, acc_bits, v_bits, leak_shift, readout_out_layout(n, v_bits),
+        super().__init__(n, lanes, acc_bits, v_bits, leak_shift,
+                         data.StructLayout({"v": data.ArrayLayout(signed(v_bits), n)}),
                          state_in_logic)
 
     def _lane(self, m, lane, v, current, rom_word):
         r = Signal(signed(self.v_bits), name=f"r{lane}")
-        m.d.comb += r.eq(_saturate(_leak(v, self.leak_shift) + current, self.v_bits))
+        m.d.comb += r.eq(_saturate(leak(v, self.leak_shift) + current, self.v_bits))
         return r, None
-
-    def _drive_output(self, m, spikes, values):
-        m.d.comb += self.o.payload.v.as_value().eq(values)

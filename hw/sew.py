@@ -9,9 +9,8 @@ from est.sim.golden import sew_bits
 
 
 class SEWJoin(wiring.Component):
-    """``out`` and ``skip`` vectors of one bin in, their SEW combination out: ADD
-    ``out + skip`` (an adder per channel), AND ``out & skip``, IAND ``~out & skip`` (a gate per
-    channel), ``none`` passes ``out``.
+    """``out`` and ``skip`` vectors of one bin in, their SEW combination out: ADD ``out + skip``
+    (adders), AND ``out & skip``, IAND ``~out & skip`` (gates), ``none`` passes ``out``.
 
     Hardware: the per-channel operators and an output register. Latency: one cycle after both
     inputs are valid; both are taken together.
@@ -75,10 +74,8 @@ class CPGTable(wiring.Component):
         rd = rom.read_port()
         pos = Signal(range(self.positions))
         fetched = Signal()  # rd.data holds row ``pos``
-        m.d.comb += [rd.addr.eq(pos), self.o.payload.eq(rd.data),
-                     self.o.valid.eq(fetched)]
+        m.d.comb += [rd.addr.eq(pos), self.o.payload.eq(rd.data), self.o.valid.eq(fetched)]
         m.d.sync += fetched.eq(1)
         with m.If(self.o.valid & self.o.ready):
-            m.d.sync += [fetched.eq(0),
-                         pos.eq(Mux(pos == self.positions - 1, 0, pos + 1))]
+            m.d.sync += [fetched.eq(0), pos.eq(Mux(pos == self.positions - 1, 0, pos + 1))]
         return m

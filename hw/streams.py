@@ -7,6 +7,23 @@ from amaranth.lib.wiring import In, Out
 from est.hw.synapse import ceil_div, current_group_layout
 
 
+def send_groups(m: Module, i, o, x, groups: int, lanes: int, current) -> None:
+    """Take a vector from ``i`` into register ``x``, then offer its ``groups`` groups on ``o``,
+    one a cycle, lane ``j`` of group ``g`` carrying ``current(g, j)``, ``last`` on the final one."""
+    group = Signal(range(groups))
+    busy = Signal()
+    m.d.comb += i.ready.eq(~busy)
+    with m.If(i.valid & i.ready):
+        m.d.sync += [x.eq(i.payload), busy.eq(1), group.eq(0)]
+    with m.If(o.valid & o.ready):
+        m.d.sync += o.valid.eq(0)
+    with m.If(busy & (~o.valid | o.ready)):
+        m.d.sync += [o.payload.current[lane].eq(current(group, lane)) for lane in range(lanes)]
+        m.d.sync += [o.valid.eq(1), o.payload.last.eq(group == groups - 1), group.eq(group + 1)]
+        with m.If(group == groups - 1):
+            m.d.sync += busy.eq(0)
+
+
 class Fork(wiring.Component):
     """One stream in, ``n`` copies out (``o0`` ... ``o<n-1>``), each held until its consumer
     takes it; the next input is taken once every copy has gone.
@@ -79,22 +96,7 @@ class VectorGroups(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        width = self.groups * self.lanes
-        x = Signal(width * self.bits)
-        group = Signal(range(self.groups))
-        busy = Signal()
-        m.d.comb += self.i.ready.eq(~busy)
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [x.eq(self.i.payload), busy.eq(1), group.eq(0)]
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
-        with m.If(busy & (~self.o.valid | self.o.ready)):
-            for lane in range(self.lanes):
-                value = x.word_select(group * self.lanes + lane, self.bits)
-                m.d.sync += self.o.payload.current[lane].eq(value.as_unsigned())
-            m.d.sync += [self.o.valid.eq(1), self.o.payload.last.eq(group == self.groups - 1),
-                         group.eq(group + 1)]
-            with m.If(group == self.groups - 1):
-                m.d.sync += busy.eq(0)
+        x = Signal(self.groups * self.lanes * self.bits)
+        send_groups(m, self.i, self.o, x, self.groups, self.lanes, lambda group, lane:
+                    x.word_select(group * self.lanes + lane, self.bits).as_unsigned())
         return m
-

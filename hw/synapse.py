@@ -14,8 +14,7 @@ def ceil_div(a: int, b: int) -> int:
 
 
 def current_group_layout(lanes: int, acc_bits: int) -> data.StructLayout:
-    """Payload between synapses and neurons: one group of ``lanes`` currents, and whether it is
-    the bin's last group."""
+    """Payload between synapses and neurons: one group of ``lanes`` currents, and ``last``."""
     return data.StructLayout({"current": data.ArrayLayout(signed(acc_bits), lanes),
                               "last": unsigned(1)})
 
@@ -38,8 +37,7 @@ class SynapticAccumulator(wiring.Component):
     time (a group); for each group the ROM is read once per input (one word per cycle). With
     ``x_bits == 1`` (spikes) a weight is added where its input spiked; with wider unsigned
     inputs (SEW sums, counts) each lane multiplies its weight by the input (``lanes``
-    ``weight_bits x x_bits`` multipliers). Dense, not event-driven: every synapse costs one
-    lane-cycle.
+    ``weight_bits x x_bits`` multipliers). Dense, not event-driven: a lane-cycle per synapse.
 
     Latency: one cycle to accept the input vector, then one ROM word per cycle, back to back
     across groups (``groups * n_in`` cycles), plus one cycle of ROM latency; each group's
@@ -47,8 +45,7 @@ class SynapticAccumulator(wiring.Component):
     still full as a group completes, everything holds (ROM reads included) until it is taken.
 
     Ports: ``i`` stream of input vectors (``n_in`` fields of ``x_bits``, input i in field i);
-    ``o`` stream of :func:`current_group_layout` groups, ``groups`` per input vector, in group
-    order.
+    ``o`` stream of :func:`current_group_layout` groups, ``groups`` per input vector, in order.
     """
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray, lanes: int, acc_bits: int,
@@ -119,10 +116,7 @@ class SynapticAccumulator(wiring.Component):
                     m.d.sync += index.eq(index + 1)
 
         weights_now = [w_rd.data.word_select(lane, wb).as_signed() for lane in range(lanes)]
-        if xb == 1:
-            terms = [Mux(data_x[0], w, 0) for w in weights_now]
-        else:
-            terms = [w * data_x for w in weights_now]
+        terms = [Mux(data_x[0], w, 0) if xb == 1 else w * data_x for w in weights_now]
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.If(data_valid & ~stall):
@@ -138,6 +132,3 @@ class SynapticAccumulator(wiring.Component):
             with m.Else():
                 m.d.sync += [a.eq(a + t) for a, t in zip(acc, terms, strict=True)]
         return m
-
-
-

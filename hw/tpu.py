@@ -6,6 +6,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from est.hw.neurons import LIFArray, lif_out_layout
+from est.hw.streams import send_groups
 from est.hw.synapse import ceil_div, current_group_layout
 from est.sim.golden import tpu_acc_bits
 
@@ -36,38 +37,27 @@ class TemporalCurrent(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         d, lanes, xb, ab = self.d, self.lanes, self.x_bits, self.acc_bits
-        pad = self.groups * lanes - d
+        width = self.groups * lanes  # channels, padding included
 
         def table(values):
-            return Array(Const(int(v), signed(ab)) for v in list(values) + [0] * pad)
+            return Array(Const(int(v), signed(ab)) for v in list(values) + [0] * (width - d))
 
         w_in, bias = table(self.w_in), table(self.bias)
         w_rec = [table(row) for row in self.w_rec]
-        width = self.groups * lanes  # channels, padding included
         x = Signal(width * xb)
         past = [Signal(width, name=f"past{j}") for j in range(self.kernel)]
         m.d.comb += [p.eq(self.past.word_select(j, d)) for j, p in enumerate(past)]
-        group = Signal(range(self.groups))
-        busy = Signal()
-        m.d.comb += self.i.ready.eq(~busy)
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [x.eq(self.i.payload), busy.eq(1), group.eq(0)]
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
-        with m.If(busy & (~self.o.valid | self.o.ready)):
-            for lane in range(lanes):
-                c = Signal(range(self.groups * lanes), name=f"channel{lane}")
-                m.d.comb += c.eq(group * lanes + lane)
-                value = Signal(xb, name=f"x{lane}")
-                m.d.comb += value.eq(x.word_select(c, xb))
-                total = bias[c] + w_in[c] * value
-                for j in range(self.kernel):
-                    total = total + Mux(past[j].bit_select(c, 1), w_rec[j][c], 0)
-                m.d.sync += self.o.payload.current[lane].eq(total)
-            m.d.sync += [self.o.valid.eq(1), self.o.payload.last.eq(group == self.groups - 1),
-                         group.eq(group + 1)]
-            with m.If(group == self.groups - 1):
-                m.d.sync += busy.eq(0)
+
+        def current(group, lane):
+            c = Signal(range(width), name=f"channel{lane}")
+            value = Signal(xb, name=f"x{lane}")
+            m.d.comb += [c.eq(group * lanes + lane), value.eq(x.word_select(c, xb))]
+            total = bias[c] + w_in[c] * value
+            for j in range(self.kernel):
+                total = total + Mux(past[j].bit_select(c, 1), w_rec[j][c], 0)
+            return total
+
+        send_groups(m, self.i, self.o, x, self.groups, lanes, current)
         return m
 
 

@@ -57,14 +57,14 @@ def run_bench(dut, bench, vcd: Path | None = None) -> None:
 
 
 def simulate_top(dut, stimulus, stall_seed: int | None = None, vcd: Path | None = None) -> RTLRun:
-    """Simulate a top (``i`` stream of spike vectors, ``o`` stream of output words described
-    by ``dut.fields``) on ``stimulus`` ([bins, n_in] spikes), one bin at a time."""
+    """Simulate a top (``i`` stream of input vectors, ``o`` stream of output words described
+    by ``dut.fields``) on ``stimulus`` ([bins, n_in] counts of the graph's input width), one
+    bin at a time."""
     stall = random.Random(stall_seed) if stall_seed is not None else None
     words, latency = [], []
-    inputs = encode_inputs(stimulus)
 
     async def bench(ctx):
-        for word in inputs:
+        for word in encode_inputs(stimulus, dut.graph.input_bits):
             await stream_put(ctx, dut.i, word, stall)
             payload, waited = await stream_get(ctx, dut.o, stall)
             words.append(payload)

@@ -4,8 +4,7 @@
 uses (``write``, ``read`` with a timeout, ``reset_input_buffer``, ``close``). Behind it,
 :class:`est.boards.top.FrameBridge` around a compiled network runs in amaranth.sim: written
 bytes go onto its ``rx`` line bit by bit (8N1) and its ``tx`` line is decoded back into bytes,
-so the UART, the frame parser, the core and the reply framer are all exercised. Time is
-simulated: ``read`` waits at most ``read_timeout_cycles`` clock cycles of the board.
+so the UART, the frame parser, the core and the reply framer are all exercised.
 """
 
 from collections import deque
@@ -20,13 +19,13 @@ PERIOD = 1e-6  # simulated seconds per clock cycle (any value: only cycles matte
 class SimulatedSerial:
     """A pyserial-like port whose far end is ``FrameBridge(core, ...)`` in amaranth.sim."""
 
-    def __init__(self, core, n_in: int, ident: bytes, divisor: int = 4,
+    def __init__(self, core, in_bits: int, ident: bytes, divisor: int = 4,
                  frame_timeout_bits: int = 40, read_timeout_cycles: int | None = None):
         """``divisor``: clock cycles per UART bit; ``frame_timeout_bits``: the bridge's idle
         time (in bit times) before it answers a truncated frame; ``read_timeout_cycles``:
         how long ``read`` waits (default: the frame timeout plus a generous bin time)."""
         self.divisor = divisor
-        self.dut = FrameBridge(core, n_in, divisor, ident, frame_timeout_bits * divisor)
+        self.dut = FrameBridge(core, in_bits, divisor, ident, frame_timeout_bits * divisor)
         self.read_timeout_cycles = read_timeout_cycles or (
             4 * frame_timeout_bits * divisor + 200_000)
         self._to_board: deque[int] = deque()
@@ -59,10 +58,6 @@ class SimulatedSerial:
                     await ctx.tick().repeat(self.divisor)
                 self._from_board.append(byte)
 
-    def _advance(self, cycles: int) -> None:
-        self._cycle += cycles
-        self.sim.run_until(self._cycle * PERIOD)
-
     def write(self, data: bytes) -> int:
         self._to_board.extend(data)
         return len(data)
@@ -70,9 +65,9 @@ class SimulatedSerial:
     def read(self, size: int = 1) -> bytes:
         """Up to ``size`` bytes: fewer if the board sends nothing more within the timeout."""
         deadline = self._cycle + self.read_timeout_cycles
-        step = 10 * self.divisor
         while len(self._from_board) < size and self._cycle < deadline:
-            self._advance(step)
+            self._cycle += 10 * self.divisor  # a byte time
+            self.sim.run_until(self._cycle * PERIOD)
         data = bytes(self._from_board[:size])
         del self._from_board[:size]
         return data

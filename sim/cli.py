@@ -13,11 +13,12 @@ from est.sim.trace import Comparison, Trace, compare
 SIMS = ("verilator", "icarus", "amaranth")
 
 
-def build_stimulus(build: Path, path: Path | None, n_in: int) -> tuple[np.ndarray, Path]:
+def build_stimulus(build: Path, path: Path | None, graph) -> tuple[np.ndarray, Path]:
+    """The stimulus at ``path`` (default: the build's), checked against ``graph``'s input."""
     from est.compiler.cli import load_stimulus
 
     path = path or build / "stimulus.npy"
-    return load_stimulus(path, n_in), path
+    return load_stimulus(path, graph.n_in, graph.input_bits), path
 
 
 def readout_scale(graph) -> np.ndarray:
@@ -46,7 +47,7 @@ def run_sim(args: argparse.Namespace) -> int:
 
     net = load(args.build)
     top = json.loads((args.build / "top.json").read_text())
-    stimulus, stim_path = build_stimulus(args.build, args.stimulus, net.n_in)
+    stimulus, stim_path = build_stimulus(args.build, args.stimulus, net)
     label = args.sim
     if args.netlist:
         if args.sim != "icarus":
@@ -139,8 +140,7 @@ def run_compare(args: argparse.Namespace) -> int:
                            f"{golden.bins}; were they made from the same stimulus?")
         result = compare(golden, rtl)
         text = format_comparison(result, golden)
-        print(f"{rtl_path.name} ({rtl.meta.get('source', '?')}) vs {golden_path.name}:")
-        print(text)
+        print(f"{rtl_path.name} ({rtl.meta.get('source', '?')}) vs {golden_path.name}:\n{text}")
         if not args.no_view:
             from est.sim import compare_view
 

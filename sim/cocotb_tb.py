@@ -1,15 +1,11 @@
 """cocotb 2.x testbench of a compiled top: drive the stimulus, record every output word.
 
-Loaded by the simulator (not imported by users); :mod:`est.sim.rtl` starts it and passes its
-arguments through the environment: ``EST_TOP_JSON`` (top.json of the build), ``EST_STIMULUS``
-(.npy of [bins, n_in] spikes), ``EST_OUT`` (.npz to write: output words and handshake cycles),
-``EST_STALL_SEED`` (optional: random valid/ready stalls with that seed), ``EST_RESET_AT``
-(optional: pulse ``rst`` once that many bins have come out; a new stream starts there),
-``EST_GOLDEN`` (optional: the golden trace of this stimulus; the scoreboard then checks every
-output word as it arrives and the test fails if any differs).
-
-Structure: a :class:`StreamDriver` on ``i``, a :class:`StreamMonitor` on ``o``, and a
-:class:`Scoreboard` fed by the monitor.
+Loaded by the simulator; :mod:`est.sim.rtl` starts it with its arguments in the environment:
+``EST_TOP_JSON`` (top.json of the build), ``EST_STIMULUS`` (.npy of [bins, n_in] spikes),
+``EST_OUT`` (.npz to write: output words and handshake cycles) and, optional, ``EST_STALL_SEED``
+(random valid/ready stalls with that seed), ``EST_RESET_AT`` (pulse ``rst`` once that many bins have
+come out; a new stream starts there), ``EST_GOLDEN`` (the golden trace of this stimulus; the
+scoreboard then checks every output word as it arrives and the test fails if any differs).
 
 Race-free on every simulator: inputs change only at falling clock edges, handshakes are read
 in the read-only phase before the next rising edge (where they take effect).
@@ -142,14 +138,13 @@ async def reset(dut) -> None:
 async def run_stimulus(dut):
     with open(os.environ["EST_TOP_JSON"]) as f:
         top = json.load(f)
-    stimulus = np.load(os.environ["EST_STIMULUS"], allow_pickle=False)
     seed = os.environ.get("EST_STALL_SEED")
     stall = random.Random(int(seed)) if seed else None
-    words = encode_inputs(stimulus)
+    reset_at = int(os.environ.get("EST_RESET_AT", "-1"))
+    words = encode_inputs(np.load(os.environ["EST_STIMULUS"], allow_pickle=False),
+                          top.get("input_bits", 1))  # 1: a build from before counts
     bins = len(words)
     budget = (top["cycles_per_bin"] * 4 + 50) * (bins + 1)
-
-    reset_at = int(os.environ.get("EST_RESET_AT", "-1"))
 
     Clock(dut.clk, 10, unit="ns").start()
     await reset(dut)

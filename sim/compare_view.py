@@ -1,14 +1,11 @@
-"""The picture of a golden-vs-RTL comparison, and a static HTML page around it.
+"""The picture of a golden-vs-RTL comparison, and a static HTML page around it, written by
+``est-compare`` next to the RTL trace and embedded in ``report.html`` (``est/report.py``).
 
-The figure has two parts. On top, the difference panel: every compared tensor is a band of
-rows (one per channel) against the bin, and every value where the RTL differs from the golden
-model is marked there (red: the RTL value is higher, blue: lower), with the count per tensor on
-the right; when the two traces are equal the panel is empty and says so. Below it, one raster
-per compared tensor, drawn once from the golden trace (which is the RTL's too wherever the
-difference panel is empty): spikes as tick rasters, membranes, readouts and SEW sums as colour
-maps, each with its colour bar; values where the RTL differs are ringed in red and the first
-divergence is a dashed line. Written by ``est-compare`` next to the RTL trace, and embedded in
-``report.html`` (``est/report.py``).
+On top, the difference panel: a mark wherever the RTL differs from the golden model (red: the
+RTL value is higher, blue: lower), the count per tensor on the right, empty when the traces are
+equal. Below it, one raster per compared tensor drawn once from the golden trace (the RTL's too
+wherever the panel is empty): spikes as tick rasters, other tensors as colour maps; values
+where the RTL differs are ringed in red and the first divergence is a dashed line.
 """
 
 import base64
@@ -39,16 +36,10 @@ COLORBAR = "colorbar:"  # + tensor name
 
 
 def _window(c: Comparison, bins: int) -> slice:
-    if bins <= MAX_BINS:
-        return slice(0, bins)
+    """At most ``MAX_BINS`` bins, centred on the first divergence where the trace allows."""
     centre = c.first.bin if c.first is not None else 0
-    start = min(max(0, centre - MAX_BINS // 2), bins - MAX_BINS)
-    return slice(start, start + MAX_BINS)
-
-
-def is_binary(name: str) -> bool:
-    """Spikes (``*/spikes``) are drawn as tick rasters, every other tensor as a colour map."""
-    return name.endswith("/spikes")
+    start = max(0, min(centre - MAX_BINS // 2, bins - MAX_BINS))
+    return slice(start, min(start + MAX_BINS, bins))
 
 
 def _difference_panel(ax, golden: Trace, rtl: Trace, c: Comparison, win: slice) -> None:
@@ -91,11 +82,10 @@ def _difference_panel(ax, golden: Trace, rtl: Trace, c: Comparison, win: slice) 
     ax.set_label(DIFFERENCE)
 
 
-def _raster(ax, cax, name: str, g: np.ndarray, r: np.ndarray, c: Comparison, t0: int,
-            fig) -> None:
+def _raster(ax, cax, name: str, g: np.ndarray, r: np.ndarray, c: Comparison, t0: int) -> None:
     """The golden values of one tensor; the values where ``r`` differs ringed."""
     bad = c.per_tensor[name]
-    if is_binary(name):
+    if name.endswith("/spikes"):  # tick rasters; every other tensor a colour map
         t, ch = np.nonzero(g)
         ax.scatter(t + t0, ch, s=4, marker="|", color="black", linewidths=0.8)
         cax.set_visible(False)
@@ -103,7 +93,7 @@ def _raster(ax, cax, name: str, g: np.ndarray, r: np.ndarray, c: Comparison, t0:
         image = ax.imshow(g.T, aspect="auto", interpolation="nearest", origin="lower",
                           extent=(t0 - 0.5, t0 + g.shape[0] - 0.5, -0.5, g.shape[1] - 0.5),
                           cmap="viridis", vmin=g.min(), vmax=max(g.max(), g.min() + 1))
-        bar = fig.colorbar(image, cax=cax, ticks=MaxNLocator(5, integer=True))
+        bar = ax.figure.colorbar(image, cax=cax, ticks=MaxNLocator(5, integer=True))
         bar.ax.tick_params(labelsize=5)
         cax.set_label(COLORBAR + name)
     t, ch = np.nonzero(g != r)
@@ -122,8 +112,7 @@ def _raster(ax, cax, name: str, g: np.ndarray, r: np.ndarray, c: Comparison, t0:
 
 
 def figure(golden: Trace, rtl: Trace, c: Comparison):
-    """The comparison as a matplotlib figure: the difference panel on top, then one raster of
-    each compared tensor, ``COLUMNS`` to a row."""
+    """The comparison as a matplotlib figure: the difference panel, then a raster per tensor."""
     win = _window(c, golden.bins)
     n = len(c.tensors)
     rows = math.ceil(n / COLUMNS)
@@ -142,7 +131,7 @@ def figure(golden: Trace, rtl: Trace, c: Comparison):
         row, col = 1 + i // COLUMNS, 3 * (i % COLUMNS)
         g, r = golden.arrays[name][win], rtl.arrays[name][win]
         _raster(fig.add_subplot(grid[row, col]), fig.add_subplot(grid[row, col + 1]), name, g,
-                r, c, win.start, fig)
+                r, c, win.start)
     shown = (f"bins {win.start}..{win.stop - 1} of {golden.bins}" if win.stop - win.start
              < golden.bins else f"{golden.bins} bins")
     fig.suptitle("golden vs RTL, " + shown + (

@@ -63,21 +63,6 @@ def leak(v: np.ndarray, shift: int | None) -> np.ndarray:
     return v if shift is None else v - (v >> shift)
 
 
-class SynapseParams(NamedTuple):
-    """Dense synapses: ``weight`` [n_out, n_in] signed, ``bias`` [n_out] signed."""
-
-    weight: np.ndarray
-    bias: np.ndarray
-
-
-def synapse_step(x: np.ndarray, params: SynapseParams) -> np.ndarray:
-    """Synaptic current of one bin: ``acc[j] = bias[j] + sum_i weight[j, i] * x[i]`` for spikes x.
-
-    Exact (no rounding, no saturation): the IR's ``acc_bits`` is wide enough by construction.
-    """
-    return params.bias + params.weight @ x.astype(np.int64)
-
-
 class LIFParams(NamedTuple):
     """LIF array parameters: integer ``threshold`` [n] (>= 1), leak shift, width, reset mode."""
 
@@ -105,17 +90,11 @@ def lif_init(n: int) -> LIFState:
 
 
 def lif_step(current: np.ndarray, state: LIFState, params: LIFParams) -> tuple[LIFOut, LIFState]:
-    """One bin of LIF: leak, integrate (saturating), fire (``v >= theta``), reset.
-
-    ``v1 = sat(leak(v) + current)``; ``spike = v1 >= theta``; reset by subtraction
-    (``v1 - theta``) or to zero where a spike fired.
-    """
+    """One bin of LIF: ``v1 = sat(leak(v) + current)``, ``spike = v1 >= theta``, reset by
+    subtraction (``v1 - theta``) or to zero where a spike fired."""
     v1, saturated = saturate(leak(state.v, params.leak_shift) + current, params.v_bits)
     spikes = v1 >= params.threshold
-    if params.reset == "subtract":
-        v2 = np.where(spikes, v1 - params.threshold, v1)
-    else:
-        v2 = np.where(spikes, 0, v1)
+    v2 = np.where(spikes, v1 - params.threshold if params.reset == "subtract" else 0, v1)
     return LIFOut(spikes.astype(np.uint8), saturated), LIFState(v2)
 
 
@@ -195,8 +174,7 @@ def cpg_table(positions: int, neurons: int, w_max: float = 10000.0) -> np.ndarra
 
 
 class ConvParams(NamedTuple):
-    """Causal 1-D convolution over the spike history: ``weight`` [kernel, n_out, n_in] (lag 0
-    first), ``bias`` [n_out]."""
+    """Causal convolution: ``weight`` [kernel, n_out, n_in] (lag 0 first), ``bias`` [n_out]."""
 
     weight: np.ndarray
     bias: np.ndarray
@@ -264,7 +242,7 @@ SEW_OPS = ("add", "and", "iand")
 
 def sew(out: np.ndarray, skip: np.ndarray, op: str) -> np.ndarray:
     """SEW residual: ADD ``out + skip`` (integers), AND ``out & skip``, IAND ``(1 - out) & skip``
-    (``out`` is binary for AND/IAND)."""
+    (AND and IAND of binary ``out``)."""
     if op == "add":
         return out + skip
     if op == "and":

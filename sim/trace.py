@@ -1,12 +1,9 @@
 """Trace files: every node's integer tensors at every bin, from the golden model or the RTL.
 
 A trace is one ``.npz`` file (no pickles) of int64 arrays shaped ``[bins, n]``, named
-``<node>/<tensor>`` after the graph's nodes: ``input/spikes``, a convolution's ``current``
-(bias included), a LIF array's ``spikes`` and ``v`` (membrane after reset), the readout's ``v``
-(the network output), and so on per operation kind. An RTL trace holds the tensors its top
-exposed (the readout always, the others unless compiled with ``--no-trace``).
+``<node>/<tensor>`` after the graph's nodes (docs/traces.md). An RTL trace holds the tensors its
+top exposed (the readout always, the others unless compiled with ``--no-trace``).
 ``__meta__`` is a JSON string: source (golden|verilator|icarus|amaranth), network name, bins.
-docs/traces.md has the full description.
 """
 
 import json
@@ -80,18 +77,17 @@ def compare(golden: Trace, rtl: Trace) -> Comparison:
     names = tuple(k for k in golden.arrays if k in rtl.arrays and k != "input/spikes")
     if not names:
         raise EstError("the two traces share no tensor to compare")
-    per_tensor, first, total, compared = {}, None, 0, 0
+    per_tensor, first = {}, None
     for name in names:
         g, r = golden.arrays[name], rtl.arrays[name]
         if g.shape != r.shape:
             raise EstError(f"tensor {name}: golden shape {g.shape} but RTL shape {r.shape}")
         diff = np.argwhere(g != r)
         per_tensor[name] = int(len(diff))
-        total += len(diff)
-        compared += g.size
         if len(diff):
             b, c = (int(v) for v in diff[0])
             cand = Mismatch(name, b, c, int(g[b, c]), int(r[b, c]))
             if first is None or cand.bin < first.bin:
                 first = cand
-    return Comparison(names, compared, golden.bins, total, per_tensor, first)
+    compared = sum(golden.arrays[name].size for name in names)
+    return Comparison(names, compared, golden.bins, sum(per_tensor.values()), per_tensor, first)

@@ -6,23 +6,22 @@ from est.sim.trace import Trace
 
 
 def pack(values, bits: int) -> int:
-    """``values`` as one word, ``bits`` each, the first in the lowest bits (negative values
-    two's complement)."""
+    """``values`` as one word, ``bits`` each (two's complement), the first in the lowest bits."""
     mask = (1 << bits) - 1
     return sum((int(v) & mask) << (i * bits) for i, v in enumerate(values))
 
 
 def unpack(word: int, n: int, bits: int, signed: bool = False, pos: int = 0) -> np.ndarray:
-    """The ``n`` fields of ``bits`` of ``word`` from bit ``pos`` (the inverse of
-    :func:`pack`)."""
+    """The ``n`` fields of ``bits`` of ``word`` from bit ``pos`` (the inverse of :func:`pack`)."""
     mask = (1 << bits) - 1
     v = np.array([(word >> (pos + i * bits)) & mask for i in range(n)], np.int64)
     return np.where(v >> (bits - 1), v - (1 << bits), v) if signed else v
 
 
-def encode_inputs(stimulus: np.ndarray) -> list[int]:
-    """One integer per bin: bit i is input i's spike."""
-    return [pack(row, 1) for row in stimulus]
+def encode_inputs(stimulus: np.ndarray, bits: int) -> list[int]:
+    """One integer per bin: bits ``i * bits`` up of it hold input i's count (its spike for
+    ``bits`` 1)."""
+    return [pack(row, bits) for row in stimulus]
 
 
 def decode_outputs(fields: list, words: list[int], meta: dict) -> Trace:
@@ -38,8 +37,7 @@ def decode_outputs(fields: list, words: list[int], meta: dict) -> Trace:
 
 
 def encode_outputs(fields: list, trace: Trace) -> list[int]:
-    """The output words a top must produce for ``trace`` (the inverse of
-    :func:`decode_outputs`): one integer per bin."""
+    """The words a top must output for ``trace``, one a bin (inverse of :func:`decode_outputs`)."""
     words = []
     for t in range(trace.bins):
         word, pos = 0, 0

@@ -1,7 +1,8 @@
 """The Enhanced Spiking Transformer (EST) in PyTorch: float training model and ANN baseline.
 
-Streaming and causal: input spikes [bins, batch, n_in] (counts clipped to 1), output the
-predicted log-rate of every neuron for the NEXT bin, [bins, batch, n_out]. Each of the five
+Streaming and causal: input counts [bins, batch, n_in] (clipped to ``2**input_bits - 1``,
+spikes for ``input_bits`` 1), output the predicted log-rate of every neuron for the NEXT bin,
+[bins, batch, n_out]. Each of the five
 parts is a switch in :class:`ESTConfig` (ablation): convolutional spike attention
 (``attention``: sdsa | ssa | none), CPG positional encoding (``cpg``), temporal processing unit
 (``tpu``), SEW residuals (``sew``: add | and | iand | none), random spike masking (``rsm``).
@@ -58,6 +59,9 @@ class ESTConfig:
     threshold: float = 1.0
     reset: str = "subtract"  # subtract | zero
     readout_leak_shift: int | None = 0  # the readout integrator's; None: no leak
+    readout_kernel: int = 1  # bins of the last block's spikes (and inputs) the readout sees
+    input_to_readout: bool = False  # a linear path from the input counts into the readout
+    input_bits: int = 1  # input counts clipped to 2**input_bits - 1 (1: spikes)
     seed: int = 0
     extra: dict = field(default_factory=dict)
 
@@ -66,9 +70,11 @@ class ESTConfig:
         :class:`est.EstError` naming the first field at fault as ``{prefix}{field}``."""
         k = prefix
         for name in ("n_in", "n_out", "d_model", "blocks", "heads", "mlp_hidden", "window",
-                     "embed_kernel", "count_threshold", "cpg_positions", "tpu_kernel"):
+                     "embed_kernel", "count_threshold", "cpg_positions", "tpu_kernel",
+                     "readout_kernel"):
             check_whole(k + name, getattr(self, name), 1)
         check_whole(k + "cpg_neurons", self.cpg_neurons, 2)
+        check_whole(k + "input_bits", self.input_bits, 1, 8)
         if self.cpg_neurons % 2:
             config_error(f"{k}cpg_neurons must be even (a sine and a cosine per frequency), "
                          f"got {self.cpg_neurons}")
@@ -81,7 +87,7 @@ class ESTConfig:
         check_choice(k + "sew", self.sew, ("add", "and", "iand", "none"))
         check_choice(k + "mode", self.mode, ("snn", "ann"))
         check_choice(k + "reset", self.reset, RESET_MODES)
-        for name in ("cpg", "tpu"):
+        for name in ("cpg", "tpu", "input_to_readout"):
             if not isinstance(getattr(self, name), bool):
                 config_error(f"{k}{name} must be true or false, got {getattr(self, name)!r}")
         check_number(k + "ssa_scale", self.ssa_scale, above=0)
@@ -244,7 +250,8 @@ class EST(nn.Module):
                 cpg_table(cfg.cpg_positions, cfg.cpg_neurons), dtype=torch.float32))
             self.cpg_weight = nn.Parameter(torch.zeros(d, cfg.cpg_neurons))  # learnt if useful
         self.blocks = nn.ModuleList(_Block(cfg, cfg.kernels[i]) for i in range(cfg.blocks))
-        self.readout = _Conv(d, cfg.n_out, 1)
+        self.readout = _Conv(d + cfg.n_in * cfg.input_to_readout, cfg.n_out,
+                             cfg.readout_kernel)
         self.readout_beta = beta_from_shift(cfg.readout_leak_shift)
 
     def set_fake_quant(self, bits: int | None) -> None:
@@ -256,7 +263,7 @@ class EST(nn.Module):
     def forward(self, x: torch.Tensor, start: int | torch.Tensor = 0) -> torch.Tensor:
         """``start``: the bin index of ``x[0]`` in its stream (CPG position), one per batch
         element or shared."""
-        x = x.clamp(max=1.0)
+        x = x.clamp(max=float(2 ** self.cfg.input_bits - 1))
         current = self.embed(x)
         if self.cfg.cpg:
             start = torch.as_tensor(start).reshape(1, -1)  # one start per sequence, or shared
@@ -265,7 +272,7 @@ class EST(nn.Module):
         s = self.embed_lif(current)
         for block in self.blocks:
             s = block(s)
-        current = self.readout(s)
+        current = self.readout(torch.cat([s, x], dim=-1) if self.cfg.input_to_readout else s)
         if self.readout_beta == 0.0:
             return current
         r, out = torch.zeros_like(current[0]), []

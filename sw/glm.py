@@ -53,12 +53,16 @@ class GLM:
     def history(self) -> int:
         return self.weights.shape[2]
 
-    def predict_log_rates(self, rec: Recording) -> np.ndarray:
-        """Log-rates [bins, neurons] for ``rec``; bins before ``history`` see zero history."""
+    def predict_log_rates(self, rec: Recording, before: Recording | None = None) -> np.ndarray:
+        """Log-rates [bins, neurons] for ``rec``; its first bins see the end of ``before``
+        (the recording just before it) as history, or zeros without it."""
         n = self.bias.shape[0]
         if rec.n_neurons != n:
             raise EstError(f"GLM: fitted on {n} neurons but the recording has {rec.n_neurons}")
-        return history_design(rec.counts, self.history) @ self._theta()
+        counts = rec.counts
+        if before is not None:
+            counts = np.vstack([before.counts[-self.history:], counts])
+        return (history_design(counts, self.history) @ self._theta())[-rec.n_bins:]
 
     def _theta(self) -> np.ndarray:
         """Parameters as ``[1 + N * H, N]`` in the column order of :func:`history_design`."""
@@ -67,7 +71,7 @@ class GLM:
 
 
 def fit_glm(train: Recording, history: int = 5, l2: float = 1e-3, seed: int = 0,
-            max_iter: int = 50, tol: float = 1e-8) -> GLM:
+            max_iter: int = 50, tol: float = 1e-8, start: GLM | None = None) -> GLM:
     """Fit :class:`GLM` to ``train`` by penalised maximum likelihood.
 
     Each neuron ``n`` minimises, over the bins ``t >= history`` (those with a full history)::
@@ -78,7 +82,8 @@ def fit_glm(train: Recording, history: int = 5, l2: float = 1e-3, seed: int = 0,
     with Newton's method: gradient ``X^T (mu - y) / T + 2 l2 w``, Hessian
     ``X^T diag(mu) X / T + 2 l2 I_w`` (``I_w``: identity on the weights, zero on the bias;
     strictly convex for ``l2 > 0``), starting from
-    ``bias = log(mean count)``, ``w = 0``, halving a neuron's step until ``J`` does not increase;
+    ``bias = log(mean count)``, ``w = 0`` (or from ``start``, a GLM of the same history: a
+    warm start), halving a neuron's step until ``J`` does not increase;
     done when every step's largest change is below ``tol``. The fit is deterministic: ``seed``
     exists for a uniform trainer interface and draws nothing.
     """
@@ -95,6 +100,8 @@ def fit_glm(train: Recording, history: int = 5, l2: float = 1e-3, seed: int = 0,
     ridge[0] = 0.0
     theta = np.zeros((p, n))
     theta[0] = np.log(np.maximum(y.mean(axis=0), 1.0 / t))
+    if start is not None and start.history == history:
+        theta = start._theta()
 
     def objective(th: np.ndarray) -> np.ndarray:
         eta = x @ th
@@ -136,22 +143,25 @@ def tune_glm(train: Recording, val: Recording, histories=GLM_HISTORIES, l2s=GLM_
              progress=None) -> tuple[GLM, list[dict]]:
     """The :class:`GLM` of the grid ``histories x l2s`` that scores the most NLB bits per spike
     on ``val`` (ties: the shorter history, then the larger L2), each candidate fitted on
-    ``train`` alone. Returns it and the grid: per candidate ``history``, ``l2`` and
+    ``train`` alone (for one history, from large L2 to small, each fit starting from the
+    last). Returns it and the grid: per candidate ``history``, ``l2`` and
     ``val_bits_per_spike``. A history too long for ``train`` is skipped; ``progress`` (if
     given) is called with a line per candidate."""
     grid, best, best_key = [], None, None
     for history in histories:
         if train.n_bins <= history:
             continue
-        for l2 in l2s:
-            glm = fit_glm(train, history, l2)
-            score = bits_per_spike(val.counts, glm.predict_log_rates(val))
-            grid.append({"history": history, "l2": l2, "val_bits_per_spike": score})
+        row, glm = {}, None
+        for l2 in sorted(l2s, reverse=True):  # each fit starts from the more penalised one
+            glm = fit_glm(train, history, l2, start=glm)
+            score = bits_per_spike(val.counts, glm.predict_log_rates(val, train))
+            row[l2] = {"history": history, "l2": l2, "val_bits_per_spike": score}
             if progress is not None:
                 progress(f"GLM history {history}, l2 {l2:g}: {score:.4f} bits/spike (val)")
             key = (score, -history, l2)
             if best_key is None or key > best_key:
                 best, best_key = glm, key
+        grid += [row[l2] for l2 in l2s]
     if best is None:
         raise EstError(f"tune_glm: {train.n_bins} training bins are too few for every history "
                        f"of {list(histories)}")
@@ -186,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     mean_rates = train.counts.mean(axis=0)
     null = np.broadcast_to(np.log(mean_rates), test.counts.shape)
     for name, lr in (("true rates", true_rate_log_rates(test)),
-                     ("GLM", glm.predict_log_rates(test)), ("train mean", null)):
+                     ("GLM", glm.predict_log_rates(test, val)), ("train mean", null)):
         print(f"{name:>10}: {bits_per_spike(test.counts, lr):.4f} bits/spike, "
               f"Poisson NLL {poisson_nll(test.counts, lr):.5f}")
     return 0

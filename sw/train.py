@@ -11,7 +11,10 @@ Config (TOML or YAML), every key optional:
              readout_leak_shift likewise
     [train]  steps, batch, seq_len, lr, weight_decay, warmup, clip, loss (poisson | negbin),
              qat_steps, weight_bits, seed; glm_history and glm_l2 (lists: the grid the GLM
-             baseline is tuned over, on the validation split)
+             baseline is tuned over, on the validation split); eval_every (steps between
+             validation scores, 0: none), patience (scores without a gain before training
+             stops, 0: never early), context_bins (bins before an evaluated split that the
+             models run on first, their state carried in)
 
 Flags override the file: ``--set model.d_model=16 --set train.steps=50``.
 
@@ -28,6 +31,7 @@ null model is each neuron's mean over the evaluated split, and a neuron without 
 training or in the evaluated split) is scored, not refused.
 """
 
+import copy
 import math
 import time
 import tomllib
@@ -59,7 +63,7 @@ from est.sw.data import (
     split_by_time,
 )
 from est.sw.est import EST, ESTConfig, config_dict
-from est.sw.glm import GLM_HISTORIES, GLM_L2S, true_rate_log_rates, tune_glm
+from est.sw.glm import GLM, GLM_HISTORIES, GLM_L2S, true_rate_log_rates, tune_glm
 
 
 @dataclass(frozen=True)
@@ -77,11 +81,15 @@ class TrainConfig:
     seed: int = 0
     glm_history: tuple = GLM_HISTORIES
     glm_l2: tuple = GLM_L2S
+    eval_every: int = 50
+    patience: int = 0
+    context_bins: int = 64
 
     def validate(self, prefix: str = "train.") -> "TrainConfig":
         """Check every field; raise EstError naming the first one at fault."""
         k = prefix
-        for name, low in (("steps", 1), ("qat_steps", 0), ("batch", 1), ("seq_len", 2)):
+        for name, low in (("steps", 1), ("qat_steps", 0), ("batch", 1), ("seq_len", 2),
+                          ("eval_every", 0), ("patience", 0), ("context_bins", 0)):
             check_whole(k + name, getattr(self, name), low)
         check_number(k + "lr", self.lr, above=0)
         check_number(k + "weight_decay", self.weight_decay, at_least=0)
@@ -266,8 +274,13 @@ def _loss(log_rates, target, cfg: TrainConfig, log_disp):
 
 
 def fit(model: EST, train: Recording, cfg: TrainConfig, steps: int, desc: str,
-        progress: bool = True) -> list[float]:
-    """AdamW, warm-up then cosine decay, gradient clipping, on random crops of ``train``."""
+        progress: bool = True, validate=None) -> dict:
+    """AdamW, warm-up then cosine decay, gradient clipping, on random crops of ``train``.
+
+    ``validate`` (a function returning the model's validation score, higher is better) is
+    called every ``cfg.eval_every`` steps and after the last; the model ends with the weights
+    of the best score (model selection), and training stops early after ``cfg.patience``
+    scores without a gain (0: never). Returns the losses, the scores and the step chosen."""
     if len(train.counts) < cfg.seq_len + 2:
         raise EstError(f"training split has {len(train.counts)} bins, fewer than seq_len + 2 = "
                        f"{cfg.seq_len + 2}; use more data or a shorter [train] seq_len")
@@ -276,7 +289,10 @@ def fit(model: EST, train: Recording, cfg: TrainConfig, steps: int, desc: str,
     params = list(model.parameters()) + ([log_disp] if cfg.loss == "negbin" else [])
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     counts = torch.as_tensor(train.counts, dtype=torch.float32)
-    losses = []
+    losses, scored, best, stale = [], [], None, 0
+    if validate is not None and cfg.eval_every:  # the starting point is a candidate too
+        best = (validate(), 0, copy.deepcopy(model.state_dict()))
+        scored.append({"step": 0, "val_bits_per_spike": best[0]})
     bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
     for step in bar:
         starts = rng.integers(0, len(counts) - cfg.seq_len - 1, cfg.batch)
@@ -292,7 +308,22 @@ def fit(model: EST, train: Recording, cfg: TrainConfig, steps: int, desc: str,
         opt.step()
         losses.append(loss.item())
         bar.set_postfix(loss=f"{loss.item():.4f}")
-    return losses
+        if validate is None or not cfg.eval_every or (
+                (step + 1) % cfg.eval_every and step + 1 < steps):
+            continue
+        score = validate()
+        scored.append({"step": step + 1, "val_bits_per_spike": score})
+        if best is None or score > best[0]:
+            best = (score, step + 1, copy.deepcopy(model.state_dict()))
+            stale = 0
+        else:
+            stale += 1
+            if cfg.patience and stale >= cfg.patience:
+                break
+    if best is not None:
+        model.load_state_dict(best[2])
+    return {"losses": losses, "validation": scored, "chosen_step": best and best[1],
+            "steps_run": len(losses)}
 
 
 def scores(rec: Recording, log_rates: np.ndarray) -> dict:
@@ -306,28 +337,45 @@ def scores(rec: Recording, log_rates: np.ndarray) -> dict:
     return out
 
 
-def next_bin(out: np.ndarray, mean_rates: np.ndarray) -> np.ndarray:
-    """Align the EST's outputs (row t predicts bin t + 1) with the counts they predict; bin 0,
-    which nothing precedes, gets the mean-rate prediction."""
+def with_context(rec: Recording, before: Recording | None, bins: int) -> np.ndarray:
+    """The counts of ``rec`` after the last ``bins`` bins of ``before`` (the recording just
+    before it), on which a model warms up its state."""
+    if before is None or bins == 0:
+        return rec.counts
+    return np.vstack([before.counts[-bins:], rec.counts])
+
+
+def next_bin(out: np.ndarray, n_bins: int, mean_rates: np.ndarray) -> np.ndarray:
+    """The predictions of the last ``n_bins`` bins from the EST's outputs over context +
+    recording (row t predicts bin t + 1); without context, bin 0 (which nothing precedes) gets
+    the mean-rate prediction."""
+    context = len(out) - n_bins
+    if context:
+        return out[context - 1:-1]
     return np.vstack([np.log(np.maximum(mean_rates, 1e-3))[None, :], out[:-1]])
 
 
-def float_log_rates(model: EST, rec: Recording) -> np.ndarray:
+def float_log_rates(model: EST, counts: np.ndarray) -> np.ndarray:
+    """The float EST's outputs [bins, neurons] over ``counts``, state starting at zero."""
+    was_training = model.training
     model.eval()
     with torch.no_grad():
-        x = torch.as_tensor(rec.counts, dtype=torch.float32)[:, None, :]
+        x = torch.as_tensor(counts, dtype=torch.float32)[:, None, :]
         out = model(x)[:, 0].numpy().astype(np.float64)
-    model.train()
+    model.train(was_training)
     return out
 
 
-def integer_log_rates(model: EST, train: Recording, rec: Recording, weight_bits: int):
+def integer_log_rates(model: EST, train: Recording, counts: np.ndarray, weight_bits: int):
+    """The integer EST's outputs over ``counts`` (readout values / scale), its graph and the
+    quantization report; calibrated on the training split."""
     from est.compiler.est_frontend import quantize_est
     from est.sw.integer import integer_forward
 
-    calib = np.minimum(train.counts[:2000], 1)
+    top = 2 ** model.cfg.input_bits - 1
+    calib = np.minimum(train.counts[:2000], top)
     graph, report = quantize_est(model, "est", calib, weight_bits=weight_bits)
-    values = integer_forward(graph, np.minimum(rec.counts, 1))["readout/v"]
+    values = integer_forward(graph, np.minimum(counts, top))["readout/v"]
     return values / graph.node("readout").op.scale, graph, report
 
 
@@ -353,10 +401,52 @@ class Trained:
     t0: float
 
 
+def _validator(model: EST, trained_before: Recording, val: Recording, cfg: TrainConfig,
+               mean_rates: np.ndarray):
+    """The validation score of the float model: NLB bits per spike on ``val`` (warmed up on
+    the training split's last ``cfg.context_bins``)."""
+    counts = with_context(val, trained_before, cfg.context_bins)
+
+    def validate() -> float:
+        out = float_log_rates(model, counts)
+        return scores(val, next_bin(out, val.n_bins, mean_rates))["bits_per_spike"]
+    return validate
+
+
+def start_readout(model: EST, mean_rates: np.ndarray, glm: GLM | None) -> None:
+    """Start the readout at the mean-rate model, or (with ``glm``, for an EST whose readout
+    reads the input counts) at that GLM: bias and input-history weights from it, the weights
+    of the spikes at zero, so that training starts from the tuned baseline. A leaky readout
+    (``r <- beta r + c``) settles at ``c / (1 - beta)``, so what it is given is scaled by
+    ``1 - beta``."""
+    gain = 1.0 - model.readout_beta
+    with torch.no_grad():
+        if glm is None:
+            model.readout.bias.copy_(torch.as_tensor(np.log(np.maximum(mean_rates, 1e-3))
+                                                     * gain))
+            return
+        d = model.cfg.d_model
+        model.readout.bias.copy_(torch.as_tensor(glm.bias * gain))
+        model.readout.weight.zero_()
+        # GLM weights[n, m, lag - 1] act on y[t - lag]; readout row t predicts bin t + 1 from
+        # x[t - l], l = lag - 1
+        model.readout.weight[:glm.history, :, d:] = torch.as_tensor(
+            glm.weights.transpose(2, 0, 1) * gain)
+
+
+def clipped_counts(rec: Recording, input_bits: int) -> dict:
+    """How many counts of ``rec`` the model's inputs clip (to ``2**input_bits - 1``)."""
+    top = 2 ** input_bits - 1
+    over = rec.counts > top
+    return {"input_bits": input_bits, "max_count": int(rec.counts.max(initial=0)),
+            "clipped_bins": int(over.sum()),
+            "clipped_spikes": int((rec.counts - top)[over].sum())}
+
+
 def train_model(data: dict, mcfg: ESTConfig, tcfg: TrainConfig,
                 progress: bool = True) -> Trained:
     """Load the recording, check it, build and train the EST (then quantization-aware
-    fine-tuning for a spiking one)."""
+    fine-tuning for a spiking one), choosing the weights on the validation split."""
     t0 = time.perf_counter()
     torch.manual_seed(tcfg.seed)
     train, val, test = get_data(data)
@@ -364,39 +454,55 @@ def train_model(data: dict, mcfg: ESTConfig, tcfg: TrainConfig,
     mcfg = replace(mcfg, n_in=train.counts.shape[1], n_out=train.counts.shape[1])
     model = EST(mcfg)
     mean_rates = train.counts.mean(axis=0)
-    with torch.no_grad():  # start from the mean-rate model rather than one spike per bin: a
-        # leaky readout (r <- beta r + c) settles at c / (1 - beta), so its bias is scaled
-        model.readout.bias.copy_(torch.as_tensor(np.log(np.maximum(mean_rates, 1e-3))
-                                                 * (1.0 - model.readout_beta)))
-    losses = fit(model, train, tcfg, tcfg.steps, "train", progress)
+    glm = None
+    if mcfg.input_to_readout:
+        histories = [h for h in tcfg.glm_history if h <= mcfg.readout_kernel]
+        if not histories:
+            config_error(f"model.readout_kernel = {mcfg.readout_kernel} is shorter than every "
+                         f"train.glm_history {list(tcfg.glm_history)}; the input path starts "
+                         f"as the GLM, so give a history it can hold")
+        glm, _ = tune_glm(train, val, histories, tcfg.glm_l2)
+    start_readout(model, mean_rates, glm)
+    validate = _validator(model, train, val, tcfg, mean_rates)
+    fitted = fit(model, train, tcfg, tcfg.steps, "train", progress, validate)
     silent = {name: np.flatnonzero(rec.counts.sum(axis=0) == 0).tolist()
               for name, rec in (("train", train), ("val", val), ("test", test))}
     result = {"config": {"model": config_dict(mcfg), "train": asdict(tcfg), "data": data},
-              "final_loss": losses[-1] if losses else None, "silent_neurons": silent}
+              "final_loss": fitted["losses"][-1] if fitted["losses"] else None,
+              "silent_neurons": silent, "input_clipping": clipped_counts(train, mcfg.input_bits),
+              "selection": {k: fitted[k] for k in ("validation", "chosen_step", "steps_run")}}
     if mcfg.mode == "snn" and tcfg.qat_steps:
         model.set_fake_quant(tcfg.weight_bits)
         qcfg = replace(tcfg, lr=tcfg.lr * 0.1, warmup=0.0, seed=tcfg.seed + 1)
-        fit(model, train, qcfg, tcfg.qat_steps, "quantization-aware", progress)
+        qat = fit(model, train, qcfg, tcfg.qat_steps, "quantization-aware", progress, validate)
+        result["selection"]["qat"] = {k: qat[k] for k in ("validation", "chosen_step")}
         model.set_fake_quant(None)
     return Trained(model, tcfg, train, val, test, mean_rates, result, t0)
 
 
 def evaluate(trained: Trained, baselines: bool = True) -> dict:
     """The metrics of a trained EST: float on the validation and test splits, integer on the
-    test split (spiking EST), and optionally the GLM and true-rate baselines."""
+    test split (spiking EST), and optionally the GLM and true-rate baselines. Every model
+    warms up on the ``context_bins`` before the split it is scored on (``context_bins`` in the
+    result)."""
     model, train, val, test = trained.model, trained.train, trained.val, trained.test
-    mean_rates, result = trained.mean_rates, dict(trained.result)
-    result["float"] = {split: scores(rec, next_bin(float_log_rates(model, rec), mean_rates))
-                       for split, rec in (("val", val), ("test", test))}
+    mean_rates, result, bins = trained.mean_rates, dict(trained.result), trained.tcfg.context_bins
+    before = {"val": train, "test": val}
+    result["context_bins"] = bins
+    result["float"] = {}
+    for split, rec in (("val", val), ("test", test)):
+        out = float_log_rates(model, with_context(rec, before[split], bins))
+        result["float"][split] = scores(rec, next_bin(out, rec.n_bins, mean_rates))
     if model.cfg.mode == "snn":
-        ilr, _, qreport = integer_log_rates(model, train, test, trained.tcfg.weight_bits)
-        result["integer"] = {"test": scores(test, next_bin(ilr, mean_rates)),
+        ilr, _, qreport = integer_log_rates(model, train, with_context(test, val, bins),
+                                            trained.tcfg.weight_bits)
+        result["integer"] = {"test": scores(test, next_bin(ilr, test.n_bins, mean_rates)),
                              "quantization": qreport}
     if baselines:
         tcfg = trained.tcfg
         glm, grid = tune_glm(train, val, tcfg.glm_history, tcfg.glm_l2)
-        result["glm"] = {"test": scores(test, glm.predict_log_rates(test)),
-                         "val": scores(val, glm.predict_log_rates(val)),
+        result["glm"] = {"test": scores(test, glm.predict_log_rates(test, val)),
+                         "val": scores(val, glm.predict_log_rates(val, train)),
                          "history": glm.history, "l2": glm.l2, "grid": grid}
         if test.rates is not None:
             result["true_rates"] = {"test": scores(test, true_rate_log_rates(test))}

@@ -3,13 +3,21 @@
 import numpy as np
 
 
-def random_stimulus(seed: int, bins: int, n_in: int, rate: float = 0.3) -> np.ndarray:
-    return (np.random.default_rng(seed).random((bins, n_in)) < rate).astype(np.int64)
+def random_stimulus(seed: int, bins: int, n_in: int, rate: float = 0.3,
+                    bits: int = 1) -> np.ndarray:
+    """Spikes at ``rate``, or for ``bits`` > 1 Poisson counts of mean ``rate`` clipped to
+    ``2**bits - 1``."""
+    rng = np.random.default_rng(seed)
+    if bits == 1:
+        return (rng.random((bins, n_in)) < rate).astype(np.int64)
+    return np.minimum(rng.poisson(rate, (bins, n_in)), 2 ** bits - 1)
 
 
 def random_est_graph(seed: int, attention: str = "sdsa", sew: str = "add", cpg: bool = True,
                      tpu: bool = True, rsm: float = 0.5, n_in: int = 6, d: int = 8,
-                     blocks: int = 2, heads: int = 2, hidden: int = 12, window: int = 4):
+                     blocks: int = 2, heads: int = 2, hidden: int = 12, window: int = 4,
+                     input_bits: int = 1, input_to_readout: bool = False,
+                     readout_kernel: int = 1):
     """A random integer EST graph (no training): every switch set by the arguments."""
     from est.compiler.est_frontend import Block, est_graph
     from est.compiler.ops import LIF, Attention, Conv, Mask, Readout, Recurrence
@@ -41,8 +49,10 @@ def random_est_graph(seed: int, attention: str = "sdsa", sew: str = "add", cpg: 
             mlp1=(conv(1, hidden, d), lif(hidden)), mlp2=(conv(1, d, hidden), lif(d))))
     table = cpg_table(16, 6) if cpg else None
     embed = conv(1, d, n_in + (6 if cpg else 0), -3, 12)
+    readout = conv(readout_kernel, n_in, d + n_in * input_to_readout)
     return est_graph(f"est{seed}", n_in, (embed, lif(d)), table, blks,
-                     (conv(1, n_in, d), Readout(1, 12, np.ones(n_in))))
+                     (readout, Readout(1, 14, np.ones(n_in))), input_bits=input_bits,
+                     input_to_readout=input_to_readout)
 
 
 def _lif_fields(lif):

@@ -105,3 +105,26 @@ def test_a_huge_finite_parameter_is_refused_by_name(parameter, message):
 def test_an_ann_est_has_no_integer_form():
     with pytest.raises(EstError, match="only a spiking EST"):
         quantize_est(_model(mode="ann"), "q", _calibration())
+
+
+@pytest.mark.parametrize("bits, direct, kernel", [(3, True, 4), (2, False, 1), (1, True, 2)])
+def test_count_inputs_and_the_readout_that_reads_them(bits, direct, kernel):
+    """``input_bits`` becomes the input node's width; ``input_to_readout`` a concat of the last
+    spikes and the input in front of the readout's convolution (its weights the checkpoint's
+    [kernel, n_out, d_model + n_in]); the integer path equals the golden model on every
+    tensor."""
+    from netgen import check_integer_path
+
+    model = _model(input_bits=bits, input_to_readout=direct, readout_kernel=kernel,
+                   cpg=False)
+    counts = np.minimum(np.random.default_rng(2).poisson(1.0, (200, 6)), 2 ** bits - 1)
+    graph, _ = quantize_est(model, "counts", counts, weight_bits=8, max_v_bits=20)
+    assert graph.input_bits == bits and graph.specs()["input"].bits == bits
+    names = [n.name for n in graph.nodes]
+    assert ("readout.in" in names) == direct
+    syn = graph.node("readout.syn")
+    assert syn.inputs == (("readout.in",) if direct else (names[names.index("readout.syn") - 1],))
+    assert syn.op.weight.shape == (kernel, 6, 8 + 6 * direct)
+    if direct:
+        assert graph.node("readout.in").inputs[1] == "input"
+    check_integer_path(graph, counts[:40])

@@ -83,7 +83,7 @@ class _StrictLIF(LIFArray):
 
     def _lane(self, m, lane, v, current, theta):
         v1 = Signal(signed(self.v_bits))
-        m.d.comb += v1.eq(neurons._saturate(neurons._leak(v, self.leak_shift) + current,
+        m.d.comb += v1.eq(neurons._saturate(neurons.leak(v, self.leak_shift) + current,
                                             self.v_bits))
         spike = v1 > theta
         return Mux(spike, v1 - theta, v1), spike
@@ -123,7 +123,7 @@ def test_narrow_saturation_fails_the_spec(tmp_path, monkeypatch):
 
 def test_logical_shift_leak_fails_the_spec(tmp_path, monkeypatch):
     """Mutant: the leak shifts logically, so a negative membrane leaks the wrong amount."""
-    monkeypatch.setattr(neurons, "_leak", lambda v, shift: v - (v.as_unsigned() >> shift))
+    monkeypatch.setattr(neurons, "leak", lambda v, shift: v - (v.as_unsigned() >> shift))
     result = check(tmp_path, "logical_leak", NeuronUpdateCheck(lif()))
     assert_fails(result, "differs from the spec")
 

@@ -73,8 +73,8 @@ def test_tuning_keeps_the_candidate_best_on_validation():
     assert (glm.history, glm.l2) == (best["history"], best["l2"])
     # each score is the candidate's own, fitted on the training split alone
     again = fit_glm(train, best["history"], best["l2"])
-    assert bits_per_spike(val.counts, again.predict_log_rates(val)) == pytest.approx(
-        best["val_bits_per_spike"])
+    assert bits_per_spike(val.counts, again.predict_log_rates(val, train)) == pytest.approx(
+        best["val_bits_per_spike"], abs=1e-7)  # a cold start meets the warm-started optimum
     assert len({g["val_bits_per_spike"] for g in grid}) == 4
 
 
@@ -84,3 +84,23 @@ def test_tuning_skips_histories_too_long_for_the_recording():
     assert [g["history"] for g in grid] == [2] and glm.history == 2
     with pytest.raises(EstError, match="too few for every history"):
         tune_glm(train, train, (40,), (1e-3,))
+
+
+def test_the_recording_before_gives_the_first_bins_their_history(evaluated):
+    """With the recording just before it, a split is predicted as in one run over both."""
+    train, test, glm = evaluated
+    both = Recording(np.vstack([train.counts, test.counts]))
+    np.testing.assert_allclose(glm.predict_log_rates(test, train),
+                               glm.predict_log_rates(both)[train.n_bins:], rtol=0, atol=1e-12)
+    assert not np.allclose(glm.predict_log_rates(test)[:glm.history],
+                           glm.predict_log_rates(test, train)[:glm.history])
+
+
+def test_a_warm_start_reaches_the_same_fit_in_fewer_steps(evaluated):
+    train, _, _ = evaluated
+    small = Recording(train.counts[:3000, :6])
+    cold = fit_glm(small, 3, 1e-4)
+    warm = fit_glm(small, 3, 1e-4, start=fit_glm(small, 3, 1e-2))
+    assert warm.converged and warm.iterations < cold.iterations
+    np.testing.assert_allclose(warm.weights, cold.weights, atol=1e-6)
+    np.testing.assert_allclose(warm.bias, cold.bias, atol=1e-6)

@@ -36,9 +36,7 @@ def test_lif_step_saturates_before_the_threshold_compare():
     assert out.saturated == 1 and out.spikes.tolist() == [1] and state.v.tolist() == [27]
 
 
-def test_integrator_step_and_synapse_step():
-    syn = golden.SynapseParams(np.array([[1, -2, 3], [4, 5, -6]]), np.array([10, -10]))
-    assert golden.synapse_step(np.array([1, 0, 1]), syn).tolist() == [14, -12]
+def test_integrator_step():
     sat, state = golden.integrator_step(np.array([14, -12]), golden.LIFState(np.array([8, 8])),
                                         golden.IntegratorParams(1, 5))
     assert sat == 1 and state.v.tolist() == [15, -8]

@@ -56,7 +56,7 @@ def test_crc8_is_crc8_smbus():
 def test_board_answers_every_request_and_every_damaged_frame():
     graph, port = spine_port()
     ident = p.Ident.parse(request(port, p.encode_frame(p.IDENTIFY))[4:-1])
-    assert (ident.protocol, ident.ir_hash, ident.n_in, ident.out_bits) == (
+    assert (ident.protocol, ident.ir_hash, ident.in_bits, ident.out_bits) == (
         p.PROTOCOL_VERSION, HASH, 11, sum(n * b for _, n, b, _ in graph.output_fields(False)))
     assert request(port, p.encode_frame(p.RESEND)) == error_frame(p.NO_OUTPUT)
     good = p.encode_frame(p.BIN, b"\x05\x01")
@@ -206,3 +206,22 @@ def test_est_run_explains_a_bad_port_and_writes_nothing(run_build, port, message
     assert res.returncode == 2 and message in res.stderr, res.stderr
     assert not (run_build / "bad_run").exists()
     assert not list(run_build.glob(".bad_run*"))
+
+
+def test_host_library_streams_count_inputs_bit_exact():
+    """A network of 3-bit count inputs: the BIN frame carries 3 bits per input (IDENT says
+    how many), and the board's readout equals the golden model's on every bin."""
+    graph = random_est_graph(6, attention="sdsa", cpg=False, n_in=5, d=4, blocks=1, heads=1,
+                             hidden=5, input_bits=3, input_to_readout=True, readout_kernel=2)
+    stimulus = random_stimulus(6, 15, graph.n_in, rate=3.0, bits=3)
+    assert stimulus.max() == 7 and graph.input_bits == 3
+    core = DataflowTop(graph, 2, trace=False, state_in_logic=False)
+    port = SimulatedSerial(core, 15, board_ident(graph, core, HASH), read_timeout_cycles=20_000)
+    link = BoardLink(port)
+    ident = link.check(HASH, 15)
+    assert (ident.in_bits, ident.in_bytes) == (15, 2)
+    words = link.run(stimulus, 3)
+    result = compare(run(graph, stimulus)[0], decode_outputs(core.fields, words, {}))
+    assert result.bins == 15 and result.mismatches == 0, result.first
+    with pytest.raises(EstError, match="the board takes 15 input bits a bin, the build 5"):
+        BoardLink(port).check(HASH, 5)

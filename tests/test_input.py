@@ -48,8 +48,8 @@ def test_pytorch_path_equals_the_golden_model(seed):
     np.testing.assert_array_equal(golden_trace.arrays["input/spikes"], stim)
 
 
-@pytest.mark.parametrize("n, bits, field", [(0, 1, "n"), (-2, 1, "n"), (3, 2, "bits"),
-                                            (3, 8, "bits"), (3, 0, "bits")])
+@pytest.mark.parametrize("n, bits, field", [(0, 1, "n"), (-2, 1, "n"), (3, 9, "bits"),
+                                            (3, 0, "bits"), (3, 2.0, "bits")])
 def test_bad_parameters_refused(n, bits, field):
     with pytest.raises(IRError) as err:
         _graph(n, bits)
@@ -70,6 +70,27 @@ def test_only_the_first_node_is_the_input():
     with pytest.raises(IRError) as err:
         g.build("none", ("syn",))
     assert (err.value.node, err.value.field) == ("network", "nodes")
+
+
+def test_count_inputs_pass_through_and_are_weighed_by_their_value():
+    """A 3-bit input: counts 0..7 reach the conv as numbers (current = sum of w_i x_i), and the
+    gateware, fed 3 bits per input, agrees on every value."""
+    from est.hw.dataflow import DataflowTop
+    from est.sim.amaranth_sim import simulate_top
+
+    g = _graph(3, bits=3)
+    assert g.specs()["input"] == Spec(3, 3) and g.input_bits == 3
+    stim = np.array([[7, 0, 1], [2, 3, 4], [0, 0, 0], [5, 7, 7]])
+    trace, _ = run(g, stim)
+    assert trace.arrays["input/spikes"].tolist() == stim.tolist()
+    assert trace.arrays["readout.syn/current"][:, 0].tolist() == [7 + 4, 2 + 6 + 16, 0,
+                                                                   5 + 14 + 28]
+    check_integer_path(g, stim)
+    got = simulate_top(DataflowTop(g, 2, trace=True), stim, stall_seed=1).trace
+    for name in got.arrays:
+        np.testing.assert_array_equal(got.arrays[name], trace.arrays[name], err_msg=name)
+    with pytest.raises(EstError, match="counts 0..7"):
+        run(g, np.array([[8, 0, 0]]))
 
 
 def test_stimulus_of_the_wrong_shape_or_values_refused():
@@ -96,3 +117,6 @@ def test_cost_no_row_and_the_board_input_frame(n, in_bytes):
     assert rows[-1].shape == f"{in_bytes}B in, 10B out"
     assert (rows[-1].luts, rows[-1].ffs) == (140 + 8 * in_bytes, 140 + 8 * in_bytes)
     assert Input(n).check("input", []) == Spec(n, 1)
+    # 3-bit counts: 3 bits an input on the wire
+    rows = costs.stages(_graph(n, bits=3), 1, ICEBREAKER, False)
+    assert rows[-1].shape.startswith(f"{-(-3 * n // 8)}B in")

@@ -355,3 +355,139 @@ def test_a_leaky_readout_starts_at_the_mean_log_rate(shift, beta):
     assert trained.model.readout_beta == beta
     np.testing.assert_allclose(bias, log_mean * (1 - beta), rtol=1e-4)
     np.testing.assert_allclose(bias / (1 - beta), log_mean, rtol=1e-4)
+
+
+def _tiny_model() -> EST:
+    return EST(ESTConfig(n_in=3, n_out=3, d_model=4, mlp_hidden=4, blocks=1, heads=1,
+                         kernels=(1,), cpg=False))
+
+
+def test_fit_keeps_the_weights_of_the_best_validation_score_and_stops_on_patience():
+    """Scores 0.0 at the start, then 0.1, 0.3, 0.2, 0.1 every 2 steps with patience 2:
+    training stops after the 4th (step 8 of 20) and the model ends with the weights it had at
+    step 4."""
+    from est.sw.data import Recording
+    from est.sw.train import fit
+
+    model = _tiny_model()
+    rec = Recording(np.random.default_rng(0).poisson(0.3, (200, 3)))
+    script, states = iter([0.0, 0.1, 0.3, 0.2, 0.1]), []
+
+    def validate() -> float:
+        states.append({k: v.clone() for k, v in model.state_dict().items()})
+        return next(script)
+
+    cfg = TrainConfig(steps=20, batch=2, seq_len=8, eval_every=2, patience=2)
+    fitted = fit(model, rec, cfg, cfg.steps, "t", progress=False, validate=validate)
+    assert fitted["steps_run"] == 8 and fitted["chosen_step"] == 4
+    assert [s["step"] for s in fitted["validation"]] == [0, 2, 4, 6, 8]
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, states[2][k]), k
+    assert not torch.equal(model.readout.weight, states[4]["readout.weight"])
+
+
+def test_fit_scores_the_last_step_too():
+    from est.sw.data import Recording
+    from est.sw.train import fit
+
+    rec = Recording(np.random.default_rng(0).poisson(0.3, (200, 3)))
+    cfg = TrainConfig(steps=5, batch=2, seq_len=8, eval_every=2)
+    fitted = fit(_tiny_model(), rec, cfg, cfg.steps, "t", progress=False,
+                 validate=lambda: 0.0)
+    assert [s["step"] for s in fitted["validation"]] == [0, 2, 4, 5]
+    assert fitted["chosen_step"] == 0  # ties keep the first: the starting point
+
+
+def test_warm_up_context_gives_the_predictions_of_one_run_over_both_splits():
+    """A model run on the last bins of the split before, then on the evaluated split, predicts
+    each evaluated bin as a run over the two splits together does (state carried in)."""
+    from est.sw.data import Recording
+    from est.sw.train import float_log_rates, next_bin, with_context
+
+    model = _tiny_model()
+    counts = np.random.default_rng(1).poisson(0.4, (90, 3))
+    before, rec = Recording(counts[:60]), Recording(counts[60:])
+    whole = float_log_rates(model, counts)
+    warm = next_bin(float_log_rates(model, with_context(rec, before, 60)), 30, np.ones(3))
+    np.testing.assert_allclose(warm, whole[59:89], rtol=1e-6)
+    cold = next_bin(float_log_rates(model, with_context(rec, before, 0)), 30, np.full(3, 0.5))
+    np.testing.assert_allclose(cold[0], np.log(0.5))  # no context: bin 0 gets the mean rate
+    np.testing.assert_allclose(cold[1:], float_log_rates(model, counts[60:])[:-1], rtol=1e-6)
+
+
+def test_clipped_counts_are_reported():
+    from est.sw.data import Recording
+    from est.sw.train import clipped_counts
+
+    rec = Recording(np.array([[0, 1], [2, 5], [9, 0]]))
+    assert clipped_counts(rec, 1) == {"input_bits": 1, "max_count": 9, "clipped_bins": 3,
+                                      "clipped_spikes": 1 + 4 + 8}
+    assert clipped_counts(rec, 3) == {"input_bits": 3, "max_count": 9, "clipped_bins": 1,
+                                      "clipped_spikes": 2}
+
+
+def test_training_reports_its_model_selection():
+    from est.sw.train import train_model
+
+    data = {"n_neurons": 4, "bins": 600, "seed": 1}
+    trained = train_model(data, ESTConfig(d_model=8, mlp_hidden=8),
+                          TrainConfig(steps=6, eval_every=3, qat_steps=2, seq_len=16,
+                                      batch=2), False)
+    sel = trained.result["selection"]
+    assert [s["step"] for s in sel["validation"]] == [0, 3, 6] and sel["steps_run"] == 6
+    best = max(sel["validation"], key=lambda s: s["val_bits_per_spike"])
+    assert sel["chosen_step"] == best["step"]
+    assert [s["step"] for s in sel["qat"]["validation"]] == [0, 2]
+    assert trained.result["input_clipping"]["input_bits"] == 1
+
+
+def test_the_input_path_starts_as_the_tuned_glm():
+    """With ``input_to_readout`` the readout starts as the GLM tuned on validation (histories
+    up to the readout kernel): the untrained EST's validation score (step 0) is the GLM's."""
+    from est.sw.glm import tune_glm
+    from est.sw.train import get_data, train_model
+
+    data = {"n_neurons": 5, "bins": 1500, "seed": 3}
+    tcfg = TrainConfig(steps=3, eval_every=3, qat_steps=0, seq_len=16, batch=2,
+                       glm_history=(1, 2, 5), glm_l2=(1e-3,), context_bins=8)
+    mcfg = ESTConfig(d_model=8, mlp_hidden=8, input_bits=3, input_to_readout=True,
+                     readout_kernel=2)
+    trained = train_model(data, mcfg, tcfg, False)
+    train, val, _ = get_data(data)
+    glm, _ = tune_glm(train, val, (1, 2), (1e-3,))
+    step0 = trained.result["selection"]["validation"][0]
+    assert step0["step"] == 0
+    assert step0["val_bits_per_spike"] == pytest.approx(
+        bits_per_spike_of(glm, val, train), abs=1e-4)
+    with pytest.raises(EstError, match="model.readout_kernel = 1 is shorter than every"):
+        train_model(data, replace(mcfg, readout_kernel=1), replace(tcfg, glm_history=(2, 5)),
+                    False)
+
+
+def bits_per_spike_of(glm, rec, before):
+    from est.sw.metrics import bits_per_spike
+
+    return bits_per_spike(rec.counts, glm.predict_log_rates(rec, before))
+
+
+def test_est_train_with_count_inputs_end_to_end(tmp_path):
+    """3-bit count inputs and the input path: trained, selected, the integer EST evaluated on
+    counts, the clipping reported; the checkpoint compiles to a graph of 3-bit inputs."""
+    out = tmp_path / "run"
+    res = cli("est-train", "-q", "--out", out, *TINY, "--set", "model.input_bits=3",
+              "--set", "model.input_to_readout=true", "--set", "model.readout_kernel=3",
+              "--set", "data.baseline_range=[0.0, 1.0]")
+    assert res.returncode == 0, res.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    clip = metrics["input_clipping"]
+    assert clip["input_bits"] == 3 and clip["max_count"] >= 2
+    assert np.isfinite(metrics["integer"]["test"]["bits_per_spike"])
+    assert metrics["context_bins"] == 64 and metrics["selection"]["chosen_step"] is not None
+    build = tmp_path / "build"
+    res = cli("est-compile", out / "model.pt", "-o", build, "--bins", "20")
+    assert res.returncode == 0, res.stderr
+    g = graph.load(build)
+    assert g.input_bits == 3 and "readout.in" in {n.name for n in g.nodes}
+    assert np.load(build / "stimulus.npy").max() > 1  # Poisson counts at the training means
+    top = json.loads((build / "top.json").read_text())
+    assert top["input_bits"] == 3

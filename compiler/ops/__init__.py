@@ -1,8 +1,5 @@
-"""The operation kinds of the graph IR, one module each (docs/adding_a_block.md).
-
-Each module defines one :class:`~est.compiler.graph.Op` subclass: its parameters and their
-checks, width rules, golden step, integer PyTorch sequence, cost and lowering to Amaranth.
-:data:`KINDS` is the registry the loader reads ``"op"`` names from.
+"""The operation kinds of the graph IR, one :class:`~est.compiler.graph.Op` subclass per module
+(docs/adding_a_block.md); :data:`KINDS` is the registry the loader reads ``"op"`` names from.
 """
 
 from est.compiler.ops.attention import Attention

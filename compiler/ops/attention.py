@@ -1,7 +1,6 @@
 """``attention``: spike attention of Q over the keys and values of the last ``window`` bins
-(docs/semantics.md 8.2). SDSA: ``q[c] AND (sum_tau k[c] AND v[c] >= count_threshold)``,
-spikes out. SSA: per head, ``sum_tau popcount(q AND k_tau) * v_tau``, unsigned counts out
-(the current of a LIF array).
+(docs/semantics.md 8.2). SDSA: ``q[c] AND (sum_tau k[c] AND v[c] >= count_threshold)``, spikes
+out. SSA: per head, ``sum_tau popcount(q AND k_tau) * v_tau``, unsigned (a LIF's current).
 
 Hardware: :class:`~est.hw.attention.SpikeAttention` behind a :class:`~est.hw.streams.Zip` of
 Q, K and V: AND gates, window shift registers and popcount trees; latency one cycle.
@@ -27,9 +26,7 @@ class Attention(Op):
     ARITY = (3, 3)
 
     def out_spec(self, d: int) -> Spec:
-        if self.mode == "sdsa":
-            return Spec(d, 1)
-        return Spec(d, golden.ssa_bits(self.window, d // self.heads))
+        return Spec(d, 1 if self.mode == "sdsa" else golden.ssa_bits(self.window, d // self.heads))
 
     def check(self, node, ins):
         if any(s != Spec(ins[0].n, 1) for s in ins):
@@ -53,15 +50,12 @@ class Attention(Op):
             return [F(f"{node}/spikes", s.n, 1, False)]
         return [F(f"{node}/counts", s.n, s.bits, False, hw=False)]
 
-    @property
-    def params(self) -> golden.AttentionParams:
-        return golden.AttentionParams(self.mode, self.window, self.heads, self.count_threshold)
-
     def init(self, ins):
         return golden.history_init(self.window, 2 * ins[0].n)
 
     def step(self, xs, state):
-        out, state = golden.attention_step(*xs, state, self.params)
+        params = golden.AttentionParams(self.mode, self.window, self.heads, self.count_threshold)
+        out, state = golden.attention_step(*xs, state, params)
         return {"spikes" if self.mode == "sdsa" else "counts": out}, state
 
     def seq(self, xs, bins):

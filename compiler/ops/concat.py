@@ -1,13 +1,14 @@
-"""``concat``: the input vectors of one bin side by side (first input in the low channels).
+"""``concat``: the input vectors of one bin side by side (first input in the low channels);
+unsigned vectors of different widths (spikes beside counts) are zero-extended to the widest.
 
-Hardware: :class:`~est.hw.streams.Zip`, an AND of the valids; no register, no latency.
+Hardware: :class:`~est.hw.streams.Zip`, an AND of the valids, and the zero-extension as
+wiring; no register, no latency.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from est.compiler.graph import Field as F
 from est.compiler.graph import IRError, Op, Spec
 
 
@@ -15,14 +16,12 @@ from est.compiler.graph import IRError, Op, Spec
 class Concat(Op):
     KIND = "concat"
     ARITY = (2, 16)
+    HW = False
 
     def check(self, node, ins):
-        if any(s.form != "vector" or s.signed or s.bits != ins[0].bits for s in ins):
-            raise IRError(node, "inputs", f"expected unsigned vectors of one width, got {ins}")
-        return Spec(sum(s.n for s in ins), ins[0].bits)
-
-    def fields(self, node, ins):
-        return [F(f"{node}/values", sum(s.n for s in ins), ins[0].bits, False, hw=False)]
+        if any(s.form != "vector" or s.signed for s in ins):
+            raise IRError(node, "inputs", f"expected unsigned vectors, got {ins}")
+        return Spec(sum(s.n for s in ins), max(s.bits for s in ins))
 
     def step(self, xs, state):
         return {"values": np.concatenate(xs)}, state
@@ -33,9 +32,17 @@ class Concat(Op):
         return {"values": torch.cat(xs, dim=1)}
 
     def lower(self, b, node, ins):
+        from amaranth import C, Cat
+
         from est.hw.streams import Zip
 
-        z = b.add(node, Zip([p.spec.n * p.spec.bits for p in ins]))
+        bits = max(p.spec.bits for p in ins)
+        z = b.add(node, Zip([p.spec.n * bits for p in ins]))
         for src, dst in zip(ins, z.inputs(), strict=True):
+            n, w = src.spec.n, src.spec.bits
+            if w < bits:
+                x = src.stream.payload
+                src = b.flat(src.stream, Cat(*(Cat(x[i * w:(i + 1) * w], C(0, bits - w))
+                                               for i in range(n))), Spec(n, bits))
             b.connect(src.stream, dst)
-        return b.lowered(b.port(z.o, Spec(sum(p.spec.n for p in ins), ins[0].spec.bits)))
+        return b.lowered(b.port(z.o, Spec(sum(p.spec.n for p in ins), bits)))

@@ -1,12 +1,11 @@
 """``conv``: causal convolution over the input history, ``current_t = bias + sum_lag
 weight[lag] @ x_{t-lag}`` (zero history before bin 0; kernel 1 is a dense layer;
-docs/semantics.md 8.2). Its output is the current of the one neuron array that reads it.
+docs/semantics.md 8.2), the current of the one neuron array that reads it.
 
 Hardware: a :class:`~est.hw.synapse.SynapticAccumulator` over the window of a
-:class:`~est.hw.conv.HistoryWindow` (kernel 1: the accumulator alone). Weights in a block-RAM
-ROM of ``ceil(n_out / lanes) * kernel * n_in`` words; latency ``(groups - 1) * max(kernel *
-n_in, 2) + kernel * n_in + 3`` cycles (docs/semantics.md 7), plus one for the window when
-``kernel > 1``.
+:class:`~est.hw.conv.HistoryWindow` (kernel 1: the accumulator alone), weights in a block-RAM
+ROM of ``ceil(n_out / lanes) * kernel * n_in`` words. Latency ``(groups - 1) * max(kernel *
+n_in, 2) + kernel * n_in + 3`` cycles (docs/semantics.md 7), one more when ``kernel > 1``.
 """
 
 from dataclasses import dataclass
@@ -16,14 +15,12 @@ import numpy as np
 from est.compiler.graph import (
     MAX_BITS,
     WEIGHT_MAX_BITS,
-    IRError,
     Op,
     Spec,
     check_acc,
     check_integers,
-    check_shape,
+    check_vector,
 )
-from est.compiler.graph import Field as F
 from est.sim import golden
 
 
@@ -38,15 +35,12 @@ class Conv(Op):
     bias: np.ndarray  # [n_out]
 
     KIND = "conv"
+    TENSOR, HW = "current", False
 
     def check(self, node, ins):
-        x = ins[0]
-        if x.form != "vector" or x.signed:
-            raise IRError(node, "inputs", f"a convolution reads unsigned vectors, got {x}")
-        check_integers(node, "weight", self.weight, WEIGHT_MAX_BITS)
-        check_shape(node, "weight", self.weight, (None, None, x.n))
-        check_integers(node, "bias", self.bias, MAX_BITS)
-        check_shape(node, "bias", self.bias, (self.weight.shape[1],))
+        x = check_vector(node, ins[0], "a convolution")
+        check_integers(node, "weight", self.weight, WEIGHT_MAX_BITS, (None, None, x.n))
+        check_integers(node, "bias", self.bias, MAX_BITS, (self.weight.shape[1],))
         acc = golden.conv_acc_bits(self.weight, self.bias, x.bits)
         check_acc(node, acc)
         return Spec(self.weight.shape[1], acc, True, "current")
@@ -57,10 +51,6 @@ class Conv(Op):
         s = q.scale([np.moveaxis(self.weight, 1, 0)],
                     neurons.threshold if hasattr(neurons, "threshold") else 1.0)
         return Conv(q.weights("weight", self.weight, s, 1), q.ints("bias", self.bias * s)), s
-
-    def fields(self, node, ins):
-        return [F(f"{node}/current", self.weight.shape[1],
-                  golden.conv_acc_bits(self.weight, self.bias, ins[0].bits), True, hw=False)]
 
     def init(self, ins):
         return (golden.ConvParams(self.weight.astype(np.int64), self.bias.astype(np.int64)),
@@ -97,8 +87,7 @@ class Conv(Op):
         groups, inputs = ceil_div(n_out, lanes), k * n_in
         ops = inputs * n_out
         w_brams, w_luts = memory_cost(groups * inputs, lanes * wb, False, ctx.board)
-        product = wb if x_bits == 1 else wb * x_bits
-        luts = (x_bits * mux_luts(inputs) + lanes * (product + 2 * acc) + w_luts
+        luts = (x_bits * mux_luts(inputs) + lanes * (wb * x_bits + 2 * acc) + w_luts
                 + lanes * acc * ceil_div(groups, 16) + 40)
         ffs = (2 * k - 1) * n_in * x_bits + 2 * lanes * acc + 20
         memory_bound = ceil_div(ops * wb, w_brams * ctx.port_bits) if w_brams else 0
@@ -115,10 +104,8 @@ class Conv(Op):
         weight, bias = self.weight.astype(np.int64), self.bias.astype(np.int64)
         acc = golden.conv_acc_bits(weight, bias, x.bits)
         wb = weight_bits(weight)
-        if weight.shape[0] == 1:
-            comp = SynapticAccumulator(weight[0], bias, b.lanes, acc, wb, x.bits)
-        else:
-            comp = CausalConv(weight, bias, b.lanes, wb, x.bits)
+        comp = (SynapticAccumulator(weight[0], bias, b.lanes, acc, wb, x.bits)
+                if weight.shape[0] == 1 else CausalConv(weight, bias, b.lanes, wb, x.bits))
         b.add(node, comp)
         b.connect(ins[0].stream, comp.i)
         return b.lowered(b.port(comp.o, Spec(weight.shape[1], acc, True, "current")))

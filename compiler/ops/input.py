@@ -1,14 +1,17 @@
-"""``input``: the network's input vector of one bin: ``n`` spikes (``bits`` is 1; the golden
-model and the PyTorch path would take wider counts, the stimulus encoders and the board protocol
-do not yet).
+"""``input``: the network's input vector of one bin, ``n`` unsigned counts of ``bits`` bits
+each (``bits`` 1: spikes). A count above ``2**bits - 1`` is not the network's to take: the
+front end clips where a user asks for it and reports it (docs/semantics.md 1.1).
 
-Hardware: the top's input stream itself (no component). Golden: the stimulus row.
+Hardware: the top's input stream itself (no component), ``n * bits`` wide. Golden: the
+stimulus row.
 """
 
 from dataclasses import dataclass
 
-from est.compiler.graph import Field as F
 from est.compiler.graph import IRError, Op, Spec
+
+MAX_INPUT_BITS = 8
+"""The widest input count (0..255 spikes in one bin), one byte per input on the wire."""
 
 
 @dataclass(frozen=True)
@@ -18,19 +21,15 @@ class Input(Op):
 
     KIND = "input"
     ARITY = (0, 0)
+    TENSOR, HW = "spikes", False
 
     def check(self, node: str, ins: list[Spec]) -> Spec:
         if self.n < 1:
             raise IRError(node, "n", f"expected >= 1, got {self.n}")
-        if self.bits != 1:  # the stimulus encoders, cocotb testbench and board protocol
-            #                   carry one bit per input today
-            raise IRError(node, "bits", f"expected 1 (spikes), got {self.bits}: multi-bit "
-                                        f"count inputs are not supported yet; clip the counts "
-                                        f"to spikes")
+        if not isinstance(self.bits, int) or not 1 <= self.bits <= MAX_INPUT_BITS:
+            raise IRError(node, "bits", f"expected 1..{MAX_INPUT_BITS} bits per input count, "
+                                        f"got {self.bits}")
         return Spec(self.n, self.bits)
-
-    def fields(self, node, ins):
-        return [F(f"{node}/spikes", self.n, self.bits, False, hw=False)]
 
     def step(self, xs, state):
         return {"spikes": xs[0]}, state

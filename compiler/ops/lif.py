@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from est.compiler.graph import MAX_BITS, IRError, Op, Spec, check_integers, check_shape
+from est.compiler.graph import MAX_BITS, IRError, Op, Spec, check_integers
 from est.compiler.graph import Field as F
 from est.sim import golden
 
@@ -20,8 +20,7 @@ def check_neurons(node: str, threshold: np.ndarray, leak_shift, v_bits, reset, n
     """The checks every LIF array takes (here and inside the recurrence)."""
     if not isinstance(v_bits, int) or not 2 <= v_bits <= MAX_BITS:
         raise IRError(node, "v_bits", f"expected 2..{MAX_BITS}, got {v_bits}")
-    check_integers(node, "threshold", threshold, MAX_BITS)
-    check_shape(node, "threshold", threshold, (n,))
+    check_integers(node, "threshold", threshold, MAX_BITS, (n,))
     hi = golden.signed_range(v_bits)[1]
     if threshold.min() < 1:
         raise IRError(node, "threshold", f"expected integers >= 1, got {threshold.min()}")
@@ -53,9 +52,7 @@ def lif_update(v, current, theta, leak_shift, v_bits: int, reset: str):
     """One bin of an integer LIF array in PyTorch: (spikes as int64, membranes after reset)."""
     import torch
 
-    lo, hi = golden.signed_range(v_bits)
-    leaked = v if leak_shift is None else v - (v >> leak_shift)
-    v1 = torch.clamp(leaked + current, lo, hi)
+    v1 = torch.clamp(golden.leak(v, leak_shift) + current, *golden.signed_range(v_bits))
     s = v1 >= theta
     return s.to(torch.int64), torch.where(
         s, v1 - theta if reset == "subtract" else torch.zeros_like(v1), v1)
@@ -70,11 +67,6 @@ class LIF(Op):
 
     KIND = "lif"
 
-    @property
-    def params(self) -> golden.LIFParams:
-        return golden.LIFParams(self.threshold.astype(np.int64), self.leak_shift, self.v_bits,
-                                self.reset)
-
     def check(self, node, ins):
         x = ins[0]
         if x.form == "vector" and x.signed:
@@ -88,7 +80,8 @@ class LIF(Op):
         return [F(f"{node}/spikes", n, 1, False), F(f"{node}/v", n, self.v_bits, True)]
 
     def init(self, ins):
-        return self.params, golden.lif_init(ins[0].n)
+        return (golden.LIFParams(self.threshold.astype(np.int64), self.leak_shift, self.v_bits,
+                                 self.reset), golden.lif_init(ins[0].n))
 
     def step(self, xs, state):
         params, lif = state
@@ -110,27 +103,24 @@ class LIF(Op):
         return {"spikes": spikes, "v": vs}
 
     def rescale(self, q, scale):
-        """The thresholds times the scale of the weights that feed them, in integers >= 1
-        (the pass :func:`est.compiler.passes.quantize`)."""
+        """The thresholds times the scale of the weights that feed them, in integers >= 1."""
         return replace(self, threshold=np.maximum(1, q.ints("threshold", self.threshold * scale)))
 
     def fit_width(self, node, trace, current, max_v_bits):
-        """This array at the width its calibration run needs (see
-        :func:`est.compiler.passes.fit_widths`); returns (op, bits needed)."""
+        """This array at the width its calibration run needs; returns (op, bits needed)."""
         bits, need = neuron_bits(trace[f"{node}/v"], current, self.threshold, self.leak_shift,
                                  max_v_bits)
         return replace(self, v_bits=bits), need
 
     def cost(self, node, ins, ctx):
         """The neuron array (and its input cut into groups when it reads a vector)."""
-        from est.compiler.costs import Stage
         from est.hw.synapse import ceil_div
 
         n = ins[0].n
         luts, ffs, brams = ctx.neurons(n, self.v_bits, True)
         cycles = 0 if ins[0].form == "current" else ceil_div(n, ctx.lanes)
-        return [Stage(node, "lif", f"{n}x{self.v_bits}b", 0, cycles, 0, 0, 2 * n * self.v_bits,
-                      brams, luts, ffs)]
+        return [ctx.vector(node, "lif", n, self.v_bits, luts, ffs, cycles, 2 * n * self.v_bits,
+                           brams)]
 
     def lower(self, b, node, ins):
         from est.hw.neurons import LIFArray

@@ -7,14 +7,8 @@ cycle; latency ``ceil(n / lanes) + 1`` cycles.
 
 from dataclasses import dataclass
 
-import numpy as np
-
-from est.compiler.graph import Field as F
-from est.compiler.graph import IRError, Op
+from est.compiler.graph import IRError, Op, check_vector
 from est.sim import golden
-
-_LEAP8 = [golden.lfsr_draws(1 << i, 1)[1] for i in range(32)]
-"""Columns of the GF(2) matrix that advances the LFSR 8 steps (one draw)."""
 
 
 @dataclass(frozen=True)
@@ -23,19 +17,15 @@ class Mask(Op):
     seed: int  # nonzero 32-bit LFSR state at the start of every stream
 
     KIND = "mask"
+    HW = False
 
     def check(self, node, ins):
-        x = ins[0]
-        if x.form != "vector" or x.signed:
-            raise IRError(node, "inputs", f"a mask reads unsigned vectors, got {x}")
+        x = check_vector(node, ins[0], "a mask")
         if not 0 <= self.threshold <= 256:
             raise IRError(node, "threshold", f"expected 0..256, got {self.threshold}")
         if not 0 < self.seed < 1 << 32:
             raise IRError(node, "seed", f"expected a nonzero 32-bit seed, got {self.seed}")
         return x
-
-    def fields(self, node, ins):
-        return [F(f"{node}/values", ins[0].n, ins[0].bits, False, hw=False)]
 
     def init(self, ins):
         return self.seed
@@ -51,16 +41,7 @@ class Mask(Op):
         x = xs[0]
         if self.threshold == 0:
             return {"values": x}
-        draws = np.zeros(x.shape, dtype=np.int64)
-        state = self.seed
-        for t in range(x.shape[0]):
-            for c in range(x.shape[1]):
-                nxt = 0
-                for i in range(32):
-                    if state >> i & 1:
-                        nxt ^= _LEAP8[i]
-                state = nxt
-                draws[t, c] = state & 0xFF
+        draws = golden.lfsr_draws(self.seed, x.numel())[0].reshape(x.shape)  # n draws a bin
         return {"values": torch.where(torch.as_tensor(draws) >= self.threshold, x,
                                       torch.zeros_like(x))}
 

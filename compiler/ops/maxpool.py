@@ -12,15 +12,13 @@ module and its registry line in ``compiler/ops/__init__.py``.
 from dataclasses import dataclass
 from functools import cache
 
-from est.compiler.graph import Field as F
-from est.compiler.graph import IRError, Op
+from est.compiler.graph import IRError, Op, check_vector
 from est.sim import golden
 
 
 @cache
 def max_over_time():
-    """The component class (built on first use: the graph tools load this module without
-    Amaranth)."""
+    """The component class, built on first use (graph tools load this module without Amaranth)."""
     from amaranth import Module, Mux, Signal, unsigned
     from amaranth.lib import stream, wiring
     from amaranth.lib.wiring import In, Out
@@ -30,8 +28,7 @@ def max_over_time():
 
         Hardware: ``window - 1`` past-vector registers, ``n * (window - 1)`` comparators, an
         output register. Latency: one cycle from accepting ``x_t`` to offering the maximum,
-        held until taken. Ports: ``i`` and ``o`` streams of ``n * bits``-bit vectors, channel c
-        in field c.
+        held until taken. Ports: ``i`` and ``o``, ``n * bits``-bit vectors, channel c in field c.
         """
 
         def __init__(self, n: int, bits: int, window: int):
@@ -54,9 +51,7 @@ def max_over_time():
                         best = Mux(value > best, value, best)
                     m.d.sync += self.o.payload.word_select(c, self.bits).eq(best)
                 m.d.sync += self.o.valid.eq(1)
-                if past:
-                    m.d.sync += [past[0].eq(x)] + [past[j].eq(past[j - 1])
-                                                   for j in range(1, len(past))]
+                m.d.sync += [p.eq(newer) for p, newer in zip(past, [x, *past], strict=False)]
             return m
 
     return MaxOverTime
@@ -69,15 +64,10 @@ class MaxPool(Op):
     KIND = "maxpool"
 
     def check(self, node, ins):
-        x = ins[0]
-        if x.form != "vector" or x.signed:
-            raise IRError(node, "inputs", f"a max-pool reads unsigned vectors, got {x}")
+        x = check_vector(node, ins[0], "a max-pool")
         if not isinstance(self.window, int) or not 1 <= self.window <= 64:
             raise IRError(node, "window", f"expected 1..64 bins, got {self.window}")
         return x
-
-    def fields(self, node, ins):
-        return [F(f"{node}/values", ins[0].n, ins[0].bits, False)]
 
     def init(self, ins):
         return golden.history_init(self.window, ins[0].n)
@@ -103,5 +93,4 @@ class MaxPool(Op):
     def lower(self, b, node, ins):
         unit = b.add(node, max_over_time()(ins[0].spec.n, ins[0].spec.bits, self.window))
         b.connect(ins[0].stream, unit.i)
-        value = unit.o.payload
-        return b.lowered(b.port(unit.o, ins[0].spec), {"values": (unit.o, value)})
+        return b.lowered(b.port(unit.o, ins[0].spec), {"values": (unit.o, unit.o.payload)})

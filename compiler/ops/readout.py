@@ -1,6 +1,5 @@
 """``readout``: non-spiking integrators ``r = sat(r - (r >>> leak_shift) + current)``, the
-network's output (docs/semantics.md 1.3); ``scale`` maps a value to a float log-rate
-(``value / scale``) for the host.
+network's output (docs/semantics.md 1.3); ``scale`` maps a value to a log-rate, ``value / scale``.
 
 Hardware: :class:`~est.hw.neurons.ReadoutIntegrator`, ``lanes`` integrators per cycle.
 """
@@ -10,7 +9,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from est.compiler.graph import MAX_BITS, IRError, Op, Spec, check_shape
-from est.compiler.graph import Field as F
 from est.sim import golden
 
 
@@ -21,6 +19,7 @@ class Readout(Op):
     scale: np.ndarray  # [n] float
 
     KIND = "readout"
+    TENSOR = "v"
 
     def check(self, node, ins):
         x = ins[0]
@@ -41,12 +40,8 @@ class Readout(Op):
         return Spec(x.n, self.v_bits, True)
 
     def rescale(self, q, scale):
-        """Keeps the scale of the weights that feed it (the pass
-        :func:`est.compiler.passes.quantize`)."""
+        """Keeps the scale of the weights that feed it (:func:`est.compiler.passes.quantize`)."""
         return replace(self, scale=np.asarray(scale, np.float64))
-
-    def fields(self, node, ins):
-        return [F(f"{node}/v", ins[0].n, self.v_bits, True)]
 
     def init(self, ins):
         return golden.lif_init(ins[0].n)
@@ -64,8 +59,7 @@ class Readout(Op):
         r = torch.zeros(current.shape[1], dtype=torch.int64)
         out = torch.zeros_like(current)
         for t in range(bins):
-            leaked = r if self.leak_shift is None else r - (r >> self.leak_shift)
-            r = torch.clamp(leaked + current[t], lo, hi)
+            r = torch.clamp(golden.leak(r, self.leak_shift) + current[t], lo, hi)
             out[t] = r
         return {"v": out}
 
@@ -78,12 +72,10 @@ class Readout(Op):
                                         (self.leak_shift or 0) + 1)), need
 
     def cost(self, node, ins, ctx):
-        from est.compiler.costs import Stage
-
         n = ins[0].n
         luts, ffs, brams = ctx.neurons(n, self.v_bits, False)
-        return [Stage(node, "readout", f"{n}x{self.v_bits}b", 0, 0, 0, 0, 2 * n * self.v_bits,
-                      brams, luts, ffs)]
+        return [ctx.vector(node, "readout", n, self.v_bits, luts, ffs, 0, 2 * n * self.v_bits,
+                           brams)]
 
     def lower(self, b, node, ins):
         from est.hw.neurons import ReadoutIntegrator
@@ -92,6 +84,5 @@ class Readout(Op):
         unit = b.add(node, ReadoutIntegrator(x.n, b.lanes, x.bits, self.v_bits, self.leak_shift,
                                              state_in_logic=b.state_in_logic))
         b.connect(ins[0].stream, unit.i)
-        o = unit.o
-        return b.lowered(b.flat(o, o.payload.v.as_value(), Spec(x.n, self.v_bits, True)),
-                         {"v": (o, o.payload.v.as_value())})
+        v = unit.o.payload.v.as_value()
+        return b.lowered(b.flat(unit.o, v, Spec(x.n, self.v_bits, True)), {"v": (unit.o, v)})

@@ -13,12 +13,12 @@ import numpy as np
 from est.compiler.graph import (
     MAX_BITS,
     WEIGHT_MAX_BITS,
-    IRError,
     Op,
     Spec,
     check_acc,
     check_integers,
     check_shape,
+    check_vector,
 )
 from est.compiler.graph import Field as F
 from est.compiler.ops.lif import check_neurons, lif_update, neuron_bits
@@ -41,9 +41,7 @@ class Recurrence(Op):
         return golden.tpu_acc_bits(self.w_in, self.w_rec, self.bias, x_bits)
 
     def check(self, node, ins):
-        x = ins[0]
-        if x.form != "vector" or x.signed:
-            raise IRError(node, "inputs", f"a recurrence reads unsigned vectors, got {x}")
+        x = check_vector(node, ins[0], "a recurrence")
         for fld in ("w_in", "w_rec"):
             check_integers(node, fld, getattr(self, fld), WEIGHT_MAX_BITS)
         check_integers(node, "bias", self.bias, MAX_BITS)
@@ -55,9 +53,8 @@ class Recurrence(Op):
         return Spec(x.n, 1)
 
     def quantize(self, q, neurons):
-        """Weights, bias and threshold in integers (the pass
-        :func:`est.compiler.passes.quantize`): ``w_in`` and ``w_rec`` share one scale per
-        channel; returns (op, scale)."""
+        """Weights, bias and threshold in integers (the pass :func:`est.compiler.passes.quantize`):
+        ``w_in`` and ``w_rec`` share one scale per channel; returns (op, scale)."""
         s = q.scale([self.w_in[:, None], self.w_rec.T], self.threshold)
         return replace(self, w_in=q.weights("w_in", self.w_in, s, 0),
                        w_rec=q.weights("w_rec", self.w_rec, s, 1),
@@ -88,20 +85,16 @@ class Recurrence(Op):
     def seq(self, xs, bins):
         import torch
 
-        def t(a):
-            return torch.as_tensor(a.astype(np.int64))
-
         x = xs[0]
-        w_in, w_rec, bias, theta = t(self.w_in), t(self.w_rec), t(self.bias), t(self.threshold)
+        w_in, w_rec, bias, theta = (torch.as_tensor(a.astype(np.int64)) for a in (
+            self.w_in, self.w_rec, self.bias, self.threshold))
         d, kk = x.shape[1], w_rec.shape[0]
         y = torch.zeros((bins + kk, d), dtype=torch.int64)  # rows 0..k-1: before bin 0
-        vs, cur = torch.zeros((bins, d), dtype=torch.int64), torch.zeros((bins, d),
-                                                                         dtype=torch.int64)
+        vs, cur = (torch.zeros((bins, d), dtype=torch.int64) for _ in range(2))
         v = torch.zeros(d, dtype=torch.int64)
         for i in range(bins):
             cur[i] = bias + w_in * x[i] + (w_rec * y[i: i + kk].flip(0)).sum(dim=0)
-            y[i + kk], v = lif_update(v, cur[i], theta, self.leak_shift, self.v_bits,
-                                      self.reset)
+            y[i + kk], v = lif_update(v, cur[i], theta, self.leak_shift, self.v_bits, self.reset)
             vs[i] = v
         return {"spikes": y[kk:], "v": vs, "current": cur}
 

@@ -2,13 +2,11 @@
 (docs/semantics.md 8.2): ADD ``out + skip`` (one bit wider than the skip), AND ``out & skip``,
 IAND ``(1 - out) & skip`` (spikes only).
 
-Hardware: :class:`~est.hw.sew.SEWJoin`, an adder or gate per channel and an output register;
-latency one cycle.
+Hardware: :class:`~est.hw.sew.SEWJoin`, a gate or adder per channel, a register; latency one cycle.
 """
 
 from dataclasses import dataclass
 
-from est.compiler.graph import Field as F
 from est.compiler.graph import IRError, Op, Spec
 from est.sim import golden
 
@@ -31,9 +29,6 @@ class SEW(Op):
             raise IRError(node, "op", f"{self.op.upper()} joins spikes; the skip input is "
                                       f"{skip.bits} bits wide (an ADD before it): use add")
         return Spec(skip.n, golden.sew_bits(self.op, skip.bits))
-
-    def fields(self, node, ins):
-        return [F(f"{node}/values", ins[1].n, golden.sew_bits(self.op, ins[1].bits), False)]
 
     def step(self, xs, state):
         return {"values": golden.sew(xs[0], xs[1], self.op)}, state

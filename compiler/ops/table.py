@@ -1,15 +1,13 @@
 """``table``: a constant 0/1 table read by position, row ``t mod P`` at bin ``t`` (the CPG-PE
 spikes, docs/semantics.md 8.1).
 
-Hardware: :class:`~est.hw.sew.CPGTable`, a ROM of ``P`` words and a position counter; latency
-one cycle.
+Hardware: :class:`~est.hw.sew.CPGTable`: a ``P``-word ROM and a position counter; latency one cycle.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from est.compiler.graph import Field as F
 from est.compiler.graph import IRError, Op, Spec
 
 
@@ -19,6 +17,7 @@ class Table(Op):
 
     KIND = "table"
     ARITY = (0, 0)
+    TENSOR, HW = "spikes", False
 
     def check(self, node, ins):
         t = self.table
@@ -26,9 +25,6 @@ class Table(Op):
                 or not np.issubdtype(t.dtype, np.integer) or not np.isin(t, (0, 1)).all()):
             raise IRError(node, "table", "expected a [positions, n] integer array of 0/1")
         return Spec(t.shape[1], 1)
-
-    def fields(self, node, ins):
-        return [F(f"{node}/spikes", self.table.shape[1], 1, False, hw=False)]
 
     def init(self, ins):
         return 0

@@ -1,0 +1,61 @@
+"""The float EST (est.sw.est): its configuration checks, the input clip and the readout that
+sees the input counts and several bins."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from est import EstError
+from est.sw.est import EST, ESTConfig, config_dict, config_from_dict
+
+SMALL = ESTConfig(n_in=3, n_out=2, d_model=4, mlp_hidden=4, blocks=1, heads=1, kernels=(1,),
+                  cpg=False, rsm=0.0)
+
+
+@pytest.mark.parametrize("field, value, needle", [
+    ("input_bits", 0, "model.input_bits must be"),
+    ("input_bits", 9, "model.input_bits must be"),
+    ("readout_kernel", 0, "model.readout_kernel must be"),
+    ("input_to_readout", 1, "model.input_to_readout must be true or false"),
+])
+def test_new_fields_are_checked(field, value, needle):
+    with pytest.raises(EstError, match=needle):
+        replace(SMALL, **{field: value}).validate()
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3])
+def test_inputs_are_clipped_to_the_declared_width(bits):
+    """Counts above ``2**bits - 1`` give the outputs of counts at ``2**bits - 1``."""
+    model = EST(replace(SMALL, input_bits=bits, input_to_readout=True)).eval()
+    x = torch.tensor([[[0.0, 5.0, 9.0]], [[1.0, 2.0, 3.0]]])
+    top = 2 ** bits - 1
+    with torch.no_grad():
+        np.testing.assert_array_equal(model(x).numpy(), model(x.clamp(max=top)).numpy())
+        if bits > 1:  # a wider input changes what the readout sees
+            assert not torch.equal(model(x), model(x.clamp(max=top - 1)))
+
+
+def test_readout_reads_the_last_spikes_and_inputs_over_its_kernel():
+    """With ``input_to_readout`` and ``readout_kernel`` k (and only the input weights set), the
+    output at bin t is ``b + sum_lag W[lag] x[t - lag]``: a GLM on the last k bins."""
+    cfg = replace(SMALL, input_bits=3, input_to_readout=True, readout_kernel=3)
+    model = EST(cfg).eval()
+    assert model.readout.weight.shape == (3, 2, 4 + 3)
+    w = torch.zeros_like(model.readout.weight)
+    w[:, :, 4:] = torch.randn(3, 2, 3)
+    with torch.no_grad():
+        model.readout.weight.copy_(w)
+        model.readout.bias.copy_(torch.tensor([0.5, -1.0]))
+        x = torch.randint(0, 8, (6, 1, 3)).float()
+        out = model(x)[:, 0]
+    for t in range(6):
+        expect = torch.tensor([0.5, -1.0]) + sum(
+            w[lag, :, 4:] @ x[t - lag, 0] for lag in range(3) if t - lag >= 0)
+        torch.testing.assert_close(out[t], expect)
+
+
+def test_config_round_trips_through_a_dict():
+    cfg = replace(SMALL, input_bits=2, input_to_readout=True, readout_kernel=4)
+    assert config_from_dict(config_dict(cfg)) == cfg
