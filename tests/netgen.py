@@ -51,7 +51,7 @@ def random_est_graph(seed: int, attention: str = "sdsa", sew: str = "add", cpg: 
     embed = conv(1, d, n_in + (6 if cpg else 0), -3, 12)
     readout = conv(readout_kernel, n_in, d + n_in * input_to_readout)
     return est_graph(f"est{seed}", n_in, (embed, lif(d)), table, blks,
-                     (readout, Readout(1, 14, np.ones(n_in))), input_bits=input_bits,
+                     (readout, Readout(1, 12, np.ones(n_in))), input_bits=input_bits,
                      input_to_readout=input_to_readout)
 
 

@@ -1,8 +1,16 @@
-"""Stream drivers for testing one component alone in amaranth.sim (tests only)."""
+"""Stream drivers for testing one component alone in amaranth.sim, and a simulated board behind
+its serial port (tests only)."""
 
 import random
 
+from est.boards.top import board_ident
+from est.hw.dataflow import DataflowTop
 from est.sim.amaranth_sim import run_bench, stream_get, stream_put
+from est.sim.board_sim import SimulatedSerial
+from netgen import random_mlp_graph
+
+HASH = bytes(range(1, 9))
+"""The IR hash the simulated boards of the tests report."""
 
 
 def run_stream(dut, words: list[int], stall_seed: int | None) -> list[int]:
@@ -38,3 +46,19 @@ def run_groups(dut, currents, acc_bits: int, stall_seed: int | None) -> list[int
 
     run_bench(dut, bench)
     return out
+
+
+def spine_port(read_timeout_cycles: int = 3000):
+    """A spiking MLP's dataflow top without trace (as on a board) behind the simulated UART."""
+    graph = random_mlp_graph(3, n_in=11, hidden=(9,), n_out=3)
+    core = DataflowTop(graph, 2, trace=False)
+    port = SimulatedSerial(core, graph.n_in, board_ident(graph, core, HASH),
+                           read_timeout_cycles=read_timeout_cycles)
+    return graph, port
+
+
+def request(port, frame: bytes) -> bytes:
+    """Write ``frame``, return the reply frame's bytes."""
+    port.write(frame)
+    header = port.read(4)
+    return header + port.read(int.from_bytes(header[2:4], "little") + 1)

@@ -99,14 +99,3 @@ def test_scoreboard_flags_a_word_that_differs_from_golden(traced_build, tmp_path
     res = subprocess.run([BIN / "est-compare", build, "--no-view"], capture_output=True,
                          text=True)
     assert res.returncode == 1 and "layer fc1, tensor spikes, channel 4, bin 100" in res.stdout
-
-
-def test_a_failed_simulation_quotes_the_testbench(tmp_path):
-    from est.sim.rtl import failure_reason
-
-    log = tmp_path / "test.log"
-    log.write_text("   105.00ns WARNING  run_stimulus failed\n  Traceback ...\n"
-                   "  AssertionError: o__valid undefined in the first cycle after reset\n")
-    assert failure_reason(log) == ": o__valid undefined in the first cycle after reset"
-    log.write_text("nothing useful\n")
-    assert failure_reason(log) == "" and failure_reason(None) == ""

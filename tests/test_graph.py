@@ -236,5 +236,5 @@ def test_wiring_rules():
           g.add("x.syn", Conv(np.ones((1, 4, 4), np.int64), np.zeros(4, np.int64)), "both"))
     with pytest.raises(IRError, match="'both', field 'inputs': expected unsigned vectors"):
         g.build("g", ("readout", "x"))
-    with pytest.raises(IRError, match="'input', field 'bits': expected 1 \\(spikes\\)"):
-        Input(3, 4).check("input", [])
+    with pytest.raises(IRError, match="'input', field 'bits': expected 1..8 bits per input"):
+        Input(3, 9).check("input", [])

@@ -1,4 +1,4 @@
-"""The board protocol end to end: the host library (est.boards.host) talks through a bit-level
+"""The host library (boards/host.py) and est-run: BoardLink talks through a bit-level
 simulated UART to the board top (FrameBridge + compiled network) in amaranth.sim; predictions
 equal the golden model's, and damaged, truncated or lost frames in either direction get an
 error reply or a retry, after which the link goes on with no bin applied twice or skipped."""
@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import serial
+from stream_drivers import HASH, spine_port
 
 from est import EstError
 from est.boards import protocol as p
@@ -21,60 +22,9 @@ from est.sim.board_sim import SimulatedSerial
 from est.sim.interpreter import run
 from est.sim.trace import Trace, compare
 from est.sim.words import decode_outputs
-from netgen import random_est_graph, random_mlp_graph, random_stimulus
+from netgen import random_est_graph, random_stimulus
 
-HASH = bytes(range(1, 9))
 BIN = Path(sys.executable).parent
-
-
-def spine_port(read_timeout_cycles: int = 3000):
-    """A spiking MLP's dataflow top without trace (as on a board) behind the simulated UART."""
-    graph = random_mlp_graph(3, n_in=11, hidden=(9,), n_out=3)
-    core = DataflowTop(graph, 2, trace=False)
-    port = SimulatedSerial(core, graph.n_in, board_ident(graph, core, HASH),
-                           read_timeout_cycles=read_timeout_cycles)
-    return graph, port
-
-
-def request(port, frame: bytes) -> bytes:
-    """Write ``frame``, return the reply frame's bytes."""
-    port.write(frame)
-    header = port.read(4)
-    return header + port.read(int.from_bytes(header[2:4], "little") + 1)
-
-
-def error_frame(code: int) -> bytes:
-    return p.encode_frame(p.ERROR, bytes([code]))
-
-
-def test_crc8_is_crc8_smbus():
-    assert p.crc8(b"123456789") == 0xF4  # the catalogued check value of CRC-8/SMBUS
-    frame = p.encode_frame(p.BIN, b"\x12\x34")
-    assert frame[:4] == bytes([p.SYNC, p.BIN, 2, 0]) and p.crc8(frame[1:]) == 0
-
-
-def test_board_answers_every_request_and_every_damaged_frame():
-    graph, port = spine_port()
-    ident = p.Ident.parse(request(port, p.encode_frame(p.IDENTIFY))[4:-1])
-    assert (ident.protocol, ident.ir_hash, ident.in_bits, ident.out_bits) == (
-        p.PROTOCOL_VERSION, HASH, 11, sum(n * b for _, n, b, _ in graph.output_fields(False)))
-    assert request(port, p.encode_frame(p.RESEND)) == error_frame(p.NO_OUTPUT)
-    good = p.encode_frame(p.BIN, b"\x05\x01")
-    first = request(port, good)
-    assert first[:6] == bytes([p.SYNC, p.OUTPUT, 2 + ident.out_bytes, 0, 1, 0])
-    flipped = bytearray(good)
-    flipped[4] ^= 0x10
-    assert request(port, bytes(flipped)) == error_frame(p.BAD_CRC)
-    assert request(port, good[:5]) == error_frame(p.TIMEOUT)  # truncated, then silence
-    assert request(port, p.encode_frame(0x09)) == error_frame(p.BAD_TYPE)
-    assert request(port, p.encode_frame(p.BIN, b"\x05")) == error_frame(p.BAD_LENGTH)
-    port.read_timeout_cycles = 20_000  # 306 bytes on the line before the reply
-    assert request(port, p.encode_frame(p.BIN, bytes(300))) == error_frame(p.BAD_LENGTH)
-    assert request(port, b"\x00\x17garbage" + p.encode_frame(p.RESEND)) == first  # no re-apply
-    second = request(port, good)
-    assert second[4:6] == b"\x02\x00"  # 2 bins applied: the rejected frames were not
-    assert request(port, p.encode_frame(p.RESET)) == p.encode_frame(p.RESET_DONE)
-    assert request(port, good) == first  # reset restarts the network: the same first output
 
 
 class FaultyLine:
