@@ -13,7 +13,7 @@ from pathlib import Path
 
 from amaranth.lib.crc import catalog
 
-from est import EstError, __version__
+from est import EstError
 from est.hw.synapse import ceil_div
 
 PROTOCOL_VERSION = 1
@@ -52,11 +52,6 @@ def encode_frame(kind: int, payload: bytes = b"") -> bytes:
     return bytes([SYNC]) + body + bytes([crc8(body)])
 
 
-def version_bytes(version: str = __version__) -> bytes:
-    """``major.minor.patch`` as three bytes."""
-    return bytes(([int(p) for p in version.split(".")[:3]] + [0, 0, 0])[:3])
-
-
 def ir_hash(build: Path) -> bytes:
     """The first bytes of the SHA-256 of a build's ``ir.json``: names the compiled network."""
     path = build / "ir.json"
@@ -69,13 +64,14 @@ def ir_hash(build: Path) -> bytes:
 class Ident:
     """What a board answers to IDENTIFY."""
     protocol: int
-    version: str
+    version: str  # major.minor.patch: a byte each in the payload
     ir_hash: bytes
     in_bits: int  # the input word: inputs x bits per input count
     out_bits: int
 
     def payload(self) -> bytes:
-        return (bytes([self.protocol]) + version_bytes(self.version) + self.ir_hash
+        version = ([int(p) for p in self.version.split(".")[:3]] + [0, 0, 0])[:3]
+        return (bytes([self.protocol, *version]) + self.ir_hash
                 + self.in_bits.to_bytes(2, "little") + self.out_bits.to_bytes(2, "little"))
 
     @classmethod

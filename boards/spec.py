@@ -92,16 +92,13 @@ LANE_CHOICES = (1, 2, 4, 8, 16)
 def most_lanes(widest: int, check) -> int:
     """The largest of :data:`LANE_CHOICES`, no more than ``widest``, for which ``check(lanes)``
     raises no :class:`EstError`; the error of lanes 1 when none passes."""
-    best, first_error = None, None
-    for lanes in [c for c in LANE_CHOICES if c <= widest]:
+    for lanes in sorted((c for c in LANE_CHOICES if c <= widest), reverse=True):
         try:
             check(lanes)
-            best = lanes
+            return lanes
         except EstError as e:
-            first_error = first_error or e
-    if best is None:
-        raise first_error
-    return best
+            error = e
+    raise error
 
 
 def bridge_logic(in_bytes: int, out_bytes: int) -> tuple[int, int]:

@@ -66,11 +66,10 @@ def load_stimulus(path: Path, n_in: int, bits: int = 1) -> np.ndarray:
                        f"{n_in}] array of {what} (numpy.save)")
     if arr.ndim != 2 or arr.shape[1] != n_in or arr.shape[0] < 1:
         raise EstError(f"{path}: expected a [bins, {n_in}] array of spikes, got shape {arr.shape}")
-    if bits == 1 and not np.isin(arr, (0, 1)).all():
-        raise EstError(f"{path}: spikes must be 0 or 1 (this network takes binary input)")
     if not np.isin(arr, np.arange(top + 1)).all():
-        raise EstError(f"{path}: counts must be whole numbers 0..{top} (this network takes "
-                       f"{bits}-bit counts); clip them (numpy.minimum) or recompile wider")
+        raise EstError(f"{path}: spikes must be 0 or 1 (this network takes binary input)"
+                       if bits == 1 else f"{path}: counts must be whole numbers 0..{top} (this "
+                       f"network takes {bits}-bit counts); clip them (numpy.minimum)")
     return arr.astype(np.int64)
 
 
@@ -94,16 +93,6 @@ def write_build(folder: Path, graph, stimulus: np.ndarray, golden, lanes: int, t
     if verilog:
         (folder / "top.v").write_text(to_verilog(graph, lanes, trace))
     return cycles
-
-
-def check_lanes(lanes: int, graph) -> None:
-    """Refuse a ``--lanes`` the network cannot use (it would only make the Verilog larger)."""
-    from est.compiler.costs import widest
-
-    most = widest(graph)
-    if lanes > most:
-        raise EstError(f"--lanes {lanes} is more than this network can use: its widest layer "
-                       f"has {plural(most, 'neuron')}; use --lanes {most} or fewer")
 
 
 def auto_lanes_message(lanes: int, board) -> str:
@@ -212,8 +201,9 @@ def compile_build(args: argparse.Namespace) -> int:
     if args.lanes == "auto":
         args.lanes = costs.auto_lanes(graph, board)
         print(f"{auto_lanes_message(args.lanes, board)} (estimate)", flush=True)
-    else:
-        check_lanes(args.lanes, graph)
+    elif args.lanes > (most := costs.widest(graph)):  # it would only make the Verilog larger
+        raise EstError(f"--lanes {args.lanes} is more than this network can use: its widest "
+                       f"layer has {plural(most, 'neuron')}; use --lanes {most} or fewer")
     print(f"est-compile: {front.describe}, {plural(n_in, 'input')} -> "
           f"{plural(graph.n_out, 'output')}, {plural(len(graph.nodes), 'node')}; running the "
           f"golden model over {plural(stimulus.shape[0], 'bin')} ...", flush=True)

@@ -55,10 +55,6 @@ class Context:
     board: Board
     state_in_logic: bool
 
-    @property
-    def port_bits(self) -> int:
-        return max(width for _, width in self.board.bram_configs)
-
     def neurons(self, n: int, v_bits: int, spiking: bool) -> tuple[int, int, int]:
         """(LUTs, FFs, block RAMs) of a neuron array of ``n`` membranes of ``v_bits``."""
         groups = ceil_div(n, self.lanes)

@@ -241,12 +241,10 @@ def open_checkpoint(path: Path, default_rate: float) -> FrontEnd:
 
     if checkpoint_arch(path) == "est":
         model, extra = load_est_checkpoint(path)
-        n_in = model.cfg.n_in
-        rates = np.asarray(extra.get("train_mean_rates", [default_rate] * n_in),
-                           dtype=np.float64)
         cfg = model.cfg
-        top = 2 ** cfg.input_bits - 1
-        if rates.shape != (n_in,) or not np.all((rates >= 0) & (rates <= top)):
+        n_in = cfg.n_in
+        rates = np.asarray(extra.get("train_mean_rates", [default_rate] * n_in), np.float64)
+        if rates.shape != (n_in,) or not np.all((rates >= 0) & (rates <= 2 ** cfg.input_bits - 1)):
             rates = np.full(n_in, default_rate)
         return FrontEnd(
             n_in, cfg.input_bits, rates, 2000,

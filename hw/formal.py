@@ -104,12 +104,7 @@ class NeuronUpdateCheck(Elaboratable):
             total = Signal(signed(max(vb, dut.acc_bits) + 2), name=f"spec_sum{j}")
             v1 = Signal(signed(vb), name=f"spec_v1_{j}")
             m.d.comb += total.eq(_spec_leak(v, dut.leak_shift) + dut.i.payload.current[j])
-            with m.If(total > hi):
-                m.d.comb += v1.eq(hi)
-            with m.Elif(total < lo):
-                m.d.comb += v1.eq(lo)
-            with m.Else():
-                m.d.comb += v1.eq(total)
+            m.d.comb += v1.eq(Mux(total > hi, hi, Mux(total < lo, lo, total)))
             v2 = Signal(signed(vb), name=f"spec_v2_{j}")
             last_v = Signal(signed(vb), name=f"last_v{j}")  # the spec's result of the last take
             with m.If(take):

@@ -26,9 +26,8 @@ def conv_acc_bits(weight: np.ndarray, bias: np.ndarray, x_bits: int) -> int:
     """Accumulator width that holds every current of ``bias + sum W x`` for inputs in
     ``0 .. 2**x_bits - 1`` (``weight`` [kernel, n_out, n_in])."""
     x_max = (1 << x_bits) - 1
-    flat = weight.transpose(1, 0, 2).reshape(weight.shape[1], -1)
-    lo = bias + np.minimum(flat, 0).sum(axis=1) * x_max
-    hi = bias + np.maximum(flat, 0).sum(axis=1) * x_max
+    lo = bias + np.minimum(weight, 0).sum(axis=(0, 2)) * x_max
+    hi = bias + np.maximum(weight, 0).sum(axis=(0, 2)) * x_max
     return signed_bits(int(min(lo.min(), 0)), int(max(hi.max(), 0)))
 
 

@@ -90,7 +90,8 @@ class Conv(Op):
         luts = (x_bits * mux_luts(inputs) + lanes * (wb * x_bits + 2 * acc) + w_luts
                 + lanes * acc * ceil_div(groups, 16) + 40)
         ffs = (2 * k - 1) * n_in * x_bits + 2 * lanes * acc + 20
-        memory_bound = ceil_div(ops * wb, w_brams * ctx.port_bits) if w_brams else 0
+        port_bits = max(width for _, width in ctx.board.bram_configs)  # widest block RAM port
+        memory_bound = ceil_div(ops * wb, w_brams * port_bits) if w_brams else 0
         return [Stage(node, "conv", f"{k}x{n_out}x{n_in}", ops,
                       (groups - 1) * max(inputs, 2) + inputs + 3 + (k > 1), ceil_div(ops, lanes),
                       memory_bound, ops * wb + n_out * acc + (k - 1) * n_in * x_bits, w_brams,
