@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from est.compiler.ops.input import MAX_INPUT_BITS
 from est.sim.golden import RESET_MODES, cpg_table
 from est.sw.data import (
     MAX_SEED,
@@ -74,7 +75,7 @@ class ESTConfig:
                      "readout_kernel"):
             check_whole(k + name, getattr(self, name), 1)
         check_whole(k + "cpg_neurons", self.cpg_neurons, 2)
-        check_whole(k + "input_bits", self.input_bits, 1, 8)
+        check_whole(k + "input_bits", self.input_bits, 1, MAX_INPUT_BITS)
         if self.cpg_neurons % 2:
             config_error(f"{k}cpg_neurons must be even (a sine and a cosine per frequency), "
                          f"got {self.cpg_neurons}")

@@ -399,6 +399,7 @@ class Trained:
     mean_rates: np.ndarray
     result: dict
     t0: float
+    baseline: tuple[GLM, list[dict]] | None = None  # the tuned GLM and its grid, when known
 
 
 def _validator(model: EST, trained_before: Recording, val: Recording, cfg: TrainConfig,
@@ -461,8 +462,10 @@ def train_model(data: dict, mcfg: ESTConfig, tcfg: TrainConfig,
             config_error(f"model.readout_kernel = {mcfg.readout_kernel} is shorter than every "
                          f"train.glm_history {list(tcfg.glm_history)}; the input path starts "
                          f"as the GLM, so give a history it can hold")
-        glm, _ = tune_glm(train, val, histories, tcfg.glm_l2)
+        glm, grid = tune_glm(train, val, histories, tcfg.glm_l2)
     start_readout(model, mean_rates, glm)
+    # the GLM the input path started from is the baseline when it was tuned over the whole grid
+    baseline = (glm, grid) if glm is not None and histories == list(tcfg.glm_history) else None
     validate = _validator(model, train, val, tcfg, mean_rates)
     fitted = fit(model, train, tcfg, tcfg.steps, "train", progress, validate)
     silent = {name: np.flatnonzero(rec.counts.sum(axis=0) == 0).tolist()
@@ -477,7 +480,7 @@ def train_model(data: dict, mcfg: ESTConfig, tcfg: TrainConfig,
         qat = fit(model, train, qcfg, tcfg.qat_steps, "quantization-aware", progress, validate)
         result["selection"]["qat"] = {k: qat[k] for k in ("validation", "chosen_step")}
         model.set_fake_quant(None)
-    return Trained(model, tcfg, train, val, test, mean_rates, result, t0)
+    return Trained(model, tcfg, train, val, test, mean_rates, result, t0, baseline)
 
 
 def evaluate(trained: Trained, baselines: bool = True) -> dict:
@@ -500,7 +503,7 @@ def evaluate(trained: Trained, baselines: bool = True) -> dict:
                              "quantization": qreport}
     if baselines:
         tcfg = trained.tcfg
-        glm, grid = tune_glm(train, val, tcfg.glm_history, tcfg.glm_l2)
+        glm, grid = trained.baseline or tune_glm(train, val, tcfg.glm_history, tcfg.glm_l2)
         result["glm"] = {"test": scores(test, glm.predict_log_rates(test, val)),
                          "val": scores(val, glm.predict_log_rates(val, train)),
                          "history": glm.history, "l2": glm.l2, "grid": grid}
