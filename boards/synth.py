@@ -53,13 +53,6 @@ KEY_CELLS = ("ICESTORM_LC", "SB_DFF", "ICESTORM_RAM", "ICESTORM_SPRAM", "ICESTOR
              "TRELLIS_COMB", "TRELLIS_FF", "DP16KD", "MULT18X18D")
 
 
-def ice40_flip_flops(netlist: dict) -> int:
-    """Flip-flops (every ``SB_DFF*`` variant) in the top module of yosys' JSON netlist: nextpnr
-    counts iCE40 logic cells, each a LUT4 with an optional flip-flop, not the flip-flops."""
-    cells = netlist["modules"]["top"]["cells"].values()
-    return sum(cell["type"].startswith("SB_DFF") for cell in cells)
-
-
 def logic_used(report: dict) -> tuple[str, int, int]:
     """``(cell name, used, available)`` of the logic cells in a synthesis report."""
     cell = next(c for c in LOGIC_CELLS if c in report["utilisation"])
@@ -192,9 +185,11 @@ def synthesize(build: Path, board: Board, out: Path, force: bool = False) -> dic
     if bitstream is None:
         raise EstError(f"synthesis for {board.name} produced no bitstream in {out}")
     result = parse_nextpnr_log((out / "top.tim").read_text())
-    if board.family == "ice40":
+    if board.family == "ice40":  # nextpnr counts logic cells (a LUT4 and an optional
+        # flip-flop each), not flip-flops: count every SB_DFF* variant in yosys' JSON netlist
+        cells = json.loads((out / "top.json").read_text())["modules"]["top"]["cells"].values()
         result["utilisation"]["SB_DFF"] = {
-            "used": ice40_flip_flops(json.loads((out / "top.json").read_text())),
+            "used": sum(cell["type"].startswith("SB_DFF") for cell in cells),
             "available": result["utilisation"]["ICESTORM_LC"]["available"]}
     clock_mhz = board.clock_hz / 1e6
     result.update({

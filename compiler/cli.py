@@ -95,11 +95,6 @@ def write_build(folder: Path, graph, stimulus: np.ndarray, golden, lanes: int, t
     return cycles
 
 
-def auto_lanes_message(lanes: int, board) -> str:
-    fit = "fits" if lanes == 1 else "fit"
-    return f"est-compile: --lanes auto: {plural(lanes, 'lane')} {fit} {board.name}"
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="checkpoint (.pt) written by est")
     parser.add_argument("-o", "--out", type=Path, required=True, help="build folder to write")
@@ -118,12 +113,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the random stimulus; the random calibration uses seed+1")
     stim = parser.add_mutually_exclusive_group()
-    stim.add_argument("--stimulus", type=Path,
-                      help=".npy [bins, n_in] of 0/1 (default: random, see --rate)")
+    stim.add_argument("--stimulus", type=Path, help=".npy [bins, n_in] of counts within the "
+                      "input width, 0/1 for spikes (default: random, see --rate)")
     stim.add_argument("--recording", type=Path,
                       help="spike counts (.npz with counts and optionally true rates, as for "
-                           "est-train): its first --bins bins, clipped to 0/1, are the "
-                           "stimulus; kept as recording.npz for the report's rate figure")
+                           "est-train): its first --bins bins, clipped to the input width, are "
+                           "the stimulus; kept as recording.npz for the report's rate figure")
     parser.add_argument("--calibration", type=Path,
                         help=".npy [bins, n_in] used to choose widths (default: random, "
                              "--seed + 1)")
@@ -172,10 +167,8 @@ def compile_build(args: argparse.Namespace) -> int:
     toolenv.apply()
     t0 = time.perf_counter()
     front = open_checkpoint(args.model, DEFAULT_RATE)
-    n_in = front.n_in
+    n_in, bits = front.n_in, front.input_bits
     rates = np.full(n_in, args.rate) if args.rate is not None else front.rates
-
-    bits = front.input_bits
 
     def spikes(seed: int, bins: int) -> np.ndarray:
         """Random input: spikes at ``rates``, or (counts) Poisson counts of mean ``rates``
@@ -200,7 +193,8 @@ def compile_build(args: argparse.Namespace) -> int:
         hashlib.sha256(args.model.read_bytes()).hexdigest(), "est_version": __version__})
     if args.lanes == "auto":
         args.lanes = costs.auto_lanes(graph, board)
-        print(f"{auto_lanes_message(args.lanes, board)} (estimate)", flush=True)
+        print(f"est-compile: --lanes auto: {plural(args.lanes, 'lane')} "
+              f"fit{'s' if args.lanes == 1 else ''} {board.name} (estimate)", flush=True)
     elif args.lanes > (most := costs.widest(graph)):  # it would only make the Verilog larger
         raise EstError(f"--lanes {args.lanes} is more than this network can use: its widest "
                        f"layer has {plural(most, 'neuron')}; use --lanes {most} or fewer")
@@ -208,15 +202,12 @@ def compile_build(args: argparse.Namespace) -> int:
           f"{plural(graph.n_out, 'output')}, {plural(len(graph.nodes), 'node')}; running the "
           f"golden model over {plural(stimulus.shape[0], 'bin')} ...", flush=True)
     trace, saturated = run(graph, stimulus)
+    state_in_logic = costs.memory_plan(graph, args.lanes, board, strict=False)[0]
+    fit = {"board": board.name, "fits": True}
     try:
-        state_in_logic, _ = costs.fit(graph, args.lanes, board)
-        fit = {"board": board.name, "fits": True}
+        costs.fit(graph, args.lanes, board)
     except EstError as e:
-        try:
-            state_in_logic = costs.memory_plan(graph, args.lanes, board)[0]
-        except EstError:
-            state_in_logic = True
-        fit = {"board": board.name, "fits": False, "reason": str(e)}
+        fit.update(fits=False, reason=str(e))
     with staged_output(args.out, "ir.json", OUT_HINT) as tmp:
         print("est-compile: writing Verilog through yosys ...", flush=True)
         cycles = write_build(tmp, graph, stimulus, trace, args.lanes, not args.no_trace)

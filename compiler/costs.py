@@ -113,7 +113,9 @@ def longest_path(graph: Graph, rows: list[Stage], key: str) -> int:
 
 def cost_report(graph: Graph, lanes: int, board: Board, state_in_logic: bool,
                 measured_cycles: int | None = None) -> dict:
-    """The per-node table and totals (JSON-ready), with the logic fit check's verdict."""
+    """The per-node table and totals (JSON-ready), with the logic fit check's verdict
+    (:func:`~est.boards.spec.logic_verdict` of the totals; when over, it names the largest nodes
+    and what would help)."""
     rows = stages(graph, lanes, board, state_in_logic)
     for s in rows:
         s.luts, s.ffs = round(s.luts * LUT_CALIBRATION), round(s.ffs * FF_CALIBRATION)
@@ -121,9 +123,18 @@ def cost_report(graph: Graph, lanes: int, board: Board, state_in_logic: bool,
              for key in ("synaptic_ops", "memory_bits", "block_rams", "luts", "ffs")}
     for key in ("dense_bound", "memory_bound"):
         total[key] = longest_path(graph, rows, key)
+    advice = ("use " + ("fewer lanes (--lanes), " if lanes > 1 else "")
+              + "a smaller model (fewer or narrower layers: the largest nodes are named above), "
+              + "or a larger board" + ("" if board.name == "ulx3s-85f" else " (--board ulx3s-85f)"))
+    verdict = logic_verdict(logic_use(total, board), board, ESTIMATOR,
+                            f"the model on {board.name} at lanes {lanes}", advice)
+    if verdict["verdict"] == "over":
+        worst = sorted(rows, key=lambda s: -(s.luts + s.ffs))[:3]
+        verdict["message"] += (" (largest nodes, LUT4s + flip-flops: "
+                               + ", ".join(f"{s.name} {s.luts + s.ffs}" for s in worst) + ")")
     return {"board": board.name, "lanes": lanes, "membranes": "logic" if state_in_logic
             else "block RAM", "stages": [asdict(s) for s in rows], "total": total,
-            "cycles_per_bin": measured_cycles, "logic_fit": _logic_fit(rows, total, lanes, board)}
+            "cycles_per_bin": measured_cycles, "logic_fit": verdict}
 
 
 def format_table(report: dict) -> str:
@@ -169,22 +180,6 @@ def logic_use(total: dict, board: Board) -> int:
                                                                            total["ffs"])
 
 
-def _logic_fit(rows: list[Stage], total: dict, lanes: int, board: Board) -> dict:
-    """:func:`~est.boards.spec.logic_verdict` of a :func:`cost_report`'s totals; when over, it
-    names the largest nodes and what would help."""
-    advice = ("use " + ("fewer lanes (--lanes), " if lanes > 1 else "")
-              + "a smaller model (fewer or narrower layers: the largest nodes are named above), "
-              + "or a larger board" + (" (--board ulx3s-85f)" if board.name != "ulx3s-85f"
-                                       else ""))
-    verdict = logic_verdict(logic_use(total, board), board, ESTIMATOR,
-                            f"the model on {board.name} at lanes {lanes}", advice)
-    if verdict["verdict"] == "over":
-        worst = sorted(rows, key=lambda s: -(s.luts + s.ffs))[:3]
-        verdict["message"] += (" (largest nodes, LUT4s + flip-flops: "
-                               + ", ".join(f"{s.name} {s.luts + s.ffs}" for s in worst) + ")")
-    return verdict
-
-
 def block_rams(graph: Graph, lanes: int, board: Board, state_in_logic: bool) -> dict[str, int]:
     """Block RAMs by node (nodes with none left out)."""
     rams: dict[str, int] = {}
@@ -194,17 +189,19 @@ def block_rams(graph: Graph, lanes: int, board: Board, state_in_logic: bool) -> 
     return rams
 
 
-def memory_plan(graph: Graph, lanes: int, board: Board) -> tuple[bool, dict[str, int]]:
+def memory_plan(graph: Graph, lanes: int, board: Board,
+                strict: bool = True) -> tuple[bool, dict[str, int]]:
     """Where the dataflow top keeps its membranes on ``board``: in block RAM when the weight
     ROMs and the membranes fit the board's block RAMs together (in flip-flops a membrane costs
     about ``v_bits`` logic cells), else in logic. Returns ``(state_in_logic, block RAMs by
-    node)``; an :class:`EstError` when even the weight ROMs alone do not fit."""
+    node)``; when even the weight ROMs alone do not fit, an :class:`EstError` (without
+    ``strict``: membranes in logic)."""
     in_ram = block_rams(graph, lanes, board, state_in_logic=False)
     if sum(in_ram.values()) <= board.brams:
         return False, in_ram
     rams = block_rams(graph, lanes, board, state_in_logic=True)
     used = sum(rams.values())
-    if used > board.brams:
+    if strict and used > board.brams:
         worst = sorted(rams.items(), key=lambda kv: -kv[1])[:3]
         raise EstError(
             f"the model does not fit {board.name}: its weight ROMs need about {used} block "
@@ -218,10 +215,7 @@ def memory_plan(graph: Graph, lanes: int, board: Board) -> tuple[bool, dict[str,
 def logic_fit(graph: Graph, lanes: int, board: Board) -> dict:
     """The fit check's logic verdict for ``graph`` at ``lanes`` on ``board`` (membranes where
     :func:`memory_plan` puts them; in logic when the weight ROMs alone do not fit)."""
-    try:
-        state_in_logic = memory_plan(graph, lanes, board)[0]
-    except EstError:
-        state_in_logic = True
+    state_in_logic = memory_plan(graph, lanes, board, strict=False)[0]
     return cost_report(graph, lanes, board, state_in_logic)["logic_fit"]
 
 

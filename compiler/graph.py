@@ -244,7 +244,6 @@ class Graph:
             if integer and specs[n.name].form == "current" and len(consumers[n.name]) != 1:
                 raise IRError(n.name, "inputs", f"a current feeds exactly one neuron array, "
                                                 f"this one feeds {consumers[n.name]}")
-        for n in self.nodes:
             if not consumers[n.name] and n.name not in self.outputs:
                 raise IRError(n.name, "inputs", "no node reads this one and it is not an "
                                                 "output: its stream would stall the network")

@@ -33,8 +33,8 @@ def configure_sim(parser: argparse.ArgumentParser) -> None:
                         help="simulator: Verilator or Icarus (cocotb testbench on top.v), or "
                              "amaranth (amaranth.sim on the network elaborated from ir.json)")
     parser.add_argument("--stimulus", type=Path,
-                        help=".npy [bins, n_in] of 0/1 spikes (default: the build's "
-                             "stimulus.npy)")
+                        help=".npy [bins, n_in] of counts within the input width, 0/1 for "
+                             "spikes (default: the build's stimulus.npy)")
     parser.add_argument("--stall-seed", type=int, help="random valid/ready stalls, this seed")
     parser.add_argument("--waves", action="store_true", help="write waves (FST or VCD)")
     parser.add_argument("--netlist", metavar="BOARD",
@@ -103,8 +103,7 @@ def format_comparison(c: Comparison, golden: Trace) -> str:
         detail = ", ".join(f"{t} {n}" for t, n in tensors.items())
         count, noun = mismatches(total).split()
         lines.append(f"  {layer:<16}{count:>8} {noun} ({detail})")
-    if c.first is not None:
-        f = c.first
+    if (f := c.first) is not None:
         layer, tensor = f.tensor.split("/")
         lines.append(f"first divergence: layer {layer}, tensor {tensor}, channel {f.channel}, "
                      f"bin {f.bin}: golden {f.expected}, RTL {f.actual}")

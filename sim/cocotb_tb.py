@@ -1,7 +1,7 @@
 """cocotb 2.x testbench of a compiled top: drive the stimulus, record every output word.
 
 Loaded by the simulator; :mod:`est.sim.rtl` starts it with its arguments in the environment:
-``EST_TOP_JSON`` (top.json of the build), ``EST_STIMULUS`` (.npy of [bins, n_in] spikes),
+``EST_TOP_JSON`` (top.json of the build), ``EST_STIMULUS`` (.npy of [bins, n_in] input counts),
 ``EST_OUT`` (.npz to write: output words and handshake cycles) and, optional, ``EST_STALL_SEED``
 (random valid/ready stalls with that seed), ``EST_RESET_AT`` (pulse ``rst`` once that many bins have
 come out; a new stream starts there), ``EST_GOLDEN`` (the golden trace of this stimulus; the

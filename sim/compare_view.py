@@ -35,13 +35,6 @@ RASTER = "raster:"  # + tensor name
 COLORBAR = "colorbar:"  # + tensor name
 
 
-def _window(c: Comparison, bins: int) -> slice:
-    """At most ``MAX_BINS`` bins, centred on the first divergence where the trace allows."""
-    centre = c.first.bin if c.first is not None else 0
-    start = max(0, min(centre - MAX_BINS // 2, bins - MAX_BINS))
-    return slice(start, min(start + MAX_BINS, bins))
-
-
 def _difference_panel(ax, golden: Trace, rtl: Trace, c: Comparison, win: slice) -> None:
     """Every compared tensor as a band of unit height (channel ``ch`` of ``n`` at
     ``band + (ch + 0.5) / n``, first tensor on top); a mark wherever the RTL differs."""
@@ -113,7 +106,9 @@ def _raster(ax, cax, name: str, g: np.ndarray, r: np.ndarray, c: Comparison, t0:
 
 def figure(golden: Trace, rtl: Trace, c: Comparison):
     """The comparison as a matplotlib figure: the difference panel, then a raster per tensor."""
-    win = _window(c, golden.bins)
+    # at most MAX_BINS bins, centred on the first divergence where the trace allows
+    start = max(0, min((c.first.bin if c.first else 0) - MAX_BINS // 2, golden.bins - MAX_BINS))
+    win = slice(start, min(start + MAX_BINS, golden.bins))
     n = len(c.tensors)
     rows = math.ceil(n / COLUMNS)
     diff_h = max(1.3, BAND_HEIGHT * n + 0.5)

@@ -186,10 +186,14 @@ def test_rate_is_applied_to_an_est_and_one_is_singular(tmp_path):
                          res.stdout + res.stderr)
 
 
-def test_lanes_auto_says_1_lane_fits():
-    from est.boards.spec import get_board
-    from est.compiler.cli import auto_lanes_message
+def test_lanes_auto_says_1_lane_fits(tmp_path):
+    """Spiking MLPs whose widest layer has 1 and 8 neurons: --lanes auto takes all of them."""
+    from est.sw.spiking_mlp import make_model, save_checkpoint
 
-    board = get_board("icebreaker")
-    assert auto_lanes_message(1, board) == "est-compile: --lanes auto: 1 lane fits icebreaker"
-    assert auto_lanes_message(8, board) == "est-compile: --lanes auto: 8 lanes fit icebreaker"
+    for width, said in ((1, "1 lane fits"), (8, "8 lanes fit")):
+        model = tmp_path / f"w{width}.pt"
+        save_checkpoint(make_model(n_in=4, hidden=(width,), n_out=width), model)
+        res = est("compile", model, "-o", tmp_path / f"w{width}", "--bins", "2", "--lanes",
+                  "auto")
+        assert res.returncode == 0, res.stderr
+        assert f"est-compile: --lanes auto: {said} icebreaker (estimate)\n" in res.stdout
