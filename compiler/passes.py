@@ -102,24 +102,30 @@ class Quantizer:
 def quantize(graph: Graph, weight_bits: int) -> tuple[Graph, dict]:
     """The integer graph (validated): in node order, every operation with weights
     (``quantize``: a convolution, a recurrence; per output channel ``j``, ``s_j = qmax /
-    max|W_j|`` over every weight feeding it) and the neuron array they feed (``rescale``) with
-    their scale; a neuron array that no weights feed (SSA's LIF) is rescaled by 1. The report
-    gives per neuron array the scale range and the thresholds."""
+    max|W_j|`` over every weight feeding it, ``qmax = 2**(weight_bits - 1) - 1``, or the width
+    a leaky readout asks for, its ``weight_bits``) and the neuron array they feed (``rescale``)
+    with their scale; a neuron array that no weights feed (SSA's LIF) is rescaled by 1. The
+    report gives per neuron array the scale range, the weight width and the thresholds."""
     if "betas" in graph.meta.get("float", {}):
         raise EstError(f"graph '{graph.name}': run the leak pass before quantize")
     sources = _float_meta(graph, "sources")
     consumers = graph.consumers()
-    ops, scales, layers = {}, {}, {}
+    ops, scales, layers, wbits = {}, {}, {}, {}
     for n in graph.nodes:
         op, q = n.op, Quantizer(weight_bits, n.name, sources)
         if hasattr(op, "quantize"):  # a recurrence's weights feed its own neurons
             target = n.name if hasattr(op, "v_bits") else consumers[n.name][0]
-            op, scales[target] = op.quantize(q, graph.node(target).op)
+            fed = graph.node(target).op
+            if hasattr(fed, "weight_bits"):  # a leaky readout: wider weights
+                wbits[target] = fed.weight_bits(weight_bits)
+                q = Quantizer(wbits[target], n.name, sources)
+            op, scales[target] = op.quantize(q, fed)
         elif hasattr(op, "rescale"):
             op = op.rescale(q, scales.get(n.name, 1.0))
         if hasattr(op, "v_bits"):
             s = scales.get(n.name, 1.0)
-            layers[n.name] = {"scale_min": float(np.min(s)), "scale_max": float(np.max(s))}
+            layers[n.name] = {"scale_min": float(np.min(s)), "scale_max": float(np.max(s)),
+                              "weight_bits": wbits.get(n.name, weight_bits)}
             if hasattr(op, "threshold"):
                 layers[n.name].update(threshold_min=int(op.threshold.min()),
                                       threshold_max=int(op.threshold.max()))

@@ -14,7 +14,8 @@ Config (TOML or YAML), every key optional:
              baseline is tuned over, on the validation split); eval_every (steps between
              validation scores, 0: none), patience (scores without a gain before training
              stops, 0: never early), context_bins (bins before an evaluated split that the
-             models run on first, their state carried in)
+             models run on first, their state carried in), burn_in (bins at the start of
+             each training crop that the model runs on but the loss does not score)
 
 Flags override the file: ``--set model.d_model=16 --set train.steps=50``.
 
@@ -84,12 +85,13 @@ class TrainConfig:
     eval_every: int = 50
     patience: int = 0
     context_bins: int = 64
+    burn_in: int = 0
 
     def validate(self, prefix: str = "train.") -> "TrainConfig":
         """Check every field; raise EstError naming the first one at fault."""
         k = prefix
         for name, low in (("steps", 1), ("qat_steps", 0), ("batch", 1), ("seq_len", 2),
-                          ("eval_every", 0), ("patience", 0), ("context_bins", 0)):
+                          ("eval_every", 0), ("patience", 0), ("context_bins", 0), ("burn_in", 0)):
             check_whole(k + name, getattr(self, name), low)
         check_number(k + "lr", self.lr, above=0)
         check_number(k + "weight_decay", self.weight_decay, at_least=0)
@@ -275,15 +277,19 @@ def _loss(log_rates, target, cfg: TrainConfig, log_disp):
 
 def fit(model: EST, train: Recording, cfg: TrainConfig, steps: int, desc: str,
         progress: bool = True, validate=None) -> dict:
-    """AdamW, warm-up then cosine decay, gradient clipping, on random crops of ``train``.
+    """AdamW, warm-up then cosine decay, gradient clipping, on random crops of ``train``
+    (``cfg.burn_in + cfg.seq_len`` bins, the loss over the last ``seq_len``: a slow state
+    warms up first, as it does at evaluation on ``cfg.context_bins``).
 
     ``validate`` (a function returning the model's validation score, higher is better) is
     called every ``cfg.eval_every`` steps and after the last; the model ends with the weights
     of the best score (model selection), and training stops early after ``cfg.patience``
     scores without a gain (0: never). Returns the losses, the scores and the step chosen."""
-    if len(train.counts) < cfg.seq_len + 2:
-        raise EstError(f"training split has {len(train.counts)} bins, fewer than seq_len + 2 = "
-                       f"{cfg.seq_len + 2}; use more data or a shorter [train] seq_len")
+    crop = cfg.burn_in + cfg.seq_len
+    if len(train.counts) < crop + 2:
+        raise EstError(f"training split has {len(train.counts)} bins, fewer than burn_in + "
+                       f"seq_len + 2 = {crop + 2}; use more data or a shorter [train] seq_len "
+                       f"or burn_in")
     rng = np.random.default_rng(cfg.seed)
     log_disp = torch.zeros(train.counts.shape[1], requires_grad=True)
     params = list(model.parameters()) + ([log_disp] if cfg.loss == "negbin" else [])
@@ -295,13 +301,13 @@ def fit(model: EST, train: Recording, cfg: TrainConfig, steps: int, desc: str,
         scored.append({"step": 0, "val_bits_per_spike": best[0]})
     bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
     for step in bar:
-        starts = rng.integers(0, len(counts) - cfg.seq_len - 1, cfg.batch)
-        idx = torch.as_tensor(starts)[None, :] + torch.arange(cfg.seq_len + 1)[:, None]
+        starts = rng.integers(0, len(counts) - crop - 1, cfg.batch)
+        idx = torch.as_tensor(starts)[None, :] + torch.arange(crop + 1)[:, None]
         seq = counts[idx]  # [L+1, B, N]
         for group in opt.param_groups:
             group["lr"] = _lr(step, steps, cfg)
         out = model(seq[:-1], torch.as_tensor(starts))
-        loss = _loss(out, seq[1:], cfg, log_disp)
+        loss = _loss(out[cfg.burn_in:], seq[1 + cfg.burn_in:], cfg, log_disp)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.clip)
@@ -418,21 +424,24 @@ def start_readout(model: EST, mean_rates: np.ndarray, glm: GLM | None) -> None:
     """Start the readout at the mean-rate model, or (with ``glm``, for an EST whose readout
     reads the input counts) at that GLM: bias and input-history weights from it, the weights
     of the spikes at zero, so that training starts from the tuned baseline. A leaky readout
-    (``r <- beta r + c``) settles at ``c / (1 - beta)``, so what it is given is scaled by
-    ``1 - beta``."""
-    gain = 1.0 - model.readout_beta
+    ``r <- beta r + c`` settles at ``c / (1 - beta)``: its bias is scaled by ``1 - beta``, and
+    its input weights are the GLM's through ``1 - beta z^-1`` (``W'[l] = W[l] - beta W[l - 1]``,
+    one lag longer than the GLM's history), so that ``r`` equals the GLM's log-rate once warm."""
+    beta = model.readout_beta
     with torch.no_grad():
         if glm is None:
             model.readout.bias.copy_(torch.as_tensor(np.log(np.maximum(mean_rates, 1e-3))
-                                                     * gain))
+                                                     * (1.0 - beta)))
             return
         d = model.cfg.d_model
-        model.readout.bias.copy_(torch.as_tensor(glm.bias * gain))
+        model.readout.bias.copy_(torch.as_tensor(glm.bias * (1.0 - beta)))
         model.readout.weight.zero_()
         # GLM weights[n, m, lag - 1] act on y[t - lag]; readout row t predicts bin t + 1 from
         # x[t - l], l = lag - 1
-        model.readout.weight[:glm.history, :, d:] = torch.as_tensor(
-            glm.weights.transpose(2, 0, 1) * gain)
+        w = torch.as_tensor(glm.weights.transpose(2, 0, 1), dtype=torch.float32)
+        model.readout.weight[:glm.history, :, d:] = w
+        if beta:
+            model.readout.weight[1:glm.history + 1, :, d:] -= beta * w
 
 
 def clipped_counts(rec: Recording, input_bits: int) -> dict:
@@ -457,11 +466,13 @@ def train_model(data: dict, mcfg: ESTConfig, tcfg: TrainConfig,
     mean_rates = train.counts.mean(axis=0)
     glm = None
     if mcfg.input_to_readout:
-        histories = [h for h in tcfg.glm_history if h <= mcfg.readout_kernel]
+        longest = mcfg.readout_kernel - (model.readout_beta > 0)  # a leaky readout: one lag more
+        histories = [h for h in tcfg.glm_history if h <= longest]
         if not histories:
-            config_error(f"model.readout_kernel = {mcfg.readout_kernel} is shorter than every "
-                         f"train.glm_history {list(tcfg.glm_history)}; the input path starts "
-                         f"as the GLM, so give a history it can hold")
+            leaky = " (less the lag a leaky readout needs)" if model.readout_beta else ""
+            config_error(f"model.readout_kernel = {mcfg.readout_kernel}{leaky} is shorter than "
+                         f"every train.glm_history {list(tcfg.glm_history)}; the input path "
+                         f"starts as the GLM, so give a history it can hold")
         glm, grid = tune_glm(train, val, histories, tcfg.glm_l2)
     start_readout(model, mean_rates, glm)
     # the GLM the input path started from is the baseline when it was tuned over the whole grid

@@ -158,6 +158,24 @@ def test_leak_then_quantize_by_hand(tmp_path):
         quantize(huge, 8)
 
 
+def test_a_leaky_readout_takes_leak_shift_more_weight_bits():
+    """A readout with leak shift k settles within 2**k units: the conv feeding it is quantized
+    at weight_bits + k (capped at 16); the other arrays keep weight_bits."""
+    graph = _float_graph()
+    betas = {**graph.meta["float"]["betas"], "out": 1 - 2 ** -3}
+    leaky, _ = leak(replace(graph, meta={"float": {**graph.meta["float"], "betas": betas}}), 23)
+    assert leaky.node("out").op.leak_shift == 3
+    q, report = quantize(leaky, 8)
+    assert q.node("out.syn").op.weight[0].tolist() == [[1023, 0], [0, -1023]]  # 2**(11-1) - 1
+    np.testing.assert_allclose(q.node("out").op.scale, [1023 / 4, 1023 / 0.001])
+    assert report["layers"]["out"]["weight_bits"] == 11
+    assert report["layers"]["a"]["weight_bits"] == 8
+    assert q.node("a.syn").op.weight[0, 0].tolist() == [64, -127, 32]
+    q14, report14 = quantize(leaky, 14)
+    assert report14["layers"]["out"]["weight_bits"] == 16
+    assert q14.node("out.syn").op.weight[0].max() == 2 ** 15 - 1
+
+
 def test_compile_graph_runs_the_pipeline_and_merges_the_reports():
     graph, report = compile_graph(_float_graph(), random_stimulus(3, 40, 3, 0.5), 8, 24)
     assert report["calibration_bins"] == 40 and report["weight_bits"] == 8

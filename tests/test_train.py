@@ -464,6 +464,44 @@ def test_the_input_path_starts_as_the_tuned_glm():
                     False)
 
 
+def test_a_leaky_input_path_starts_as_the_glm_once_warm():
+    """A leaky readout (shift 3) reading the input counts starts at the GLM through
+    ``1 - beta z^-1``: after the warm-up its log-rates are the GLM's, bin for bin, and the
+    readout kernel must hold one lag more than the GLM's history."""
+    from est.sw.glm import fit_glm
+    from est.sw.train import float_log_rates, get_data, start_readout, train_model
+
+    data = {"n_neurons": 5, "bins": 1500, "seed": 3}
+    train, val, _ = get_data(data)
+    glm = fit_glm(train, 3, 1e-3)
+    model = EST(ESTConfig(n_in=5, n_out=5, d_model=8, mlp_hidden=8, input_bits=3,
+                          input_to_readout=True, readout_kernel=4, readout_leak_shift=3))
+    start_readout(model, train.counts.mean(axis=0), glm)
+    assert model.readout.weight[3, :, 8:].abs().sum() > 0  # the extra lag is used
+    counts = np.vstack([train.counts[-200:], val.counts])
+    out = float_log_rates(model, counts)[200 - 1:-1]  # row t predicts bin t + 1
+    np.testing.assert_allclose(out, glm.predict_log_rates(val, train), atol=1e-4)
+    tcfg = TrainConfig(steps=1, qat_steps=0, glm_history=(3, 5), glm_l2=(1e-3,))
+    with pytest.raises(EstError, match=r"model.readout_kernel = 3 \(less the lag a leaky "
+                                       r"readout needs\) is shorter than every"):
+        train_model(data, replace(model.cfg, readout_kernel=3), tcfg, False)
+
+
+def test_burn_in_bins_run_but_are_not_scored():
+    """Training crops are burn_in + seq_len bins; a split too short for them is refused with
+    both named."""
+    from est.sw.train import fit, get_data
+
+    train, _, _ = get_data({"n_neurons": 4, "bins": 600, "seed": 1})
+    model = EST(ESTConfig(n_in=4, n_out=4, d_model=8, mlp_hidden=8))
+    seen = []
+    model.register_forward_hook(lambda m, args, out: seen.append(args[0].shape[0]))
+    fit(model, train, TrainConfig(steps=2, seq_len=16, burn_in=32, batch=2), 2, "t", False)
+    assert seen == [48, 48]
+    with pytest.raises(EstError, match=r"fewer than burn_in \+ seq_len \+ 2 = 421"):
+        fit(model, train, TrainConfig(seq_len=18, burn_in=401), 1, "t", False)
+
+
 def bits_per_spike_of(glm, rec, before):
     from est.sw.metrics import bits_per_spike
 

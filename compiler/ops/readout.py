@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from est.compiler.graph import MAX_BITS, IRError, Op, Spec, check_shape
+from est.compiler.graph import MAX_BITS, WEIGHT_MAX_BITS, IRError, Op, Spec, check_shape
 from est.sim import golden
 
 
@@ -38,6 +38,13 @@ class Readout(Op):
         if not (np.isfinite(self.scale).all() and (self.scale > 0).all()):
             raise IRError(node, "scale", "expected finite positive floats")
         return Spec(x.n, self.v_bits, True)
+
+    def weight_bits(self, bits: int) -> int:
+        """The width of the weights that feed it: ``bits``, plus ``leak_shift`` for a leaky
+        one (at most 16). Its leak ``r >>> k`` drops the low ``k`` bits, so it settles anywhere
+        in a band ``2**k`` units wide: ``k`` more bits on the weights keep that band as narrow,
+        against the weights, as one unit is for a readout without leak."""
+        return min(bits + (self.leak_shift or 0), WEIGHT_MAX_BITS)
 
     def rescale(self, q, scale):
         """Keeps the scale of the weights that feed it (:func:`est.compiler.passes.quantize`)."""
