@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from est.compiler.graph import WEIGHT_MAX_BITS
 from est.compiler.ops.input import MAX_INPUT_BITS
 from est.sim.golden import RESET_MODES, cpg_table
 from est.sw.data import (
@@ -256,10 +257,14 @@ class EST(nn.Module):
         self.readout_beta = beta_from_shift(cfg.readout_leak_shift)
 
     def set_fake_quant(self, bits: int | None) -> None:
-        """Round every convolution weight to ``bits`` in the forward pass (None: off)."""
+        """Round every convolution weight to ``bits`` in the forward pass (None: off); the
+        readout's to ``bits + readout_leak_shift`` (at most 16), as the compiler quantizes it."""
         for module in self.modules():
             if isinstance(module, _Conv):
                 module.fake_quant_bits = bits
+        if bits is not None:
+            self.readout.fake_quant_bits = min(bits + (self.cfg.readout_leak_shift or 0),
+                                               WEIGHT_MAX_BITS)
 
     def forward(self, x: torch.Tensor, start: int | torch.Tensor = 0) -> torch.Tensor:
         """``start``: the bin index of ``x[0]`` in its stream (CPG position), one per batch

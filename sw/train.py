@@ -372,17 +372,23 @@ def float_log_rates(model: EST, counts: np.ndarray) -> np.ndarray:
     return out
 
 
-def integer_log_rates(model: EST, train: Recording, counts: np.ndarray, weight_bits: int):
-    """The integer EST's outputs over ``counts`` (readout values / scale), its graph and the
-    quantization report; calibrated on the training split."""
+def integer_log_rates(model: EST, train: Recording, counts: np.ndarray, weight_bits: int,
+                      scored: int | None = None):
+    """The integer EST's outputs over ``counts`` (readout values / scale), the firing rate of
+    every spike tensor of its graph (a 1-bit trace field: spikes per neuron per bin) over the
+    last ``scored`` bins (default all), and the quantization report; calibrated on the
+    training split."""
     from est.compiler.est_frontend import quantize_est
     from est.sw.integer import integer_forward
 
     top = 2 ** model.cfg.input_bits - 1
     calib = np.minimum(train.counts[:2000], top)
     graph, report = quantize_est(model, "est", calib, weight_bits=weight_bits)
-    values = integer_forward(graph, np.minimum(counts, top))["readout/v"]
-    return values / graph.node("readout").op.scale, graph, report
+    tensors = integer_forward(graph, np.minimum(counts, top))
+    last = slice(-(scored or len(counts)), None)
+    firing = {f.name: round(float(tensors[f.name][last].mean()), 6) for f in graph.fields()
+              if f.bits == 1 and not f.signed and not f.name.startswith("input/")}
+    return tensors["readout/v"] / graph.node("readout").op.scale, firing, report
 
 
 def save_checkpoint(model: EST, path: Path, extra: dict) -> None:
@@ -508,10 +514,10 @@ def evaluate(trained: Trained, baselines: bool = True) -> dict:
         out = float_log_rates(model, with_context(rec, before[split], bins))
         result["float"][split] = scores(rec, next_bin(out, rec.n_bins, mean_rates))
     if model.cfg.mode == "snn":
-        ilr, _, qreport = integer_log_rates(model, train, with_context(test, val, bins),
-                                            trained.tcfg.weight_bits)
+        ilr, firing, qreport = integer_log_rates(model, train, with_context(test, val, bins),
+                                                 trained.tcfg.weight_bits, test.n_bins)
         result["integer"] = {"test": scores(test, next_bin(ilr, test.n_bins, mean_rates)),
-                             "quantization": qreport}
+                             "firing_rates": firing, "quantization": qreport}
     if baselines:
         tcfg = trained.tcfg
         glm, grid = trained.baseline or tune_glm(train, val, tcfg.glm_history, tcfg.glm_l2)

@@ -85,7 +85,7 @@ def test_train_reads_yaml_and_a_different_seed_differs(tiny_run, tmp_path):
     (["--set", "model.count_threshold=0"], "model.count_threshold must be at least 1, got 0"),
     (["--set", "model.kernels=[0]"], "model.kernels[0] must be at least 1, got 0"),
     (["--set", "model.heads=3"], "model.heads = 3 does not divide model.d_model = 8"),
-    (["--set", "train.seq_len=5000"], "fewer than seq_len + 2"),
+    (["--set", "train.seq_len=5000"], "fewer than burn_in + seq_len + 2"),
     (["--config", "missing.toml"], "no such config file"),
 ])
 def test_bad_configs_are_refused(tmp_path, args, needle):
@@ -521,6 +521,10 @@ def test_est_train_with_count_inputs_end_to_end(tmp_path):
     assert clip["input_bits"] == 3 and clip["max_count"] >= 2
     assert np.isfinite(metrics["integer"]["test"]["bits_per_spike"])
     assert metrics["context_bins"] == 64 and metrics["selection"]["chosen_step"] is not None
+    firing = metrics["integer"]["firing_rates"]  # every 1-bit tensor, over the test split
+    assert {"embed/spikes", "b0.attn/spikes", "b1.q/spikes"} <= set(firing)
+    assert all(0 <= r <= 1 for r in firing.values()) and "readout/v" not in firing
+    assert not any(name.startswith("input/") for name in firing)
     build = tmp_path / "build"
     res = cli("est-compile", out / "model.pt", "-o", build, "--bins", "20")
     assert res.returncode == 0, res.stderr
