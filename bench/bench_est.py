@@ -1,12 +1,21 @@
-"""Benchmark of the default small EST on the synthetic population: writes bench/results/est.json.
+"""Model quality of est-train's recipe, with the spread over seeds and an ablation: writes
+bench/results/est.json.
 
-Trains, on the same data and budget, the default EST (all five parts on), the same architecture
-in ANN mode, and the default with each part removed in turn (ablation), two runs at a time with
-one thread each (2 CPU cores). Reports held-out (test split) bits/spike, Poisson NLL and R^2 for
-the float EST, the integer EST (the golden-model semantics, weights 8 bits), the ANN, a fitted
-coupled Poisson GLM and the true rates (upper bound), and the float-to-integer gap.
+For each data set (``DATASETS``: the standard synthetic population, and its first 800 bins as a
+short recording), the GLM tuned on the validation split over est-train's whole grid (history
+lengths x L2 weights, :func:`est.sw.glm.tune_glm`), the true rates and the training split's
+mean rates are scored once; then every variant (``VARIANTS``: the default EST, the same in ANN
+mode, and the default with one part removed: attention, CPG, TPU, SEW, RSM, the input path into
+the readout, the readout's leak) is trained with seeds 0..N-1 (model and training seed; the data
+are the same). Per run: NLB bits per spike on the test split for the float and the integer EST
+(8-bit weights, the golden model's arithmetic), the validation score the weights were chosen
+on, the attention's firing rate; per variant the mean, min and max over seeds and the
+difference of the means from the default (a part whose removal does not lower the score does
+not help on that data set). ``--jobs`` runs at a time, one thread each; the JSON is written
+after every run (``complete`` false until the last).
 
-    .venv/bin/python bench/bench_est.py [--out bench/results/est.json] [--steps N]
+    .venv/bin/python bench/bench_est.py [--seeds 3] [--dataset NAME ...] [--variant NAME ...]
+        [--steps N] [--jobs 2] [--out bench/results/est.json]
 """
 
 import argparse
@@ -17,9 +26,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from est.sw.est import ESTConfig
-from est.sw.train import TrainConfig, run
+import numpy as np
 
+DATASETS = {"standard": {"seed": 0}, "short": {"seed": 0, "bins": 800}}
 VARIANTS = {
     "default": {},
     "ann": {"mode": "ann"},
@@ -28,63 +37,135 @@ VARIANTS = {
     "no_tpu": {"tpu": False},
     "no_sew": {"sew": "none"},
     "no_rsm": {"rsm": 0.0},
+    "no_input_path": {"input_to_readout": False, "readout_kernel": 1},
+    "no_readout_leak": {"readout_leak_shift": 0},
 }
+FIGURES = ("float_test", "integer_test", "float_val")
 
 
-def _job(name: str, steps: int) -> tuple[str, dict]:
+def baselines(dataset: str) -> tuple[str, dict]:
+    """The tuned GLM, the true rates and the training mean on one data set (test split)."""
     import torch
 
+    from est.sw.glm import tune_glm
+    from est.sw.train import TrainConfig, get_data, scores
+
     torch.set_num_threads(1)
-    tcfg = replace(TrainConfig(), steps=steps)
-    _, result, _ = run({}, replace(ESTConfig(), **VARIANTS[name]), tcfg, progress=False,
-                       baselines=name == "default")
-    return name, result
+    t0 = time.perf_counter()
+    train, val, test = get_data(DATASETS[dataset])
+    glm, grid = tune_glm(train, val, TrainConfig().glm_history, TrainConfig().glm_l2)
+    mean = np.broadcast_to(np.log(np.maximum(train.counts.mean(axis=0), 1e-3)), test.counts.shape)
+    return dataset, {
+        "glm": {"test": scores(test, glm.predict_log_rates(test, val))["bits_per_spike"],
+                "val": scores(val, glm.predict_log_rates(val, train))["bits_per_spike"],
+                "history": glm.history, "l2": glm.l2, "grid": grid},
+        "true_rates": scores(test, np.log(test.rates))["bits_per_spike"],
+        "train_mean": scores(test, mean)["bits_per_spike"],
+        "bins": {"train": train.n_bins, "val": val.n_bins, "test": test.n_bins},
+        "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def job(dataset: str, variant: str, seed: int, steps: int | None) -> tuple[str, str, int, dict]:
+    """One training and evaluation of a variant with a seed."""
+    import torch
+
+    from est.sw.est import ESTConfig
+    from est.sw.train import TrainConfig, run
+
+    torch.set_num_threads(1)
+    mcfg = replace(ESTConfig(), seed=seed, **VARIANTS[variant])
+    tcfg = replace(TrainConfig(), seed=seed, **({} if steps is None else {"steps": steps}))
+    _, result, _ = run(DATASETS[dataset], mcfg, tcfg, progress=False, baselines=False)
+    firing = result.get("integer", {}).get("firing_rates", {})
+    return dataset, variant, seed, {
+        "float_test": result["float"]["test"]["bits_per_spike"],
+        "float_val": result["float"]["val"]["bits_per_spike"],
+        "integer_test": result.get("integer", {}).get("test", {}).get("bits_per_spike"),
+        "attention_firing": {k: v for k, v in firing.items() if ".attn/" in k},
+        "chosen_step": result["selection"]["chosen_step"], "seconds": result["seconds"]}
+
+
+def spread(values: list[float]) -> dict:
+    return {"mean": float(np.mean(values)), "min": float(np.min(values)),
+            "max": float(np.max(values)), "n": len(values)}
+
+
+def summarize(runs: dict, base: dict) -> dict:
+    """Per data set and variant: the spread of every figure, and the difference of its mean
+    from the default's; the GLM and the other baselines beside them."""
+    out = {}
+    for dataset, by_variant in runs.items():
+        rows = {}
+        for variant, by_seed in by_variant.items():
+            rows[variant] = {f: spread([r[f] for r in by_seed.values()]) for f in FIGURES
+                             if by_seed and all(r[f] is not None for r in by_seed.values())}
+        default = rows.get("default", {}).get("float_test", {}).get("mean")
+        for row in rows.values():
+            if default is not None and "float_test" in row:
+                row["float_test_minus_default"] = row["float_test"]["mean"] - default
+        out[dataset] = {"baselines": base.get(dataset), "variants": rows}
+    return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per variant")
+    parser.add_argument("--dataset", action="append", choices=sorted(DATASETS))
+    parser.add_argument("--variant", action="append", choices=list(VARIANTS))
+    parser.add_argument("--steps", type=int, help="training steps (default: est-train's)")
+    parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("bench/results/est.json"))
-    parser.add_argument("--steps", type=int, default=TrainConfig().steps)
     args = parser.parse_args()
+    datasets, variants = args.dataset or list(DATASETS), args.variant or list(VARIANTS)
     t0 = time.perf_counter()
-    results = {}
-    with ProcessPoolExecutor(max_workers=2) as pool:
-        futures = [pool.submit(_job, name, args.steps) for name in VARIANTS]
+    base: dict = {}
+    runs: dict = {d: {v: {} for v in variants} for d in datasets}
+    total = len(datasets) * (1 + len(variants) * args.seeds)
+
+    def write(complete: bool) -> None:
+        out = {"complete": complete, "summary": summarize(runs, base), "runs": runs,
+               "datasets": {d: DATASETS[d] for d in datasets},
+               "variants": {v: VARIANTS[v] for v in variants}, "seeds": args.seeds,
+               "steps": args.steps, "wall_seconds": round(time.perf_counter() - t0, 1),
+               "machine": {"cpus": 2, "jobs": args.jobs, "python": platform.python_version()}}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(out, indent=2) + "\n")
+
+    done = 0
+    with ProcessPoolExecutor(args.jobs) as pool:
+        futures = [pool.submit(baselines, d) for d in datasets]
+        futures += [pool.submit(job, d, v, s, args.steps) for d in datasets for v in variants
+                    for s in range(args.seeds)]
         for future in futures:
-            name, result = future.result()
-            results[name] = result
-            print(f"  {name:<13} float {result['float']['test']['bits_per_spike']:.4f} "
-                  f"bits/spike ({result['seconds']} s)", flush=True)
-    default = results["default"]
-    f_bps = default["float"]["test"]["bits_per_spike"]
-    i_bps = default["integer"]["test"]["bits_per_spike"]
-    summary = {
-        "float_est": default["float"]["test"],
-        "integer_est": default["integer"]["test"],
-        "ann": results["ann"]["float"]["test"],
-        "glm": default["glm"]["test"],
-        "true_rates": default["true_rates"]["test"],
-        "integer_vs_float_relative_gap": abs(i_bps - f_bps) / abs(f_bps),
-    }
-    ablation = {name: {"float_bits_per_spike": r["float"]["test"]["bits_per_spike"],
-                       "integer_bits_per_spike": r.get("integer", {}).get("test", {})
-                       .get("bits_per_spike"),
-                       "train_seconds": r["seconds"]}
-                for name, r in results.items() if name != "ann"}
-    out = {"summary": summary, "ablation": ablation, "runs": results,
-           "wall_seconds": round(time.perf_counter() - t0, 1),
-           "machine": {"cpus": 2, "python": platform.python_version()}}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"\n{'model':<13} {'bits/spike':>10}")
-    for name in ("float_est", "integer_est", "ann", "glm", "true_rates"):
-        print(f"{name:<13} {summary[name]['bits_per_spike']:>10.4f}")
-    print(f"integer vs float gap: {100 * summary['integer_vs_float_relative_gap']:.2f}% (relative)")
-    print(f"\n{'ablation':<13} {'float':>8} {'integer':>8}")
-    for name, row in ablation.items():
-        print(f"{name:<13} {row['float_bits_per_spike']:>8.4f} "
-              f"{row['integer_bits_per_spike']:>8.4f}")
-    print(f"\nwrote {args.out} ({out['wall_seconds']} s)")
+            result = future.result()
+            done += 1
+            if len(result) == 2:
+                base[result[0]] = result[1]
+                print(f"bench_est [{done}/{total}] {result[0]}: GLM "
+                      f"{result[1]['glm']['test']:.4f} (history {result[1]['glm']['history']}, "
+                      f"l2 {result[1]['glm']['l2']:g}), true rates "
+                      f"{result[1]['true_rates']:.4f} bits/spike", flush=True)
+            else:
+                dataset, variant, seed, row = result
+                runs[dataset][variant][seed] = row
+                integer = row["integer_test"]
+                print(f"bench_est [{done}/{total}] {dataset} {variant} seed {seed}: float "
+                      f"{row['float_test']:.4f}, integer "
+                      f"{'-' if integer is None else f'{integer:.4f}'} bits/spike "
+                      f"({row['seconds']} s)", flush=True)
+            write(False)
+    write(True)
+    print(f"\n{'data set':<10} {'variant':<16} {'float test':>22} {'integer test':>12}")
+    for dataset, entry in summarize(runs, base).items():
+        b = entry["baselines"]
+        print(f"{dataset:<10} {'GLM (tuned)':<16} {b['glm']['test']:>22.4f}")
+        for variant, row in entry["variants"].items():
+            f = row["float_test"]
+            i = row.get("integer_test", {}).get("mean")
+            print(f"{dataset:<10} {variant:<16} {f['mean']:>8.4f} [{f['min']:.4f}, "
+                  f"{f['max']:.4f}] {'-' if i is None else f'{i:.4f}':>12}")
+    print(f"wrote {args.out} ({round(time.perf_counter() - t0)} s); NLB bits/spike on the test "
+          f"split, mean [min, max] over {args.seeds} seeds")
     return 0
 
 

@@ -39,10 +39,10 @@ from est.sw.neuron import SpikeFn, beta_from_shift, lif_sequence, recurrent_lif_
 class ESTConfig:
     n_in: int = 24
     n_out: int = 24
-    d_model: int = 32
+    d_model: int = 16
     blocks: int = 2
     heads: int = 2
-    mlp_hidden: int = 64
+    mlp_hidden: int = 32
     attention: str = "sdsa"  # sdsa | ssa | none
     window: int = 8
     kernels: tuple[int, ...] = (3, 5)  # Q/K/V kernel per block (grows with depth)
@@ -57,13 +57,13 @@ class ESTConfig:
     sew: str = "add"  # add | and | iand | none
     rsm: float = 0.5  # spike drop ratio in front of Q/K/V; 0 = off
     mode: str = "snn"  # snn | ann
-    leak_shift: int | None = 2  # beta = 1 - 2**-leak_shift; None: no leak ("none" in a config)
+    leak_shift: int | None = 5  # beta = 1 - 2**-leak_shift; None: no leak ("none" in a config)
     threshold: float = 1.0
     reset: str = "subtract"  # subtract | zero
-    readout_leak_shift: int | None = 0  # the readout integrator's; None: no leak
-    readout_kernel: int = 1  # bins of the last block's spikes (and inputs) the readout sees
-    input_to_readout: bool = False  # a linear path from the input counts into the readout
-    input_bits: int = 1  # input counts clipped to 2**input_bits - 1 (1: spikes)
+    readout_leak_shift: int | None = 4  # the readout integrator's; None: no leak
+    readout_kernel: int = 6  # bins of the last block's spikes (and inputs) the readout sees
+    input_to_readout: bool = True  # a linear path from the input counts into the readout
+    input_bits: int = 3  # input counts clipped to 2**input_bits - 1 (1: spikes)
     seed: int = 0
     extra: dict = field(default_factory=dict)
 

@@ -72,7 +72,7 @@ class TrainConfig:
     steps: int = 400
     batch: int = 16
     seq_len: int = 64
-    lr: float = 1e-2
+    lr: float = 3e-3
     weight_decay: float = 1e-2
     warmup: float = 0.05
     clip: float = 1.0
@@ -84,8 +84,8 @@ class TrainConfig:
     glm_l2: tuple = GLM_L2S
     eval_every: int = 50
     patience: int = 0
-    context_bins: int = 64
-    burn_in: int = 0
+    context_bins: int = 256
+    burn_in: int = 128
 
     def validate(self, prefix: str = "train.") -> "TrainConfig":
         """Check every field; raise EstError naming the first one at fault."""
