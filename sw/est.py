@@ -295,7 +295,14 @@ def config_dict(cfg: ESTConfig) -> dict:
     return d
 
 
+BEFORE_FIELD = {"readout_kernel": 1, "input_to_readout": False, "input_bits": 1}
+"""What a checkpoint written before these fields existed was trained with (their defaults are
+now other values): a one-bin readout of the spikes alone, and spike inputs."""
+
+
 def config_from_dict(d: dict) -> ESTConfig:
-    d = dict(d)
+    """The config of a checkpoint; a field it does not hold takes :data:`BEFORE_FIELD`'s value,
+    else the default."""
+    d = {**BEFORE_FIELD, **d}
     d["kernels"] = tuple(d.get("kernels", (3, 5)))
     return ESTConfig(**d)

@@ -432,7 +432,9 @@ def start_readout(model: EST, mean_rates: np.ndarray, glm: GLM | None) -> None:
     of the spikes at zero, so that training starts from the tuned baseline. A leaky readout
     ``r <- beta r + c`` settles at ``c / (1 - beta)``: its bias is scaled by ``1 - beta``, and
     its input weights are the GLM's through ``1 - beta z^-1`` (``W'[l] = W[l] - beta W[l - 1]``,
-    one lag longer than the GLM's history), so that ``r`` equals the GLM's log-rate once warm."""
+    one lag longer than the GLM's history), so that ``r`` equals the GLM's log-rate once warm.
+    A neuron silent in training starts at the mean-rate floor, ``log(1e-3)``, with no weights
+    (its GLM bias has no finite optimum, and the quantizer could not scale it)."""
     beta = model.readout_beta
     with torch.no_grad():
         if glm is None:
@@ -440,11 +442,14 @@ def start_readout(model: EST, mean_rates: np.ndarray, glm: GLM | None) -> None:
                                                      * (1.0 - beta)))
             return
         d = model.cfg.d_model
-        model.readout.bias.copy_(torch.as_tensor(glm.bias * (1.0 - beta)))
+        silent = mean_rates == 0  # the GLM's bias heads for -inf: the mean-rate model's floor
+        bias = np.where(silent, np.log(1e-3), glm.bias)
+        model.readout.bias.copy_(torch.as_tensor(bias * (1.0 - beta)))
         model.readout.weight.zero_()
         # GLM weights[n, m, lag - 1] act on y[t - lag]; readout row t predicts bin t + 1 from
         # x[t - l], l = lag - 1
-        w = torch.as_tensor(glm.weights.transpose(2, 0, 1), dtype=torch.float32)
+        w = torch.as_tensor(np.where(silent[:, None, None], 0.0, glm.weights).transpose(2, 0, 1),
+                            dtype=torch.float32)
         model.readout.weight[:glm.history, :, d:] = w
         if beta:
             model.readout.weight[1:glm.history + 1, :, d:] -= beta * w

@@ -40,7 +40,8 @@ def test_inputs_are_clipped_to_the_declared_width(bits):
 def test_readout_reads_the_last_spikes_and_inputs_over_its_kernel():
     """With ``input_to_readout`` and ``readout_kernel`` k (and only the input weights set), the
     output at bin t is ``b + sum_lag W[lag] x[t - lag]``: a GLM on the last k bins."""
-    cfg = replace(SMALL, input_bits=3, input_to_readout=True, readout_kernel=3)
+    cfg = replace(SMALL, input_bits=3, input_to_readout=True, readout_kernel=3,
+                  readout_leak_shift=0)
     model = EST(cfg).eval()
     assert model.readout.weight.shape == (3, 2, 4 + 3)
     w = torch.zeros_like(model.readout.weight)

@@ -348,7 +348,8 @@ def test_a_leaky_readout_starts_at_the_mean_log_rate(shift, beta):
     from est.sw.train import train_model
 
     data = {"n_neurons": 4, "bins": 600, "seed": 1}
-    mcfg = ESTConfig(d_model=8, mlp_hidden=8, readout_leak_shift=shift)
+    mcfg = ESTConfig(d_model=8, mlp_hidden=8, readout_leak_shift=shift, input_to_readout=False,
+                     readout_kernel=1)
     trained = train_model(data, mcfg, TrainConfig(steps=1, lr=1e-12, qat_steps=0), False)
     log_mean = np.log(np.maximum(trained.mean_rates, 1e-3))
     bias = trained.model.readout.bias.detach().numpy()
@@ -438,7 +439,7 @@ def test_training_reports_its_model_selection():
     best = max(sel["validation"], key=lambda s: s["val_bits_per_spike"])
     assert sel["chosen_step"] == best["step"]
     assert [s["step"] for s in sel["qat"]["validation"]] == [0, 2]
-    assert trained.result["input_clipping"]["input_bits"] == 1
+    assert trained.result["input_clipping"]["input_bits"] == 3  # the default
 
 
 def test_the_input_path_starts_as_the_tuned_glm():
@@ -451,7 +452,7 @@ def test_the_input_path_starts_as_the_tuned_glm():
     tcfg = TrainConfig(steps=3, eval_every=3, qat_steps=0, seq_len=16, batch=2,
                        glm_history=(1, 2, 5), glm_l2=(1e-3,), context_bins=8)
     mcfg = ESTConfig(d_model=8, mlp_hidden=8, input_bits=3, input_to_readout=True,
-                     readout_kernel=2)
+                     readout_kernel=2, readout_leak_shift=0)
     trained = train_model(data, mcfg, tcfg, False)
     train, val, _ = get_data(data)
     glm, _ = tune_glm(train, val, (1, 2), (1e-3,))
@@ -520,7 +521,7 @@ def test_est_train_with_count_inputs_end_to_end(tmp_path):
     clip = metrics["input_clipping"]
     assert clip["input_bits"] == 3 and clip["max_count"] >= 2
     assert np.isfinite(metrics["integer"]["test"]["bits_per_spike"])
-    assert metrics["context_bins"] == 64 and metrics["selection"]["chosen_step"] is not None
+    assert metrics["context_bins"] == 256 and metrics["selection"]["chosen_step"] is not None
     firing = metrics["integer"]["firing_rates"]  # every 1-bit tensor, over the test split
     assert {"embed/spikes", "b0.attn/spikes", "b1.q/spikes"} <= set(firing)
     assert all(0 <= r <= 1 for r in firing.values()) and "readout/v" not in firing
