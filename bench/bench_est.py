@@ -12,15 +12,19 @@ are the same). Per run: NLB bits per spike on the test split for the float and t
 on, the attention's firing rate; per variant the mean, min and max over seeds and the
 difference of the means from the default (a part whose removal does not lower the score does
 not help on that data set). ``--jobs`` runs at a time, one thread each; the JSON is written
-after every run (``complete`` false until the last).
+after every run (``complete`` false until the last), with the commit of each run
+(``EST_COMMIT``, else git's HEAD); ``--resume`` keeps the baselines and runs already in
+``--out`` (of the same steps) and does only the rest.
 
     .venv/bin/python bench/bench_est.py [--seeds 3] [--dataset NAME ...] [--variant NAME ...]
-        [--steps N] [--jobs 2] [--out bench/results/est.json]
+        [--steps N] [--jobs 2] [--resume] [--out bench/results/est.json]
 """
 
 import argparse
 import json
+import os
 import platform
+import subprocess
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
@@ -114,13 +118,30 @@ def main() -> int:
     parser.add_argument("--variant", action="append", choices=list(VARIANTS))
     parser.add_argument("--steps", type=int, help="training steps (default: est-train's)")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the baselines and runs already in --out")
     parser.add_argument("--out", type=Path, default=Path("bench/results/est.json"))
     args = parser.parse_args()
     datasets, variants = args.dataset or list(DATASETS), args.variant or list(VARIANTS)
+    commit = os.environ.get("EST_COMMIT") or subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     t0 = time.perf_counter()
     base: dict = {}
     runs: dict = {d: {v: {} for v in variants} for d in datasets}
-    total = len(datasets) * (1 + len(variants) * args.seeds)
+    if args.resume and args.out.exists():
+        before = json.loads(args.out.read_text())
+        if before.get("steps") != args.steps:
+            raise SystemExit(f"bench_est: {args.out} was run with --steps {before.get('steps')}, "
+                             f"not {args.steps}; resume with the same steps or start afresh")
+        for d in datasets:
+            if d in before["summary"] and before["summary"][d]["baselines"]:
+                base[d] = before["summary"][d]["baselines"]
+            for v in variants:
+                runs[d][v] = {int(s): r for s, r in before["runs"].get(d, {}).get(v, {}).items()
+                              if int(s) < args.seeds}
+    todo = [(d, v, s) for d in datasets for v in variants for s in range(args.seeds)
+            if s not in runs[d][v]]
+    total = len(datasets) - len(base) + len(todo)
 
     def write(complete: bool) -> None:
         out = {"complete": complete, "summary": summarize(runs, base), "runs": runs,
@@ -133,9 +154,8 @@ def main() -> int:
 
     done = 0
     with ProcessPoolExecutor(args.jobs) as pool:
-        futures = [pool.submit(baselines, d) for d in datasets]
-        futures += [pool.submit(job, d, v, s, args.steps) for d in datasets for v in variants
-                    for s in range(args.seeds)]
+        futures = [pool.submit(baselines, d) for d in datasets if d not in base]
+        futures += [pool.submit(job, d, v, s, args.steps) for d, v, s in todo]
         for future in futures:
             result = future.result()
             done += 1
@@ -147,7 +167,7 @@ def main() -> int:
                       f"{result[1]['true_rates']:.4f} bits/spike", flush=True)
             else:
                 dataset, variant, seed, row = result
-                runs[dataset][variant][seed] = row
+                runs[dataset][variant][seed] = {**row, "commit": commit}
                 integer = row["integer_test"]
                 print(f"bench_est [{done}/{total}] {dataset} {variant} seed {seed}: float "
                       f"{row['float_test']:.4f}, integer "
