@@ -12,7 +12,8 @@ the machine and the wall time of every benchmark:
   ``est_hw`` and ``boards`` and a sweep of its own), the margin the check uses and whether the
   two agreed; the full run synthesizes the sweep again (about 50 minutes more), ``--quick``
   re-reads ``bench/results/fit.json``'s measurements and recomputes the estimates;
-- ``est``: held-out bits/spike of the float and integer EST, the ANN, the GLM and the true rates;
+- ``est``: held-out bits/spike per data set of the tuned GLM, the true rates and, per variant
+  (the default EST and the ablation), the float and integer EST's mean over seeds;
 - ``regress``: randomized golden-vs-RTL cases (EST-shaped graphs and spiking MLPs, seed 1) on
   amaranth.sim, Verilator and Icarus (the RTL simulators with stalls always): mismatches,
   failed simulations and the cases per operation kind;
@@ -50,7 +51,8 @@ BENCHES = {  # name: (script, full arguments, quick arguments)
     "est_hw": ("bench_est_hw.py", ["--synth"], ["--synth"]),
     "boards": ("bench_boards.py", [], ["--board", "icebreaker", "--board", "ulx3s-85f"]),
     "fit": ("bench_fit.py", ["--synth"], []),
-    "est": ("bench_est.py", [], ["--steps", "100"]),
+    "est": ("bench_est.py", [], ["--steps", "100", "--seeds", "1", "--variant", "default",
+                                 "--variant", "no_input_path"]),
     "regress": ("bench_regress.py", [], ["--count-amaranth", "20", "--count-rtl", "3"]),
     "regimes": ("bench_regimes.py", [], ["--seeds", "1", "--steps", "50", "--regime", "short",
                                          "--regime", "recording_like"]),
@@ -99,10 +101,12 @@ def headline(name: str, r: dict) -> dict:
                                 "refuse": m["used_by_the_check"]["refuse"]}
                             for k, m in r["margins"].items()},
                 "code_table_up_to_date": r["code_table_up_to_date"]}
-    if name == "est":
-        return {"test_bits_per_spike": {k: v["bits_per_spike"] for k, v in r["summary"].items()
-                                        if isinstance(v, dict)},
-                "integer_vs_float_relative_gap": r["summary"]["integer_vs_float_relative_gap"]}
+    if name == "est":  # per data set: the baselines, and per variant float and integer means
+        return {d: {"glm": e["baselines"]["glm"]["test"],
+                    "true_rates": e["baselines"]["true_rates"],
+                    **{v: {f: row[f]["mean"] for f in ("float_test", "integer_test") if f in row}
+                       for v, row in e["variants"].items()}}
+                for d, e in r["summary"].items() if e["baselines"]}
     if name == "regimes":
         return {regime: {m: v["mean"] for m, v in row["bits_per_spike"].items()}
                 for regime, row in r["regimes"].items()}
