@@ -60,3 +60,15 @@ def test_readout_reads_the_last_spikes_and_inputs_over_its_kernel():
 def test_config_round_trips_through_a_dict():
     cfg = replace(SMALL, input_bits=2, input_to_readout=True, readout_kernel=4)
     assert config_from_dict(config_dict(cfg)) == cfg
+
+
+def test_a_checkpoint_from_before_a_field_loads_as_it_was_trained():
+    """A config saved before readout_kernel, input_to_readout and input_bits existed gets the
+    values it was trained with (a one-bin readout of the spikes, spike inputs), not today's
+    defaults; the fields it holds are kept."""
+    old = {k: v for k, v in config_dict(ESTConfig(d_model=8, leak_shift=3)).items()
+           if k not in ("readout_kernel", "input_to_readout", "input_bits")}
+    cfg = config_from_dict(old)
+    assert (cfg.readout_kernel, cfg.input_to_readout, cfg.input_bits) == (1, False, 1)
+    assert cfg.d_model == 8 and cfg.leak_shift == 3
+    assert ESTConfig().input_to_readout and ESTConfig().input_bits == 3
