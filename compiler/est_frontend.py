@@ -141,7 +141,7 @@ def est_float_graph(model: EST, name: str, mask_seed: int = 0x1234567) -> Graph:
             mlp2=conv_lif(f"{p}.mlp2", f"{src}.mlp2", blk.mlp2), **parts))
     sources["readout.syn"] = sources["readout"] = "readout"
     betas["readout"] = model.readout_beta
-    readout = (Conv(_np(model.readout.weight), _np(model.readout.bias)),
+    readout = (Conv(_np(model.readout.weights()), _np(model.readout.bias)),
                Readout(None, WIDE, np.ones(cfg.n_out)))
     return est_graph(name, cfg.n_in, embed,
                      model.cpg_table.numpy().astype(np.int64) if cfg.cpg else None, blocks,

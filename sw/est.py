@@ -63,6 +63,7 @@ class ESTConfig:
     readout_leak_shift: int | None = 4  # the readout integrator's; None: no leak
     readout_kernel: int = 6  # bins of the last block's spikes (and inputs) the readout sees
     input_to_readout: bool = True  # a linear path from the input counts into the readout
+    input_coupling: str = "auto"  # full: every input count reaches every output | self: its own
     input_bits: int = 3  # input counts clipped to 2**input_bits - 1 (1: spikes)
     seed: int = 0
     extra: dict = field(default_factory=dict)
@@ -89,6 +90,10 @@ class ESTConfig:
         check_choice(k + "sew", self.sew, ("add", "and", "iand", "none"))
         check_choice(k + "mode", self.mode, ("snn", "ann"))
         check_choice(k + "reset", self.reset, RESET_MODES)
+        check_choice(k + "input_coupling", self.input_coupling, ("auto", "full", "self"))
+        if self.input_coupling == "self" and self.n_in != self.n_out:
+            config_error(f"{k}input_coupling = \"self\" pairs input n with output n, but "
+                         f"{k}n_in = {self.n_in} and {k}n_out = {self.n_out}; use \"full\"")
         for name in ("cpg", "tpu", "input_to_readout"):
             if not isinstance(getattr(self, name), bool):
                 config_error(f"{k}{name} must be true or false, got {getattr(self, name)!r}")
@@ -114,18 +119,24 @@ class ESTConfig:
 
 
 class _Conv(nn.Module):
-    """Causal convolution over time: ``out[t] = b + sum_lag W[lag] x[t - lag]``."""
+    """Causal convolution over time: ``out[t] = b + sum_lag W[lag] x[t - lag]``; ``mask``
+    ([n_out, n_in], or None) holds the weights where it is 0 at zero."""
 
     def __init__(self, n_in: int, n_out: int, kernel: int):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(kernel, n_out, n_in))
         self.bias = nn.Parameter(torch.zeros(n_out))
+        self.register_buffer("mask", None, persistent=False)
         nn.init.normal_(self.weight, 0.0, 1.0 / math.sqrt(n_in * kernel))
 
     fake_quant_bits: int | None = None
 
+    def weights(self) -> torch.Tensor:
+        """The weights it applies: ``weight``, zero where ``mask`` is 0."""
+        return self.weight if self.mask is None else self.weight * self.mask
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [T, B, n_in]
-        w = self.weight
+        w = self.weights()
         if self.fake_quant_bits is not None:
             w = fake_quantize(w, self.fake_quant_bits)
         out = self.bias + x @ w[0].T
@@ -254,6 +265,10 @@ class EST(nn.Module):
         self.blocks = nn.ModuleList(_Block(cfg, cfg.kernels[i]) for i in range(cfg.blocks))
         self.readout = _Conv(d + cfg.n_in * cfg.input_to_readout, cfg.n_out,
                              cfg.readout_kernel)
+        if cfg.input_to_readout and cfg.input_coupling == "self":
+            mask = torch.ones(cfg.n_out, d + cfg.n_in)
+            mask[:, d:] = torch.eye(cfg.n_in)
+            self.readout.mask = mask
         self.readout_beta = beta_from_shift(cfg.readout_leak_shift)
 
     def set_fake_quant(self, bits: int | None) -> None:
@@ -295,7 +310,8 @@ def config_dict(cfg: ESTConfig) -> dict:
     return d
 
 
-BEFORE_FIELD = {"readout_kernel": 1, "input_to_readout": False, "input_bits": 1}
+BEFORE_FIELD = {"readout_kernel": 1, "input_to_readout": False, "input_bits": 1,
+                "input_coupling": "full"}
 """What a checkpoint written before these fields existed was trained with (their defaults are
 now other values): a one-bin readout of the spikes alone, and spike inputs."""
 

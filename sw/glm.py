@@ -1,16 +1,19 @@
 """Baselines for spike prediction: a fitted coupled Poisson GLM and the true-rate upper bound.
 
-The GLM predicts the log-rate of neuron ``n`` in bin ``t`` from the counts of every neuron in
-the ``history`` bins strictly before ``t`` (causal)::
+The GLM predicts the log-rate of neuron ``n`` in bin ``t`` from the counts of every neuron
+(``coupling`` "full") or of ``n`` alone ("self": ``w[n, m] = 0`` for ``m != n``) in the
+``history`` bins strictly before ``t`` (causal)::
 
     l[t, n] = bias_n + sum_m sum_{lag=1..H} w[n, m, lag] y[t - lag, m]
 
-fitted per neuron by penalised maximum likelihood (exponential link, Newton's method with
-step halving). The baseline est reports beside every EST is tuned as carefully as the EST:
+fitted per neuron by penalised maximum likelihood (exponential link, Newton's method with step
+halving). The baseline est reports beside every EST is tuned as carefully as the EST:
 :func:`tune_glm` fits every history length and L2 weight of a grid on the training split and
-keeps the one that scores best on the validation split (NLB bits per spike), as the EST's
-model selection does. ``python -m est.sw.glm`` prints the grid and bits per spike of the true
-rates, the tuned GLM and the null model on the held-out test split of a synthetic population.
+keeps the one that scores best on the validation split (NLB bits per spike), as the EST's model
+selection does; the grid holds both couplings, since a short recording has too few spikes for
+``N * H`` weights per neuron, and a long one gains from them. ``python -m est.sw.glm`` prints
+the grid and bits per spike of the true rates, the tuned GLM and the null model on the held-out
+test split of a synthetic population.
 """
 
 import argparse
@@ -37,7 +40,8 @@ def history_design(counts: np.ndarray, history: int) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class GLM:
-    """A fitted coupled Poisson GLM: ``bias`` [N], ``weights[n, m, lag - 1]`` [N, N, H].
+    """A fitted coupled Poisson GLM: ``bias`` [N], ``weights[n, m, lag - 1]`` [N, N, H] (zero
+for ``m != n`` when ``coupling`` is "self").
 
     ``iterations`` is the number of Newton steps taken, ``converged`` whether every neuron met
     the tolerance.
@@ -48,6 +52,7 @@ class GLM:
     l2: float
     iterations: int
     converged: bool
+    coupling: str = "full"
 
     @property
     def history(self) -> int:
@@ -71,8 +76,10 @@ class GLM:
 
 
 def fit_glm(train: Recording, history: int = 5, l2: float = 1e-3, seed: int = 0,
-            max_iter: int = 50, tol: float = 1e-8, start: GLM | None = None) -> GLM:
-    """Fit :class:`GLM` to ``train`` by penalised maximum likelihood.
+            max_iter: int = 50, tol: float = 1e-8, start: GLM | None = None,
+            coupling: str = "full") -> GLM:
+    """Fit :class:`GLM` to ``train`` by penalised maximum likelihood; ``coupling`` "self"
+    fits each neuron's weights on its own counts only (the others held at zero).
 
     Each neuron ``n`` minimises, over the bins ``t >= history`` (those with a full history)::
 
@@ -83,40 +90,56 @@ def fit_glm(train: Recording, history: int = 5, l2: float = 1e-3, seed: int = 0,
     ``X^T diag(mu) X / T + 2 l2 I_w`` (``I_w``: identity on the weights, zero on the bias;
     strictly convex for ``l2 > 0``), starting from
     ``bias = log(mean count)``, ``w = 0`` (or from ``start``, a GLM of the same history: a
-    warm start), halving a neuron's step until ``J`` does not increase;
+    warm start of the same coupling), halving a neuron's step until ``J`` does not increase;
     done when every step's largest change is below ``tol``. The fit is deterministic: ``seed``
     exists for a uniform trainer interface and draws nothing.
     """
     if history < 1 or l2 < 0:
         raise EstError(f"fit_glm: history must be >= 1 and l2 >= 0, got {history}, {l2}")
+    if coupling not in GLM_COUPLINGS:
+        raise EstError(f"fit_glm: coupling must be one of {list(GLM_COUPLINGS)}, got "
+                       f"{coupling!r}")
     if train.n_bins <= history:
         raise EstError(f"fit_glm: {train.n_bins} training bins are too few for history "
                        f"{history}")
     y = train.counts[history:].astype(np.float64)
     x = history_design(train.counts, history)[history:]
     t, n = y.shape
-    p = x.shape[1]
+    own = np.arange(n)[None, :] + n * np.arange(history)[:, None]  # [lag - 1, n]: own columns
+    if coupling == "self":  # a design per neuron, [n, t, 1 + H]: the bias, then its own counts
+        x = np.concatenate([np.ones((n, t, 1)), x[:, 1 + own].transpose(2, 0, 1)], axis=2)
+    p = x.shape[-1]
     ridge = np.full(p, 2.0 * l2)
     ridge[0] = 0.0
     theta = np.zeros((p, n))
     theta[0] = np.log(np.maximum(y.mean(axis=0), 1.0 / t))
-    if start is not None and start.history == history:
+    if start is not None and (start.history, start.coupling) == (history, coupling):
         theta = start._theta()
+        if coupling == "self":
+            theta = np.vstack([theta[:1], np.take_along_axis(theta[1:], own, axis=0)])
+
+    def eta(th: np.ndarray) -> np.ndarray:
+        return x @ th if x.ndim == 2 else np.einsum("ntq,qn->tn", x, th)
 
     def objective(th: np.ndarray) -> np.ndarray:
-        eta = x @ th
+        e = eta(th)
         with np.errstate(over="ignore"):
-            return np.mean(np.exp(eta) - y * eta, axis=0) + 0.5 * ridge @ th ** 2
+            return np.mean(np.exp(e) - y * e, axis=0) + 0.5 * ridge @ th ** 2
 
     current = objective(theta)
     converged = False
     iterations = 0
     while iterations < max_iter and not converged:
         iterations += 1
-        mu = np.exp(x @ theta)
-        grad = x.T @ (mu - y) / t + ridge[:, None] * theta
-        hess = np.stack([(x.T * mu[:, j]) @ x / t for j in range(n)]) + np.diag(ridge)
-        step = -np.linalg.solve(hess, grad.T[:, :, None])[:, :, 0].T
+        mu = np.exp(eta(theta))
+        if x.ndim == 2:
+            grad = x.T @ (mu - y) / t
+            hess = np.stack([(x.T * mu[:, j]) @ x for j in range(n)]) / t
+        else:
+            grad = np.einsum("ntq,tn->qn", x, mu - y) / t
+            hess = np.einsum("ntq,tn,ntr->nqr", x, mu, x) / t
+        grad = grad + ridge[:, None] * theta
+        step = -np.linalg.solve(hess + np.diag(ridge), grad.T[:, :, None])[:, :, 0].T
         scale = np.ones(n)
         for _ in range(30):
             trial = objective(theta + scale * step)
@@ -128,40 +151,50 @@ def fit_glm(train: Recording, history: int = 5, l2: float = 1e-3, seed: int = 0,
         current = objective(theta)
         converged = bool(np.max(np.abs(scale * step)) < tol)
     bias = theta[0].copy()
-    weights = theta[1:].reshape(history, n, n).transpose(2, 1, 0).copy()
-    return GLM(bias, weights, l2, iterations, converged)
+    if coupling == "self":
+        weights = np.zeros((n, n, history))
+        weights[np.arange(n), np.arange(n)] = theta[1:].T
+    else:
+        weights = theta[1:].reshape(history, n, n).transpose(2, 1, 0).copy()
+    return GLM(bias, weights, l2, iterations, converged, coupling)
 
 
 GLM_HISTORIES = (1, 2, 3, 5, 8)
 """The history lengths (bins) :func:`tune_glm` tries by default (``train.glm_history``)."""
-GLM_L2S = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
+GLM_L2S = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 """The L2 weights :func:`tune_glm` tries by default (``train.glm_l2``); all above 0, so that
 the fit of a neuron silent in training stays well posed."""
 
+GLM_COUPLINGS = ("full", "self")
+"""The couplings :func:`tune_glm` tries by default."""
+
 
 def tune_glm(train: Recording, val: Recording, histories=GLM_HISTORIES, l2s=GLM_L2S,
-             progress=None) -> tuple[GLM, list[dict]]:
-    """The :class:`GLM` of the grid ``histories x l2s`` that scores the most NLB bits per spike
-    on ``val`` (ties: the shorter history, then the larger L2), each candidate fitted on
-    ``train`` alone (for one history, from large L2 to small, each fit starting from the
-    last). Returns it and the grid: per candidate ``history``, ``l2`` and
-    ``val_bits_per_spike``. A history too long for ``train`` is skipped; ``progress`` (if
-    given) is called with a line per candidate."""
+             couplings=GLM_COUPLINGS, progress=None) -> tuple[GLM, list[dict]]:
+    """The :class:`GLM` of the grid ``couplings x histories x l2s`` that scores the most NLB
+    bits per spike on ``val`` (ties: "self" coupling, then the shorter history, then the larger
+    L2), each candidate fitted on ``train`` alone (for one coupling and history, from large L2
+    to small, each fit starting from the last). Returns it and the grid: per candidate
+    ``coupling``, ``history``, ``l2`` and ``val_bits_per_spike``. A history too long for
+    ``train`` is skipped; ``progress`` (if given) is called with a line per candidate."""
     grid, best, best_key = [], None, None
-    for history in histories:
-        if train.n_bins <= history:
-            continue
-        row, glm = {}, None
-        for l2 in sorted(l2s, reverse=True):  # each fit starts from the more penalised one
-            glm = fit_glm(train, history, l2, start=glm)
-            score = bits_per_spike(val.counts, glm.predict_log_rates(val, train))
-            row[l2] = {"history": history, "l2": l2, "val_bits_per_spike": score}
-            if progress is not None:
-                progress(f"GLM history {history}, l2 {l2:g}: {score:.4f} bits/spike (val)")
-            key = (score, -history, l2)
-            if best_key is None or key > best_key:
-                best, best_key = glm, key
-        grid += [row[l2] for l2 in l2s]
+    for coupling in couplings:
+        for history in histories:
+            if train.n_bins <= history:
+                continue
+            row, glm = {}, None
+            for l2 in sorted(l2s, reverse=True):  # each fit starts from the more penalised one
+                glm = fit_glm(train, history, l2, start=glm, coupling=coupling)
+                score = bits_per_spike(val.counts, glm.predict_log_rates(val, train))
+                row[l2] = {"coupling": coupling, "history": history, "l2": l2,
+                           "val_bits_per_spike": score}
+                if progress is not None:
+                    progress(f"GLM {coupling} coupling, history {history}, l2 {l2:g}: "
+                             f"{score:.4f} bits/spike (val)")
+                key = (score, coupling == "self", -history, l2)
+                if best_key is None or key > best_key:
+                    best, best_key = glm, key
+            grid += [row[l2] for l2 in l2s]
     if best is None:
         raise EstError(f"tune_glm: {train.n_bins} training bins are too few for every history "
                        f"of {list(histories)}")
@@ -191,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"population seed {args.seed}: {rec.n_bins} bins x {rec.n_neurons} neurons, "
           f"mean rate {rec.counts.mean():.4f} spikes/bin")
     glm, _ = tune_glm(train, val, args.history, args.l2, progress=print)
-    print(f"GLM chosen on validation: history {glm.history}, l2 {glm.l2:g} "
+    print(f"GLM chosen on validation: {glm.coupling} coupling, history {glm.history}, "
+          f"l2 {glm.l2:g} "
           f"({glm.iterations} Newton steps, converged={glm.converged})")
     mean_rates = train.counts.mean(axis=0)
     null = np.broadcast_to(np.log(mean_rates), test.counts.shape)

@@ -64,7 +64,8 @@ from est.sw.data import (
     split_by_time,
 )
 from est.sw.est import EST, ESTConfig, config_dict
-from est.sw.glm import GLM, GLM_HISTORIES, GLM_L2S, true_rate_log_rates, tune_glm
+from est.sw.glm import GLM, GLM_COUPLINGS, GLM_HISTORIES, GLM_L2S, true_rate_log_rates, tune_glm
+from est.sw.neuron import beta_from_shift
 
 
 @dataclass(frozen=True)
@@ -473,21 +474,26 @@ def train_model(data: dict, mcfg: ESTConfig, tcfg: TrainConfig,
     train, val, test = get_data(data)
     check_evaluated_splits(val, test)
     mcfg = replace(mcfg, n_in=train.counts.shape[1], n_out=train.counts.shape[1])
-    model = EST(mcfg)
     mean_rates = train.counts.mean(axis=0)
-    glm = None
+    glm, couplings = None, GLM_COUPLINGS
     if mcfg.input_to_readout:
-        longest = mcfg.readout_kernel - (model.readout_beta > 0)  # a leaky readout: one lag more
+        leaky = beta_from_shift(mcfg.readout_leak_shift) > 0
+        longest = mcfg.readout_kernel - leaky  # a leaky readout: one lag more
         histories = [h for h in tcfg.glm_history if h <= longest]
         if not histories:
-            leaky = " (less the lag a leaky readout needs)" if model.readout_beta else ""
-            config_error(f"model.readout_kernel = {mcfg.readout_kernel}{leaky} is shorter than "
-                         f"every train.glm_history {list(tcfg.glm_history)}; the input path "
-                         f"starts as the GLM, so give a history it can hold")
-        glm, grid = tune_glm(train, val, histories, tcfg.glm_l2)
+            config_error(f"model.readout_kernel = {mcfg.readout_kernel}"
+                         f"{' (less the lag a leaky readout needs)' if leaky else ''} is "
+                         f"shorter than every train.glm_history {list(tcfg.glm_history)}; the "
+                         f"input path starts as the GLM, so give a history it can hold")
+        if mcfg.input_coupling != "auto":
+            couplings = (mcfg.input_coupling,)
+        glm, grid = tune_glm(train, val, histories, tcfg.glm_l2, couplings)
+        mcfg = replace(mcfg, input_coupling=glm.coupling)  # "auto": the GLM's choice
+    model = EST(mcfg)
     start_readout(model, mean_rates, glm)
     # the GLM the input path started from is the baseline when it was tuned over the whole grid
-    baseline = (glm, grid) if glm is not None and histories == list(tcfg.glm_history) else None
+    whole = glm is not None and histories == list(tcfg.glm_history) and couplings == GLM_COUPLINGS
+    baseline = (glm, grid) if whole else None
     validate = _validator(model, train, val, tcfg, mean_rates)
     fitted = fit(model, train, tcfg, tcfg.steps, "train", progress, validate)
     silent = {name: np.flatnonzero(rec.counts.sum(axis=0) == 0).tolist()
@@ -528,7 +534,8 @@ def evaluate(trained: Trained, baselines: bool = True) -> dict:
         glm, grid = trained.baseline or tune_glm(train, val, tcfg.glm_history, tcfg.glm_l2)
         result["glm"] = {"test": scores(test, glm.predict_log_rates(test, val)),
                          "val": scores(val, glm.predict_log_rates(val, train)),
-                         "history": glm.history, "l2": glm.l2, "grid": grid}
+                         "coupling": glm.coupling, "history": glm.history, "l2": glm.l2,
+                         "grid": grid}
         if test.rates is not None:
             result["true_rates"] = {"test": scores(test, true_rate_log_rates(test))}
     result["seconds"] = round(time.perf_counter() - trained.t0, 1)

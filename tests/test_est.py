@@ -19,6 +19,8 @@ SMALL = ESTConfig(n_in=3, n_out=2, d_model=4, mlp_hidden=4, blocks=1, heads=1, k
     ("input_bits", 9, "model.input_bits must be"),
     ("readout_kernel", 0, "model.readout_kernel must be"),
     ("input_to_readout", 1, "model.input_to_readout must be true or false"),
+    ("input_coupling", "diagonal", "model.input_coupling must be one of"),
+    ("input_coupling", "self", "pairs input n with output n, but model.n_in = 3 and model"),
 ])
 def test_new_fields_are_checked(field, value, needle):
     with pytest.raises(EstError, match=needle):
@@ -55,6 +57,35 @@ def test_readout_reads_the_last_spikes_and_inputs_over_its_kernel():
         expect = torch.tensor([0.5, -1.0]) + sum(
             w[lag, :, 4:] @ x[t - lag, 0] for lag in range(3) if t - lag >= 0)
         torch.testing.assert_close(out[t], expect)
+
+
+def test_a_self_coupled_input_path_reads_each_neurons_own_counts():
+    """With ``input_coupling`` "self", output n's input weights on every input but n are held
+    at zero: in the forward pass, through training (no gradient reaches them), and in the graph
+    the compiler builds; the spikes' weights are untouched."""
+    from est.compiler.est_frontend import est_float_graph
+
+    cfg = replace(SMALL, n_out=3, input_to_readout=True, readout_kernel=2, input_coupling="self")
+    model = EST(cfg)
+    with torch.no_grad():
+        model.readout.weight.normal_()  # off-diagonal input weights too: they must not act
+    x = torch.randint(0, 2, (5, 2, 3)).float()
+    out = model(x)
+    masked = EST(cfg)
+    with torch.no_grad():
+        masked.readout.weight.copy_(model.readout.weight)
+        masked.readout.weight[:, :, 4:] *= torch.eye(3)
+    torch.testing.assert_close(out, masked(x))
+    out.sum().backward()
+    grad = model.readout.weight.grad
+    assert not grad[:, :, 4:][:, ~torch.eye(3, dtype=torch.bool)].any()
+    assert grad[:, :, 4:].diagonal(dim1=1, dim2=2).any() and grad[:, :, :4].any()
+    w = est_float_graph(model, "self").node("readout.syn").op.weight
+    assert not w[:, :, 4:][:, ~np.eye(3, dtype=bool)].any()
+    np.testing.assert_array_equal(w[:, :, :4], model.readout.weight[:, :, :4].detach().numpy())
+    # "full" (and "auto", before est-train resolves it) keeps every weight
+    full = EST(replace(cfg, input_coupling="auto"))
+    assert full.readout.mask is None
 
 
 def test_config_round_trips_through_a_dict():

@@ -66,22 +66,46 @@ def test_tuning_keeps_the_candidate_best_on_validation():
     train, val, _ = split_by_time(rec)
     lines = []
     glm, grid = tune_glm(train, val, (1, 3), (1e-4, 1e-1), progress=lines.append)
-    assert [(g["history"], g["l2"]) for g in grid] == [(1, 1e-4), (1, 1e-1), (3, 1e-4),
-                                                       (3, 1e-1)]
-    assert len(lines) == 4 and "val" in lines[0]
+    assert [(g["coupling"], g["history"], g["l2"]) for g in grid] == [
+        (c, h, l2) for c in ("full", "self") for h in (1, 3) for l2 in (1e-4, 1e-1)]
+    assert len(lines) == 8 and "val" in lines[0]
     best = max(grid, key=lambda g: g["val_bits_per_spike"])
-    assert (glm.history, glm.l2) == (best["history"], best["l2"])
+    assert (glm.coupling, glm.history, glm.l2) == (best["coupling"], best["history"],
+                                                   best["l2"])
     # each score is the candidate's own, fitted on the training split alone
-    again = fit_glm(train, best["history"], best["l2"])
-    assert bits_per_spike(val.counts, again.predict_log_rates(val, train)) == pytest.approx(
-        best["val_bits_per_spike"], abs=1e-7)  # a cold start meets the warm-started optimum
-    assert len({g["val_bits_per_spike"] for g in grid}) == 4
+    for g in grid:
+        again = fit_glm(train, g["history"], g["l2"], coupling=g["coupling"])
+        assert bits_per_spike(val.counts, again.predict_log_rates(val, train)) == pytest.approx(
+            g["val_bits_per_spike"], abs=1e-7)  # a cold start meets the warm-started optimum
+    assert len({g["val_bits_per_spike"] for g in grid}) == 8
+
+
+def test_self_coupling_fits_each_neuron_on_its_own_history_alone():
+    """A "self" GLM has no weight between two neurons, and each neuron's fit is the full fit
+    of that neuron's own counts alone: the other neurons change nothing."""
+    rec = simulate_population(PopulationConfig(n_neurons=5, bins=3000, seed=4))
+    glm = fit_glm(rec, 3, 1e-3, coupling="self")
+    assert glm.converged and glm.coupling == "self"
+    off = ~np.eye(5, dtype=bool)
+    assert not glm.weights[off].any() and glm.weights[~off].all()
+    for n in (0, 3):
+        alone = fit_glm(Recording(rec.counts[:, [n]]), 3, 1e-3)
+        np.testing.assert_allclose(glm.weights[n, n], alone.weights[0, 0], atol=1e-6)
+        np.testing.assert_allclose(glm.bias[n], alone.bias[0], atol=1e-6)
+    # a short recording: the "self" GLM wins on validation (too few spikes for N * H weights)
+    train, val, _ = split_by_time(simulate_population(PopulationConfig(bins=800, seed=0)))
+    assert tune_glm(train, val, (2,), (1e-3,))[0].coupling == "self"
+
+
+def test_an_unknown_coupling_is_refused():
+    with pytest.raises(EstError, match="coupling must be one of"):
+        fit_glm(Recording(np.ones((30, 2), dtype=np.int64)), coupling="diagonal")
 
 
 def test_tuning_skips_histories_too_long_for_the_recording():
     train = Recording(np.random.default_rng(0).poisson(0.3, (12, 3)))
     glm, grid = tune_glm(train, train, (2, 40), (1e-3,))
-    assert [g["history"] for g in grid] == [2] and glm.history == 2
+    assert [g["history"] for g in grid] == [2, 2] and glm.history == 2
     with pytest.raises(EstError, match="too few for every history"):
         tune_glm(train, train, (40,), (1e-3,))
 

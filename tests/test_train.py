@@ -45,9 +45,13 @@ def test_train_writes_checkpoint_and_metrics(tiny_run):
     assert metrics["config"]["model"]["d_model"] == 8
     # the GLM baseline: the candidate of the grid best on the validation split
     glm = metrics["glm"]
-    assert len(glm["grid"]) == 25 and {g["history"] for g in glm["grid"]} == {1, 2, 3, 5, 8}
+    assert len(glm["grid"]) == 50 and {g["history"] for g in glm["grid"]} == {1, 2, 3, 5, 8}
+    assert {g["coupling"] for g in glm["grid"]} == {"full", "self"}
     best = max(glm["grid"], key=lambda g: g["val_bits_per_spike"])
-    assert (glm["history"], glm["l2"]) == (best["history"], best["l2"])
+    assert (glm["coupling"], glm["history"], glm["l2"]) == (best["coupling"], best["history"],
+                                                            best["l2"])
+    # the input path started as that GLM, so the EST's coupling is the GLM's
+    assert metrics["config"]["model"]["input_coupling"] == glm["coupling"]
     assert glm["val"]["bits_per_spike"] == pytest.approx(best["val_bits_per_spike"])
     ckpt = torch.load(tiny_run / "model.pt", weights_only=True)
     assert ckpt["arch"] == "est" and ckpt["config"]["n_in"] == 6
