@@ -14,10 +14,13 @@ looks like a hard case of real data; ``standard`` is the default population:
 For every regime and seed, est-train's recipe (``est.sw.train.run``: the default EST and
 training config, ``--steps`` to change the budget) gives NLB bits per spike on the test split
 for the float EST, the integer EST, the GLM tuned on the validation split, the true rates, and
-the training split's mean rates (a constant-rate model fitted out of sample: below 0 when the
-rates drift; the NLB null itself, each neuron's mean over the test split, is 0 by definition).
+the training split's mean rates and the validation split's (constant-rate models fitted out of
+sample, the second on the bins just before the test split: below 0 when the rates drift, and
+on a short test split because the NLB null, each neuron's mean over the test split itself, is
+fitted in sample; it is 0 by definition).
 Per regime: every seed's figures, and the mean, min and max over seeds. Runs ``--jobs``
-trainings at a time, one thread each.
+trainings at a time, one thread each; the JSON is written after every run (``complete`` false
+until the last), with the commit of each run (``EST_COMMIT``, else git's HEAD).
 
     .venv/bin/python bench/bench_regimes.py [--seeds 3] [--steps N] [--regime NAME ...]
         [--jobs 2] [--out bench/results/regimes.json]
@@ -25,8 +28,10 @@ trainings at a time, one thread each.
 
 import argparse
 import json
+import os
+import subprocess
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
 
@@ -42,7 +47,7 @@ REGIMES = {
     "recording_like": {"bins": 800, "baseline_range": [-3.6, -2.6], "silent_fraction": 0.2,
                        "drift": 2.0},
 }
-MODELS = ("float_est", "integer_est", "glm", "train_mean", "true_rates")
+MODELS = ("float_est", "integer_est", "glm", "train_mean", "val_mean", "true_rates")
 
 
 def job(regime: str, seed: int, steps: int | None) -> tuple[str, int, dict]:
@@ -57,18 +62,39 @@ def job(regime: str, seed: int, steps: int | None) -> tuple[str, int, dict]:
     tcfg = TrainConfig() if steps is None else replace(TrainConfig(), steps=steps)
     t0 = time.perf_counter()
     _, result, mean_rates = run(data, ESTConfig(), tcfg, progress=False)
-    _, _, test = get_data(data)
-    constant = np.broadcast_to(np.log(np.maximum(mean_rates, 1e-3)), test.counts.shape)
+    _, val, test = get_data(data)
+
+    def constant(rates):
+        return np.broadcast_to(np.log(np.maximum(rates, 1e-3)), test.counts.shape)
+
     bits = {"float_est": result["float"]["test"]["bits_per_spike"],
             "integer_est": result["integer"]["test"]["bits_per_spike"],
             "glm": result["glm"]["test"]["bits_per_spike"],
-            "train_mean": scores(test, constant)["bits_per_spike"],
+            "train_mean": scores(test, constant(mean_rates))["bits_per_spike"],
+            "val_mean": scores(test, constant(val.counts.mean(axis=0)))["bits_per_spike"],
             "true_rates": result["true_rates"]["test"]["bits_per_spike"]}
     return regime, seed, {
-        "bits_per_spike": bits, "glm_choice": {k: result["glm"][k] for k in ("history", "l2")},
+        "bits_per_spike": bits,
+        "glm_choice": {k: result["glm"][k] for k in ("coupling", "history", "l2")},
         "test_mean_rate": float(test.counts.mean()),
         "silent_in_training": len(result["silent_neurons"]["train"]),
         "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def summary(runs: dict, regimes: list, args, complete: bool, seconds: float) -> dict:
+    """The JSON: every run so far, and per regime the mean, min and max over its seeds."""
+    out = {"complete": complete, "regimes": {}, "definitions": {r: REGIMES[r] for r in regimes},
+           "seeds": args.seeds, "steps": args.steps, "wall_seconds": round(seconds, 1)}
+    for regime, by_seed in runs.items():
+        if not by_seed:
+            continue
+        spread = {}
+        for m in MODELS:
+            values = [row["bits_per_spike"][m] for row in by_seed.values()]
+            spread[m] = {"mean": float(np.mean(values)), "min": min(values), "max": max(values)}
+        out["regimes"][regime] = {"bits_per_spike": spread,
+                                  "runs": dict(sorted(by_seed.items()))}
+    return out
 
 
 def main() -> int:
@@ -83,25 +109,20 @@ def main() -> int:
     regimes = args.regime or list(REGIMES)
     t0 = time.perf_counter()
     runs: dict[str, dict] = {r: {} for r in regimes}
+    commit = os.environ.get("EST_COMMIT") or subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    total = len(regimes) * args.seeds
     with ProcessPoolExecutor(args.jobs) as pool:
         futures = [pool.submit(job, r, s, args.steps) for r in regimes for s in range(args.seeds)]
-        for future in futures:
+        for done, future in enumerate(as_completed(futures), 1):
             regime, seed, row = future.result()
-            runs[regime][seed] = row
-            print(f"bench_regimes: {regime} seed {seed}: " + ", ".join(
+            runs[regime][seed] = {**row, "commit": commit}
+            print(f"bench_regimes [{done}/{total}] {regime} seed {seed}: " + ", ".join(
                 f"{m} {v:.4f}" for m, v in row["bits_per_spike"].items())
                 + f" ({row['seconds']} s)", flush=True)
-    out = {"regimes": {}, "definitions": {r: REGIMES[r] for r in regimes},
-           "seeds": args.seeds, "steps": args.steps,
-           "wall_seconds": round(time.perf_counter() - t0, 1)}
-    for regime, by_seed in runs.items():
-        spread = {}
-        for m in MODELS:
-            values = [row["bits_per_spike"][m] for row in by_seed.values()]
-            spread[m] = {"mean": float(np.mean(values)), "min": min(values), "max": max(values)}
-        out["regimes"][regime] = {"bits_per_spike": spread, "runs": by_seed}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
+            out = summary(runs, regimes, args, done == total, time.perf_counter() - t0)
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(out, indent=2) + "\n")
     print(f"\n{'regime':<15}" + "".join(f"{m:>14}" for m in MODELS))
     for regime, row in out["regimes"].items():
         print(f"{regime:<15}" + "".join(
