@@ -112,16 +112,16 @@ def quantize(graph: Graph, weight_bits: int) -> tuple[Graph, dict]:
     consumers = graph.consumers()
     ops, scales, layers, wbits = {}, {}, {}, {}
     for n in graph.nodes:
-        op, q = n.op, Quantizer(weight_bits, n.name, sources)
+        op = n.op
         if hasattr(op, "quantize"):  # a recurrence's weights feed its own neurons
             target = n.name if hasattr(op, "v_bits") else consumers[n.name][0]
             fed = graph.node(target).op
+            bits = weight_bits
             if hasattr(fed, "weight_bits"):  # a leaky readout: wider weights
-                wbits[target] = fed.weight_bits(weight_bits)
-                q = Quantizer(wbits[target], n.name, sources)
-            op, scales[target] = op.quantize(q, fed)
+                bits = wbits[target] = fed.weight_bits(weight_bits)
+            op, scales[target] = op.quantize(Quantizer(bits, n.name, sources), fed)
         elif hasattr(op, "rescale"):
-            op = op.rescale(q, scales.get(n.name, 1.0))
+            op = op.rescale(Quantizer(weight_bits, n.name, sources), scales.get(n.name, 1.0))
         if hasattr(op, "v_bits"):
             s = scales.get(n.name, 1.0)
             layers[n.name] = {"scale_min": float(np.min(s)), "scale_max": float(np.max(s)),

@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from est.compiler.graph import WEIGHT_MAX_BITS
 from est.compiler.ops.input import MAX_INPUT_BITS
+from est.compiler.ops.readout import leaky_weight_bits
 from est.sim.golden import RESET_MODES, cpg_table
 from est.sw.data import (
     MAX_SEED,
@@ -278,8 +278,7 @@ class EST(nn.Module):
             if isinstance(module, _Conv):
                 module.fake_quant_bits = bits
         if bits is not None:
-            self.readout.fake_quant_bits = min(bits + (self.cfg.readout_leak_shift or 0),
-                                               WEIGHT_MAX_BITS)
+            self.readout.fake_quant_bits = leaky_weight_bits(bits, self.cfg.readout_leak_shift)
 
     def forward(self, x: torch.Tensor, start: int | torch.Tensor = 0) -> torch.Tensor:
         """``start``: the bin index of ``x[0]`` in its stream (CPG position), one per batch

@@ -12,6 +12,14 @@ from est.compiler.graph import MAX_BITS, WEIGHT_MAX_BITS, IRError, Op, Spec, che
 from est.sim import golden
 
 
+def leaky_weight_bits(bits: int, leak_shift: int | None) -> int:
+    """The width of the weights that feed a readout of ``leak_shift``: ``bits``, plus
+    ``leak_shift`` for a leaky one (at most 16). Its leak ``r >>> k`` drops the low ``k`` bits,
+    so it settles anywhere in a band ``2**k`` units wide: ``k`` more bits on the weights keep
+    that band as narrow, against the weights, as one unit is for a readout without leak."""
+    return min(bits + (leak_shift or 0), WEIGHT_MAX_BITS)
+
+
 @dataclass(frozen=True)
 class Readout(Op):
     leak_shift: int | None
@@ -40,11 +48,8 @@ class Readout(Op):
         return Spec(x.n, self.v_bits, True)
 
     def weight_bits(self, bits: int) -> int:
-        """The width of the weights that feed it: ``bits``, plus ``leak_shift`` for a leaky
-        one (at most 16). Its leak ``r >>> k`` drops the low ``k`` bits, so it settles anywhere
-        in a band ``2**k`` units wide: ``k`` more bits on the weights keep that band as narrow,
-        against the weights, as one unit is for a readout without leak."""
-        return min(bits + (self.leak_shift or 0), WEIGHT_MAX_BITS)
+        """The width of the weights that feed it (:func:`leaky_weight_bits`)."""
+        return leaky_weight_bits(bits, self.leak_shift)
 
     def rescale(self, q, scale):
         """Keeps the scale of the weights that feed it (:func:`est.compiler.passes.quantize`)."""
