@@ -113,7 +113,8 @@ def main() -> int:
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     total = len(regimes) * args.seeds
     with ProcessPoolExecutor(args.jobs) as pool:
-        futures = [pool.submit(job, r, s, args.steps) for r in regimes for s in range(args.seeds)]
+        # seed-major: a partial JSON covers every regime
+        futures = [pool.submit(job, r, s, args.steps) for s in range(args.seeds) for r in regimes]
         for done, future in enumerate(as_completed(futures), 1):
             regime, seed, row = future.result()
             runs[regime][seed] = {**row, "commit": commit}
