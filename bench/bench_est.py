@@ -3,14 +3,14 @@ bench/results/est.json.
 
 For each data set (``DATASETS``: the standard synthetic population, and its first 800 bins as a
 short recording), the GLM tuned on the validation split over est-train's whole grid (history
-lengths x L2 weights, :func:`est.sw.glm.tune_glm`), the true rates and the training split's
-mean rates are scored once; then every variant (``VARIANTS``: the default EST, the same in ANN
-mode, and the default with one part removed: attention, CPG, TPU, SEW, RSM, the input path into
-the readout, the readout's leak) is trained with seeds 0..N-1 (model and training seed; the data
-are the same). Per run: NLB bits per spike on the test split for the float and the integer EST
-(8-bit weights, the golden model's arithmetic), the validation score the weights were chosen
-on, the attention's firing rate; per variant the mean, min and max over seeds and the
-difference of the means from the default (a part whose removal does not lower the score does
+lengths x L2 weights x couplings, :func:`est.sw.glm.tune_glm`), the true rates and the training
+split's mean rates are scored once; then every variant (``VARIANTS``: the default EST, the same
+in ANN mode, and the default with one part removed: attention, CPG, TPU, SEW, RSM, the input
+path into the readout, the readout's leak) is trained with seeds 0..N-1 (model and training
+seed; the data are the same). Per run: NLB bits per spike on the test split for the float and
+the integer EST (8-bit weights, the golden model's arithmetic), the validation score the weights
+were chosen on, the attention's firing rate; per variant the mean, min and max over seeds and
+the difference of the means from the default (a part whose removal does not lower the score does
 not help on that data set). ``--jobs`` runs at a time, one thread each; the JSON is written
 after every run (``complete`` false until the last), with the commit of each run
 (``EST_COMMIT``, else git's HEAD); ``--resume`` keeps the baselines and runs already in
@@ -62,7 +62,8 @@ def baselines(dataset: str) -> tuple[str, dict]:
     return dataset, {
         "glm": {"test": scores(test, glm.predict_log_rates(test, val))["bits_per_spike"],
                 "val": scores(val, glm.predict_log_rates(val, train))["bits_per_spike"],
-                "history": glm.history, "l2": glm.l2, "grid": grid},
+                "coupling": glm.coupling, "history": glm.history, "l2": glm.l2,
+                "grid": grid},
         "true_rates": scores(test, np.log(test.rates))["bits_per_spike"],
         "train_mean": scores(test, mean)["bits_per_spike"],
         "bins": {"train": train.n_bins, "val": val.n_bins, "test": test.n_bins},
