@@ -149,7 +149,8 @@ def main() -> int:
                "datasets": {d: DATASETS[d] for d in datasets},
                "variants": {v: VARIANTS[v] for v in variants}, "seeds": args.seeds,
                "steps": args.steps, "wall_seconds": round(time.perf_counter() - t0, 1),
-               "machine": {"cpus": 2, "jobs": args.jobs, "python": platform.python_version()}}
+               "machine": {"cpus": os.cpu_count(), "jobs": args.jobs,
+                           "python": platform.python_version()}}
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(out, indent=2) + "\n")
 
