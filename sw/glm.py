@@ -38,6 +38,11 @@ def history_design(counts: np.ndarray, history: int) -> np.ndarray:
     return x
 
 
+RATE_FLOOR = 1e-3
+"""The rate (spikes per bin) of a neuron silent in training: its maximum-likelihood rate, 0,
+has no finite log; the mean-rate model and the EST's readout use the same floor."""
+
+
 @dataclass(frozen=True, eq=False)
 class GLM:
     """A fitted coupled Poisson GLM: ``bias`` [N], ``weights[n, m, lag - 1]`` [N, N, H] (zero
@@ -79,7 +84,9 @@ def fit_glm(train: Recording, history: int = 5, l2: float = 1e-3, seed: int = 0,
             max_iter: int = 50, tol: float = 1e-8, start: GLM | None = None,
             coupling: str = "full") -> GLM:
     """Fit :class:`GLM` to ``train`` by penalised maximum likelihood; ``coupling`` "self"
-    fits each neuron's weights on its own counts only (the others held at zero).
+    fits each neuron's weights on its own counts only (the others held at zero). A neuron
+    without spikes in the fitted bins is not fitted (its bias would head for minus infinity and
+    Newton's method never converge): its rate is :data:`RATE_FLOOR`, its weights zero.
 
     Each neuron ``n`` minimises, over the bins ``t >= history`` (those with a full history)::
 
@@ -111,12 +118,15 @@ def fit_glm(train: Recording, history: int = 5, l2: float = 1e-3, seed: int = 0,
     p = x.shape[-1]
     ridge = np.full(p, 2.0 * l2)
     ridge[0] = 0.0
+    silent = y.sum(axis=0) == 0
     theta = np.zeros((p, n))
     theta[0] = np.log(np.maximum(y.mean(axis=0), 1.0 / t))
     if start is not None and (start.history, start.coupling) == (history, coupling):
         theta = start._theta()
         if coupling == "self":
             theta = np.vstack([theta[:1], np.take_along_axis(theta[1:], own, axis=0)])
+    theta[:, silent] = 0.0
+    theta[0, silent] = np.log(RATE_FLOOR)
 
     def eta(th: np.ndarray) -> np.ndarray:
         return x @ th if x.ndim == 2 else np.einsum("ntq,qn->tn", x, th)
@@ -140,6 +150,7 @@ def fit_glm(train: Recording, history: int = 5, l2: float = 1e-3, seed: int = 0,
             hess = np.einsum("ntq,tn,ntr->nqr", x, mu, x) / t
         grad = grad + ridge[:, None] * theta
         step = -np.linalg.solve(hess + np.diag(ridge), grad.T[:, :, None])[:, :, 0].T
+        step[:, silent] = 0.0
         scale = np.ones(n)
         for _ in range(30):
             trial = objective(theta + scale * step)

@@ -64,7 +64,15 @@ from est.sw.data import (
     split_by_time,
 )
 from est.sw.est import EST, ESTConfig, config_dict
-from est.sw.glm import GLM, GLM_COUPLINGS, GLM_HISTORIES, GLM_L2S, true_rate_log_rates, tune_glm
+from est.sw.glm import (
+    GLM,
+    GLM_COUPLINGS,
+    GLM_HISTORIES,
+    GLM_L2S,
+    RATE_FLOOR,
+    true_rate_log_rates,
+    tune_glm,
+)
 from est.sw.neuron import beta_from_shift
 
 
@@ -359,7 +367,7 @@ def next_bin(out: np.ndarray, n_bins: int, mean_rates: np.ndarray) -> np.ndarray
     context = len(out) - n_bins
     if context:
         return out[context - 1:-1]
-    return np.vstack([np.log(np.maximum(mean_rates, 1e-3))[None, :], out[:-1]])
+    return np.vstack([np.log(np.maximum(mean_rates, RATE_FLOOR))[None, :], out[:-1]])
 
 
 def float_log_rates(model: EST, counts: np.ndarray) -> np.ndarray:
@@ -434,17 +442,17 @@ def start_readout(model: EST, mean_rates: np.ndarray, glm: GLM | None) -> None:
     ``r <- beta r + c`` settles at ``c / (1 - beta)``: its bias is scaled by ``1 - beta``, and
     its input weights are the GLM's through ``1 - beta z^-1`` (``W'[l] = W[l] - beta W[l - 1]``,
     one lag longer than the GLM's history), so that ``r`` equals the GLM's log-rate once warm.
-    A neuron silent in training starts at the mean-rate floor, ``log(1e-3)``, with no weights
-    (its GLM bias has no finite optimum, and the quantizer could not scale it)."""
+    A neuron silent in training starts at the mean-rate floor, ``log(RATE_FLOOR)``, with no
+    weights (its GLM bias has no finite optimum, and the quantizer could not scale it)."""
     beta = model.readout_beta
     with torch.no_grad():
         if glm is None:
-            model.readout.bias.copy_(torch.as_tensor(np.log(np.maximum(mean_rates, 1e-3))
+            model.readout.bias.copy_(torch.as_tensor(np.log(np.maximum(mean_rates, RATE_FLOOR))
                                                      * (1.0 - beta)))
             return
         d = model.cfg.d_model
         silent = mean_rates == 0  # the GLM's bias heads for -inf: the mean-rate model's floor
-        bias = np.where(silent, np.log(1e-3), glm.bias)
+        bias = np.where(silent, np.log(RATE_FLOOR), glm.bias)
         model.readout.bias.copy_(torch.as_tensor(bias * (1.0 - beta)))
         model.readout.weight.zero_()
         # GLM weights[n, m, lag - 1] act on y[t - lag]; readout row t predicts bin t + 1 from

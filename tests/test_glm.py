@@ -128,3 +128,19 @@ def test_a_warm_start_reaches_the_same_fit_in_fewer_steps(evaluated):
     assert warm.converged and warm.iterations < cold.iterations
     np.testing.assert_allclose(warm.weights, cold.weights, atol=1e-6)
     np.testing.assert_allclose(warm.bias, cold.bias, atol=1e-6)
+
+
+def test_a_neuron_silent_in_training_gets_the_rate_floor_and_the_fit_converges():
+    """Its maximum-likelihood rate is 0 (log: minus infinity), so it is not fitted: the floor
+    rate, zero weights, and the other neurons' fit converges as it would without it."""
+    from est.sw.glm import RATE_FLOOR
+
+    rec = simulate_population(PopulationConfig(n_neurons=5, bins=3000, seed=1))
+    counts = rec.counts.copy()
+    counts[:, 2] = 0
+    for coupling in ("full", "self"):
+        glm = fit_glm(Recording(counts), 3, 1e-3, coupling=coupling)
+        assert glm.converged and glm.iterations < 20
+        assert glm.bias[2] == pytest.approx(np.log(RATE_FLOOR)) and not glm.weights[2].any()
+        alone = fit_glm(Recording(np.delete(counts, 2, axis=1)), 3, 1e-3, coupling=coupling)
+        np.testing.assert_allclose(np.delete(glm.bias, 2), alone.bias, atol=1e-6)
