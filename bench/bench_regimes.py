@@ -20,10 +20,11 @@ on a short test split because the NLB null, each neuron's mean over the test spl
 fitted in sample; it is 0 by definition).
 Per regime: every seed's figures, and the mean, min and max over seeds. Runs ``--jobs``
 trainings at a time, one thread each; the JSON is written after every run (``complete`` false
-until the last), with the commit of each run (``EST_COMMIT``, else git's HEAD).
+until the last), with the commit of each run (``EST_COMMIT``, else git's HEAD); ``--resume``
+keeps the runs already in ``--out`` (of the same steps) and does only the rest.
 
     .venv/bin/python bench/bench_regimes.py [--seeds 3] [--steps N] [--regime NAME ...]
-        [--jobs 2] [--out bench/results/regimes.json]
+        [--jobs 2] [--resume] [--out bench/results/regimes.json]
 """
 
 import argparse
@@ -81,9 +82,9 @@ def job(regime: str, seed: int, steps: int | None) -> tuple[str, int, dict]:
         "seconds": round(time.perf_counter() - t0, 1)}
 
 
-def summary(runs: dict, regimes: list, args, complete: bool, seconds: float) -> dict:
+def summary(runs: dict, args, complete: bool, seconds: float) -> dict:
     """The JSON: every run so far, and per regime the mean, min and max over its seeds."""
-    out = {"complete": complete, "regimes": {}, "definitions": {r: REGIMES[r] for r in regimes},
+    out = {"complete": complete, "regimes": {}, "definitions": {r: REGIMES[r] for r in runs},
            "seeds": args.seeds, "steps": args.steps, "wall_seconds": round(seconds, 1)}
     for regime, by_seed in runs.items():
         if not by_seed:
@@ -104,26 +105,38 @@ def main() -> int:
     parser.add_argument("--regime", action="append", choices=sorted(REGIMES),
                         help="only this regime (repeat; default: all)")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the runs already in --out and do only the rest")
     parser.add_argument("--out", type=Path, default=Path("bench/results/regimes.json"))
     args = parser.parse_args()
     regimes = args.regime or list(REGIMES)
     t0 = time.perf_counter()
     runs: dict[str, dict] = {r: {} for r in regimes}
+    if args.resume and args.out.exists():
+        before = json.loads(args.out.read_text())
+        if before.get("steps") != args.steps:
+            raise SystemExit(f"bench_regimes: {args.out} was run with --steps "
+                             f"{before.get('steps')}, not {args.steps}; resume with the same "
+                             f"steps or start afresh")
+        for r, entry in before["regimes"].items():  # every regime of the file is kept
+            runs[r] = {int(s): row for s, row in entry["runs"].items() if int(s) < args.seeds}
     commit = os.environ.get("EST_COMMIT") or subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    total = len(regimes) * args.seeds
+    # seed-major: a partial JSON covers every regime
+    todo = [(r, s) for s in range(args.seeds) for r in regimes if s not in runs[r]]
+    total = len(todo)
     with ProcessPoolExecutor(args.jobs) as pool:
-        # seed-major: a partial JSON covers every regime
-        futures = [pool.submit(job, r, s, args.steps) for s in range(args.seeds) for r in regimes]
+        futures = [pool.submit(job, r, s, args.steps) for r, s in todo]
         for done, future in enumerate(as_completed(futures), 1):
             regime, seed, row = future.result()
             runs[regime][seed] = {**row, "commit": commit}
             print(f"bench_regimes [{done}/{total}] {regime} seed {seed}: " + ", ".join(
                 f"{m} {v:.4f}" for m, v in row["bits_per_spike"].items())
                 + f" ({row['seconds']} s)", flush=True)
-            out = summary(runs, regimes, args, done == total, time.perf_counter() - t0)
+            out = summary(runs, args, done == total, time.perf_counter() - t0)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(out, indent=2) + "\n")
+    out = summary(runs, args, True, time.perf_counter() - t0)
     print(f"\n{'regime':<15}" + "".join(f"{m:>14}" for m in MODELS))
     for regime, row in out["regimes"].items():
         print(f"{regime:<15}" + "".join(
