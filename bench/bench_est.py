@@ -51,14 +51,15 @@ def baselines(dataset: str) -> tuple[str, dict]:
     """The tuned GLM, the true rates and the training mean on one data set (test split)."""
     import torch
 
-    from est.sw.glm import tune_glm
+    from est.sw.glm import RATE_FLOOR, tune_glm
     from est.sw.train import TrainConfig, get_data, scores
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     train, val, test = get_data(DATASETS[dataset])
     glm, grid = tune_glm(train, val, TrainConfig().glm_history, TrainConfig().glm_l2)
-    mean = np.broadcast_to(np.log(np.maximum(train.counts.mean(axis=0), 1e-3)), test.counts.shape)
+    mean = np.broadcast_to(np.log(np.maximum(train.counts.mean(axis=0), RATE_FLOOR)),
+                           test.counts.shape)
     return dataset, {
         "glm": {"test": scores(test, glm.predict_log_rates(test, val))["bits_per_spike"],
                 "val": scores(val, glm.predict_log_rates(val, train))["bits_per_spike"],

@@ -56,6 +56,7 @@ def job(regime: str, seed: int, steps: int | None) -> tuple[str, int, dict]:
     import torch
 
     from est.sw.est import ESTConfig
+    from est.sw.glm import RATE_FLOOR
     from est.sw.train import TrainConfig, get_data, run, scores
 
     torch.set_num_threads(1)
@@ -66,7 +67,7 @@ def job(regime: str, seed: int, steps: int | None) -> tuple[str, int, dict]:
     _, val, test = get_data(data)
 
     def constant(rates):
-        return np.broadcast_to(np.log(np.maximum(rates, 1e-3)), test.counts.shape)
+        return np.broadcast_to(np.log(np.maximum(rates, RATE_FLOOR)), test.counts.shape)
 
     bits = {"float_est": result["float"]["test"]["bits_per_spike"],
             "integer_est": result["integer"]["test"]["bits_per_spike"],
