@@ -109,8 +109,10 @@ class Op:
     ``fields(node, ins)`` (traced tensors, the output first), ``init(ins)`` and ``step(xs, state) ->
     (tensors, state)`` (the golden model, one bin, numpy int64), ``seq(xs, bins)`` (the integer
     PyTorch path, a whole sequence), ``cost(node, ins, ctx)`` and ``lower(builder, node, ins)`` (the
-    Amaranth components). By default an operation traces one tensor, its output, named ``TENSOR``
-    (``hw``: ``HW``), has no state (``init`` None) and no hardware of its own (``cost`` no row).
+    Amaranth components of the dataflow backend), ``history`` and ``emit(builder, node, ins)``
+    (the instructions of the core backend). By default an operation traces one tensor, its
+    output, named ``TENSOR`` (``hw``: ``HW``), has no state (``init`` None), no hardware of its
+    own (``cost`` no row), reads one bin of each input and has no core instructions.
     """
 
     KIND: ClassVar[str] = ""
@@ -130,6 +132,17 @@ class Op:
 
     def cost(self, node: str, ins: list[Spec], ctx) -> list:
         return []
+
+    def history(self, ins: list[Spec]) -> list[int]:
+        """Per input, how many bins of it (the current one included) this operation reads:
+        the core backend keeps that many in the input's ring (:mod:`est.compiler.program`)."""
+        return [1] * len(ins)
+
+    def emit(self, b, node: str, ins: list[Spec]) -> None:
+        """This operation as instructions of the core backend (``b`` a
+        :class:`~est.compiler.program.ProgramBuilder`); refused where the core lacks it."""
+        raise EstError(f"node '{node}': the core backend does not run a '{self.KIND}' "
+                       f"operation yet; compile with --backend dataflow")
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,14 @@ Hardware: a :class:`~est.hw.synapse.SynapticAccumulator` over the window of a
 :class:`~est.hw.conv.HistoryWindow` (kernel 1: the accumulator alone), weights in a block-RAM
 ROM of ``ceil(n_out / lanes) * kernel * n_in`` words. Latency ``(groups - 1) * max(kernel *
 n_in, 2) + kernel * n_in + 3`` cycles (docs/semantics.md 7), one more when ``kernel > 1``.
+On the core: event-driven, ``groups`` cycles per nonzero input value and lag (docs/core.md).
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
+from est import EstError
 from est.compiler.graph import (
     MAX_BITS,
     WEIGHT_MAX_BITS,
@@ -96,6 +98,29 @@ class Conv(Op):
                       (groups - 1) * max(inputs, 2) + inputs + 3 + (k > 1), ceil_div(ops, lanes),
                       memory_bound, ops * wb + n_out * acc + (k - 1) * n_in * x_bits, w_brams,
                       luts, ffs)]
+
+    def history(self, ins):
+        return [self.weight.shape[0]]
+
+    def emit(self, b, node, ins):
+        """Core: a ``conv`` instruction, run just before the neuron array that reads the
+        current: per lag, the input's words scanned for nonzero values (events), and each
+        event's weight row added into the accumulators, ``lanes`` weights a cycle."""
+        from est.compiler.program import CoreSpec, check_conv_acc
+
+        wb = weight_bits(self.weight)
+        if wb > b.spec.weight_bits:
+            raise EstError(f"node '{node}': its weights need {wb} bits, the core's weight "
+                           f"fields are {b.spec.weight_bits}; use a core with wider weights "
+                           f"or quantize to fewer bits (--weight-bits)")
+        check_conv_acc(node, self.weight, ins[0].bits, b.spec)
+        src = b.vectors[b.graph.node(node).inputs[0]]
+        k, _, n_in = self.weight.shape
+        wbase, groups = b.weight_rows(self.weight)
+        per = CoreSpec.ACT_BITS >> src.log2b
+        b.current(node, {"n": src.words, "kernel": k, "wbase": wbase, "groups": groups,
+                         "lag_stride": n_in * groups, "word_stride": per * groups,
+                         **src.src()}, self.bias)
 
     def lower(self, b, node, ins):
         from est.hw.conv import CausalConv

@@ -2,8 +2,9 @@
 each (``bits`` 1: spikes). A count above ``2**bits - 1`` is not the network's to take: the
 front end clips where a user asks for it and reports it (docs/semantics.md 1.1).
 
-Hardware: the top's input stream itself (no component), ``n * bits`` wide. Golden: the
-stimulus row.
+Hardware: the top's input stream itself (no component), ``n * bits`` wide; on the core, an
+``in`` instruction writing the input words into the activation memory, one a cycle. Golden:
+the stimulus row.
 """
 
 from dataclasses import dataclass
@@ -39,3 +40,8 @@ class Input(Op):
 
     def lower(self, b, node, ins):
         return b.lowered(ins[0])
+
+    def emit(self, b, node, ins):
+        """Core: ``in`` takes the bin's input words into the node's ring."""
+        vec = b.vector(node, Spec(self.n, self.bits))
+        b.add("in", n=vec.words, **vec.dst())

@@ -4,7 +4,8 @@ subtraction or to zero. Input: a convolution's current, or an unsigned vector (S
 
 Hardware: :class:`~est.hw.neurons.LIFArray` (``lanes`` neurons per cycle, membranes in block
 RAM or flip-flops, thresholds in logic), fed through :class:`~est.hw.streams.VectorGroups`
-when its input is a vector; two cycles per group of ``lanes`` neurons.
+when its input is a vector; two cycles per group of ``lanes`` neurons. On the core: a ``lif``
+instruction, one neuron a cycle.
 """
 
 from dataclasses import dataclass, replace
@@ -121,6 +122,19 @@ class LIF(Op):
         cycles = 0 if ins[0].form == "current" else ceil_div(n, ctx.lanes)
         return [ctx.vector(node, "lif", n, self.v_bits, luts, ffs, cycles, 2 * n * self.v_bits,
                            brams)]
+
+    def emit(self, b, node, ins):
+        """Core: the convolution's instruction, then ``lif``: one neuron a cycle, its spikes
+        into the node's ring, its accumulators cleared for the next convolution."""
+        from est.compiler.program import neuron_fields
+
+        if ins[0].form != "current":
+            return super().emit(b, node, ins)
+        bias = b.take_current(node)
+        nbase = b.neuron_block(node, self.threshold, bias, self.v_bits)
+        out = b.vector(node, Spec(ins[0].n, 1))
+        b.add("lif", n=ins[0].n, nbase=nbase, **out.dst(),
+              **neuron_fields(self.leak_shift, self.v_bits, self.reset))
 
     def lower(self, b, node, ins):
         from est.hw.neurons import LIFArray

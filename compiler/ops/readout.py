@@ -1,7 +1,8 @@
 """``readout``: non-spiking integrators ``r = sat(r - (r >>> leak_shift) + current)``, the
 network's output (docs/semantics.md 1.3); ``scale`` maps a value to a log-rate, ``value / scale``.
 
-Hardware: :class:`~est.hw.neurons.ReadoutIntegrator`, ``lanes`` integrators per cycle.
+Hardware: :class:`~est.hw.neurons.ReadoutIntegrator`, ``lanes`` integrators per cycle; on the
+core, a ``readout`` instruction, one integrator a cycle.
 """
 
 from dataclasses import dataclass, replace
@@ -88,6 +89,15 @@ class Readout(Op):
         luts, ffs, brams = ctx.neurons(n, self.v_bits, False)
         return [ctx.vector(node, "readout", n, self.v_bits, luts, ffs, 0, 2 * n * self.v_bits,
                            brams)]
+
+    def emit(self, b, node, ins):
+        """Core: the convolution's instruction, then ``readout``: one integrator a cycle, the
+        values kept in the neuron memory (the ``out`` instructions send them)."""
+        from est.compiler.program import neuron_fields
+
+        bias = b.take_current(node)
+        nbase = b.neuron_block(node, np.zeros(ins[0].n, np.int64), bias, self.v_bits)
+        b.add("readout", n=ins[0].n, nbase=nbase, **neuron_fields(self.leak_shift, self.v_bits))
 
     def lower(self, b, node, ins):
         from est.hw.neurons import ReadoutIntegrator

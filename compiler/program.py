@@ -1,0 +1,379 @@
+"""The core backend's compiler: a graph as a program for the shared, event-driven core.
+
+The core (:class:`est.hw.core.Core`) is one engine time-multiplexed over every operation of a
+graph. It runs a *program*, a list of instructions, once per bin, on five memories the host
+loads at run time (so another model that fits the same core needs no new synthesis):
+
+- ``program``: the instructions, one word each (:meth:`CoreSpec.layout`);
+- ``weights``: words of ``lanes`` weights of ``weight_bits`` (SPRAM on the iCE40 UP5K). A
+  convolution's row for one input channel and lag is ``groups = ceil(n_out / lanes)`` words,
+  lane ``l`` of word ``g`` the weight of output ``g * lanes + l``; rows in order lag-major,
+  then input channel;
+- ``thresholds`` and ``biases``: one word per neuron (a neuron array's thresholds; the bias of
+  the convolution that feeds it), index ``nbase + j``;
+- the core's own state, not loaded: ``membranes`` (one word per neuron, same index),
+  ``activations`` (every vector a node hands on: ``ACT_BITS``-bit words, fields of 1, 2, 4 or
+  8 bits, a ring of ``2**k`` bins per node for the history its readers need) and the
+  accumulators (``lanes`` currents per word, one word per group of the convolution running).
+
+Each operation says what it becomes in its own module (``Op.emit``, docs/adding_a_block.md);
+this module allocates the memories, orders the nodes (a convolution runs just before the
+neuron array that reads its current, the two sharing the accumulators) and appends the
+``out`` instructions that send the output and, with ``trace``, every traced tensor. The
+instruction set, the memory layout and the cycles of every instruction are in docs/core.md;
+:mod:`est.sim.core_model` runs a program in Python, cycle for cycle as the gateware does.
+"""
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from est import EstError
+from est.compiler.graph import Graph, Spec
+from est.hw.synapse import ceil_div
+from est.sim import golden
+from est.sim.words import pack
+
+OPCODES = {"in": 1, "conv": 2, "lif": 3, "readout": 4, "out_act": 5, "out_neuron": 6, "end": 7}
+"""The instructions (docs/core.md): 0 is never written."""
+
+
+@dataclass(frozen=True)
+class CoreSpec:
+    """What a core is built with: the sizes of its memories and datapaths. A program runs on
+    a core when every region it needs fits (:func:`compile_program` says what is over)."""
+
+    lanes: int = 8  # weights read and accumulated per cycle
+    weight_bits: int = 8  # the field of one weight in a weight word (2, 4, 8 or 16)
+    acc_bits: int = 32  # one accumulator (a current without its bias)
+    state_bits: int = 32  # one membrane, threshold or bias
+    weight_words: int = 16384  # weight memory depth (UP5K: 4 SPRAMs side by side, 64-bit words)
+    act_words: int = 2048  # activation memory depth (ACT_BITS-bit words)
+    neuron_words: int = 1024  # neurons (membranes, thresholds, biases)
+    acc_words: int = 64  # accumulator words: the widest convolution's groups
+    program_words: int = 256
+
+    ACT_BITS: ClassVar[int] = 16
+    MAX_RING: ClassVar[int] = 256  # bins of history one node's ring may hold
+    BIN_BITS: ClassVar[int] = 16  # the bin counter (rings wrap with it)
+
+    def __post_init__(self):
+        if self.weight_bits not in (2, 4, 8, 16):
+            raise EstError(f"core weight_bits must be 2, 4, 8 or 16, got {self.weight_bits}")
+        if self.lanes < 1 or self.lanes & (self.lanes - 1):
+            raise EstError(f"core lanes must be a power of two, got {self.lanes}")
+
+    @property
+    def weight_word_bits(self) -> int:
+        return self.lanes * self.weight_bits
+
+    def layout(self) -> list[tuple[str, int]]:
+        """The fields of an instruction word, low bits first: (name, bits)."""
+        act = bits_for(self.act_words)
+        return [("op", 3), ("n", 16), ("src", act), ("src_mask", 8), ("src_stride", 5),
+                ("src_log2b", 2), ("kernel", 8), ("wbase", bits_for(self.weight_words)),
+                ("lag_stride", 24), ("word_stride", 16), ("groups", bits_for(self.acc_words + 1)),
+                ("dst", act), ("dst_mask", 8), ("dst_stride", 5), ("dst_log2b", 2),
+                ("nbase", bits_for(self.neuron_words)), ("leak", 5), ("leak_on", 1),
+                ("vbits", 6), ("reset_zero", 1)]
+
+    @property
+    def program_bits(self) -> int:
+        return sum(bits for _, bits in self.layout())
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("lanes", "weight_bits", "acc_bits", "state_bits",
+                                              "weight_words", "act_words", "neuron_words",
+                                              "acc_words", "program_words")}
+
+
+def bits_for(depth: int) -> int:
+    """Address bits of a memory of ``depth`` words."""
+    return max(1, (depth - 1).bit_length())
+
+
+def pow2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+@dataclass(frozen=True)
+class Vector:
+    """A node's output in the activation memory: a ring of ``slots`` bins (a power of two),
+    each ``2**stride`` words from ``base``; ``n`` fields of ``2**log2b`` bits (``bits`` used)."""
+
+    base: int
+    slots: int
+    stride: int
+    log2b: int
+    n: int
+    bits: int
+
+    @property
+    def words(self) -> int:
+        return ceil_div(self.n, CoreSpec.ACT_BITS >> self.log2b)
+
+    def src(self) -> dict:
+        return {"src": self.base, "src_mask": self.slots - 1, "src_stride": self.stride,
+                "src_log2b": self.log2b}
+
+    def dst(self) -> dict:
+        return {"dst": self.base, "dst_mask": self.slots - 1, "dst_stride": self.stride,
+                "dst_log2b": self.log2b}
+
+
+@dataclass(frozen=True)
+class OutField:
+    """One tensor the ``out`` instructions send each bin: ``words`` stream words from the
+    activation memory (``act``: fields of ``2**log2b`` bits, ``n`` used) or from the membranes
+    (``neuron``: one value of ``bits`` per word)."""
+
+    tensor: str
+    n: int
+    bits: int
+    signed: bool
+    source: str  # "act" | "neuron"
+    log2b: int = 0
+
+    @property
+    def words(self) -> int:
+        return self.n if self.source == "neuron" else ceil_div(self.n, CoreSpec.ACT_BITS >>
+                                                               self.log2b)
+
+
+@dataclass
+class Program:
+    """A graph compiled for a core: the instruction words and the loaded memories' images,
+    what the input words and the output words hold, and the regions of every node."""
+
+    name: str
+    spec: CoreSpec
+    instructions: list[dict]
+    weights: list[int]
+    thresholds: list[int]
+    biases: list[int]
+    input: Vector
+    outputs: list[OutField]
+    n_out_fields: int  # the first ones are the network's output, the rest the trace
+    regions: dict = field(default_factory=dict)
+
+    def words(self) -> list[int]:
+        """The instruction words (``spec.layout()``)."""
+        layout = self.spec.layout()
+        out = []
+        for ins in self.instructions:
+            word, pos = 0, 0
+            for name, bits in layout:
+                value = ins.get(name, 0)
+                if not 0 <= value < (1 << bits):
+                    raise EstError(f"instruction field {name} = {value} does not fit {bits} bits")
+                word |= value << pos
+                pos += bits
+            out.append(word)
+        return out
+
+    def input_words(self, x: np.ndarray) -> list[int]:
+        """One bin's input vector as the words the core's ``i`` stream takes."""
+        return vector_words(x, self.input)
+
+    def usage(self) -> dict:
+        """Words used of each loaded or allocated memory, against the core's sizes."""
+        return {"program_words": len(self.instructions), "weight_words": len(self.weights),
+                "neuron_words": len(self.thresholds),
+                "act_words": self.regions.get("act_words", 0),
+                "acc_words": self.regions.get("acc_words", 0)}
+
+
+def vector_words(x: np.ndarray, vec: Vector) -> list[int]:
+    """``x`` [n] in the activation memory's format: fields of ``2**log2b`` bits, field ``i``
+    of word ``i // fields`` at bit ``(i % fields) << log2b``."""
+    per = CoreSpec.ACT_BITS >> vec.log2b
+    return [pack(x[w * per:(w + 1) * per], 1 << vec.log2b) for w in range(vec.words)]
+
+
+class ProgramBuilder:
+    """Passed to every ``Op.emit``: allocates the memories and collects the instructions."""
+
+    def __init__(self, spec: CoreSpec, graph: Graph):
+        self.spec, self.graph = spec, graph
+        self.specs = graph.specs()
+        self.instructions: list[dict] = []
+        self.weights: list[int] = []
+        self.thresholds: list[int] = []
+        self.biases: list[int] = []
+        self.vectors: dict[str, Vector] = {}
+        self.neurons: dict[str, tuple[int, int]] = {}  # node -> (nbase, n)
+        self.pending: dict[str, dict] = {}  # a convolution's instruction, until its reader runs
+        self.act_words = 0
+        self.acc_words = 0
+        self.history = self._history()
+
+    def _history(self) -> dict[str, int]:
+        """Per node, the bins of its output its readers look back over (at least 1)."""
+        need = {n.name: 1 for n in self.graph.nodes}
+        for n in self.graph.nodes:
+            ins = [self.specs[i] for i in n.inputs]
+            for i, bins in zip(n.inputs, n.op.history(ins), strict=True):
+                need[i] = max(need[i], bins)
+        return need
+
+    def add(self, op: str, **fields) -> None:
+        self.instructions.append({"op": OPCODES[op], **fields})
+
+    def vector(self, node: str, spec: Spec) -> Vector:
+        """Allocate ``node``'s output ring in the activation memory."""
+        if spec.form != "vector" or spec.signed or spec.bits > 8:
+            raise EstError(f"node '{node}': the core keeps unsigned vectors of up to 8 bits in "
+                           f"its activation memory, this one is {spec}")
+        slots = pow2(self.history[node])
+        if slots > CoreSpec.MAX_RING:
+            raise EstError(f"node '{node}': its readers look back {self.history[node]} bins, "
+                           f"the core's rings hold at most {CoreSpec.MAX_RING}")
+        log2b = (spec.bits - 1).bit_length()
+        vec = Vector(self.act_words, slots, 0, log2b, spec.n, spec.bits)
+        stride = (vec.words - 1).bit_length()
+        vec = Vector(self.act_words, slots, stride, log2b, spec.n, spec.bits)
+        self.act_words += slots << stride
+        self.vectors[node] = vec
+        return vec
+
+    def neuron_block(self, node: str, thresholds: np.ndarray, biases: np.ndarray,
+                     v_bits: int) -> int:
+        """Allocate ``node``'s neurons (membranes of ``v_bits``); returns their first index
+        (``nbase``)."""
+        lo, hi = golden.signed_range(self.spec.state_bits)
+        if v_bits > self.spec.state_bits or biases.size and not lo <= biases.min() <= \
+                biases.max() <= hi:
+            raise EstError(f"node '{node}': its membranes ({v_bits} bits) or biases do not fit "
+                           f"the core's {self.spec.state_bits}-bit neuron words")
+        base = len(self.thresholds)
+        self.thresholds += [int(v) for v in thresholds]
+        self.biases += [int(v) for v in biases]
+        self.neurons[node] = (base, len(thresholds))
+        return base
+
+    def weight_rows(self, weight: np.ndarray) -> tuple[int, int]:
+        """Store ``weight`` [kernel, n_out, n_in] as rows (lag-major, then input channel) of
+        ``groups`` words; returns (first word, groups)."""
+        lanes, wb = self.spec.lanes, self.spec.weight_bits
+        k, n_out, n_in = weight.shape
+        groups = ceil_div(n_out, lanes)
+        base = len(self.weights)
+        padded = np.zeros((k, groups * lanes, n_in), np.int64)
+        padded[:, :n_out] = weight
+        for lag in range(k):
+            for i in range(n_in):
+                for g in range(groups):
+                    self.weights.append(pack(padded[lag, g * lanes:(g + 1) * lanes, i], wb))
+        self.acc_words = max(self.acc_words, groups)
+        return base, groups
+
+    def current(self, node: str, fields: dict, bias: np.ndarray) -> None:
+        """A convolution's instruction and bias, held until the neuron array that reads its
+        current is emitted (:meth:`take_current`)."""
+        self.pending[node] = (fields, bias)
+
+    def take_current(self, node: str) -> np.ndarray:
+        """Emit the instruction of the convolution ``node`` reads (it runs just before
+        ``node``, into the accumulators); returns the convolution's bias."""
+        source = self.graph.node(node).inputs[0]
+        fields, bias = self.pending.pop(source)
+        self.add("conv", **fields)
+        return bias
+
+
+def check_fit(prog: Program) -> list[str]:
+    """What of ``prog`` is over its core's sizes, one line each (empty: it fits)."""
+    spec, use = prog.spec, prog.usage()
+    over = [f"{key.replace('_', ' ')}: needs {use[key]}, the core has {getattr(spec, key)}"
+            for key in ("program_words", "weight_words", "neuron_words", "act_words",
+                        "acc_words") if use[key] > getattr(spec, key)]
+    return over
+
+
+def compile_program(graph: Graph, spec: CoreSpec | None = None, trace: bool = True) -> Program:
+    """``graph`` as a program for a core of ``spec`` (default :class:`CoreSpec`). With
+    ``trace``, the output words carry every tensor the core keeps, after the output. An
+    operation the core does not run, or a model over the core's sizes, raises
+    :class:`~est.EstError` naming the node or the memory."""
+    spec = spec or CoreSpec()
+    b = ProgramBuilder(spec, graph)
+    specs = b.specs
+    for node in graph.nodes:
+        node.op.emit(b, node.name, [specs[i] for i in node.inputs])
+    out_fields = _out_fields(graph, b, trace)
+    for f in out_fields:
+        node = f.tensor.split("/")[0]
+        if f.source == "act":
+            b.add("out_act", n=f.words, **b.vectors[node].src())
+        else:
+            b.add("out_neuron", n=f.n, nbase=b.neurons[node][0])
+    b.add("end")
+    input_vec = b.vectors[graph.nodes[0].name]
+    prog = Program(graph.name, spec, b.instructions, b.weights, b.thresholds, b.biases,
+                   input_vec, out_fields, len(graph.outputs),
+                   {"act_words": b.act_words, "acc_words": b.acc_words,
+                    "vectors": b.vectors, "neurons": b.neurons})
+    over = check_fit(prog)
+    if over:
+        raise EstError(f"the model does not fit the core ({'; '.join(over)}): use a core "
+                       f"with larger memories, or a smaller model")
+    prog.words()  # every field fits its width
+    return prog
+
+
+def _out_fields(graph: Graph, b: ProgramBuilder, trace: bool) -> list[OutField]:
+    """The tensors the ``out`` instructions send: the outputs' values, then with ``trace``
+    every other tensor the core keeps (not the input, not a convolution's current)."""
+    fields = graph.fields()
+    heads = [next(f for f in fields if f.name.startswith(f"{o}/")) for o in graph.outputs]
+    rest = [f for f in fields if trace and f.hw and f not in heads]
+    out = []
+    for f in heads + rest:
+        node, tensor = f.name.split("/")
+        if node in b.neurons and (f.bits > 1 or f.signed):
+            out.append(OutField(f.name, f.n, f.bits, f.signed, "neuron"))
+        elif node in b.vectors:
+            out.append(OutField(f.name, f.n, f.bits, f.signed, "act", b.vectors[node].log2b))
+        else:
+            raise EstError(f"tensor {f.name}: the core keeps no copy of it to trace")
+    return out
+
+
+def decode_words(prog: Program, words: list[int]) -> dict[str, np.ndarray]:
+    """One bin's output words as its tensors (``prog.outputs``)."""
+    from est.sim.words import unpack
+
+    out, pos = {}, 0
+    for f in prog.outputs:
+        chunk = words[pos:pos + f.words]
+        pos += f.words
+        if f.source == "neuron":
+            mask = (1 << prog.spec.state_bits) - 1
+            v = np.array([w & mask for w in chunk], np.int64)
+            top = 1 << (prog.spec.state_bits - 1)
+            out[f.tensor] = np.where(v >= top, v - (top << 1), v)
+        else:
+            per = CoreSpec.ACT_BITS >> f.log2b
+            vals = np.concatenate([unpack(w, per, 1 << f.log2b) for w in chunk])
+            out[f.tensor] = vals[:f.n]
+    if pos != len(words):
+        raise EstError(f"expected {pos} output words a bin, got {len(words)}")
+    return out
+
+
+def neuron_fields(leak_shift: int | None, v_bits: int, reset: str = "subtract") -> dict:
+    """The fields of a neuron instruction (``lif`` or ``readout``)."""
+    return {"leak": leak_shift or 0, "leak_on": int(leak_shift is not None), "vbits": v_bits,
+            "reset_zero": int(reset == "zero")}
+
+
+def check_conv_acc(node: str, weight: np.ndarray, x_bits: int, spec: CoreSpec) -> None:
+    """Refuse a convolution whose sum (without its bias) does not fit the accumulators."""
+    x_max = (1 << x_bits) - 1
+    lo = int(np.minimum(weight, 0).sum(axis=(0, 2)).min()) * x_max
+    hi = int(np.maximum(weight, 0).sum(axis=(0, 2)).max()) * x_max
+    need = golden.signed_bits(lo, hi)
+    if need > spec.acc_bits:
+        raise EstError(f"node '{node}': its sums need {need} bits, the core's accumulators "
+                       f"hold {spec.acc_bits}")

@@ -1,0 +1,326 @@
+"""The shared, event-driven core: one engine that runs a compiled program once per bin.
+
+:class:`Core` is the core backend's gateware. It holds no model: the program, the weights,
+the thresholds and the biases are memories written through the ``load`` port (or given at
+build time as initial contents), so one bitstream runs every model that fits its memories
+(:class:`~est.compiler.program.CoreSpec`). The instruction set, memory layout and cycle
+counts are in docs/core.md; :mod:`est.sim.core_model` is the same machine in Python.
+
+Hardware:
+
+- memories: program (one instruction a word), weights (``lanes * weight_bits`` a word: on the
+  iCE40 UP5K the SPRAMs), thresholds, biases and membranes (``state_bits`` a word), the
+  activations (16-bit words: every vector a node hands on, in rings of past bins) and the
+  accumulators (``lanes`` currents a word, read transparently so that back-to-back events
+  into one word add up);
+- a synapse datapath of ``lanes`` multiply-adders (``weight_bits x 8``), fed one weight word a
+  cycle: a ``conv`` scans its input's words and, for every nonzero field (an event with a
+  value), reads only that input's weight row, ``groups`` words;
+- one neuron datapath (leak by a shift, saturating add, threshold, reset), one neuron a cycle;
+- the sequencer, a register-phase state machine over the instructions.
+
+Latency per bin: the sum over the program of 2 cycles per instruction plus its body (``in``:
+its words; ``conv``: 1, then per lag 1, and where the lag reaches back inside the stream one
+per input word and ``groups`` per event; ``lif``/``readout``: neurons + 1; ``out_*``: 2 per
+word), with no stalls on ``i`` and ``o``.
+
+Ports: ``load`` (stream of ``mem``, ``addr``, ``data``: write a word of memory ``mem``, 0
+program, 1 weights, 2 thresholds, 3 biases; ``mem`` 7 starts a stream: bin 0, every membrane
+and history zero), taken only between bins or while halted; ``i`` stream of 16-bit input words
+(``Program.input_words``); ``o`` stream of 32-bit output words; ``bin`` the bin counter.
+"""
+
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, enum, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from est.compiler.program import OPCODES, CoreSpec, Program, bits_for
+
+MEM_PROGRAM, MEM_WEIGHTS, MEM_THRESHOLDS, MEM_BIASES, MEM_START = 0, 1, 2, 3, 7
+ADDR_BITS = 16
+
+
+class _State(enum.Enum, shape=4):
+    CLEAR = 0
+    FETCH = 1
+    DECODE = 2
+    HALT = 3
+    IN = 4
+    LAG = 5
+    SCAN = 6
+    ACC = 7
+    NEURON = 8
+    NEURON_LAST = 9
+    OUT_READ = 10
+    OUT_SEND = 11
+
+
+def load_layout(spec: CoreSpec) -> data.StructLayout:
+    """A ``load`` word: which memory, the address, the data (the widest memory word)."""
+    width = max(spec.program_bits, spec.weight_word_bits, spec.state_bits)
+    return data.StructLayout({"mem": unsigned(3), "addr": unsigned(ADDR_BITS),
+                              "data": unsigned(width)})
+
+
+def load_words(prog: Program) -> list[dict]:
+    """The ``load`` words that put ``prog`` into a core, then start a stream."""
+    out = [{"mem": MEM_PROGRAM, "addr": a, "data": w} for a, w in enumerate(prog.words())]
+    out += [{"mem": MEM_WEIGHTS, "addr": a, "data": w} for a, w in enumerate(prog.weights)]
+    mask = (1 << prog.spec.state_bits) - 1
+    out += [{"mem": MEM_THRESHOLDS, "addr": a, "data": v & mask}
+            for a, v in enumerate(prog.thresholds)]
+    out += [{"mem": MEM_BIASES, "addr": a, "data": v & mask} for a, v in enumerate(prog.biases)]
+    return out + [{"mem": MEM_START, "addr": 0, "data": 0}]
+
+
+class Core(wiring.Component):
+    """The event-driven core of ``spec`` (see the module docstring). ``program``: initial
+    contents of its memories, so the core runs that model from configuration on without a
+    load; another can still be loaded."""
+
+    def __init__(self, spec: CoreSpec, program: Program | None = None):
+        if program is not None and program.spec != spec:
+            raise ValueError("the program was compiled for another core")
+        self.spec, self.program = spec, program
+        super().__init__({"load": In(stream.Signature(load_layout(spec))),
+                          "i": In(stream.Signature(unsigned(CoreSpec.ACT_BITS))),
+                          "o": Out(stream.Signature(unsigned(32))),
+                          "bin": Out(CoreSpec.BIN_BITS)})
+
+    def elaborate(self, platform):
+        m = Module()
+        spec, prog = self.spec, self.program
+        lanes, wb, ab, sb = spec.lanes, spec.weight_bits, spec.acc_bits, spec.state_bits
+        lane_bits = (lanes - 1).bit_length()
+        layout = data.StructLayout({name: unsigned(bits) for name, bits in spec.layout()})
+
+        def mem(name, shape, depth, init):
+            m.submodules[name] = store = memory.Memory(shape=shape, depth=depth, init=init)
+            return store
+
+        mask = (1 << sb) - 1
+        program = mem("program", unsigned(spec.program_bits), spec.program_words,
+                      prog.words() if prog else [])
+        weights = mem("weights", unsigned(lanes * wb), spec.weight_words,
+                      prog.weights if prog else [])
+        thresholds = mem("thresholds", unsigned(sb), spec.neuron_words,
+                         [v & mask for v in prog.thresholds] if prog else [])
+        biases = mem("biases", unsigned(sb), spec.neuron_words,
+                     [v & mask for v in prog.biases] if prog else [])
+        membranes = mem("membranes", unsigned(sb), spec.neuron_words, [])
+        act = mem("act", unsigned(CoreSpec.ACT_BITS), spec.act_words, [])
+        acc = mem("acc", unsigned(lanes * ab), spec.acc_words, [])
+        loaders = {MEM_PROGRAM: program.write_port(), MEM_WEIGHTS: weights.write_port(),
+                   MEM_THRESHOLDS: thresholds.write_port(), MEM_BIASES: biases.write_port()}
+        p_rd, w_rd, t_rd, b_rd = (x.read_port() for x in (program, weights, thresholds, biases))
+        v_wr, a_wr, c_wr = membranes.write_port(), act.write_port(), acc.write_port()
+        v_rd, a_rd = membranes.read_port(), act.read_port()
+        c_rd = acc.read_port(transparent_for=(c_wr,))
+
+        state = Signal(_State, init=_State.CLEAR)
+        pc = Signal(bits_for(spec.program_words))
+        t = Signal(CoreSpec.BIN_BITS)
+        age = Signal(8)  # bins since the stream started, saturating: histories before it are 0
+        ins = Signal(layout)
+        j = Signal(ADDR_BITS)  # word, neuron or clear counter
+        lag = Signal(8)
+        lag_base = Signal(len(ins.wbase) + 1)
+        word_base = Signal(len(ins.wbase) + 1)
+        g = Signal(len(ins.groups))
+        pending = Signal(CoreSpec.ACT_BITS)
+        m.d.comb += self.bin.eq(t)
+
+        # --- load: between bins (waiting for the first input word) or halted -------------
+        idle = (state == _State.HALT) | ((state == _State.IN) & (j == 0))
+        m.d.comb += self.load.ready.eq(idle)
+        loading = self.load.valid & self.load.ready
+        for code, port in loaders.items():
+            m.d.comb += [port.addr.eq(self.load.payload.addr), port.data.eq(self.load.payload.data),
+                         port.en.eq(loading & (self.load.payload.mem == code))]
+
+        def ring(base, ring_mask, stride, back=0):
+            """The word address of the ring slot of bin ``t - back``."""
+            return base + (((t - back)[:8] & ring_mask) << stride)
+
+        # --- conv: event extraction from the pending word ------------------------------------
+        log2b = ins.src_log2b
+        nz = Signal(CoreSpec.ACT_BITS)
+        with m.Switch(log2b):
+            for k in range(4):
+                b = 1 << k
+                with m.Case(k):
+                    m.d.comb += nz.eq(Cat(pending[f * b:(f + 1) * b].any()
+                                          for f in range(CoreSpec.ACT_BITS // b)))
+        field = Signal(4)
+        for f in reversed(range(CoreSpec.ACT_BITS)):
+            with m.If(nz[f]):
+                m.d.comb += field.eq(f)
+        fmask = Signal(8)
+        m.d.comb += fmask.eq((Const(1, 9) << (Const(1, 4) << log2b)) - 1)
+        shift = Signal(8)
+        m.d.comb += shift.eq(field << log2b)
+        value = Signal(8)
+        m.d.comb += value.eq((pending >> shift) & fmask)
+        rest = Signal(CoreSpec.ACT_BITS)
+        m.d.comb += rest.eq(pending & ~(fmask << shift))
+        scan_base = ring(ins.src, ins.src_mask, ins.src_stride, lag)
+
+        # synapse pipeline: address in one cycle, add and write back in the next
+        s_valid, s_group, s_value = Signal(), Signal(len(g)), Signal(8)
+        m.d.sync += s_valid.eq(0)
+        products = [c_rd.data.word_select(lane, ab).as_signed()
+                    + w_rd.data.word_select(lane, wb).as_signed() * s_value
+                    for lane in range(lanes)]
+
+        # neuron pipeline: read in one cycle, update and write back in the next
+        n_valid, n_index = Signal(), Signal(ADDR_BITS)
+        n_lif = Signal()
+        m.d.sync += n_valid.eq(0)
+        current = (c_rd.data.word_select(n_index[:lane_bits] if lanes > 1 else 0, ab).as_signed()
+                   + b_rd.data.as_signed())
+        v_old = Mux(age == 0, 0, v_rd.data.as_signed())
+        shifted = Signal(signed(sb))
+        m.d.comb += shifted.eq(v_old >> ins.leak)
+        leaked = Mux(ins.leak_on, v_old - shifted, v_old)
+        total = Signal(signed(sb + 2))
+        m.d.comb += total.eq(leaked + current)
+        hi = Signal(signed(sb + 1))
+        m.d.comb += hi.eq((Const(1, signed(sb + 2)) << (ins.vbits - 1)[:6]) - 1)
+        v1 = Signal(signed(sb))
+        m.d.comb += v1.eq(Mux(total > hi, hi, Mux(total < -hi - 1, -hi - 1, total)))
+        theta = t_rd.data.as_signed()
+        spike = Signal()
+        m.d.comb += spike.eq(n_lif & (v1 >= theta))
+        v2 = Mux(spike, Mux(ins.reset_zero, 0, v1 - theta), v1)
+        spikes = Signal(CoreSpec.ACT_BITS)
+        word_of = n_index[4:]
+        bit_of = n_index[:4]
+        spikes_next = spikes | (spike.as_unsigned() << bit_of)
+
+        m.d.comb += [v_wr.addr.eq(ins.nbase + n_index), v_wr.data.eq(v2.as_unsigned()[:sb]),
+                     v_wr.en.eq(n_valid)]
+        with m.If(n_valid):
+            m.d.sync += spikes.eq(spikes_next)
+            last = n_index == ins.n - 1
+            with m.If(n_lif & ((bit_of == CoreSpec.ACT_BITS - 1) | last)):
+                m.d.comb += [a_wr.addr.eq(ring(ins.dst, ins.dst_mask, ins.dst_stride) + word_of),
+                             a_wr.data.eq(spikes_next), a_wr.en.eq(1)]
+                m.d.sync += spikes.eq(0)
+            with m.If((n_index[:lane_bits] == lanes - 1 if lanes > 1 else 1) | last):
+                m.d.comb += [c_wr.addr.eq(n_index >> lane_bits), c_wr.data.eq(0), c_wr.en.eq(1)]
+        with m.If(s_valid):
+            m.d.comb += [c_wr.addr.eq(s_group), c_wr.en.eq(1),
+                         c_wr.data.eq(Cat(p.as_unsigned()[:ab] for p in products))]
+
+        def next_instruction():
+            m.d.sync += [pc.eq(pc + 1), state.eq(_State.FETCH)]
+
+        def next_word():
+            """After a word of a conv's input: the next word, or the next lag."""
+            with m.If(j == ins.n - 1):
+                m.d.sync += [lag.eq(lag + 1), lag_base.eq(lag_base + ins.lag_stride),
+                             state.eq(_State.LAG)]
+            with m.Else():
+                m.d.comb += a_rd.addr.eq(scan_base + j + 1)
+                m.d.sync += [j.eq(j + 1), word_base.eq(word_base + ins.word_stride),
+                             state.eq(_State.SCAN)]
+
+        m.d.comb += p_rd.addr.eq(pc)
+        with m.Switch(state):
+            with m.Case(_State.CLEAR):
+                m.d.comb += [c_wr.addr.eq(j), c_wr.data.eq(0), c_wr.en.eq(1)]
+                m.d.sync += j.eq(j + 1)
+                with m.If(j == spec.acc_words - 1):
+                    m.d.sync += [j.eq(0), pc.eq(0), state.eq(_State.FETCH)]
+            with m.Case(_State.FETCH):
+                m.d.sync += state.eq(_State.DECODE)
+            with m.Case(_State.DECODE):
+                word = p_rd.data
+                op = word[:3]
+                m.d.sync += [ins.eq(word), j.eq(0), lag.eq(0), g.eq(0),
+                             lag_base.eq(word.bit_select(_offset(spec, "wbase"),
+                                                         len(ins.wbase)))]
+                with m.Switch(op):
+                    with m.Case(OPCODES["in"]):
+                        m.d.sync += state.eq(_State.IN)
+                    with m.Case(OPCODES["conv"]):
+                        m.d.sync += state.eq(_State.LAG)
+                    with m.Case(OPCODES["lif"], OPCODES["readout"]):
+                        m.d.sync += [state.eq(_State.NEURON), n_lif.eq(op == OPCODES["lif"])]
+                    with m.Case(OPCODES["out_act"], OPCODES["out_neuron"]):
+                        m.d.sync += state.eq(_State.OUT_READ)
+                    with m.Case(OPCODES["end"]):
+                        m.d.sync += [t.eq(t + 1), age.eq(Mux(age == 255, 255, age + 1)),
+                                     pc.eq(0), state.eq(_State.FETCH)]
+                    with m.Default():
+                        m.d.sync += state.eq(_State.HALT)
+            with m.Case(_State.IN):
+                m.d.comb += self.i.ready.eq(~self.load.valid)
+                with m.If(self.i.valid & self.i.ready):
+                    m.d.comb += [a_wr.addr.eq(ring(ins.dst, ins.dst_mask, ins.dst_stride) + j),
+                                 a_wr.data.eq(self.i.payload), a_wr.en.eq(1)]
+                    m.d.sync += j.eq(j + 1)
+                    with m.If(j == ins.n - 1):
+                        m.d.sync += j.eq(0)
+                        next_instruction()
+            with m.Case(_State.LAG):
+                with m.If(lag == ins.kernel):
+                    next_instruction()
+                with m.Elif(age < lag):
+                    m.d.sync += [lag.eq(lag + 1), lag_base.eq(lag_base + ins.lag_stride)]
+                with m.Else():
+                    m.d.comb += a_rd.addr.eq(scan_base)
+                    m.d.sync += [j.eq(0), word_base.eq(lag_base), state.eq(_State.SCAN)]
+            with m.Case(_State.SCAN):
+                with m.If(a_rd.data == 0):
+                    next_word()
+                with m.Else():
+                    m.d.sync += [pending.eq(a_rd.data), g.eq(0), state.eq(_State.ACC)]
+            with m.Case(_State.ACC):
+                m.d.comb += [w_rd.addr.eq(word_base + field * ins.groups + g), c_rd.addr.eq(g)]
+                m.d.sync += [s_valid.eq(1), s_group.eq(g), s_value.eq(value)]
+                with m.If(g == ins.groups - 1):
+                    m.d.sync += [g.eq(0), pending.eq(rest)]
+                    with m.If(rest == 0):
+                        next_word()
+                with m.Else():
+                    m.d.sync += g.eq(g + 1)
+            with m.Case(_State.NEURON):
+                m.d.comb += [c_rd.addr.eq(j >> lane_bits), v_rd.addr.eq(ins.nbase + j),
+                             t_rd.addr.eq(ins.nbase + j), b_rd.addr.eq(ins.nbase + j)]
+                m.d.sync += [n_valid.eq(1), n_index.eq(j), j.eq(j + 1)]
+                with m.If(j == ins.n - 1):
+                    m.d.sync += state.eq(_State.NEURON_LAST)
+            with m.Case(_State.NEURON_LAST):
+                m.d.sync += [j.eq(0), spikes.eq(0)]
+                next_instruction()
+            with m.Case(_State.OUT_READ, _State.OUT_SEND):
+                is_act = ins.op == OPCODES["out_act"]
+                m.d.comb += [a_rd.addr.eq(ring(ins.src, ins.src_mask, ins.src_stride) + j),
+                             v_rd.addr.eq(ins.nbase + j)]
+                with m.If(state == _State.OUT_READ):
+                    m.d.sync += state.eq(_State.OUT_SEND)
+                with m.Else():
+                    m.d.comb += [self.o.valid.eq(1),
+                                 self.o.payload.eq(Mux(is_act, a_rd.data, v_rd.data))]
+                    with m.If(self.o.ready):
+                        m.d.sync += [j.eq(j + 1), state.eq(_State.OUT_READ)]
+                        with m.If(j == ins.n - 1):
+                            m.d.sync += j.eq(0)
+                            next_instruction()
+            with m.Case(_State.HALT):
+                pass
+
+        with m.If(loading & (self.load.payload.mem == MEM_START)):
+            m.d.sync += [t.eq(0), age.eq(0), j.eq(0), pc.eq(0), state.eq(_State.CLEAR)]
+        return m
+
+
+def _offset(spec: CoreSpec, name: str) -> int:
+    """The bit position of field ``name`` in an instruction word."""
+    pos = 0
+    for field, bits in spec.layout():
+        if field == name:
+            return pos
+        pos += bits
+    raise KeyError(name)

@@ -1,0 +1,146 @@
+"""The core backend in Python: a program (:mod:`est.compiler.program`) run instruction by
+instruction on the core's memories, with the cycles the gateware (:class:`est.hw.core.Core`)
+takes for each, when its streams never stall.
+
+This is the core's reference at the level of its memories and cycles: its tensors equal the
+golden interpreter's (the integer contract is docs/semantics.md, not this file), and its cycle
+counts equal the gateware's in simulation (tests/test_core_model.py, tests/test_core.py). It
+runs models too large to simulate as gateware (a 784-128-10 network over 100 steps) for the
+benchmarks. The instruction set and the cycle formulas are in docs/core.md.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from est.compiler.program import OPCODES, CoreSpec, Program, decode_words
+from est.sim.golden import leak, signed_range
+from est.sim.trace import Trace
+
+NAMES = {code: name for name, code in OPCODES.items()}
+FETCH = 2
+"""Cycles of every instruction before its body: read the program word, decode it."""
+
+
+@dataclass
+class CoreRun:
+    """The tensors sent by the ``out`` instructions (``[bins, n]`` each), the output words of
+    every bin, the cycles of every bin, the cycles per instruction kind summed over the run,
+    and the synaptic events (nonzero input values times weight words read)."""
+
+    trace: Trace
+    words: list[list[int]]
+    cycles: list[int]
+    by_op: dict
+    events: int
+    weight_reads: int
+
+
+def decode(prog: Program) -> list[dict]:
+    """The instruction words back as fields (the core reads the words, so the model does)."""
+    out = []
+    for word in prog.words():
+        fields, pos = {}, 0
+        for name, bits in prog.spec.layout():
+            fields[name] = (word >> pos) & ((1 << bits) - 1)
+            pos += bits
+        out.append(fields)
+    return out
+
+
+def _signed(value: int, bits: int) -> int:
+    value &= (1 << bits) - 1
+    return value - (1 << bits) if value >> (bits - 1) else value
+
+
+def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
+    """Run ``prog`` on ``stimulus`` ([bins, n_in] counts) from a start of stream."""
+    spec: CoreSpec = prog.spec
+    code = decode(prog)
+    lanes, wb, sb = spec.lanes, spec.weight_bits, spec.state_bits
+    weights = np.array([[_signed(w >> (lane * wb), wb) for lane in range(lanes)]
+                        for w in prog.weights], np.int64).reshape(-1, lanes)
+    thresholds = np.array(prog.thresholds, np.int64)
+    biases = np.array(prog.biases, np.int64)
+    act = np.zeros(spec.act_words, np.int64)
+    membranes = np.zeros(spec.neuron_words, np.int64)
+    acc = np.zeros((spec.acc_words, lanes), np.int64)
+    t = age = 0
+    words, cycles = [], []
+    by_op = {name: 0 for name in OPCODES}
+    events = reads = 0
+    act_bits = CoreSpec.ACT_BITS
+
+    def slot(base, mask, stride, back=0):
+        return base + ((((t - back) % (1 << CoreSpec.BIN_BITS)) & mask) << stride)
+
+    for x in np.asarray(stimulus, np.int64):
+        out: list[int] = []
+        clock = 0
+        for ins in code:
+            op = NAMES[ins["op"]]
+            body = 0
+            if op == "in":
+                base = slot(ins["dst"], ins["dst_mask"], ins["dst_stride"])
+                act[base:base + ins["n"]] = prog.input_words(x)
+                body = ins["n"]
+            elif op == "conv":
+                b, groups = 1 << ins["src_log2b"], ins["groups"]
+                per, fmask = act_bits // b, (1 << b) - 1
+                body = 1
+                for lag in range(ins["kernel"]):
+                    body += 1
+                    if age < lag:
+                        continue
+                    base = slot(ins["src"], ins["src_mask"], ins["src_stride"], lag)
+                    for w in range(ins["n"]):
+                        body += 1
+                        word = int(act[base + w])
+                        for f in range(per):
+                            value = (word >> (f * b)) & fmask
+                            if value:
+                                row = (ins["wbase"] + lag * ins["lag_stride"]
+                                       + w * ins["word_stride"] + f * groups)
+                                acc[:groups] += value * weights[row:row + groups]
+                                body += groups
+                                events += 1
+                                reads += groups
+            elif op in ("lif", "readout"):
+                n, nb = ins["n"], ins["nbase"]
+                current = acc.reshape(-1)[:n] + biases[nb:nb + n]
+                v = membranes[nb:nb + n] if age else np.zeros(n, np.int64)
+                k = ins["leak"] if ins["leak_on"] else None
+                lo, hi = signed_range(ins["vbits"])
+                v1 = np.clip(leak(v, k) + current, lo, hi)
+                if op == "lif":
+                    theta = thresholds[nb:nb + n]
+                    spikes = v1 >= theta
+                    v1 = np.where(spikes, 0 if ins["reset_zero"] else v1 - theta, v1)
+                    base = slot(ins["dst"], ins["dst_mask"], ins["dst_stride"])
+                    for w in range(-(-n // act_bits)):
+                        bits = spikes[w * act_bits:(w + 1) * act_bits]
+                        act[base + w] = sum(int(s) << i for i, s in enumerate(bits))
+                membranes[nb:nb + n] = v1
+                acc[:-(-n // lanes)] = 0
+                body = n + 1
+            elif op == "out_act":
+                base = slot(ins["src"], ins["src_mask"], ins["src_stride"])
+                out += [int(w) for w in act[base:base + ins["n"]]]
+                body = 2 * ins["n"]
+            elif op == "out_neuron":
+                nb = ins["nbase"]
+                out += [int(v) & ((1 << sb) - 1) for v in membranes[nb:nb + ins["n"]]]
+                body = 2 * ins["n"]
+            elif op == "end":
+                t, age = (t + 1) % (1 << CoreSpec.BIN_BITS), min(age + 1, 255)
+            clock += FETCH + body
+            by_op[op] += FETCH + body
+        words.append(out)
+        cycles.append(clock)
+    bins = len(words)
+    arrays = {f.tensor: np.zeros((bins, f.n), np.int64) for f in prog.outputs}
+    for t_, w in enumerate(words):
+        for name, value in decode_words(prog, w).items():
+            arrays[name][t_] = value
+    return CoreRun(Trace(arrays, {"source": "core_model", "network": prog.name, "bins": bins}),
+                   words, cycles, by_op, events, reads)

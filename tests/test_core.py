@@ -1,0 +1,48 @@
+"""The core's gateware (hw/core.py) in amaranth.sim: models loaded at run time through the
+``load`` port, one after the other on one core, every traced tensor equal to the golden
+interpreter's with random stalls, and cycles per bin equal to the Python model's."""
+
+import numpy as np
+
+from est.compiler.program import CoreSpec, compile_program
+from est.sim import core_model
+from est.sim.core_sim import simulate_core
+from est.sim.interpreter import run
+from netgen import random_conv_graph, random_mlp_graph, random_stimulus
+
+SPEC = CoreSpec(lanes=4, weight_bits=8, weight_words=1024, act_words=256, neuron_words=64,
+                acc_words=8, program_words=32)
+
+
+def _cases():
+    g1 = random_conv_graph(1, kernels=(3, 4, 2))
+    g2 = random_mlp_graph(2, n_in=20, hidden=(10, 7), n_out=5, weight_bits=8)
+    return [(g1, random_stimulus(1, 14, 9, rate=1.2, bits=3)),
+            (g2, random_stimulus(2, 10, 20))]
+
+
+def test_two_models_loaded_one_after_the_other_are_bit_exact_with_stalls():
+    cases = _cases()
+    runs = [(compile_program(g, SPEC), x) for g, x in cases]
+    got = simulate_core(SPEC, runs, stall_seed=3)
+    for (g, x), trace in zip(cases, got.traces, strict=True):
+        gold, _ = run(g, x)
+        assert len(trace.arrays) == 5
+        for name, value in trace.arrays.items():
+            np.testing.assert_array_equal(value, gold.arrays[name], err_msg=f"{g.name} {name}")
+
+
+def test_cycles_per_bin_equal_the_model():
+    cases = _cases()
+    runs = [(compile_program(g, SPEC), x) for g, x in cases]
+    got = simulate_core(SPEC, runs)
+    for (prog, x), cycles in zip(runs, got.cycles, strict=True):
+        assert cycles == core_model.run(prog, x).cycles[:-1]
+
+
+def test_a_core_built_with_a_model_runs_it_without_a_load():
+    g, x = _cases()[1]
+    prog = compile_program(g, SPEC, trace=False)
+    got = simulate_core(SPEC, [(prog, x)], preload=True)
+    gold, _ = run(g, x)
+    np.testing.assert_array_equal(got.traces[0].arrays["readout/v"], gold.arrays["readout/v"])

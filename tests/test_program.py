@@ -1,0 +1,80 @@
+"""The core backend's compiler (compiler/program.py): memory layout, instruction words, the
+operations it refuses and the models over a core's sizes, each with its message."""
+
+import numpy as np
+import pytest
+
+from est import EstError
+from est.compiler.program import CoreSpec, compile_program, decode_words, vector_words
+from est.sim import core_model
+from netgen import random_conv_graph, random_est_graph, random_mlp_graph
+
+
+def test_weight_rows_hold_each_input_channel_and_lag():
+    g = random_conv_graph(4, kernels=(3, 2), d=11)
+    spec = CoreSpec(lanes=4)
+    prog = compile_program(g, spec)
+    conv = g.node("c0.syn").op.weight  # [3, 11, 9]
+    groups = 3  # ceil(11 / 4)
+    words = core_model.decode(prog)
+    first = next(w for w in words if w["op"] == 2)
+    assert (first["kernel"], first["groups"], first["lag_stride"]) == (3, groups, 9 * groups)
+    # lag 2, input 5, group 1 holds outputs 4..7 of that input, low lane first
+    word = prog.weights[first["wbase"] + 2 * 9 * groups + 5 * groups + 1]
+    lanes = [(word >> (8 * k)) & 0xFF for k in range(4)]
+    assert [v - 256 if v > 127 else v for v in lanes] == list(conv[2, 4:8, 5])
+
+
+def test_vectors_pack_fields_of_a_power_of_two():
+    g = random_conv_graph(1, n_in=9, bits=3)
+    prog = compile_program(g)
+    assert (prog.input.log2b, prog.input.words) == (2, 3)  # 3-bit counts in 4-bit fields
+    assert vector_words(np.arange(9) % 8, prog.input) == [0x3210, 0x7654, 0x0000]
+    x = np.array([3, 0, 7, 1, 0, 0, 0, 0, 5])
+    assert prog.input_words(x) == [0x1703, 0x0000, 0x0005]
+
+
+def test_instruction_words_round_trip():
+    prog = compile_program(random_mlp_graph(3))
+    fields = core_model.decode(prog)
+    for written, read in zip(prog.instructions, fields, strict=True):
+        assert all(read[k] == v for k, v in written.items())
+    assert [f["op"] for f in fields] == [1, 2, 3, 2, 3, 2, 4, 6, 5, 6, 5, 6, 7]
+
+
+def test_output_words_decode_to_the_tensors():
+    prog = compile_program(random_mlp_graph(3), trace=False)
+    assert [f.tensor for f in prog.outputs] == ["readout/v"]
+    words = [5, (1 << 32) - 3, 0, 7, (1 << 31)]
+    np.testing.assert_array_equal(decode_words(prog, words)["readout/v"],
+                                  [5, -3, 0, 7, -(1 << 31)])
+    with pytest.raises(EstError, match="expected 5 output words a bin, got 4"):
+        decode_words(prog, words[:4])
+
+
+def test_an_operation_the_core_lacks_is_refused_by_name():
+    g = random_est_graph(1)
+    with pytest.raises(EstError, match="node 'cpg': the core backend does not run a 'table' "
+                                       "operation yet; compile with --backend dataflow"):
+        compile_program(g)
+
+
+def test_a_model_over_the_core_is_refused_with_what_is_over():
+    g = random_mlp_graph(0, n_in=40, hidden=(30,), n_out=5)
+    with pytest.raises(EstError, match=r"does not fit the core \(weight words: needs 190, the "
+                                       r"core has 64; neuron words: needs 35, the core has 32\)"):
+        compile_program(g, CoreSpec(lanes=8, weight_words=64, neuron_words=32))
+
+
+def test_weights_wider_than_the_core_are_refused():
+    g = random_mlp_graph(0, weight_bits=8)
+    with pytest.raises(EstError, match="node 'fc1.syn': its weights need 8 bits, the core's "
+                                       "weight fields are 4"):
+        compile_program(g, CoreSpec(weight_bits=4))
+
+
+def test_a_core_spec_takes_powers_of_two():
+    with pytest.raises(EstError, match="lanes must be a power of two, got 6"):
+        CoreSpec(lanes=6)
+    with pytest.raises(EstError, match="weight_bits must be 2, 4, 8 or 16, got 3"):
+        CoreSpec(weight_bits=3)
