@@ -1,0 +1,144 @@
+"""The core backend's cycles against its bounds and against the dataflow backend:
+bench/results/core.json.
+
+Network: the Spiker+ MNIST shape, 784-128 LIF (leak shift 4, subtract reset) into 10 integrators
+(no leak: they count the evidence over the image), 100 timesteps
+per image, random input at 15% density), untrained (seeded random weights that make the hidden
+layer fire at a few percent), quantized to 4-bit and to 8-bit weights by est's passes. For each
+width and core (``CORES``: the UP5K's 64-bit SPRAM word, 8 lanes of 8 bits or 16 of 4; the
+ECP5 plan, 128-bit words), the Python model of the core (``est.sim.core_model``, equal to the
+gateware cycle for cycle in tests/test_core.py) runs ``--images`` images and gives, per image:
+
+- ``cycles``: the core's cycles (no stalls, output only, no trace);
+- ``synaptic_events`` (nonzero inputs x fan-out) and ``event_bound``, that over ``lanes``
+  (what ``lanes`` weights a cycle cannot beat); ``weight_words_read`` (events x groups: a
+  row's last word is partly padding when ``lanes`` does not divide the fan-out) and
+  ``memory_bound``, the weight bits read over the weight memory's bits per cycle (the same
+  words: the core reads one weight word a cycle);
+- ``ratio``: cycles over the event bound (issue 18 asks for at most 1.3);
+- the dataflow backend's cycles for the same network at ``--lanes-dataflow`` (docs/semantics.md
+  7: dense, ``(ceil(n_out / lanes) - 1) * max(n_in, 2) + n_in + 3`` per layer and timestep,
+  measured exact in tests/test_dataflow.py), and Spiker+'s 78,400 (784 inputs x 100 steps).
+
+The gateware's logic and memory on a board are not measured yet (the core is not synthesized:
+docs/core.md, Sizing).
+
+    .venv/bin/python bench/bench_core.py [--images 3] [--out bench/results/core.json]
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+CORES = {"up5k_w8": {"lanes": 8, "weight_bits": 8}, "up5k_w4": {"lanes": 16, "weight_bits": 4},
+         "ecp5_w8": {"lanes": 16, "weight_bits": 8}, "ecp5_w4": {"lanes": 32, "weight_bits": 4}}
+STEPS, DENSITY, SIZES, LEAK_SHIFT = 100, 0.15, (784, 128, 10), 4
+SPIKER_CYCLES = 784 * STEPS
+
+
+def network(weight_bits: int, seed: int = 0):
+    """The 784-128-10 network as an integer graph, quantized to ``weight_bits``."""
+    import torch
+
+    from est.compiler.frontend import load_checkpoint
+    from est.compiler.mlp_frontend import quantize
+    from est.sw.spiking_mlp import SpikingMLP, save_checkpoint
+
+    torch.manual_seed(seed)
+    model = SpikingMLP.uniform(SIZES[0], [SIZES[1]], SIZES[2], leak_shift=LEAK_SHIFT,
+                               threshold=1.0, readout_leak_shift=None)
+    with torch.no_grad():
+        for lin in model.layers.values():
+            lin.weight.normal_(0.0, 1.0 / lin.in_features ** 0.5)
+            lin.bias.zero_()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "mlp.pt"
+        save_checkpoint(model, path)
+        fnet = load_checkpoint(path)
+    calibration = images(seed + 1, 2).reshape(-1, SIZES[0])
+    graph, _ = quantize(fnet, "mnist_shape", calibration, weight_bits)
+    return graph
+
+
+def images(seed: int, count: int) -> np.ndarray:
+    """``count`` random images as spike trains: [count, STEPS, 784] at DENSITY."""
+    rng = np.random.default_rng(seed)
+    return (rng.random((count, STEPS, SIZES[0])) < DENSITY).astype(np.int64)
+
+
+def dataflow_cycles(lanes: int) -> int:
+    """Cycles per timestep of the dataflow backend (docs/semantics.md 7)."""
+    total = 0
+    for n_in, n_out in zip(SIZES, SIZES[1:], strict=False):
+        total += (-(-n_out // lanes) - 1) * max(n_in, 2) + n_in + 3
+    return total
+
+
+def measure(core: str, weight_bits: int, count: int) -> dict:
+    from est.compiler.program import CoreSpec, compile_program
+    from est.sim import core_model
+    from est.sim.interpreter import run
+
+    spec = CoreSpec(**CORES[core])
+    graph = network(weight_bits)
+    prog = compile_program(graph, spec, trace=False)
+    rows = []
+    for k, x in enumerate(images(100, count)):
+        got = core_model.run(prog, x)
+        gold, _ = run(graph, x)
+        exact = bool(np.array_equal(got.trace.arrays["readout/v"], gold.arrays["readout/v"]))
+        cycles = int(sum(got.cycles))
+        synapses = int(x.sum()) * SIZES[1] + int(gold.arrays["fc1/spikes"].sum()) * SIZES[2]
+        bound = -(-synapses // spec.lanes)
+        rows.append({"image": k, "cycles": cycles, "synaptic_events": synapses,
+                     "event_bound": bound, "weight_words_read": got.weight_reads,
+                     "memory_bound": got.weight_reads, "ratio": cycles / bound,
+                     "events": got.events,
+                     "hidden_rate": float(gold.arrays["fc1/spikes"].mean()),
+                     "cycles_by_instruction": got.by_op, "golden_exact": exact})
+    return {"core": core, "spec": spec.as_dict(), "weight_bits": weight_bits,
+            "weight_words": len(prog.weights), "neuron_words": len(prog.thresholds),
+            "weight_memory_bits": len(prog.weights) * spec.weight_word_bits,
+            "images": rows,
+            "cycles_per_image": float(np.mean([r["cycles"] for r in rows])),
+            "ratio_to_event_bound": float(np.mean([r["ratio"] for r in rows]))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=3)
+    parser.add_argument("--lanes-dataflow", type=int, default=16)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/core.json"))
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    results = []
+    for core, cfg in CORES.items():
+        res = measure(core, cfg["weight_bits"], args.images)
+        print(f"bench_core {core}: {res['cycles_per_image']:.0f} cycles/image, "
+              f"{res['ratio_to_event_bound']:.3f} x the event bound, "
+              f"{res['weight_words']} weight words", flush=True)
+        results.append(res)
+    commit = os.environ.get("EST_COMMIT") or subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    doc = {"network": {"sizes": list(SIZES), "leak_shift": LEAK_SHIFT, "steps": STEPS,
+                       "density": DENSITY},
+           "cores": results,
+           "dataflow": {"lanes": args.lanes_dataflow,
+                        "cycles_per_step": dataflow_cycles(args.lanes_dataflow),
+                        "cycles_per_image": dataflow_cycles(args.lanes_dataflow) * STEPS},
+           "spiker_plus_cycles_per_image": SPIKER_CYCLES,
+           "commit": commit, "wall_seconds": time.perf_counter() - t0}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"bench_core: wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
