@@ -138,6 +138,11 @@ class Op:
         the core backend keeps that many in the input's ring (:mod:`est.compiler.program`)."""
         return [1] * len(ins)
 
+    def own_history(self) -> int:
+        """How many bins of its own output this operation reads (the recurrence: its past
+        spikes); the core keeps at least that many in the node's ring."""
+        return 1
+
     def emit(self, b, node: str, ins: list[Spec]) -> None:
         """This operation as instructions of the core backend (``b`` a
         :class:`~est.compiler.program.ProgramBuilder`); refused where the core lacks it."""

@@ -35,8 +35,11 @@ from est.hw.synapse import ceil_div
 from est.sim import golden
 from est.sim.words import pack
 
-OPCODES = {"in": 1, "conv": 2, "lif": 3, "readout": 4, "out_act": 5, "out_neuron": 6, "end": 7}
+OPCODES = {"in": 1, "conv": 2, "lif": 3, "readout": 4, "out_act": 5, "out_neuron": 6, "end": 7,
+           "table": 8, "vec": 9}
 """The instructions (docs/core.md): 0 is never written."""
+VEC_OPS = {"add": 0, "and": 1, "iand": 2, "mask": 3, "sdsa": 4, "max": 5}
+"""The per-channel operations of ``vec`` (docs/core.md)."""
 
 
 @dataclass(frozen=True)
@@ -71,12 +74,15 @@ class CoreSpec:
     def layout(self) -> list[tuple[str, int]]:
         """The fields of an instruction word, low bits first: (name, bits)."""
         act = bits_for(self.act_words)
-        return [("op", 3), ("n", 16), ("src", act), ("src_mask", 8), ("src_stride", 5),
-                ("src_log2b", 2), ("kernel", 8), ("wbase", bits_for(self.weight_words)),
-                ("lag_stride", 24), ("word_stride", 16), ("groups", bits_for(self.acc_words + 1)),
+        return [("op", 4), ("n", 16), ("src", act), ("src_mask", 8), ("src_stride", 5),
+                ("src_log2b", 2), ("kernel", 8), ("lag0", 1), ("plane", 1),
+                ("wbase", bits_for(self.weight_words)), ("lag_stride", 24),
+                ("word_stride", 16), ("groups", bits_for(self.acc_words + 1)),
                 ("dst", act), ("dst_mask", 8), ("dst_stride", 5), ("dst_log2b", 2),
                 ("nbase", bits_for(self.neuron_words)), ("leak", 5), ("leak_on", 1),
-                ("vbits", 6), ("reset_zero", 1)]
+                ("vbits", 6), ("reset_zero", 1), ("src2", act), ("src2_mask", 8),
+                ("src2_stride", 5), ("src2_log2b", 2), ("sub", 3), ("win", 9), ("thr", 9),
+                ("period", 16)]
 
     @property
     def program_bits(self) -> int:
@@ -121,6 +127,10 @@ class Vector:
         return {"dst": self.base, "dst_mask": self.slots - 1, "dst_stride": self.stride,
                 "dst_log2b": self.log2b}
 
+    def src2(self) -> dict:
+        return {"src2": self.base, "src2_mask": self.slots - 1, "src2_stride": self.stride,
+                "src2_log2b": self.log2b}
+
 
 @dataclass(frozen=True)
 class OutField:
@@ -155,6 +165,7 @@ class Program:
     input: Vector
     outputs: list[OutField]
     n_out_fields: int  # the first ones are the network's output, the rest the trace
+    constants: dict = field(default_factory=dict)  # activation word address -> loaded word
     regions: dict = field(default_factory=dict)
 
     def words(self) -> list[int]:
@@ -201,40 +212,73 @@ class ProgramBuilder:
         self.weights: list[int] = []
         self.thresholds: list[int] = []
         self.biases: list[int] = []
+        self.constants: dict[int, int] = {}
         self.vectors: dict[str, Vector] = {}
+        self.parts: dict[str, list[tuple[str, int]]] = {}  # a concat: (input, first channel)
         self.neurons: dict[str, tuple[int, int]] = {}  # node -> (nbase, n)
-        self.pending: dict[str, dict] = {}  # a convolution's instruction, until its reader runs
+        self.pending: dict[str, tuple[list[dict], np.ndarray]] = {}
         self.act_words = 0
         self.acc_words = 0
         self.history = self._history()
 
     def _history(self) -> dict[str, int]:
-        """Per node, the bins of its output its readers look back over (at least 1)."""
-        need = {n.name: 1 for n in self.graph.nodes}
+        """Per node, the bins of its output that it and its readers look back over (at least
+        1); a concatenation passes its readers' needs on to its inputs."""
+        need = {n.name: n.op.own_history() for n in self.graph.nodes}
         for n in self.graph.nodes:
             ins = [self.specs[i] for i in n.inputs]
             for i, bins in zip(n.inputs, n.op.history(ins), strict=True):
                 need[i] = max(need[i], bins)
+        for n in reversed(self.graph.nodes):
+            if n.op.KIND == "concat":
+                for i in n.inputs:
+                    need[i] = max(need[i], need[n.name])
         return need
 
     def add(self, op: str, **fields) -> None:
         self.instructions.append({"op": OPCODES[op], **fields})
 
-    def vector(self, node: str, spec: Spec) -> Vector:
-        """Allocate ``node``'s output ring in the activation memory."""
+    def input_of(self, node: str, k: int = 0) -> str:
+        return self.graph.node(node).inputs[k]
+
+    def vector(self, name: str, spec: Spec, bins: int | None = None) -> Vector:
+        """Allocate a ring in the activation memory for node ``name``'s output (``bins``: for
+        a node's internal vector, its ring's bins; else what its readers need)."""
         if spec.form != "vector" or spec.signed or spec.bits > 8:
-            raise EstError(f"node '{node}': the core keeps unsigned vectors of up to 8 bits in "
+            raise EstError(f"node '{name}': the core keeps unsigned vectors of up to 8 bits in "
                            f"its activation memory, this one is {spec}")
-        slots = pow2(self.history[node])
+        need = self.history[name] if bins is None else bins
+        slots = pow2(need)
         if slots > CoreSpec.MAX_RING:
-            raise EstError(f"node '{node}': its readers look back {self.history[node]} bins, "
-                           f"the core's rings hold at most {CoreSpec.MAX_RING}")
+            raise EstError(f"node '{name}': its readers look back {need} bins, the core's "
+                           f"rings hold at most {CoreSpec.MAX_RING}")
         log2b = (spec.bits - 1).bit_length()
-        vec = Vector(self.act_words, slots, 0, log2b, spec.n, spec.bits)
-        stride = (vec.words - 1).bit_length()
-        vec = Vector(self.act_words, slots, stride, log2b, spec.n, spec.bits)
-        self.act_words += slots << stride
-        self.vectors[node] = vec
+        words = ceil_div(spec.n, CoreSpec.ACT_BITS >> log2b)
+        vec = Vector(self.act_words, slots, (words - 1).bit_length(), log2b, spec.n, spec.bits)
+        self.act_words += slots << vec.stride
+        self.vectors[name] = vec
+        return vec
+
+    def source(self, node: str) -> list[tuple[Vector, int]]:
+        """The vectors a node's (first) input is stored as, each with its first channel: one,
+        or a concatenation's inputs side by side."""
+        name = self.input_of(node)
+        if name in self.parts:
+            return [(self.vectors[i], first) for i, first in self.parts[name]]
+        if name not in self.vectors:
+            raise EstError(f"node '{node}': the core keeps no vector of its input '{name}'")
+        return [(self.vectors[name], 0)]
+
+    def constant_rows(self, rows: np.ndarray) -> Vector:
+        """Store a constant 0/1 table [P, n] in the activation memory (loaded with the model);
+        returns its region as a ring of P slots (read by row, not by bin)."""
+        words = ceil_div(rows.shape[1], CoreSpec.ACT_BITS)
+        stride = (words - 1).bit_length()
+        vec = Vector(self.act_words, rows.shape[0], stride, 0, rows.shape[1], 1)
+        for p, row in enumerate(rows):
+            for w, word in enumerate(vector_words(row, vec)):
+                self.constants[self.act_words + (p << stride) + w] = word
+        self.act_words += rows.shape[0] << stride
         return vec
 
     def neuron_block(self, node: str, thresholds: np.ndarray, biases: np.ndarray,
@@ -268,17 +312,55 @@ class ProgramBuilder:
         self.acc_words = max(self.acc_words, groups)
         return base, groups
 
-    def current(self, node: str, fields: dict, bias: np.ndarray) -> None:
-        """A convolution's instruction and bias, held until the neuron array that reads its
+    def convolution(self, node: str, weight: np.ndarray, parts: list[tuple[Vector, int]],
+                    lag0: int = 0) -> list[dict]:
+        """The ``conv`` instructions of ``weight`` [kernel, n_out, n_in] over the input vectors
+        ``parts`` (each with its first channel), lags ``lag0`` up: one per part and weight
+        plane. A weight wider than the core's fields is split in two planes, the high one's
+        products shifted by ``weight_bits``."""
+        from est.compiler.ops.conv import weight_bits
+
+        wb = self.spec.weight_bits
+        need = weight_bits(weight)
+        if need > 2 * wb:
+            raise EstError(f"node '{node}': its weights need {need} bits, the core takes at "
+                           f"most {2 * wb} (two planes of its {wb}-bit fields); use a core with "
+                           f"wider weights or quantize to fewer bits (--weight-bits)")
+        planes = [weight]
+        if need > wb:
+            lo = (weight + (1 << (wb - 1))) % (1 << wb) - (1 << (wb - 1))
+            planes = [lo, (weight - lo) >> wb]
+        bound_lo = bound_hi = 0
+        out = []
+        for vec, first in parts:
+            x_max = (1 << vec.bits) - 1
+            per = CoreSpec.ACT_BITS >> vec.log2b
+            for p, plane in enumerate(planes):
+                w = plane[:, :, first:first + vec.n]
+                bound_lo += int(np.minimum(w, 0).sum(axis=(0, 2)).min()) * x_max << (p * wb)
+                bound_hi += int(np.maximum(w, 0).sum(axis=(0, 2)).max()) * x_max << (p * wb)
+                wbase, groups = self.weight_rows(w)
+                out.append({"n": vec.words, "kernel": w.shape[0], "lag0": lag0, "plane": p,
+                            "wbase": wbase, "groups": groups,
+                            "lag_stride": vec.n * groups, "word_stride": per * groups,
+                            **vec.src()})
+        acc = golden.signed_bits(bound_lo, bound_hi)
+        if acc > self.spec.acc_bits:
+            raise EstError(f"node '{node}': its sums need {acc} bits, the core's accumulators "
+                           f"hold {self.spec.acc_bits}")
+        return out
+
+    def current(self, node: str, instructions: list[dict], bias: np.ndarray) -> None:
+        """A convolution's instructions and bias, held until the neuron array that reads its
         current is emitted (:meth:`take_current`)."""
-        self.pending[node] = (fields, bias)
+        self.pending[node] = (instructions, bias)
 
     def take_current(self, node: str) -> np.ndarray:
-        """Emit the instruction of the convolution ``node`` reads (it runs just before
+        """Emit the instructions of the convolution ``node`` reads (they run just before
         ``node``, into the accumulators); returns the convolution's bias."""
-        source = self.graph.node(node).inputs[0]
-        fields, bias = self.pending.pop(source)
-        self.add("conv", **fields)
+        instructions, bias = self.pending.pop(self.input_of(node))
+        for fields in instructions:
+            self.add("conv", **fields)
         return bias
 
 
@@ -311,7 +393,7 @@ def compile_program(graph: Graph, spec: CoreSpec | None = None, trace: bool = Tr
     b.add("end")
     input_vec = b.vectors[graph.nodes[0].name]
     prog = Program(graph.name, spec, b.instructions, b.weights, b.thresholds, b.biases,
-                   input_vec, out_fields, len(graph.outputs),
+                   input_vec, out_fields, len(graph.outputs), b.constants,
                    {"act_words": b.act_words, "acc_words": b.acc_words,
                     "vectors": b.vectors, "neurons": b.neurons})
     over = check_fit(prog)
@@ -366,14 +448,3 @@ def neuron_fields(leak_shift: int | None, v_bits: int, reset: str = "subtract") 
     """The fields of a neuron instruction (``lif`` or ``readout``)."""
     return {"leak": leak_shift or 0, "leak_on": int(leak_shift is not None), "vbits": v_bits,
             "reset_zero": int(reset == "zero")}
-
-
-def check_conv_acc(node: str, weight: np.ndarray, x_bits: int, spec: CoreSpec) -> None:
-    """Refuse a convolution whose sum (without its bias) does not fit the accumulators."""
-    x_max = (1 << x_bits) - 1
-    lo = int(np.minimum(weight, 0).sum(axis=(0, 2)).min()) * x_max
-    hi = int(np.maximum(weight, 0).sum(axis=(0, 2)).max()) * x_max
-    need = golden.signed_bits(lo, hi)
-    if need > spec.acc_bits:
-        raise EstError(f"node '{node}': its sums need {need} bits, the core's accumulators "
-                       f"hold {spec.acc_bits}")

@@ -34,13 +34,14 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from est.compiler.program import OPCODES, CoreSpec, Program, bits_for
+from est.compiler.program import OPCODES, VEC_OPS, CoreSpec, Program, bits_for
+from est.sim.golden import LFSR_FEEDBACK
 
-MEM_PROGRAM, MEM_WEIGHTS, MEM_THRESHOLDS, MEM_BIASES, MEM_START = 0, 1, 2, 3, 7
+MEM_PROGRAM, MEM_WEIGHTS, MEM_THRESHOLDS, MEM_BIASES, MEM_ACT, MEM_START = 0, 1, 2, 3, 4, 7
 ADDR_BITS = 16
 
 
-class _State(enum.Enum, shape=4):
+class _State(enum.Enum, shape=5):
     CLEAR = 0
     FETCH = 1
     DECODE = 2
@@ -53,6 +54,12 @@ class _State(enum.Enum, shape=4):
     NEURON_LAST = 9
     OUT_READ = 10
     OUT_SEND = 11
+    TABLE_POS = 12
+    TABLE_COPY = 13
+    VEC_STATE = 14
+    VEC_LOOP = 15
+    VEC_LAST = 16
+    TABLE_LAST = 17
 
 
 def load_layout(spec: CoreSpec) -> data.StructLayout:
@@ -70,6 +77,7 @@ def load_words(prog: Program) -> list[dict]:
     out += [{"mem": MEM_THRESHOLDS, "addr": a, "data": v & mask}
             for a, v in enumerate(prog.thresholds)]
     out += [{"mem": MEM_BIASES, "addr": a, "data": v & mask} for a, v in enumerate(prog.biases)]
+    out += [{"mem": MEM_ACT, "addr": a, "data": w} for a, w in sorted(prog.constants.items())]
     return out + [{"mem": MEM_START, "addr": 0, "data": 0}]
 
 
@@ -108,13 +116,16 @@ class Core(wiring.Component):
         biases = mem("biases", unsigned(sb), spec.neuron_words,
                      [v & mask for v in prog.biases] if prog else [])
         membranes = mem("membranes", unsigned(sb), spec.neuron_words, [])
-        act = mem("act", unsigned(CoreSpec.ACT_BITS), spec.act_words, [])
+        act_init = [0] * spec.act_words
+        for addr, word in (prog.constants.items() if prog else ()):
+            act_init[addr] = word
+        act = mem("act", unsigned(CoreSpec.ACT_BITS), spec.act_words, act_init)
         acc = mem("acc", unsigned(lanes * ab), spec.acc_words, [])
         loaders = {MEM_PROGRAM: program.write_port(), MEM_WEIGHTS: weights.write_port(),
                    MEM_THRESHOLDS: thresholds.write_port(), MEM_BIASES: biases.write_port()}
         p_rd, w_rd, t_rd, b_rd = (x.read_port() for x in (program, weights, thresholds, biases))
         v_wr, a_wr, c_wr = membranes.write_port(), act.write_port(), acc.write_port()
-        v_rd, a_rd = membranes.read_port(), act.read_port()
+        v_rd, a_rd, a_rd2 = membranes.read_port(), act.read_port(), act.read_port()
         c_rd = acc.read_port(transparent_for=(c_wr,))
 
         state = Signal(_State, init=_State.CLEAR)
@@ -129,6 +140,9 @@ class Core(wiring.Component):
         g = Signal(len(ins.groups))
         pending = Signal(CoreSpec.ACT_BITS)
         m.d.comb += self.bin.eq(t)
+        pos = Signal(16)  # a table's row
+        tau = Signal(9)  # a vec instruction's bin back in its window
+        lfsr = Signal(32)
 
         # --- load: between bins (waiting for the first input word) or halted -------------
         idle = (state == _State.HALT) | ((state == _State.IN) & (j == 0))
@@ -137,6 +151,10 @@ class Core(wiring.Component):
         for code, port in loaders.items():
             m.d.comb += [port.addr.eq(self.load.payload.addr), port.data.eq(self.load.payload.data),
                          port.en.eq(loading & (self.load.payload.mem == code))]
+
+        with m.If(loading & (self.load.payload.mem == MEM_ACT)):
+            m.d.comb += [a_wr.addr.eq(self.load.payload.addr), a_wr.data.eq(self.load.payload.data),
+                         a_wr.en.eq(1)]
 
         def ring(base, ring_mask, stride, back=0):
             """The word address of the ring slot of bin ``t - back``."""
@@ -168,9 +186,12 @@ class Core(wiring.Component):
         # synapse pipeline: address in one cycle, add and write back in the next
         s_valid, s_group, s_value = Signal(), Signal(len(g)), Signal(8)
         m.d.sync += s_valid.eq(0)
-        products = [c_rd.data.word_select(lane, ab).as_signed()
-                    + w_rd.data.word_select(lane, wb).as_signed() * s_value
-                    for lane in range(lanes)]
+        s_plane = Signal()
+        products = []
+        for lane in range(lanes):
+            product = w_rd.data.word_select(lane, wb).as_signed() * s_value
+            products.append(c_rd.data.word_select(lane, ab).as_signed()
+                            + Mux(s_plane, product << wb, product))
 
         # neuron pipeline: read in one cycle, update and write back in the next
         n_valid, n_index = Signal(), Signal(ADDR_BITS)
@@ -212,6 +233,69 @@ class Core(wiring.Component):
             m.d.comb += [c_wr.addr.eq(s_group), c_wr.en.eq(1),
                          c_wr.data.eq(Cat(p.as_unsigned()[:ab] for p in products))]
 
+
+        # table copy pipeline: read a row word in one cycle, write it the next
+        k_valid, k_index = Signal(), Signal(ADDR_BITS)
+        m.d.sync += k_valid.eq(0)
+        with m.If(k_valid):
+            m.d.comb += [a_wr.addr.eq(ring(ins.dst, ins.dst_mask, ins.dst_stride) + k_index),
+                         a_wr.data.eq(a_rd.data), a_wr.en.eq(1)]
+
+        # vec pipeline: read the fields of channel j at bin t - tau in one cycle, reduce the
+        # next; after the window's last bin the channel's output field is packed and written
+        def extract(word, index, log2):
+            per_mask = ((Const(CoreSpec.ACT_BITS, 6) >> log2) - 1)[:5]
+            at = (index[:4] & per_mask) << log2
+            return (word >> at) & ((Const(1, 9) << (Const(1, 4) << log2)) - 1)
+
+        e_valid, e_index, e_first, e_last = Signal(), Signal(ADDR_BITS), Signal(), Signal()
+        e_zero1, e_zero2 = Signal(), Signal()
+        m.d.sync += e_valid.eq(0)
+        f1 = Signal(8)
+        f2 = Signal(8)
+        m.d.comb += [f1.eq(Mux(e_zero1, 0, extract(a_rd.data, e_index, ins.src_log2b))),
+                     f2.eq(Mux(e_zero2, 0, extract(a_rd2.data, e_index, ins.src2_log2b)))]
+        reduced, reduced_next = Signal(9), Signal(9)
+        sub = ins.sub
+        with m.If(sub == VEC_OPS["max"]):
+            m.d.comb += reduced_next.eq(Mux(e_first | (f1 > reduced), f1, reduced))
+        with m.Else():
+            m.d.comb += reduced_next.eq(Mux(e_first, 0, reduced) + f2)
+        stepped = lfsr
+        for _ in range(8):
+            stepped = Mux(stepped[0], (stepped >> 1) ^ LFSR_FEEDBACK, stepped >> 1)
+        lfsr_next = Signal(32)
+        m.d.comb += lfsr_next.eq(Mux(ins.thr == 0, lfsr, stepped))
+        result = Signal(9)
+        with m.Switch(sub):
+            with m.Case(VEC_OPS["add"]):
+                m.d.comb += result.eq(f1 + f2)
+            with m.Case(VEC_OPS["and"]):
+                m.d.comb += result.eq(f1 & f2)
+            with m.Case(VEC_OPS["iand"]):
+                m.d.comb += result.eq(~f1[0] & f2[0])
+            with m.Case(VEC_OPS["mask"]):
+                m.d.comb += result.eq(Mux((ins.thr == 0) | (lfsr_next[:8] >= ins.thr), f1, 0))
+            with m.Case(VEC_OPS["sdsa"]):
+                m.d.comb += result.eq(f1[0] & (reduced_next >= ins.thr))
+            with m.Case(VEC_OPS["max"]):
+                m.d.comb += result.eq(reduced_next)
+        packed = Signal(CoreSpec.ACT_BITS)
+        out_mask = ((Const(CoreSpec.ACT_BITS, 6) >> ins.dst_log2b) - 1)[:5]
+        at = (e_index[:4] & out_mask) << ins.dst_log2b
+        packed_next = packed | (result << at)[:CoreSpec.ACT_BITS]
+        with m.If(e_valid):
+            m.d.sync += reduced.eq(reduced_next)
+            with m.If(e_last):
+                m.d.sync += packed.eq(packed_next)
+                with m.If(sub == VEC_OPS["mask"]):
+                    m.d.sync += lfsr.eq(lfsr_next)
+                with m.If(((e_index[:4] & out_mask) == out_mask) | (e_index == ins.n - 1)):
+                    m.d.comb += [a_wr.addr.eq(ring(ins.dst, ins.dst_mask, ins.dst_stride)
+                                              + (e_index >> (4 - ins.dst_log2b)[:3])),
+                                 a_wr.data.eq(packed_next), a_wr.en.eq(1)]
+                    m.d.sync += packed.eq(0)
+
         def next_instruction():
             m.d.sync += [pc.eq(pc + 1), state.eq(_State.FETCH)]
 
@@ -236,8 +320,9 @@ class Core(wiring.Component):
                 m.d.sync += state.eq(_State.DECODE)
             with m.Case(_State.DECODE):
                 word = p_rd.data
-                op = word[:3]
-                m.d.sync += [ins.eq(word), j.eq(0), lag.eq(0), g.eq(0),
+                op = word[:4]
+                m.d.sync += [ins.eq(word), j.eq(0), g.eq(0),
+                             lag.eq(word.bit_select(_offset(spec, "lag0"), 1)),
                              lag_base.eq(word.bit_select(_offset(spec, "wbase"),
                                                          len(ins.wbase)))]
                 with m.Switch(op):
@@ -249,6 +334,10 @@ class Core(wiring.Component):
                         m.d.sync += [state.eq(_State.NEURON), n_lif.eq(op == OPCODES["lif"])]
                     with m.Case(OPCODES["out_act"], OPCODES["out_neuron"]):
                         m.d.sync += state.eq(_State.OUT_READ)
+                    with m.Case(OPCODES["table"]):
+                        m.d.sync += state.eq(_State.TABLE_POS)
+                    with m.Case(OPCODES["vec"]):
+                        m.d.sync += state.eq(_State.VEC_STATE)
                     with m.Case(OPCODES["end"]):
                         m.d.sync += [t.eq(t + 1), age.eq(Mux(age == 255, 255, age + 1)),
                                      pc.eq(0), state.eq(_State.FETCH)]
@@ -264,7 +353,7 @@ class Core(wiring.Component):
                         m.d.sync += j.eq(0)
                         next_instruction()
             with m.Case(_State.LAG):
-                with m.If(lag == ins.kernel):
+                with m.If(lag == ins.lag0 + ins.kernel):
                     next_instruction()
                 with m.Elif(age < lag):
                     m.d.sync += [lag.eq(lag + 1), lag_base.eq(lag_base + ins.lag_stride)]
@@ -278,7 +367,8 @@ class Core(wiring.Component):
                     m.d.sync += [pending.eq(a_rd.data), g.eq(0), state.eq(_State.ACC)]
             with m.Case(_State.ACC):
                 m.d.comb += [w_rd.addr.eq(word_base + field * ins.groups + g), c_rd.addr.eq(g)]
-                m.d.sync += [s_valid.eq(1), s_group.eq(g), s_value.eq(value)]
+                m.d.sync += [s_valid.eq(1), s_group.eq(g), s_value.eq(value),
+                             s_plane.eq(ins.plane)]
                 with m.If(g == ins.groups - 1):
                     m.d.sync += [g.eq(0), pending.eq(rest)]
                     with m.If(rest == 0):
@@ -308,6 +398,46 @@ class Core(wiring.Component):
                         with m.If(j == ins.n - 1):
                             m.d.sync += j.eq(0)
                             next_instruction()
+            with m.Case(_State.TABLE_POS):
+                m.d.comb += v_rd.addr.eq(ins.nbase)
+                m.d.sync += state.eq(_State.TABLE_COPY)
+            with m.Case(_State.TABLE_COPY):
+                row = Mux(j == 0, Mux(age == 0, 0, v_rd.data[:16]), pos)
+                m.d.comb += a_rd.addr.eq(ins.src + (row << ins.src_stride) + j)
+                m.d.sync += [pos.eq(row), k_valid.eq(1), k_index.eq(j), j.eq(j + 1)]
+                with m.If(j == ins.n - 1):
+                    m.d.sync += state.eq(_State.TABLE_LAST)
+            with m.Case(_State.TABLE_LAST):
+                m.d.comb += [v_wr.addr.eq(ins.nbase), v_wr.en.eq(1),
+                             v_wr.data.eq(Mux(pos + 1 == ins.period, 0, pos + 1))]
+                m.d.sync += j.eq(0)
+                next_instruction()
+            with m.Case(_State.VEC_STATE):
+                m.d.comb += [v_rd.addr.eq(ins.nbase), t_rd.addr.eq(ins.nbase)]
+                m.d.sync += [state.eq(_State.VEC_LOOP), tau.eq(0), packed.eq(0)]
+            with m.Case(_State.VEC_LOOP):
+                with m.If((j == 0) & (tau == 0)):
+                    m.d.sync += lfsr.eq(Mux(age == 0, t_rd.data, v_rd.data))
+                back1 = Mux(sub == VEC_OPS["max"], tau, 0)
+                m.d.comb += [
+                    a_rd.addr.eq(ring(ins.src, ins.src_mask, ins.src_stride, back1)
+                                 + (j >> (4 - ins.src_log2b)[:3])),
+                    a_rd2.addr.eq(ring(ins.src2, ins.src2_mask, ins.src2_stride, tau)
+                                  + (j >> (4 - ins.src2_log2b)[:3]))]
+                m.d.sync += [e_valid.eq(1), e_index.eq(j), e_first.eq(tau == 0),
+                             e_last.eq(tau == ins.win - 1), e_zero1.eq(back1 > age),
+                             e_zero2.eq(tau > age)]
+                with m.If(tau == ins.win - 1):
+                    m.d.sync += [tau.eq(0), j.eq(j + 1)]
+                    with m.If(j == ins.n - 1):
+                        m.d.sync += state.eq(_State.VEC_LAST)
+                with m.Else():
+                    m.d.sync += tau.eq(tau + 1)
+            with m.Case(_State.VEC_LAST):
+                with m.If(sub == VEC_OPS["mask"]):
+                    m.d.comb += [v_wr.addr.eq(ins.nbase), v_wr.data.eq(lfsr_next), v_wr.en.eq(1)]
+                m.d.sync += j.eq(0)
+                next_instruction()
             with m.Case(_State.HALT):
                 pass
 

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from est.compiler.program import OPCODES, CoreSpec, Program, decode_words
-from est.sim.golden import leak, signed_range
+from est.compiler.program import OPCODES, VEC_OPS, CoreSpec, Program, decode_words
+from est.sim.golden import leak, lfsr_step, signed_range
 from est.sim.trace import Trace
 
 NAMES = {code: name for name, code in OPCODES.items()}
+VEC_NAMES = {code: name for name, code in VEC_OPS.items()}
 FETCH = 2
 """Cycles of every instruction before its body: read the program word, decode it."""
 
@@ -63,6 +64,8 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
     thresholds = np.array(prog.thresholds, np.int64)
     biases = np.array(prog.biases, np.int64)
     act = np.zeros(spec.act_words, np.int64)
+    for addr, word in prog.constants.items():
+        act[addr] = word
     membranes = np.zeros(spec.neuron_words, np.int64)
     acc = np.zeros((spec.acc_words, lanes), np.int64)
     t = age = 0
@@ -73,6 +76,17 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
 
     def slot(base, mask, stride, back=0):
         return base + ((((t - back) % (1 << CoreSpec.BIN_BITS)) & mask) << stride)
+
+    def field(ins, which, c, back=0):
+        """Field ``c`` of vector ``which`` ("src", "src2") at bin ``t - back``; 0 before the
+        stream."""
+        if back > age:
+            return 0
+        b = 1 << ins[f"{which}_log2b"]
+        per = act_bits // b
+        word = int(act[slot(ins[which], ins[f"{which}_mask"], ins[f"{which}_stride"], back)
+                       + c // per])
+        return (word >> ((c % per) * b)) & ((1 << b) - 1)
 
     for x in np.asarray(stimulus, np.int64):
         out: list[int] = []
@@ -88,7 +102,9 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
                 b, groups = 1 << ins["src_log2b"], ins["groups"]
                 per, fmask = act_bits // b, (1 << b) - 1
                 body = 1
-                for lag in range(ins["kernel"]):
+                scale = 1 << (wb * ins["plane"])
+                for k in range(ins["kernel"]):
+                    lag = ins["lag0"] + k
                     body += 1
                     if age < lag:
                         continue
@@ -99,9 +115,9 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
                         for f in range(per):
                             value = (word >> (f * b)) & fmask
                             if value:
-                                row = (ins["wbase"] + lag * ins["lag_stride"]
+                                row = (ins["wbase"] + k * ins["lag_stride"]
                                        + w * ins["word_stride"] + f * groups)
-                                acc[:groups] += value * weights[row:row + groups]
+                                acc[:groups] += value * scale * weights[row:row + groups]
                                 body += groups
                                 events += 1
                                 reads += groups
@@ -123,6 +139,44 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
                 membranes[nb:nb + n] = v1
                 acc[:-(-n // lanes)] = 0
                 body = n + 1
+            elif op == "table":
+                pos = int(membranes[ins["nbase"]]) if age else 0
+                src = ins["src"] + (pos << ins["src_stride"])
+                dst = slot(ins["dst"], ins["dst_mask"], ins["dst_stride"])
+                act[dst:dst + ins["n"]] = act[src:src + ins["n"]]
+                membranes[ins["nbase"]] = (pos + 1) % ins["period"]
+                body = ins["n"] + 2
+            elif op == "vec":
+                sub, n, win = VEC_NAMES[ins["sub"]], ins["n"], ins["win"]
+                nb = ins["nbase"]
+                lfsr = int(membranes[nb] if age else thresholds[nb]) & 0xFFFFFFFF \
+                    if sub == "mask" else 0
+                res = np.zeros(n, np.int64)
+                for c in range(n):
+                    if sub == "max":
+                        res[c] = max(field(ins, "src", c, tau) for tau in range(win))
+                    elif sub == "sdsa":
+                        count = sum(field(ins, "src2", c, tau) for tau in range(win))
+                        res[c] = field(ins, "src", c) & int(count >= ins["thr"])
+                    elif sub == "mask":
+                        x_c = field(ins, "src", c)
+                        if ins["thr"]:
+                            for _ in range(8):
+                                lfsr = lfsr_step(lfsr)
+                            x_c = x_c if (lfsr & 0xFF) >= ins["thr"] else 0
+                        res[c] = x_c
+                    else:
+                        a, b_ = field(ins, "src", c), field(ins, "src2", c)
+                        res[c] = {"add": a + b_, "and": a & b_, "iand": (1 - a) & b_}[sub]
+                if sub == "mask":
+                    membranes[nb] = lfsr - (1 << 32) if lfsr >> 31 else lfsr
+                dst = slot(ins["dst"], ins["dst_mask"], ins["dst_stride"])
+                per = act_bits >> ins["dst_log2b"]
+                width = 1 << ins["dst_log2b"]
+                for w in range(-(-n // per)):
+                    act[dst + w] = sum(int(v) << (i * width)
+                                       for i, v in enumerate(res[w * per:(w + 1) * per]))
+                body = n * win + 2
             elif op == "out_act":
                 base = slot(ins["src"], ins["src_mask"], ins["src_stride"])
                 out += [int(w) for w in act[base:base + ins["n"]]]

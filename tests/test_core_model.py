@@ -7,7 +7,7 @@ import pytest
 from est.compiler.program import CoreSpec, compile_program
 from est.sim import core_model
 from est.sim.interpreter import run
-from netgen import random_conv_graph, random_mlp_graph, random_stimulus
+from netgen import random_conv_graph, random_est_graph, random_mlp_graph, random_stimulus
 
 
 @pytest.mark.parametrize("lanes, weight_bits", [(1, 16), (4, 8), (8, 8), (16, 16)])
@@ -55,3 +55,35 @@ def test_history_before_the_stream_is_zero_and_rings_wrap():
     gold, _ = run(g, x)
     got = core_model.run(compile_program(g), x)
     np.testing.assert_array_equal(got.trace.arrays["readout/v"], gold.arrays["readout/v"])
+
+
+EST_CASES = [(1, dict(attention="sdsa", sew="add")), (2, dict(attention="none", sew="and",
+                                                               cpg=False)),
+             (3, dict(sew="iand", rsm=0.25)), (4, dict(sew="none", d=12, heads=3, blocks=1)),
+             (5, dict(tpu=False, rsm=0.0, window=7)),
+             (6, dict(input_bits=3, input_to_readout=True, readout_kernel=3))]
+
+
+@pytest.mark.parametrize("seed, kw", EST_CASES)
+def test_est_graphs_equal_the_golden_model(seed, kw):
+    """Every EST operation but SSA: CPG table, masks, SDSA attention, SEW joins, the TPU,
+    count inputs and the input path into a multi-lag readout."""
+    g = random_est_graph(seed, **kw)
+    x = random_stimulus(seed, 40, g.n_in, rate=0.4, bits=kw.get("input_bits", 1))
+    gold, _ = run(g, x)
+    got = core_model.run(compile_program(g, CoreSpec(lanes=4)), x)
+    assert len(got.trace.arrays) > 10
+    for name, value in got.trace.arrays.items():
+        np.testing.assert_array_equal(value, gold.arrays[name], err_msg=name)
+
+
+def test_weights_wider_than_the_core_run_as_two_planes():
+    """A leaky readout's weights (8 + 4 bits) on a core of 8-bit fields."""
+    g = random_mlp_graph(8, n_in=16, hidden=(12,), n_out=4, weight_bits=12)
+    x = random_stimulus(8, 30, 16)
+    gold, _ = run(g, x)
+    prog = compile_program(g, CoreSpec(lanes=4, weight_bits=8))
+    assert {f["plane"] for f in core_model.decode(prog) if f["op"] == 2} == {0, 1}
+    got = core_model.run(prog, x)
+    for name, value in got.trace.arrays.items():
+        np.testing.assert_array_equal(value, gold.arrays[name], err_msg=name)

@@ -53,10 +53,26 @@ def test_output_words_decode_to_the_tensors():
 
 
 def test_an_operation_the_core_lacks_is_refused_by_name():
-    g = random_est_graph(1)
-    with pytest.raises(EstError, match="node 'cpg': the core backend does not run a 'table' "
-                                       "operation yet; compile with --backend dataflow"):
+    g = random_est_graph(1, attention="ssa")
+    with pytest.raises(EstError, match="node 'b0.scores': the core backend does not run a "
+                                       "'attention' operation yet; compile with --backend "
+                                       "dataflow"):
         compile_program(g)
+
+
+def test_a_mask_needs_32_bit_neuron_words():
+    with pytest.raises(EstError, match="node 'b0.mask': its 32-bit LFSR needs a core with "
+                                       "32-bit neuron words, this one has 24"):
+        compile_program(random_est_graph(1), CoreSpec(state_bits=24))
+
+
+def test_a_table_is_loaded_with_the_model():
+    g = random_est_graph(2)
+    prog = compile_program(g)
+    table = g.node("cpg").op.table  # [16, 6]
+    rows = [prog.constants.get(a, 0) for a in sorted(prog.constants)]
+    assert len(prog.constants) == table.shape[0]
+    assert rows == [sum(int(v) << i for i, v in enumerate(row)) for row in table]
 
 
 def test_a_model_over_the_core_is_refused_with_what_is_over():
@@ -66,11 +82,11 @@ def test_a_model_over_the_core_is_refused_with_what_is_over():
         compile_program(g, CoreSpec(lanes=8, weight_words=64, neuron_words=32))
 
 
-def test_weights_wider_than_the_core_are_refused():
+def test_weights_over_two_planes_are_refused():
     g = random_mlp_graph(0, weight_bits=8)
-    with pytest.raises(EstError, match="node 'fc1.syn': its weights need 8 bits, the core's "
-                                       "weight fields are 4"):
-        compile_program(g, CoreSpec(weight_bits=4))
+    with pytest.raises(EstError, match=r"node 'fc1.syn': its weights need 8 bits, the core "
+                                       r"takes at most 4 \(two planes of its 2-bit fields\)"):
+        compile_program(g, CoreSpec(weight_bits=2))
 
 
 def test_a_core_spec_takes_powers_of_two():

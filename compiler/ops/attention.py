@@ -87,6 +87,21 @@ class Attention(Op):
                            + d * out * self.window // 2, 2 * self.window * d + d * out,
                            memory_bits=history)]
 
+    def emit(self, b, node, ins):
+        """Core (SDSA): ``vec and`` of K and V into a ring of ``window`` bins, then ``vec
+        sdsa``, ``window`` cycles a channel: Q AND (the ring's count >= the threshold)."""
+        from est.compiler.program import VEC_OPS
+
+        if self.mode != "sdsa":
+            return super().emit(b, node, ins)
+        d = ins[0].n
+        q, k, v = (b.vectors[b.input_of(node, i)] for i in range(3))
+        kv = b.vector(f"{node}#kv", Spec(d, 1), bins=self.window)
+        b.add("vec", sub=VEC_OPS["and"], n=d, win=1, **k.src(), **v.src2(), **kv.dst())
+        out = b.vector(node, Spec(d, 1))
+        b.add("vec", sub=VEC_OPS["sdsa"], n=d, win=self.window, thr=self.count_threshold,
+              **q.src(), **kv.src2(), **out.dst())
+
     def lower(self, b, node, ins):
         from est.hw.attention import SpikeAttention
         from est.hw.streams import Zip

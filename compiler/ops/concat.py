@@ -2,13 +2,14 @@
 unsigned vectors of different widths (spikes beside counts) are zero-extended to the widest.
 
 Hardware: :class:`~est.hw.streams.Zip`, an AND of the valids, and the zero-extension as
-wiring; no register, no latency.
+wiring; no register, no latency. On the core: nothing (its readers read its inputs).
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
+from est import EstError
 from est.compiler.graph import IRError, Op, Spec
 
 
@@ -30,6 +31,20 @@ class Concat(Op):
         import torch
 
         return {"values": torch.cat(xs, dim=1)}
+
+    def emit(self, b, node, ins):
+        """Core: no instruction: a convolution reading it reads its inputs' rings, one
+        ``conv`` instruction each; any other reader is refused."""
+        for user in b.graph.consumers()[node]:
+            kind = b.graph.node(user).op.KIND
+            if kind != "conv":
+                raise EstError(f"node '{node}': on the core a concatenation feeds "
+                               f"convolutions only, '{user}' is a {kind}")
+        first, parts = 0, []
+        for i, spec in zip(b.graph.node(node).inputs, ins, strict=True):
+            parts.append((i, first))
+            first += spec.n
+        b.parts[node] = parts
 
     def lower(self, b, node, ins):
         from amaranth import C, Cat

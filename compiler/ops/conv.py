@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from est import EstError
 from est.compiler.graph import (
     MAX_BITS,
     WEIGHT_MAX_BITS,
@@ -103,24 +102,11 @@ class Conv(Op):
         return [self.weight.shape[0]]
 
     def emit(self, b, node, ins):
-        """Core: a ``conv`` instruction, run just before the neuron array that reads the
-        current: per lag, the input's words scanned for nonzero values (events), and each
-        event's weight row added into the accumulators, ``lanes`` weights a cycle."""
-        from est.compiler.program import CoreSpec, check_conv_acc
-
-        wb = weight_bits(self.weight)
-        if wb > b.spec.weight_bits:
-            raise EstError(f"node '{node}': its weights need {wb} bits, the core's weight "
-                           f"fields are {b.spec.weight_bits}; use a core with wider weights "
-                           f"or quantize to fewer bits (--weight-bits)")
-        check_conv_acc(node, self.weight, ins[0].bits, b.spec)
-        src = b.vectors[b.graph.node(node).inputs[0]]
-        k, _, n_in = self.weight.shape
-        wbase, groups = b.weight_rows(self.weight)
-        per = CoreSpec.ACT_BITS >> src.log2b
-        b.current(node, {"n": src.words, "kernel": k, "wbase": wbase, "groups": groups,
-                         "lag_stride": n_in * groups, "word_stride": per * groups,
-                         **src.src()}, self.bias)
+        """Core: ``conv`` instructions (one per input vector and weight plane), run just
+        before the neuron array that reads the current: per lag, the input's words scanned for
+        nonzero values (events), and each event's weight row added into the accumulators,
+        ``lanes`` weights a cycle."""
+        b.current(node, b.convolution(node, self.weight, b.source(node)), self.bias)
 
     def lower(self, b, node, ins):
         from est.hw.conv import CausalConv

@@ -7,6 +7,9 @@ cycle; latency ``ceil(n / lanes) + 1`` cycles.
 
 from dataclasses import dataclass
 
+import numpy as np
+
+from est import EstError
 from est.compiler.graph import IRError, Op, check_vector
 from est.sim import golden
 
@@ -52,6 +55,20 @@ class Mask(Op):
         lanes = min(ctx.lanes, n)  # SpikeMask draws for at most n channels a cycle
         return [ctx.vector(node, "lfsr", n, bits, lanes * 40 + n * bits, 32 + 2 * n * bits + 8,
                            ceil_div(n, lanes) + 1, memory_bits=32)]  # the LFSR state
+
+    def emit(self, b, node, ins):
+        """Core: a ``vec`` instruction, one channel a cycle (its draw: the 8 LFSR steps
+        unrolled); the LFSR state in a neuron word, the seed in its threshold word."""
+        from est.compiler.program import VEC_OPS
+
+        if b.spec.state_bits < 32:
+            raise EstError(f"node '{node}': its 32-bit LFSR needs a core with 32-bit neuron "
+                           f"words, this one has {b.spec.state_bits}")
+        seed = self.seed - (1 << 32) if self.seed >> 31 else self.seed
+        nbase = b.neuron_block(node, np.array([seed]), np.zeros(1, np.int64), 32)
+        out = b.vector(node, ins[0])
+        b.add("vec", sub=VEC_OPS["mask"], n=out.n, win=1, thr=self.threshold, nbase=nbase,
+              **b.vectors[b.input_of(node)].src(), **out.dst())
 
     def lower(self, b, node, ins):
         from est.hw.lfsr import SpikeMask

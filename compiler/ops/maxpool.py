@@ -90,6 +90,17 @@ class MaxPool(Op):
         return [ctx.vector(node, "maxpool", n, bits, 2 * n * bits * (self.window - 1),
                            self.window * n * bits, memory_bits=(self.window - 1) * n * bits)]
 
+    def history(self, ins):
+        return [self.window]
+
+    def emit(self, b, node, ins):
+        """Core: a ``vec`` instruction, ``window`` cycles a channel."""
+        from est.compiler.program import VEC_OPS
+
+        out = b.vector(node, ins[0])
+        b.add("vec", sub=VEC_OPS["max"], n=out.n, win=self.window,
+              **b.vectors[b.input_of(node)].src(), **out.dst())
+
     def lower(self, b, node, ins):
         unit = b.add(node, max_over_time()(ins[0].spec.n, ins[0].spec.bits, self.window))
         b.connect(ins[0].stream, unit.i)

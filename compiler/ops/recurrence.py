@@ -3,7 +3,8 @@ past spikes feeding a LIF array (docs/semantics.md 8.2):
 ``current = bias + w_in * x_t + sum_j w_rec[j-1] * y_{t-j}`` (j = 1..kernel), ``y`` = spikes.
 
 Hardware: :class:`~est.hw.tpu.TemporalUnit` (``1 + kernel`` multipliers per lane, the past
-spikes in shift registers, its own LIF array); latency about ``groups + 2`` cycles.
+spikes in shift registers, its own LIF array); latency about ``groups + 2`` cycles. On the
+core: two ``conv`` instructions (diagonal weights) and a ``lif``.
 """
 
 from dataclasses import dataclass, replace
@@ -121,6 +122,27 @@ class Recurrence(Op):
                       ops * wb + d * (acc + 2 * self.v_bits) + k * d, n_brams,
                       lanes * (wb * x_bits + (k + 1) * acc + wb * (k + 1) * mux_luts(groups))
                       + n_luts + 30, k * d + d * x_bits + lanes * acc + n_ffs)]
+
+    def own_history(self):
+        return 1 + self.w_rec.shape[0]
+
+    def emit(self, b, node, ins):
+        """Core: two ``conv`` instructions into the accumulators, the input through the
+        diagonal ``w_in`` and the node's own past spikes (lags 1..kernel) through the
+        diagonal ``w_rec``, then a ``lif`` writing the spikes into the node's ring."""
+        from est.compiler.program import neuron_fields
+
+        d = self.w_in.shape[0]
+        own = b.vector(node, Spec(d, 1))
+        eye = np.eye(d, dtype=np.int64)
+        convs = b.convolution(node, (self.w_in.astype(np.int64) * eye)[None], b.source(node))
+        convs += b.convolution(node, self.w_rec.astype(np.int64)[:, None, :] * eye[None],
+                               [(own, 0)], lag0=1)
+        for fields in convs:
+            b.add("conv", **fields)
+        nbase = b.neuron_block(node, self.threshold, self.bias.astype(np.int64), self.v_bits)
+        b.add("lif", n=d, nbase=nbase, **own.dst(),
+              **neuron_fields(self.leak_shift, self.v_bits, self.reset))
 
     def lower(self, b, node, ins):
         from est.hw.tpu import TemporalUnit

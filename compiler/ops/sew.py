@@ -2,7 +2,8 @@
 (docs/semantics.md 8.2): ADD ``out + skip`` (one bit wider than the skip), AND ``out & skip``,
 IAND ``(1 - out) & skip`` (spikes only).
 
-Hardware: :class:`~est.hw.sew.SEWJoin`, a gate or adder per channel, a register; latency one cycle.
+Hardware: :class:`~est.hw.sew.SEWJoin`, a gate or adder per channel, a register; latency one
+cycle. On the core: a ``vec`` instruction, one channel a cycle.
 """
 
 from dataclasses import dataclass
@@ -39,6 +40,14 @@ class SEW(Op):
     def cost(self, node, ins, ctx):
         d, out = ins[1].n, golden.sew_bits(self.op, ins[1].bits)
         return [ctx.vector(node, f"sew {self.op}", d, out, d * out, 2 * d * out)]
+
+    def emit(self, b, node, ins):
+        """Core: a ``vec`` instruction, one channel a cycle."""
+        from est.compiler.program import VEC_OPS
+
+        out = b.vector(node, self.check(node, ins))
+        b.add("vec", sub=VEC_OPS[self.op], n=out.n, win=1, **b.vectors[b.input_of(node)].src(),
+              **b.vectors[b.input_of(node, 1)].src2(), **out.dst())
 
     def lower(self, b, node, ins):
         from est.hw.sew import SEWJoin

@@ -45,6 +45,16 @@ class Table(Op):
         brams, luts = memory_cost(p, n, False, ctx.board)
         return [ctx.vector(node, "rom", n, 1, luts + 20, 8 + n, 0, p * n, brams)]
 
+    def emit(self, b, node, ins):
+        """Core: the table's rows loaded into the activation memory with the model; a
+        ``table`` instruction copies row ``t mod P`` into the node's ring (the position in a
+        neuron word)."""
+        rows = b.constant_rows(self.table.astype(np.int64))
+        nbase = b.neuron_block(node, np.zeros(1, np.int64), np.zeros(1, np.int64), 2)
+        out = b.vector(node, Spec(self.table.shape[1], 1))
+        b.add("table", n=out.words, src=rows.base, src_stride=rows.stride,
+              period=self.table.shape[0], nbase=nbase, **out.dst())
+
     def lower(self, b, node, ins):
         from est.hw.sew import CPGTable
 
