@@ -305,6 +305,10 @@ class ProgramBuilder:
         base = len(self.weights)
         padded = np.zeros((k, groups * lanes, n_in), np.int64)
         padded[:, :n_out] = weight
+        lo, hi = golden.signed_range(wb)
+        if padded.size and not lo <= padded.min() <= padded.max() <= hi:
+            raise EstError(f"weights {padded.min()}..{padded.max()} do not fit the core's "
+                           f"{wb}-bit fields")
         for lag in range(k):
             for i in range(n_in):
                 for g in range(groups):
@@ -322,12 +326,12 @@ class ProgramBuilder:
 
         wb = self.spec.weight_bits
         need = weight_bits(weight)
-        if need > 2 * wb:
+        if need > 2 * wb - 1:
             raise EstError(f"node '{node}': its weights need {need} bits, the core takes at "
-                           f"most {2 * wb} (two planes of its {wb}-bit fields); use a core with "
-                           f"wider weights or quantize to fewer bits (--weight-bits)")
+                           f"most {2 * wb - 1} (two planes of its {wb}-bit fields); use a core "
+                           f"with wider weights or quantize to fewer bits (--weight-bits)")
         planes = [weight]
-        if need > wb:
+        if need > wb:  # w = lo + hi * 2**wb, both signed wb-bit (hi fits: w has < 2 * wb bits)
             lo = (weight + (1 << (wb - 1))) % (1 << wb) - (1 << (wb - 1))
             planes = [lo, (weight - lo) >> wb]
         bound_lo = bound_hi = 0

@@ -85,8 +85,8 @@ def test_a_model_over_the_core_is_refused_with_what_is_over():
 def test_weights_over_two_planes_are_refused():
     g = random_mlp_graph(0, weight_bits=8)
     with pytest.raises(EstError, match=r"node 'fc1.syn': its weights need 8 bits, the core "
-                                       r"takes at most 4 \(two planes of its 2-bit fields\)"):
-        compile_program(g, CoreSpec(weight_bits=2))
+                                       r"takes at most 7 \(two planes of its 4-bit fields\)"):
+        compile_program(g, CoreSpec(weight_bits=4))
 
 
 def test_a_core_spec_takes_powers_of_two():
