@@ -293,7 +293,11 @@ def fit(model: EST, train: Recording, cfg: TrainConfig, steps: int, desc: str,
     ``validate`` (a function returning the model's validation score, higher is better) is
     called every ``cfg.eval_every`` steps and after the last; the model ends with the weights
     of the best score (model selection), and training stops early after ``cfg.patience``
-    scores without a gain (0: never). Returns the losses, the scores and the step chosen."""
+    scores without a gain (0: never). ``validate`` may also return ``(score, nll)`` with
+    ``nll`` the validation NLL of every bin: a later score then replaces the best only when its
+    per-bin gain over the best's is more than one standard error (the starting point, e.g. the
+    tuned GLM, is not given up for a gain that is noise on a short validation split). Returns
+    the losses, the scores and the step chosen."""
     crop = cfg.burn_in + cfg.seq_len
     if len(train.counts) < crop + 2:
         raise EstError(f"training split has {len(train.counts)} bins, fewer than burn_in + "
@@ -305,8 +309,14 @@ def fit(model: EST, train: Recording, cfg: TrainConfig, steps: int, desc: str,
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     counts = torch.as_tensor(train.counts, dtype=torch.float32)
     losses, scored, best, stale = [], [], None, 0
+
+    def measure():
+        got = validate()
+        return got if isinstance(got, tuple) else (got, None)
+
     if validate is not None and cfg.eval_every:  # the starting point is a candidate too
-        best = (validate(), 0, copy.deepcopy(model.state_dict()))
+        score, nll = measure()
+        best = (score, 0, copy.deepcopy(model.state_dict()), nll)
         scored.append({"step": 0, "val_bits_per_spike": best[0]})
     bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
     for step in bar:
@@ -326,10 +336,10 @@ def fit(model: EST, train: Recording, cfg: TrainConfig, steps: int, desc: str,
         if validate is None or not cfg.eval_every or (
                 (step + 1) % cfg.eval_every and step + 1 < steps):
             continue
-        score = validate()
+        score, nll = measure()
         scored.append({"step": step + 1, "val_bits_per_spike": score})
-        if best is None or score > best[0]:
-            best = (score, step + 1, copy.deepcopy(model.state_dict()))
+        if best is None or (score > best[0] and _real_gain(best[3], nll)):
+            best = (score, step + 1, copy.deepcopy(model.state_dict()), nll)
             stale = 0
         else:
             stale += 1
@@ -339,6 +349,15 @@ def fit(model: EST, train: Recording, cfg: TrainConfig, steps: int, desc: str,
         model.load_state_dict(best[2])
     return {"losses": losses, "validation": scored, "chosen_step": best and best[1],
             "steps_run": len(losses)}
+
+
+def _real_gain(best_nll: np.ndarray | None, nll: np.ndarray | None) -> bool:
+    """Whether the per-bin validation NLL ``nll`` beats ``best_nll`` by more than one standard
+    error of the paired per-bin difference (True when either is unknown)."""
+    if best_nll is None or nll is None or len(nll) < 2:
+        return True
+    gain = best_nll - nll
+    return bool(gain.mean() > gain.std(ddof=1) / np.sqrt(len(gain)))
 
 
 def scores(rec: Recording, log_rates: np.ndarray) -> dict:
@@ -429,9 +448,11 @@ def _validator(model: EST, trained_before: Recording, val: Recording, cfg: Train
     the training split's last ``cfg.context_bins``)."""
     counts = with_context(val, trained_before, cfg.context_bins)
 
-    def validate() -> float:
+    def validate() -> tuple[float, np.ndarray]:
         out = float_log_rates(model, counts)
-        return scores(val, next_bin(out, val.n_bins, mean_rates))["bits_per_spike"]
+        log_rates = np.clip(next_bin(out, val.n_bins, mean_rates), -20, 20)
+        nll = (np.exp(log_rates) - val.counts * log_rates).sum(axis=1)  # per bin, nats
+        return scores(val, log_rates)["bits_per_spike"], nll
     return validate
 
 

@@ -391,6 +391,27 @@ def test_fit_keeps_the_weights_of_the_best_validation_score_and_stops_on_patienc
     assert not torch.equal(model.readout.weight, states[4]["readout.weight"])
 
 
+def test_fit_keeps_the_start_against_a_gain_within_the_noise():
+    """With per-bin NLLs, a higher score replaces the best only when its per-bin gain is more
+    than one standard error: a noisy gain (short validation split) keeps the starting point,
+    a steady one is taken."""
+    from est.sw.data import Recording
+    from est.sw.train import fit
+
+    rng = np.random.default_rng(1)
+    base = rng.normal(1.0, 0.5, 120)
+    noisy = base - rng.normal(0.01, 0.5, 120)  # mean gain 0.01, standard error about 0.05
+    steady = base - 0.02  # a gain of 0.02 on every bin
+    rec = Recording(rng.poisson(0.3, (200, 3)))
+    cfg = TrainConfig(steps=4, batch=2, seq_len=8, eval_every=2)
+    for script, chosen in (([(0.0, base), (0.2, noisy), (0.1, base)], 0),
+                           ([(0.0, base), (0.05, steady), (0.1, base)], 2)):
+        it = iter(script)
+        fitted = fit(_tiny_model(), rec, cfg, cfg.steps, "t", progress=False,
+                     validate=lambda it=it: next(it))
+        assert fitted["chosen_step"] == chosen
+
+
 def test_fit_scores_the_last_step_too():
     from est.sw.data import Recording
     from est.sw.train import fit
