@@ -20,10 +20,21 @@ gateware cycle for cycle in tests/test_core.py) runs ``--images`` images and giv
   7: dense, ``(ceil(n_out / lanes) - 1) * max(n_in, 2) + n_in + 3`` per layer and timestep,
   measured exact in tests/test_dataflow.py), and Spiker+'s 78,400 (784 inputs x 100 steps).
 
+ESTs (``est``): the example checkpoints (trained) and untrained ESTs of the default recipe at
+growing sizes (``SIZES_EST``: d_model x blocks), on the UP5K core (8 lanes of 8 bits), each
+over ``--bins`` bins of Poisson counts at the training rates (0.3 for the untrained ones): the
+weights, the memory words against the UP5K plan (docs/core.md: 16,384 weight words of 64
+bits), cycles per bin (mean and max: real time at 1 ms bins at 12 MHz is 12,000), the weight
+words its events read (its event bound at one word a cycle), every tensor golden-exact, and the
+spike rate of its neuron arrays (untrained: what random weights give, not a trained model's).
+For the examples, the dataflow backend's cycles per bin beside them (``est_hw.json``, measured
+in amaranth.sim at lanes 4).
+
 The gateware's logic and memory on a board are not measured yet (the core is not synthesized:
 docs/core.md, Sizing).
 
-    .venv/bin/python bench/bench_core.py [--images 3] [--out bench/results/core.json]
+    .venv/bin/python bench/bench_core.py [--images 3] [--bins 100]
+        [--out bench/results/core.json]
 """
 
 import argparse
@@ -110,10 +121,75 @@ def measure(core: str, weight_bits: int, count: int) -> dict:
             "ratio_to_event_bound": float(np.mean([r["ratio"] for r in rows]))}
 
 
+SIZES_EST = [(16, 2), (32, 2), (48, 3), (64, 3), (96, 3)]
+UP5K = {"lanes": 8, "weight_bits": 8}
+
+
+def est_row(name: str, model, rates: np.ndarray, bins: int) -> dict:
+    """One EST on the UP5K core: sizes, cycles per bin, golden-exact."""
+    from est.compiler.est_frontend import quantize_est
+    from est.compiler.program import CoreSpec, compile_program
+    from est.sim import core_model
+    from est.sim.interpreter import run
+
+    rng = np.random.default_rng(0)
+    top = (1 << model.cfg.input_bits) - 1
+    x = np.minimum(rng.poisson(rates, (max(bins, 256), model.cfg.n_in)), top)
+    graph, _ = quantize_est(model, name.replace("-", "_"), x)
+    x = x[:bins]
+    spec = CoreSpec(**UP5K, weight_words=1 << 20, act_words=1 << 16, neuron_words=1 << 16,
+                    acc_words=256, program_words=1024)
+    prog = compile_program(graph, spec)
+    got = core_model.run(prog, x)
+    gold, _ = run(graph, x)
+    exact = all(np.array_equal(v, gold.arrays[k]) for k, v in got.trace.arrays.items())
+    spikes = [v for k, v in gold.arrays.items() if k.endswith("/spikes") and k != "input/spikes"]
+    weights = sum(int(n.op.weight.size) for n in graph.nodes if n.op.KIND == "conv")
+    weights += sum(int(n.op.w_in.size + n.op.w_rec.size) for n in graph.nodes
+                   if n.op.KIND == "recurrence")
+    use = prog.usage()
+    traced = compile_program(graph, spec, trace=False)
+    cycles = core_model.run(traced, x).cycles
+    return {"model": name, "d_model": model.cfg.d_model, "blocks": model.cfg.blocks,
+            "weights": weights, "memory": use, "fits_up5k_weights": use["weight_words"] <= 16384,
+            "cycles_per_bin_mean": float(np.mean(cycles)), "cycles_per_bin_max": int(max(cycles)),
+            "weight_words_read_per_bin": got.weight_reads / bins,
+            "real_time_1ms_12mhz": max(cycles) <= 12000, "golden_exact": bool(exact),
+            "tensors_compared": len(got.trace.arrays),
+            "spike_rate": float(np.mean([s.mean() for s in spikes]))}
+
+
+def est_rows(bins: int) -> list[dict]:
+    import torch
+
+    from est.compiler.frontend import load_est_checkpoint
+    from est.sw.est import EST, ESTConfig
+
+    rows = []
+    hw = json.loads(Path("bench/results/est_hw.json").read_text())
+    for name in ("est_tiny", "est_small"):
+        model, extra = load_est_checkpoint(Path(f"examples/{name}.pt"))
+        row = est_row(name, model, np.asarray(extra["train_mean_rates"]), bins)
+        row["dataflow_cycles_per_bin_lanes4"] = hw[name]["lanes"]["4"]["cycles_per_bin"]
+        rows.append(row)
+        print(f"bench_core est {name}: {row['cycles_per_bin_mean']:.0f} cycles/bin", flush=True)
+    for d, blocks in SIZES_EST:
+        torch.manual_seed(0)
+        model = EST(ESTConfig(d_model=d, blocks=blocks, mlp_hidden=2 * d,
+                              kernels=tuple(3 + 2 * (b % 2) for b in range(blocks))))
+        row = est_row(f"untrained-d{d}-b{blocks}", model, np.full(model.cfg.n_in, 0.3), bins)
+        rows.append(row)
+        print(f"bench_core est d{d} b{blocks}: {row['weights']} weights, "
+              f"{row['cycles_per_bin_mean']:.0f} cycles/bin (max {row['cycles_per_bin_max']}), "
+              f"weight words {row['memory']['weight_words']}", flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=3)
     parser.add_argument("--lanes-dataflow", type=int, default=16)
+    parser.add_argument("--bins", type=int, default=100, help="bins per EST")
     parser.add_argument("--out", type=Path, default=Path("bench/results/core.json"))
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
@@ -133,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                         "cycles_per_step": dataflow_cycles(args.lanes_dataflow),
                         "cycles_per_image": dataflow_cycles(args.lanes_dataflow) * STEPS},
            "spiker_plus_cycles_per_image": SPIKER_CYCLES,
+           "est": est_rows(args.bins),
            "commit": commit, "wall_seconds": time.perf_counter() - t0}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=1) + "\n")

@@ -12,8 +12,8 @@ loads at run time (so another model that fits the same core needs no new synthes
 - ``thresholds`` and ``biases``: one word per neuron (a neuron array's thresholds; the bias of
   the convolution that feeds it), index ``nbase + j``;
 - the core's own state, not loaded: ``membranes`` (one word per neuron, same index),
-  ``activations`` (every vector a node hands on: ``ACT_BITS``-bit words, fields of 1, 2, 4 or
-  8 bits, a ring of ``2**k`` bins per node for the history its readers need) and the
+  ``activations`` (every vector a node hands on: ``ACT_BITS``-bit words, fields of 1, 2, 4, 8
+  or 16 bits, a ring of ``2**k`` bins per node for the history its readers need) and the
   accumulators (``lanes`` currents per word, one word per group of the convolution running).
 
 Each operation says what it becomes in its own module (``Op.emit``, docs/adding_a_block.md);
@@ -75,13 +75,13 @@ class CoreSpec:
         """The fields of an instruction word, low bits first: (name, bits)."""
         act = bits_for(self.act_words)
         return [("op", 4), ("n", 16), ("src", act), ("src_mask", 8), ("src_stride", 5),
-                ("src_log2b", 2), ("kernel", 8), ("lag0", 1), ("plane", 1),
+                ("src_log2b", 3), ("kernel", 8), ("lag0", 1), ("plane", 1),
                 ("wbase", bits_for(self.weight_words)), ("lag_stride", 24),
                 ("word_stride", 16), ("groups", bits_for(self.acc_words + 1)),
-                ("dst", act), ("dst_mask", 8), ("dst_stride", 5), ("dst_log2b", 2),
+                ("dst", act), ("dst_mask", 8), ("dst_stride", 5), ("dst_log2b", 3),
                 ("nbase", bits_for(self.neuron_words)), ("leak", 5), ("leak_on", 1),
                 ("vbits", 6), ("reset_zero", 1), ("src2", act), ("src2_mask", 8),
-                ("src2_stride", 5), ("src2_log2b", 2), ("sub", 3), ("win", 9), ("thr", 9),
+                ("src2_stride", 5), ("src2_log2b", 3), ("sub", 3), ("win", 9), ("thr", 9),
                 ("period", 16)]
 
     @property
@@ -244,8 +244,8 @@ class ProgramBuilder:
     def vector(self, name: str, spec: Spec, bins: int | None = None) -> Vector:
         """Allocate a ring in the activation memory for node ``name``'s output (``bins``: for
         a node's internal vector, its ring's bins; else what its readers need)."""
-        if spec.form != "vector" or spec.signed or spec.bits > 8:
-            raise EstError(f"node '{name}': the core keeps unsigned vectors of up to 8 bits in "
+        if spec.form != "vector" or spec.signed or spec.bits > CoreSpec.ACT_BITS:
+            raise EstError(f"node '{name}': the core keeps unsigned vectors of up to 16 bits in "
                            f"its activation memory, this one is {spec}")
         need = self.history[name] if bins is None else bins
         slots = pow2(need)

@@ -13,7 +13,7 @@ Hardware:
   activations (16-bit words: every vector a node hands on, in rings of past bins) and the
   accumulators (``lanes`` currents a word, read transparently so that back-to-back events
   into one word add up);
-- a synapse datapath of ``lanes`` multiply-adders (``weight_bits x 8``), fed one weight word a
+- a synapse datapath of ``lanes`` multiply-adders (``weight_bits x 16``), fed one weight word a
   cycle: a ``conv`` scans its input's words and, for every nonzero field (an event with a
   value), reads only that input's weight row, ``groups`` words;
 - one neuron datapath (leak by a shift, saturating add, threshold, reset), one neuron a cycle;
@@ -164,7 +164,7 @@ class Core(wiring.Component):
         log2b = ins.src_log2b
         nz = Signal(CoreSpec.ACT_BITS)
         with m.Switch(log2b):
-            for k in range(4):
+            for k in range(5):
                 b = 1 << k
                 with m.Case(k):
                     m.d.comb += nz.eq(Cat(pending[f * b:(f + 1) * b].any()
@@ -173,18 +173,18 @@ class Core(wiring.Component):
         for f in reversed(range(CoreSpec.ACT_BITS)):
             with m.If(nz[f]):
                 m.d.comb += field.eq(f)
-        fmask = Signal(8)
-        m.d.comb += fmask.eq((Const(1, 9) << (Const(1, 4) << log2b)) - 1)
+        fmask = Signal(CoreSpec.ACT_BITS)
+        m.d.comb += fmask.eq((Const(1, 17) << (Const(1, 5) << log2b)) - 1)
         shift = Signal(8)
         m.d.comb += shift.eq(field << log2b)
-        value = Signal(8)
+        value = Signal(CoreSpec.ACT_BITS)
         m.d.comb += value.eq((pending >> shift) & fmask)
         rest = Signal(CoreSpec.ACT_BITS)
         m.d.comb += rest.eq(pending & ~(fmask << shift))
         scan_base = ring(ins.src, ins.src_mask, ins.src_stride, lag)
 
         # synapse pipeline: address in one cycle, add and write back in the next
-        s_valid, s_group, s_value = Signal(), Signal(len(g)), Signal(8)
+        s_valid, s_group, s_value = Signal(), Signal(len(g)), Signal(CoreSpec.ACT_BITS)
         m.d.sync += s_valid.eq(0)
         s_plane = Signal()
         products = []
@@ -246,16 +246,16 @@ class Core(wiring.Component):
         def extract(word, index, log2):
             per_mask = ((Const(CoreSpec.ACT_BITS, 6) >> log2) - 1)[:5]
             at = (index[:4] & per_mask) << log2
-            return (word >> at) & ((Const(1, 9) << (Const(1, 4) << log2)) - 1)
+            return (word >> at) & ((Const(1, 17) << (Const(1, 5) << log2)) - 1)
 
         e_valid, e_index, e_first, e_last = Signal(), Signal(ADDR_BITS), Signal(), Signal()
         e_zero1, e_zero2 = Signal(), Signal()
         m.d.sync += e_valid.eq(0)
-        f1 = Signal(8)
-        f2 = Signal(8)
+        f1 = Signal(CoreSpec.ACT_BITS)
+        f2 = Signal(CoreSpec.ACT_BITS)
         m.d.comb += [f1.eq(Mux(e_zero1, 0, extract(a_rd.data, e_index, ins.src_log2b))),
                      f2.eq(Mux(e_zero2, 0, extract(a_rd2.data, e_index, ins.src2_log2b)))]
-        reduced, reduced_next = Signal(9), Signal(9)
+        reduced, reduced_next = Signal(CoreSpec.ACT_BITS + 1), Signal(CoreSpec.ACT_BITS + 1)
         sub = ins.sub
         with m.If(sub == VEC_OPS["max"]):
             m.d.comb += reduced_next.eq(Mux(e_first | (f1 > reduced), f1, reduced))
@@ -266,7 +266,7 @@ class Core(wiring.Component):
             stepped = Mux(stepped[0], (stepped >> 1) ^ LFSR_FEEDBACK, stepped >> 1)
         lfsr_next = Signal(32)
         m.d.comb += lfsr_next.eq(Mux(ins.thr == 0, lfsr, stepped))
-        result = Signal(9)
+        result = Signal(CoreSpec.ACT_BITS + 1)
         with m.Switch(sub):
             with m.Case(VEC_OPS["add"]):
                 m.d.comb += result.eq(f1 + f2)
