@@ -8,11 +8,11 @@ counts are in docs/core.md; :mod:`est.sim.core_model` is the same machine in Pyt
 
 Hardware:
 
-- memories: program (one instruction a word), weights (``lanes * weight_bits`` a word: on the
-  iCE40 UP5K the SPRAMs), thresholds, biases and membranes (``state_bits`` a word), the
-  activations (16-bit words: every vector a node hands on, in rings of past bins) and the
-  accumulators (``lanes`` currents a word, read transparently so that back-to-back events
-  into one word add up);
+- memories: program (one instruction a word), weights (``lanes * weight_bits`` a word; with
+  ``spram``, the iCE40 UP5K's SPRAMs: :class:`~est.hw.spram.SinglePortMemory`), thresholds,
+  biases and membranes (``state_bits`` a word), the activations (16-bit words: every vector a
+  node hands on, in rings of past bins) and the accumulators (``lanes`` currents a word, read
+  transparently so that back-to-back events into one word add up);
 - a synapse datapath of ``lanes`` multiply-adders (``weight_bits x 16``), fed one weight word a
   cycle: a ``conv`` scans its input's words and, for every nonzero field (an event with a
   value), reads only that input's weight row, ``groups`` words;
@@ -35,6 +35,7 @@ from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from est.compiler.program import OPCODES, VEC_OPS, CoreSpec, Program, bits_for
+from est.hw.spram import SinglePortMemory
 from est.sim.golden import LFSR_FEEDBACK
 
 MEM_PROGRAM, MEM_WEIGHTS, MEM_THRESHOLDS, MEM_BIASES, MEM_ACT, MEM_START = 0, 1, 2, 3, 4, 7
@@ -86,10 +87,10 @@ class Core(wiring.Component):
     contents of its memories, so the core runs that model from configuration on without a
     load; another can still be loaded."""
 
-    def __init__(self, spec: CoreSpec, program: Program | None = None):
+    def __init__(self, spec: CoreSpec, program: Program | None = None, spram: bool = False):
         if program is not None and program.spec != spec:
             raise ValueError("the program was compiled for another core")
-        self.spec, self.program = spec, program
+        self.spec, self.program, self.spram = spec, program, spram
         super().__init__({"load": In(stream.Signature(load_layout(spec))),
                           "i": In(stream.Signature(unsigned(CoreSpec.ACT_BITS))),
                           "o": Out(stream.Signature(unsigned(32))),
@@ -109,8 +110,8 @@ class Core(wiring.Component):
         mask = (1 << sb) - 1
         program = mem("program", unsigned(spec.program_bits), spec.program_words,
                       prog.words() if prog else [])
-        weights = mem("weights", unsigned(lanes * wb), spec.weight_words,
-                      prog.weights if prog else [])
+        m.submodules.weights = weights = SinglePortMemory(
+            lanes * wb, spec.weight_words, self.spram, prog.weights if prog else None)
         thresholds = mem("thresholds", unsigned(sb), spec.neuron_words,
                          [v & mask for v in prog.thresholds] if prog else [])
         biases = mem("biases", unsigned(sb), spec.neuron_words,
@@ -121,9 +122,9 @@ class Core(wiring.Component):
             act_init[addr] = word
         act = mem("act", unsigned(CoreSpec.ACT_BITS), spec.act_words, act_init)
         acc = mem("acc", unsigned(lanes * ab), spec.acc_words, [])
-        loaders = {MEM_PROGRAM: program.write_port(), MEM_WEIGHTS: weights.write_port(),
-                   MEM_THRESHOLDS: thresholds.write_port(), MEM_BIASES: biases.write_port()}
-        p_rd, w_rd, t_rd, b_rd = (x.read_port() for x in (program, weights, thresholds, biases))
+        loaders = {MEM_PROGRAM: program.write_port(), MEM_THRESHOLDS: thresholds.write_port(),
+                   MEM_BIASES: biases.write_port()}
+        p_rd, t_rd, b_rd = (x.read_port() for x in (program, thresholds, biases))
         v_wr, a_wr, c_wr = membranes.write_port(), act.write_port(), acc.write_port()
         v_rd, a_rd, a_rd2 = membranes.read_port(), act.read_port(), act.read_port()
         c_rd = acc.read_port(transparent_for=(c_wr,))
@@ -151,6 +152,9 @@ class Core(wiring.Component):
         for code, port in loaders.items():
             m.d.comb += [port.addr.eq(self.load.payload.addr), port.data.eq(self.load.payload.data),
                          port.en.eq(loading & (self.load.payload.mem == code))]
+        with m.If(loading & (self.load.payload.mem == MEM_WEIGHTS)):
+            m.d.comb += [weights.addr.eq(self.load.payload.addr), weights.we.eq(1),
+                         weights.wdata.eq(self.load.payload.data)]
 
         with m.If(loading & (self.load.payload.mem == MEM_ACT)):
             m.d.comb += [a_wr.addr.eq(self.load.payload.addr), a_wr.data.eq(self.load.payload.data),
@@ -189,7 +193,7 @@ class Core(wiring.Component):
         s_plane = Signal()
         products = []
         for lane in range(lanes):
-            product = w_rd.data.word_select(lane, wb).as_signed() * s_value
+            product = weights.rdata.word_select(lane, wb).as_signed() * s_value
             products.append(c_rd.data.word_select(lane, ab).as_signed()
                             + Mux(s_plane, product << wb, product))
 
@@ -366,7 +370,7 @@ class Core(wiring.Component):
                 with m.Else():
                     m.d.sync += [pending.eq(a_rd.data), g.eq(0), state.eq(_State.ACC)]
             with m.Case(_State.ACC):
-                m.d.comb += [w_rd.addr.eq(word_base + field * ins.groups + g), c_rd.addr.eq(g)]
+                m.d.comb += [weights.addr.eq(word_base + field * ins.groups + g), c_rd.addr.eq(g)]
                 m.d.sync += [s_valid.eq(1), s_group.eq(g), s_value.eq(value),
                              s_plane.eq(ins.plane)]
                 with m.If(g == ins.groups - 1):

