@@ -138,7 +138,7 @@ def est_row(name: str, model, rates: np.ndarray, bins: int) -> dict:
     graph, _ = quantize_est(model, name.replace("-", "_"), x)
     x = x[:bins]
     spec = CoreSpec(**UP5K, weight_words=1 << 20, act_words=1 << 16, neuron_words=1 << 16,
-                    acc_words=256, program_words=1024)
+                    acc_words=256)
     prog = compile_program(graph, spec)
     got = core_model.run(prog, x)
     gold, _ = run(graph, x)

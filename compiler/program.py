@@ -55,7 +55,6 @@ class CoreSpec:
     act_words: int = 2048  # activation memory depth (ACT_BITS-bit words)
     neuron_words: int = 1024  # neurons (membranes, thresholds, biases)
     acc_words: int = 64  # accumulator words: the widest convolution's groups
-    program_words: int = 256
 
     ACT_BITS: ClassVar[int] = 16
     MAX_RING: ClassVar[int] = 256  # bins of history one node's ring may hold
@@ -88,10 +87,15 @@ class CoreSpec:
     def program_bits(self) -> int:
         return sum(bits for _, bits in self.layout())
 
+    @property
+    def fetch_words(self) -> int:
+        """Weight-memory words per instruction (the program is stored there, first)."""
+        return ceil_div(self.program_bits, self.weight_word_bits)
+
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("lanes", "weight_bits", "acc_bits", "state_bits",
                                               "weight_words", "act_words", "neuron_words",
-                                              "acc_words", "program_words")}
+                                              "acc_words")}
 
 
 def bits_for(depth: int) -> int:
@@ -153,8 +157,10 @@ class OutField:
 
 @dataclass
 class Program:
-    """A graph compiled for a core: the instruction words and the loaded memories' images,
-    what the input words and the output words hold, and the regions of every node."""
+    """A graph compiled for a core: the instructions, the loaded memories' images (``weights``:
+    the weight memory, the program's words first, ``spec.fetch_words`` an instruction, then
+    the weight rows), what the input words and the output words hold, and the regions of
+    every node."""
 
     name: str
     spec: CoreSpec
@@ -189,7 +195,7 @@ class Program:
 
     def usage(self) -> dict:
         """Words used of each loaded or allocated memory, against the core's sizes."""
-        return {"program_words": len(self.instructions), "weight_words": len(self.weights),
+        return {"weight_words": len(self.weights),
                 "neuron_words": len(self.thresholds),
                 "act_words": self.regions.get("act_words", 0),
                 "acc_words": self.regions.get("acc_words", 0)}
@@ -372,7 +378,7 @@ def check_fit(prog: Program) -> list[str]:
     """What of ``prog`` is over its core's sizes, one line each (empty: it fits)."""
     spec, use = prog.spec, prog.usage()
     over = [f"{key.replace('_', ' ')}: needs {use[key]}, the core has {getattr(spec, key)}"
-            for key in ("program_words", "weight_words", "neuron_words", "act_words",
+            for key in ("weight_words", "neuron_words", "act_words",
                         "acc_words") if use[key] > getattr(spec, key)]
     return over
 
@@ -395,16 +401,24 @@ def compile_program(graph: Graph, spec: CoreSpec | None = None, trace: bool = Tr
         else:
             b.add("out_neuron", n=f.n, nbase=b.neurons[node][0])
     b.add("end")
+    # the program goes first in the weight memory, fetch_words words an instruction
+    offset = len(b.instructions) * spec.fetch_words
+    for ins in b.instructions:
+        if ins["op"] == OPCODES["conv"]:
+            ins["wbase"] += offset
     input_vec = b.vectors[graph.nodes[0].name]
-    prog = Program(graph.name, spec, b.instructions, b.weights, b.thresholds, b.biases,
+    prog = Program(graph.name, spec, b.instructions, [], b.thresholds, b.biases,
                    input_vec, out_fields, len(graph.outputs), b.constants,
                    {"act_words": b.act_words, "acc_words": b.acc_words,
                     "vectors": b.vectors, "neurons": b.neurons})
+    prog.weights = [0] * offset + b.weights
     over = check_fit(prog)
     if over:
         raise EstError(f"the model does not fit the core ({'; '.join(over)}): use a core "
                        f"with larger memories, or a smaller model")
-    prog.words()  # every field fits its width
+    mask = (1 << spec.weight_word_bits) - 1
+    prog.weights[:offset] = [(word >> (k * spec.weight_word_bits)) & mask
+                             for word in prog.words() for k in range(spec.fetch_words)]
     return prog
 
 

@@ -8,7 +8,8 @@ counts are in docs/core.md; :mod:`est.sim.core_model` is the same machine in Pyt
 
 Hardware:
 
-- memories: program (one instruction a word), weights (``lanes * weight_bits`` a word; with
+- memories: weights (``lanes * weight_bits`` a word, the program's instructions first,
+  ``fetch_words`` words each; with
   ``spram``, the iCE40 UP5K's SPRAMs: :class:`~est.hw.spram.SinglePortMemory`), thresholds,
   biases and membranes (``state_bits`` a word), the activations (16-bit words: every vector a
   node hands on, in rings of past bins) and the accumulators (``lanes`` currents a word, read
@@ -19,13 +20,15 @@ Hardware:
 - one neuron datapath (leak by a shift, saturating add, threshold, reset), one neuron a cycle;
 - the sequencer, a register-phase state machine over the instructions.
 
-Latency per bin: the sum over the program of 2 cycles per instruction plus its body (``in``:
+Latency per bin: the sum over the program of ``fetch_words + 1`` cycles per instruction (its
+words read from the weight memory, one a cycle) plus its body (``in``:
 its words; ``conv``: 1, then per lag 1, and where the lag reaches back inside the stream one
 per input word and ``groups`` per event; ``lif``/``readout``: neurons + 1; ``out_*``: 2 per
 word), with no stalls on ``i`` and ``o``.
 
-Ports: ``load`` (stream of ``mem``, ``addr``, ``data``: write a word of memory ``mem``, 0
-program, 1 weights, 2 thresholds, 3 biases; ``mem`` 7 starts a stream: bin 0, every membrane
+Ports: ``load`` (stream of ``mem``, ``addr``, ``data``: write a word of memory ``mem``, 1
+weights (the program's words first), 2 thresholds, 3 biases, 4 activations; ``mem`` 7 starts
+a stream: bin 0, every membrane
 and history zero), taken only between bins or while halted; ``i`` stream of 16-bit input words
 (``Program.input_words``); ``o`` stream of 32-bit output words; ``bin`` the bin counter.
 """
@@ -38,7 +41,7 @@ from est.compiler.program import OPCODES, VEC_OPS, CoreSpec, Program, bits_for
 from est.hw.spram import SinglePortMemory
 from est.sim.golden import LFSR_FEEDBACK
 
-MEM_PROGRAM, MEM_WEIGHTS, MEM_THRESHOLDS, MEM_BIASES, MEM_ACT, MEM_START = 0, 1, 2, 3, 4, 7
+MEM_WEIGHTS, MEM_THRESHOLDS, MEM_BIASES, MEM_ACT, MEM_START = 1, 2, 3, 4, 7
 ADDR_BITS = 16
 
 
@@ -65,15 +68,14 @@ class _State(enum.Enum, shape=5):
 
 def load_layout(spec: CoreSpec) -> data.StructLayout:
     """A ``load`` word: which memory, the address, the data (the widest memory word)."""
-    width = max(spec.program_bits, spec.weight_word_bits, spec.state_bits)
+    width = max(spec.weight_word_bits, spec.state_bits, CoreSpec.ACT_BITS)
     return data.StructLayout({"mem": unsigned(3), "addr": unsigned(ADDR_BITS),
                               "data": unsigned(width)})
 
 
 def load_words(prog: Program) -> list[dict]:
     """The ``load`` words that put ``prog`` into a core, then start a stream."""
-    out = [{"mem": MEM_PROGRAM, "addr": a, "data": w} for a, w in enumerate(prog.words())]
-    out += [{"mem": MEM_WEIGHTS, "addr": a, "data": w} for a, w in enumerate(prog.weights)]
+    out = [{"mem": MEM_WEIGHTS, "addr": a, "data": w} for a, w in enumerate(prog.weights)]
     mask = (1 << prog.spec.state_bits) - 1
     out += [{"mem": MEM_THRESHOLDS, "addr": a, "data": v & mask}
             for a, v in enumerate(prog.thresholds)]
@@ -108,8 +110,6 @@ class Core(wiring.Component):
             return store
 
         mask = (1 << sb) - 1
-        program = mem("program", unsigned(spec.program_bits), spec.program_words,
-                      prog.words() if prog else [])
         m.submodules.weights = weights = SinglePortMemory(
             lanes * wb, spec.weight_words, self.spram, prog.weights if prog else None)
         thresholds = mem("thresholds", unsigned(sb), spec.neuron_words,
@@ -122,15 +122,17 @@ class Core(wiring.Component):
             act_init[addr] = word
         act = mem("act", unsigned(CoreSpec.ACT_BITS), spec.act_words, act_init)
         acc = mem("acc", unsigned(lanes * ab), spec.acc_words, [])
-        loaders = {MEM_PROGRAM: program.write_port(), MEM_THRESHOLDS: thresholds.write_port(),
-                   MEM_BIASES: biases.write_port()}
-        p_rd, t_rd, b_rd = (x.read_port() for x in (program, thresholds, biases))
+        loaders = {MEM_THRESHOLDS: thresholds.write_port(), MEM_BIASES: biases.write_port()}
+        t_rd, b_rd = (x.read_port() for x in (thresholds, biases))
         v_wr, a_wr, c_wr = membranes.write_port(), act.write_port(), acc.write_port()
         v_rd, a_rd, a_rd2 = membranes.read_port(), act.read_port(), act.read_port()
         c_rd = acc.read_port(transparent_for=(c_wr,))
 
         state = Signal(_State, init=_State.CLEAR)
-        pc = Signal(bits_for(spec.program_words))
+        fetch = Signal(bits_for(spec.weight_words))  # the next instruction word's address
+        part = Signal(range(max(spec.fetch_words, 2)))  # which word of the instruction
+        width = spec.weight_word_bits
+        fetched = Signal(max(1, (spec.fetch_words - 1) * width))
         t = Signal(CoreSpec.BIN_BITS)
         age = Signal(8)  # bins since the stream started, saturating: histories before it are 0
         ins = Signal(layout)
@@ -301,7 +303,7 @@ class Core(wiring.Component):
                     m.d.sync += packed.eq(0)
 
         def next_instruction():
-            m.d.sync += [pc.eq(pc + 1), state.eq(_State.FETCH)]
+            m.d.sync += state.eq(_State.FETCH)
 
         def next_word():
             """After a word of a conv's input: the next word, or the next lag."""
@@ -313,17 +315,25 @@ class Core(wiring.Component):
                 m.d.sync += [j.eq(j + 1), word_base.eq(word_base + ins.word_stride),
                              state.eq(_State.SCAN)]
 
-        m.d.comb += p_rd.addr.eq(pc)
         with m.Switch(state):
             with m.Case(_State.CLEAR):
                 m.d.comb += [c_wr.addr.eq(j), c_wr.data.eq(0), c_wr.en.eq(1)]
                 m.d.sync += j.eq(j + 1)
                 with m.If(j == spec.acc_words - 1):
-                    m.d.sync += [j.eq(0), pc.eq(0), state.eq(_State.FETCH)]
+                    m.d.sync += [j.eq(0), fetch.eq(0), part.eq(0), state.eq(_State.FETCH)]
             with m.Case(_State.FETCH):
-                m.d.sync += state.eq(_State.DECODE)
+                m.d.comb += weights.addr.eq(fetch)
+                m.d.sync += [fetch.eq(fetch + 1), part.eq(part + 1)]
+                if spec.fetch_words > 1:
+                    with m.If(part != 0):
+                        m.d.sync += fetched.word_select((part - 1)[:len(part)], width).eq(
+                            weights.rdata)
+                with m.If(part == spec.fetch_words - 1):
+                    m.d.sync += [part.eq(0), state.eq(_State.DECODE)]
             with m.Case(_State.DECODE):
-                word = p_rd.data
+                word = Signal(spec.program_bits)
+                pieces = [fetched] if spec.fetch_words > 1 else []
+                m.d.comb += word.eq(Cat(*pieces, weights.rdata)[:spec.program_bits])
                 op = word[:4]
                 m.d.sync += [ins.eq(word), j.eq(0), g.eq(0),
                              lag.eq(word.bit_select(_offset(spec, "lag0"), 1)),
@@ -344,7 +354,7 @@ class Core(wiring.Component):
                         m.d.sync += state.eq(_State.VEC_STATE)
                     with m.Case(OPCODES["end"]):
                         m.d.sync += [t.eq(t + 1), age.eq(Mux(age == 255, 255, age + 1)),
-                                     pc.eq(0), state.eq(_State.FETCH)]
+                                     fetch.eq(0), state.eq(_State.FETCH)]
                     with m.Default():
                         m.d.sync += state.eq(_State.HALT)
             with m.Case(_State.IN):
@@ -446,7 +456,8 @@ class Core(wiring.Component):
                 pass
 
         with m.If(loading & (self.load.payload.mem == MEM_START)):
-            m.d.sync += [t.eq(0), age.eq(0), j.eq(0), pc.eq(0), state.eq(_State.CLEAR)]
+            m.d.sync += [t.eq(0), age.eq(0), j.eq(0), fetch.eq(0), part.eq(0),
+                         state.eq(_State.CLEAR)]
         return m
 
 

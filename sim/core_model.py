@@ -19,8 +19,10 @@ from est.sim.trace import Trace
 
 NAMES = {code: name for name, code in OPCODES.items()}
 VEC_NAMES = {code: name for name, code in VEC_OPS.items()}
-FETCH = 2
-"""Cycles of every instruction before its body: read the program word, decode it."""
+def fetch_cycles(spec: CoreSpec) -> int:
+    """Cycles of every instruction before its body: read its words from the weight memory,
+    one a cycle, the last one decoded as it arrives."""
+    return spec.fetch_words + 1
 
 
 @dataclass
@@ -59,6 +61,7 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
     spec: CoreSpec = prog.spec
     code = decode(prog)
     lanes, wb, sb = spec.lanes, spec.weight_bits, spec.state_bits
+    fetch = fetch_cycles(spec)
     weights = np.array([[_signed(w >> (lane * wb), wb) for lane in range(lanes)]
                         for w in prog.weights], np.int64).reshape(-1, lanes)
     thresholds = np.array(prog.thresholds, np.int64)
@@ -187,8 +190,8 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
                 body = 2 * ins["n"]
             elif op == "end":
                 t, age = (t + 1) % (1 << CoreSpec.BIN_BITS), min(age + 1, 255)
-            clock += FETCH + body
-            by_op[op] += FETCH + body
+            clock += fetch + body
+            by_op[op] += fetch + body
         words.append(out)
         cycles.append(clock)
     bins = len(words)

@@ -13,7 +13,7 @@ from est.sim.interpreter import run
 from netgen import random_conv_graph, random_est_graph, random_mlp_graph, random_stimulus
 
 SPEC = CoreSpec(lanes=4, weight_bits=8, weight_words=1024, act_words=256, neuron_words=64,
-                acc_words=8, program_words=32)
+                acc_words=8)
 
 
 def _cases():
@@ -55,7 +55,7 @@ def test_est_graphs_on_one_core_are_bit_exact_with_stalls():
     add and iand, the TPU, 3-bit counts and the input path into a readout of kernel 3)
     loaded one after the other; cycles equal to the model's without stalls."""
     spec = CoreSpec(lanes=4, weight_bits=8, weight_words=4096, act_words=1024,
-                    neuron_words=256, acc_words=8, program_words=128)
+                    neuron_words=256, acc_words=8)
     cases = [(random_est_graph(1, blocks=1), 6, 1),
              (random_est_graph(4, sew="iand", blocks=1, input_bits=3, input_to_readout=True,
                                readout_kernel=3), 6, 3)]
@@ -76,7 +76,7 @@ def test_an_est_and_an_mlp_on_one_core_in_rtl_simulators(simulator, tmp_path):
     MLP loaded through the load port, with random stalls (Icarus) or none (Verilator: cycles
     equal to the model's)."""
     spec = CoreSpec(lanes=4, weight_bits=8, weight_words=2048, act_words=512,
-                    neuron_words=128, acc_words=4, program_words=64)
+                    neuron_words=128, acc_words=4)
     graphs = [random_est_graph(1, blocks=1),
               random_mlp_graph(2, n_in=20, hidden=(10,), n_out=5, weight_bits=8)]
     runs = [(compile_program(g, spec), random_stimulus(s, 6, g.n_in, rate=0.4))
