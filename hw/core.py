@@ -17,13 +17,14 @@ Hardware:
 - a synapse datapath of ``lanes`` multiply-adders (``weight_bits x 16``), fed one weight word a
   cycle: a ``conv`` scans its input's words and, for every nonzero field (an event with a
   value), reads only that input's weight row, ``groups`` words;
-- one neuron datapath (leak by a shift, saturating add, threshold, reset), one neuron a cycle;
+- one neuron datapath (leak by a shift, saturating add, threshold, reset), one neuron a cycle
+  in a three-stage pipeline (read; leak and add; saturate, fire, reset and write back);
 - the sequencer, a register-phase state machine over the instructions.
 
 Latency per bin: the sum over the program of ``fetch_words + 1`` cycles per instruction (its
 words read from the weight memory, one a cycle) plus its body (``in``:
 its words; ``conv``: 1, then per lag 1, and where the lag reaches back inside the stream one
-per input word and ``groups`` per event; ``lif``/``readout``: neurons + 1; ``out_*``: 2 per
+per input word and ``groups`` per event; ``lif``/``readout``: neurons + 2; ``out_*``: 2 per
 word), with no stalls on ``i`` and ``o``.
 
 Ports: ``load`` (stream of ``mem``, ``addr``, ``data``: write a word of memory ``mem``, 1
@@ -64,6 +65,7 @@ class _State(enum.Enum, shape=5):
     VEC_LOOP = 15
     VEC_LAST = 16
     TABLE_LAST = 17
+    NEURON_DRAIN = 18
 
 
 def load_layout(spec: CoreSpec) -> data.StructLayout:
@@ -199,7 +201,8 @@ class Core(wiring.Component):
             products.append(c_rd.data.word_select(lane, ab).as_signed()
                             + Mux(s_plane, product << wb, product))
 
-        # neuron pipeline: read in one cycle, update and write back in the next
+        # neuron pipeline: read in one cycle; leak and add the current in the next; saturate,
+        # fire, reset and write back in the third
         n_valid, n_index = Signal(), Signal(ADDR_BITS)
         n_lif = Signal()
         m.d.sync += n_valid.eq(0)
@@ -209,32 +212,34 @@ class Core(wiring.Component):
         shifted = Signal(signed(sb))
         m.d.comb += shifted.eq(v_old >> ins.leak)
         leaked = Mux(ins.leak_on, v_old - shifted, v_old)
-        total = Signal(signed(sb + 2))
-        m.d.comb += total.eq(leaked + current)
-        hi = Signal(signed(sb + 1))
-        m.d.comb += hi.eq((Const(1, signed(sb + 2)) << (ins.vbits - 1)[:6]) - 1)
+        u_valid, u_index = Signal(), Signal(ADDR_BITS)
+        total, theta, hi = Signal(signed(sb + 2)), Signal(signed(sb)), Signal(signed(sb + 1))
+        m.d.sync += u_valid.eq(n_valid)
+        with m.If(n_valid):
+            m.d.sync += [total.eq(leaked + current), theta.eq(t_rd.data.as_signed()),
+                         hi.eq((Const(1, signed(sb + 2)) << (ins.vbits - 1)[:6]) - 1),
+                         u_index.eq(n_index)]
         v1 = Signal(signed(sb))
         m.d.comb += v1.eq(Mux(total > hi, hi, Mux(total < -hi - 1, -hi - 1, total)))
-        theta = t_rd.data.as_signed()
         spike = Signal()
         m.d.comb += spike.eq(n_lif & (v1 >= theta))
         v2 = Mux(spike, Mux(ins.reset_zero, 0, v1 - theta), v1)
         spikes = Signal(CoreSpec.ACT_BITS)
-        word_of = n_index[4:]
-        bit_of = n_index[:4]
+        word_of = u_index[4:]
+        bit_of = u_index[:4]
         spikes_next = spikes | (spike.as_unsigned() << bit_of)
 
-        m.d.comb += [v_wr.addr.eq(ins.nbase + n_index), v_wr.data.eq(v2.as_unsigned()[:sb]),
-                     v_wr.en.eq(n_valid)]
-        with m.If(n_valid):
+        m.d.comb += [v_wr.addr.eq(ins.nbase + u_index), v_wr.data.eq(v2.as_unsigned()[:sb]),
+                     v_wr.en.eq(u_valid)]
+        with m.If(u_valid):
             m.d.sync += spikes.eq(spikes_next)
-            last = n_index == ins.n - 1
+            last = u_index == ins.n - 1
             with m.If(n_lif & ((bit_of == CoreSpec.ACT_BITS - 1) | last)):
                 m.d.comb += [a_wr.addr.eq(ring(ins.dst, ins.dst_mask, ins.dst_stride) + word_of),
                              a_wr.data.eq(spikes_next), a_wr.en.eq(1)]
                 m.d.sync += spikes.eq(0)
-            with m.If((n_index[:lane_bits] == lanes - 1 if lanes > 1 else 1) | last):
-                m.d.comb += [c_wr.addr.eq(n_index >> lane_bits), c_wr.data.eq(0), c_wr.en.eq(1)]
+            with m.If((u_index[:lane_bits] == lanes - 1 if lanes > 1 else 1) | last):
+                m.d.comb += [c_wr.addr.eq(u_index >> lane_bits), c_wr.data.eq(0), c_wr.en.eq(1)]
         with m.If(s_valid):
             m.d.comb += [c_wr.addr.eq(s_group), c_wr.en.eq(1),
                          c_wr.data.eq(Cat(p.as_unsigned()[:ab] for p in products))]
@@ -396,6 +401,8 @@ class Core(wiring.Component):
                 with m.If(j == ins.n - 1):
                     m.d.sync += state.eq(_State.NEURON_LAST)
             with m.Case(_State.NEURON_LAST):
+                m.d.sync += state.eq(_State.NEURON_DRAIN)
+            with m.Case(_State.NEURON_DRAIN):
                 m.d.sync += [j.eq(0), spikes.eq(0)]
                 next_instruction()
             with m.Case(_State.OUT_READ, _State.OUT_SEND):

@@ -141,7 +141,7 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
                         act[base + w] = sum(int(s) << i for i, s in enumerate(bits))
                 membranes[nb:nb + n] = v1
                 acc[:-(-n // lanes)] = 0
-                body = n + 1
+                body = n + 2
             elif op == "table":
                 pos = int(membranes[ins["nbase"]]) if age else 0
                 src = ins["src"] + (pos << ins["src_stride"])
