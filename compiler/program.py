@@ -74,7 +74,7 @@ class CoreSpec:
         """The fields of an instruction word, low bits first: (name, bits)."""
         act = bits_for(self.act_words)
         return [("op", 4), ("n", 16), ("src", act), ("src_mask", 8), ("src_stride", 5),
-                ("src_log2b", 3), ("kernel", 8), ("lag0", 1), ("plane", 1),
+                ("src_log2b", 3), ("kernel", 8), ("lag0", 1), ("plane", 1), ("depthwise", 1),
                 ("wbase", bits_for(self.weight_words)), ("lag_stride", 24),
                 ("word_stride", 16), ("groups", bits_for(self.acc_words + 1)),
                 ("dst", act), ("dst_mask", 8), ("dst_stride", 5), ("dst_log2b", 3),
@@ -322,12 +322,27 @@ class ProgramBuilder:
         self.acc_words = max(self.acc_words, groups)
         return base, groups
 
+    def diagonal_rows(self, weight: np.ndarray) -> int:
+        """Store the diagonal of ``weight`` [kernel, d, d] as one word per lag and channel,
+        channel ``i``'s weight in lane ``i mod lanes``; returns the first word."""
+        lanes, wb = self.spec.lanes, self.spec.weight_bits
+        base = len(self.weights)
+        for lag in range(weight.shape[0]):
+            for i in range(weight.shape[1]):
+                word = np.zeros(lanes, np.int64)
+                word[i % lanes] = weight[lag, i, i]
+                self.weights.append(pack(word, wb))
+        self.acc_words = max(self.acc_words, ceil_div(weight.shape[1], lanes))
+        return base
+
     def convolution(self, node: str, weight: np.ndarray, parts: list[tuple[Vector, int]],
-                    lag0: int = 0) -> list[dict]:
+                    lag0: int = 0, depthwise: bool = False) -> list[dict]:
         """The ``conv`` instructions of ``weight`` [kernel, n_out, n_in] over the input vectors
         ``parts`` (each with its first channel), lags ``lag0`` up: one per part and weight
         plane. A weight wider than the core's fields is split in two planes, the high one's
-        products shifted by ``weight_bits``."""
+        products shifted by ``weight_bits``. ``depthwise``: ``weight`` is diagonal (input i
+        feeds output i only) and each row is one word, added into input i's accumulator
+        word."""
         from est.compiler.ops.conv import weight_bits
 
         wb = self.spec.weight_bits
@@ -349,9 +364,13 @@ class ProgramBuilder:
                 w = plane[:, :, first:first + vec.n]
                 bound_lo += int(np.minimum(w, 0).sum(axis=(0, 2)).min()) * x_max << (p * wb)
                 bound_hi += int(np.maximum(w, 0).sum(axis=(0, 2)).max()) * x_max << (p * wb)
-                wbase, groups = self.weight_rows(w)
+                if depthwise:
+                    assert len(parts) == 1 and w.shape[1] == w.shape[2]
+                    wbase, groups = self.diagonal_rows(w), 1
+                else:
+                    wbase, groups = self.weight_rows(w)
                 out.append({"n": vec.words, "kernel": w.shape[0], "lag0": lag0, "plane": p,
-                            "wbase": wbase, "groups": groups,
+                            "depthwise": int(depthwise), "wbase": wbase, "groups": groups,
                             "lag_stride": vec.n * groups, "word_stride": per * groups,
                             **vec.src()})
         acc = golden.signed_bits(bound_lo, bound_hi)

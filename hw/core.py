@@ -385,8 +385,11 @@ class Core(wiring.Component):
                 with m.Else():
                     m.d.sync += [pending.eq(a_rd.data), g.eq(0), state.eq(_State.ACC)]
             with m.Case(_State.ACC):
-                m.d.comb += [weights.addr.eq(word_base + field * ins.groups + g), c_rd.addr.eq(g)]
-                m.d.sync += [s_valid.eq(1), s_group.eq(g), s_value.eq(value),
+                channel = (j << (4 - ins.src_log2b)[:3]) + field
+                group = Mux(ins.depthwise, channel >> lane_bits, g)
+                m.d.comb += [weights.addr.eq(word_base + field * ins.groups + g),
+                             c_rd.addr.eq(group)]
+                m.d.sync += [s_valid.eq(1), s_group.eq(group), s_value.eq(value),
                              s_plane.eq(ins.plane)]
                 with m.If(g == ins.groups - 1):
                     m.d.sync += [g.eq(0), pending.eq(rest)]

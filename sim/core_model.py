@@ -120,7 +120,9 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
                             if value:
                                 row = (ins["wbase"] + k * ins["lag_stride"]
                                        + w * ins["word_stride"] + f * groups)
-                                acc[:groups] += value * scale * weights[row:row + groups]
+                                first = (w * per + f) // lanes if ins["depthwise"] else 0
+                                acc[first:first + groups] += (value * scale
+                                                              * weights[row:row + groups])
                                 body += groups
                                 events += 1
                                 reads += groups

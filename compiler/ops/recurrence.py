@@ -4,7 +4,7 @@ past spikes feeding a LIF array (docs/semantics.md 8.2):
 
 Hardware: :class:`~est.hw.tpu.TemporalUnit` (``1 + kernel`` multipliers per lane, the past
 spikes in shift registers, its own LIF array); latency about ``groups + 2`` cycles. On the
-core: two ``conv`` instructions (diagonal weights) and a ``lif``.
+core: two depthwise ``conv`` instructions and a ``lif``.
 """
 
 from dataclasses import dataclass, replace
@@ -127,17 +127,18 @@ class Recurrence(Op):
         return 1 + self.w_rec.shape[0]
 
     def emit(self, b, node, ins):
-        """Core: two ``conv`` instructions into the accumulators, the input through the
-        diagonal ``w_in`` and the node's own past spikes (lags 1..kernel) through the
-        diagonal ``w_rec``, then a ``lif`` writing the spikes into the node's ring."""
+        """Core: two depthwise ``conv`` instructions into the accumulators (one weight word a
+        row), the input through ``w_in`` and the node's own past spikes (lags 1..kernel)
+        through ``w_rec``, then a ``lif`` writing the spikes into the node's ring."""
         from est.compiler.program import neuron_fields
 
         d = self.w_in.shape[0]
         own = b.vector(node, Spec(d, 1))
         eye = np.eye(d, dtype=np.int64)
-        convs = b.convolution(node, (self.w_in.astype(np.int64) * eye)[None], b.source(node))
+        convs = b.convolution(node, (self.w_in.astype(np.int64) * eye)[None], b.source(node),
+                              depthwise=True)
         convs += b.convolution(node, self.w_rec.astype(np.int64)[:, None, :] * eye[None],
-                               [(own, 0)], lag0=1)
+                               [(own, 0)], lag0=1, depthwise=True)
         for fields in convs:
             b.add("conv", **fields)
         nbase = b.neuron_block(node, self.threshold, self.bias.astype(np.int64), self.v_bits)
