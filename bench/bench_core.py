@@ -121,7 +121,7 @@ def measure(core: str, weight_bits: int, count: int) -> dict:
             "ratio_to_event_bound": float(np.mean([r["ratio"] for r in rows]))}
 
 
-SIZES_EST = [(16, 2), (32, 2), (48, 3), (64, 3), (96, 3)]
+SIZES_EST = [(16, 2), (32, 2), (40, 3), (44, 3), (48, 3), (64, 3), (96, 3)]
 UP5K = {"lanes": 8, "weight_bits": 8}
 
 
