@@ -14,7 +14,7 @@ the difference of the means from the default (a part whose removal does not lowe
 not help on that data set). ``--jobs`` runs at a time, one thread each; the JSON is written
 after every run (``complete`` false until the last), with the commit of each run
 (``EST_COMMIT``, else git's HEAD); ``--resume`` keeps the baselines and runs already in
-``--out`` (of the same steps) and does only the rest.
+``--out`` (of the same steps), of every data set in it, and does only the rest.
 
     .venv/bin/python bench/bench_est.py [--seeds 3] [--dataset NAME ...] [--variant NAME ...]
         [--steps N] [--jobs 2] [--resume] [--out bench/results/est.json]
@@ -135,20 +135,22 @@ def main() -> int:
         if before.get("steps") != args.steps:
             raise SystemExit(f"bench_est: {args.out} was run with --steps {before.get('steps')}, "
                              f"not {args.steps}; resume with the same steps or start afresh")
-        for d in datasets:
-            if d in before["summary"] and before["summary"][d]["baselines"]:
+        for d in before["runs"]:  # every data set of the file is kept, run or not
+            if before["summary"].get(d, {}).get("baselines"):
                 base[d] = before["summary"][d]["baselines"]
-            for v in variants:
-                runs[d][v] = {int(s): r for s, r in before["runs"].get(d, {}).get(v, {}).items()
-                              if int(s) < args.seeds}
+            runs.setdefault(d, {})
+            for v, by_seed in before["runs"][d].items():
+                runs[d][v] = {int(s): r for s, r in by_seed.items() if int(s) < args.seeds}
     todo = [(d, v, s) for d in datasets for v in variants for s in range(args.seeds)
-            if s not in runs[d][v]]
-    total = len(datasets) - len(base) + len(todo)
+            if s not in runs[d].get(v, {})]
+    total = sum(d not in base for d in datasets) + len(todo)
 
     def write(complete: bool) -> None:
         out = {"complete": complete, "summary": summarize(runs, base), "runs": runs,
-               "datasets": {d: DATASETS[d] for d in datasets},
-               "variants": {v: VARIANTS[v] for v in variants}, "seeds": args.seeds,
+               "datasets": {d: DATASETS[d] for d in runs},
+               "variants": {v: VARIANTS[v] for v in VARIANTS
+                            if any(v in by_variant for by_variant in runs.values())},
+               "seeds": args.seeds,
                "steps": args.steps, "wall_seconds": round(time.perf_counter() - t0, 1),
                "machine": {"cpus": os.cpu_count(), "jobs": args.jobs,
                            "python": platform.python_version()}}
