@@ -19,7 +19,10 @@ the machine and the wall time of every benchmark:
   failed simulations and the cases per operation kind;
 - ``regimes``: bits/spike of the EST, the tuned GLM, the training mean and the true rates on
   synthetic sets that look like hard real recordings (short, low rate, silent units, drift,
-  counts above 1), 3 seeds each.
+  counts above 1), 3 seeds each;
+- ``core``: the shared event-driven core: 784-128-10 cycles per image against the event
+  bound on four core shapes, the ESTs' cycles per bin and weight fit, and (full run) the core
+  placed on the UP5K: logic cells, block RAMs, Fmax.
 
 The full set takes about 37 minutes on 2 cores besides the regression and the regimes (21
 trainings, each with a GLM tuned over 25 fits: an hour or more, not yet timed at full size);
@@ -56,6 +59,7 @@ BENCHES = {  # name: (script, full arguments, quick arguments)
     "regress": ("bench_regress.py", [], ["--count-amaranth", "20", "--count-rtl", "3"]),
     "regimes": ("bench_regimes.py", [], ["--seeds", "1", "--steps", "50", "--regime", "short",
                                          "--regime", "recording_like"]),
+    "core": ("bench_core.py", ["--synth"], ["--images", "1", "--bins", "20"]),
 }
 
 
@@ -110,6 +114,18 @@ def headline(name: str, r: dict) -> dict:
     if name == "regimes":
         return {regime: {m: v["mean"] for m, v in row["bits_per_spike"].items()}
                 for regime, row in r["regimes"].items()}
+    if name == "core":
+        synth = r.get("synth") or {}
+        return {"mnist_shape": {c["core"]: {"cycles_per_image": c["cycles_per_image"],
+                                            "ratio_to_event_bound": c["ratio_to_event_bound"]}
+                                for c in r["cores"]},
+                "est": {e["model"]: {"weights": e["weights"],
+                                     "cycles_per_bin_max": e["cycles_per_bin_max"],
+                                     "fits_up5k_weights": e["fits_up5k_weights"],
+                                     "golden_exact": e["golden_exact"]} for e in r["est"]},
+                "up5k": {"logic_cells": synth["nextpnr"]["utilisation"]["ICESTORM_LC"]["used"],
+                         "block_ram": synth["nextpnr"]["utilisation"]["ICESTORM_RAM"]["used"],
+                         "fmax_mhz": synth["nextpnr"]["fmax_mhz"]} if synth else None}
     if name == "regress":
         return {"cases": r["total_cases"], "mismatches": r["total_mismatches"],
                 "simulation_errors": r["total_simulation_errors"],
