@@ -27,6 +27,9 @@ weights, the memory words against the UP5K plan (docs/core.md: 16,384 weight wor
 bits), cycles per bin (mean and max: real time at 1 ms bins at 12 MHz is 12,000), the weight
 words its events read (its event bound at one word a cycle), every tensor golden-exact, and the
 spike rate of its neuron arrays (untrained: what random weights give, not a trained model's).
+``up5k_block_rams`` estimates the block RAMs a UP5K core sized for its neurons and
+activations needs (``up5k_block_rams``, which gives the 20 nextpnr placed for ``SYNTH_SPEC``);
+``fits_up5k``: its weights in the SPRAM and those block RAMs within the UP5K's 30.
 For the examples, the dataflow backend's cycles per bin beside them (``est_hw.json``, measured
 in amaranth.sim at lanes 4).
 
@@ -189,6 +192,17 @@ def synthesize(work: Path) -> dict:
             "nextpnr": result, "yosys_cells": cells, "seconds": time.perf_counter() - t0}
 
 
+def up5k_block_rams(neurons: int, act: int, acc: int, lanes: int = 8, acc_bits: int = 20,
+                    state_bits: int = 32) -> int:
+    """iCE40 block RAMs (256 x 16 bits at their widest) of a core sized for ``neurons``,
+    ``act`` activation words and ``acc`` accumulator words: thresholds, biases and membranes,
+    the activations twice (two read ports), the accumulators. For ``SYNTH_SPEC`` it gives
+    the 20 nextpnr placed."""
+    def rams(width, depth):
+        return -(-width // 16) * -(-depth // 256)
+    return 3 * rams(state_bits, neurons) + 2 * rams(16, act) + rams(lanes * acc_bits, acc)
+
+
 SIZES_EST = [(16, 2), (32, 2), (40, 3), (44, 3), (48, 3), (64, 3), (96, 3)]
 UP5K = {"lanes": 8, "weight_bits": 8}
 
@@ -220,6 +234,9 @@ def est_row(name: str, model, rates: np.ndarray, bins: int) -> dict:
     cycles = core_model.run(traced, x).cycles
     return {"model": name, "d_model": model.cfg.d_model, "blocks": model.cfg.blocks,
             "weights": weights, "memory": use, "fits_up5k_weights": use["weight_words"] <= 16384,
+            "up5k_block_rams": (rams := up5k_block_rams(use["neuron_words"], use["act_words"],
+                                                        use["acc_words"])),
+            "fits_up5k": use["weight_words"] <= 16384 and rams <= 30,
             "cycles_per_bin_mean": float(np.mean(cycles)), "cycles_per_bin_max": int(max(cycles)),
             "weight_words_read_per_bin": got.weight_reads / bins,
             "real_time_1ms_12mhz": max(cycles) <= 12000, "golden_exact": bool(exact),
