@@ -122,6 +122,7 @@ def headline(name: str, r: dict) -> dict:
                 "est": {e["model"]: {"weights": e["weights"],
                                      "cycles_per_bin_max": e["cycles_per_bin_max"],
                                      "fits_up5k_weights": e["fits_up5k_weights"],
+                                     "fits_up5k": e["fits_up5k"],
                                      "golden_exact": e["golden_exact"]} for e in r["est"]},
                 "up5k": {"logic_cells": synth["nextpnr"]["utilisation"]["ICESTORM_LC"]["used"],
                          "block_ram": synth["nextpnr"]["utilisation"]["ICESTORM_RAM"]["used"],
