@@ -20,8 +20,9 @@ on a short test split because the NLB null, each neuron's mean over the test spl
 fitted in sample; it is 0 by definition).
 Per regime: every seed's figures, and the mean, min and max over seeds. Runs ``--jobs``
 trainings at a time, one thread each; the JSON is written after every run (``complete`` false
-until the last), with the commit of each run (``EST_COMMIT``, else git's HEAD); ``--resume``
-keeps the runs already in ``--out`` (of the same steps) and does only the rest.
+until every regime in it has every seed), with the commit of each run (``EST_COMMIT``, else
+git's HEAD); ``--resume`` keeps the runs already in ``--out`` (of the same steps) and does only
+the rest.
 
     .venv/bin/python bench/bench_regimes.py [--seeds 3] [--steps N] [--regime NAME ...]
         [--jobs 2] [--resume] [--out bench/results/regimes.json]
@@ -83,6 +84,11 @@ def job(regime: str, seed: int, steps: int | None) -> tuple[str, int, dict]:
         "seconds": round(time.perf_counter() - t0, 1)}
 
 
+def every_seed(runs: dict, seeds: int) -> bool:
+    """Whether every regime of the file has run seeds 0..seeds-1 (``complete`` in the JSON)."""
+    return all(set(range(seeds)) <= set(by_seed) for by_seed in runs.values())
+
+
 def summary(runs: dict, args, complete: bool, seconds: float) -> dict:
     """The JSON: every run so far, and per regime the mean, min and max over its seeds."""
     out = {"complete": complete, "regimes": {}, "definitions": {r: REGIMES[r] for r in runs},
@@ -134,10 +140,10 @@ def main() -> int:
             print(f"bench_regimes [{done}/{total}] {regime} seed {seed}: " + ", ".join(
                 f"{m} {v:.4f}" for m, v in row["bits_per_spike"].items())
                 + f" ({row['seconds']} s)", flush=True)
-            out = summary(runs, args, done == total, time.perf_counter() - t0)
+            out = summary(runs, args, every_seed(runs, args.seeds), time.perf_counter() - t0)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(out, indent=2) + "\n")
-    out = summary(runs, args, True, time.perf_counter() - t0)
+    out = summary(runs, args, every_seed(runs, args.seeds), time.perf_counter() - t0)
     print(f"\n{'regime':<15}" + "".join(f"{m:>14}" for m in MODELS))
     for regime, row in out["regimes"].items():
         print(f"{regime:<15}" + "".join(
