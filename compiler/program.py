@@ -468,10 +468,8 @@ def decode_words(prog: Program, words: list[int]) -> dict[str, np.ndarray]:
         chunk = words[pos:pos + f.words]
         pos += f.words
         if f.source == "neuron":
-            mask = (1 << prog.spec.state_bits) - 1
-            v = np.array([w & mask for w in chunk], np.int64)
-            top = 1 << (prog.spec.state_bits - 1)
-            out[f.tensor] = np.where(v >= top, v - (top << 1), v)
+            out[f.tensor] = np.array([unpack(w, 1, prog.spec.state_bits, True)[0]
+                                      for w in chunk], np.int64)
         else:
             per = CoreSpec.ACT_BITS >> f.log2b
             vals = np.concatenate([unpack(w, per, 1 << f.log2b) for w in chunk])

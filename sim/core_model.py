@@ -16,6 +16,7 @@ import numpy as np
 from est.compiler.program import OPCODES, VEC_OPS, CoreSpec, Program, decode_words
 from est.sim.golden import leak, lfsr_step, signed_range
 from est.sim.trace import Trace
+from est.sim.words import unpack
 
 NAMES = {code: name for name, code in OPCODES.items()}
 VEC_NAMES = {code: name for name, code in VEC_OPS.items()}
@@ -51,19 +52,14 @@ def decode(prog: Program) -> list[dict]:
     return out
 
 
-def _signed(value: int, bits: int) -> int:
-    value &= (1 << bits) - 1
-    return value - (1 << bits) if value >> (bits - 1) else value
-
-
 def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
     """Run ``prog`` on ``stimulus`` ([bins, n_in] counts) from a start of stream."""
     spec: CoreSpec = prog.spec
     code = decode(prog)
     lanes, wb, sb = spec.lanes, spec.weight_bits, spec.state_bits
     fetch = fetch_cycles(spec)
-    weights = np.array([[_signed(w >> (lane * wb), wb) for lane in range(lanes)]
-                        for w in prog.weights], np.int64).reshape(-1, lanes)
+    weights = np.array([unpack(w, lanes, wb, signed=True) for w in prog.weights],
+                       np.int64).reshape(-1, lanes)
     thresholds = np.array(prog.thresholds, np.int64)
     biases = np.array(prog.biases, np.int64)
     act = np.zeros(spec.act_words, np.int64)
