@@ -20,6 +20,14 @@ class Board:
     clock_hz: float
     synth_opts: str = ""  # extra yosys synth_<family> options
     script_after_read: str = ""  # yosys commands run before synthesis
+    core: tuple[tuple[str, int], ...] = ()  # the core backend's CoreSpec on this board
+    spram: bool = False  # the core's weight memory in the iCE40 UP5K's SPRAMs
+
+    def core_spec(self):
+        """The :class:`~est.compiler.program.CoreSpec` of the core built for this board."""
+        from est.compiler.program import CoreSpec
+
+        return CoreSpec(**dict(self.core))
 
 
 ICE40_EBR = ((256, 16), (512, 8), (1024, 4), (2048, 2))
@@ -33,18 +41,40 @@ ECP5_EBR = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
 _ECP5_FIX = "rename -hide w:*] x:* %d"
 
 
+def _core(lanes: int, weight_words: int, act_words: int, neuron_words: int,
+          acc_bits: int = 20) -> tuple[tuple[str, int], ...]:
+    """A core of 8-bit weights (the memory sizes in words; docs/core.md)."""
+    return (("lanes", lanes), ("weight_bits", 8), ("acc_bits", acc_bits), ("state_bits", 32),
+            ("weight_words", weight_words), ("act_words", act_words),
+            ("neuron_words", neuron_words), ("acc_words", 16 if lanes >= 8 else 32))
+
+
+# The UP5K's core: weights and program in the four SPRAMs (16,384 words of 64 bits); 26 of 30
+# block RAMs: neurons 3 x 4, activations 2 x 2, accumulators 10 (bench/bench_core.py
+# up5k_block_rams). The HX8K has no SPRAM: 32-bit weight words in 16 block RAMs.
+UP5K_CORE = _core(8, 16384, 512, 512)
+HX8K_CORE = _core(4, 2048, 512, 256)
+
+
 def _ecp5(name: str, platform: str, luts: int, brams: int, clock_hz: float) -> Board:
+    """An ECP5 board; its core's weights (128-bit words: 4 DP16KD per 512) in the block RAMs
+    its neurons, activations and accumulators leave (about 21, or 16 with the halved memories
+    of a board under 64 block RAMs)."""
+    small = brams < 64
+    weight_words = min(16384, 512 * ((brams - (20 if small else 24)) // 4))
     return Board(name, platform, "ecp5", luts, brams, ECP5_EBR, clock_hz,
-                 script_after_read=_ECP5_FIX)
+                 script_after_read=_ECP5_FIX,
+                 core=_core(16, weight_words, 1024 if small else 2048, 512 if small else 1024,
+                            acc_bits=24))
 
 
 BOARDS = {b.name: b for b in (
     Board("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40", 5280, 30,
-          ICE40_EBR, 12e6, synth_opts="-dsp"),
+          ICE40_EBR, 12e6, synth_opts="-dsp", core=UP5K_CORE, spram=True),
     Board("icesugar", "amaranth_boards.icesugar:ICESugarPlatform", "ice40", 5280, 30, ICE40_EBR,
-          12e6, synth_opts="-dsp"),
+          12e6, synth_opts="-dsp", core=UP5K_CORE, spram=True),
     Board("ice40-hx8k-evn", "amaranth_boards.ice40_hx8k_b_evn:ICE40HX8KBEVNPlatform", "ice40",
-          7680, 32, ICE40_EBR, 12e6),
+          7680, 32, ICE40_EBR, 12e6, core=HX8K_CORE),
     _ecp5("ulx3s-12f", "amaranth_boards.ulx3s:ULX3S_12F_Platform", 12288, 32, 25e6),
     _ecp5("ulx3s-25f", "amaranth_boards.ulx3s:ULX3S_25F_Platform", 24288, 56, 25e6),
     _ecp5("ulx3s-45f", "amaranth_boards.ulx3s:ULX3S_45F_Platform", 43848, 108, 25e6),

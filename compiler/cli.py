@@ -19,6 +19,7 @@ from est import EstError, __version__, toolenv
 from est.cli import Command, check_output, plural, staged_output
 
 DEFAULT_RATE = 0.2  # spike rate of the random stimulus when the checkpoint gives none
+DEFAULT_LANES = 4  # of the dataflow top
 OUT_HINT = "choose another -o"
 
 EXAMPLES = """  est-compile examples/est_tiny.pt -o build/tiny --lanes auto --board icebreaker
@@ -95,13 +96,87 @@ def write_build(folder: Path, graph, stimulus: np.ndarray, golden, lanes: int, t
     return cycles
 
 
+def write_core_build(folder: Path, graph, stimulus: np.ndarray, golden, board, trace: bool):
+    """A build for the core backend: ``ir.json``, ``weights.npz``, ``stimulus.npy``,
+    ``golden.npz``, ``program.txt`` (the program's listing) and ``top.json`` (the core it
+    needs, the output fields, cycles per bin of the core model on the stimulus, as the board
+    runs it: without trace). Returns the board program's cost report
+    (:func:`est.sim.core_model.cost_report`)."""
+    from est.compiler.program import compile_program
+    from est.sim import core_model
+
+    spec = board.core_spec()
+    prog = compile_program(graph, spec, trace)
+    board_prog = compile_program(graph, spec, trace=False)
+    graph.save(folder)
+    np.save(folder / "stimulus.npy", stimulus)
+    golden.save(folder / "golden.npz")
+    result = core_model.run(board_prog, stimulus)
+    cost = core_model.cost_report(board_prog, result)
+    (folder / "program.txt").write_text(prog.listing())
+    (folder / "top.json").write_text(json.dumps({
+        "backend": "core", "name": graph.name, "trace": trace, "n_in": graph.n_in,
+        "input_bits": graph.input_bits, "board": board.name, "core": spec.as_dict(),
+        "spram": board.spram, "usage": prog.usage(), "output_fields": graph.output_fields(trace),
+        "cycles_per_bin": round(float(np.mean(result.cycles)), 1),
+        "cycles_per_bin_max": int(max(result.cycles))}, indent=2) + "\n")
+    return {"backend": "core", "board": board.name, "core": spec.as_dict(),
+            "usage": prog.usage(), "instructions": len(prog.instructions),
+            "cycles_per_bin": round(float(np.mean(result.cycles)), 1), **cost}
+
+
+def choose_backend(args, graph, board) -> tuple[str, str]:
+    """``(backend, why)`` for ``--backend``. auto: with ``--lanes`` a number, the dataflow top
+    (lanes are its option); else the dataflow top when it fits ``board`` (at 4 lanes, or
+    with ``--lanes auto`` the most that fit), else the core when the program fits the board's
+    core, else the dataflow top (est-compile then warns that it does not fit). Resolves
+    ``args.lanes`` for the dataflow top."""
+    from est.compiler import costs
+    from est.compiler.program import compile_program
+
+    if args.backend == "core":
+        if args.lanes is not None:
+            raise EstError(f"--lanes is an option of the dataflow top; the core's lanes are "
+                           f"{board.name}'s ({board.core_spec().lanes}): drop --lanes, or use "
+                           f"--backend dataflow")
+        try:
+            compile_program(graph, board.core_spec(), trace=False)
+        except EstError as e:
+            raise EstError(f"{board.name}'s core: {e}") from None
+        return "core", f"{board.name}'s core"
+    if args.backend == "dataflow" or isinstance(args.lanes, int):
+        if args.lanes == "auto":
+            args.lanes = costs.auto_lanes(graph, board)
+        args.lanes = args.lanes or DEFAULT_LANES
+        return "dataflow", f"--lanes {args.lanes}" if args.backend == "auto" else ""
+    try:
+        if args.lanes == "auto":
+            args.lanes = costs.auto_lanes(graph, board)
+        costs.fit(graph, args.lanes or DEFAULT_LANES, board)
+        args.lanes = args.lanes or DEFAULT_LANES
+        return "dataflow", f"the dataflow top fits {board.name} (estimate)"
+    except EstError as e:
+        dataflow = str(e)
+    try:
+        compile_program(graph, board.core_spec(), trace=False)
+        args.lanes = None
+        return "core", f"the dataflow top does not fit {board.name}, the program fits its core"
+    except EstError as e:
+        core = str(e)
+    if args.lanes == "auto":
+        raise EstError(f"{dataflow}; nor does it fit {board.name}'s core ({core})")
+    args.lanes = args.lanes or DEFAULT_LANES
+    return "dataflow", f"it fits neither; {board.name}'s core: {core}"
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="checkpoint (.pt) written by est")
     parser.add_argument("-o", "--out", type=Path, required=True, help="build folder to write")
     parser.add_argument("--name", help="design name (default: the build folder's name)")
-    parser.add_argument("--lanes", default="4",
-                        help="neurons updated in parallel (at most the widest layer's), or "
-                             "'auto': the most that fit --board")
+    parser.add_argument("--lanes",
+                        help="dataflow top: neurons updated in parallel (at most the widest "
+                             f"layer's; default {DEFAULT_LANES}), or 'auto': the most that fit "
+                             "--board. Giving a number chooses the dataflow top")
     parser.add_argument("--weight-bits", type=int, default=8, help="signed weight width, 2..16")
     parser.add_argument("--max-v-bits", type=int, default=24,
                         help="widest membrane allowed, 2..32")
@@ -122,6 +197,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibration", type=Path,
                         help=".npy [bins, n_in] used to choose widths (default: random, "
                              "--seed + 1)")
+    parser.add_argument("--backend", choices=("auto", "dataflow", "core"), default="auto",
+                        help="dataflow: a datapath per layer, the model in the gateware; core: "
+                             "the shared event-driven core of --board, the model a program "
+                             "loaded at run time (docs/core.md); auto (default): the dataflow "
+                             "top if it fits --board, else the core if the model fits it")
     parser.add_argument("--board", default="icebreaker",
                         help="board to check the fit for; any est-synth --board name")
     parser.add_argument("--no-trace", action="store_true",
@@ -131,7 +211,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def check_options(args: argparse.Namespace) -> None:
     """The option values, each refused with a message that names it."""
-    if args.lanes != "auto":
+    if args.lanes not in (None, "auto"):
         if not args.lanes.isdigit() or int(args.lanes) < 1:
             raise EstError(f"--lanes must be a whole number of at least 1 or 'auto', got "
                            f"{args.lanes!r}")
@@ -191,17 +271,48 @@ def compile_build(args: argparse.Namespace) -> int:
     graph = dataclasses.replace(graph, meta={
         "source": str(args.model), "source_sha256":
         hashlib.sha256(args.model.read_bytes()).hexdigest(), "est_version": __version__})
-    if args.lanes == "auto":
-        args.lanes = costs.auto_lanes(graph, board)
-        print(f"est-compile: --lanes auto: {plural(args.lanes, 'lane')} "
-              f"fit{'s' if args.lanes == 1 else ''} {board.name} (estimate)", flush=True)
-    elif args.lanes > (most := costs.widest(graph)):  # it would only make the Verilog larger
+    if isinstance(args.lanes, int) and args.lanes > (most := costs.widest(graph)):
         raise EstError(f"--lanes {args.lanes} is more than this network can use: its widest "
                        f"layer has {plural(most, 'neuron')}; use --lanes {most} or fewer")
+    lanes_auto = args.lanes == "auto"
+    backend, why = choose_backend(args, graph, board)
+    if args.backend == "auto":
+        print(f"est-compile: --backend auto: {backend} ({why})", flush=True)
+    if backend == "dataflow" and lanes_auto:
+        print(f"est-compile: --lanes auto: {plural(args.lanes, 'lane')} "
+              f"fit{'s' if args.lanes == 1 else ''} {board.name} (estimate)", flush=True)
     print(f"est-compile: {front.describe}, {plural(n_in, 'input')} -> "
           f"{plural(graph.n_out, 'output')}, {plural(len(graph.nodes), 'node')}; running the "
           f"golden model over {plural(stimulus.shape[0], 'bin')} ...", flush=True)
     trace, saturated = run(graph, stimulus)
+    report = {"name": graph.name, "model": str(args.model),
+              "model_sha256": graph.meta["source_sha256"], **front.extra,
+              "operations": graph.kinds(), "passes": list(PIPELINE), "backend": backend,
+              "stimulus_bins": int(stimulus.shape[0]), "trace": not args.no_trace,
+              "saturated_stimulus": saturated, "quantization": qreport}
+    traced = "every tensor is traced" if not args.no_trace else "only the readout is"
+    if backend == "core":
+        with staged_output(args.out, "ir.json", OUT_HINT) as tmp:
+            print(f"est-compile: compiling the program for {board.name}'s core and running "
+                  f"the core model ...", flush=True)
+            hardware = write_core_build(tmp, graph, stimulus, trace, board, not args.no_trace)
+            if recording:
+                np.savez(tmp / "recording.npz", **recording)
+            report.update(lanes=hardware["lanes"], fit={"board": board.name, "fits": True},
+                          hardware=hardware,
+                          compile_seconds=round(time.perf_counter() - t0, 3))
+            (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+            write_report(tmp, args.out)
+        from est.sim.core_model import format_cost_report
+
+        print(format_cost_report(hardware))
+        use = ", ".join(f"{k.replace('_', ' ')} {v}/{hardware['core'][k]}"
+                        for k, v in hardware["usage"].items())
+        print(f"est-compile: wrote {args.out} (ir.json, weights.npz, golden.npz, program.txt, "
+              f"top.json, report.json, report.html); {traced} on the output stream; "
+              f"saturations {sum(saturated.values())}; {hardware['cycles_per_bin']} cycles/bin "
+              f"on {board.name}'s core ({use})")
+        return 0
     state_in_logic = costs.memory_plan(graph, args.lanes, board, strict=False)[0]
     fit = {"board": board.name, "fits": True}
     try:
@@ -214,21 +325,13 @@ def compile_build(args: argparse.Namespace) -> int:
         if recording:
             np.savez(tmp / "recording.npz", **recording)
         stages = costs.cost_report(graph, args.lanes, board, state_in_logic, cycles)
-        report = {
-            "name": graph.name, "model": str(args.model),
-            "model_sha256": graph.meta["source_sha256"], **front.extra,
-            "operations": graph.kinds(), "passes": list(PIPELINE),
-            "lanes": args.lanes, "stimulus_bins": int(stimulus.shape[0]),
-            "trace": not args.no_trace, "saturated_stimulus": saturated,
-            "quantization": qreport, "fit": fit, "hardware": stages,
-            "compile_seconds": round(time.perf_counter() - t0, 3),
-        }
+        report.update(lanes=args.lanes, fit=fit, hardware=stages,
+                      compile_seconds=round(time.perf_counter() - t0, 3))
         (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         write_report(tmp, args.out)
     print(costs.format_table(stages))
     if not fit["fits"]:
         print(f"est-compile: warning: {fit['reason']}")
-    traced = "every tensor is traced" if not args.no_trace else "only the readout is"
     print(f"est-compile: wrote {args.out} (ir.json, weights.npz, golden.npz, top.v, top.json, "
           f"report.json, report.html); {traced} on the output stream; saturations "
           f"{sum(saturated.values())}; {cycles} cycles/bin at lanes {args.lanes}; per-node "

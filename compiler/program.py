@@ -173,6 +173,7 @@ class Program:
     n_out_fields: int  # the first ones are the network's output, the rest the trace
     constants: dict = field(default_factory=dict)  # activation word address -> loaded word
     regions: dict = field(default_factory=dict)
+    owners: list = field(default_factory=list)  # per instruction: (graph node, fan-out)
 
     def words(self) -> list[int]:
         """The instruction words (``spec.layout()``)."""
@@ -192,6 +193,22 @@ class Program:
     def input_words(self, x: np.ndarray) -> list[int]:
         """One bin's input vector as the words the core's ``i`` stream takes."""
         return vector_words(x, self.input)
+
+    def listing(self) -> str:
+        """The program as text: per instruction its address in the weight memory, the graph
+        node it runs for, its opcode and its nonzero fields (docs/core.md names them)."""
+        names = {code: name for name, code in OPCODES.items()}
+        subs = {code: name for name, code in VEC_OPS.items()}
+        lines = [f"# {self.name}: {len(self.instructions)} instructions of "
+                 f"{self.spec.fetch_words} weight words, core {self.spec.as_dict()}"]
+        for k, (ins, (node, _)) in enumerate(zip(self.instructions, self.owners, strict=True)):
+            op = names[ins["op"]]
+            if op == "vec":
+                op = f"vec.{subs[ins['sub']]}"
+            fields = " ".join(f"{key}={value}" for key, value in ins.items()
+                              if key not in ("op", "sub") and value)
+            lines.append(f"{k * self.spec.fetch_words:6d}  {node:<16} {op:<11} {fields}")
+        return "\n".join(lines) + "\n"
 
     def usage(self) -> dict:
         """Words used of each loaded or allocated memory, against the core's sizes."""
@@ -226,6 +243,8 @@ class ProgramBuilder:
         self.act_words = 0
         self.acc_words = 0
         self.history = self._history()
+        self.node = ""  # the node being emitted: it owns the instructions added
+        self.owners: list[tuple[str, int]] = []
 
     def _history(self) -> dict[str, int]:
         """Per node, the bins of its output that it and its readers look back over (at least
@@ -241,8 +260,12 @@ class ProgramBuilder:
                     need[i] = max(need[i], need[n.name])
         return need
 
-    def add(self, op: str, **fields) -> None:
+    def add(self, op: str, node: str | None = None, fan_out: int = 0, **fields) -> None:
+        """Append an instruction, owned by ``node`` (default: the node being emitted);
+        ``fan_out``: the outputs each input event of a ``conv`` reaches (for the report's
+        synaptic events)."""
         self.instructions.append({"op": OPCODES[op], **fields})
+        self.owners.append((node or self.node, fan_out))
 
     def input_of(self, node: str, k: int = 0) -> str:
         return self.graph.node(node).inputs[k]
@@ -369,7 +392,8 @@ class ProgramBuilder:
                     wbase, groups = self.diagonal_rows(w), 1
                 else:
                     wbase, groups = self.weight_rows(w)
-                out.append({"n": vec.words, "kernel": w.shape[0], "lag0": lag0, "plane": p,
+                out.append({"fan_out": 1 if depthwise else w.shape[1],
+                            "n": vec.words, "kernel": w.shape[0], "lag0": lag0, "plane": p,
                             "depthwise": int(depthwise), "wbase": wbase, "groups": groups,
                             "lag_stride": vec.n * groups, "word_stride": per * groups,
                             **vec.src()})
@@ -387,10 +411,26 @@ class ProgramBuilder:
     def take_current(self, node: str) -> np.ndarray:
         """Emit the instructions of the convolution ``node`` reads (they run just before
         ``node``, into the accumulators); returns the convolution's bias."""
-        instructions, bias = self.pending.pop(self.input_of(node))
+        conv = self.input_of(node)
+        instructions, bias = self.pending.pop(conv)
         for fields in instructions:
-            self.add("conv", **fields)
+            self.add("conv", conv, **fields)
         return bias
+
+
+def build_program(build) -> Program:
+    """The program of an ``est-compile --backend core`` build folder: its graph (``ir.json``)
+    compiled again for the core its ``top.json`` names (the compiler is deterministic)."""
+    import json
+    from pathlib import Path
+
+    from est.compiler.graph import load
+
+    top = json.loads((Path(build) / "top.json").read_text())
+    if top.get("backend") != "core":
+        raise EstError(f"{build}: a dataflow build; compile it with --backend core to run it "
+                       f"on the core")
+    return compile_program(load(build), CoreSpec(**top["core"]), top["trace"])
 
 
 def check_fit(prog: Program) -> list[str]:
@@ -411,7 +451,9 @@ def compile_program(graph: Graph, spec: CoreSpec | None = None, trace: bool = Tr
     b = ProgramBuilder(spec, graph)
     specs = b.specs
     for node in graph.nodes:
+        b.node = node.name
         node.op.emit(b, node.name, [specs[i] for i in node.inputs])
+    b.node = "out"
     out_fields = _out_fields(graph, b, trace)
     for f in out_fields:
         node = f.tensor.split("/")[0]
@@ -429,12 +471,13 @@ def compile_program(graph: Graph, spec: CoreSpec | None = None, trace: bool = Tr
     prog = Program(graph.name, spec, b.instructions, [], b.thresholds, b.biases,
                    input_vec, out_fields, len(graph.outputs), b.constants,
                    {"act_words": b.act_words, "acc_words": b.acc_words,
-                    "vectors": b.vectors, "neurons": b.neurons})
+                    "vectors": b.vectors, "neurons": b.neurons}, b.owners)
     prog.weights = [0] * offset + b.weights
     over = check_fit(prog)
     if over:
         raise EstError(f"the model does not fit the core ({'; '.join(over)}): use a core "
-                       f"with larger memories, or a smaller model")
+                       f"with larger memories (est-compile: another --board), or a smaller "
+                       f"model")
     mask = (1 << spec.weight_word_bits) - 1
     prog.weights[:offset] = [(word >> (k * spec.weight_word_bits)) & mask
                              for word in prog.words() for k in range(spec.fetch_words)]

@@ -82,9 +82,32 @@ def _model_section(report: dict) -> str:
     return "<h2>Model</h2>" + _table(["", ""], rows)
 
 
+def _core_layers(report: dict) -> str:
+    """The core backend's per-node table: the core model's cycles, events and bounds."""
+    hw = report["hardware"]
+    rows = [[name, f"{r['cycles_mean']:.1f}", r["cycles_max"], f"{r['events_mean']:.1f}",
+             f"{r['synaptic_events_mean']:.1f}", f"{r['event_bound_mean']:.1f}",
+             f"{r['memory_bound_mean']:.1f}",
+             "" if r["ratio"] is None else f"{r['ratio']:.2f}"]
+            for name, r in [*hw["nodes"].items(), ("bin (total)", hw["bin"])]]
+    use = ", ".join(f"{k.replace('_', ' ')} {v:,} of {hw['core'][k]:,}"
+                    for k, v in hw["usage"].items())
+    return (f"<h2>Nodes on the core</h2><p class='note'>{html.escape(hw['board'])}'s core "
+            f"({hw['lanes']} lanes of {hw['core']['weight_bits']}-bit weights; {use}; "
+            f"{hw['instructions']} instructions). Per node and bin over the stimulus, from the "
+            f"core model (equal to the gateware's cycles when its streams never stall): "
+            f"cycles, input events, synaptic events (events x fan-out), the event bound "
+            f"(synaptic events / lanes) and the memory bound (weight words read, one a cycle); "
+            f"ratio: cycles / the larger bound. The listing is program.txt.</p>" + _table(
+                ["node", "cycles/bin", "max", "events", "synaptic events", "event bound",
+                 "memory bound", "ratio"], rows))
+
+
 def _layers(report: dict) -> str:
     quant = report["quantization"]["layers"]
     hw = report["hardware"]
+    if hw.get("backend") == "core":
+        return _core_layers(report)
     rows = []
     for s in hw["stages"]:
         q = quant.get(s["name"], {})

@@ -27,6 +27,37 @@ def readout_scale(graph) -> np.ndarray:
                            for o in graph.outputs])
 
 
+def simulate_core_build(build: Path, simulator: str, stimulus: np.ndarray,
+                        stall_seed: int | None, scoreboard: bool):
+    """A core build's program on the core's gateware (amaranth.sim, or Verilator / Icarus
+    in ``build/core_<simulator>``), loaded through its ``load`` port, as an
+    :class:`~est.sim.rtl.RTLRun` (latencies: cycles from one bin's first input word to the
+    next's); ``scoreboard``: count the bins that differ from
+    ``golden.npz`` (the stimulus is the build's)."""
+    from est.compiler.program import build_program
+    from est.sim.core_sim import simulate_core, simulate_core_rtl
+    from est.sim.rtl import RTLRun
+
+    prog = build_program(build)
+    runs = [(prog, stimulus)]
+    if simulator == "amaranth":
+        result = simulate_core(prog.spec, runs, stall_seed=stall_seed)
+    else:
+        result = simulate_core_rtl(prog.spec, runs, simulator, build / f"core_{simulator}",
+                                   stall_seed)
+    trace = result.traces[0]
+    trace.meta.update(source=f"{simulator}-core", network=prog.name)
+    bad = 0
+    if scoreboard:
+        golden = Trace.load(build / "golden.npz")
+        differs = np.zeros(trace.bins, bool)
+        for name, values in trace.arrays.items():
+            differs |= (values != golden.arrays[name]).any(axis=1)
+        bad = int(differs.sum())
+    cycles = [int(c) for c in result.cycles[0]]
+    return RTLRun(trace, sum(cycles), cycles or [0], result.seconds, bad)
+
+
 def configure_sim(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("build", type=Path, help="folder written by est-compile")
     parser.add_argument("--sim", choices=SIMS, default="verilator",
@@ -55,7 +86,13 @@ def run_sim(args: argparse.Namespace) -> int:
         label = f"icarus_netlist_{args.netlist}"
     print(f"est-sim: {plural(stimulus.shape[0], 'bin')} on {label} ...", flush=True)
     vcd = args.build / "amaranth.vcd" if args.waves else None
-    if args.sim == "amaranth":
+    if top.get("backend") == "core":
+        if args.netlist or args.waves:
+            raise EstError(f"{args.build}: a core build; --netlist and --waves are not "
+                           f"supported for the core backend yet (docs/core.md)")
+        run = simulate_core_build(args.build, args.sim, stimulus, args.stall_seed,
+                                  args.stimulus is None)
+    elif args.sim == "amaranth":
         from est.hw.dataflow import DataflowTop
         from est.sim.amaranth_sim import simulate_top
 

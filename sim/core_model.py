@@ -30,7 +30,9 @@ def fetch_cycles(spec: CoreSpec) -> int:
 class CoreRun:
     """The tensors sent by the ``out`` instructions (``[bins, n]`` each), the output words of
     every bin, the cycles of every bin, the cycles per instruction kind summed over the run,
-    and the synaptic events (nonzero input values times weight words read)."""
+    the input events (nonzero input values a ``conv`` reads), the weight words read, and per
+    graph node and bin (:data:`PER_NODE` counters, ``[bins]`` arrays): cycles, events,
+    synaptic events (events times their fan-out) and weight words read."""
 
     trace: Trace
     words: list[list[int]]
@@ -38,6 +40,10 @@ class CoreRun:
     by_op: dict
     events: int
     weight_reads: int
+    per_node: dict
+
+
+PER_NODE = ("cycles", "events", "synaptic_events", "weight_reads")
 
 
 def decode(prog: Program) -> list[dict]:
@@ -87,12 +93,16 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
                        + c // per])
         return (word >> ((c % per) * b)) & ((1 << b) - 1)
 
-    for x in np.asarray(stimulus, np.int64):
+    stimulus = np.asarray(stimulus, np.int64)
+    per_node = {node: {k: np.zeros(len(stimulus), np.int64) for k in PER_NODE}
+                for node, _ in prog.owners}
+    for bin_, x in enumerate(stimulus):
         out: list[int] = []
         clock = 0
-        for ins in code:
+        for ins, (owner, fan_out) in zip(code, prog.owners, strict=True):
             op = NAMES[ins["op"]]
             body = 0
+            counts = per_node[owner]
             if op == "in":
                 base = slot(ins["dst"], ins["dst_mask"], ins["dst_stride"])
                 act[base:base + ins["n"]] = prog.input_words(x)
@@ -122,6 +132,9 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
                                 body += groups
                                 events += 1
                                 reads += groups
+                                counts["events"][bin_] += 1
+                                counts["synaptic_events"][bin_] += fan_out
+                                counts["weight_reads"][bin_] += groups
             elif op in ("lif", "readout"):
                 n, nb = ins["n"], ins["nbase"]
                 current = acc.reshape(-1)[:n] + biases[nb:nb + n]
@@ -190,6 +203,7 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
                 t, age = (t + 1) % (1 << CoreSpec.BIN_BITS), min(age + 1, 255)
             clock += fetch + body
             by_op[op] += fetch + body
+            counts["cycles"][bin_] += fetch + body
         words.append(out)
         cycles.append(clock)
     bins = len(words)
@@ -198,4 +212,42 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
         for name, value in decode_words(prog, w).items():
             arrays[name][t_] = value
     return CoreRun(Trace(arrays, {"source": "core_model", "network": prog.name, "bins": bins}),
-                   words, cycles, by_op, events, reads)
+                   words, cycles, by_op, events, reads, per_node)
+
+
+def cost_report(prog: Program, result: CoreRun) -> dict:
+    """Per graph node (in program order) and for the whole bin, the mean and the largest
+    over the run's bins of: cycles, input events, synaptic events, and the two lower bounds
+    on the cycles of the synaptic work, the event bound (synaptic events / ``lanes`` weights
+    read a cycle) and the memory bound (weight bits read / the weight memory's bits a cycle,
+    one word a cycle). ``ratio``: cycles / the larger bound, over the whole run."""
+    lanes = prog.spec.lanes
+
+    def row(counts: dict) -> dict:
+        event_bound = -(-counts["synaptic_events"] // lanes)
+        bound = np.maximum(event_bound, counts["weight_reads"])
+        r = {}
+        for key, values in (("cycles", counts["cycles"]), ("events", counts["events"]),
+                            ("synaptic_events", counts["synaptic_events"]),
+                            ("event_bound", event_bound),
+                            ("memory_bound", counts["weight_reads"])):
+            r[f"{key}_mean"] = float(np.mean(values))
+            r[f"{key}_max"] = int(np.max(values))
+        r["ratio"] = (float(counts["cycles"].sum() / bound.sum()) if bound.sum() else None)
+        return r
+
+    nodes = {node: row(counts) for node, counts in result.per_node.items()}
+    total = {k: sum(c[k] for c in result.per_node.values()) for k in PER_NODE}
+    return {"lanes": lanes, "bins": len(result.cycles), "nodes": nodes, "bin": row(total)}
+
+
+def format_cost_report(report: dict) -> str:
+    """:func:`cost_report` as a table: one line per node, then the bin."""
+    lines = [f"{'node':<18}{'cycles/bin':>12}{'max':>8}{'events':>9}{'synapses':>10}"
+             f"{'event bnd':>11}{'mem bnd':>9}{'ratio':>7}"]
+    for name, r in [*report["nodes"].items(), ("bin (total)", report["bin"])]:
+        ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
+        lines.append(f"{name:<18}{r['cycles_mean']:>12.1f}{r['cycles_max']:>8}"
+                     f"{r['events_mean']:>9.1f}{r['synaptic_events_mean']:>10.1f}"
+                     f"{r['event_bound_mean']:>11.1f}{r['memory_bound_mean']:>9.1f}{ratio:>7}")
+    return "\n".join(lines)

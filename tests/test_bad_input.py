@@ -270,8 +270,8 @@ def test_interrupted_compile_leaves_nothing(tmp_path):
     # A job started with '&' by a non-interactive shell inherits SIGINT ignored, and Python then
     # installs no KeyboardInterrupt handler: give the compile Ctrl-C's default disposition.
     proc = subprocess.Popen([BIN / "est-compile", EXAMPLE, "-o", tmp_path / "out" / "tiny",
-                             "--bins", "50"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True,
+                             "--bins", "50", "--backend", "dataflow"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in proc.stdout:
         if "writing Verilog" in line:

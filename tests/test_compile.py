@@ -170,7 +170,7 @@ def test_model_too_large_for_the_board(tmp_path):
     nodes and what would help (est-synth is where an over-size design is refused)."""
     big = tmp_path / "big.pt"
     save_checkpoint(make_model(n_in=100, hidden=(128,), n_out=32), big)
-    res = compile_cli(big, "-o", tmp_path / "out", "--bins", "4")
+    res = compile_cli(big, "-o", tmp_path / "out", "--bins", "4", "--backend", "dataflow")
     assert res.returncode == 0, res.stderr
     (warning,) = [line for line in res.stdout.splitlines() if "warning" in line]
     assert warning.startswith("est-compile: warning: the model does not fit icebreaker: its "
@@ -256,7 +256,7 @@ def test_lanes_auto_picks_the_most_lanes_that_fit(tmp_path):
 
 def test_lanes_auto_says_what_is_over_when_nothing_fits(tmp_path):
     res = compile_cli(EXAMPLES / "est_small.pt", "-o", tmp_path / "big", "--bins", "2",
-                      "--lanes", "auto", "--board", "icebreaker")
+                      "--lanes", "auto", "--board", "icebreaker", "--backend", "dataflow")
     assert res.returncode == 2
     assert len(res.stderr.splitlines()) == 1, res.stderr
     assert "does not fit icebreaker at lanes 1" in res.stderr and "over" in res.stderr
@@ -286,3 +286,48 @@ def test_lanes_auto_stays_under_the_margin_and_the_report_states_it(tmp_path):
     line = next(ln for ln in res.stdout.splitlines() if ln.startswith("fit check"))
     assert f"~{fit['estimate']} of 5280 logic cells" in line and "bench/results/fit.json" in line
     assert (fit["verdict"] == "tight") == ("WARNING: placement uncertain" in line)
+
+
+def test_backend_auto_takes_the_core_when_the_dataflow_top_does_not_fit(tmp_path):
+    """est_small does not fit the iCEBreaker as a dataflow top: auto compiles it for the
+    board's core. The build holds the program's listing, the core it needs, the core model's
+    cycles and per-node events and bounds (report.json and the HTML report)."""
+    res = compile_cli(EXAMPLES / "est_small.pt", "-o", tmp_path / "small", "--bins", "6")
+    assert res.returncode == 0, res.stderr
+    assert ("--backend auto: core (the dataflow top does not fit icebreaker, the program fits "
+            "its core)") in res.stdout
+    build = tmp_path / "small"
+    top = json.loads((build / "top.json").read_text())
+    report = json.loads((build / "report.json").read_text())
+    assert top["backend"] == report["backend"] == "core" and top["spram"] is True
+    assert top["core"]["lanes"] == report["lanes"] == 8 and top["core"]["weight_words"] == 16384
+    assert not (build / "top.v").exists()
+    listing = (build / "program.txt").read_text().splitlines()
+    hw = report["hardware"]
+    assert len(listing) == 1 + hw["instructions"]
+    assert listing[1].split()[:3] == ["0", "input", "in"]
+    assert "b1.attn" in hw["nodes"] and hw["nodes"]["b1.attn"]["events_mean"] == 0
+    syn = hw["nodes"]["b0.mlp1.syn"]
+    assert syn["synaptic_events_mean"] > syn["events_mean"] > 0
+    assert syn["event_bound_mean"] <= syn["memory_bound_mean"] <= syn["cycles_mean"]
+    assert hw["bin"]["cycles_mean"] == top["cycles_per_bin"]
+    assert sum(r["cycles_mean"] for r in hw["nodes"].values()) == pytest.approx(
+        hw["bin"]["cycles_mean"])
+    assert "Nodes on the core" in (build / "report.html").read_text()
+    assert "bin (total)" in res.stdout
+
+
+def test_backend_core_refuses_what_is_over_and_dataflow_options(tmp_path):
+    """The HX8K's core has no SPRAM: est_small's weights are over its 2,048 words; --lanes
+    belongs to the dataflow top. One line each, exit 2, no build."""
+    res = compile_cli(EXAMPLES / "est_small.pt", "-o", tmp_path / "x", "--bins", "2",
+                      "--backend", "core", "--board", "ice40-hx8k-evn")
+    assert res.returncode == 2 and len(res.stderr.splitlines()) == 1, res.stderr
+    assert re.search(r"ice40-hx8k-evn's core: the model does not fit the core \(weight words: "
+                     r"needs \d+, the core has 2048; neuron words: needs 299, the core has "
+                     r"256\): use a core with larger memories \(est-compile: another "
+                     r"--board\)", res.stderr), res.stderr
+    res = compile_cli(EXAMPLES / "est_small.pt", "-o", tmp_path / "x", "--bins", "2",
+                      "--backend", "core", "--lanes", "4")
+    assert res.returncode == 2 and "--lanes is an option of the dataflow top" in res.stderr
+    assert list(tmp_path.iterdir()) == []
