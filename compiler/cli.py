@@ -96,37 +96,37 @@ def write_build(folder: Path, graph, stimulus: np.ndarray, golden, lanes: int, t
     return cycles
 
 
-def write_core_build(folder: Path, graph, stimulus: np.ndarray, golden, board, trace: bool):
+def write_core_build(folder: Path, graph, stimulus: np.ndarray, golden, board, board_prog,
+                     trace: bool):
     """A build for the core backend: ``ir.json``, ``weights.npz``, ``stimulus.npy``,
     ``golden.npz``, ``program.txt`` (the program's listing) and ``top.json`` (the core it
     needs, the output fields, cycles per bin of the core model on the stimulus, as the board
-    runs it: without trace). Returns the board program's cost report
+    runs it: ``board_prog``, without trace). Returns the board program's cost report
     (:func:`est.sim.core_model.cost_report`)."""
     from est.compiler.program import compile_program
     from est.sim import core_model
 
-    spec = board.core_spec()
-    prog = compile_program(graph, spec, trace)
-    board_prog = compile_program(graph, spec, trace=False)
+    spec = board_prog.spec
+    prog = compile_program(graph, spec, trace) if trace else board_prog
     graph.save(folder)
     np.save(folder / "stimulus.npy", stimulus)
     golden.save(folder / "golden.npz")
     result = core_model.run(board_prog, stimulus)
     cost = core_model.cost_report(board_prog, result)
     (folder / "program.txt").write_text(prog.listing())
+    core = {"board": board.name, "core": spec.as_dict(), "usage": prog.usage(),
+            "cycles_per_bin": round(float(np.mean(result.cycles)), 1)}
     (folder / "top.json").write_text(json.dumps({
         "backend": "core", "name": graph.name, "trace": trace, "n_in": graph.n_in,
-        "input_bits": graph.input_bits, "board": board.name, "core": spec.as_dict(),
-        "spram": board.spram, "usage": prog.usage(), "output_fields": graph.output_fields(trace),
-        "cycles_per_bin": round(float(np.mean(result.cycles)), 1),
+        "input_bits": graph.input_bits, **core, "spram": board.spram,
+        "output_fields": graph.output_fields(trace),
         "cycles_per_bin_max": int(max(result.cycles))}, indent=2) + "\n")
-    return {"backend": "core", "board": board.name, "core": spec.as_dict(),
-            "usage": prog.usage(), "instructions": len(prog.instructions),
-            "cycles_per_bin": round(float(np.mean(result.cycles)), 1), **cost}
+    return {"backend": "core", **core, "instructions": len(prog.instructions), **cost}
 
 
-def choose_backend(args, graph, board) -> tuple[str, str]:
-    """``(backend, why)`` for ``--backend``. auto: with ``--lanes`` a number, the dataflow top
+def choose_backend(args, graph, board):
+    """``(backend, why, program)`` for ``--backend`` (``program``: the board's program, without
+    trace, when the backend is the core). auto: with ``--lanes`` a number, the dataflow top
     (lanes are its option); else the dataflow top when it fits ``board`` (at 4 lanes, or
     with ``--lanes auto`` the most that fit), else the core when the program fits the board's
     core, else the dataflow top (est-compile then warns that it does not fit). Resolves
@@ -140,33 +140,34 @@ def choose_backend(args, graph, board) -> tuple[str, str]:
                            f"{board.name}'s ({board.core_spec().lanes}): drop --lanes, or use "
                            f"--backend dataflow")
         try:
-            compile_program(graph, board.core_spec(), trace=False)
+            return "core", f"{board.name}'s core", compile_program(graph, board.core_spec(),
+                                                                   trace=False)
         except EstError as e:
             raise EstError(f"{board.name}'s core: {e}") from None
-        return "core", f"{board.name}'s core"
     if args.backend == "dataflow" or isinstance(args.lanes, int):
         if args.lanes == "auto":
             args.lanes = costs.auto_lanes(graph, board)
         args.lanes = args.lanes or DEFAULT_LANES
-        return "dataflow", f"--lanes {args.lanes}" if args.backend == "auto" else ""
+        return "dataflow", f"--lanes {args.lanes}" if args.backend == "auto" else "", None
     try:
         if args.lanes == "auto":
             args.lanes = costs.auto_lanes(graph, board)
         costs.fit(graph, args.lanes or DEFAULT_LANES, board)
         args.lanes = args.lanes or DEFAULT_LANES
-        return "dataflow", f"the dataflow top fits {board.name} (estimate)"
+        return "dataflow", f"the dataflow top fits {board.name} (estimate)", None
     except EstError as e:
         dataflow = str(e)
     try:
-        compile_program(graph, board.core_spec(), trace=False)
+        prog = compile_program(graph, board.core_spec(), trace=False)
         args.lanes = None
-        return "core", f"the dataflow top does not fit {board.name}, the program fits its core"
+        return ("core", f"the dataflow top does not fit {board.name}, the program fits its "
+                f"core", prog)
     except EstError as e:
         core = str(e)
     if args.lanes == "auto":
         raise EstError(f"{dataflow}; nor does it fit {board.name}'s core ({core})")
     args.lanes = args.lanes or DEFAULT_LANES
-    return "dataflow", f"it fits neither; {board.name}'s core: {core}"
+    return "dataflow", f"it fits neither; {board.name}'s core: {core}", None
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -275,7 +276,7 @@ def compile_build(args: argparse.Namespace) -> int:
         raise EstError(f"--lanes {args.lanes} is more than this network can use: its widest "
                        f"layer has {plural(most, 'neuron')}; use --lanes {most} or fewer")
     lanes_auto = args.lanes == "auto"
-    backend, why = choose_backend(args, graph, board)
+    backend, why, board_prog = choose_backend(args, graph, board)
     if args.backend == "auto":
         print(f"est-compile: --backend auto: {backend} ({why})", flush=True)
     if backend == "dataflow" and lanes_auto:
@@ -295,7 +296,8 @@ def compile_build(args: argparse.Namespace) -> int:
         with staged_output(args.out, "ir.json", OUT_HINT) as tmp:
             print(f"est-compile: compiling the program for {board.name}'s core and running "
                   f"the core model ...", flush=True)
-            hardware = write_core_build(tmp, graph, stimulus, trace, board, not args.no_trace)
+            hardware = write_core_build(tmp, graph, stimulus, trace, board, board_prog,
+                                        not args.no_trace)
             if recording:
                 np.savez(tmp / "recording.npz", **recording)
             report.update(lanes=hardware["lanes"], fit={"board": board.name, "fits": True},

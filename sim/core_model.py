@@ -38,9 +38,15 @@ class CoreRun:
     words: list[list[int]]
     cycles: list[int]
     by_op: dict
-    events: int
-    weight_reads: int
     per_node: dict
+
+    @property
+    def events(self) -> int:
+        return int(sum(c["events"].sum() for c in self.per_node.values()))
+
+    @property
+    def weight_reads(self) -> int:
+        return int(sum(c["weight_reads"].sum() for c in self.per_node.values()))
 
 
 PER_NODE = ("cycles", "events", "synaptic_events", "weight_reads")
@@ -76,7 +82,6 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
     t = age = 0
     words, cycles = [], []
     by_op = {name: 0 for name in OPCODES}
-    events = reads = 0
     act_bits = CoreSpec.ACT_BITS
 
     def slot(base, mask, stride, back=0):
@@ -130,8 +135,6 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
                                 acc[first:first + groups] += (value * scale
                                                               * weights[row:row + groups])
                                 body += groups
-                                events += 1
-                                reads += groups
                                 counts["events"][bin_] += 1
                                 counts["synaptic_events"][bin_] += fan_out
                                 counts["weight_reads"][bin_] += groups
@@ -212,7 +215,7 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
         for name, value in decode_words(prog, w).items():
             arrays[name][t_] = value
     return CoreRun(Trace(arrays, {"source": "core_model", "network": prog.name, "bins": bins}),
-                   words, cycles, by_op, events, reads, per_node)
+                   words, cycles, by_op, per_node)
 
 
 def cost_report(prog: Program, result: CoreRun) -> dict:
