@@ -83,18 +83,19 @@ def run_synth(args: argparse.Namespace) -> int:
 
 RUN_EXAMPLES = """  est-run build/tiny --port /dev/ttyUSB1      # an iCEBreaker (FTDI channel B)
   est-run build/tiny --port sim               # the RTL in simulation, no board
-  est-run build/tiny --port /dev/ttyUSB0 --input recording.npy -o build/tiny/run"""
+  est-run build/tiny --port /dev/ttyUSB0 --input recording.npy -o build/tiny/run
+  est-run build/small --port /dev/ttyUSB1 --load   # a core build: load it, then stream"""
 
 
-def _open_port(args, build: Path, in_bits: int):
-    from est.boards.protocol import ir_hash
-
+def _open_port(args, build: Path):
+    """The serial port, or with ``--port sim`` the build's board top in amaranth.sim: its
+    model in the gateware, or for ``--load`` the bare core of its spec (no model yet)."""
     if args.port == "sim":
-        from est.boards.top import board_ident, build_core
+        from est.boards.top import bare_core_bridge, board_bridge
         from est.sim.board_sim import SimulatedSerial
 
-        net, core, _ = build_core(build)
-        return SimulatedSerial(core, in_bits, board_ident(net, core, ir_hash(build)))
+        make = bare_core_bridge(build) if args.load else board_bridge(build)[0]
+        return SimulatedSerial(make)
     import serial
 
     try:
@@ -116,6 +117,10 @@ def configure_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", type=Path,
                         help="[bins, n_in] .npy of 0/1 spikes, or counts for a network of "
                              "count inputs (default: the build's stimulus)")
+    parser.add_argument("--load", action="store_true",
+                        help="a core build: load its program, weights and thresholds into the "
+                             "board's core first (no synthesis: the board runs a core build's "
+                             "bitstream of the same core)")
     parser.add_argument("-o", "--out", type=Path, help="output folder (default: BUILD/run)")
 
 
@@ -138,15 +143,33 @@ def run_host(args: argparse.Namespace) -> int:
     from est.sim.cli import build_stimulus, readout_scale
     from est.sim.interpreter import run
     from est.sim.trace import compare
-    from est.sim.words import decode_outputs
+    from est.sim.words import decode_outputs, encode_inputs
 
     net = load(args.build)
-    fields, scale = net.output_fields(trace=False), readout_scale(net)
+    top = json.loads((args.build / "top.json").read_text())
     stimulus, source = build_stimulus(args.build, args.input, net)
-    in_bits = net.n_in * net.input_bits
-    port = _open_port(args, args.build, in_bits)
+    if top.get("backend") == "core":
+        from est.boards.top import board_program
+
+        prog = board_program(args.build)
+        in_bits = 16 * prog.input.words
+        words_in = [prog.input_word(x) for x in np.asarray(stimulus, np.int64)]
+    elif args.load:
+        raise EstError(f"--load: {args.build} is a dataflow build, whose model is in its "
+                       f"bitstream; compile with --backend core to load a model at run time")
+    else:
+        prog, in_bits = None, net.n_in * net.input_bits
+        words_in = encode_inputs(stimulus, net.input_bits)
+    port = _open_port(args, args.build)
     try:
         link = BoardLink(port)
+        if args.load:
+            print(f"est-run: loading {args.build} into the core on {args.port} "
+                  f"({plural(len(prog.weights), 'weight word')}) ...", flush=True)
+            with tqdm(total=len(prog.weights) + len(prog.thresholds) + len(prog.biases)
+                      + len(prog.constants), unit="word", disable=args.quiet,
+                      leave=False) as bar:
+                link.load(prog, ir_hash(args.build), bar.update)
         ident = link.check(ir_hash(args.build), in_bits)
         print(f"est-run: board on {args.port}: est {ident.version}, network "
               f"{ident.ir_hash.hex()}, {plural(net.n_in, 'input')} of "
@@ -154,17 +177,27 @@ def run_host(args: argparse.Namespace) -> int:
               f"{plural(len(stimulus), 'bin')} of {source}", flush=True)
         t0 = time.perf_counter()
         with tqdm(total=len(stimulus), unit="bin", disable=args.quiet, leave=False) as bar:
-            words = link.run(stimulus, net.input_bits, bar.update)
+            words = link.stream(words_in, bar.update)
         seconds = time.perf_counter() - t0
     finally:
         port.close()
-    board = decode_outputs(fields, words, {"source": f"board:{args.port}"})
-    readout = board.arrays[fields[0][0]]
+    if prog is not None:
+        from est.compiler.program import decode_trace
+
+        board = decode_trace(prog, [prog.output_words(w) for w in words],
+                             {"source": f"board:{args.port}"})
+        head = prog.outputs[0].tensor
+    else:
+        fields = net.output_fields(trace=False)
+        board = decode_outputs(fields, words, {"source": f"board:{args.port}"})
+        head = fields[0][0]
+    readout, scale = board.arrays[head], readout_scale(net)
     check = compare(run(net, stimulus)[0], board)
     summary = {"build": str(args.build), "port": args.port, "input": str(source),
                "bins": len(stimulus), "seconds": round(seconds, 3),
                "bins_per_second": round(len(stimulus) / seconds, 1),
                "recoveries": link.recoveries, "ir_hash": ident.ir_hash.hex(),
+               "loaded": args.load, "backend": top.get("backend", "dataflow"),
                "golden_mismatches": check.mismatches, "golden_values": check.values_compared}
     with staged_output(out, "run.json", "choose another -o") as tmp:
         log_rate = readout / scale

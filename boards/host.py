@@ -58,16 +58,16 @@ class BoardLink:
 
     def _unexpected(self, kind: int, request: str) -> EstError:
         hint = (" (the port echoes what we send: a loopback, or not an est board)"
-                if kind in (p.IDENTIFY, p.RESET, p.BIN, p.RESEND) else "")
+                if kind in (p.IDENTIFY, p.RESET, p.BIN, p.RESEND, p.LOAD, p.MODEL) else "")
         return EstError(f"unexpected reply type 0x{kind:02x} to {request}{hint}")
 
-    def _simple(self, kind: int, reply_kind: int, name: str) -> bytes:
-        """A request without payload (idempotent) whose reply is ``reply_kind``; sent again
-        when the reply is damaged, lost or an error."""
+    def _simple(self, kind: int, reply_kind: int, name: str, payload: bytes = b"") -> bytes:
+        """An idempotent request whose reply is ``reply_kind``; sent again when the reply is
+        damaged, lost or an error."""
         for _ in range(self.retries):
-            self._send(kind)
+            self._send(kind, payload)
             reply = self.read_frame()
-            while reply is not None and reply[0] in (p.IDENT, p.RESET_DONE, p.OUTPUT) \
+            while reply is not None and reply[0] in (p.IDENT, p.RESET_DONE, p.OUTPUT, p.LOADED) \
                     and reply[0] != reply_kind:  # a stale reply to an earlier request
                 reply = self.read_frame()
             if reply is None:
@@ -76,6 +76,9 @@ class BoardLink:
             if reply[0] == reply_kind:
                 return reply[1]
             if reply[0] == p.ERROR:
+                if reply[1] == bytes([p.NO_MODEL]):
+                    raise EstError(f"the board has no whole model (a load was interrupted): "
+                                   f"load one (est-run BUILD --load) before {name}")
                 self.recoveries += 1
                 continue
             raise self._unexpected(reply[0], name)
@@ -140,6 +143,10 @@ class BoardLink:
                                    f"link lost step; reset and stream again")
                 not_applied = last == p.RESEND  # else a stale copy: keep reading
             elif kind == p.ERROR and data:
+                if data[0] == p.NO_MODEL:
+                    raise EstError(f"bin {self.bins}: the board has no whole model any more (a "
+                                   f"damaged frame was taken for a LOAD): load it again "
+                                   f"(est-run BUILD --load) and stream again")
                 self.recoveries += data[0] != p.NO_OUTPUT
                 not_applied = data[0] != p.NO_OUTPUT or last == p.RESEND
                 if data[0] != p.NO_OUTPUT:  # the last request was rejected: send it again
@@ -155,11 +162,79 @@ class BoardLink:
     def run(self, stimulus: np.ndarray, bits: int = 1,
             progress: Callable[[int], None] | None = None) -> list[int]:
         """Reset, then stream every bin of ``stimulus`` ([bins, n_in] of counts of ``bits``
-        bits; 0/1 spikes for 1): the output words."""
+        bits; 0/1 spikes for 1) through a dataflow top: the output words."""
+        return self.stream(encode_inputs(stimulus, bits), progress)
+
+    def stream(self, words: list[int], progress: Callable[[int], None] | None = None
+               ) -> list[int]:
+        """Reset, then apply one bin per input word (as :meth:`step` takes it): the output
+        words."""
         self.reset()
-        words = []
-        for word in encode_inputs(stimulus, bits):
-            words.append(self.step(word))
+        out = []
+        for word in words:
+            out.append(self.step(word))
             if progress is not None:
                 progress(1)
-        return words
+        return out
+
+    def load(self, prog, ir_hash: bytes, progress: Callable[[int], None] | None = None
+             ) -> p.Ident:
+        """Put ``prog`` (a :class:`~est.compiler.program.Program` compiled for the board's
+        core, without trace) into a core top at run time: its memory images in LOAD frames of
+        up to ``LOAD_WORDS`` words, then MODEL with ``ir_hash``; returns the new IDENT.
+
+        A LOAD writes its words as they arrive, so a damaged header may have written some in
+        the wrong place: any rejected, lost or damaged LOAD starts the whole load again (the
+        board reports no model until the MODEL at its end), at most ``retries`` times.
+        ``progress(n)``: n more words loaded."""
+        from est.boards.top import core_ident
+        from est.hw.core import MEM_START, load_layout, load_words
+
+        ident = self.identify()
+        want = core_ident(prog, ir_hash)
+        if ident.core == p.NO_CORE:
+            raise EstError("the board runs a dataflow top, which has its model in the "
+                           "bitstream: --load needs a board programmed with a core build's "
+                           "bitstream (est-compile --backend core, est-synth)")
+        if ident.core != want.core:
+            raise EstError(f"the board's core is {ident.core.hex()}, the build was compiled for "
+                           f"core {want.core.hex()} ({prog.spec.as_dict()}): compile for the "
+                           f"board's core (est-compile --backend core --board ...)")
+        word_bytes = -(-load_layout(prog.spec).members["data"].width // 8)
+        frames = []
+        for w in load_words(prog):
+            if w["mem"] == MEM_START:
+                continue
+            last = frames[-1] if frames else None
+            if (last and last[0] == w["mem"] and last[1] + len(last[2]) == w["addr"]
+                    and len(last[2]) < p.LOAD_WORDS):
+                last[2].append(w["data"])
+            else:
+                frames.append((w["mem"], w["addr"], [w["data"]]))
+        for _ in range(self.retries):
+            if self._load_frames(frames, word_bytes, progress):
+                break
+        else:
+            raise EstError(f"the load did not get through after {self.retries} attempts: "
+                           f"check the line (baud rate, cable)")
+        self.ident = p.Ident.parse(self._simple(p.MODEL, p.IDENT, "MODEL",
+                                                want.model_payload()))
+        self.bins = 0
+        if self.ident.ir_hash != ir_hash:
+            raise EstError(f"after MODEL the board reports IR hash {self.ident.ir_hash.hex()}, "
+                           f"not {ir_hash.hex()}")
+        return self.ident
+
+    def _load_frames(self, frames: list, word_bytes: int, progress) -> bool:
+        """Send every LOAD frame once; False at the first that does not come back LOADED."""
+        for mem, addr, words in frames:
+            payload = (bytes([mem]) + addr.to_bytes(2, "little")
+                       + b"".join(w.to_bytes(word_bytes, "little") for w in words))
+            self._send(p.LOAD, payload)
+            reply = self.read_frame()
+            if reply != (p.LOADED, bytes([mem]) + (addr + len(words)).to_bytes(2, "little")):
+                self._drain()
+                return False
+            if progress is not None:
+                progress(len(words))
+        return True

@@ -5,9 +5,13 @@ A frame is ``SYNC type len_lo len_hi payload[len] crc``: ``crc`` is CRC-8 (polyn
 initial value 0, no reflection: CRC-8/SMBUS) over ``type``, the two length bytes and the
 payload. The host sends one request and waits for its reply; every request gets exactly one
 reply frame (or none when its first byte was lost, which the host's timeout catches).
+
+A board top built for the core backend (:class:`est.boards.top.CoreBridge`) also takes LOAD
+and MODEL: a new model goes into its memories at run time, without synthesis.
 """
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +20,7 @@ from amaranth.lib.crc import catalog
 from est import EstError
 from est.hw.synapse import ceil_div
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 SYNC = 0xA5
 
 # requests (host -> board)
@@ -24,11 +28,14 @@ IDENTIFY = 0x01  # len 0 -> IDENT
 RESET = 0x02  # len 0 -> RESET_DONE: the network restarts from its reset state, bin index 0
 BIN = 0x03  # len ceil(in_bits / 8): one bin's input word -> OUTPUT
 RESEND = 0x04  # len 0 -> the last OUTPUT again (or ERROR NO_OUTPUT)
+LOAD = 0x05  # core tops: mem (1), first address (u16), 1..LOAD_WORDS words -> LOADED
+MODEL = 0x06  # core tops: IR hash (8), in_bits (u16), out_bits (u16): start it -> IDENT
 
 # replies (board -> host)
 IDENT = 0x81  # payload: see Ident
 RESET_DONE = 0x82  # len 0
 OUTPUT = 0x83  # payload: bins since reset, this one included (u16, wraps), the output word
+LOADED = 0x85  # payload: mem (1), the address after the last word written (u16)
 ERROR = 0xEE  # payload: one error code
 
 BAD_CRC = 1  # the frame's checksum did not match: it was not executed
@@ -36,9 +43,19 @@ BAD_TYPE = 2  # unknown request type
 BAD_LENGTH = 3  # length not the one its type needs (a long frame is skipped to its end)
 TIMEOUT = 4  # the line went quiet in the middle of a frame (truncated frame)
 NO_OUTPUT = 5  # RESEND before any bin since reset
+NO_MODEL = 6  # BIN, RESET or RESEND on a core top between a LOAD and the MODEL that ends it
 
 IR_HASH_BYTES = 8
-IDENT_BYTES = 1 + 3 + IR_HASH_BYTES + 2 + 2
+CORE_ID_BYTES = 8
+IDENT_BYTES = 1 + 3 + IR_HASH_BYTES + 2 + 2 + CORE_ID_BYTES
+MODEL_BYTES = IR_HASH_BYTES + 2 + 2
+LOAD_WORDS = 16  # the most words one LOAD frame carries
+# A core top's frame buffer (one 512 x 8 block RAM): a BIN's input bytes, the MODEL payload
+# (what IDENT reports), a bin's output words.
+CORE_IN_BYTES = 112
+CORE_MODEL_BASE = CORE_IN_BYTES
+CORE_OUT_BASE = 128
+CORE_OUT_BYTES = 512 - CORE_OUT_BASE
 
 
 def crc8(data: bytes) -> int:
@@ -60,19 +77,34 @@ def ir_hash(build: Path) -> bytes:
     return hashlib.sha256(path.read_bytes()).digest()[:IR_HASH_BYTES]
 
 
+def core_id(spec) -> bytes:
+    """The first bytes of the SHA-256 of a :class:`~est.compiler.program.CoreSpec`: a program
+    compiled for one core runs only on a core of the same spec."""
+    text = json.dumps(spec.as_dict(), sort_keys=True)
+    return hashlib.sha256(text.encode()).digest()[:CORE_ID_BYTES]
+
+
+NO_CORE = bytes(CORE_ID_BYTES)  # the core id of a dataflow top: it takes no LOAD
+
+
 @dataclass(frozen=True)
 class Ident:
-    """What a board answers to IDENTIFY."""
+    """What a board answers to IDENTIFY (and a core top to MODEL)."""
     protocol: int
     version: str  # major.minor.patch: a byte each in the payload
-    ir_hash: bytes
-    in_bits: int  # the input word: inputs x bits per input count
-    out_bits: int
+    ir_hash: bytes  # all zero on a core top between a LOAD and its MODEL
+    in_bits: int  # the input word: inputs x bits per input count (core: 16 x input words)
+    out_bits: int  # the output word (core: 32 x output words)
+    core: bytes = NO_CORE  # :func:`core_id` of a core top
 
     def payload(self) -> bytes:
         version = ([int(p) for p in self.version.split(".")[:3]] + [0, 0, 0])[:3]
-        return (bytes([self.protocol, *version]) + self.ir_hash
-                + self.in_bits.to_bytes(2, "little") + self.out_bits.to_bytes(2, "little"))
+        return bytes([self.protocol, *version]) + self.model_payload() + self.core
+
+    def model_payload(self) -> bytes:
+        """The MODEL payload that makes a core top report this: IR hash, in_bits, out_bits."""
+        return (self.ir_hash + self.in_bits.to_bytes(2, "little")
+                + self.out_bits.to_bytes(2, "little"))
 
     @classmethod
     def parse(cls, payload: bytes) -> "Ident":
@@ -81,7 +113,7 @@ class Ident:
                            f"device does not speak est protocol {PROTOCOL_VERSION}")
         return cls(payload[0], ".".join(str(b) for b in payload[1:4]), bytes(payload[4:12]),
                    int.from_bytes(payload[12:14], "little"),
-                   int.from_bytes(payload[14:16], "little"))
+                   int.from_bytes(payload[14:16], "little"), bytes(payload[16:24]))
 
     @property
     def in_bytes(self) -> int:

@@ -9,9 +9,8 @@ import time
 from pathlib import Path
 
 from est import EstError, toolenv
-from est.boards.protocol import ir_hash
 from est.boards.spec import Board
-from est.boards.top import BoardTop, board_ident, build_core
+from est.boards.top import BoardTop, board_bridge
 from est.compiler.costs import logic_fit
 from est.compiler.graph import load
 from est.sim.rtl import in_background
@@ -151,8 +150,16 @@ def failure(out: Path, board: Board, returncode: int) -> SynthesisFailed:
 def pre_synthesis_check(build: Path, board: Board, force: bool = False) -> dict:
     """The fit check's logic verdict (:func:`est.boards.spec.logic_verdict`) for ``build`` on
     ``board``, before any tool runs: an :class:`EstError` when the estimate is above the margin
-    (unless ``force``), a printed warning when it is in the band where placement is uncertain."""
-    verdict = logic_fit(load(build), json.loads((build / "top.json").read_text())["lanes"], board)
+    (unless ``force``), a printed warning when it is in the band where placement is uncertain.
+    A core build has no logic estimate (the core's size does not depend on the model: see
+    bench/results/core.json): None."""
+    top = json.loads((build / "top.json").read_text())
+    if top.get("backend") == "core":
+        if top["board"] != board.name:
+            raise EstError(f"{build} was compiled for {top['board']}'s core; est-compile it "
+                           f"again with --board {board.name}")
+        return None
+    verdict = logic_fit(load(build), top["lanes"], board)
     if verdict["verdict"] == "over":
         if not force:
             raise EstError(f"refused before synthesis: {verdict['message']}; --force runs "
@@ -168,8 +175,8 @@ def synthesize(build: Path, board: Board, out: Path, force: bool = False) -> dic
     :func:`pre_synthesis_check`); return the report, or raise :class:`SynthesisFailed`."""
     toolenv.apply()
     fit = pre_synthesis_check(build, board, force)
-    graph, core, cycles = build_core(build, board)
-    board_top = BoardTop(core, board_ident(graph, core, ir_hash(build)))
+    make_bridge, cycles = board_bridge(build, board)
+    board_top = BoardTop(make_bridge)
     t0 = time.perf_counter()
     module, cls = board.platform.split(":")
     platform = getattr(importlib.import_module(module), cls)()
@@ -199,7 +206,7 @@ def synthesize(build: Path, board: Board, out: Path, force: bool = False) -> dic
         "latency_us_at_board_clock": round(cycles / clock_mhz, 3),
         "latency_us_at_fmax": round(cycles / result["fmax_mhz"], 3),
         "bins_per_second_at_board_clock": round(board.clock_hz / cycles, 1),
-        "fit_check": {k: fit[k] for k in ("verdict", "estimate", "available", "warn_above",
-                                          "refuse_above")},
+        "fit_check": fit and {k: fit[k] for k in ("verdict", "estimate", "available",
+                                                   "warn_above", "refuse_above")},
     })
     return result

@@ -194,6 +194,20 @@ class Program:
         """One bin's input vector as the words the core's ``i`` stream takes."""
         return vector_words(x, self.input)
 
+    @property
+    def output_word_count(self) -> int:
+        """The 32-bit words the core sends a bin."""
+        return sum(f.words for f in self.outputs)
+
+    def input_word(self, x: np.ndarray) -> int:
+        """One bin's input words as one integer, the first word lowest: what a BIN frame to a
+        core top carries (16 bits a word)."""
+        return sum(w << (CoreSpec.ACT_BITS * k) for k, w in enumerate(self.input_words(x)))
+
+    def output_words(self, word: int) -> list[int]:
+        """An OUTPUT frame's integer from a core top split into the core's 32-bit words."""
+        return [(word >> (32 * k)) & 0xFFFFFFFF for k in range(self.output_word_count)]
+
     def listing(self) -> str:
         """The program as text: per instruction its address in the weight memory, the graph
         node it runs for, its opcode and its nonzero fields (docs/core.md names them)."""
@@ -520,6 +534,17 @@ def decode_words(prog: Program, words: list[int]) -> dict[str, np.ndarray]:
     if pos != len(words):
         raise EstError(f"expected {pos} output words a bin, got {len(words)}")
     return out
+
+
+def decode_trace(prog: Program, words: list[list[int]], meta: dict):
+    """Every bin's output words (a list a bin) as a trace of the tensors they hold."""
+    from est.sim.trace import Trace
+
+    arrays = {f.tensor: np.zeros((len(words), f.n), np.int64) for f in prog.outputs}
+    for t, bin_words in enumerate(words):
+        for name, value in decode_words(prog, [int(w) for w in bin_words]).items():
+            arrays[name][t] = value
+    return Trace(arrays, {"network": prog.name, "bins": len(words), **meta})
 
 
 def neuron_fields(leak_shift: int | None, v_bits: int, reset: str = "subtract") -> dict:

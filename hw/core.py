@@ -30,8 +30,10 @@ word), with no stalls on ``i`` and ``o``.
 Ports: ``load`` (stream of ``mem``, ``addr``, ``data``: write a word of memory ``mem``, 1
 weights (the program's words first), 2 thresholds, 3 biases, 4 activations; ``mem`` 7 starts
 a stream: bin 0, every membrane
-and history zero), taken only between bins or while halted; ``i`` stream of 16-bit input words
-(``Program.input_words``); ``o`` stream of 32-bit output words; ``bin`` the bin counter.
+and history zero), taken only between bins or while halted; ``halt``: while high the core
+stops wherever it is and takes ``load`` words (a model being replaced; ``mem`` 7 restarts it
+once ``halt`` is low); ``i`` stream of 16-bit input words (``Program.input_words``); ``o``
+stream of 32-bit output words; ``bin`` the bin counter.
 """
 
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
@@ -98,7 +100,7 @@ class Core(wiring.Component):
         super().__init__({"load": In(stream.Signature(load_layout(spec))),
                           "i": In(stream.Signature(unsigned(CoreSpec.ACT_BITS))),
                           "o": Out(stream.Signature(unsigned(32))),
-                          "bin": Out(CoreSpec.BIN_BITS)})
+                          "halt": In(1), "bin": Out(CoreSpec.BIN_BITS)})
 
     def elaborate(self, platform):
         m = Module()
@@ -465,7 +467,9 @@ class Core(wiring.Component):
             with m.Case(_State.HALT):
                 pass
 
-        with m.If(loading & (self.load.payload.mem == MEM_START)):
+        with m.If(self.halt):
+            m.d.sync += state.eq(_State.HALT)
+        with m.Elif(loading & (self.load.payload.mem == MEM_START)):
             m.d.sync += [t.eq(0), age.eq(0), j.eq(0), fetch.eq(0), part.eq(0),
                          state.eq(_State.CLEAR)]
         return m

@@ -2,7 +2,8 @@
 
 :class:`SimulatedSerial` has the part of pyserial's ``Serial`` that :mod:`est.boards.host`
 uses (``write``, ``read`` with a timeout, ``reset_input_buffer``, ``close``). Behind it,
-:class:`est.boards.top.FrameBridge` around a compiled network runs in amaranth.sim: written
+a board top's bridge (:class:`est.boards.top.FrameBridge` around a compiled network, or
+:class:`est.boards.top.CoreBridge` around the core) runs in amaranth.sim: written
 bytes go onto its ``rx`` line bit by bit (8N1) and its ``tx`` line is decoded back into bytes,
 so the UART, the frame parser, the core and the reply framer are all exercised.
 """
@@ -11,21 +12,21 @@ from collections import deque
 
 from amaranth.sim import Simulator
 
-from est.boards.top import FrameBridge
-
 PERIOD = 1e-6  # simulated seconds per clock cycle (any value: only cycles matter)
 
 
 class SimulatedSerial:
-    """A pyserial-like port whose far end is ``FrameBridge(core, ...)`` in amaranth.sim."""
+    """A pyserial-like port whose far end is a board top's bridge in amaranth.sim."""
 
-    def __init__(self, core, in_bits: int, ident: bytes, divisor: int = 4,
-                 frame_timeout_bits: int = 40, read_timeout_cycles: int | None = None):
-        """``divisor``: clock cycles per UART bit; ``frame_timeout_bits``: the bridge's idle
-        time (in bit times) before it answers a truncated frame; ``read_timeout_cycles``:
-        how long ``read`` waits (default: the frame timeout plus a generous bin time)."""
+    def __init__(self, make_bridge, divisor: int = 4, frame_timeout_bits: int = 40,
+                 read_timeout_cycles: int | None = None):
+        """``make_bridge(divisor, timeout_cycles)``: the bridge
+        (:func:`est.boards.top.board_bridge`); ``divisor``: clock cycles per UART bit;
+        ``frame_timeout_bits``: the bridge's idle time (in bit times) before it answers a
+        truncated frame; ``read_timeout_cycles``: how long ``read`` waits (default: the frame
+        timeout plus a generous bin time)."""
         self.divisor = divisor
-        self.dut = FrameBridge(core, in_bits, divisor, ident, frame_timeout_bits * divisor)
+        self.dut = make_bridge(divisor, frame_timeout_bits * divisor)
         self.read_timeout_cycles = read_timeout_cycles or (
             4 * frame_timeout_bits * divisor + 200_000)
         self._to_board: deque[int] = deque()

@@ -30,7 +30,7 @@ def readout_scale(graph) -> np.ndarray:
 def simulate_core_build(build: Path, simulator: str, stimulus: np.ndarray,
                         stall_seed: int | None, scoreboard: bool):
     """A core build's program on the core's gateware (amaranth.sim, or Verilator / Icarus
-    in ``build/core_<simulator>``), loaded through its ``load`` port, as an
+    in ``build/core_rtl``, one Verilog file for both), loaded through its ``load`` port, as an
     :class:`~est.sim.rtl.RTLRun` (latencies: cycles from one bin's first input word to the
     next's); ``scoreboard``: count the bins that differ from
     ``golden.npz`` (the stimulus is the build's)."""
@@ -43,7 +43,7 @@ def simulate_core_build(build: Path, simulator: str, stimulus: np.ndarray,
     if simulator == "amaranth":
         result = simulate_core(prog.spec, runs, stall_seed=stall_seed)
     else:
-        result = simulate_core_rtl(prog.spec, runs, simulator, build / f"core_{simulator}",
+        result = simulate_core_rtl(prog.spec, runs, simulator, build / "core_rtl",
                                    stall_seed)
     trace = result.traces[0]
     trace.meta.update(source=f"{simulator}-core", network=prog.name)

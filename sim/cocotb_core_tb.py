@@ -29,7 +29,7 @@ async def run_programs(dut):
     Clock(dut.clk, 10, unit="ns").start()
     await FallingEdge(dut.clk)
     dut.rst.value = 1
-    for name in ("load__valid", "i__valid", "o__ready"):
+    for name in ("load__valid", "i__valid", "o__ready", "halt"):
         getattr(dut, name).value = 0
     await ClockCycles(dut.clk, 3)
     dut.rst.value = 0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from est.compiler.program import OPCODES, VEC_OPS, CoreSpec, Program, decode_words
+from est.compiler.program import OPCODES, VEC_OPS, CoreSpec, Program, decode_trace
 from est.sim.golden import leak, lfsr_step, signed_range
 from est.sim.trace import Trace
 from est.sim.words import unpack
@@ -209,13 +209,8 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
             counts["cycles"][bin_] += fetch + body
         words.append(out)
         cycles.append(clock)
-    bins = len(words)
-    arrays = {f.tensor: np.zeros((bins, f.n), np.int64) for f in prog.outputs}
-    for t_, w in enumerate(words):
-        for name, value in decode_words(prog, w).items():
-            arrays[name][t_] = value
-    return CoreRun(Trace(arrays, {"source": "core_model", "network": prog.name, "bins": bins}),
-                   words, cycles, by_op, per_node)
+    return CoreRun(decode_trace(prog, words, {"source": "core_model"}), words, cycles, by_op,
+                   per_node)
 
 
 def cost_report(prog: Program, result: CoreRun) -> dict:

@@ -15,7 +15,7 @@ from amaranth import Shape
 from amaranth.sim import Simulator
 
 from est import EstError
-from est.compiler.program import CoreSpec, Program, decode_words
+from est.compiler.program import CoreSpec, Program, decode_trace
 from est.hw.core import Core, load_words
 from est.sim.trace import Trace
 
@@ -75,7 +75,7 @@ def simulate_core(spec: CoreSpec, runs: list[tuple[Program, np.ndarray]],
             if k or not preload:
                 for word in load_words(prog):
                     await put(ctx, core.load, word)
-            n_words = sum(f.words for f in prog.outputs)
+            n_words = prog.output_word_count
             starts, words = [], []
             for x in np.asarray(stimulus, np.int64):
                 for w, word in enumerate(prog.input_words(x)):
@@ -83,12 +83,7 @@ def simulate_core(spec: CoreSpec, runs: list[tuple[Program, np.ndarray]],
                     if w == 0:
                         starts.append(clock[0])
                 words.append([await get(ctx) for _ in range(n_words)])
-            arrays = {f.tensor: np.zeros((len(words), f.n), np.int64) for f in prog.outputs}
-            for t, bin_words in enumerate(words):
-                for name, value in decode_words(prog, bin_words).items():
-                    arrays[name][t] = value
-            traces.append(Trace(arrays, {"source": "amaranth-core", "network": prog.name,
-                                         "bins": len(words)}))
+            traces.append(decode_trace(prog, words, {"source": "amaranth-core"}))
             cycles.append(list(np.diff(starts)))
 
     sim = Simulator(core)
@@ -102,8 +97,9 @@ def simulate_core(spec: CoreSpec, runs: list[tuple[Program, np.ndarray]],
 def simulate_core_rtl(spec: CoreSpec, runs: list[tuple[Program, np.ndarray]], simulator: str,
                       work: Path, stall_seed: int | None = None) -> CoreSimRun:
     """The same as :func:`simulate_core` on Verilator or Icarus through cocotb
-    (:mod:`est.sim.cocotb_core_tb`): the core's Verilog (no model in it) in ``work``, each
-    program loaded through its ``load`` port in turn."""
+    (:mod:`est.sim.cocotb_core_tb`): the core's Verilog (no model in it) in ``work`` (written
+    once per spec: ``core.json`` names the spec of ``core.v``), each program loaded through its
+    ``load`` port in turn."""
     from amaranth.back import verilog
 
     from est.hw.core import load_layout
@@ -112,8 +108,11 @@ def simulate_core_rtl(spec: CoreSpec, runs: list[tuple[Program, np.ndarray]], si
     require_simulator(simulator)
     work = Path(work).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    source = work / "core.v"
-    source.write_text(verilog.convert(Core(spec), name="top", emit_src=False))
+    source, stamp = work / "core.v", work / "core.json"
+    spec_json = json.dumps(spec.as_dict(), sort_keys=True)
+    if not (source.is_file() and stamp.is_file() and stamp.read_text() == spec_json):
+        source.write_text(verilog.convert(Core(spec), name="top", emit_src=False))
+        stamp.write_text(spec_json)
     layout = load_layout(spec)
     offsets, pos = {}, 0
     for name, shape in layout.members.items():
@@ -122,7 +121,7 @@ def simulate_core_rtl(spec: CoreSpec, runs: list[tuple[Program, np.ndarray]], si
     job = {"stall_seed": stall_seed, "runs": [
         {"load": [str(sum(w[k] << offsets[k] for k in w)) for w in load_words(prog)],
          "inputs": [prog.input_words(x) for x in np.asarray(stimulus, np.int64)],
-         "out_words": sum(f.words for f in prog.outputs)} for prog, stimulus in runs]}
+         "out_words": prog.output_word_count} for prog, stimulus in runs]}
     (work / "job.json").write_text(json.dumps(job))
     out = work / "words.npz"
     out.unlink(missing_ok=True)
@@ -137,12 +136,6 @@ def simulate_core_rtl(spec: CoreSpec, runs: list[tuple[Program, np.ndarray]], si
     traces, cycles = [], []
     with np.load(out, allow_pickle=False) as npz:
         for k, (prog, _) in enumerate(runs):
-            words = npz[f"run{k}"]
-            arrays = {f.tensor: np.zeros((len(words), f.n), np.int64) for f in prog.outputs}
-            for t, bin_words in enumerate(words):
-                for name, value in decode_words(prog, [int(w) for w in bin_words]).items():
-                    arrays[name][t] = value
-            traces.append(Trace(arrays, {"source": f"{simulator}-core", "network": prog.name,
-                                         "bins": len(words)}))
+            traces.append(decode_trace(prog, npz[f"run{k}"], {"source": f"{simulator}-core"}))
             cycles.append(list(np.diff(npz[f"starts{k}"])))
     return CoreSimRun(traces, cycles, time.perf_counter() - t0)

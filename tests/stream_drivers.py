@@ -3,7 +3,7 @@ its serial port (tests only)."""
 
 import random
 
-from est.boards.top import board_ident
+from est.boards.top import board_ident, dataflow_bridge
 from est.hw.dataflow import DataflowTop
 from est.sim.amaranth_sim import run_bench, stream_get, stream_put
 from est.sim.board_sim import SimulatedSerial
@@ -52,7 +52,7 @@ def spine_port(read_timeout_cycles: int = 3000):
     """A spiking MLP's dataflow top without trace (as on a board) behind the simulated UART."""
     graph = random_mlp_graph(3, n_in=11, hidden=(9,), n_out=3)
     core = DataflowTop(graph, 2, trace=False)
-    port = SimulatedSerial(core, graph.n_in, board_ident(graph, core, HASH),
+    port = SimulatedSerial(dataflow_bridge(core, graph.n_in, board_ident(graph, core, HASH)),
                            read_timeout_cycles=read_timeout_cycles)
     return graph, port
 

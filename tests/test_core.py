@@ -70,11 +70,18 @@ def test_est_graphs_on_one_core_are_bit_exact_with_stalls():
         assert cycles == core_model.run(prog, x).cycles[:-1]
 
 
+@pytest.fixture(scope="module")
+def rtl_work(tmp_path_factory):
+    """One folder for both simulators: the core's Verilog is written once."""
+    return tmp_path_factory.mktemp("core_rtl")
+
+
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
-def test_an_est_and_an_mlp_on_one_core_in_rtl_simulators(simulator, tmp_path):
+def test_an_est_and_an_mlp_on_one_core_in_rtl_simulators(simulator, rtl_work):
     """The core's Verilog with no model in it: an EST (CPG, mask, SDSA, SEW add, TPU) then an
     MLP loaded through the load port, with random stalls (Icarus) or none (Verilator: cycles
     equal to the model's)."""
+    tmp_path = rtl_work
     spec = CoreSpec(lanes=4, weight_bits=8, weight_words=2048, act_words=512,
                     neuron_words=128, acc_words=4)
     graphs = [random_est_graph(1, blocks=1),

@@ -1,5 +1,6 @@
 """The host library (boards/host.py) and est-run: BoardLink talks through a bit-level
-simulated UART to the board top (FrameBridge + compiled network) in amaranth.sim; predictions
+simulated UART to the board top (FrameBridge + compiled network, or CoreBridge + the core,
+models loaded at run time) in amaranth.sim; predictions
 equal the golden model's, and damaged, truncated or lost frames in either direction get an
 error reply or a retry, after which the link goes on with no bin applied twice or skipped."""
 
@@ -16,13 +17,15 @@ from stream_drivers import HASH, spine_port
 from est import EstError
 from est.boards import protocol as p
 from est.boards.host import BoardLink
-from est.boards.top import board_ident
+from est.boards.top import CoreBridge, board_ident, dataflow_bridge
+from est.compiler.program import CoreSpec, compile_program, decode_trace
+from est.hw.core import Core
 from est.hw.dataflow import DataflowTop
 from est.sim.board_sim import SimulatedSerial
 from est.sim.interpreter import run
 from est.sim.trace import Trace, compare
 from est.sim.words import decode_outputs
-from netgen import random_est_graph, random_stimulus
+from netgen import random_est_graph, random_mlp_graph, random_stimulus
 
 BIN = Path(sys.executable).parent
 
@@ -98,7 +101,7 @@ def test_host_library_runs_an_est_bit_exact():
                              d=4, blocks=1, heads=2, hidden=5)
     stimulus = random_stimulus(5, 20, graph.n_in, rate=0.4)
     core = DataflowTop(graph, 2, trace=False, state_in_logic=False)
-    port = SimulatedSerial(core, graph.n_in, board_ident(graph, core, HASH),
+    port = SimulatedSerial(dataflow_bridge(core, graph.n_in, board_ident(graph, core, HASH)),
                            read_timeout_cycles=20_000)
     link = BoardLink(port)
     link.check(HASH, graph.n_in)
@@ -166,7 +169,8 @@ def test_host_library_streams_count_inputs_bit_exact():
     stimulus = random_stimulus(6, 15, graph.n_in, rate=3.0, bits=3)
     assert stimulus.max() == 7 and graph.input_bits == 3
     core = DataflowTop(graph, 2, trace=False, state_in_logic=False)
-    port = SimulatedSerial(core, 15, board_ident(graph, core, HASH), read_timeout_cycles=20_000)
+    port = SimulatedSerial(dataflow_bridge(core, 15, board_ident(graph, core, HASH)),
+                           read_timeout_cycles=20_000)
     link = BoardLink(port)
     ident = link.check(HASH, 15)
     assert (ident.in_bits, ident.in_bytes) == (15, 2)
@@ -175,3 +179,68 @@ def test_host_library_streams_count_inputs_bit_exact():
     assert result.bins == 15 and result.mismatches == 0, result.first
     with pytest.raises(EstError, match="the board takes 15 input bits a bin, the build 5"):
         BoardLink(port).check(HASH, 5)
+
+
+SPEC = CoreSpec(lanes=4, weight_bits=8, weight_words=1024, act_words=256, neuron_words=64,
+                acc_words=8)
+
+
+def bare_core_port() -> SimulatedSerial:
+    """A core top with no model in it (as a core bitstream built without one) behind the
+    simulated UART."""
+    ident = p.Ident(p.PROTOCOL_VERSION, "0.1.0", bytes(8), 0, 0, p.core_id(SPEC))
+    return SimulatedSerial(lambda d, t: CoreBridge(Core(SPEC), d, ident, t),
+                           read_timeout_cycles=20_000)
+
+
+def test_two_models_run_one_after_the_other_on_one_core_top():
+    """One core top, no synthesis in between: model A loaded and streamed, then B, then A
+    again, each bit-exact; a LOAD damaged on the line starts the load over; the board
+    reports no model (NO_MODEL, IR hash zero) until a load ends with MODEL."""
+    graphs = [random_mlp_graph(2, n_in=20, hidden=(10, 7), n_out=5, weight_bits=8),
+              random_mlp_graph(3, n_in=9, hidden=(6,), n_out=4, weight_bits=4)]
+    progs = [compile_program(g, SPEC, trace=False) for g in graphs]
+    hashes = [b"\xa1" * 8, b"\xb2" * 8]
+    line = FaultyLine(bare_core_port(), {(p.LOAD, 3): "flip"}, set())
+    link = BoardLink(line)
+    assert link.identify().ir_hash == bytes(8)
+    with pytest.raises(EstError, match="no whole model"):
+        link.reset()
+    for k in (0, 1, 0):
+        g, prog = graphs[k], progs[k]
+        x = random_stimulus(k, 6, g.n_in)
+        ident = link.load(prog, hashes[k])
+        assert (ident.ir_hash, ident.in_bits, ident.out_bits) == (
+            hashes[k], 16 * prog.input.words, 32 * prog.output_word_count)
+        words = link.stream([prog.input_word(row) for row in x])
+        board = decode_trace(prog, [prog.output_words(w) for w in words], {})
+        result = compare(run(g, x)[0], board)
+        assert result.bins == 6 and result.mismatches == 0, result.first
+    assert line.applied == [(p.LOAD, 3)] and link.recoveries == 1
+    assert line.counts[p.LOAD] > sum(1 for _ in progs[0].weights) // p.LOAD_WORDS
+
+
+def test_load_refuses_a_board_of_another_core_or_a_dataflow_top():
+    other = CoreSpec(lanes=4, weight_bits=8, weight_words=2048, act_words=256,
+                     neuron_words=64, acc_words=8)
+    prog = compile_program(random_mlp_graph(2, n_in=6, hidden=(4,), n_out=3), other,
+                           trace=False)
+    with pytest.raises(EstError, match="the board's core is .* compile for the board's core"):
+        BoardLink(bare_core_port()).load(prog, HASH)
+    _, port = spine_port()
+    with pytest.raises(EstError, match="runs a dataflow top"):
+        BoardLink(port).load(prog, HASH)
+
+
+def test_est_run_loads_a_core_build_into_a_bare_core(tmp_path, model_pt):
+    build = tmp_path / "core"
+    res = subprocess.run([BIN / "est-compile", model_pt, "-o", build, "--backend", "core",
+                          "--bins", "5", "--no-trace"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    res = subprocess.run([BIN / "est-run", build, "--port", "sim", "--load"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert "all 30 readout values equal the golden model's" in res.stdout
+    summary = json.loads((build / "run" / "run.json").read_text())
+    assert summary["loaded"] and summary["backend"] == "core"
+    assert summary["golden_mismatches"] == 0

@@ -1,6 +1,8 @@
 """docs/tutorial.md as written: its files and shell commands, taken from the markdown, run in a
-fresh folder (training shortened with ``--set``); the model must place on the iCEBreaker, or be
-refused before synthesis, never fail in nextpnr."""
+fresh folder (training shortened with ``--set``) up to the compile, whose fit check must pass
+the model for the iCEBreaker without a warning. Step 5 (est synth, several minutes of place
+and route) is not run here: ``make demo`` in CI runs the same compile --lanes auto and synth
+flow on the iCEBreaker, and tests/test_synth.py places est_tiny."""
 
 import json
 import os
@@ -12,7 +14,9 @@ from pathlib import Path
 TUTORIAL = Path(__file__).parent.parent / "docs" / "tutorial.md"
 BIN = Path(sys.executable).parent
 STEPS = ("1", "2", "3", "5")  # recording, train, compile, synthesize
-SHORT_TRAINING = "--set train.steps=40 --set train.qat_steps=10"
+RUN_STEPS = ("1", "2", "3")
+SHORT_TRAINING = ("--set train.steps=40 --set train.qat_steps=10 --set train.glm_history=[3] "
+                  "--set train.glm_l2=[1.0]")  # one GLM, not the tuning grid
 
 
 def tutorial_script(text: str, steps=STEPS, train_extra: str = SHORT_TRAINING) -> str:
@@ -49,24 +53,19 @@ def test_the_script_is_taken_from_the_tutorial():
     assert script.index("cd tutorial") < script.index("cat > make_counts.py")
 
 
-def test_the_tutorial_model_places_on_the_icebreaker(tmp_path):
-    """Steps 1, 2, 3 and 5 as written (40 training steps instead of 200): the compile's fit
-    check passes it without a warning and nextpnr places it, or est-synth refuses it before
-    yosys runs; never a failure in place and route."""
+def test_the_tutorial_model_passes_the_fit_check_for_the_icebreaker(tmp_path):
+    """Steps 1, 2 and 3 as written (40 training steps instead of 200): the compile's fit check
+    passes the model at the lanes --lanes auto picks, without a warning."""
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
-    res = subprocess.run(["bash", "-c", tutorial_script(TUTORIAL.read_text())], cwd=tmp_path,
-                         env=env, capture_output=True, text=True, timeout=1500)
+    res = subprocess.run(["bash", "-c", tutorial_script(TUTORIAL.read_text(), RUN_STEPS)],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1500)
     out = res.stdout + res.stderr
     build = tmp_path / "tutorial" / "build" / "mine"
+    assert res.returncode == 0, out[-3000:]
     assert (tmp_path / "tutorial" / "runs" / "mine" / "model.pt").is_file(), out[-3000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tutorial"]  # nothing else written
-    if res.returncode == 2 and "refused before synthesis" in res.stderr:
-        assert "nextpnr" not in res.stdout and not (build / "synth_icebreaker").exists()
-        return
-    assert res.returncode == 0, out[-3000:]
+    top = json.loads((build / "top.json").read_text())
+    assert top.get("backend", "dataflow") == "dataflow" and top["lanes"] >= 1
     fit = json.loads((build / "report.json").read_text())["hardware"]["logic_fit"]
     assert fit["verdict"] == "fits", fit["message"]
-    synth = json.loads((build / "synth_icebreaker" / "synth.json").read_text())
-    lc = synth["utilisation"]["ICESTORM_LC"]
-    assert lc["used"] <= lc["available"] == 5280 and synth["board_clock_met"]
-    assert synth["fit_check"]["verdict"] == "fits"
+    assert "warning" not in res.stderr
