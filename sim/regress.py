@@ -13,6 +13,11 @@ i`` replays exactly that case.
 A failing case is shrunk (:func:`shrink`) and written as a reproducer (:func:`write_reproducer`)
 with the simulator's logs; a case whose simulation fails outright (an X handshake, a timeout,
 a simulator error) fails too, with the reason, and the run goes on to the next case.
+
+With ``backend="core"`` each case is compiled into a program for one core of
+:data:`CORE_SPEC` (every traced tensor on its output stream) and run on the core's gateware,
+every case on one core's Verilog; a case the core cannot run (SSA attention; over its
+memories) is counted as unsupported, with the reason, not run.
 """
 
 import argparse
@@ -176,6 +181,12 @@ def random_case(seed: int, index: int, stalls: str = "random") -> Case:
     return Case(seed, index, graph, lanes, stimulus, stall_seed if stall else None)
 
 
+# The core every case of ``--backend core`` runs on: the random graphs' widest layers (24
+# neurons, 20 channels over kernels up to 7, 15-bit weights in two planes) fit it.
+CORE_SPEC = dict(lanes=4, weight_bits=8, weight_words=8192, act_words=2048, neuron_words=512,
+                 acc_words=8)
+
+
 @dataclass(frozen=True)
 class Outcome:
     """A simulated case: its comparison with the golden model, or the ``error`` that stopped it."""
@@ -185,12 +196,16 @@ class Outcome:
     cycles: int
     seconds: float
     error: str | None = None
+    unsupported: str | None = None  # why the backend does not run this case
 
     @property
     def failed(self) -> bool:
-        return self.error is not None or self.comparison.mismatches > 0
+        return self.unsupported is None and (self.error is not None
+                                             or self.comparison.mismatches > 0)
 
     def status(self) -> str:
+        if self.unsupported is not None:
+            return f"unsupported by the core ({self.unsupported})"
         if self.error is not None:
             return f"SIMULATION FAILED ({self.error})"
         return f"{self.comparison.mismatches} MISMATCHES" if self.failed else "ok"
@@ -210,24 +225,57 @@ def simulate_rtl(build: Path, case: Case, simulator: str) -> tuple[Trace, int]:
     return result.trace, result.cycles
 
 
-def run_case(case: Case, simulator: str, build: Path) -> Outcome:
-    """Compile ``case`` into ``build`` (replaced), simulate it, compare every value."""
+def simulate_core_case(build: Path, case: Case, simulator: str) -> tuple[Trace, int]:
+    """Simulate ``case`` on the core of :data:`CORE_SPEC` (Verilator and Icarus: the core's
+    Verilog in ``build``'s parent folder, written once for every case)."""
+    from est.compiler.program import CoreSpec, check_fit, compile_program
+    from est.sim.core_sim import simulate_core, simulate_core_rtl
+
+    spec = CoreSpec(**CORE_SPEC)
+    prog = compile_program(case.graph, spec)
+    over = check_fit(prog)
+    if over:
+        raise _Unsupported("over the core's memories: " + "; ".join(over))
+    runs = [(prog, case.stimulus)]
+    if simulator == "amaranth":
+        result = simulate_core(spec, runs, stall_seed=case.stall_seed)
+    else:
+        result = simulate_core_rtl(spec, runs, simulator, build.parent / "core_rtl",
+                                   case.stall_seed)
+    return result.traces[0], int(sum(result.cycles[0]))
+
+
+class _Unsupported(Exception):
+    """The backend does not run this case."""
+
+
+def run_case(case: Case, simulator: str, build: Path, backend: str = "dataflow") -> Outcome:
+    """Compile ``case`` into ``build`` (replaced), simulate it on ``backend``, compare every
+    value."""
     t0 = time.perf_counter()
     if build.exists():
         shutil.rmtree(build)
     build.mkdir(parents=True)
     golden, _ = run(case.graph, case.stimulus)
     write_build(build, case.graph, case.stimulus, golden, case.lanes, True,
-                verilog=simulator != "amaranth")
+                verilog=simulator != "amaranth" and backend == "dataflow")
     try:
-        trace, cycles = simulate_rtl(build, case, simulator)
+        if backend == "core":
+            trace, cycles = simulate_core_case(build, case, simulator)
+        else:
+            trace, cycles = simulate_rtl(build, case, simulator)
+    except _Unsupported as e:
+        return Outcome(case, None, 0, time.perf_counter() - t0, unsupported=str(e))
     except EstError as e:
+        if backend == "core" and "does not run" in str(e):
+            return Outcome(case, None, 0, time.perf_counter() - t0, unsupported=str(e))
         return Outcome(case, None, 0, time.perf_counter() - t0, str(e))
     trace.save(build / f"rtl_{simulator}.npz")
     return Outcome(case, compare(golden, trace), cycles, time.perf_counter() - t0)
 
 
-def shrink(outcome: Outcome, simulator: str, build: Path) -> Outcome:
+def shrink(outcome: Outcome, simulator: str, build: Path, backend: str = "dataflow"
+           ) -> Outcome:
     """A shorter stimulus that still fails, simulated into ``build``: a mismatch is cut after
     its first diverging bin; a failed simulation is halved while the half still fails. The
     result is the last failing run (its build is the one left in ``build``)."""
@@ -236,27 +284,29 @@ def shrink(outcome: Outcome, simulator: str, build: Path) -> Outcome:
         first = outcome.comparison.first
         if first is None or first.bin + 1 >= len(case.stimulus):
             return outcome
-        shorter = run_case(replace(case, stimulus=case.stimulus[:first.bin + 1]), simulator, build)
-        return shorter if shorter.failed else run_case(case, simulator, build)
+        shorter = run_case(replace(case, stimulus=case.stimulus[:first.bin + 1]), simulator,
+                           build, backend)
+        return shorter if shorter.failed else run_case(case, simulator, build, backend)
     failing = outcome
     while len(failing.case.stimulus) > 1:
         cut = failing.case.stimulus[:len(failing.case.stimulus) // 2]
-        half = run_case(replace(failing.case, stimulus=cut), simulator, build)
+        half = run_case(replace(failing.case, stimulus=cut), simulator, build, backend)
         if not half.failed:
-            return run_case(failing.case, simulator, build)
+            return run_case(failing.case, simulator, build, backend)
         failing = half
     return failing
 
 
 def write_reproducer(outcome: Outcome, simulator: str, stalls: str, build: Path,
-                     out: Path) -> Path:
+                     out: Path, backend: str = "dataflow") -> Path:
     """Move the failing build to ``out/fail-SIM-S-i`` with ``repro.json``; return its path."""
     case = outcome.case
     first = outcome.comparison.first if outcome.comparison is not None else None
-    dest = out / f"fail-{simulator}-{case.seed}-{case.index}"
+    core = "-core" if backend == "core" else ""
+    dest = out / f"fail{core}-{simulator}-{case.seed}-{case.index}"
     if dest.exists():
         shutil.rmtree(dest)
-    if not (build / "top.v").is_file():  # amaranth.sim runs need no Verilog; a reproducer does
+    if backend == "dataflow" and not (build / "top.v").is_file():  # a reproducer needs it
         golden = Trace.load(build / "golden.npz")
         write_build(build, case.graph, case.stimulus, golden, case.lanes, True)
     shutil.move(str(build), dest)
@@ -267,15 +317,16 @@ def write_reproducer(outcome: Outcome, simulator: str, stalls: str, build: Path,
         "simulation_error": outcome.error,
         "first_divergence": first._asdict() if first else None,
         "replay": f"est-regress --seed {case.seed} --case {case.index} --sim {simulator} "
-                  f"--stalls {stalls}",
+                  f"--stalls {stalls} --backend {backend}",
         "inspect": f"est-compare {dest / 'golden.npz'} {dest / f'rtl_{simulator}.npz'}",
     }, indent=2) + "\n")
     return dest
 
 
 def regress(seed: int, indices: list[int], simulators: list[str], out: Path,
-            stalls: str = "random", progress: bool = True) -> dict:
-    """Run every case on every simulator; return the summary, also ``out/summary.json``."""
+            stalls: str = "random", progress: bool = True, backend: str = "dataflow") -> dict:
+    """Run every case on every simulator of ``backend``; return the summary, also
+    ``out/summary.json``."""
     toolenv.apply()
     for sim in simulators:
         if sim != "amaranth":
@@ -289,11 +340,11 @@ def regress(seed: int, indices: list[int], simulators: list[str], out: Path,
         for n, index in enumerate(indices):
             case = random_case(seed, index, stalls)
             build = out / f"work-{sim}"
-            outcome = run_case(case, sim, build)
+            outcome = run_case(case, sim, build, backend)
             cmp, status, dest = outcome.comparison, outcome.status(), None
             if outcome.failed:
-                outcome = shrink(outcome, sim, build)
-                dest = str(write_reproducer(outcome, sim, stalls, build, out))
+                outcome = shrink(outcome, sim, build, backend)
+                dest = str(write_reproducer(outcome, sim, stalls, build, out, backend))
                 failures.append(dest)
                 status += f" -> {dest}"
             rows.append({"simulator": sim, "case": index, "config": case.describe(),
@@ -301,6 +352,7 @@ def regress(seed: int, indices: list[int], simulators: list[str], out: Path,
                          "values": cmp.values_compared if cmp is not None else 0,
                          "mismatches": cmp.mismatches if cmp is not None else 0,
                          "simulation_error": outcome.error if cmp is None else None,
+                         "unsupported": outcome.unsupported,
                          "cycles": outcome.cycles, "seconds": round(outcome.seconds, 3),
                          "reproducer": dest})
             if progress:
@@ -308,8 +360,10 @@ def regress(seed: int, indices: list[int], simulators: list[str], out: Path,
                       f"{case.describe()}: {status}", flush=True)
         shutil.rmtree(out / f"work-{sim}", ignore_errors=True)
     summary = {"seed": seed, "cases": len(indices), "simulators": simulators, "stalls": stalls,
+               "backend": backend,
+               "unsupported": sum(r["unsupported"] is not None for r in rows),
                "values_compared": sum(r["values"] for r in rows),
-               "bins_compared": sum(r["bins"] for r in rows),
+               "bins_compared": sum(r["bins"] for r in rows if r["values"]),
                "mismatches": sum(r["mismatches"] for r in rows),
                "simulation_errors": sum(r["simulation_error"] is not None for r in rows),
                "failures": failures, "coverage": dict(coverage),
@@ -334,6 +388,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="simulator (repeat for several; default verilator)")
     parser.add_argument("--stalls", choices=("random", "always", "never"), default="random",
                         help="random valid/ready stalls: drawn per case (half), or forced")
+    parser.add_argument("--backend", choices=("dataflow", "core"), default="dataflow",
+                        help="the dataflow top (a build per case) or the event-driven core (one "
+                             "core, a program per case; cases it cannot run are counted as "
+                             "unsupported)")
     parser.add_argument("--out", type=Path, default=Path("build/regress"),
                         help="summary.json and failing cases go here")
 
@@ -343,11 +401,14 @@ def run_regress(args: argparse.Namespace) -> int:
         raise EstError("--count must be >= 1 and --case >= 0")
     indices = args.case or list(range(args.count))
     summary = regress(args.seed, indices, args.sim or ["verilator"], args.out, args.stalls,
-                      not args.quiet)
-    print(f"est-regress: {len(indices)} cases x {len(summary['simulators'])} simulators, "
-          f"{summary['values_compared']} values over {summary['bins_compared']} bins, "
-          f"{summary['mismatches']} mismatches, {summary['simulation_errors']} failed "
-          f"simulations ({summary['seconds']} s); "
+                      not args.quiet, args.backend)
+    skipped = (f", {summary['unsupported']} unsupported by the core"
+               if args.backend == "core" else "")
+    print(f"est-regress: {len(indices)} cases x {len(summary['simulators'])} simulators "
+          f"({args.backend}), {summary['values_compared']} values over "
+          f"{summary['bins_compared']} bins, {summary['mismatches']} mismatches, "
+          f"{summary['simulation_errors']} failed simulations{skipped} "
+          f"({summary['seconds']} s); "
           f"summary in {args.out / 'summary.json'}")
     for path in summary["failures"]:
         print(f"est-regress: failing case written to {path} (see repro.json)")
