@@ -97,6 +97,11 @@ class BoardLink:
     def check(self, ir_hash: bytes, in_bits: int) -> p.Ident:
         """:meth:`identify`, then fail unless the board runs the build with ``ir_hash``."""
         ident = self.identify()
+        if ident.ir_hash != ir_hash and ident.core != p.NO_CORE:
+            held = ("holds no model" if ident.ir_hash == bytes(p.IR_HASH_BYTES) else
+                    f"holds the model with IR hash {ident.ir_hash.hex()}")
+            raise EstError(f"the board's core {held}, the build has {ir_hash.hex()}: load "
+                           f"it with est-run BUILD --load (no synthesis needed)")
         if ident.ir_hash != ir_hash:
             raise EstError(f"the board runs the network with IR hash {ident.ir_hash.hex()}, the "
                            f"build has {ir_hash.hex()}: program the board with this build's "

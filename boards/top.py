@@ -527,9 +527,10 @@ def board_program(build: Path):
     return compile_program(load(build), CoreSpec(**top["core"]), trace=False)
 
 
-def bare_core_bridge(build: Path):
-    """``make_bridge`` of a board top with the core of a core build but no model in it: what a
-    board runs when a core bitstream was built without one (or for another model)."""
+def bare_core_bridge(build: Path, spram: bool = False):
+    """``make_bridge`` of a board top with the core of a core build but no model in it (its
+    weights in SPRAM with ``spram``): a core top on the UP5K, whose SPRAMs have no initial
+    contents, starts this way and takes its model from ``est-run --load``."""
     from est.compiler.program import CoreSpec
     from est.hw.core import Core
 
@@ -539,21 +540,24 @@ def bare_core_bridge(build: Path):
     spec = CoreSpec(**top["core"])
     ident = p.Ident(p.PROTOCOL_VERSION, __version__, bytes(p.IR_HASH_BYTES), 0, 0,
                     p.core_id(spec))
-    return lambda divisor, timeout: CoreBridge(Core(spec), divisor, ident, timeout)
+    return lambda divisor, timeout: CoreBridge(Core(spec, spram=spram), divisor, ident, timeout)
 
 
 def board_bridge(build: Path, board: Board | None = None):
     """``(make_bridge, cycles per bin)`` of a build folder's board top, its model in the
     gateware: ``make_bridge(divisor, timeout_cycles)`` builds a :class:`FrameBridge` around
     the dataflow top without trace ports (``board`` None: membranes in block RAM), or a
-    :class:`CoreBridge` around the core of a core build (its weights in SPRAM where the build
-    says so and ``board`` is given)."""
+    :class:`CoreBridge` around the core of a core build with the build's program in its
+    memories; where the build puts the weights in SPRAM and ``board`` is given, the core
+    starts with no model (:func:`bare_core_bridge`)."""
     from est.hw.core import Core
 
     top = json.loads((build / "top.json").read_text())
     if top.get("backend") == "core":
+        if board is not None and top["spram"]:  # SPRAM has no initial contents
+            return bare_core_bridge(build, spram=True), top["cycles_per_bin"]
         prog = board_program(build)
-        core = Core(prog.spec, prog, spram=board is not None and top["spram"] > 0)
+        core = Core(prog.spec, prog)
         ident = core_ident(prog, p.ir_hash(build))
         return (lambda divisor, timeout: CoreBridge(core, divisor, ident, timeout),
                 top["cycles_per_bin"])

@@ -227,6 +227,8 @@ def test_load_refuses_a_board_of_another_core_or_a_dataflow_top():
                            trace=False)
     with pytest.raises(EstError, match="the board's core is .* compile for the board's core"):
         BoardLink(bare_core_port()).load(prog, HASH)
+    with pytest.raises(EstError, match="the board's core holds no model.* --load"):
+        BoardLink(bare_core_port()).check(HASH, 32)
     _, port = spine_port()
     with pytest.raises(EstError, match="runs a dataflow top"):
         BoardLink(port).load(prog, HASH)
