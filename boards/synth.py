@@ -141,6 +141,9 @@ def failure(out: Path, board: Board, returncode: int) -> SynthesisFailed:
     if any("no BELs remaining" in e for e in errors):
         message += (" (the design needs more cells of that type than the board has; "
                     "fewer lanes, a smaller model or a larger board)")
+    elif any("Failed to expand region" in e for e in errors):  # more cells than the device
+        message += (" (the design needs more logic cells than the board has; a smaller model "
+                    "or fewer lanes, or a larger board)")
     elif any("legal placement" in e or "utilisation limit" in e for e in errors):
         message += (f" ({fill + ': ' if fill else ''}the logic is too full to place; fewer "
                     f"lanes, a smaller d_model or mlp_hidden, or a larger board)")

@@ -71,6 +71,11 @@ def test_other_tool_failures_quote_their_own_error(tmp_path):
     assert msg.startswith("nextpnr-ice40 failed for icesugar: ERROR: Unable to place cell "
                           "'mem_r', no BELs remaining to implement cell type 'ICESTORM_RAM'")
     assert "more cells of that type than the board has" in msg and "too full" not in msg
+    region = "ERROR: Failed to expand region (0, 0) |_> (25, 31) of 5522 ICESTORM_LCs\n"
+    msg = str(failure(_failed_run(tmp_path, {"top.json": "{}", "top.tim": region}),
+                      get_board("icebreaker"), 1))
+    assert msg.startswith("nextpnr-ice40 failed for icebreaker: ERROR: Failed to expand region")
+    assert "needs more logic cells than the board has" in msg and "BELs" not in msg
     (tmp_path / "top.json").unlink()
     (tmp_path / "top.rpt").write_text("1. Executing ...\nERROR: Module `\\foo' referenced in "
                                       "module `top' is not part of the design.\n")
