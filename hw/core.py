@@ -132,7 +132,9 @@ class Core(wiring.Component):
         v_rd, a_rd, a_rd2 = membranes.read_port(), act.read_port(), act.read_port()
         c_rd = acc.read_port(transparent_for=(c_wr,))
 
-        state = Signal(_State, init=_State.CLEAR)
+        # with no model in its memories (SPRAM powers up with any contents) the core waits,
+        # halted, for a load and a start
+        state = Signal(_State, init=_State.CLEAR if prog else _State.HALT)
         fetch = Signal(bits_for(spec.weight_words))  # the next instruction word's address
         part = Signal(range(max(spec.fetch_words, 2)))  # which word of the instruction
         width = spec.weight_word_bits

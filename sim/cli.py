@@ -28,12 +28,14 @@ def readout_scale(graph) -> np.ndarray:
 
 
 def simulate_core_build(build: Path, simulator: str, stimulus: np.ndarray,
-                        stall_seed: int | None, scoreboard: bool):
+                        stall_seed: int | None, scoreboard: bool, netlist: str | None = None,
+                        label: str | None = None):
     """A core build's program on the core's gateware (amaranth.sim, or Verilator / Icarus
     in ``build/core_rtl``, one Verilog file for both), loaded through its ``load`` port, as an
     :class:`~est.sim.rtl.RTLRun` (latencies: cycles from one bin's first input word to the
     next's); ``scoreboard``: count the bins that differ from
-    ``golden.npz`` (the stimulus is the build's)."""
+    ``golden.npz`` (the stimulus is the build's); ``netlist``: a board whose post-synthesis
+    netlist of the core runs instead (Icarus; the build must be compiled for that board)."""
     from est.compiler.program import build_program
     from est.sim.core_sim import simulate_core, simulate_core_rtl
     from est.sim.rtl import RTLRun
@@ -42,11 +44,25 @@ def simulate_core_build(build: Path, simulator: str, stimulus: np.ndarray,
     runs = [(prog, stimulus)]
     if simulator == "amaranth":
         result = simulate_core(prog.spec, runs, stall_seed=stall_seed)
+    elif netlist:
+        from est.boards.spec import get_board
+        from est.sim.core_sim import write_core_netlist
+
+        board = get_board(netlist)
+        if board.core_spec() != prog.spec:
+            raise EstError(f"{build} was compiled for another core than {board.name}'s: "
+                           f"est-compile it with --board {board.name} for --netlist "
+                           f"{board.name}")
+        print(f"est-sim: synthesizing the netlist of {board.name}'s core (yosys) ...",
+              flush=True)
+        source = write_core_netlist(build / "core_rtl", prog.spec, board)
+        result = simulate_core_rtl(prog.spec, runs, simulator, build / "core_rtl", stall_seed,
+                                   source, label)
     else:
         result = simulate_core_rtl(prog.spec, runs, simulator, build / "core_rtl",
                                    stall_seed)
     trace = result.traces[0]
-    trace.meta.update(source=f"{simulator}-core", network=prog.name)
+    trace.meta.update(source=f"{label or simulator}-core", network=prog.name)
     bad = 0
     if scoreboard:
         golden = Trace.load(build / "golden.npz")
@@ -87,11 +103,11 @@ def run_sim(args: argparse.Namespace) -> int:
     print(f"est-sim: {plural(stimulus.shape[0], 'bin')} on {label} ...", flush=True)
     vcd = args.build / "amaranth.vcd" if args.waves else None
     if top.get("backend") == "core":
-        if args.netlist or args.waves:
-            raise EstError(f"{args.build}: a core build; --netlist and --waves are not "
-                           f"supported for the core backend yet (docs/core.md)")
+        if args.waves:
+            raise EstError(f"{args.build}: a core build; --waves is not supported for the "
+                           f"core backend yet (docs/core.md)")
         run = simulate_core_build(args.build, args.sim, stimulus, args.stall_seed,
-                                  args.stimulus is None)
+                                  args.stimulus is None, args.netlist, label)
     elif args.sim == "amaranth":
         from est.hw.dataflow import DataflowTop
         from est.sim.amaranth_sim import simulate_top

