@@ -149,10 +149,11 @@ def run_host(args: argparse.Namespace) -> int:
     top = json.loads((args.build / "top.json").read_text())
     stimulus, source = build_stimulus(args.build, args.input, net)
     if top.get("backend") == "core":
-        from est.boards.top import board_program
+        from est.boards.top import board_program, core_ident
+        from est.hw.core import load_words
 
         prog = board_program(args.build)
-        in_bits = 16 * prog.input.words
+        in_bits = core_ident(prog, ir_hash(args.build)).in_bits
         words_in = [prog.input_word(x) for x in np.asarray(stimulus, np.int64)]
     elif args.load:
         raise EstError(f"--load: {args.build} is a dataflow build, whose model is in its "
@@ -166,9 +167,8 @@ def run_host(args: argparse.Namespace) -> int:
         if args.load:
             print(f"est-run: loading {args.build} into the core on {args.port} "
                   f"({plural(len(prog.weights), 'weight word')}) ...", flush=True)
-            with tqdm(total=len(prog.weights) + len(prog.thresholds) + len(prog.biases)
-                      + len(prog.constants), unit="word", disable=args.quiet,
-                      leave=False) as bar:
+            with tqdm(total=len(load_words(prog)) - 1, unit="word", disable=args.quiet,
+                      leave=False) as bar:  # every load word but the start
                 link.load(prog, ir_hash(args.build), bar.update)
         ident = link.check(ir_hash(args.build), in_bits)
         print(f"est-run: board on {args.port}: est {ident.version}, network "
