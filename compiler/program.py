@@ -42,6 +42,33 @@ VEC_OPS = {"add": 0, "and": 1, "iand": 2, "mask": 3, "sdsa": 4, "max": 5}
 """The per-channel operations of ``vec`` (docs/core.md)."""
 
 
+FIELD_GROUPS = (("common", None), ("conv", "common"), ("dst", "common"),
+                ("neuron", "dst"), ("vec", "dst"), ("table", "dst"))
+"""The instruction word's field groups, each placed after the one it names (docs/core.md)."""
+OP_GROUPS = {"in": ("common", "dst"), "conv": ("common", "conv"),
+             "lif": ("common", "dst", "neuron"), "readout": ("common", "dst", "neuron"),
+             "out_act": ("common",), "out_neuron": ("common", "dst"), "end": ("common",),
+             "table": ("common", "dst", "table"), "vec": ("common", "dst", "vec")}
+"""The field groups each instruction reads (the others may share its bits)."""
+
+
+def field_groups(act: int, weight: int, groups: int, neuron: int) -> dict:
+    """The fields of each group, (name, bits), for addresses of ``act`` activation, ``weight``
+    weight, ``groups`` accumulator and ``neuron`` neuron bits. A vector operand is its ring's
+    base, log2 of its slots (``_ring``), log2 of its words per slot (``_stride``) and log2 of
+    its field bits (``_log2b``)."""
+    def vector(name):
+        return [(name, act), (f"{name}_ring", 4), (f"{name}_stride", 4), (f"{name}_log2b", 3)]
+    return {"common": [("op", 4), ("n", 16), *vector("src")],
+            "conv": [("kernel", 8), ("lag0", 1), ("plane", 1), ("depthwise", 1),
+                     ("wbase", weight), ("groups", groups), ("lag_stride", 24),
+                     ("word_stride", 16)],
+            "dst": [*vector("dst"), ("nbase", neuron)],
+            "neuron": [("leak", 5), ("leak_on", 1), ("vbits", 6), ("reset_zero", 1)],
+            "vec": [("sub", 3), ("win", 9), ("thr", 9), *vector("src2")],
+            "table": [("period", 16)]}
+
+
 @dataclass(frozen=True)
 class CoreSpec:
     """What a core is built with: the sizes of its memories and datapaths. A program runs on
@@ -70,22 +97,34 @@ class CoreSpec:
     def weight_word_bits(self) -> int:
         return self.lanes * self.weight_bits
 
-    def layout(self) -> list[tuple[str, int]]:
-        """The fields of an instruction word, low bits first: (name, bits)."""
-        act = bits_for(self.act_words)
-        return [("op", 4), ("n", 16), ("src", act), ("src_mask", 8), ("src_stride", 5),
-                ("src_log2b", 3), ("kernel", 8), ("lag0", 1), ("plane", 1), ("depthwise", 1),
-                ("wbase", bits_for(self.weight_words)), ("lag_stride", 24),
-                ("word_stride", 16), ("groups", bits_for(self.acc_words + 1)),
-                ("dst", act), ("dst_mask", 8), ("dst_stride", 5), ("dst_log2b", 3),
-                ("nbase", bits_for(self.neuron_words)), ("leak", 5), ("leak_on", 1),
-                ("vbits", 6), ("reset_zero", 1), ("src2", act), ("src2_mask", 8),
-                ("src2_stride", 5), ("src2_log2b", 3), ("sub", 3), ("win", 9), ("thr", 9),
-                ("period", 16)]
+    def layout(self) -> dict[str, tuple[int, int]]:
+        """The fields of an instruction word: name -> (bit offset, bits). Every instruction
+        has ``op``, ``n`` and the ``src`` vector; then either a convolution's fields or the
+        ``dst`` vector and ``nbase`` followed by the neuron, ``vec`` or ``table`` fields
+        (:data:`FIELD_GROUPS`): no instruction reads two groups that share bits."""
+        groups = self.field_groups()
+        out, ends = {}, {}
+        for name, after in FIELD_GROUPS:
+            pos = ends[after] if after else 0
+            for field_name, bits in groups[name]:
+                out[field_name] = (pos, bits)
+                pos += bits
+            ends[name] = pos
+        return out
+
+    def field_groups(self) -> dict:
+        """The fields of each group of :data:`FIELD_GROUPS`: (name, bits)."""
+        return field_groups(bits_for(self.act_words), bits_for(self.weight_words),
+                            bits_for(self.acc_words + 1), bits_for(self.neuron_words))
+
+    def fields_of(self, op: str) -> set[str]:
+        """The fields instruction ``op`` reads."""
+        groups = self.field_groups()
+        return {name for group in OP_GROUPS[op] for name, _ in groups[group]}
 
     @property
     def program_bits(self) -> int:
-        return sum(bits for _, bits in self.layout())
+        return max(pos + bits for pos, bits in self.layout().values())
 
     @property
     def fetch_words(self) -> int:
@@ -124,15 +163,15 @@ class Vector:
         return ceil_div(self.n, CoreSpec.ACT_BITS >> self.log2b)
 
     def src(self) -> dict:
-        return {"src": self.base, "src_mask": self.slots - 1, "src_stride": self.stride,
+        return {"src": self.base, "src_ring": self.slots.bit_length() - 1, "src_stride": self.stride,
                 "src_log2b": self.log2b}
 
     def dst(self) -> dict:
-        return {"dst": self.base, "dst_mask": self.slots - 1, "dst_stride": self.stride,
+        return {"dst": self.base, "dst_ring": self.slots.bit_length() - 1, "dst_stride": self.stride,
                 "dst_log2b": self.log2b}
 
     def src2(self) -> dict:
-        return {"src2": self.base, "src2_mask": self.slots - 1, "src2_stride": self.stride,
+        return {"src2": self.base, "src2_ring": self.slots.bit_length() - 1, "src2_stride": self.stride,
                 "src2_log2b": self.log2b}
 
 
@@ -178,15 +217,19 @@ class Program:
     def words(self) -> list[int]:
         """The instruction words (``spec.layout()``)."""
         layout = self.spec.layout()
+        names = {code: name for name, code in OPCODES.items()}
         out = []
         for ins in self.instructions:
-            word, pos = 0, 0
-            for name, bits in layout:
-                value = ins.get(name, 0)
+            op = names[ins["op"]]
+            allowed = self.spec.fields_of(op)
+            word = 0
+            for name, value in ins.items():
+                if name not in allowed:
+                    raise EstError(f"instruction {op} has no field {name}")
+                pos, bits = layout[name]
                 if not 0 <= value < (1 << bits):
                     raise EstError(f"instruction field {name} = {value} does not fit {bits} bits")
                 word |= value << pos
-                pos += bits
             out.append(word)
         return out
 

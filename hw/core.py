@@ -107,7 +107,10 @@ class Core(wiring.Component):
         spec, prog = self.spec, self.program
         lanes, wb, ab, sb = spec.lanes, spec.weight_bits, spec.acc_bits, spec.state_bits
         lane_bits = (lanes - 1).bit_length()
-        layout = data.StructLayout({name: unsigned(bits) for name, bits in spec.layout()})
+        width = spec.weight_word_bits
+        fields = spec.layout()
+        layout = data.FlexibleLayout(spec.fetch_words * width, {
+            name: data.Field(unsigned(bits), pos) for name, (pos, bits) in fields.items()})
 
         def mem(name, shape, depth, init):
             m.submodules[name] = store = memory.Memory(shape=shape, depth=depth, init=init)
@@ -137,11 +140,9 @@ class Core(wiring.Component):
         state = Signal(_State, init=_State.CLEAR if prog else _State.HALT)
         fetch = Signal(bits_for(spec.weight_words))  # the next instruction word's address
         part = Signal(range(max(spec.fetch_words, 2)))  # which word of the instruction
-        width = spec.weight_word_bits
-        fetched = Signal(max(1, (spec.fetch_words - 1) * width))
         t = Signal(CoreSpec.BIN_BITS)
         age = Signal(8)  # bins since the stream started, saturating: histories before it are 0
-        ins = Signal(layout)
+        ins = Signal(layout)  # the instruction, its words written as they are fetched
         j = Signal(ADDR_BITS)  # word, neuron or clear counter
         lag = Signal(8)
         lag_base = Signal(len(ins.wbase) + 1)
@@ -168,8 +169,9 @@ class Core(wiring.Component):
             m.d.comb += [a_wr.addr.eq(self.load.payload.addr), a_wr.data.eq(self.load.payload.data),
                          a_wr.en.eq(1)]
 
-        def ring(base, ring_mask, stride, back=0):
+        def ring(base, slots_log2, stride, back=0):
             """The word address of the ring slot of bin ``t - back``."""
+            ring_mask = ((Const(1, 9) << slots_log2) - 1)[:8]
             return base + (((t - back)[:8] & ring_mask) << stride)
 
         # --- conv: event extraction from the pending word ------------------------------------
@@ -193,7 +195,7 @@ class Core(wiring.Component):
         m.d.comb += value.eq((pending >> shift) & fmask)
         rest = Signal(CoreSpec.ACT_BITS)
         m.d.comb += rest.eq(pending & ~(fmask << shift))
-        scan_base = ring(ins.src, ins.src_mask, ins.src_stride, lag)
+        scan_base = ring(ins.src, ins.src_ring, ins.src_stride, lag)
 
         # synapse pipeline: address in one cycle, add and write back in the next
         s_valid, s_group, s_value = Signal(), Signal(len(g)), Signal(CoreSpec.ACT_BITS)
@@ -239,7 +241,7 @@ class Core(wiring.Component):
             m.d.sync += spikes.eq(spikes_next)
             last = u_index == ins.n - 1
             with m.If(n_lif & ((bit_of == CoreSpec.ACT_BITS - 1) | last)):
-                m.d.comb += [a_wr.addr.eq(ring(ins.dst, ins.dst_mask, ins.dst_stride) + word_of),
+                m.d.comb += [a_wr.addr.eq(ring(ins.dst, ins.dst_ring, ins.dst_stride) + word_of),
                              a_wr.data.eq(spikes_next), a_wr.en.eq(1)]
                 m.d.sync += spikes.eq(0)
             with m.If((u_index[:lane_bits] == lanes - 1 if lanes > 1 else 1) | last):
@@ -253,7 +255,7 @@ class Core(wiring.Component):
         k_valid, k_index = Signal(), Signal(ADDR_BITS)
         m.d.sync += k_valid.eq(0)
         with m.If(k_valid):
-            m.d.comb += [a_wr.addr.eq(ring(ins.dst, ins.dst_mask, ins.dst_stride) + k_index),
+            m.d.comb += [a_wr.addr.eq(ring(ins.dst, ins.dst_ring, ins.dst_stride) + k_index),
                          a_wr.data.eq(a_rd.data), a_wr.en.eq(1)]
 
         # vec pipeline: read the fields of channel j at bin t - tau in one cycle, reduce the
@@ -306,7 +308,7 @@ class Core(wiring.Component):
                 with m.If(sub == VEC_OPS["mask"]):
                     m.d.sync += lfsr.eq(lfsr_next)
                 with m.If(((e_index[:4] & out_mask) == out_mask) | (e_index == ins.n - 1)):
-                    m.d.comb += [a_wr.addr.eq(ring(ins.dst, ins.dst_mask, ins.dst_stride)
+                    m.d.comb += [a_wr.addr.eq(ring(ins.dst, ins.dst_ring, ins.dst_stride)
                                               + (e_index >> (4 - ins.dst_log2b)[:3])),
                                  a_wr.data.eq(packed_next), a_wr.en.eq(1)]
                     m.d.sync += packed.eq(0)
@@ -335,19 +337,17 @@ class Core(wiring.Component):
                 m.d.sync += [fetch.eq(fetch + 1), part.eq(part + 1)]
                 if spec.fetch_words > 1:
                     with m.If(part != 0):
-                        m.d.sync += fetched.word_select((part - 1)[:len(part)], width).eq(
-                            weights.rdata)
+                        m.d.sync += ins.as_value().word_select((part - 1)[:len(part)],
+                                                               width).eq(weights.rdata)
                 with m.If(part == spec.fetch_words - 1):
                     m.d.sync += [part.eq(0), state.eq(_State.DECODE)]
             with m.Case(_State.DECODE):
-                word = Signal(spec.program_bits)
-                pieces = [fetched] if spec.fetch_words > 1 else []
-                m.d.comb += word.eq(Cat(*pieces, weights.rdata)[:spec.program_bits])
+                last = (spec.fetch_words - 1) * width
+                word = Cat(ins.as_value()[:last], weights.rdata)
                 op = word[:4]
-                m.d.sync += [ins.eq(word), j.eq(0), g.eq(0),
-                             lag.eq(word.bit_select(_offset(spec, "lag0"), 1)),
-                             lag_base.eq(word.bit_select(_offset(spec, "wbase"),
-                                                         len(ins.wbase)))]
+                m.d.sync += [ins.as_value()[last:].eq(weights.rdata), j.eq(0), g.eq(0),
+                             lag.eq(word.bit_select(fields["lag0"][0], 1)),
+                             lag_base.eq(word.bit_select(fields["wbase"][0], len(ins.wbase)))]
                 with m.Switch(op):
                     with m.Case(OPCODES["in"]):
                         m.d.sync += state.eq(_State.IN)
@@ -369,7 +369,7 @@ class Core(wiring.Component):
             with m.Case(_State.IN):
                 m.d.comb += self.i.ready.eq(~self.load.valid)
                 with m.If(self.i.valid & self.i.ready):
-                    m.d.comb += [a_wr.addr.eq(ring(ins.dst, ins.dst_mask, ins.dst_stride) + j),
+                    m.d.comb += [a_wr.addr.eq(ring(ins.dst, ins.dst_ring, ins.dst_stride) + j),
                                  a_wr.data.eq(self.i.payload), a_wr.en.eq(1)]
                     m.d.sync += j.eq(j + 1)
                     with m.If(j == ins.n - 1):
@@ -414,7 +414,7 @@ class Core(wiring.Component):
                 next_instruction()
             with m.Case(_State.OUT_READ, _State.OUT_SEND):
                 is_act = ins.op == OPCODES["out_act"]
-                m.d.comb += [a_rd.addr.eq(ring(ins.src, ins.src_mask, ins.src_stride) + j),
+                m.d.comb += [a_rd.addr.eq(ring(ins.src, ins.src_ring, ins.src_stride) + j),
                              v_rd.addr.eq(ins.nbase + j)]
                 with m.If(state == _State.OUT_READ):
                     m.d.sync += state.eq(_State.OUT_SEND)
@@ -448,9 +448,9 @@ class Core(wiring.Component):
                     m.d.sync += lfsr.eq(Mux(age == 0, t_rd.data, v_rd.data))
                 back1 = Mux(sub == VEC_OPS["max"], tau, 0)
                 m.d.comb += [
-                    a_rd.addr.eq(ring(ins.src, ins.src_mask, ins.src_stride, back1)
+                    a_rd.addr.eq(ring(ins.src, ins.src_ring, ins.src_stride, back1)
                                  + (j >> (4 - ins.src_log2b)[:3])),
-                    a_rd2.addr.eq(ring(ins.src2, ins.src2_mask, ins.src2_stride, tau)
+                    a_rd2.addr.eq(ring(ins.src2, ins.src2_ring, ins.src2_stride, tau)
                                   + (j >> (4 - ins.src2_log2b)[:3]))]
                 m.d.sync += [e_valid.eq(1), e_index.eq(j), e_first.eq(tau == 0),
                              e_last.eq(tau == ins.win - 1), e_zero1.eq(back1 > age),
@@ -476,12 +476,3 @@ class Core(wiring.Component):
                          state.eq(_State.CLEAR)]
         return m
 
-
-def _offset(spec: CoreSpec, name: str) -> int:
-    """The bit position of field ``name`` in an instruction word."""
-    pos = 0
-    for field, bits in spec.layout():
-        if field == name:
-            return pos
-        pos += bits
-    raise KeyError(name)

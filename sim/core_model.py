@@ -56,11 +56,8 @@ def decode(prog: Program) -> list[dict]:
     """The instruction words back as fields (the core reads the words, so the model does)."""
     out = []
     for word in prog.words():
-        fields, pos = {}, 0
-        for name, bits in prog.spec.layout():
-            fields[name] = (word >> pos) & ((1 << bits) - 1)
-            pos += bits
-        out.append(fields)
+        out.append({name: (word >> pos) & ((1 << bits) - 1)
+                    for name, (pos, bits) in prog.spec.layout().items()})
     return out
 
 
@@ -84,8 +81,8 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
     by_op = {name: 0 for name in OPCODES}
     act_bits = CoreSpec.ACT_BITS
 
-    def slot(base, mask, stride, back=0):
-        return base + ((((t - back) % (1 << CoreSpec.BIN_BITS)) & mask) << stride)
+    def slot(base, ring, stride, back=0):
+        return base + ((((t - back) % (1 << CoreSpec.BIN_BITS)) & ((1 << ring) - 1)) << stride)
 
     def field(ins, which, c, back=0):
         """Field ``c`` of vector ``which`` ("src", "src2") at bin ``t - back``; 0 before the
@@ -94,7 +91,7 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
             return 0
         b = 1 << ins[f"{which}_log2b"]
         per = act_bits // b
-        word = int(act[slot(ins[which], ins[f"{which}_mask"], ins[f"{which}_stride"], back)
+        word = int(act[slot(ins[which], ins[f"{which}_ring"], ins[f"{which}_stride"], back)
                        + c // per])
         return (word >> ((c % per) * b)) & ((1 << b) - 1)
 
@@ -109,7 +106,7 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
             body = 0
             counts = per_node[owner]
             if op == "in":
-                base = slot(ins["dst"], ins["dst_mask"], ins["dst_stride"])
+                base = slot(ins["dst"], ins["dst_ring"], ins["dst_stride"])
                 act[base:base + ins["n"]] = prog.input_words(x)
                 body = ins["n"]
             elif op == "conv":
@@ -122,7 +119,7 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
                     body += 1
                     if age < lag:
                         continue
-                    base = slot(ins["src"], ins["src_mask"], ins["src_stride"], lag)
+                    base = slot(ins["src"], ins["src_ring"], ins["src_stride"], lag)
                     for w in range(ins["n"]):
                         body += 1
                         word = int(act[base + w])
@@ -149,7 +146,7 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
                     theta = thresholds[nb:nb + n]
                     spikes = v1 >= theta
                     v1 = np.where(spikes, 0 if ins["reset_zero"] else v1 - theta, v1)
-                    base = slot(ins["dst"], ins["dst_mask"], ins["dst_stride"])
+                    base = slot(ins["dst"], ins["dst_ring"], ins["dst_stride"])
                     for w in range(-(-n // act_bits)):
                         bits = spikes[w * act_bits:(w + 1) * act_bits]
                         act[base + w] = sum(int(s) << i for i, s in enumerate(bits))
@@ -159,7 +156,7 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
             elif op == "table":
                 pos = int(membranes[ins["nbase"]]) if age else 0
                 src = ins["src"] + (pos << ins["src_stride"])
-                dst = slot(ins["dst"], ins["dst_mask"], ins["dst_stride"])
+                dst = slot(ins["dst"], ins["dst_ring"], ins["dst_stride"])
                 act[dst:dst + ins["n"]] = act[src:src + ins["n"]]
                 membranes[ins["nbase"]] = (pos + 1) % ins["period"]
                 body = ins["n"] + 2
@@ -187,7 +184,7 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
                         res[c] = {"add": a + b_, "and": a & b_, "iand": (1 - a) & b_}[sub]
                 if sub == "mask":
                     membranes[nb] = lfsr - (1 << 32) if lfsr >> 31 else lfsr
-                dst = slot(ins["dst"], ins["dst_mask"], ins["dst_stride"])
+                dst = slot(ins["dst"], ins["dst_ring"], ins["dst_stride"])
                 per = act_bits >> ins["dst_log2b"]
                 width = 1 << ins["dst_log2b"]
                 for w in range(-(-n // per)):
@@ -195,7 +192,7 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
                                        for i, v in enumerate(res[w * per:(w + 1) * per]))
                 body = n * win + 2
             elif op == "out_act":
-                base = slot(ins["src"], ins["src_mask"], ins["src_stride"])
+                base = slot(ins["src"], ins["src_ring"], ins["src_stride"])
                 out += [int(w) for w in act[base:base + ins["n"]]]
                 body = 2 * ins["n"]
             elif op == "out_neuron":

@@ -99,7 +99,8 @@ def simulate_core_rtl(spec: CoreSpec, runs: list[tuple[Program, np.ndarray]], si
                       label: str | None = None) -> CoreSimRun:
     """The same as :func:`simulate_core` on Verilator or Icarus through cocotb
     (:mod:`est.sim.cocotb_core_tb`): the core's Verilog (no model in it) in ``work`` (written
-    once per spec: ``core.json`` names the spec of ``core.v``), each program loaded through its
+    once per spec and gateware: ``core.json`` names the spec and the hash of the sources
+    ``core.v`` was made from), each program loaded through its
     ``load`` port in turn. ``source``: Verilog to simulate instead (a post-synthesis netlist of
     the core, same ports: :func:`write_core_netlist`); ``label`` (default ``simulator``) names
     its folder ``work/sim_<label>``."""
@@ -113,7 +114,7 @@ def simulate_core_rtl(spec: CoreSpec, runs: list[tuple[Program, np.ndarray]], si
     work.mkdir(parents=True, exist_ok=True)
     if source is None:
         source, stamp = work / "core.v", work / "core.json"
-        spec_json = json.dumps(spec.as_dict(), sort_keys=True)
+        spec_json = json.dumps({**spec.as_dict(), "gateware": gateware_hash()}, sort_keys=True)
         if not (source.is_file() and stamp.is_file() and stamp.read_text() == spec_json):
             source.write_text(verilog.convert(Core(spec), name="top", emit_src=False))
             stamp.write_text(spec_json)
@@ -144,6 +145,19 @@ def simulate_core_rtl(spec: CoreSpec, runs: list[tuple[Program, np.ndarray]], si
                                        {"source": f"{label or simulator}-core"}))
             cycles.append(list(np.diff(npz[f"starts{k}"])))
     return CoreSimRun(traces, cycles, time.perf_counter() - t0)
+
+
+def gateware_hash() -> str:
+    """A hash of the sources the core's Verilog is made from (a cached ``core.v`` made by
+    another version of est is made again)."""
+    import hashlib
+
+    from est.compiler import program
+    from est.hw import core, spram
+    digest = hashlib.sha256()
+    for module in (core, spram, program):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def write_core_netlist(work: Path, spec: CoreSpec, board) -> Path:

@@ -33,7 +33,7 @@ def test_convolutions_over_counts_equal_the_golden_model(seed, bits):
 
 def test_cycles_follow_the_formula():
     """A dense layer's conv: 1, then per lag 1 + a cycle per input word + groups per event;
-    every instruction fetch_words + 1 more (its words from the weight memory: 8 of 32 bits at
+    every instruction fetch_words + 1 more (its words from the weight memory: 4 of 32 bits at
     4 lanes of 8 bits); lif/readout n + 2; out 2 per word; in its words."""
     g = random_mlp_graph(5, n_in=20, hidden=(10,), n_out=3)
     x = random_stimulus(5, 6, 20)
@@ -44,8 +44,8 @@ def test_cycles_follow_the_formula():
         ev1 = int(np.count_nonzero(x[t]))
         ev2 = int(gold.arrays["fc1/spikes"][t].sum())
         body = (2 + (1 + 1 + 2 + ev1 * 3) + 12 + (1 + 1 + 1 + ev2 * 1) + 5 + 2 * 3 + 0)
-        assert prog.spec.fetch_words == 8
-        cycles = 7 * (8 + 1) + body
+        assert prog.spec.fetch_words == 4
+        cycles = 7 * (4 + 1) + body
         assert got.cycles[t] == cycles
     assert got.events == int(np.count_nonzero(x)) + int(gold.arrays["fc1/spikes"].sum())
 

@@ -77,8 +77,8 @@ def test_a_table_is_loaded_with_the_model():
 
 def test_a_model_over_the_core_is_refused_with_what_is_over():
     g = random_mlp_graph(0, n_in=40, hidden=(30,), n_out=5)
-    # 190 words of weights after 9 instructions of 4 words (232 bits in 64-bit words)
-    with pytest.raises(EstError, match=r"does not fit the core \(weight words: needs 226, the "
+    # 190 words of weights after 9 instructions of 2 words (110-117 bits in 64-bit words)
+    with pytest.raises(EstError, match=r"does not fit the core \(weight words: needs 208, the "
                                        r"core has 64; neuron words: needs 35, the core has 32\)"):
         compile_program(g, CoreSpec(lanes=8, weight_words=64, neuron_words=32))
 
