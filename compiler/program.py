@@ -162,17 +162,19 @@ class Vector:
     def words(self) -> int:
         return ceil_div(self.n, CoreSpec.ACT_BITS >> self.log2b)
 
+    def operand(self, name: str) -> dict:
+        """The instruction fields naming this vector as operand ``name`` (src, dst, src2)."""
+        return {name: self.base, f"{name}_ring": self.slots.bit_length() - 1,
+                f"{name}_stride": self.stride, f"{name}_log2b": self.log2b}
+
     def src(self) -> dict:
-        return {"src": self.base, "src_ring": self.slots.bit_length() - 1, "src_stride": self.stride,
-                "src_log2b": self.log2b}
+        return self.operand("src")
 
     def dst(self) -> dict:
-        return {"dst": self.base, "dst_ring": self.slots.bit_length() - 1, "dst_stride": self.stride,
-                "dst_log2b": self.log2b}
+        return self.operand("dst")
 
     def src2(self) -> dict:
-        return {"src2": self.base, "src2_ring": self.slots.bit_length() - 1, "src2_stride": self.stride,
-                "src2_log2b": self.log2b}
+        return self.operand("src2")
 
 
 @dataclass(frozen=True)
