@@ -28,14 +28,15 @@ bits), cycles per bin (mean and max: real time at 1 ms bins at 12 MHz is 12,000)
 words its events read (its event bound at one word a cycle), every tensor golden-exact, and the
 spike rate of its neuron arrays (untrained: what random weights give, not a trained model's).
 ``up5k_block_rams`` estimates the block RAMs a UP5K core sized for its neurons and
-activations needs (``up5k_block_rams``, which gives the 20 nextpnr placed for ``SYNTH_SPEC``);
+activations needs (``up5k_block_rams``, which gives the 26 nextpnr placed for the iCEBreaker's
+core);
 ``fits_up5k``: its weights in the SPRAM and those block RAMs within the UP5K's 30.
 For the examples, the dataflow backend's cycles per bin beside them (``est_hw.json``, measured
 in amaranth.sim at lanes 4).
 
-With ``--synth``, the core's gateware for the UP5K (``SYNTH_SPEC``: 8 lanes of 8 bits, the
-weights and the program in the SPRAMs, 20-bit accumulators, 32-bit neuron words, 256 neurons,
-512 activation words) is synthesized and placed alone (yosys ``synth_ice40 -dsp``,
+With ``--synth``, the core's gateware for the UP5K (the iCEBreaker's ``CoreSpec``: 8 lanes of
+8 bits, the weights and the program in the SPRAMs, 20-bit accumulators, 32-bit neuron words,
+512 neurons, 512 activation words) is synthesized and placed alone (yosys ``synth_ice40 -dsp``,
 nextpnr-ice40 ``--up5k --package sg48 --freq 12``): its wide ports behind a serial shift
 register (``SerialWrapper``, about 200 flip-flops a board top would not have, so the logic
 cells are an upper bound), with nextpnr's utilisation and post-route Fmax (about 20 minutes on
@@ -130,10 +131,6 @@ def measure(core: str, weight_bits: int, count: int) -> dict:
             "ratio_to_event_bound": float(np.mean([r["ratio"] for r in rows]))}
 
 
-SYNTH_SPEC = {"lanes": 8, "weight_bits": 8, "acc_bits": 20, "state_bits": 32,
-              "weight_words": 16384, "act_words": 512, "neuron_words": 256, "acc_words": 16}
-
-
 def serial_wrapper(spec):
     """The core with its wide ports behind a serial shift register (pins: ``sin``, ``sout``
     and the handshakes), so that it can be placed on a 48-pin package."""
@@ -168,15 +165,17 @@ def serial_wrapper(spec):
 
 def synthesize(work: Path) -> dict:
     """The UP5K core placed alone: nextpnr's utilisation and Fmax, yosys's cell counts."""
+    from amaranth import Value
     from amaranth.back import verilog
 
     from est import toolenv
+    from est.boards.spec import BOARDS
     from est.boards.synth import parse_nextpnr_log
-    from est.compiler.program import CoreSpec
 
     toolenv.apply()
     work.mkdir(parents=True, exist_ok=True)
-    top = serial_wrapper(CoreSpec(**SYNTH_SPEC))
+    spec = BOARDS["icebreaker"].core_spec()
+    top = serial_wrapper(spec)
     (work / "core.v").write_text(verilog.convert(top, name="top", ports=top.pins,
                                                  emit_src=False))
     t0 = time.perf_counter()
@@ -188,7 +187,9 @@ def synthesize(work: Path) -> dict:
     result = parse_nextpnr_log((work / "nextpnr.log").read_text())
     cells = {m.group(2): int(m.group(1)) for m in re.finditer(
         r"^\s+(\d+)\s+(SB_\w+)", (work / "yosys_stat.txt").read_text(), re.M)}
-    return {"spec": SYNTH_SPEC, "wrapper": "serial shift register (about 200 flip-flops)",
+    wrapper = len(Value.cast(top.core.load.payload)) + len(top.core.i.payload) + 32
+    return {"spec": spec.as_dict(), "wrapper": f"serial shift register ({wrapper} flip-flops, "
+            f"most in a logic cell of their own)",
             "nextpnr": result, "yosys_cells": cells, "seconds": time.perf_counter() - t0}
 
 
@@ -196,8 +197,8 @@ def up5k_block_rams(neurons: int, act: int, acc: int, lanes: int = 8, acc_bits: 
                     state_bits: int = 32) -> int:
     """iCE40 block RAMs (256 x 16 bits at their widest) of a core sized for ``neurons``,
     ``act`` activation words and ``acc`` accumulator words: thresholds, biases and membranes,
-    the activations twice (two read ports), the accumulators. For ``SYNTH_SPEC`` it gives
-    the 20 nextpnr placed."""
+    the activations twice (two read ports), the accumulators. For the iCEBreaker's core it
+    gives the 26 nextpnr placed."""
     def rams(width, depth):
         return -(-width // 16) * -(-depth // 256)
     return 3 * rams(state_bits, neurons) + 2 * rams(16, act) + rams(lanes * acc_bits, acc)

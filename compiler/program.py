@@ -38,6 +38,9 @@ from est.sim.words import pack
 OPCODES = {"in": 1, "conv": 2, "lif": 3, "readout": 4, "out_act": 5, "out_neuron": 6, "end": 7,
            "table": 8, "vec": 9}
 """The instructions (docs/core.md): 0 is never written."""
+MAX_VALUE_BITS = 15
+"""The widest input value a ``conv`` multiplies: a lane's product is a signed 16 x 16 multiply
+(an iCE40 SB_MAC16 with its adder), so values stay below 2**15."""
 VEC_OPS = {"add": 0, "and": 1, "iand": 2, "mask": 3, "sdsa": 4, "max": 5}
 """The per-channel operations of ``vec`` (docs/core.md)."""
 
@@ -440,6 +443,10 @@ class ProgramBuilder:
         bound_lo = bound_hi = 0
         out = []
         for vec, first in parts:
+            if vec.bits > MAX_VALUE_BITS:
+                raise EstError(f"node '{node}': its input holds {vec.bits}-bit values, the "
+                               f"core multiplies values of at most {MAX_VALUE_BITS} bits; "
+                               f"compile with --backend dataflow")
             x_max = (1 << vec.bits) - 1
             per = CoreSpec.ACT_BITS >> vec.log2b
             for p, plane in enumerate(planes):

@@ -12,11 +12,12 @@ Hardware:
   ``fetch_words`` words each; with
   ``spram``, the iCE40 UP5K's SPRAMs: :class:`~est.hw.spram.SinglePortMemory`), thresholds,
   biases and membranes (``state_bits`` a word), the activations (16-bit words: every vector a
-  node hands on, in rings of past bins) and the accumulators (``lanes`` currents a word, read
-  transparently so that back-to-back events into one word add up);
-- a synapse datapath of ``lanes`` multiply-adders (``weight_bits x 16``), fed one weight word a
-  cycle: a ``conv`` scans its input's words and, for every nonzero field (an event with a
-  value), reads only that input's weight row, ``groups`` words;
+  node hands on, in rings of past bins) and the accumulators (``lanes`` currents a word, no
+  bypass: a word added into is read again two cycles later at the earliest);
+- a synapse datapath of ``lanes`` multiply-adds (accumulator plus ``2 weight_bits x 16``
+  signed: on the UP5K each an SB_MAC16 with its adder), fed one weight word a cycle: a
+  ``conv`` scans its input's words and, for every nonzero field (an event with a value), reads
+  only that input's weight row, ``groups`` words;
 - one neuron datapath (leak by a shift, saturating add, threshold, reset), one neuron a cycle
   in a three-stage pipeline (read; leak and add; saturate, fire, reset and write back);
 - the sequencer, a register-phase state machine over the instructions.
@@ -24,8 +25,9 @@ Hardware:
 Latency per bin: the sum over the program of ``fetch_words + 1`` cycles per instruction (its
 words read from the weight memory, one a cycle) plus its body (``in``:
 its words; ``conv``: 1, then per lag 1, and where the lag reaches back inside the stream one
-per input word and ``groups`` per event; ``lif``/``readout``: neurons + 2; ``out_*``: 2 per
-word), with no stalls on ``i`` and ``o``.
+per input word, ``groups`` per event and one per event that adds into the accumulator word of
+the event just before it in the same input word (``groups`` 1, or depthwise);
+``lif``/``readout``: neurons + 2; ``out_*``: 2 per word), with no stalls on ``i`` and ``o``.
 
 Ports: ``load`` (stream of ``mem``, ``addr``, ``data``: write a word of memory ``mem``, 1
 weights (the program's words first), 2 thresholds, 3 biases, 4 activations; ``mem`` 7 starts
@@ -113,7 +115,11 @@ class Core(wiring.Component):
             name: data.Field(unsigned(bits), pos) for name, (pos, bits) in fields.items()})
 
         def mem(name, shape, depth, init):
-            m.submodules[name] = store = memory.Memory(shape=shape, depth=depth, init=init)
+            # no read of this core ever uses the word written in the same cycle (the
+            # accumulators stall instead: ACC), so yosys need not emulate "read the old
+            # word" on block RAM, which cost a register per written bit and a bypass
+            m.submodules[name] = store = memory.Memory(shape=shape, depth=depth, init=init,
+                                                       attrs={"no_rw_check": 1})
             return store
 
         mask = (1 << sb) - 1
@@ -133,7 +139,7 @@ class Core(wiring.Component):
         t_rd, b_rd = (x.read_port() for x in (thresholds, biases))
         v_wr, a_wr, c_wr = membranes.write_port(), act.write_port(), acc.write_port()
         v_rd, a_rd, a_rd2 = membranes.read_port(), act.read_port(), act.read_port()
-        c_rd = acc.read_port(transparent_for=(c_wr,))
+        c_rd = acc.read_port()
 
         # with no model in its memories (SPRAM powers up with any contents) the core waits,
         # halted, for a load and a start
@@ -203,9 +209,14 @@ class Core(wiring.Component):
         s_plane = Signal()
         products = []
         for lane in range(lanes):
-            product = weights.rdata.word_select(lane, wb).as_signed() * s_value
+            # a signed multiply-add of at most 16 x 16 bits (values of at most
+            # MAX_VALUE_BITS), which yosys puts whole into an iCE40 SB_MAC16, the add
+            # included; the high plane's weights shifted before the multiply
+            weight = weights.rdata.word_select(lane, wb).as_signed()
+            scaled = Signal(signed(2 * wb), name=f"weight{lane}")
+            m.d.comb += scaled.eq(Mux(s_plane, weight << wb, weight))
             products.append(c_rd.data.word_select(lane, ab).as_signed()
-                            + Mux(s_plane, product << wb, product))
+                            + scaled * s_value.as_signed())
 
         # neuron pipeline: read in one cycle; leak and add the current in the next; saturate,
         # fire, reset and write back in the third
@@ -219,14 +230,19 @@ class Core(wiring.Component):
         m.d.comb += shifted.eq(v_old >> ins.leak)
         leaked = Mux(ins.leak_on, v_old - shifted, v_old)
         u_valid, u_index = Signal(), Signal(ADDR_BITS)
-        total, theta, hi = Signal(signed(sb + 2)), Signal(signed(sb)), Signal(signed(sb + 1))
+        total, theta = Signal(signed(sb + 2)), Signal(signed(sb))
+        above = Signal(sb + 2)  # the bits at and above a membrane's sign bit (bit vbits - 1)
         m.d.sync += u_valid.eq(n_valid)
         with m.If(n_valid):
             m.d.sync += [total.eq(leaked + current), theta.eq(t_rd.data.as_signed()),
-                         hi.eq((Const(1, signed(sb + 2)) << (ins.vbits - 1)[:6]) - 1),
+                         above.eq(Cat(ins.vbits <= k + 1 for k in range(sb + 2))),
                          u_index.eq(n_index)]
+        # saturate at vbits: the sum fits when its bits from the sign bit of vbits up are all
+        # equal; else the largest (0 there, 1 below) or the smallest value (the reverse)
         v1 = Signal(signed(sb))
-        m.d.comb += v1.eq(Mux(total > hi, hi, Mux(total < -hi - 1, -hi - 1, total)))
+        negative = total[-1]
+        fits = ((total.as_unsigned() ^ negative.replicate(sb + 2)) & above) == 0
+        m.d.comb += v1.eq(Mux(fits, total[:sb], Mux(negative, above[:sb], ~above[:sb])))
         spike = Signal()
         m.d.comb += spike.eq(n_lif & (v1 >= theta))
         v2 = Mux(spike, Mux(ins.reset_zero, 0, v1 - theta), v1)
@@ -393,14 +409,17 @@ class Core(wiring.Component):
                 group = Mux(ins.depthwise, channel >> lane_bits, g)
                 m.d.comb += [weights.addr.eq(word_base + field * ins.groups + g),
                              c_rd.addr.eq(group)]
-                m.d.sync += [s_valid.eq(1), s_group.eq(group), s_value.eq(value),
-                             s_plane.eq(ins.plane)]
-                with m.If(g == ins.groups - 1):
-                    m.d.sync += [g.eq(0), pending.eq(rest)]
-                    with m.If(rest == 0):
-                        next_word()
-                with m.Else():
-                    m.d.sync += g.eq(g + 1)
+                # the word the cycle before adds into is written at the end of this one: its
+                # read waits a cycle (the accumulators have no bypass)
+                with m.If(~(s_valid & (s_group == group))):
+                    m.d.sync += [s_valid.eq(1), s_group.eq(group), s_value.eq(value),
+                                 s_plane.eq(ins.plane)]
+                    with m.If(g == ins.groups - 1):
+                        m.d.sync += [g.eq(0), pending.eq(rest)]
+                        with m.If(rest == 0):
+                            next_word()
+                    with m.Else():
+                        m.d.sync += g.eq(g + 1)
             with m.Case(_State.NEURON):
                 m.d.comb += [c_rd.addr.eq(j >> lane_bits), v_rd.addr.eq(ins.nbase + j),
                              t_rd.addr.eq(ins.nbase + j), b_rd.addr.eq(ins.nbase + j)]

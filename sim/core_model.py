@@ -123,6 +123,7 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
                     for w in range(ins["n"]):
                         body += 1
                         word = int(act[base + w])
+                        prev = None  # the accumulator word added into the cycle before
                         for f in range(per):
                             value = (word >> (f * b)) & fmask
                             if value:
@@ -131,7 +132,8 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
                                 first = (w * per + f) // lanes if ins["depthwise"] else 0
                                 acc[first:first + groups] += (value * scale
                                                               * weights[row:row + groups])
-                                body += groups
+                                body += groups + (first == prev)  # a stall: no bypass
+                                prev = first + groups - 1
                                 counts["events"][bin_] += 1
                                 counts["synaptic_events"][bin_] += fan_out
                                 counts["weight_reads"][bin_] += groups

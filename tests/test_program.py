@@ -90,6 +90,31 @@ def test_weights_over_two_planes_are_refused():
         compile_program(g, CoreSpec(weight_bits=4))
 
 
+def sew_chain(joins: int):
+    """Spikes added onto themselves ``joins`` times by SEW ADD (1 + joins bits), then a
+    convolution into a readout."""
+    from est.compiler.graph import GraphBuilder
+    from est.compiler.ops import SEW, Conv, Input, Readout
+
+    g = GraphBuilder()
+    x = s = g.add("input", Input(4, 1))
+    for k in range(joins):
+        s = g.add(f"add{k}", SEW("add"), x, s)
+    syn = g.add("readout.syn", Conv(np.ones((1, 3, 4), np.int64), np.zeros(3, np.int64)), s)
+    g.add("readout", Readout(None, 24, np.ones(3)), syn)
+    return g.build("chain", ("readout",))
+
+
+def test_values_over_15_bits_are_refused():
+    """A lane multiplies signed 16 x 16 bits (one SB_MAC16 with its adder): 15-bit values
+    compile, 16-bit ones are refused by node."""
+    compile_program(sew_chain(14), CoreSpec(lanes=4))
+    with pytest.raises(EstError, match=r"node 'readout.syn': its input holds 16-bit values, "
+                                       r"the core multiplies values of at most 15 bits; "
+                                       r"compile with --backend dataflow"):
+        compile_program(sew_chain(15), CoreSpec(lanes=4))
+
+
 def test_a_core_spec_takes_powers_of_two():
     with pytest.raises(EstError, match="lanes must be a power of two, got 6"):
         CoreSpec(lanes=6)
