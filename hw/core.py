@@ -117,10 +117,13 @@ class Core(wiring.Component):
         def mem(name, shape, depth, init):
             # no read of this core ever uses the word written in the same cycle (the
             # accumulators stall instead: ACC), so yosys need not emulate "read the old
-            # word" on block RAM, which cost a register per written bit and a bypass
+            # word" on block RAM, which costs a register per written bit and a bypass: the
+            # attribute says so to yosys reading Verilog; a board build, read as RTLIL, sets
+            # its read ports' COLLISION_X_MASK instead (est.boards.synth.CORE_READ_PORTS)
             m.submodules[name] = store = memory.Memory(shape=shape, depth=depth, init=init,
                                                        attrs={"no_rw_check": 1})
             return store
+
 
         mask = (1 << sb) - 1
         m.submodules.weights = weights = SinglePortMemory(
@@ -136,7 +139,7 @@ class Core(wiring.Component):
         act = mem("act", unsigned(CoreSpec.ACT_BITS), spec.act_words, act_init)
         acc = mem("acc", unsigned(lanes * ab), spec.acc_words, [])
         loaders = {MEM_THRESHOLDS: thresholds.write_port(), MEM_BIASES: biases.write_port()}
-        t_rd, b_rd = (x.read_port() for x in (thresholds, biases))
+        t_rd, b_rd = thresholds.read_port(), biases.read_port()
         v_wr, a_wr, c_wr = membranes.write_port(), act.write_port(), acc.write_port()
         v_rd, a_rd, a_rd2 = membranes.read_port(), act.read_port(), act.read_port()
         c_rd = acc.read_port()
@@ -218,8 +221,8 @@ class Core(wiring.Component):
             products.append(c_rd.data.word_select(lane, ab).as_signed()
                             + scaled * s_value.as_signed())
 
-        # neuron pipeline: read in one cycle; leak and add the current in the next; saturate,
-        # fire, reset and write back in the third
+        # neuron pipeline: read in one cycle; leak and add the current in the next (the
+        # threshold read there); saturate, fire, reset and write back in the third
         n_valid, n_index = Signal(), Signal(ADDR_BITS)
         n_lif = Signal()
         m.d.sync += n_valid.eq(0)
@@ -230,11 +233,13 @@ class Core(wiring.Component):
         m.d.comb += shifted.eq(v_old >> ins.leak)
         leaked = Mux(ins.leak_on, v_old - shifted, v_old)
         u_valid, u_index = Signal(), Signal(ADDR_BITS)
-        total, theta = Signal(signed(sb + 2)), Signal(signed(sb))
+        total = Signal(signed(sb + 2))
+        theta = t_rd.data.as_signed()  # read a cycle after the membrane: no register
         above = Signal(sb + 2)  # the bits at and above a membrane's sign bit (bit vbits - 1)
         m.d.sync += u_valid.eq(n_valid)
         with m.If(n_valid):
-            m.d.sync += [total.eq(leaked + current), theta.eq(t_rd.data.as_signed()),
+            m.d.comb += t_rd.addr.eq(ins.nbase + n_index)
+            m.d.sync += [total.eq(leaked + current),
                          above.eq(Cat(ins.vbits <= k + 1 for k in range(sb + 2))),
                          u_index.eq(n_index)]
         # saturate at vbits: the sum fits when its bits from the sign bit of vbits up are all
@@ -277,9 +282,14 @@ class Core(wiring.Component):
         # vec pipeline: read the fields of channel j at bin t - tau in one cycle, reduce the
         # next; after the window's last bin the channel's output field is packed and written
         def extract(word, index, log2):
-            per_mask = ((Const(CoreSpec.ACT_BITS, 6) >> log2) - 1)[:5]
-            at = (index[:4] & per_mask) << log2
-            return (word >> at) & ((Const(1, 17) << (Const(1, 5) << log2)) - 1)
+            """Field ``index`` of ``word`` of ``2**log2``-bit fields: a multiplexer per width."""
+            out = Signal(CoreSpec.ACT_BITS)
+            with m.Switch(log2):
+                for k in range(5):
+                    with m.Case(k):
+                        m.d.comb += out.eq(word.word_select(index[:4 - k], 1 << k) if k < 4
+                                           else word)
+            return out
 
         e_valid, e_index, e_first, e_last = Signal(), Signal(ADDR_BITS), Signal(), Signal()
         e_zero1, e_zero2 = Signal(), Signal()
@@ -422,7 +432,7 @@ class Core(wiring.Component):
                         m.d.sync += g.eq(g + 1)
             with m.Case(_State.NEURON):
                 m.d.comb += [c_rd.addr.eq(j >> lane_bits), v_rd.addr.eq(ins.nbase + j),
-                             t_rd.addr.eq(ins.nbase + j), b_rd.addr.eq(ins.nbase + j)]
+                             b_rd.addr.eq(ins.nbase + j)]
                 m.d.sync += [n_valid.eq(1), n_index.eq(j), j.eq(j + 1)]
                 with m.If(j == ins.n - 1):
                     m.d.sync += state.eq(_State.NEURON_LAST)

