@@ -310,7 +310,7 @@ def test_backend_auto_takes_the_core_when_the_dataflow_top_does_not_fit(tmp_path
     syn = hw["nodes"]["b0.mlp1.syn"]
     assert syn["synaptic_events_mean"] > syn["events_mean"] > 0
     assert syn["event_bound_mean"] <= syn["memory_bound_mean"] <= syn["cycles_mean"]
-    assert hw["bin"]["cycles_mean"] == top["cycles_per_bin"]
+    assert round(hw["bin"]["cycles_mean"], 1) == top["cycles_per_bin"]  # top.json rounds
     assert sum(r["cycles_mean"] for r in hw["nodes"].values()) == pytest.approx(
         hw["bin"]["cycles_mean"])
     assert "Nodes on the core" in (build / "report.html").read_text()
