@@ -84,7 +84,8 @@ def run_synth(args: argparse.Namespace) -> int:
 RUN_EXAMPLES = """  est-run build/tiny --port /dev/ttyUSB1      # an iCEBreaker (FTDI channel B)
   est-run build/tiny --port sim               # the RTL in simulation, no board
   est-run build/tiny --port /dev/ttyUSB0 --input recording.npy -o build/tiny/run
-  est-run build/small --port /dev/ttyUSB1 --load   # a core build: load it, then stream"""
+  est-run build/small --port /dev/ttyUSB1 --load   # a core build: load it, then stream
+  est-run build/a build/b --port sim --load   # two models, one after the other, one core"""
 
 
 def _open_port(args, build: Path):
@@ -107,7 +108,10 @@ def _open_port(args, build: Path):
 
 
 def configure_run(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("build", type=Path, help="folder written by est-compile")
+    parser.add_argument("build", type=Path, nargs="+",
+                        help="folder written by est-compile; several core builds with --load "
+                             "run one after the other on one board (one simulated board with "
+                             "--port sim)")
     parser.add_argument("--port", required=True,
                         help="serial device or pyserial URL, or 'sim' for the simulated RTL")
     parser.add_argument("--baud", type=int, default=115200,
@@ -116,12 +120,117 @@ def configure_run(parser: argparse.ArgumentParser) -> None:
                         help="seconds (> 0) to wait for a reply before asking again")
     parser.add_argument("--input", type=Path,
                         help="[bins, n_in] .npy of 0/1 spikes, or counts for a network of "
-                             "count inputs (default: the build's stimulus)")
+                             "count inputs (default: each build's stimulus)")
     parser.add_argument("--load", action="store_true",
                         help="a core build: load its program, weights and thresholds into the "
                              "board's core first (no synthesis: the board runs a core build's "
                              "bitstream of the same core)")
-    parser.add_argument("-o", "--out", type=Path, help="output folder (default: BUILD/run)")
+    parser.add_argument("-o", "--out", type=Path,
+                        help="output folder, one build only (default: BUILD/run)")
+
+
+class _Job:
+    """One build of an ``est-run``: its graph, stimulus, input words and (a core build) board
+    program, all checked before the port opens."""
+
+    def __init__(self, args: argparse.Namespace, build: Path):
+        import numpy as np
+
+        from est.boards.protocol import ir_hash
+        from est.compiler.graph import load
+        from est.sim.cli import build_stimulus
+        from est.sim.words import encode_inputs
+
+        if not (build / "ir.json").is_file():
+            raise EstError(f"{build}: not an est-compile build folder (no ir.json)")
+        self.build, self.out = build, args.out or build / "run"
+        check_output(self.out, "run.json", "choose another -o")
+        self.net = load(build)
+        self.hash = ir_hash(build)
+        self.backend = json.loads((build / "top.json").read_text()).get("backend", "dataflow")
+        self.stimulus, self.source = build_stimulus(build, args.input, self.net)
+        if self.backend == "core":
+            from est.boards.top import board_program, core_ident
+
+            self.prog = board_program(build)
+            self.in_bits = core_ident(self.prog, self.hash).in_bits
+            self.words_in = [self.prog.input_word(x)
+                             for x in np.asarray(self.stimulus, np.int64)]
+        elif args.load:
+            raise EstError(f"--load: {build} is a dataflow build, whose model is in its "
+                           f"bitstream; compile with --backend core to load a model at run "
+                           f"time")
+        else:
+            self.prog, self.in_bits = None, self.net.n_in * self.net.input_bits
+            self.words_in = encode_inputs(self.stimulus, self.net.input_bits)
+
+    def run(self, args: argparse.Namespace, link) -> int:
+        """Load (``--load``), stream, write ``run.json`` and ``predictions.npz``, check
+        against the golden model: 0, or :data:`EXIT_MISMATCH`."""
+        import numpy as np
+        from tqdm import tqdm
+
+        from est.report import write_report
+        from est.sim.cli import readout_scale
+        from est.sim.interpreter import run
+        from est.sim.trace import compare
+        from est.sim.words import decode_outputs
+
+        net, stimulus = self.net, self.stimulus
+        if args.load:
+            from est.hw.core import load_words
+
+            print(f"est-run: loading {self.build} into the core on {args.port} "
+                  f"({plural(len(self.prog.weights), 'weight word')}) ...", flush=True)
+            with tqdm(total=len(load_words(self.prog)) - 1, unit="word", disable=args.quiet,
+                      leave=False) as bar:  # every load word but the start
+                link.load(self.prog, self.hash, bar.update)
+        ident = link.check(self.hash, self.in_bits)
+        print(f"est-run: board on {args.port}: est {ident.version}, network "
+              f"{ident.ir_hash.hex()}, {plural(net.n_in, 'input')} of "
+              f"{plural(net.input_bits, 'bit')}; streaming "
+              f"{plural(len(stimulus), 'bin')} of {self.source}", flush=True)
+        recovered = link.recoveries
+        t0 = time.perf_counter()
+        with tqdm(total=len(stimulus), unit="bin", disable=args.quiet, leave=False) as bar:
+            words = link.stream(self.words_in, bar.update)
+        seconds = time.perf_counter() - t0
+        recovered = link.recoveries - recovered
+        if self.prog is not None:
+            from est.compiler.program import decode_trace
+
+            board = decode_trace(self.prog, [self.prog.output_words(w) for w in words],
+                                 {"source": f"board:{args.port}"})
+            head = self.prog.outputs[0].tensor
+        else:
+            fields = net.output_fields(trace=False)
+            board = decode_outputs(fields, words, {"source": f"board:{args.port}"})
+            head = fields[0][0]
+        readout, scale = board.arrays[head], readout_scale(net)
+        check = compare(run(net, stimulus)[0], board)
+        summary = {"build": str(self.build), "port": args.port, "input": str(self.source),
+                   "bins": len(stimulus), "seconds": round(seconds, 3),
+                   "bins_per_second": round(len(stimulus) / seconds, 1),
+                   "recoveries": recovered, "ir_hash": ident.ir_hash.hex(),
+                   "loaded": args.load, "backend": self.backend,
+                   "golden_mismatches": check.mismatches,
+                   "golden_values": check.values_compared}
+        with staged_output(self.out, "run.json", "choose another -o") as tmp:
+            log_rate = readout / scale
+            np.savez(tmp / "predictions.npz", readout=readout, log_rate=log_rate,
+                     rate=np.exp(log_rate))
+            (tmp / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
+        print(f"est-run: {plural(len(stimulus), 'bin')} in {seconds:.1f} s "
+              f"({summary['bins_per_second']} bins/s, "
+              f"{plural(recovered, 'damaged frame')} recovered); predictions in "
+              f"{self.out / 'predictions.npz'}")
+        print(f"report: {write_report(self.build)}")
+        if check.mismatches:
+            print(f"est-run: MISMATCH with the golden model: {check.mismatches} of "
+                  f"{check.values_compared} readout values differ, first at {check.first}")
+            return EXIT_MISMATCH
+        print(f"est-run: all {check.values_compared} readout values equal the golden model's")
+        return 0
 
 
 def run_host(args: argparse.Namespace) -> int:
@@ -129,92 +238,27 @@ def run_host(args: argparse.Namespace) -> int:
         raise EstError(f"--timeout must be a positive number of seconds, got {args.timeout}")
     if args.baud < 1:
         raise EstError(f"--baud must be a positive whole number, got {args.baud}")
-    if not (args.build / "ir.json").is_file():
-        raise EstError(f"{args.build}: not an est-compile build folder (no ir.json)")
-    out = args.out or args.build / "run"
-    check_output(out, "run.json", "choose another -o")
-    import numpy as np
-    from tqdm import tqdm
-
+    builds = args.build
+    if len(builds) > 1 and not args.load:
+        raise EstError(f"{len(builds)} builds on one board: only core builds loaded at run "
+                       f"time can share one (add --load), or run est-run once per build")
+    if len(builds) > 1 and args.out:
+        raise EstError(f"-o names one output folder, but {len(builds)} builds were given: "
+                       f"drop -o (each build writes BUILD/run)")
+    if len({b.resolve() for b in builds}) < len(builds):
+        raise EstError("a build folder is given twice: each build writes BUILD/run")
+    jobs = [_Job(args, b) for b in builds]
     from est.boards.host import BoardLink
-    from est.boards.protocol import ir_hash
-    from est.compiler.graph import load
-    from est.report import write_report
-    from est.sim.cli import build_stimulus, readout_scale
-    from est.sim.interpreter import run
-    from est.sim.trace import compare
-    from est.sim.words import decode_outputs, encode_inputs
 
-    net = load(args.build)
-    top = json.loads((args.build / "top.json").read_text())
-    stimulus, source = build_stimulus(args.build, args.input, net)
-    if top.get("backend") == "core":
-        from est.boards.top import board_program, core_ident
-        from est.hw.core import load_words
-
-        prog = board_program(args.build)
-        in_bits = core_ident(prog, ir_hash(args.build)).in_bits
-        words_in = [prog.input_word(x) for x in np.asarray(stimulus, np.int64)]
-    elif args.load:
-        raise EstError(f"--load: {args.build} is a dataflow build, whose model is in its "
-                       f"bitstream; compile with --backend core to load a model at run time")
-    else:
-        prog, in_bits = None, net.n_in * net.input_bits
-        words_in = encode_inputs(stimulus, net.input_bits)
-    port = _open_port(args, args.build)
+    port = _open_port(args, builds[0])
+    status = 0
     try:
         link = BoardLink(port)
-        if args.load:
-            print(f"est-run: loading {args.build} into the core on {args.port} "
-                  f"({plural(len(prog.weights), 'weight word')}) ...", flush=True)
-            with tqdm(total=len(load_words(prog)) - 1, unit="word", disable=args.quiet,
-                      leave=False) as bar:  # every load word but the start
-                link.load(prog, ir_hash(args.build), bar.update)
-        ident = link.check(ir_hash(args.build), in_bits)
-        print(f"est-run: board on {args.port}: est {ident.version}, network "
-              f"{ident.ir_hash.hex()}, {plural(net.n_in, 'input')} of "
-              f"{plural(net.input_bits, 'bit')}; streaming "
-              f"{plural(len(stimulus), 'bin')} of {source}", flush=True)
-        t0 = time.perf_counter()
-        with tqdm(total=len(stimulus), unit="bin", disable=args.quiet, leave=False) as bar:
-            words = link.stream(words_in, bar.update)
-        seconds = time.perf_counter() - t0
+        for job in jobs:
+            status = job.run(args, link) or status
     finally:
         port.close()
-    if prog is not None:
-        from est.compiler.program import decode_trace
-
-        board = decode_trace(prog, [prog.output_words(w) for w in words],
-                             {"source": f"board:{args.port}"})
-        head = prog.outputs[0].tensor
-    else:
-        fields = net.output_fields(trace=False)
-        board = decode_outputs(fields, words, {"source": f"board:{args.port}"})
-        head = fields[0][0]
-    readout, scale = board.arrays[head], readout_scale(net)
-    check = compare(run(net, stimulus)[0], board)
-    summary = {"build": str(args.build), "port": args.port, "input": str(source),
-               "bins": len(stimulus), "seconds": round(seconds, 3),
-               "bins_per_second": round(len(stimulus) / seconds, 1),
-               "recoveries": link.recoveries, "ir_hash": ident.ir_hash.hex(),
-               "loaded": args.load, "backend": top.get("backend", "dataflow"),
-               "golden_mismatches": check.mismatches, "golden_values": check.values_compared}
-    with staged_output(out, "run.json", "choose another -o") as tmp:
-        log_rate = readout / scale
-        np.savez(tmp / "predictions.npz", readout=readout, log_rate=log_rate,
-                 rate=np.exp(log_rate))
-        (tmp / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"est-run: {plural(len(stimulus), 'bin')} in {seconds:.1f} s "
-          f"({summary['bins_per_second']} bins/s, "
-          f"{plural(link.recoveries, 'damaged frame')} recovered); predictions in "
-          f"{out / 'predictions.npz'}")
-    print(f"report: {write_report(args.build)}")
-    if check.mismatches:
-        print(f"est-run: MISMATCH with the golden model: {check.mismatches} of "
-              f"{check.values_compared} readout values differ, first at {check.first}")
-        return EXIT_MISMATCH
-    print(f"est-run: all {check.values_compared} readout values equal the golden model's")
-    return 0
+    return status
 
 
 SYNTH = Command(

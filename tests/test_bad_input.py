@@ -198,6 +198,12 @@ CASES = [
      "notbuild/report.html"),
     ("run-not-a-build", "est-run {d}/notbuild --port sim",
      "not an est-compile build folder (no ir.json)", "notbuild/run"),
+    ("run-two-builds-without-load", "est-run {d}/good {d}/notbuild --port sim",
+     "2 builds on one board: only core builds loaded at run time can share one", "good/run"),
+    ("run-two-builds-one-output", "est-run {d}/good {d}/notbuild --port sim --load -o {d}/o",
+     "-o names one output folder, but 2 builds were given", "o"),
+    ("run-one-build-twice", "est-run {d}/good {d}/good --port sim --load",
+     "a build folder is given twice", "good/run"),
     # serial port
     ("serial-port-missing", "est-run {d}/good --port {d}/ttyNOPE",
      "cannot open serial port", "good/run"),

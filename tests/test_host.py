@@ -25,6 +25,7 @@ from est.sim.board_sim import SimulatedSerial
 from est.sim.interpreter import run
 from est.sim.trace import Trace, compare
 from est.sim.words import decode_outputs
+from est.sw.spiking_mlp import make_model, save_checkpoint
 from netgen import random_est_graph, random_mlp_graph, random_stimulus
 
 BIN = Path(sys.executable).parent
@@ -234,15 +235,23 @@ def test_load_refuses_a_board_of_another_core_or_a_dataflow_top():
         BoardLink(port).load(prog, HASH)
 
 
-def test_est_run_loads_a_core_build_into_a_bare_core(tmp_path, model_pt):
-    build = tmp_path / "core"
-    res = subprocess.run([BIN / "est-compile", model_pt, "-o", build, "--backend", "core",
-                          "--bins", "5", "--no-trace"], capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
-    res = subprocess.run([BIN / "est-run", build, "--port", "sim", "--load"],
+def test_est_run_runs_two_models_one_after_the_other_on_one_simulated_core(tmp_path, model_pt):
+    """``est-run A B --port sim --load``: one simulated core top with no model in it, A
+    loaded and streamed, then B, each bit-exact against its golden model, no synthesis."""
+    other = tmp_path / "other.pt"
+    save_checkpoint(make_model(n_in=9, hidden=(16,), n_out=4, seed=5), other)
+    builds = [tmp_path / "a", tmp_path / "b"]
+    for model, build in zip((model_pt, other), builds, strict=True):
+        res = subprocess.run([BIN / "est-compile", model, "-o", build, "--backend", "core",
+                              "--bins", "5", "--no-trace"], capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
+    res = subprocess.run([BIN / "est-run", *builds, "--port", "sim", "--load"],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
-    assert "all 30 readout values equal the golden model's" in res.stdout
-    summary = json.loads((build / "run" / "run.json").read_text())
-    assert summary["loaded"] and summary["backend"] == "core"
-    assert summary["golden_mismatches"] == 0
+    for n in (30, 20):
+        assert f"all {n} readout values equal the golden model's" in res.stdout
+    summaries = [json.loads((b / "run" / "run.json").read_text()) for b in builds]
+    assert [s["ir_hash"] for s in summaries] == [p.ir_hash(b).hex() for b in builds]
+    assert summaries[0]["ir_hash"] != summaries[1]["ir_hash"]
+    for s in summaries:
+        assert s["loaded"] and s["backend"] == "core" and s["golden_mismatches"] == 0
