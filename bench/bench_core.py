@@ -28,14 +28,14 @@ bits), cycles per bin (mean and max: real time at 1 ms bins at 12 MHz is 12,000)
 words its events read (its event bound at one word a cycle), every tensor golden-exact, and the
 spike rate of its neuron arrays (untrained: what random weights give, not a trained model's).
 ``up5k_block_rams`` estimates the block RAMs a UP5K core sized for its neurons and
-activations needs (``up5k_block_rams``, which gives the 26 nextpnr placed for the iCEBreaker's
+activations needs (``up5k_block_rams``, which gives the 23 nextpnr placed for the iCEBreaker's
 core);
 ``fits_up5k``: its weights in the SPRAM and those block RAMs within the UP5K's 30.
 For the examples, the dataflow backend's cycles per bin beside them (``est_hw.json``, measured
 in amaranth.sim at lanes 4).
 
 With ``--synth``, the core's gateware for the UP5K (the iCEBreaker's ``CoreSpec``: 8 lanes of
-8 bits, the weights and the program in the SPRAMs, 20-bit accumulators, 32-bit neuron words,
+8 bits, the weights and the program in the SPRAMs, 20-bit accumulators, 24-bit neuron words,
 512 neurons, 512 activation words) is synthesized and placed alone (yosys ``synth_ice40 -dsp``,
 nextpnr-ice40 ``--up5k --package sg48 --freq 12``): its wide ports behind a serial shift
 register (``SerialWrapper``, about 200 flip-flops a board top would not have, so the logic
@@ -194,13 +194,15 @@ def synthesize(work: Path) -> dict:
 
 
 def up5k_block_rams(neurons: int, act: int, acc: int, lanes: int = 8, acc_bits: int = 20,
-                    state_bits: int = 32) -> int:
-    """iCE40 block RAMs (256 x 16 bits at their widest) of a core sized for ``neurons``,
-    ``act`` activation words and ``acc`` accumulator words: thresholds, biases and membranes,
-    the activations twice (two read ports), the accumulators. For the iCEBreaker's core it
-    gives the 26 nextpnr placed."""
+                    state_bits: int = 24) -> int:
+    """iCE40 block RAMs (256 x 16, 512 x 8, 1024 x 4 or 2048 x 2 bits, the fewest that hold a
+    memory) of a core sized for ``neurons``, ``act`` activation words and ``acc`` accumulator
+    words: thresholds, biases and membranes, the activations twice (two read ports), the
+    accumulators. For the iCEBreaker's core it gives the 23 nextpnr placed."""
+    from est.boards.spec import ICE40_EBR
+
     def rams(width, depth):
-        return -(-width // 16) * -(-depth // 256)
+        return min(-(-width // w) * -(-depth // d) for d, w in ICE40_EBR)
     return 3 * rams(state_bits, neurons) + 2 * rams(16, act) + rams(lanes * acc_bits, acc)
 
 

@@ -44,7 +44,7 @@ _ECP5_FIX = "rename -hide w:*] x:* %d"
 def _core(lanes: int, weight_words: int, act_words: int, neuron_words: int,
           acc_bits: int = 20) -> tuple[tuple[str, int], ...]:
     """A core of 8-bit weights (the memory sizes in words; docs/core.md)."""
-    return (("lanes", lanes), ("weight_bits", 8), ("acc_bits", acc_bits), ("state_bits", 32),
+    return (("lanes", lanes), ("weight_bits", 8), ("acc_bits", acc_bits), ("state_bits", 24),
             ("weight_words", weight_words), ("act_words", act_words),
             ("neuron_words", neuron_words), ("acc_words", 16 if lanes >= 8 else 32))
 

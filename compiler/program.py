@@ -80,7 +80,7 @@ class CoreSpec:
     lanes: int = 8  # weights read and accumulated per cycle
     weight_bits: int = 8  # the field of one weight in a weight word (2, 4, 8 or 16)
     acc_bits: int = 32  # one accumulator (a current without its bias)
-    state_bits: int = 32  # one membrane, threshold or bias
+    state_bits: int = 24  # one membrane, threshold or bias (16..32)
     weight_words: int = 16384  # weight memory depth (UP5K: 4 SPRAMs side by side, 64-bit words)
     act_words: int = 2048  # activation memory depth (ACT_BITS-bit words)
     neuron_words: int = 1024  # neurons (membranes, thresholds, biases)
@@ -95,6 +95,9 @@ class CoreSpec:
             raise EstError(f"core weight_bits must be 2, 4, 8 or 16, got {self.weight_bits}")
         if self.lanes < 1 or self.lanes & (self.lanes - 1):
             raise EstError(f"core lanes must be a power of two, got {self.lanes}")
+        if not 16 <= self.state_bits <= 32:
+            raise EstError(f"core state_bits must be 16..32 (a mask's LFSR state is two 16-bit "
+                           f"neuron words), got {self.state_bits}")
 
     @property
     def weight_word_bits(self) -> int:

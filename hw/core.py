@@ -70,6 +70,8 @@ class _State(enum.Enum, shape=5):
     VEC_LAST = 16
     TABLE_LAST = 17
     NEURON_DRAIN = 18
+    VEC_STATE_HI = 19
+    VEC_LAST_HI = 20
 
 
 def load_layout(spec: CoreSpec) -> data.StructLayout:
@@ -309,6 +311,10 @@ class Core(wiring.Component):
             stepped = Mux(stepped[0], (stepped >> 1) ^ LFSR_FEEDBACK, stepped >> 1)
         lfsr_next = Signal(32)
         m.d.comb += lfsr_next.eq(Mux(ins.thr == 0, lfsr, stepped))
+        # a mask's LFSR state: two neuron words, low half first (its seed in their threshold
+        # words), read before the loop (VEC_STATE, VEC_STATE_HI) and written after it
+        lfsr_half = Mux(age == 0, t_rd.data, v_rd.data)[:16]
+        is_mask = sub == VEC_OPS["mask"]
         result = Signal(CoreSpec.ACT_BITS + 1)
         with m.Switch(sub):
             with m.Case(VEC_OPS["add"]):
@@ -331,7 +337,7 @@ class Core(wiring.Component):
             m.d.sync += reduced.eq(reduced_next)
             with m.If(e_last):
                 m.d.sync += packed.eq(packed_next)
-                with m.If(sub == VEC_OPS["mask"]):
+                with m.If(is_mask):
                     m.d.sync += lfsr.eq(lfsr_next)
                 with m.If(((e_index[:4] & out_mask) == out_mask) | (e_index == ins.n - 1)):
                     m.d.comb += [a_wr.addr.eq(ring(ins.dst, ins.dst_ring, ins.dst_stride)
@@ -471,10 +477,14 @@ class Core(wiring.Component):
                 next_instruction()
             with m.Case(_State.VEC_STATE):
                 m.d.comb += [v_rd.addr.eq(ins.nbase), t_rd.addr.eq(ins.nbase)]
-                m.d.sync += [state.eq(_State.VEC_LOOP), tau.eq(0), packed.eq(0)]
+                m.d.sync += [state.eq(Mux(is_mask, _State.VEC_STATE_HI, _State.VEC_LOOP)),
+                             tau.eq(0), packed.eq(0)]
+            with m.Case(_State.VEC_STATE_HI):
+                m.d.comb += [v_rd.addr.eq(ins.nbase + 1), t_rd.addr.eq(ins.nbase + 1)]
+                m.d.sync += [lfsr[:16].eq(lfsr_half), state.eq(_State.VEC_LOOP)]
             with m.Case(_State.VEC_LOOP):
-                with m.If((j == 0) & (tau == 0)):
-                    m.d.sync += lfsr.eq(Mux(age == 0, t_rd.data, v_rd.data))
+                with m.If(is_mask & (j == 0) & (tau == 0)):
+                    m.d.sync += lfsr[16:].eq(lfsr_half)
                 back1 = Mux(sub == VEC_OPS["max"], tau, 0)
                 m.d.comb += [
                     a_rd.addr.eq(ring(ins.src, ins.src_ring, ins.src_stride, back1)
@@ -491,9 +501,15 @@ class Core(wiring.Component):
                 with m.Else():
                     m.d.sync += tau.eq(tau + 1)
             with m.Case(_State.VEC_LAST):
-                with m.If(sub == VEC_OPS["mask"]):
-                    m.d.comb += [v_wr.addr.eq(ins.nbase), v_wr.data.eq(lfsr_next), v_wr.en.eq(1)]
                 m.d.sync += j.eq(0)
+                with m.If(is_mask):
+                    m.d.comb += [v_wr.addr.eq(ins.nbase), v_wr.data.eq(lfsr_next[:16]),
+                                 v_wr.en.eq(1)]
+                    m.d.sync += state.eq(_State.VEC_LAST_HI)
+                with m.Else():
+                    next_instruction()
+            with m.Case(_State.VEC_LAST_HI):
+                m.d.comb += [v_wr.addr.eq(ins.nbase + 1), v_wr.data.eq(lfsr[16:]), v_wr.en.eq(1)]
                 next_instruction()
             with m.Case(_State.HALT):
                 pass

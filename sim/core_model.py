@@ -165,8 +165,9 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
             elif op == "vec":
                 sub, n, win = VEC_NAMES[ins["sub"]], ins["n"], ins["win"]
                 nb = ins["nbase"]
-                lfsr = int(membranes[nb] if age else thresholds[nb]) & 0xFFFFFFFF \
-                    if sub == "mask" else 0
+                halves = membranes if age else thresholds  # the LFSR: low half, high half
+                lfsr = (int(halves[nb]) & 0xFFFF | (int(halves[nb + 1]) & 0xFFFF) << 16
+                        if sub == "mask" else 0)
                 res = np.zeros(n, np.int64)
                 for c in range(n):
                     if sub == "max":
@@ -185,14 +186,14 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
                         a, b_ = field(ins, "src", c), field(ins, "src2", c)
                         res[c] = {"add": a + b_, "and": a & b_, "iand": (1 - a) & b_}[sub]
                 if sub == "mask":
-                    membranes[nb] = lfsr - (1 << 32) if lfsr >> 31 else lfsr
+                    membranes[nb:nb + 2] = lfsr & 0xFFFF, lfsr >> 16
                 dst = slot(ins["dst"], ins["dst_ring"], ins["dst_stride"])
                 per = act_bits >> ins["dst_log2b"]
                 width = 1 << ins["dst_log2b"]
                 for w in range(-(-n // per)):
                     act[dst + w] = sum(int(v) << (i * width)
                                        for i, v in enumerate(res[w * per:(w + 1) * per]))
-                body = n * win + 2
+                body = n * win + 2 + 2 * (sub == "mask")  # a mask reads and writes 2 halves
             elif op == "out_act":
                 base = slot(ins["src"], ins["src_ring"], ins["src_stride"])
                 out += [int(w) for w in act[base:base + ins["n"]]]

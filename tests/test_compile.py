@@ -324,7 +324,7 @@ def test_backend_core_refuses_what_is_over_and_dataflow_options(tmp_path):
                       "--backend", "core", "--board", "ice40-hx8k-evn")
     assert res.returncode == 2 and len(res.stderr.splitlines()) == 1, res.stderr
     assert re.search(r"ice40-hx8k-evn's core: the model does not fit the core \(weight words: "
-                     r"needs \d+, the core has 2048; neuron words: needs 299, the core has "
+                     r"needs \d+, the core has 2048; neuron words: needs 301, the core has "
                      r"256\): use a core with larger memories \(est-compile: another "
                      r"--board\)", res.stderr), res.stderr
     res = compile_cli(EXAMPLES / "est_small.pt", "-o", tmp_path / "x", "--bins", "2",

@@ -45,9 +45,10 @@ def test_instruction_words_round_trip():
 def test_output_words_decode_to_the_tensors():
     prog = compile_program(random_mlp_graph(3), trace=False)
     assert [f.tensor for f in prog.outputs] == ["readout/v"]
-    words = [5, (1 << 32) - 3, 0, 7, (1 << 31)]
+    sb = prog.spec.state_bits  # a membrane: the low state_bits of its word, two's complement
+    words = [5, (1 << sb) - 3, 0, 7, (1 << (sb - 1)) | (1 << sb)]
     np.testing.assert_array_equal(decode_words(prog, words)["readout/v"],
-                                  [5, -3, 0, 7, -(1 << 31)])
+                                  [5, -3, 0, 7, -(1 << (sb - 1))])
     with pytest.raises(EstError, match="expected 5 output words a bin, got 4"):
         decode_words(prog, words[:4])
 
@@ -60,10 +61,18 @@ def test_an_operation_the_core_lacks_is_refused_by_name():
         compile_program(g)
 
 
-def test_a_mask_needs_32_bit_neuron_words():
-    with pytest.raises(EstError, match="node 'b0.mask': its 32-bit LFSR needs a core with "
-                                       "32-bit neuron words, this one has 24"):
-        compile_program(random_est_graph(1), CoreSpec(state_bits=24))
+def test_a_core_needs_neuron_words_of_16_to_32_bits():
+    with pytest.raises(EstError, match="core state_bits must be 16..32 .a mask's LFSR state is "
+                                       "two 16-bit neuron words., got 12"):
+        CoreSpec(state_bits=12)
+
+
+def test_a_mask_keeps_its_lfsr_in_two_16_bit_neuron_words():
+    g = random_est_graph(1)
+    prog = compile_program(g, CoreSpec(state_bits=16))
+    seed = g.node("b0.mask").op.seed
+    nbase = prog.regions["neurons"]["b0.mask"][0]
+    assert prog.thresholds[nbase:nbase + 2] == [seed & 0xFFFF, seed >> 16]
 
 
 def test_a_table_is_loaded_with_the_model():

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from est import EstError
 from est.compiler.graph import IRError, Op, check_vector
 from est.sim import golden
 
@@ -58,14 +57,12 @@ class Mask(Op):
 
     def emit(self, b, node, ins):
         """Core: a ``vec`` instruction, one channel a cycle (its draw: the 8 LFSR steps
-        unrolled); the LFSR state in a neuron word, the seed in its threshold word."""
+        unrolled); the LFSR state in two neuron words (low 16 bits, then high), the seed in
+        their threshold words."""
         from est.compiler.program import VEC_OPS
 
-        if b.spec.state_bits < 32:
-            raise EstError(f"node '{node}': its 32-bit LFSR needs a core with 32-bit neuron "
-                           f"words, this one has {b.spec.state_bits}")
-        seed = self.seed - (1 << 32) if self.seed >> 31 else self.seed
-        nbase = b.neuron_block(node, np.array([seed]), np.zeros(1, np.int64), 32)
+        halves = np.array([self.seed & 0xFFFF, self.seed >> 16])
+        nbase = b.neuron_block(node, halves, np.zeros(2, np.int64), 16)
         out = b.vector(node, ins[0])
         b.add("vec", sub=VEC_OPS["mask"], n=out.n, win=1, thr=self.threshold, nbase=nbase,
               **b.vectors[b.input_of(node)].src(), **out.dst())
