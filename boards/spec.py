@@ -49,8 +49,8 @@ def _core(lanes: int, weight_words: int, act_words: int, neuron_words: int,
             ("neuron_words", neuron_words), ("acc_words", 16 if lanes >= 8 else 32))
 
 
-# The UP5K's core: weights and program in the four SPRAMs (16,384 words of 64 bits); 26 of 30
-# block RAMs: neurons 3 x 4, activations 2 x 2, accumulators 10 (bench/bench_core.py
+# The UP5K's core: weights and program in the four SPRAMs (16,384 words of 64 bits); 23 of 30
+# block RAMs: neurons 3 x 3 (512 x 8 each), activations 2 x 2, accumulators 10 (bench/bench_core.py
 # up5k_block_rams). The HX8K has no SPRAM: 32-bit weight words in 16 block RAMs.
 UP5K_CORE = _core(8, 16384, 512, 512)
 HX8K_CORE = _core(4, 2048, 512, 256)
