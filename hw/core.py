@@ -126,7 +126,6 @@ class Core(wiring.Component):
                                                        attrs={"no_rw_check": 1})
             return store
 
-
         mask = (1 << sb) - 1
         m.submodules.weights = weights = SinglePortMemory(
             lanes * wb, spec.weight_words, self.spram, prog.weights if prog else None)
