@@ -29,25 +29,30 @@ bits), cycles per bin (mean and max: real time at 1 ms bins at 12 MHz is 12,000)
 words its events read (its event bound at one word a cycle), every tensor golden-exact, and the
 spike rate of its neuron arrays (untrained: what random weights give, not a trained model's).
 ``up5k_block_rams`` estimates the block RAMs a UP5K core sized for its neurons and
-activations needs (``up5k_block_rams``, which gives the 23 nextpnr placed for the iCEBreaker's
-core);
-``fits_up5k``: its weights in the SPRAM and those block RAMs within the UP5K's 30.
+activations would need; ``fits_icebreaker_core``: the program compiles for the iCEBreaker's
+core as built (``boards/spec.py``: 16,384 weight words, 768 neurons, 768 activation words; one
+bitstream for all), else ``icebreaker_core_refusal`` says what is over. ``icebreaker_core``:
+that core's block RAMs by the same estimate. ``largest_est_on_icebreaker``: the untrained EST
+with the most weights that fits that core in real time, run on the core's Verilog in Icarus and
+Verilator for ``--rtl-bins`` bins (loaded through the ``load`` port), every traced value
+against the golden interpreter.
 For the examples, the dataflow backend's cycles per bin beside them (``est_hw.json``, measured
 in amaranth.sim at lanes 4).
 
-With ``--synth``, the core's gateware for the UP5K (the iCEBreaker's ``CoreSpec``: 8 lanes of
-8 bits, the weights and the program in the SPRAMs, 20-bit accumulators, 24-bit neuron words,
-512 neurons, 512 activation words) is synthesized and placed alone (yosys ``synth_ice40 -dsp``,
-nextpnr-ice40 ``--up5k --package sg48 --freq 12``): its wide ports behind a serial shift
-register (``SerialWrapper``, about 200 flip-flops a board top would not have, so the logic
-cells are an upper bound), with nextpnr's utilisation and post-route Fmax (about 20 minutes on
+With ``--synth``, the core's gateware for the UP5K (the iCEBreaker's ``CoreSpec``: 8 lanes of 8
+bits, the weights and the program in the SPRAMs, 20-bit accumulators, 24-bit membranes, 16-bit
+thresholds and biases, 768 neurons, 768 activation words) is synthesized and placed alone (yosys
+``synth_ice40 -dsp``, nextpnr-ice40 ``--up5k --package sg48 --freq 12``): its wide ports behind a
+serial shift register (``SerialWrapper``, about 200 flip-flops a board top would not have, so the
+logic cells are an upper bound), with nextpnr's utilisation and post-route Fmax (about 20 minutes on
 a busy 2-core machine). Without it the previous ``synth`` entry of ``--out`` is kept.
 ``--synth-ecp5`` does the same for the ``ecp5_w4`` core (32 lanes of 4 bits, the 784-128-10
 network's fastest) on the ULX3S-85F (yosys ``synth_ecp5``, nextpnr-ecp5 ``--85k``), into
 ``synth_ecp5``: yosys's LUT4 count is what Spiker+'s 11,614 LUT4 counts (brief: its own VHDL
 through GHDL and yosys for the same part, core only).
 
-    .venv/bin/python bench/bench_core.py [--images 3] [--bins 100] [--synth] [--synth-ecp5]
+    .venv/bin/python bench/bench_core.py [--images 3] [--bins 100] [--rtl-bins 10] [--synth]
+        [--synth-ecp5]
         [--out bench/results/core.json]
 """
 
@@ -229,25 +234,39 @@ def place_alone(work: Path, spec, spram: bool, synth: str, nextpnr: list[str]) -
             "nextpnr": result, "yosys_cells": cells, "seconds": time.perf_counter() - t0}
 
 
-def up5k_block_rams(neurons: int, act: int, acc: int, lanes: int = 8, acc_bits: int = 20,
-                    state_bits: int = 24) -> int:
+def up5k_block_rams(neurons: int, act: int, acc: int, lanes: int = 8, acc_bits: int = 24,
+                    state_bits: int = 24, param_bits: int = 16, src2: int | None = None) -> int:
     """iCE40 block RAMs (256 x 16, 512 x 8, 1024 x 4 or 2048 x 2 bits, the fewest that hold a
     memory) of a core sized for ``neurons``, ``act`` activation words and ``acc`` accumulator
-    words: thresholds, biases and membranes, the activations twice (two read ports), the
-    accumulators. For the iCEBreaker's core it gives the 23 nextpnr placed."""
+    words: thresholds and biases (``param_bits``), membranes (``state_bits``), the activations
+    and the copy of their first ``src2`` words (default: all) a second read port needs, the
+    accumulators."""
     from est.boards.spec import ICE40_EBR
 
     def rams(width, depth):
         return min(-(-width // w) * -(-depth // d) for d, w in ICE40_EBR)
-    return 3 * rams(state_bits, neurons) + 2 * rams(16, act) + rams(lanes * acc_bits, acc)
+    return (2 * rams(param_bits, neurons) + rams(state_bits, neurons) + rams(16, act)
+            + rams(16, act if src2 is None else src2) + rams(lanes * acc_bits, acc))
 
 
-SIZES_EST = [(16, 2), (32, 2), (40, 3), (44, 3), (48, 3), (64, 3), (96, 3)]
+def icebreaker_core_block_rams() -> int:
+    """:func:`up5k_block_rams` of the iCEBreaker's core as built (``boards/spec.py``)."""
+    from est.boards.spec import BOARDS
+
+    spec = BOARDS["icebreaker"].core_spec()
+    return up5k_block_rams(spec.neuron_words, spec.act_words, spec.acc_words, spec.lanes,
+                           spec.acc_bits, spec.state_bits, spec.param_bits, spec.src2_words)
+
+
+SIZES_EST = [(16, 2), (32, 2), (40, 3), (44, 3), (48, 3), (64, 3), (96, 3), (52, 2), (64, 1),
+             (80, 1), (88, 1)]
 UP5K = {"lanes": 8, "weight_bits": 8}
 
 
 def est_row(name: str, model, rates: np.ndarray, bins: int) -> dict:
     """One EST on the UP5K core: sizes, cycles per bin, golden-exact."""
+    from est import EstError
+    from est.boards.spec import BOARDS
     from est.compiler.est_frontend import quantize_est
     from est.compiler.program import CoreSpec, compile_program
     from est.sim import core_model
@@ -269,13 +288,18 @@ def est_row(name: str, model, rates: np.ndarray, bins: int) -> dict:
     weights += sum(int(n.op.w_in.size + n.op.w_rec.size) for n in graph.nodes
                    if n.op.KIND == "recurrence")
     use = prog.usage()
+    try:  # the iCEBreaker's core as built: one bitstream for every model that fits it
+        compile_program(graph, BOARDS["icebreaker"].core_spec(), trace=False)
+        over = None
+    except EstError as e:
+        over = str(e)
     traced = compile_program(graph, spec, trace=False)
     cycles = core_model.run(traced, x).cycles
     return {"model": name, "d_model": model.cfg.d_model, "blocks": model.cfg.blocks,
             "weights": weights, "memory": use, "fits_up5k_weights": use["weight_words"] <= 16384,
-            "up5k_block_rams": (rams := up5k_block_rams(use["neuron_words"], use["act_words"],
-                                                        use["acc_words"])),
-            "fits_up5k": use["weight_words"] <= 16384 and rams <= 30,
+            "up5k_block_rams": up5k_block_rams(use["neuron_words"], use["act_words"],
+                                               use["acc_words"], src2=use["src2_words"]),
+            "fits_icebreaker_core": over is None, "icebreaker_core_refusal": over,
             "cycles_per_bin_mean": float(np.mean(cycles)), "cycles_per_bin_max": int(max(cycles)),
             "weight_words_read_per_bin": got.weight_reads / bins,
             "real_time_1ms_12mhz": max(cycles) <= 12000, "golden_exact": bool(exact),
@@ -283,11 +307,53 @@ def est_row(name: str, model, rates: np.ndarray, bins: int) -> dict:
             "spike_rate": float(np.mean([s.mean() for s in spikes]))}
 
 
-def est_rows(bins: int) -> list[dict]:
+def untrained_est(d: int, blocks: int):
+    """The untrained EST of the default recipe at ``d_model`` ``d``, ``blocks`` blocks."""
     import torch
 
-    from est.compiler.frontend import load_est_checkpoint
     from est.sw.est import EST, ESTConfig
+
+    torch.manual_seed(0)
+    return EST(ESTConfig(d_model=d, blocks=blocks, mlp_hidden=2 * d,
+                         kernels=tuple(3 + 2 * (b % 2) for b in range(blocks))))
+
+
+def rtl_run(row: dict, bins: int) -> dict:
+    """The EST of ``row`` (an untrained one of ``SIZES_EST``) compiled for the iCEBreaker's
+    core as built, on its Verilog in Icarus and in Verilator (the program loaded through the
+    ``load`` port) for ``bins`` bins: every traced tensor against the golden interpreter."""
+    from est.boards.spec import BOARDS
+    from est.compiler.est_frontend import quantize_est
+    from est.compiler.program import compile_program
+    from est.sim.core_sim import simulate_core_rtl
+    from est.sim.interpreter import run
+
+    model = untrained_est(row["d_model"], row["blocks"])
+    rng = np.random.default_rng(0)
+    x = np.minimum(rng.poisson(0.3, (max(bins, 256), model.cfg.n_in)),
+                   (1 << model.cfg.input_bits) - 1)
+    graph, _ = quantize_est(model, row["model"].replace("-", "_"), x)
+    x = x[:bins]
+    spec = BOARDS["icebreaker"].core_spec()
+    prog = compile_program(graph, spec)
+    gold, _ = run(graph, x)
+    out = {"model": row["model"], "bins": bins}
+    work = Path(tempfile.mkdtemp(prefix="core_rtl_"))
+    for simulator in ("icarus", "verilator"):
+        got = simulate_core_rtl(spec, [(prog, x)], simulator, work)
+        trace = got.traces[0]
+        values = sum(int(v.size) for v in trace.arrays.values())
+        wrong = sum(int(np.sum(v != gold.arrays[k])) for k, v in trace.arrays.items())
+        out[simulator] = {"tensors": len(trace.arrays), "values": values, "mismatches": wrong,
+                          "cycles_per_bin": [int(c) for c in got.cycles[0]],
+                          "seconds": round(got.seconds, 1)}
+        print(f"bench_core rtl {row['model']} {simulator}: {wrong} mismatches in {values} "
+              f"values ({bins} bins, {got.seconds:.0f} s)", flush=True)
+    return out
+
+
+def est_rows(bins: int) -> list[dict]:
+    from est.compiler.frontend import load_est_checkpoint
 
     rows = []
     hw = json.loads(Path("bench/results/est_hw.json").read_text())
@@ -298,15 +364,23 @@ def est_rows(bins: int) -> list[dict]:
         rows.append(row)
         print(f"bench_core est {name}: {row['cycles_per_bin_mean']:.0f} cycles/bin", flush=True)
     for d, blocks in SIZES_EST:
-        torch.manual_seed(0)
-        model = EST(ESTConfig(d_model=d, blocks=blocks, mlp_hidden=2 * d,
-                              kernels=tuple(3 + 2 * (b % 2) for b in range(blocks))))
+        model = untrained_est(d, blocks)
         row = est_row(f"untrained-d{d}-b{blocks}", model, np.full(model.cfg.n_in, 0.3), bins)
         rows.append(row)
         print(f"bench_core est d{d} b{blocks}: {row['weights']} weights, "
               f"{row['cycles_per_bin_mean']:.0f} cycles/bin (max {row['cycles_per_bin_max']}), "
-              f"weight words {row['memory']['weight_words']}", flush=True)
+              f"weight words {row['memory']['weight_words']}, "
+              f"{'fits' if row['fits_icebreaker_core'] else 'over'} the iCEBreaker's core",
+              flush=True)
     return rows
+
+
+def largest_on_icebreaker(rows: list[dict]) -> dict | None:
+    """The untrained EST of ``rows`` with the most weights that compiles for the iCEBreaker's
+    core, runs in real time at 1 ms bins and 12 MHz and is golden-exact."""
+    ok = [r for r in rows if r["fits_icebreaker_core"] and r["real_time_1ms_12mhz"]
+          and r["golden_exact"] and r["model"].startswith("untrained")]
+    return max(ok, key=lambda r: r["weights"]) if ok else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -314,11 +388,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=3)
     parser.add_argument("--lanes-dataflow", type=int, default=16)
     parser.add_argument("--bins", type=int, default=100, help="bins per EST")
+    parser.add_argument("--rtl-bins", type=int, default=10,
+                        help="bins of the largest EST on the iCEBreaker's core in Icarus and "
+                             "Verilator (0: none)")
     parser.add_argument("--synth", action="store_true", help="place the UP5K core (slow)")
     parser.add_argument("--synth-ecp5", action="store_true",
                         help="place the ecp5_w4 core on the ULX3S-85F (slower: about 30 min)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/core.json"))
     args = parser.parse_args(argv)
+    from est.boards.spec import BOARDS
+
     t0 = time.perf_counter()
     previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
     results = []
@@ -337,7 +416,13 @@ def main(argv: list[str] | None = None) -> int:
                         "cycles_per_step": dataflow_cycles(args.lanes_dataflow),
                         "cycles_per_image": dataflow_cycles(args.lanes_dataflow) * STEPS},
            "spiker_plus_cycles_per_image": SPIKER_CYCLES,
-           "est": est_rows(args.bins),
+           "est": (rows := est_rows(args.bins)),
+           "largest_est_on_icebreaker": (largest := largest_on_icebreaker(rows)) and {
+               "model": largest["model"], "weights": largest["weights"],
+               "cycles_per_bin_max": largest["cycles_per_bin_max"],
+               "rtl": rtl_run(largest, args.rtl_bins) if args.rtl_bins else None},
+           "icebreaker_core": {"spec": BOARDS["icebreaker"].core_spec().as_dict(),
+                               "block_rams": icebreaker_core_block_rams()},
            "synth": synthesize(Path(tempfile.mkdtemp(prefix="core_synth_"))) if args.synth
            else previous.get("synth"),
            "synth_ecp5": synthesize_ecp5(Path(tempfile.mkdtemp(prefix="core_ecp5_")))

@@ -42,18 +42,23 @@ _ECP5_FIX = "rename -hide w:*] x:* %d"
 
 
 def _core(lanes: int, weight_words: int, act_words: int, neuron_words: int,
-          acc_bits: int = 20) -> tuple[tuple[str, int], ...]:
-    """A core of 8-bit weights (the memory sizes in words; docs/core.md)."""
+          acc_bits: int = 20, param_bits: int = 24,
+          src2_words: int | None = None) -> tuple[tuple[str, int], ...]:
+    """A core of 8-bit weights and 24-bit membranes (the memory sizes in words; docs/core.md)."""
     return (("lanes", lanes), ("weight_bits", 8), ("acc_bits", acc_bits), ("state_bits", 24),
+            ("param_bits", param_bits), ("src2_words", src2_words or act_words),
             ("weight_words", weight_words), ("act_words", act_words),
-            ("neuron_words", neuron_words), ("acc_words", 16 if lanes >= 8 else 32))
+            ("neuron_words", neuron_words), ("acc_words", 32))
 
 
-# The UP5K's core: weights and program in the four SPRAMs (16,384 words of 64 bits); 23 of 30
-# block RAMs: neurons 3 x 3 (512 x 8 each), activations 2 x 2, accumulators 10 (bench/bench_core.py
-# up5k_block_rams). The HX8K has no SPRAM: 32-bit weight words in 16 block RAMs.
-UP5K_CORE = _core(8, 16384, 512, 512)
-HX8K_CORE = _core(4, 2048, 512, 256)
+# The UP5K's core: weights and program in the four SPRAMs (16,384 words of 64 bits); 29 of 30
+# block RAMs (the board top's frame buffer takes the last): 768 neurons (thresholds and biases
+# 16 bits: 3 + 3 of 256 x 16; membranes 6 of 512 x 8), 768 activation words (3) and a copy of
+# the first 512 for second operands (2), 8 lanes of 24-bit accumulators (12: the readout of a
+# large EST sums 23 bits); bench/bench_core.py up5k_block_rams. The HX8K has no SPRAM: 32-bit
+# weight words in 16 block RAMs.
+UP5K_CORE = _core(8, 16384, 768, 768, acc_bits=24, param_bits=16, src2_words=512)
+HX8K_CORE = _core(4, 2048, 512, 256, param_bits=16)
 
 
 def _ecp5(name: str, platform: str, luts: int, brams: int, clock_hz: float) -> Board:

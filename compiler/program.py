@@ -80,9 +80,13 @@ class CoreSpec:
     lanes: int = 8  # weights read and accumulated per cycle
     weight_bits: int = 8  # the field of one weight in a weight word (2, 4, 8 or 16)
     acc_bits: int = 32  # one accumulator (a current without its bias)
-    state_bits: int = 24  # one membrane, threshold or bias (16..32)
+    state_bits: int = 24  # one membrane (16..32)
+    param_bits: int | None = None  # one threshold or bias, two's complement (16..state_bits;
+    # None: state_bits)
     weight_words: int = 16384  # weight memory depth (UP5K: 4 SPRAMs side by side, 64-bit words)
     act_words: int = 2048  # activation memory depth (ACT_BITS-bit words)
+    src2_words: int | None = None  # of those, the words a second operand is read from (a
+    # copy of the first ones; None: all act_words)
     neuron_words: int = 1024  # neurons (membranes, thresholds, biases)
     acc_words: int = 64  # accumulator words: the widest convolution's groups
 
@@ -98,6 +102,17 @@ class CoreSpec:
         if not 16 <= self.state_bits <= 32:
             raise EstError(f"core state_bits must be 16..32 (a mask's LFSR state is two 16-bit "
                            f"neuron words), got {self.state_bits}")
+        if self.src2_words is None:
+            object.__setattr__(self, "src2_words", self.act_words)
+        if self.param_bits is None:
+            object.__setattr__(self, "param_bits", self.state_bits)
+        if not 0 < self.src2_words <= self.act_words:
+            raise EstError(f"core src2_words must be 1..act_words ({self.act_words}), got "
+                           f"{self.src2_words}")
+        if not 16 <= self.param_bits <= self.state_bits:
+            raise EstError(f"core param_bits must be 16..state_bits ({self.state_bits}): a "
+                           f"mask's LFSR seed is two 16-bit threshold words, got "
+                           f"{self.param_bits}")
 
     @property
     def weight_word_bits(self) -> int:
@@ -139,8 +154,9 @@ class CoreSpec:
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("lanes", "weight_bits", "acc_bits", "state_bits",
-                                              "weight_words", "act_words", "neuron_words",
-                                              "acc_words")}
+                                              "param_bits",
+                                              "weight_words", "act_words", "src2_words",
+                                              "neuron_words", "acc_words")}
 
 
 def bits_for(depth: int) -> int:
@@ -280,6 +296,7 @@ class Program:
         return {"weight_words": len(self.weights),
                 "neuron_words": len(self.thresholds),
                 "act_words": self.regions.get("act_words", 0),
+                "src2_words": self.regions.get("src2_words", 0),
                 "acc_words": self.regions.get("acc_words", 0)}
 
 
@@ -293,7 +310,7 @@ def vector_words(x: np.ndarray, vec: Vector) -> list[int]:
 class ProgramBuilder:
     """Passed to every ``Op.emit``: allocates the memories and collects the instructions."""
 
-    def __init__(self, spec: CoreSpec, graph: Graph):
+    def __init__(self, spec: CoreSpec, graph: Graph, low: dict[str, int] | None = None):
         self.spec, self.graph = spec, graph
         self.specs = graph.specs()
         self.instructions: list[dict] = []
@@ -305,7 +322,13 @@ class ProgramBuilder:
         self.parts: dict[str, list[tuple[str, int]]] = {}  # a concat: (input, first channel)
         self.neurons: dict[str, tuple[int, int]] = {}  # node -> (nbase, n)
         self.pending: dict[str, tuple[list[dict], np.ndarray]] = {}
-        self.act_words = 0
+        # the vectors read as a second operand (``src2``), which must lie in the first
+        # ``src2_words`` words (the copy the core reads them from), each with its ring's words:
+        # the first pass finds them, the second allocates them first
+        self.low = low or {}
+        self.low_words = 0  # the low vectors allocated so far
+        self.act_words = sum(self.low.values())  # the others follow them
+        self.read_as_src2: dict[str, int] = {}
         self.acc_words = 0
         self.history = self._history()
         self.node = ""  # the node being emitted: it owns the instructions added
@@ -331,6 +354,10 @@ class ProgramBuilder:
         synaptic events)."""
         self.instructions.append({"op": OPCODES[op], **fields})
         self.owners.append((node or self.node, fan_out))
+        if "src2" in fields:
+            name = next(n for n, v in self.vectors.items() if v.base == fields["src2"])
+            vec = self.vectors[name]
+            self.read_as_src2[name] = vec.slots << vec.stride
 
     def input_of(self, node: str, k: int = 0) -> str:
         return self.graph.node(node).inputs[k]
@@ -348,8 +375,12 @@ class ProgramBuilder:
                            f"rings hold at most {CoreSpec.MAX_RING}")
         log2b = (spec.bits - 1).bit_length()
         words = ceil_div(spec.n, CoreSpec.ACT_BITS >> log2b)
-        vec = Vector(self.act_words, slots, (words - 1).bit_length(), log2b, spec.n, spec.bits)
-        self.act_words += slots << vec.stride
+        size = slots << (words - 1).bit_length()
+        if name in self.low:  # read as a second operand: in the words below the others
+            base, self.low_words = self.low_words, self.low_words + size
+        else:
+            base, self.act_words = self.act_words, self.act_words + size
+        vec = Vector(base, slots, (words - 1).bit_length(), log2b, spec.n, spec.bits)
         self.vectors[name] = vec
         return vec
 
@@ -376,14 +407,24 @@ class ProgramBuilder:
         return vec
 
     def neuron_block(self, node: str, thresholds: np.ndarray, biases: np.ndarray,
-                     v_bits: int) -> int:
+                     v_bits: int, seed: bool = False) -> int:
         """Allocate ``node``'s neurons (membranes of ``v_bits``); returns their first index
-        (``nbase``)."""
-        lo, hi = golden.signed_range(self.spec.state_bits)
-        if v_bits > self.spec.state_bits or biases.size and not lo <= biases.min() <= \
-                biases.max() <= hi:
-            raise EstError(f"node '{node}': its membranes ({v_bits} bits) or biases do not fit "
-                           f"the core's {self.spec.state_bits}-bit neuron words")
+        (``nbase``). With ``seed`` the thresholds are 16-bit words of an LFSR seed (unsigned),
+        not values a membrane is compared with."""
+        spec = self.spec
+        if v_bits > spec.state_bits:
+            raise EstError(f"node '{node}': its membranes ({v_bits} bits) do not fit the core's "
+                           f"{spec.state_bits}-bit neuron words; compile for a core with "
+                           f"state_bits >= {v_bits}")
+        lo, hi = golden.signed_range(spec.param_bits)
+        for name, values, low, high in (("thresholds", thresholds, *((0, 0xFFFF) if seed else
+                                                                      (lo, hi))),
+                                        ("biases", biases, lo, hi)):
+            if values.size and not low <= values.min() <= values.max() <= high:
+                raise EstError(f"node '{node}': its {name} ({values.min()}..{values.max()}) do "
+                               f"not fit the core's {spec.param_bits}-bit threshold and bias "
+                               f"words ({low}..{high}); compile for a board whose core has "
+                               f"wider ones (the ECP5 boards' take 24 bits)")
         base = len(self.thresholds)
         self.thresholds += [int(v) for v in thresholds]
         self.biases += [int(v) for v in biases]
@@ -443,7 +484,9 @@ class ProgramBuilder:
         if need > wb:  # w = lo + hi * 2**wb, both signed wb-bit (hi fits: w has < 2 * wb bits)
             lo = (weight + (1 << (wb - 1))) % (1 << wb) - (1 << (wb - 1))
             planes = [lo, (weight - lo) >> wb]
-        bound_lo = bound_hi = 0
+        # each output's partial sums lie between the sums of its negative and of its positive
+        # products, whatever order the events come in
+        low = high = np.zeros(weight.shape[1], np.int64)
         out = []
         for vec, first in parts:
             if vec.bits > MAX_VALUE_BITS:
@@ -454,8 +497,8 @@ class ProgramBuilder:
             per = CoreSpec.ACT_BITS >> vec.log2b
             for p, plane in enumerate(planes):
                 w = plane[:, :, first:first + vec.n]
-                bound_lo += int(np.minimum(w, 0).sum(axis=(0, 2)).min()) * x_max << (p * wb)
-                bound_hi += int(np.maximum(w, 0).sum(axis=(0, 2)).max()) * x_max << (p * wb)
+                low = low + (np.minimum(w, 0).sum(axis=(0, 2)) * x_max << (p * wb))
+                high = high + (np.maximum(w, 0).sum(axis=(0, 2)) * x_max << (p * wb))
                 if depthwise:
                     assert len(parts) == 1 and w.shape[1] == w.shape[2]
                     wbase, groups = self.diagonal_rows(w), 1
@@ -466,7 +509,7 @@ class ProgramBuilder:
                             "depthwise": int(depthwise), "wbase": wbase, "groups": groups,
                             "lag_stride": vec.n * groups, "word_stride": per * groups,
                             **vec.src()})
-        acc = golden.signed_bits(bound_lo, bound_hi)
+        acc = golden.signed_bits(int(low.min()), int(high.max()))
         if acc > self.spec.acc_bits:
             raise EstError(f"node '{node}': its sums need {acc} bits, the core's accumulators "
                            f"hold {self.spec.acc_bits}")
@@ -506,7 +549,7 @@ def check_fit(prog: Program) -> list[str]:
     """What of ``prog`` is over its core's sizes, one line each (empty: it fits)."""
     spec, use = prog.spec, prog.usage()
     over = [f"{key.replace('_', ' ')}: needs {use[key]}, the core has {getattr(spec, key)}"
-            for key in ("weight_words", "neuron_words", "act_words",
+            for key in ("weight_words", "neuron_words", "act_words", "src2_words",
                         "acc_words") if use[key] > getattr(spec, key)]
     return over
 
@@ -517,11 +560,9 @@ def compile_program(graph: Graph, spec: CoreSpec | None = None, trace: bool = Tr
     operation the core does not run, or a model over the core's sizes, raises
     :class:`~est.EstError` naming the node or the memory."""
     spec = spec or CoreSpec()
-    b = ProgramBuilder(spec, graph)
-    specs = b.specs
-    for node in graph.nodes:
-        b.node = node.name
-        node.op.emit(b, node.name, [specs[i] for i in node.inputs])
+    b = _emit(ProgramBuilder(spec, graph))
+    if b.read_as_src2:  # again, with the vectors read as second operands first
+        b = _emit(ProgramBuilder(spec, graph, b.read_as_src2))
     b.node = "out"
     out_fields = _out_fields(graph, b, trace)
     for f in out_fields:
@@ -539,7 +580,8 @@ def compile_program(graph: Graph, spec: CoreSpec | None = None, trace: bool = Tr
     input_vec = b.vectors[graph.nodes[0].name]
     prog = Program(graph.name, spec, b.instructions, [], b.thresholds, b.biases,
                    input_vec, out_fields, len(graph.outputs), b.constants,
-                   {"act_words": b.act_words, "acc_words": b.acc_words,
+                   {"act_words": b.act_words, "src2_words": b.low_words,
+                    "acc_words": b.acc_words,
                     "vectors": b.vectors, "neurons": b.neurons}, b.owners)
     prog.weights = [0] * offset + b.weights
     over = check_fit(prog)
@@ -551,6 +593,14 @@ def compile_program(graph: Graph, spec: CoreSpec | None = None, trace: bool = Tr
     prog.weights[:offset] = [(word >> (k * spec.weight_word_bits)) & mask
                              for word in prog.words() for k in range(spec.fetch_words)]
     return prog
+
+
+def _emit(b: ProgramBuilder) -> ProgramBuilder:
+    """Every node's instructions, in graph order."""
+    for node in b.graph.nodes:
+        b.node = node.name
+        node.op.emit(b, node.name, [b.specs[i] for i in node.inputs])
+    return b
 
 
 def _out_fields(graph: Graph, b: ProgramBuilder, trace: bool) -> list[OutField]:

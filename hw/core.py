@@ -9,11 +9,12 @@ counts are in docs/core.md; :mod:`est.sim.core_model` is the same machine in Pyt
 Hardware:
 
 - memories: weights (``lanes * weight_bits`` a word, the program's instructions first,
-  ``fetch_words`` words each; with
-  ``spram``, the iCE40 UP5K's SPRAMs: :class:`~est.hw.spram.SinglePortMemory`), thresholds,
-  biases and membranes (``state_bits`` a word), the activations (16-bit words: every vector a
-  node hands on, in rings of past bins) and the accumulators (``lanes`` currents a word, no
-  bypass: a word added into is read again two cycles later at the earliest);
+  ``fetch_words`` words each; with ``spram``, the iCE40 UP5K's SPRAMs:
+  :class:`~est.hw.spram.SinglePortMemory`), thresholds and biases (``param_bits`` a word),
+  membranes (``state_bits``), the activations (16-bit words: every vector a node hands on, in
+  rings of past bins; the first ``src2_words`` of them twice, for the second operand of a
+  ``vec``) and the accumulators (``lanes`` currents a word, no bypass: a word added
+  into is read again two cycles later at the earliest);
 - a synapse datapath of ``lanes`` multiply-adds (accumulator plus ``2 weight_bits x 16``
   signed: on the UP5K each an SB_MAC16 with its adder), fed one weight word a cycle: a
   ``conv`` scans its input's words and, for every nonzero field (an event with a value), reads
@@ -76,7 +77,7 @@ class _State(enum.Enum, shape=5):
 
 def load_layout(spec: CoreSpec) -> data.StructLayout:
     """A ``load`` word: which memory, the address, the data (the widest memory word)."""
-    width = max(spec.weight_word_bits, spec.state_bits, CoreSpec.ACT_BITS)
+    width = max(spec.weight_word_bits, spec.param_bits, CoreSpec.ACT_BITS)
     return data.StructLayout({"mem": unsigned(3), "addr": unsigned(ADDR_BITS),
                               "data": unsigned(width)})
 
@@ -84,7 +85,7 @@ def load_layout(spec: CoreSpec) -> data.StructLayout:
 def load_words(prog: Program) -> list[dict]:
     """The ``load`` words that put ``prog`` into a core, then start a stream."""
     out = [{"mem": MEM_WEIGHTS, "addr": a, "data": w} for a, w in enumerate(prog.weights)]
-    mask = (1 << prog.spec.state_bits) - 1
+    mask = (1 << prog.spec.param_bits) - 1
     out += [{"mem": MEM_THRESHOLDS, "addr": a, "data": v & mask}
             for a, v in enumerate(prog.thresholds)]
     out += [{"mem": MEM_BIASES, "addr": a, "data": v & mask} for a, v in enumerate(prog.biases)]
@@ -126,23 +127,29 @@ class Core(wiring.Component):
                                                        attrs={"no_rw_check": 1})
             return store
 
-        mask = (1 << sb) - 1
+        mask = (1 << spec.param_bits) - 1
         m.submodules.weights = weights = SinglePortMemory(
             lanes * wb, spec.weight_words, self.spram, prog.weights if prog else None)
-        thresholds = mem("thresholds", unsigned(sb), spec.neuron_words,
+        thresholds = mem("thresholds", unsigned(spec.param_bits), spec.neuron_words,
                          [v & mask for v in prog.thresholds] if prog else [])
-        biases = mem("biases", unsigned(sb), spec.neuron_words,
+        biases = mem("biases", unsigned(spec.param_bits), spec.neuron_words,
                      [v & mask for v in prog.biases] if prog else [])
         membranes = mem("membranes", unsigned(sb), spec.neuron_words, [])
         act_init = [0] * spec.act_words
         for addr, word in (prog.constants.items() if prog else ()):
             act_init[addr] = word
         act = mem("act", unsigned(CoreSpec.ACT_BITS), spec.act_words, act_init)
+        # a copy of the first src2_words activation words, for a second operand's reads
+        act2 = mem("act2", unsigned(CoreSpec.ACT_BITS), spec.src2_words,
+                   act_init[:spec.src2_words])
         acc = mem("acc", unsigned(lanes * ab), spec.acc_words, [])
         loaders = {MEM_THRESHOLDS: thresholds.write_port(), MEM_BIASES: biases.write_port()}
         t_rd, b_rd = thresholds.read_port(), biases.read_port()
         v_wr, a_wr, c_wr = membranes.write_port(), act.write_port(), acc.write_port()
-        v_rd, a_rd, a_rd2 = membranes.read_port(), act.read_port(), act.read_port()
+        v_rd, a_rd, a_rd2 = membranes.read_port(), act.read_port(), act2.read_port()
+        a_wr2 = act2.write_port()
+        m.d.comb += [a_wr2.addr.eq(a_wr.addr), a_wr2.data.eq(a_wr.data),
+                     a_wr2.en.eq(a_wr.en & (a_wr.addr < spec.src2_words))]
         c_rd = acc.read_port()
 
         # with no model in its memories (SPRAM powers up with any contents) the core waits,

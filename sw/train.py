@@ -516,7 +516,8 @@ def train_model(data: dict, mcfg: ESTConfig, tcfg: TrainConfig,
                          f"input path starts as the GLM, so give a history it can hold")
         if mcfg.input_coupling != "auto":
             couplings = (mcfg.input_coupling,)
-        glm, grid = tune_glm(train, val, histories, tcfg.glm_l2, couplings)
+        glm, grid = tune_glm(train, val, histories, tcfg.glm_l2, couplings,
+                             progress=tqdm.write if progress else None)
         mcfg = replace(mcfg, input_coupling=glm.coupling)  # "auto": the GLM's choice
     model = EST(mcfg)
     start_readout(model, mean_rates, glm)

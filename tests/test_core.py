@@ -3,6 +3,8 @@ run time through the ``load`` port, one after the other on one core, every trace
 to the golden interpreter's with random stalls, and cycles per bin equal to the Python
 model's."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -80,12 +82,16 @@ def rtl_work(tmp_path_factory):
 def test_an_est_and_an_mlp_on_one_core_in_rtl_simulators(simulator, rtl_work):
     """The core's Verilog with no model in it: an EST (CPG, mask, SDSA, SEW add, TPU) then an
     MLP loaded through the load port, with random stalls (Icarus) or none (Verilator: cycles
-    equal to the model's)."""
+    equal to the model's). The core is built as the UP5K's is: 16-bit thresholds and biases,
+    and the second copy of the activations only as long as the EST's second operands need."""
     tmp_path = rtl_work
-    spec = CoreSpec(lanes=4, weight_bits=8, weight_words=2048, act_words=512,
-                    neuron_words=128, acc_words=4)
     graphs = [random_est_graph(1, blocks=1),
               random_mlp_graph(2, n_in=20, hidden=(10,), n_out=5, weight_bits=8)]
+    spec = CoreSpec(lanes=4, weight_bits=8, weight_words=2048, act_words=512,
+                    neuron_words=128, acc_words=4, param_bits=16)
+    low = compile_program(graphs[0], spec).usage()["src2_words"]
+    assert 0 < low < 512
+    spec = dataclasses.replace(spec, src2_words=low)
     runs = [(compile_program(g, spec), random_stimulus(s, 6, g.n_in, rate=0.4))
             for s, g in enumerate(graphs)]
     stall = 7 if simulator == "icarus" else None

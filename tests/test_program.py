@@ -75,6 +75,38 @@ def test_a_mask_keeps_its_lfsr_in_two_16_bit_neuron_words():
     assert prog.thresholds[nbase:nbase + 2] == [seed & 0xFFFF, seed >> 16]
 
 
+def test_second_operands_are_placed_in_the_low_words_the_copy_holds():
+    """Every vector a ``vec`` reads as ``src2`` lies below ``usage()["src2_words"]``, every other
+    vector above; a core whose copy is shorter than that is refused with the count."""
+    g = random_est_graph(1, blocks=2)
+    prog = compile_program(g)
+    low = prog.usage()["src2_words"]
+    vectors = prog.regions["vectors"]
+    second = {ins["src2"] for ins in prog.instructions if "src2" in ins}
+    assert second and 0 < low < prog.usage()["act_words"]
+    for vec in vectors.values():
+        end = vec.base + (vec.slots << vec.stride)
+        assert end <= low if vec.base in second else vec.base >= low
+    with pytest.raises(EstError, match=f"src2 words: needs {low}, the core has {low - 1}"):
+        compile_program(g, CoreSpec(src2_words=low - 1))
+    assert compile_program(g, CoreSpec(src2_words=low)).words() == prog.words()
+
+
+def test_thresholds_and_biases_over_the_param_words_are_refused_by_node():
+    """16-bit threshold and bias words take a mask's seed (unsigned halves) and values within
+    -32768..32767; a bias beyond is refused naming the node and the range."""
+    g = random_mlp_graph(0, n_in=8, hidden=(6,), n_out=3)
+    compile_program(g, CoreSpec(param_bits=16))
+    compile_program(random_est_graph(1), CoreSpec(param_bits=16))  # its mask's seed halves
+    g.node("fc1.syn").op.bias[2] = 40000
+    with pytest.raises(EstError, match=r"node 'fc1': its biases \(.*40000\) do not fit the "
+                                       r"core's 16-bit threshold and bias words "
+                                       r"\(-32768..32767\)"):
+        compile_program(g, CoreSpec(param_bits=16))
+    with pytest.raises(EstError, match="core param_bits must be 16..state_bits .24."):
+        CoreSpec(param_bits=28)
+
+
 def test_a_table_is_loaded_with_the_model():
     g = random_est_graph(2)
     prog = compile_program(g)

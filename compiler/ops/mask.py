@@ -62,7 +62,7 @@ class Mask(Op):
         from est.compiler.program import VEC_OPS
 
         halves = np.array([self.seed & 0xFFFF, self.seed >> 16])
-        nbase = b.neuron_block(node, halves, np.zeros(2, np.int64), 16)
+        nbase = b.neuron_block(node, halves, np.zeros(2, np.int64), 16, seed=True)
         out = b.vector(node, ins[0])
         b.add("vec", sub=VEC_OPS["mask"], n=out.n, win=1, thr=self.threshold, nbase=nbase,
               **b.vectors[b.input_of(node)].src(), **out.dst())
