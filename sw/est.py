@@ -169,6 +169,27 @@ class _Neurons(nn.Module):
         return lif_sequence(current, self.beta, self.threshold, self.reset)
 
 
+class _Spikes(nn.Module):
+    """The identity: marks a spike tensor that no :class:`_Neurons` returns (SDSA's output, the
+    TPU's), so that :func:`spike_tensors` finds it."""
+
+    def forward(self, s: torch.Tensor) -> torch.Tensor:
+        return s
+
+
+def spike_tensors(model: nn.Module, store: list) -> list:
+    """Forward hooks that append every spike tensor a spiking ``model`` makes in a training
+    forward pass (each neuron array's output, SDSA's and the TPU's) to ``store``; remove them
+    with ``handle.remove()``."""
+    def keep(module, _inputs, out):
+        if module.training:
+            store.append(out)
+
+    return [m.register_forward_hook(keep)
+            for m in model.modules() if isinstance(m, _Spikes) or
+            isinstance(m, _Neurons) and m.snn]
+
+
 def _sew(out: torch.Tensor, skip: torch.Tensor, op: str, snn: bool) -> torch.Tensor:
     if op == "none":
         return out
@@ -190,11 +211,13 @@ class _Block(nn.Module):
             if cfg.attention == "ssa":
                 self.attn_lif = _Neurons(cfg)
             self.proj, self.proj_lif = _Conv(d, d, 1), _Neurons(cfg)
+            self.attn_spikes = _Spikes()
         if cfg.tpu:
             self.tpu_in = nn.Parameter(torch.full((d,), 0.5))
             self.tpu_rec = nn.Parameter(torch.full((cfg.tpu_kernel, d), 0.5 / cfg.tpu_kernel))
             self.tpu_bias = nn.Parameter(torch.zeros(d))
             self.tpu_lif = _Neurons(cfg)
+            self.tpu_spikes = _Spikes()
         self.mlp1, self.mlp1_lif = _Conv(d, cfg.mlp_hidden, 1), _Neurons(cfg)
         self.mlp2, self.mlp2_lif = _Conv(cfg.mlp_hidden, d, 1), _Neurons(cfg)
 
@@ -226,7 +249,10 @@ class _Block(nn.Module):
             q = self.q_lif(self.q(masked))
             k = self.k_lif(self.k(masked))
             v = self.v_lif(self.v(masked))
-            o = self.proj_lif(self.proj(self._attention(q, k, v)))
+            a = self._attention(q, k, v)
+            if snn and cfg.attention == "sdsa":
+                a = self.attn_spikes(a)
+            o = self.proj_lif(self.proj(a))
             r = _sew(o, s, cfg.sew, snn)
         if cfg.tpu:
             r = _sew(self._tpu(r), r, cfg.sew, snn)
@@ -238,7 +264,8 @@ class _Block(nn.Module):
         drive = self.tpu_bias + self.tpu_in * r
         lif = self.tpu_lif
         if lif.snn:
-            return recurrent_lif_sequence(drive, self.tpu_rec, lif.beta, lif.threshold, lif.reset)
+            return self.tpu_spikes(recurrent_lif_sequence(drive, self.tpu_rec, lif.beta,
+                                                          lif.threshold, lif.reset))
         kk = self.tpu_rec.shape[0]
         past = [torch.zeros_like(r[0]) for _ in range(kk)]  # y_{t-1}, ..., y_{t-k}
         out = []

@@ -63,7 +63,7 @@ from est.sw.data import (
     simulate_population,
     split_by_time,
 )
-from est.sw.est import EST, ESTConfig, config_dict
+from est.sw.est import EST, ESTConfig, config_dict, spike_tensors
 from est.sw.glm import (
     GLM,
     GLM_COUPLINGS,
@@ -95,6 +95,8 @@ class TrainConfig:
     patience: int = 0
     context_bins: int = 256
     burn_in: int = 128
+    rate_floor: float = 0.0  # every spiking unit's firing rate is held above this (0: off)
+    rate_weight: float = 1.0  # the weight of that penalty beside the loss
 
     def validate(self, prefix: str = "train.") -> "TrainConfig":
         """Check every field; raise EstError naming the first one at fault."""
@@ -107,6 +109,9 @@ class TrainConfig:
         check_number(k + "warmup", self.warmup, at_least=0, below=1,
                      what="in [0, 1) (a fraction of the steps)")
         check_number(k + "clip", self.clip, above=0)
+        check_number(k + "rate_floor", self.rate_floor, at_least=0, below=1,
+                     what="in [0, 1) (spikes per bin)")
+        check_number(k + "rate_weight", self.rate_weight, at_least=0)
         check_choice(k + "loss", self.loss, ("poisson", "negbin"))
         check_whole(k + "weight_bits", self.weight_bits, 2, 16)
         check_whole(k + "seed", self.seed, 0, MAX_SEED)
@@ -284,6 +289,15 @@ def _loss(log_rates, target, cfg: TrainConfig, log_disp):
              + target * (log_rates - (r + mu).log())).mean()
 
 
+def _rate_penalty(spikes: list[torch.Tensor], burn_in: int, floor: float) -> torch.Tensor:
+    """Mean over spike tensors of the mean over their units of ``(1 - rate / floor)**2`` where
+    a unit's rate (over the scored bins and the batch) is below ``floor``: 1 for a silent
+    layer, 0 once every unit fires at least that often."""
+    terms = [(F.relu(floor - s[burn_in:].mean(dim=(0, 1))) / floor).square().mean()
+             for s in spikes]
+    return torch.stack(terms).mean()
+
+
 def fit(model: EST, train: Recording, cfg: TrainConfig, steps: int, desc: str,
         progress: bool = True, validate=None) -> dict:
     """AdamW, warm-up then cosine decay, gradient clipping, on random crops of ``train``
@@ -309,6 +323,8 @@ def fit(model: EST, train: Recording, cfg: TrainConfig, steps: int, desc: str,
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     counts = torch.as_tensor(train.counts, dtype=torch.float32)
     losses, scored, best, stale = [], [], None, 0
+    spikes: list[torch.Tensor] = []
+    hooks = spike_tensors(model, spikes) if cfg.rate_floor > 0 else []
 
     def measure():
         got = validate()
@@ -325,8 +341,11 @@ def fit(model: EST, train: Recording, cfg: TrainConfig, steps: int, desc: str,
         seq = counts[idx]  # [L+1, B, N]
         for group in opt.param_groups:
             group["lr"] = _lr(step, steps, cfg)
+        spikes.clear()
         out = model(seq[:-1], torch.as_tensor(starts))
         loss = _loss(out[cfg.burn_in:], seq[1 + cfg.burn_in:], cfg, log_disp)
+        if spikes:
+            loss = loss + cfg.rate_weight * _rate_penalty(spikes, cfg.burn_in, cfg.rate_floor)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.clip)
@@ -345,6 +364,8 @@ def fit(model: EST, train: Recording, cfg: TrainConfig, steps: int, desc: str,
             stale += 1
             if cfg.patience and stale >= cfg.patience:
                 break
+    for hook in hooks:
+        hook.remove()
     if best is not None:
         model.load_state_dict(best[2])
     return {"losses": losses, "validation": scored, "chosen_step": best and best[1],

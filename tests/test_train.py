@@ -224,6 +224,8 @@ def test_train_on_a_users_recordings(tmp_path):
     (["train.lr=inf"], "train.lr must be a finite number, got inf"),
     (["train.weight_decay=-0.1"], "train.weight_decay must be >= 0, got -0.1"),
     (["train.clip=0.0"], "train.clip must be > 0, got 0.0"),
+    (["train.rate_floor=1.0"], "train.rate_floor must be in [0, 1) (spikes per bin), got 1.0"),
+    (["train.rate_weight=-1.0"], "train.rate_weight must be >= 0, got -1.0"),
     (["train.warmup=1.0"], "train.warmup must be in [0, 1) (a fraction of the steps), got 1.0"),
     (["train.weight_bits=1"], "train.weight_bits must be 2..16, got 1"),
     (["train.seed=-3"], "train.seed must be 0..9223372036854775807, got -3"),
@@ -414,6 +416,50 @@ def test_fit_keeps_the_start_against_a_gain_within_the_noise():
         fitted = fit(_tiny_model(), rec, cfg, cfg.steps, "t", progress=False,
                      validate=lambda it=it: next(it))
         assert fitted["chosen_step"] == chosen
+
+
+def test_the_rate_penalty_is_one_for_a_silent_layer_and_zero_above_the_floor():
+    from est.sw.train import _rate_penalty
+
+    silent = torch.zeros(10, 2, 4)
+    busy = torch.zeros(10, 2, 4)
+    busy[::2] = 1.0  # every unit at 0.5 spikes a bin
+    half = busy.clone()
+    half[:, :, :2] = 0.0  # two units silent, two at 0.5
+    assert _rate_penalty([silent], 0, 0.1).item() == 1.0
+    assert _rate_penalty([busy], 0, 0.1).item() == 0.0
+    assert _rate_penalty([half, busy], 0, 0.1).item() == pytest.approx(0.25)
+    # after a burn-in of 5 bins: bins 6 and 8 of 5..9 spike, a rate of 0.4
+    assert _rate_penalty([busy], 5, 0.6).item() == pytest.approx((1 - 0.4 / 0.6) ** 2)
+
+
+def test_a_rate_floor_makes_a_silent_est_fire_and_leaves_no_hooks():
+    """An EST whose units start silent (threshold 8) stays nearly silent over 20 steps without a
+    rate floor and fires with one; SDSA's and the TPU's spikes are among the tensors the floor
+    holds; the hooks are gone after training."""
+    from est.sw.data import Recording
+    from est.sw.est import spike_tensors
+    from est.sw.train import fit
+
+    rec = Recording(np.random.default_rng(0).poisson(0.3, (300, 3)))
+    rates = {}
+    for floor in (0.0, 0.2):
+        torch.manual_seed(0)
+        model = EST(ESTConfig(n_in=3, n_out=3, d_model=4, mlp_hidden=4, blocks=1, heads=1,
+                              kernels=(1,), cpg=False, threshold=8.0))
+        cfg = TrainConfig(steps=20, batch=4, seq_len=16, burn_in=0, lr=0.05,
+                          rate_floor=floor, eval_every=0)
+        fit(model, rec, cfg, cfg.steps, "t", progress=False)
+        assert not any(m._forward_hooks for m in model.modules())
+        store = []
+        hooks = spike_tensors(model, store)
+        with torch.no_grad():
+            model(torch.as_tensor(rec.counts[:100, None, :], dtype=torch.float32))
+        for h in hooks:
+            h.remove()
+        assert len(store) == 9  # embed, q, k, v, SDSA, proj, TPU, mlp1, mlp2
+        rates[floor] = float(torch.stack([s.mean() for s in store]).mean())
+    assert rates[0.0] < 0.005 < 0.02 < rates[0.2]
 
 
 def test_fit_scores_the_last_step_too():
