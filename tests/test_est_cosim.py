@@ -102,12 +102,13 @@ def test_est_block_ram_fit_is_checked_before_synthesis(example_build):
 
     graph = load(example_build)
     icebreaker, ulx3s = get_board("icebreaker"), get_board("ulx3s-85f")
+    small = get_board("ulx3s-12f")  # 32 block RAMs
     assert sum(block_rams(graph, 4, icebreaker, state_in_logic=True).values()) > icebreaker.brams
     with pytest.raises(EstError, match=r"does not fit icebreaker: .* block RAMs against 30"):
         memory_plan(graph, 4, icebreaker)
-    # Lanes 2: the weight ROMs fit, the membranes on top of them do not, so they go to logic.
-    in_logic, rams = memory_plan(graph, 2, icebreaker)
-    assert in_logic and sum(rams.values()) <= icebreaker.brams
-    assert sum(block_rams(graph, 2, icebreaker, state_in_logic=False).values()) > 30
+    # the ULX3S-12F: the weight ROMs fit, the membranes on top of them do not, so they go to logic
+    in_logic, rams = memory_plan(graph, 4, small)
+    assert in_logic and sum(rams.values()) <= small.brams
+    assert sum(block_rams(graph, 4, small, state_in_logic=False).values()) > small.brams
     in_logic, rams = memory_plan(graph, 4, ulx3s)
     assert not in_logic and "b1.mlp1" in rams and sum(rams.values()) <= ulx3s.brams
