@@ -493,6 +493,13 @@ class ProgramBuilder:
                 raise EstError(f"node '{node}': its input holds {vec.bits}-bit values, the "
                                f"core multiplies values of at most {MAX_VALUE_BITS} bits; "
                                f"compile with --backend dataflow")
+            if len(planes) > 1 and vec.bits > MAX_VALUE_BITS - wb:
+                raise EstError(f"node '{node}': its weights take two planes of the core's "
+                               f"{wb}-bit fields and the high plane multiplies its input's "
+                               f"values shifted by {wb} bits, so they may have at most "
+                               f"{MAX_VALUE_BITS - wb} bits, not {vec.bits}; quantize to "
+                               f"{wb}-bit weights (--weight-bits {wb}) or compile with "
+                               f"--backend dataflow")
             x_max = (1 << vec.bits) - 1
             per = CoreSpec.ACT_BITS >> vec.log2b
             for p, plane in enumerate(planes):

@@ -14,9 +14,12 @@ Hardware:
   membranes (``state_bits``), the activations (16-bit words: every vector a node hands on, in
   rings of past bins; the first ``src2_words`` of them twice, for the second operand of a
   ``vec``) and the accumulators (``lanes`` currents a word, no bypass: a word added
-  into is read again two cycles later at the earliest);
-- a synapse datapath of ``lanes`` multiply-adds (accumulator plus ``2 weight_bits x 16``
-  signed: on the UP5K each an SB_MAC16 with its adder), fed one weight word a cycle: a
+  into is read again two cycles later at the earliest); each in block RAM, a depth that is no
+  power of two in power-of-two banks (:class:`~est.hw.bram.BankedMemory`: 768 words read
+  through a two-way multiplexer, not a three-way one);
+- a synapse datapath of ``lanes`` multiply-adds (accumulator plus ``weight_bits x 16``
+  signed: on the UP5K each an SB_MAC16 with its adder; a high plane's values come shifted
+  left by ``weight_bits``, one multiplexer for every lane), fed one weight word a cycle: a
   ``conv`` scans its input's words and, for every nonzero field (an event with a value), reads
   only that input's weight row, ``groups`` words;
 - one neuron datapath (leak by a shift, saturating add, threshold, reset), one neuron a cycle
@@ -40,10 +43,11 @@ stream of 32-bit output words; ``bin`` the bin counter.
 """
 
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, enum, memory, stream, wiring
+from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from est.compiler.program import OPCODES, VEC_OPS, CoreSpec, Program, bits_for
+from est.hw.bram import BankedMemory
 from est.hw.spram import SinglePortMemory
 from est.sim.golden import LFSR_FEEDBACK
 
@@ -123,8 +127,7 @@ class Core(wiring.Component):
             # word" on block RAM, which costs a register per written bit and a bypass: the
             # attribute says so to yosys reading Verilog; a board build, read as RTLIL, sets
             # its read ports' COLLISION_X_MASK instead (est.boards.synth.CORE_READ_PORTS)
-            m.submodules[name] = store = memory.Memory(shape=shape, depth=depth, init=init,
-                                                       attrs={"no_rw_check": 1})
+            m.submodules[name] = store = BankedMemory(shape, depth, init, {"no_rw_check": 1})
             return store
 
         mask = (1 << spec.param_bits) - 1
@@ -167,7 +170,7 @@ class Core(wiring.Component):
         g = Signal(len(ins.groups))
         pending = Signal(CoreSpec.ACT_BITS)
         m.d.comb += self.bin.eq(t)
-        pos = Signal(16)  # a table's row
+        pos = Signal(range(spec.act_words))  # a table's row
         tau = Signal(9)  # a vec instruction's bin back in its window
         lfsr = Signal(32)
 
@@ -212,26 +215,30 @@ class Core(wiring.Component):
         m.d.comb += value.eq((pending >> shift) & fmask)
         rest = Signal(CoreSpec.ACT_BITS)
         m.d.comb += rest.eq(pending & ~(fmask << shift))
-        scan_base = ring(ins.src, ins.src_ring, ins.src_stride, lag)
+        # the one address the src ring is read at: the slot ``src_back`` bins back (a conv's
+        # lag, a max's bin in its window), word ``src_off`` of it
+        src_back, src_off = Signal(8), Signal(ADDR_BITS)
+        src_addr = ring(ins.src, ins.src_ring, ins.src_stride, src_back) + src_off
+        # the one address the dst ring is written at: word ``dst_off`` of this bin's slot
+        dst_off = Signal(ADDR_BITS)
+        dst_addr = ring(ins.dst, ins.dst_ring, ins.dst_stride) + dst_off
 
         # synapse pipeline: address in one cycle, add and write back in the next
         s_valid, s_group, s_value = Signal(), Signal(len(g)), Signal(CoreSpec.ACT_BITS)
         m.d.sync += s_valid.eq(0)
-        s_plane = Signal()
         products = []
         for lane in range(lanes):
             # a signed multiply-add of at most 16 x 16 bits (values of at most
             # MAX_VALUE_BITS), which yosys puts whole into an iCE40 SB_MAC16, the add
-            # included; the high plane's weights shifted before the multiply
+            # included; the high plane's values come shifted (ACC), not its weights: one
+            # multiplexer, not one a lane
             weight = weights.rdata.word_select(lane, wb).as_signed()
-            scaled = Signal(signed(2 * wb), name=f"weight{lane}")
-            m.d.comb += scaled.eq(Mux(s_plane, weight << wb, weight))
             products.append(c_rd.data.word_select(lane, ab).as_signed()
-                            + scaled * s_value.as_signed())
+                            + weight * s_value.as_signed())
 
         # neuron pipeline: read in one cycle; leak and add the current in the next (the
         # threshold read there); saturate, fire, reset and write back in the third
-        n_valid, n_index = Signal(), Signal(ADDR_BITS)
+        n_valid, n_index = Signal(), Signal(range(spec.neuron_words))
         n_lif = Signal()
         m.d.sync += n_valid.eq(0)
         current = (c_rd.data.word_select(n_index[:lane_bits] if lanes > 1 else 0, ab).as_signed()
@@ -240,7 +247,7 @@ class Core(wiring.Component):
         shifted = Signal(signed(sb))
         m.d.comb += shifted.eq(v_old >> ins.leak)
         leaked = Mux(ins.leak_on, v_old - shifted, v_old)
-        u_valid, u_index = Signal(), Signal(ADDR_BITS)
+        u_valid, u_index = Signal(), Signal(range(spec.neuron_words))
         total = Signal(signed(sb + 2))
         theta = t_rd.data.as_signed()  # read a cycle after the membrane: no register
         above = Signal(sb + 2)  # the bits at and above a membrane's sign bit (bit vbits - 1)
@@ -270,7 +277,7 @@ class Core(wiring.Component):
             m.d.sync += spikes.eq(spikes_next)
             last = u_index == ins.n - 1
             with m.If(n_lif & ((bit_of == CoreSpec.ACT_BITS - 1) | last)):
-                m.d.comb += [a_wr.addr.eq(ring(ins.dst, ins.dst_ring, ins.dst_stride) + word_of),
+                m.d.comb += [dst_off.eq(word_of), a_wr.addr.eq(dst_addr),
                              a_wr.data.eq(spikes_next), a_wr.en.eq(1)]
                 m.d.sync += spikes.eq(0)
             with m.If((u_index[:lane_bits] == lanes - 1 if lanes > 1 else 1) | last):
@@ -281,11 +288,11 @@ class Core(wiring.Component):
 
 
         # table copy pipeline: read a row word in one cycle, write it the next
-        k_valid, k_index = Signal(), Signal(ADDR_BITS)
+        k_valid, k_index = Signal(), Signal(range(spec.act_words))
         m.d.sync += k_valid.eq(0)
         with m.If(k_valid):
-            m.d.comb += [a_wr.addr.eq(ring(ins.dst, ins.dst_ring, ins.dst_stride) + k_index),
-                         a_wr.data.eq(a_rd.data), a_wr.en.eq(1)]
+            m.d.comb += [dst_off.eq(k_index), a_wr.addr.eq(dst_addr), a_wr.data.eq(a_rd.data),
+                         a_wr.en.eq(1)]
 
         # vec pipeline: read the fields of channel j at bin t - tau in one cycle, reduce the
         # next; after the window's last bin the channel's output field is packed and written
@@ -346,10 +353,17 @@ class Core(wiring.Component):
                 with m.If(is_mask):
                     m.d.sync += lfsr.eq(lfsr_next)
                 with m.If(((e_index[:4] & out_mask) == out_mask) | (e_index == ins.n - 1)):
-                    m.d.comb += [a_wr.addr.eq(ring(ins.dst, ins.dst_ring, ins.dst_stride)
-                                              + (e_index >> (4 - ins.dst_log2b)[:3])),
-                                 a_wr.data.eq(packed_next), a_wr.en.eq(1)]
+                    m.d.comb += [dst_off.eq(e_index >> (4 - ins.dst_log2b)[:3]),
+                                 a_wr.addr.eq(dst_addr), a_wr.data.eq(packed_next),
+                                 a_wr.en.eq(1)]
                     m.d.sync += packed.eq(0)
+
+        back1 = Mux(sub == VEC_OPS["max"], tau, 0)  # a vec's src bin back: a max's window
+        with m.Switch(state):
+            with m.Case(_State.LAG, _State.SCAN, _State.ACC):
+                m.d.comb += src_back.eq(lag)
+            with m.Case(_State.VEC_LOOP):
+                m.d.comb += src_back.eq(back1)
 
         def next_instruction():
             m.d.sync += state.eq(_State.FETCH)
@@ -360,7 +374,7 @@ class Core(wiring.Component):
                 m.d.sync += [lag.eq(lag + 1), lag_base.eq(lag_base + ins.lag_stride),
                              state.eq(_State.LAG)]
             with m.Else():
-                m.d.comb += a_rd.addr.eq(scan_base + j + 1)
+                m.d.comb += [src_off.eq(j + 1), a_rd.addr.eq(src_addr)]
                 m.d.sync += [j.eq(j + 1), word_base.eq(word_base + ins.word_stride),
                              state.eq(_State.SCAN)]
 
@@ -407,7 +421,7 @@ class Core(wiring.Component):
             with m.Case(_State.IN):
                 m.d.comb += self.i.ready.eq(~self.load.valid)
                 with m.If(self.i.valid & self.i.ready):
-                    m.d.comb += [a_wr.addr.eq(ring(ins.dst, ins.dst_ring, ins.dst_stride) + j),
+                    m.d.comb += [dst_off.eq(j), a_wr.addr.eq(dst_addr),
                                  a_wr.data.eq(self.i.payload), a_wr.en.eq(1)]
                     m.d.sync += j.eq(j + 1)
                     with m.If(j == ins.n - 1):
@@ -419,7 +433,7 @@ class Core(wiring.Component):
                 with m.Elif(age < lag):
                     m.d.sync += [lag.eq(lag + 1), lag_base.eq(lag_base + ins.lag_stride)]
                 with m.Else():
-                    m.d.comb += a_rd.addr.eq(scan_base)
+                    m.d.comb += a_rd.addr.eq(src_addr)
                     m.d.sync += [j.eq(0), word_base.eq(lag_base), state.eq(_State.SCAN)]
             with m.Case(_State.SCAN):
                 with m.If(a_rd.data == 0):
@@ -434,8 +448,8 @@ class Core(wiring.Component):
                 # the word the cycle before adds into is written at the end of this one: its
                 # read waits a cycle (the accumulators have no bypass)
                 with m.If(~(s_valid & (s_group == group))):
-                    m.d.sync += [s_valid.eq(1), s_group.eq(group), s_value.eq(value),
-                                 s_plane.eq(ins.plane)]
+                    m.d.sync += [s_valid.eq(1), s_group.eq(group),
+                                 s_value.eq(Mux(ins.plane, value << wb, value))]
                     with m.If(g == ins.groups - 1):
                         m.d.sync += [g.eq(0), pending.eq(rest)]
                         with m.If(rest == 0):
@@ -455,8 +469,7 @@ class Core(wiring.Component):
                 next_instruction()
             with m.Case(_State.OUT_READ, _State.OUT_SEND):
                 is_act = ins.op == OPCODES["out_act"]
-                m.d.comb += [a_rd.addr.eq(ring(ins.src, ins.src_ring, ins.src_stride) + j),
-                             v_rd.addr.eq(ins.nbase + j)]
+                m.d.comb += [src_off.eq(j), a_rd.addr.eq(src_addr), v_rd.addr.eq(ins.nbase + j)]
                 with m.If(state == _State.OUT_READ):
                     m.d.sync += state.eq(_State.OUT_SEND)
                 with m.Else():
@@ -491,10 +504,8 @@ class Core(wiring.Component):
             with m.Case(_State.VEC_LOOP):
                 with m.If(is_mask & (j == 0) & (tau == 0)):
                     m.d.sync += lfsr[16:].eq(lfsr_half)
-                back1 = Mux(sub == VEC_OPS["max"], tau, 0)
                 m.d.comb += [
-                    a_rd.addr.eq(ring(ins.src, ins.src_ring, ins.src_stride, back1)
-                                 + (j >> (4 - ins.src_log2b)[:3])),
+                    src_off.eq(j >> (4 - ins.src_log2b)[:3]), a_rd.addr.eq(src_addr),
                     a_rd2.addr.eq(ring(ins.src2, ins.src2_ring, ins.src2_stride, tau)
                                   + (j >> (4 - ins.src2_log2b)[:3]))]
                 m.d.sync += [e_valid.eq(1), e_index.eq(j), e_first.eq(tau == 0),

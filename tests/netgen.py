@@ -98,23 +98,33 @@ def check_integer_path(graph, stimulus, label: str = ""):
 
 
 def random_conv_graph(seed: int, n_in: int = 9, bits: int = 3, kernels=(3, 2), d: int = 11,
-                      n_out: int = 6, name: str = "convs"):
+                      n_out: int = 6, name: str = "convs", weight_bits: int | None = None):
     """A random graph of causal convolutions over count inputs: ``input`` of ``bits``, then per
-    kernel a ``conv`` into a LIF array (the last into a readout)."""
+    kernel a ``conv`` into a LIF array (the last into a readout); weights of -20..23, or of
+    ``weight_bits`` signed bits (thresholds scaled with them)."""
     from est.compiler.graph import GraphBuilder
     from est.compiler.ops import LIF, Conv, Input, Readout
 
     rng = np.random.default_rng(seed)
+    scale = 1 if weight_bits is None else 1 << max(0, weight_bits - 6)
+
+    def weights(shape):
+        if weight_bits is None:
+            return rng.integers(-20, 24, shape)
+        return rng.integers(-(1 << (weight_bits - 1)), 1 << (weight_bits - 1), shape)
+
     g = GraphBuilder()
     x = g.add("input", Input(n_in, bits))
     prev = n_in
     for k, kernel in enumerate(kernels[:-1]):
-        syn = g.add(f"c{k}.syn", Conv(rng.integers(-20, 24, (kernel, d, prev)),
-                                      rng.integers(-30, 30, d)), x)
-        x = g.add(f"c{k}", LIF(rng.integers(20, 200, d), [None, 0, 2][rng.integers(3)], 14,
+        syn = g.add(f"c{k}.syn", Conv(weights((kernel, d, prev)),
+                                      rng.integers(-30, 30, d) * scale), x)
+        x = g.add(f"c{k}", LIF(rng.integers(20, 200, d) * scale, [None, 0, 2][rng.integers(3)],
+                               14 if weight_bits is None else 24,
                                ["subtract", "zero"][rng.integers(2)]), syn)
         prev = d
-    syn = g.add("readout.syn", Conv(rng.integers(-20, 24, (kernels[-1], n_out, prev)),
-                                    rng.integers(-50, 50, n_out)), x)
-    g.add("readout", Readout([None, 0, 2][rng.integers(3)], 16, np.ones(n_out)), syn)
+    syn = g.add("readout.syn", Conv(weights((kernels[-1], n_out, prev)),
+                                    rng.integers(-50, 50, n_out) * scale), x)
+    g.add("readout", Readout([None, 0, 2][rng.integers(3)], 16 if weight_bits is None else 24,
+                             np.ones(n_out)), syn)
     return g.build(name, ("readout",))

@@ -72,6 +72,22 @@ def test_est_graphs_on_one_core_are_bit_exact_with_stalls():
         assert cycles == core_model.run(prog, x).cycles[:-1]
 
 
+def test_weights_in_two_planes_are_bit_exact_with_stalls():
+    """12-bit weights on a core of 8-bit fields, over 3-bit counts and spikes: the high plane's
+    values shifted by 8 before the multiply."""
+    g = random_conv_graph(3, kernels=(3, 2), weight_bits=12)
+    x = random_stimulus(3, 14, 9, rate=1.2, bits=3)
+    prog = compile_program(g, SPEC)
+    assert {(f["plane"], f["src_log2b"]) for f in core_model.decode(prog) if f["op"] == 2} == {
+        (0, 0), (0, 2), (1, 0), (1, 2)}
+    got = simulate_core(SPEC, [(prog, x)], stall_seed=2)
+    gold, _ = run(g, x)
+    assert len(got.traces[0].arrays) == 3
+    for name, value in got.traces[0].arrays.items():
+        np.testing.assert_array_equal(value, gold.arrays[name], err_msg=name)
+    assert simulate_core(SPEC, [(prog, x)]).cycles[0] == core_model.run(prog, x).cycles[:-1]
+
+
 @pytest.fixture(scope="module")
 def rtl_work(tmp_path_factory):
     """One folder for both simulators: the core's Verilog is written once."""
@@ -81,12 +97,13 @@ def rtl_work(tmp_path_factory):
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
 def test_an_est_and_an_mlp_on_one_core_in_rtl_simulators(simulator, rtl_work):
     """The core's Verilog with no model in it: an EST (CPG, mask, SDSA, SEW add, TPU) then an
-    MLP loaded through the load port, with random stalls (Icarus) or none (Verilator: cycles
-    equal to the model's). The core is built as the UP5K's is: 16-bit thresholds and biases,
-    and the second copy of the activations only as long as the EST's second operands need."""
+    MLP of 12-bit weights (two planes) loaded through the load port, with random stalls
+    (Icarus) or none (Verilator: cycles equal to the model's). The core is built as the
+    UP5K's is: 16-bit thresholds and biases, and the second copy of the activations only as
+    long as the EST's second operands need."""
     tmp_path = rtl_work
     graphs = [random_est_graph(1, blocks=1),
-              random_mlp_graph(2, n_in=20, hidden=(10,), n_out=5, weight_bits=8)]
+              random_mlp_graph(2, n_in=20, hidden=(10,), n_out=5, weight_bits=12)]
     spec = CoreSpec(lanes=4, weight_bits=8, weight_words=2048, act_words=512,
                     neuron_words=128, acc_words=4, param_bits=16)
     low = compile_program(graphs[0], spec).usage()["src2_words"]

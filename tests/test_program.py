@@ -7,6 +7,7 @@ import pytest
 from est import EstError
 from est.compiler.program import CoreSpec, compile_program, decode_words, vector_words
 from est.sim import core_model
+from est.sim.interpreter import run
 from netgen import random_conv_graph, random_est_graph, random_mlp_graph
 
 
@@ -129,6 +130,40 @@ def test_weights_over_two_planes_are_refused():
     with pytest.raises(EstError, match=r"node 'fc1.syn': its weights need 8 bits, the core "
                                        r"takes at most 7 \(two planes of its 4-bit fields\)"):
         compile_program(g, CoreSpec(weight_bits=4))
+
+
+
+def wide_readout(bits: int):
+    """Counts of ``bits`` into a readout through 12-bit weights (two planes on an 8-bit
+    core)."""
+    from est.compiler.graph import GraphBuilder
+    from est.compiler.ops import Conv, Input, Readout
+
+    rng = np.random.default_rng(bits)
+    g = GraphBuilder()
+    x = g.add("input", Input(4, bits))
+    syn = g.add("readout.syn", Conv(rng.integers(-2000, 2000, (1, 3, 4)),
+                                    np.zeros(3, np.int64)), x)
+    g.add("readout", Readout(None, 24, np.ones(3)), syn)
+    return g.build("wide", ("readout",))
+
+
+def test_the_high_plane_takes_values_that_fit_the_multiplier_when_shifted():
+    """The high plane's values are shifted by the core's field width before the 16 x 16
+    multiply (hw/core.py: one multiplexer, not one a lane), so on a core of 8-bit fields they
+    may have 15 - 8 bits: 7 run bit-exact, 8 are refused."""
+    spec = CoreSpec(lanes=4)
+    g = wide_readout(7)
+    x = np.random.default_rng(0).integers(0, 1 << 7, (20, 4))
+    prog = compile_program(g, spec)
+    assert {f["plane"] for f in core_model.decode(prog) if f["op"] == 2} == {0, 1}
+    gold = run(g, x)[0]
+    got = core_model.run(prog, x).trace
+    for name, value in got.arrays.items():
+        np.testing.assert_array_equal(value, gold.arrays[name], err_msg=name)
+    with pytest.raises(EstError, match=r"node 'readout.syn': its weights take two planes of "
+                                       r"the core's 8-bit fields .* at most 7 bits, not 8"):
+        compile_program(wide_readout(8), spec)
 
 
 def sew_chain(joins: int):
