@@ -63,7 +63,7 @@ def field_groups(act: int, weight: int, groups: int, neuron: int) -> dict:
     def vector(name):
         return [(name, act), (f"{name}_ring", 4), (f"{name}_stride", 4), (f"{name}_log2b", 3)]
     return {"common": [("op", 4), ("n", 16), *vector("src")],
-            "conv": [("kernel", 8), ("lag0", 1), ("plane", 1), ("depthwise", 1),
+            "conv": [("kernel", 8), ("lag0", 1), ("shift", 3), ("depthwise", 1),
                      ("wbase", weight), ("groups", groups), ("lag_stride", 24),
                      ("word_stride", 16)],
             "dst": [*vector("dst"), ("nbase", neuron)],
@@ -468,8 +468,11 @@ class ProgramBuilder:
                     lag0: int = 0, depthwise: bool = False) -> list[dict]:
         """The ``conv`` instructions of ``weight`` [kernel, n_out, n_in] over the input vectors
         ``parts`` (each with its first channel), lags ``lag0`` up: one per part and weight
-        plane. A weight wider than the core's fields is split in two planes, the high one's
-        products shifted by ``weight_bits``. ``depthwise``: ``weight`` is diagonal (input i
+        plane. A weight of ``need`` bits, wider than the core's ``weight_bits`` fields, is split
+        in two planes ``w = lo + hi * 2**s``, ``s = need - weight_bits``: ``lo`` the unsigned
+        low ``s`` bits, ``hi`` the signed rest (``weight_bits`` bits); the high plane's values
+        are shifted left by ``s`` (the ``shift`` field) before the multiply, so they may have
+        ``MAX_VALUE_BITS - s`` bits. ``depthwise``: ``weight`` is diagonal (input i
         feeds output i only) and each row is one word, added into input i's accumulator
         word."""
         from est.compiler.ops.conv import weight_bits
@@ -480,10 +483,10 @@ class ProgramBuilder:
             raise EstError(f"node '{node}': its weights need {need} bits, the core takes at "
                            f"most {2 * wb - 1} (two planes of its {wb}-bit fields); use a core "
                            f"with wider weights or quantize to fewer bits (--weight-bits)")
-        planes = [weight]
-        if need > wb:  # w = lo + hi * 2**wb, both signed wb-bit (hi fits: w has < 2 * wb bits)
-            lo = (weight + (1 << (wb - 1))) % (1 << wb) - (1 << (wb - 1))
-            planes = [lo, (weight - lo) >> wb]
+        planes, shift = [weight], max(0, need - wb)
+        if shift:  # lo < 2**shift fits a signed field: shift <= wb - 1
+            lo = weight % (1 << shift)
+            planes = [lo, (weight - lo) >> shift]
         # each output's partial sums lie between the sums of its negative and of its positive
         # products, whatever order the events come in
         low = high = np.zeros(weight.shape[1], np.int64)
@@ -493,26 +496,26 @@ class ProgramBuilder:
                 raise EstError(f"node '{node}': its input holds {vec.bits}-bit values, the "
                                f"core multiplies values of at most {MAX_VALUE_BITS} bits; "
                                f"compile with --backend dataflow")
-            if len(planes) > 1 and vec.bits > MAX_VALUE_BITS - wb:
-                raise EstError(f"node '{node}': its weights take two planes of the core's "
-                               f"{wb}-bit fields and the high plane multiplies its input's "
-                               f"values shifted by {wb} bits, so they may have at most "
-                               f"{MAX_VALUE_BITS - wb} bits, not {vec.bits}; quantize to "
-                               f"{wb}-bit weights (--weight-bits {wb}) or compile with "
+            if shift and vec.bits > MAX_VALUE_BITS - shift:
+                raise EstError(f"node '{node}': its {need}-bit weights take two planes of the "
+                               f"core's {wb}-bit fields and the high plane multiplies its "
+                               f"input's values shifted by {shift} bits, so they may have at "
+                               f"most {MAX_VALUE_BITS - shift} bits, not {vec.bits}; quantize "
+                               f"to fewer weight bits (--weight-bits) or compile with "
                                f"--backend dataflow")
             x_max = (1 << vec.bits) - 1
             per = CoreSpec.ACT_BITS >> vec.log2b
             for p, plane in enumerate(planes):
                 w = plane[:, :, first:first + vec.n]
-                low = low + (np.minimum(w, 0).sum(axis=(0, 2)) * x_max << (p * wb))
-                high = high + (np.maximum(w, 0).sum(axis=(0, 2)) * x_max << (p * wb))
+                low = low + (np.minimum(w, 0).sum(axis=(0, 2)) * x_max << (p * shift))
+                high = high + (np.maximum(w, 0).sum(axis=(0, 2)) * x_max << (p * shift))
                 if depthwise:
                     assert len(parts) == 1 and w.shape[1] == w.shape[2]
                     wbase, groups = self.diagonal_rows(w), 1
                 else:
                     wbase, groups = self.weight_rows(w)
                 out.append({"fan_out": 1 if depthwise else w.shape[1],
-                            "n": vec.words, "kernel": w.shape[0], "lag0": lag0, "plane": p,
+                            "n": vec.words, "kernel": w.shape[0], "lag0": lag0, "shift": p * shift,
                             "depthwise": int(depthwise), "wbase": wbase, "groups": groups,
                             "lag_stride": vec.n * groups, "word_stride": per * groups,
                             **vec.src()})

@@ -19,7 +19,7 @@ Hardware:
   through a two-way multiplexer, not a three-way one);
 - a synapse datapath of ``lanes`` multiply-adds (accumulator plus ``weight_bits x 16``
   signed: on the UP5K each an SB_MAC16 with its adder; a high plane's values come shifted
-  left by ``weight_bits``, one multiplexer for every lane), fed one weight word a cycle: a
+  left by its ``shift``, one shifter for every lane), fed one weight word a cycle: a
   ``conv`` scans its input's words and, for every nonzero field (an event with a value), reads
   only that input's weight row, ``groups`` words;
 - one neuron datapath (leak by a shift, saturating add, threshold, reset), one neuron a cycle
@@ -231,7 +231,7 @@ class Core(wiring.Component):
             # a signed multiply-add of at most 16 x 16 bits (values of at most
             # MAX_VALUE_BITS), which yosys puts whole into an iCE40 SB_MAC16, the add
             # included; the high plane's values come shifted (ACC), not its weights: one
-            # multiplexer, not one a lane
+            # shifter, not a multiplexer a lane
             weight = weights.rdata.word_select(lane, wb).as_signed()
             products.append(c_rd.data.word_select(lane, ab).as_signed()
                             + weight * s_value.as_signed())
@@ -449,7 +449,7 @@ class Core(wiring.Component):
                 # read waits a cycle (the accumulators have no bypass)
                 with m.If(~(s_valid & (s_group == group))):
                     m.d.sync += [s_valid.eq(1), s_group.eq(group),
-                                 s_value.eq(Mux(ins.plane, value << wb, value))]
+                                 s_value.eq((value << ins.shift)[:CoreSpec.ACT_BITS])]
                     with m.If(g == ins.groups - 1):
                         m.d.sync += [g.eq(0), pending.eq(rest)]
                         with m.If(rest == 0):

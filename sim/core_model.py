@@ -113,7 +113,7 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
                 b, groups = 1 << ins["src_log2b"], ins["groups"]
                 per, fmask = act_bits // b, (1 << b) - 1
                 body = 1
-                scale = 1 << (wb * ins["plane"])
+                scale = 1 << ins["shift"]
                 for k in range(ins["kernel"]):
                     lag = ins["lag0"] + k
                     body += 1

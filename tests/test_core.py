@@ -78,8 +78,8 @@ def test_weights_in_two_planes_are_bit_exact_with_stalls():
     g = random_conv_graph(3, kernels=(3, 2), weight_bits=12)
     x = random_stimulus(3, 14, 9, rate=1.2, bits=3)
     prog = compile_program(g, SPEC)
-    assert {(f["plane"], f["src_log2b"]) for f in core_model.decode(prog) if f["op"] == 2} == {
-        (0, 0), (0, 2), (1, 0), (1, 2)}
+    assert {(f["shift"], f["src_log2b"]) for f in core_model.decode(prog) if f["op"] == 2} == {
+        (0, 0), (0, 2), (4, 0), (4, 2)}
     got = simulate_core(SPEC, [(prog, x)], stall_seed=2)
     gold, _ = run(g, x)
     assert len(got.traces[0].arrays) == 3

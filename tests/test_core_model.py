@@ -85,12 +85,13 @@ def test_est_graphs_equal_the_golden_model(seed, kw):
 @pytest.mark.parametrize("bits, core_bits", [(12, 8), (15, 8), (7, 4)])
 def test_weights_wider_than_the_core_run_as_two_planes(bits, core_bits):
     """A leaky readout's weights (8 + 4 bits) on a core of 8-bit fields; the widest weights
-    two planes hold (2 x field - 1 bits: the high plane of a balanced split then fits)."""
+    two planes hold (2 x field - 1 bits: the low plane's unsigned field - 1 bits then fit a
+    field); the high plane's values shifted by the bits over the field."""
     g = random_mlp_graph(8, n_in=16, hidden=(12,), n_out=4, weight_bits=bits)
     x = random_stimulus(8, 30, 16)
     gold, _ = run(g, x)
     prog = compile_program(g, CoreSpec(lanes=4, weight_bits=core_bits))
-    assert {f["plane"] for f in core_model.decode(prog) if f["op"] == 2} == {0, 1}
+    assert {f["shift"] for f in core_model.decode(prog) if f["op"] == 2} == {0, bits - core_bits}
     got = core_model.run(prog, x)
     for name, value in got.trace.arrays.items():
         np.testing.assert_array_equal(value, gold.arrays[name], err_msg=name)

@@ -133,42 +133,29 @@ def test_weights_over_two_planes_are_refused():
 
 
 
-def wide_readout(bits: int):
-    """Counts of ``bits`` into a readout through 12-bit weights (two planes on an 8-bit
-    core)."""
-    from est.compiler.graph import GraphBuilder
-    from est.compiler.ops import Conv, Input, Readout
-
-    rng = np.random.default_rng(bits)
-    g = GraphBuilder()
-    x = g.add("input", Input(4, bits))
-    syn = g.add("readout.syn", Conv(rng.integers(-2000, 2000, (1, 3, 4)),
-                                    np.zeros(3, np.int64)), x)
-    g.add("readout", Readout(None, 24, np.ones(3)), syn)
-    return g.build("wide", ("readout",))
-
-
 def test_the_high_plane_takes_values_that_fit_the_multiplier_when_shifted():
-    """The high plane's values are shifted by the core's field width before the 16 x 16
-    multiply (hw/core.py: one multiplexer, not one a lane), so on a core of 8-bit fields they
-    may have 15 - 8 bits: 7 run bit-exact, 8 are refused."""
+    """15-bit weights on a core of 8-bit fields: the high plane's values are shifted left by 7
+    before the 16 x 16 multiply (hw/core.py: one shifter, not a multiplexer a lane), so they
+    may have 15 - 7 bits: 8-bit SEW sums run bit-exact, 9-bit ones are refused."""
     spec = CoreSpec(lanes=4)
-    g = wide_readout(7)
-    x = np.random.default_rng(0).integers(0, 1 << 7, (20, 4))
+    weight = np.array([[[16000, -16000, 129, -7], [-1, 300, 5, 16383], [0, 1, -128, 127]]])
+    g = sew_chain(7, weight)
+    x = np.random.default_rng(0).integers(0, 2, (20, 4))
     prog = compile_program(g, spec)
-    assert {f["plane"] for f in core_model.decode(prog) if f["op"] == 2} == {0, 1}
+    assert {f["shift"] for f in core_model.decode(prog) if f["op"] == 2} == {0, 7}
     gold = run(g, x)[0]
     got = core_model.run(prog, x).trace
     for name, value in got.arrays.items():
         np.testing.assert_array_equal(value, gold.arrays[name], err_msg=name)
-    with pytest.raises(EstError, match=r"node 'readout.syn': its weights take two planes of "
-                                       r"the core's 8-bit fields .* at most 7 bits, not 8"):
-        compile_program(wide_readout(8), spec)
+    with pytest.raises(EstError, match=r"node 'readout.syn': its 15-bit weights take two "
+                                       r"planes of the core's 8-bit fields .* shifted by 7 "
+                                       r"bits, so they may have at most 8 bits, not 9"):
+        compile_program(sew_chain(8, weight), spec)
 
 
-def sew_chain(joins: int):
+def sew_chain(joins: int, weight: np.ndarray | None = None):
     """Spikes added onto themselves ``joins`` times by SEW ADD (1 + joins bits), then a
-    convolution into a readout."""
+    convolution (``weight`` [1, 3, 4], default ones) into a readout."""
     from est.compiler.graph import GraphBuilder
     from est.compiler.ops import SEW, Conv, Input, Readout
 
@@ -176,7 +163,8 @@ def sew_chain(joins: int):
     x = s = g.add("input", Input(4, 1))
     for k in range(joins):
         s = g.add(f"add{k}", SEW("add"), x, s)
-    syn = g.add("readout.syn", Conv(np.ones((1, 3, 4), np.int64), np.zeros(3, np.int64)), s)
+    weight = np.ones((1, 3, 4), np.int64) if weight is None else weight
+    syn = g.add("readout.syn", Conv(weight, np.zeros(3, np.int64)), s)
     g.add("readout", Readout(None, 24, np.ones(3)), syn)
     return g.build("chain", ("readout",))
 
