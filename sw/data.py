@@ -462,6 +462,27 @@ def load_counts(path: str | Path) -> Recording:
     return Recording(counts, rates, bin_width, {"source": str(path), "format": "counts"})
 
 
+def _bin_spikes(times: np.ndarray, units: np.ndarray, n_neurons: int, bin_width: float,
+                duration: float | None, path: Path) -> np.ndarray:
+    """Counts ``[bins, n_neurons]`` of spikes at ``times`` (seconds, >= 0) of ``units``
+    (0..n_neurons-1): bin ``floor(s / bin_width + 1e-9)``; ``duration`` (seconds) or just past
+    the last spike."""
+    index = np.floor(times / bin_width + 1e-9).astype(np.int64)
+    if duration is None:
+        n_bins = int(index.max()) + 1 if index.size else 0
+    else:
+        n_bins = int(np.ceil(duration / bin_width - 1e-9))
+        if index.size and index.max() >= n_bins:
+            raise EstError(f"{path}: a spike at {times.max()} s lies past duration={duration} s "
+                           f"({n_bins} bins of {bin_width} s); pass a longer duration.")
+    if n_bins <= 0 or n_neurons <= 0:
+        raise EstError(f"{path}: nothing to bin ({times.size} spikes, {n_neurons} neurons, "
+                       f"{n_bins} bins); expected at least one neuron and one bin. Pass "
+                       "n_neurons and duration for a recording without spikes.")
+    counts = np.bincount(index * n_neurons + units, minlength=n_bins * n_neurons)
+    return counts.reshape(n_bins, n_neurons).astype(np.int64)
+
+
 def load_spike_times(path: str | Path, bin_width: float, n_neurons: int | None = None,
                      duration: float | None = None) -> Recording:
     """Load spike times and bin them into counts ``[bins, neurons]``.
@@ -501,18 +522,77 @@ def load_spike_times(path: str | Path, bin_width: float, n_neurons: int | None =
         bad = units[(units < 0) | (units >= n_neurons)][0]
         raise EstError(f"{path}: unit index {bad} is out of range; expected 0..{n_neurons - 1} "
                        f"for n_neurons={n_neurons}. Pass a larger n_neurons or fix the units.")
-    index = np.floor(times / bin_width + 1e-9).astype(np.int64)
-    if duration is None:
-        n_bins = int(index.max()) + 1 if index.size else 0
-    else:
-        n_bins = int(np.ceil(duration / bin_width - 1e-9))
-        if index.size and index.max() >= n_bins:
-            raise EstError(f"{path}: a spike at {times.max()} s lies past duration={duration} s "
-                           f"({n_bins} bins of {bin_width} s); pass a longer duration.")
-    if n_bins <= 0 or n_neurons <= 0:
-        raise EstError(f"{path}: nothing to bin ({times.size} spikes, {n_neurons} neurons, "
-                       f"{n_bins} bins); expected at least one neuron and one bin. Pass "
-                       "n_neurons and duration for a recording without spikes.")
-    counts = np.bincount(index * n_neurons + units, minlength=n_bins * n_neurons)
-    return Recording(counts.reshape(n_bins, n_neurons).astype(np.int64), None, bin_width,
+    counts = _bin_spikes(times, units, n_neurons, bin_width, duration, path)
+    return Recording(counts, None, bin_width,
                      {"source": str(path), "format": "spike_times"})
+
+
+_NWB_FORMAT = ("expected an NWB 2 file (HDF5) whose Units table holds each unit's spike_times, "
+               "as pynwb writes it (nwbfile.add_unit(spike_times=...))")
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def load_nwb(path: str | Path, bin_width: float, units: list[int] | None = None) -> Recording:
+    """Load the spike times of an NWB file's Units table (through pynwb, which reads HDF5 and
+    never unpickles) and bin them into counts ``[bins, neurons]`` as :func:`load_spike_times`
+    does: bins of ``bin_width`` seconds from the session's time 0 to just past the last spike.
+
+    ``units``: the ids (the Units table's ``id`` column) to keep, in that order; default every
+    unit in table order. A unit without spikes is kept as a silent neuron. ``meta['units']``
+    holds the ids of the columns.
+    """
+    import warnings
+
+    path = Path(path)
+    bin_width = _check_bin_width(float(bin_width), path)
+    if not path.exists():
+        raise EstError(f"{path}: no such file; {_NWB_FORMAT}. Check the path.")
+    with open(path, "rb") as file:
+        if file.read(8) != _HDF5_MAGIC:
+            raise EstError(f"{path}: not an HDF5 file, so not NWB 2; {_NWB_FORMAT}.")
+    from pynwb import NWBHDF5IO
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pynwb warns about cached namespaces it loads
+            with NWBHDF5IO(str(path), "r") as io:
+                nwb = io.read()
+                table = nwb.units
+                if table is None:
+                    raise EstError(f"{path}: the NWB file has no Units table (nwbfile.units); "
+                                   f"{_NWB_FORMAT}.")
+                if "spike_times" not in table.colnames:
+                    raise EstError(f"{path}: the Units table has no spike_times column "
+                                   f"(columns: {list(table.colnames)}); {_NWB_FORMAT}.")
+                ids = np.asarray(table.id[:], np.int64)
+                column = table["spike_times"]
+                flat = np.asarray(column.target.data[:])
+                ends = np.asarray(column.data[:], np.int64)
+    except EstError:
+        raise
+    except Exception as exc:  # h5py, hdmf and pynwb raise many kinds on a damaged file
+        raise EstError(f"{path}: could not read the NWB file ({type(exc).__name__}: "
+                       f"{str(exc).splitlines()[0] if str(exc) else ''}); {_NWB_FORMAT}.") \
+            from exc
+    if units is None:
+        keep = list(range(len(ids)))
+    else:
+        where = {int(u): k for k, u in enumerate(ids)}
+        missing = [u for u in units if u not in where]
+        if missing:
+            raise EstError(f"{path}: unit id(s) {missing} are not in the Units table (its ids: "
+                           f"{ids[:20].tolist()}{' ...' if len(ids) > 20 else ''}); fix "
+                           f"data.units.")
+        keep = [where[u] for u in units]
+    if not keep:
+        raise EstError(f"{path}: the Units table has no units; {_NWB_FORMAT}.")
+    starts = np.concatenate([[0], ends[:-1]])
+    times = [flat[starts[k]:ends[k]] for k in keep]
+    neuron = np.concatenate([np.full(len(t), n, np.int64) for n, t in enumerate(times)])
+    times = _numeric(np.concatenate(times) if times else np.zeros(0), "spike_times", path)
+    if (times < 0).any():
+        raise EstError(f"{path}: spike times must be >= 0 seconds from the session start; "
+                       f"found {times.min()}.")
+    counts = _bin_spikes(times, neuron, len(keep), bin_width, None, path)
+    return Recording(counts, None, bin_width, {"source": str(path), "format": "nwb",
+                                               "units": [int(ids[k]) for k in keep]})

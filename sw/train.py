@@ -5,6 +5,8 @@ Config (TOML or YAML), every key optional:
 
     [data]   synthetic population: n_neurons, bins, seed, ...  |  path = "counts.npz" (or .npy)
              |  spike_times = "spikes.npz", bin_width = 0.01 (seconds), n_neurons (optional)
+             |  path = "session.nwb" (its Units table's spike times, through pynwb),
+             bin_width = 0.01 (seconds), units = [ids] (optional: which units, in order)
     [model]  any ESTConfig field (d_model, blocks, attention, sew, cpg, tpu, rsm, ...);
              leak_shift = k gives the leak beta = 1 - 2**-k (k = 0..23) and leak_shift = "none"
              no leak at all (integrate and fire; TOML has no null, YAML may also write null);
@@ -59,6 +61,7 @@ from est.sw.data import (
     check_whole,
     config_error,
     load_counts,
+    load_nwb,
     load_spike_times,
     simulate_population,
     split_by_time,
@@ -219,12 +222,14 @@ def load_config(path: Path | None, overrides: list[str]) -> tuple[dict, ESTConfi
 
 
 def check_data(data: dict) -> PopulationConfig | None:
-    """Check the ``[data]`` section without reading any file: ``path``, or ``spike_times`` with
+    """Check the ``[data]`` section without reading any file: ``path`` (counts; an NWB file,
+    named ``.nwb``, with ``bin_width`` and optionally ``units``), or ``spike_times`` with
     ``bin_width`` (and optionally ``n_neurons``), or the synthetic population's keys (then its
     :class:`PopulationConfig` is returned)."""
     if not isinstance(data, dict):
         raise EstError(f"config [data]: expected a table of keys, got {data!r}")
-    for key, allowed in (("path", {"path"}),
+    nwb = isinstance(data.get("path"), str) and data["path"].lower().endswith(".nwb")
+    for key, allowed in (("path", {"path", "bin_width", "units"} if nwb else {"path"}),
                          ("spike_times", {"spike_times", "bin_width", "n_neurons"})):
         if key in data:
             extra = sorted(set(data) - allowed)
@@ -233,12 +238,21 @@ def check_data(data: dict) -> PopulationConfig | None:
                                f"allowed; remove {extra}")
             if not isinstance(data[key], str) or not data[key]:
                 config_error(f"data.{key} must be a file name (a string), got {data[key]!r}")
-            if key == "spike_times":
+            if key == "spike_times" or nwb:
                 if "bin_width" not in data:
-                    config_error("data.spike_times needs data.bin_width (seconds per bin)")
+                    config_error(f"data.{'path (an NWB file)' if nwb else key} needs "
+                                 f"data.bin_width (seconds per bin)")
                 check_number("data.bin_width", data["bin_width"], above=0)
                 if "n_neurons" in data:
                     check_whole("data.n_neurons", data["n_neurons"], 1)
+                units = data.get("units", [0])
+                if not isinstance(units, list) or not units:
+                    config_error(f"data.units must be a non-empty list of unit ids, got "
+                                 f"{units!r}")
+                for k, unit in enumerate(units):
+                    check_whole(f"data.units[{k}]", unit, 0)
+                if len(set(units)) != len(units):
+                    config_error(f"data.units lists a unit twice: {units}")
             return None
     synthetic = data.get("synthetic", True)
     if not isinstance(synthetic, bool):
@@ -255,6 +269,8 @@ def get_data(data: dict) -> tuple[Recording, Recording, Recording]:
     population = check_data(data)
     if population is not None:
         return split_by_time(simulate_population(population))
+    if "path" in data and "bin_width" in data:  # an NWB file (check_data)
+        return split_by_time(load_nwb(data["path"], data["bin_width"], data.get("units")))
     if "path" in data:
         return split_by_time(load_counts(data["path"]))
     return split_by_time(load_spike_times(data["spike_times"], data["bin_width"],

@@ -128,3 +128,18 @@ def random_conv_graph(seed: int, n_in: int = 9, bits: int = 3, kernels=(3, 2), d
     g.add("readout", Readout([None, 0, 2][rng.integers(3)], 16 if weight_bits is None else 24,
                              np.ones(n_out)), syn)
     return g.build(name, ("readout",))
+
+
+def write_nwb(path, units: dict | None) -> None:
+    """An NWB file written by pynwb: a Units table of ``units`` (id -> spike times in
+    seconds), or none at all (``units`` None)."""
+    from datetime import UTC, datetime
+
+    from pynwb import NWBHDF5IO, NWBFile
+
+    nwb = NWBFile(session_description="est test", identifier=str(path),
+                  session_start_time=datetime(2026, 1, 1, tzinfo=UTC))
+    for unit, times in (units or {}).items():
+        nwb.add_unit(spike_times=list(times), id=unit)
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(nwb)

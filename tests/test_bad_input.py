@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from est.sim.trace import Trace
+from netgen import write_nwb
 
 BIN = Path(sys.executable).parent
 EXAMPLE = Path(__file__).parent.parent / "examples" / "est_tiny.pt"
@@ -43,6 +44,13 @@ def files(tmp_path_factory, model_pt) -> Path:
     (d / "type.toml").write_text('[train]\nsteps = "many"\n')
     (d / "nodata.toml").write_text(f'[data]\npath = "{d / "nowhere.npz"}"\n')
     (d / "nan.toml").write_text(f'[data]\npath = "{d / "nan.npz"}"\n')
+    (d / "fake.nwb").write_text("not HDF5")
+    write_nwb(d / "units.nwb", {3: [0.1, 0.5], 7: [0.2]})
+    write_nwb(d / "nounits.nwb", None)
+    for name, extra in (("fakenwb", ""), ("nounits", ""), ("units", "\nunits = [3, 4]")):
+        file = "fake" if name == "fakenwb" else name
+        (d / f"{name}.toml").write_text(
+            f'[data]\npath = "{d / f"{file}.nwb"}"\nbin_width = 0.01{extra}\n')
     (d / "notbuild").mkdir()
     (d / "notbuild" / "keep.txt").write_text("mine")
     (d / "notnpz.npz").write_text("not a trace")
@@ -164,6 +172,15 @@ CASES = [
      "nowhere.npz: no such file", "t"),
     ("data-with-nan", "est-train --config {d}/nan.toml --out {d}/t",
      "nan.npz: counts contains NaN at index [0, 0]", "t"),
+    ("nwb-not-hdf5", "est-train --config {d}/fakenwb.toml --out {d}/t",
+     "fake.nwb: not an HDF5 file, so not NWB 2", "t"),
+    ("nwb-no-units", "est-train --config {d}/nounits.toml --out {d}/t",
+     "nounits.nwb: the NWB file has no Units table (nwbfile.units)", "t"),
+    ("nwb-unknown-unit", "est-train --config {d}/units.toml --out {d}/t",
+     "units.nwb: unit id(s) [4] are not in the Units table (its ids: [3, 7]); fix data.units",
+     "t"),
+    ("nwb-no-bin-width", "est-train --set data.path='x.nwb' --out {d}/t",
+     "data.path (an NWB file) needs data.bin_width (seconds per bin)", "t"),
     # training configs: every key checked before the first training step
     ("config-count-threshold-zero", "est-train --set model.count_threshold=0 --out {d}/t",
      "model.count_threshold must be at least 1, got 0", "t"),

@@ -10,11 +10,13 @@ from est.sw.data import (
     PopulationConfig,
     Recording,
     load_counts,
+    load_nwb,
     load_spike_times,
     simulate_population,
     softplus,
     split_by_time,
 )
+from netgen import write_nwb
 
 SMALL = PopulationConfig(n_neurons=6, bins=1500)
 
@@ -296,3 +298,40 @@ def test_spike_times_without_spikes_need_a_size(tmp_path):
     np.savez(path, times=np.zeros(0), units=np.zeros(0, dtype=int))
     rec = load_spike_times(path, 0.01, n_neurons=2, duration=0.05)
     assert rec.counts.shape == (5, 2) and rec.counts.sum() == 0
+
+
+def test_an_nwb_units_table_is_binned_like_spike_times(tmp_path):
+    """pynwb writes a Units table; load_nwb bins it as load_spike_times bins the same spikes,
+    keeps a silent unit as a zero column, and selects and orders units by id."""
+    rng = np.random.default_rng(0)
+    spikes = {11: np.sort(rng.uniform(0, 3, 40)), 4: np.sort(rng.uniform(0, 3, 25)), 8: [],
+              2: [0.03, 0.0299999, 2.995]}
+    write_nwb(tmp_path / "s.nwb", spikes)
+    rec = load_nwb(tmp_path / "s.nwb", 0.01)
+    times = np.concatenate([np.asarray(t, float) for t in spikes.values()])
+    units = np.concatenate([np.full(len(t), k) for k, t in enumerate(spikes.values())])
+    np.savez(tmp_path / "s.npz", times=times, units=units)
+    same = load_spike_times(tmp_path / "s.npz", 0.01, n_neurons=4)
+    np.testing.assert_array_equal(rec.counts, same.counts)
+    assert rec.meta["units"] == [11, 4, 8, 2] and rec.bin_width == 0.01
+    assert rec.counts[:, 2].sum() == 0 and rec.counts[:, 0].sum() == 40
+    assert rec.counts[3, 3] == 1 and rec.counts[2, 3] == 1  # 0.03 s opens bin 3
+    picked = load_nwb(tmp_path / "s.nwb", 0.01, units=[2, 11])
+    np.testing.assert_array_equal(picked.counts, rec.counts[:, [3, 0]])
+    assert picked.meta["units"] == [2, 11]
+
+
+def test_nwb_errors_name_the_file_and_the_problem(tmp_path):
+    write_nwb(tmp_path / "none.nwb", None)
+    (tmp_path / "text.nwb").write_text("x")
+    write_nwb(tmp_path / "u.nwb", {1: [0.5]})
+    cases = [(tmp_path / "missing.nwb", {}, "no such file"),
+             (tmp_path / "text.nwb", {}, "not an HDF5 file, so not NWB 2"),
+             (tmp_path / "none.nwb", {}, "has no Units table"),
+             (tmp_path / "u.nwb", {"units": [1, 5]}, r"unit id\(s\) \[5\] are not in the "
+                                                     r"Units table \(its ids: \[1\]\)")]
+    for path, kwargs, message in cases:
+        with pytest.raises(EstError, match=message):
+            load_nwb(path, 0.01, **kwargs)
+    with pytest.raises(EstError, match="bin_width is 0.0"):
+        load_nwb(tmp_path / "u.nwb", 0)

@@ -18,6 +18,7 @@ from est.sim.trace import Trace
 from est.sw.est import EST, ESTConfig
 from est.sw.integer import integer_forward
 from est.sw.train import TrainConfig, load_config
+from netgen import write_nwb
 
 BIN = Path(sys.executable).parent
 TINY = ["--set", "data.n_neurons=6", "--set", "data.bins=1500", "--set", "model.d_model=8",
@@ -165,15 +166,22 @@ def test_train_on_a_users_recordings(tmp_path):
     np.savez(tmp_path / "counts.npz", counts=rec.counts)
     t, u = np.nonzero(rec.counts)
     np.savez(tmp_path / "spikes.npz", times=(t + 0.5) * 0.01, units=u)
+    write_nwb(tmp_path / "session.nwb", {10 + n: (t[u == n] + 0.5) * 0.01 for n in range(6)})
     for data in (["--set", f"data.path='{tmp_path / 'counts.npz'}'"],
                  ["--set", f"data.spike_times='{tmp_path / 'spikes.npz'}'",
-                  "--set", "data.bin_width=0.01"]):
+                  "--set", "data.bin_width=0.01"],
+                 ["--set", f"data.path='{tmp_path / 'session.nwb'}'", "--set",
+                  "data.bin_width=0.01", "--set", "data.units=[10, 11, 12, 13, 14, 15]"]):
         out = tmp_path / f"run{len(data)}"
         res = cli("est-train", "-q", "--out", out, *TINY[4:], *data)
         assert res.returncode == 0, res.stderr
         metrics = json.loads((out / "metrics.json").read_text())
         assert "true_rates" not in metrics and np.isfinite(
             metrics["integer"]["test"]["bits_per_spike"])
+    # the NWB file holds the spike-time file's spikes: the same counts, the same training
+    nwb, times = (json.loads((tmp_path / f"run{k}" / "metrics.json").read_text())
+                  for k in (6, 4))
+    assert nwb["integer"] == times["integer"] and nwb["float"] == times["float"]
     res = cli("est-train", "-q", "--out", tmp_path / "x", *TINY[4:],
               "--set", f"data.path='{tmp_path / 'counts.npz'}'", "--set", "data.seed=1")
     assert res.returncode == 2 and "only ['path'] are allowed" in res.stderr
