@@ -17,27 +17,78 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/est"), help="output folder")
 
 
-def train(args: argparse.Namespace) -> int:
-    from est.sw.train import evaluate, load_config, save_checkpoint, train_model
+def _evaluated(trained, evaluate) -> tuple[dict, Exception | None]:
+    """``evaluate()`` once ``model.pt`` is written: its result, or on any failure the
+    training's result with the error (the trained model is kept either way)."""
+    try:
+        return evaluate(), None
+    except Exception as e:
+        return ({**trained.result, "evaluation_error": f"{type(e).__name__}: {e}",
+                 "seconds": round(time.perf_counter() - trained.t0, 1)}, e)
 
-    data, mcfg, tcfg = load_config(args.config, args.overrides)  # the whole config, checked
-    failure = None
-    with staged_output(args.out, "metrics.json") as tmp:  # refuses a foreign --out up front
-        trained = train_model(data, mcfg, tcfg, progress=not args.quiet)
-        save_checkpoint(trained.model, tmp / "model.pt",
-                        {"train_mean_rates": trained.mean_rates.tolist()})
-        try:
-            result = evaluate(trained)
-        except Exception as e:  # any failure: keep the trained model, report the error
-            failure = e
-            result = {**trained.result, "evaluation_error": f"{type(e).__name__}: {e}",
-                      "seconds": round(time.perf_counter() - trained.t0, 1)}
-        (tmp / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+
+def _raise_failure(args: argparse.Namespace, failure: Exception | None) -> None:
     if failure is not None:
         what = " ".join(f"{type(failure).__name__}: {failure}".split())
         raise EstError(f"evaluation failed after training ({what}); the trained model is kept "
                        f"in {args.out / 'model.pt'} and the error in "
                        f"{args.out / 'metrics.json'}") from failure
+
+
+def train_mlp(args: argparse.Namespace, doc: dict) -> int:
+    """A spiking MLP classifier (``model.arch = 'mlp'``): ``model.pt`` (est-compile reads it),
+    ``calibration.npy`` (encoded training images: ``est-compile --calibration``) and
+    ``metrics.json``."""
+    import numpy as np
+
+    from est.sw.spiking_mlp import save_checkpoint
+    from est.sw.train_mlp import evaluate_mlp, mlp_config
+    from est.sw.train_mlp import train_mlp as train_classifier
+
+    data, mcfg, tcfg = mlp_config(doc)  # the whole config, checked
+    with staged_output(args.out, "metrics.json") as tmp:
+        trained = train_classifier(data, mcfg, tcfg, progress=not args.quiet)
+        save_checkpoint(trained.model, tmp / "model.pt")
+        kept: dict = {}
+
+        def evaluate() -> dict:
+            result, kept["calibration"] = evaluate_mlp(trained, tmp / "model.pt")
+            return result
+
+        result, failure = _evaluated(trained, evaluate)
+        if "calibration" in kept:
+            np.save(tmp / "calibration.npy", kept["calibration"])
+        (tmp / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    _raise_failure(args, failure)
+    print(f"est-train: wrote {args.out}/model.pt, calibration.npy and metrics.json "
+          f"({result['seconds']} s); {data.dataset} test accuracy float "
+          f"{result['float']['test_accuracy']:.4f}, integer "
+          f"{result['integer']['test_accuracy']:.4f} (spike agreement "
+          f"{result['integer']['spike_agreement']:.4f})")
+    return 0
+
+
+def train(args: argparse.Namespace) -> int:
+    from est.sw.train import (
+        evaluate,
+        load_config,
+        model_arch,
+        read_config,
+        save_checkpoint,
+        train_model,
+    )
+
+    doc = read_config(args.config, args.overrides)
+    if model_arch(doc) == "mlp":
+        return train_mlp(args, doc)
+    data, mcfg, tcfg = load_config(args.config, args.overrides)  # the whole config, checked
+    with staged_output(args.out, "metrics.json") as tmp:  # refuses a foreign --out up front
+        trained = train_model(data, mcfg, tcfg, progress=not args.quiet)
+        save_checkpoint(trained.model, tmp / "model.pt",
+                        {"train_mean_rates": trained.mean_rates.tolist()})
+        result, failure = _evaluated(trained, lambda: evaluate(trained))
+        (tmp / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    _raise_failure(args, failure)
     f, i = result["float"]["test"], result.get("integer", {}).get("test")
     print(f"est-train: wrote {args.out}/model.pt and metrics.json ({result['seconds']} s); "
           f"test bits/spike float {f['bits_per_spike']:.4f}"

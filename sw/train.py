@@ -159,7 +159,7 @@ def _check_type(section: str, key: str, value, f) -> None:
                        f"{default!r})")
 
 
-def _typed(cls, values: dict, section: str):
+def typed_section(cls, values: dict, section: str):
     """``cls(**values)`` for one config section, every key checked: known, of the right type,
     in range (``validate``, or :func:`check_population` for the synthetic population)."""
     if not isinstance(values, dict):
@@ -191,8 +191,9 @@ def _parse_value(text: str):
         return text
 
 
-def load_config(path: Path | None, overrides: list[str]) -> tuple[dict, ESTConfig, TrainConfig]:
-    """Read a TOML/YAML config and apply ``section.key=value`` overrides."""
+def read_config(path: Path | None, overrides: list[str]) -> dict:
+    """Read a TOML/YAML config and apply ``section.key=value`` overrides: the sections as
+    dicts, not yet typed (``model.arch`` picks the model: :func:`model_arch`)."""
     doc: dict = {}
     if path is not None:
         try:
@@ -215,10 +216,32 @@ def load_config(path: Path | None, overrides: list[str]) -> tuple[dict, ESTConfi
     unknown = sorted(set(doc) - {"data", "model", "train"})
     if unknown:
         raise EstError(f"config: unknown section(s) {unknown}; expected data, model, train")
-    data = doc.get("data", {})
+    for section in ("data", "model", "train"):
+        if not isinstance(doc.setdefault(section, {}), dict):
+            raise EstError(f"config [{section}]: expected a table of keys, got "
+                           f"{doc[section]!r}")
+    return doc
+
+
+def model_arch(doc: dict) -> str:
+    """``model.arch`` of a config read by :func:`read_config`: 'est' (the default) or 'mlp'
+    (a spiking MLP classifier: :mod:`est.sw.train_mlp`)."""
+    arch = doc["model"].get("arch", "est")
+    check_choice("model.arch", arch, ("est", "mlp"))
+    return arch
+
+
+def load_config(path: Path | None, overrides: list[str]) -> tuple[dict, ESTConfig, TrainConfig]:
+    """Read a TOML/YAML config for an EST, apply ``section.key=value`` overrides, check it."""
+    doc = read_config(path, overrides)
+    if model_arch(doc) != "est":
+        raise EstError("config: model.arch = 'mlp' is a spiking MLP classifier; est-train "
+                       "trains it (est.sw.train_mlp), not this EST loader")
+    data = doc["data"]
     check_data(data)
-    return (data, _typed(ESTConfig, doc.get("model", {}), "model"),
-            _typed(TrainConfig, doc.get("train", {}), "train"))
+    model = {k: v for k, v in doc["model"].items() if k != "arch"}
+    return (data, typed_section(ESTConfig, model, "model"),
+            typed_section(TrainConfig, doc["train"], "train"))
 
 
 def check_data(data: dict) -> PopulationConfig | None:
@@ -260,7 +283,8 @@ def check_data(data: dict) -> PopulationConfig | None:
     if not synthetic:
         config_error("data.synthetic = false needs data.path (binned counts) or "
                      "data.spike_times (with data.bin_width)")
-    return _typed(PopulationConfig, {k: v for k, v in data.items() if k != "synthetic"}, "data")
+    return typed_section(PopulationConfig, {k: v for k, v in data.items() if k != "synthetic"},
+                         "data")
 
 
 def get_data(data: dict) -> tuple[Recording, Recording, Recording]:
