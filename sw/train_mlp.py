@@ -18,8 +18,9 @@ that integrates without leak; the class is the readout neuron with the largest v
 image's last bin, the loss the cross-entropy of those values. The integer model is what
 ``est-compile`` makes of the checkpoint (:func:`est.compiler.mlp_frontend.quantize`, calibrated
 on a stream of training images); its accuracy is the golden model's, each test image run from
-zero state, and the spike agreement is the share of hidden (neuron, bin) pairs where the float
-and integer models agree, over the test images.
+zero state, the class the readout value largest after dividing by its output's scale (the
+quantizer scales each output's weights on its own), and the spike agreement is the share of
+hidden (neuron, bin) pairs where the float and integer models agree, over the test images.
 """
 
 import math
@@ -209,9 +210,10 @@ def evaluate_mlp(trained: Trained, checkpoint: Path) -> tuple[dict, np.ndarray]:
     int_pred, agree, total = np.zeros(len(test), np.int64), 0, 0
     hidden = [name for name, n in zip(trained.model.layers, trained.model.neurons,
                                       strict=True) if n.type == "lif"]
+    scale = np.asarray(graph.node("readout").op.scale, np.float64)  # per output: v / scale
     for k in range(len(test)):
         trace, _ = run(graph, test_spikes[:, k])
-        int_pred[k] = int(trace.arrays["readout/v"][-1].argmax())
+        int_pred[k] = int((trace.arrays["readout/v"][-1] / scale).argmax())
         for name in hidden:
             ours = trace.arrays[f"{name}/spikes"]
             agree += int((ours == record[name][:, k].numpy()).sum())
