@@ -195,6 +195,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                       help="spike counts (.npz with counts and optionally true rates, as for "
                            "est-train): its first --bins bins, clipped to the input width, are "
                            "the stimulus; kept as recording.npz for the report's rate figure")
+    parser.add_argument("--nir-dt", type=float,
+                        help="for a NIR graph (model.nir): the time step in seconds its exporter "
+                             "stepped its neurons with (snnTorch's export_to_nir: 1e-4)")
     parser.add_argument("--calibration", type=Path,
                         help=".npy [bins, n_in] used to choose widths (default: random, "
                              "--seed + 1)")
@@ -247,7 +250,7 @@ def compile_build(args: argparse.Namespace) -> int:
     name = (args.name or args.out.name).replace(".", "_")
     toolenv.apply()
     t0 = time.perf_counter()
-    front = open_checkpoint(args.model, DEFAULT_RATE)
+    front = open_checkpoint(args.model, DEFAULT_RATE, args.nir_dt)
     n_in, bits = front.n_in, front.input_bits
     rates = np.full(n_in, args.rate) if args.rate is not None else front.rates
 

@@ -234,11 +234,20 @@ class FrontEnd:
     extra: dict
 
 
-def open_checkpoint(path: Path, default_rate: float) -> FrontEnd:
-    """The front end of the checkpoint at ``path``: an EST (est-train) or a spiking MLP.
-    Everything downstream sees only the graph its ``quantize`` returns."""
+def open_checkpoint(path: Path, default_rate: float, nir_dt: float | None = None) -> FrontEnd:
+    """The front end of the checkpoint at ``path``: an EST (est-train), a spiking MLP, or a
+    NIR graph (``.nir``: stepped with ``nir_dt`` seconds). Everything downstream sees only the
+    graph its ``quantize`` returns."""
     from est.compiler.mlp_frontend import quantize  # it imports this module
+    from est.compiler.nir_frontend import is_nir, load_nir
 
+    if is_nir(path):
+        fnet = load_nir(path, nir_dt)
+        return FrontEnd(
+            fnet.n_in, 1, np.full(fnet.n_in, default_rate), 256,
+            lambda name, calib, wb, vb: quantize(fnet, name, calib, wb, vb),
+            f"NIR graph of {plural(len(fnet.layers), 'layer')} (dt {nir_dt:g} s)",
+            {"nir_dt": nir_dt})
     if checkpoint_arch(path) == "est":
         model, extra = load_est_checkpoint(path)
         cfg = model.cfg

@@ -143,3 +143,35 @@ def write_nwb(path, units: dict | None) -> None:
         nwb.add_unit(spike_times=list(times), id=unit)
     with NWBHDF5IO(str(path), "w") as io:
         io.write(nwb)
+
+
+def write_nir_cases(folder) -> None:
+    """NIR graphs for the bad-input table: ``good.nir`` (Affine, LIF of tau 8 ms, Affine, LI;
+    fine with a 1 ms step), and variants with a CubaLIF, a spiking output, a non-zero
+    v_reset and a branch."""
+    import nir
+
+    def chain(**over):
+        nodes = {"input": nir.Input(input_type={"input": np.array([3])}),
+                 "fc1": nir.Affine(weight=np.ones((2, 3)), bias=np.zeros(2)),
+                 "lif1": nir.LIF(tau=np.full(2, 8e-3), r=np.ones(2), v_leak=np.zeros(2),
+                                 v_threshold=np.ones(2), v_reset=np.zeros(2)),
+                 "fc2": nir.Affine(weight=np.ones((2, 2)), bias=np.zeros(2)),
+                 "lif2": nir.LI(tau=np.full(2, 16e-3), r=np.ones(2), v_leak=np.zeros(2)),
+                 "output": nir.Output(output_type={"output": np.array([2])})}
+        nodes.update(over)
+        order = list(nodes)
+        return nir.NIRGraph(nodes=nodes, edges=list(zip(order, order[1:], strict=False)))
+
+    lif = dict(tau=np.full(2, 8e-3), r=np.ones(2), v_leak=np.zeros(2), v_threshold=np.ones(2))
+    nir.write(folder / "good.nir", chain())
+    nir.write(folder / "cuba.nir", chain(lif1=nir.CubaLIF(tau_syn=np.full(2, 4e-3),
+                                                          tau_mem=lif["tau"], r=lif["r"],
+                                                          v_leak=lif["v_leak"],
+                                                          v_threshold=lif["v_threshold"])))
+    nir.write(folder / "spiking.nir", chain(lif2=nir.LIF(**lif, v_reset=np.zeros(2))))
+    nir.write(folder / "vreset.nir", chain(lif1=nir.LIF(**lif, v_reset=np.full(2, -0.5))))
+    branch = chain()
+    branch.nodes["out2"] = nir.Output(output_type={"output": np.array([2])})
+    branch.edges.append(("fc1", "out2"))
+    nir.write(folder / "branch.nir", branch)

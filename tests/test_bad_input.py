@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from est.sim.trace import Trace
-from netgen import write_nwb
+from netgen import write_nir_cases, write_nwb
 
 BIN = Path(sys.executable).parent
 EXAMPLE = Path(__file__).parent.parent / "examples" / "est_tiny.pt"
@@ -45,6 +45,7 @@ def files(tmp_path_factory, model_pt) -> Path:
     (d / "nodata.toml").write_text(f'[data]\npath = "{d / "nowhere.npz"}"\n')
     (d / "nan.toml").write_text(f'[data]\npath = "{d / "nan.npz"}"\n')
     (d / "fake.nwb").write_text("not HDF5")
+    write_nir_cases(d)
     write_nwb(d / "units.nwb", {3: [0.1, 0.5], 7: [0.2]})
     write_nwb(d / "nounits.nwb", None)
     for name, extra in (("fakenwb", ""), ("nounits", ""), ("units", "\nunits = [3, 4]")):
@@ -172,6 +173,23 @@ CASES = [
      "nowhere.npz: no such file", "t"),
     ("data-with-nan", "est-train --config {d}/nan.toml --out {d}/t",
      "nan.npz: counts contains NaN at index [0, 0]", "t"),
+    # NIR graphs (est-compile model.nir --nir-dt SECONDS)
+    ("nir-no-dt", "est-compile {d}/good.nir -o {d}/n",
+     "good.nir: a NIR graph holds time constants (tau) but not the time step its exporter "
+     "used: pass --nir-dt SECONDS", "n"),
+    ("nir-cubalif", "est-compile {d}/cuba.nir -o {d}/n --nir-dt 1e-3",
+     "node 'lif1' (CubaLIF): not supported; est compiles Affine, Linear, Scale, Flatten, LIF, "
+     "IF, Threshold and (last) LI; a current-based LIF filters its input with a second time "
+     "constant", "n"),
+    ("nir-spiking-output", "est-compile {d}/spiking.nir -o {d}/n --nir-dt 1e-3",
+     "node 'lif2' (LIF) feeds the Output: est's networks end in a readout", "n"),
+    ("nir-leak-not-a-shift", "est-compile {d}/good.nir -o {d}/n --nir-dt 8e-4",
+     "node 'lif1' (LIF): beta = 1 - dt/tau = 0.9 is not 1 - 2**-k for any k (nearest: k = 3, "
+     "0.875)", "n"),
+    ("nir-v-reset", "est-compile {d}/vreset.nir -o {d}/n --nir-dt 1e-3",
+     "node 'lif1' (LIF): v_reset must be 0 (est resets to zero or by subtraction)", "n"),
+    ("nir-branch", "est-compile {d}/branch.nir -o {d}/n --nir-dt 1e-3",
+     "node 'fc1' (Affine) feeds ['lif1', 'out2']: est compiles a chain", "n"),
     ("nwb-not-hdf5", "est-train --config {d}/fakenwb.toml --out {d}/t",
      "fake.nwb: not an HDF5 file, so not NWB 2", "t"),
     ("nwb-no-units", "est-train --config {d}/nounits.toml --out {d}/t",

@@ -1,0 +1,231 @@
+"""The NIR front end: a NIR graph (the ``nir`` package; the file is HDF5, nothing in it is
+unpickled) -> the spiking-MLP front end's float network (:class:`FloatNetwork`), its
+continuous-time neurons translated into est's discrete ones for a time step ``dt`` (which a
+NIR file does not hold: the exporter's, given by the user).
+
+Supported: a chain from ``Input`` to ``Output`` of synapses (``Affine``, ``Linear``, with any
+``Scale`` after them and ``Flatten`` anywhere) each followed by neurons (``LIF``, ``IF``,
+``Threshold``), the last ones ``LI``, the readout (est's networks end in one: a graph whose
+Output reads spikes is refused). Per node (docs/nir.md has the table and
+the equations), with ``I`` the synapses' output ``W x + b``, stepped by Euler over ``dt``:
+
+- ``LIF`` ``tau dv/dt = (v_leak - v) + r I``, fire ``v > v_threshold``, then ``v = v_reset``:
+  ``v <- beta v + g I + (1 - beta) v_leak`` with ``beta = 1 - dt / tau``, ``g = r dt / tau``:
+  est's LIF of leak ``beta`` (a shift: ``beta = 1 - 2**-k`` within :data:`LEAK_TOLERANCE`,
+  else refused) over synapses ``g W`` and bias ``g b + (1 - beta) v_leak``, reset to zero
+  (``v_reset`` must be 0); each neuron's threshold divided into its synapses, so every
+  threshold is 1.
+- ``IF`` ``dv/dt = r I``: the same with ``beta = 1``, ``g = r dt``.
+- ``Threshold`` ``z = [I > theta]``, no state: a LIF of leak shift 0 (``v - (v >> 0) = 0``:
+  the membrane holds one bin's input) and threshold ``theta``.
+- ``LI`` (last only) ``tau dv/dt = (v_leak - v) + r I``: the readout of leak ``beta``.
+
+NIR fires where ``v > threshold``; est where ``v >= threshold``. In floats they differ only
+where the membrane lands exactly on the threshold; est's integer model is a quantization of
+the float one either way, and the compile report gives the spike agreement.
+"""
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from est import EstError
+from est.compiler.frontend import FloatLayer, FloatNetwork
+from est.sw.neuron import beta_from_shift
+
+LEAK_TOLERANCE = 1e-3
+"""Largest ``|beta - (1 - 2**-k)|`` taken as the leak shift ``k`` (a stated quantization)."""
+SYNAPSES = ("Affine", "Linear")
+NEURONS = ("LIF", "IF", "Threshold", "LI")
+PASS = ("Scale", "Flatten")
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def is_nir(path: Path) -> bool:
+    """A NIR file: HDF5 named ``.nir``."""
+    return Path(path).suffix.lower() == ".nir"
+
+
+def _fail(path: Path, message: str) -> EstError:
+    return EstError(f"{path}: {message}")
+
+
+def _chain(path: Path, graph) -> list[str]:
+    """The node names from the input to the output, or a refusal naming what is not a
+    chain."""
+    nexts: dict[str, list[str]] = {}
+    for a, b in graph.edges:
+        nexts.setdefault(a, []).append(b)
+    inputs = [k for k, n in graph.nodes.items() if type(n).__name__ == "Input"]
+    if len(inputs) != 1:
+        raise _fail(path, f"the NIR graph has {len(inputs)} Input nodes; est compiles a chain "
+                          f"from one Input to one Output")
+    order, node = [], inputs[0]
+    while True:
+        order.append(node)
+        after = nexts.get(node, [])
+        if not after:
+            break
+        if len(after) > 1 or after[0] in order:
+            raise _fail(path, f"node '{node}' ({type(graph.nodes[node]).__name__}) feeds "
+                              f"{sorted(after)}: est compiles a chain from Input to Output "
+                              f"(no branches, no recurrence)")
+        node = after[0]
+    if type(graph.nodes[order[-1]]).__name__ != "Output":
+        raise _fail(path, f"the chain from Input ends at node '{order[-1]}' "
+                          f"({type(graph.nodes[order[-1]]).__name__}), not at an Output")
+    return order
+
+
+def _vector(node: str, kind: str, field: str, value, n: int, path: Path) -> np.ndarray:
+    arr = np.asarray(value, np.float64)
+    if arr.ndim == 0:
+        arr = np.full(n, float(arr))
+    if arr.shape != (n,) or not np.all(np.isfinite(arr)):
+        raise _fail(path, f"node '{node}' ({kind}): {field} has shape {arr.shape}, expected "
+                          f"[{n}] finite numbers")
+    return arr
+
+
+def _uniform(node: str, kind: str, field: str, values: np.ndarray, path: Path) -> float:
+    if not np.allclose(values, values[0], rtol=1e-6, atol=0):
+        raise _fail(path, f"node '{node}' ({kind}): {field} differs across neurons "
+                          f"({values.min():g}..{values.max():g}); est's neuron array has one "
+                          f"leak for all its neurons")
+    return float(values[0])
+
+
+def _leak(node: str, kind: str, beta: float, path: Path) -> float:
+    """``beta`` if a leak shift holds it within :data:`LEAK_TOLERANCE` (or it is 0 or 1)."""
+    shifts = [None, *range(24)]
+    nearest = min(shifts, key=lambda k: abs(beta_from_shift(k) - beta))
+    if abs(beta_from_shift(nearest) - beta) > LEAK_TOLERANCE:
+        raise _fail(path, f"node '{node}' ({kind}): beta = 1 - dt/tau = {beta:.6g} is not "
+                          f"1 - 2**-k for any k (nearest: k = {nearest}, "
+                          f"{beta_from_shift(nearest):.6g}); est leaks by a shift: train with "
+                          f"beta = 1 - 2**-k, or check --nir-dt")
+    return beta
+
+
+def load_nir(path: Path, dt: float | None) -> FloatNetwork:
+    """Read the NIR graph at ``path`` and translate it (see the module docstring); ``dt``: the
+    time step in seconds its exporter stepped with."""
+    path = Path(path)
+    if not path.is_file():
+        raise _fail(path, "no such file (expected a NIR graph written by nir.write)")
+    with path.open("rb") as f:
+        if f.read(8) != HDF5_MAGIC:
+            raise _fail(path, "not an HDF5 file, so not a NIR graph (nir.write writes HDF5)")
+    import nir
+
+    try:
+        graph = nir.read(str(path))
+    except Exception as e:  # h5py and nir raise many kinds on a file that is not NIR
+        raise _fail(path, f"could not read it as a NIR graph ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    if dt is None or not dt > 0:
+        raise _fail(path, "a NIR graph holds time constants (tau) but not the time step its "
+                          "exporter used: pass --nir-dt SECONDS (snnTorch's export_to_nir "
+                          "steps with 1e-4)")
+    order = _chain(path, graph)
+    layers, pending, n_in = [], None, None
+    for name in order[1:-1]:
+        node = graph.nodes[name]
+        kind = type(node).__name__
+        if kind in SYNAPSES:
+            if pending is not None:
+                raise _fail(path, f"node '{name}' ({kind}): two synapse nodes in a row; est "
+                                  f"compiles synapses each followed by neurons")
+            w = np.asarray(node.weight, np.float64)
+            if w.ndim != 2:
+                raise _fail(path, f"node '{name}' ({kind}): weight has shape {w.shape}, "
+                                  f"expected [out, in]")
+            b = (np.asarray(node.bias, np.float64) if kind == "Affine"
+                 else np.zeros(w.shape[0]))
+            n = layers[-1].weight.shape[0] if layers else None
+            if n is not None and w.shape[1] != n:
+                raise _fail(path, f"node '{name}' ({kind}): {w.shape[1]} inputs, but the "
+                                  f"layer before has {n} outputs")
+            n_in = w.shape[1] if n_in is None else n_in
+            pending = [name, w, _vector(name, kind, "bias", b, w.shape[0], path)]
+        elif kind == "Flatten":
+            continue
+        elif kind == "Scale":
+            if pending is None:
+                raise _fail(path, f"node '{name}' (Scale): est folds a Scale into the synapses "
+                                  f"before it, and there are none")
+            s = _vector(name, kind, "scale", node.scale, pending[1].shape[0], path)
+            pending[1], pending[2] = pending[1] * s[:, None], pending[2] * s
+        elif kind in NEURONS:
+            if pending is None:
+                raise _fail(path, f"node '{name}' ({kind}): neurons must follow synapses "
+                                  f"(Affine or Linear)")
+            ident = f"l{len(layers)}_{re.sub(r'[^0-9A-Za-z_]', '_', name)}"
+            layers.append(_neurons(path, name, ident, kind, node, pending, dt,
+                                   name == order[-2]))
+            pending = None
+        else:
+            raise _fail(path, f"node '{name}' ({kind}): not supported; est compiles Affine, "
+                              f"Linear, Scale, Flatten, LIF, IF, Threshold and (last) LI; "
+                              f"{_why(kind)}")
+    if pending is not None or not layers:
+        raise _fail(path, "the graph must end with synapses followed by neurons (LIF, IF, "
+                          "Threshold or LI) before its Output")
+    if layers[-1].kind != "integrator":
+        last = order[-2]
+        raise _fail(path, f"node '{last}' ({type(graph.nodes[last]).__name__}) feeds the "
+                          f"Output: est's networks end in a readout, a leaky integrator (LI) "
+                          f"after the last synapses; spiking outputs are not compiled yet")
+    return FloatNetwork(n_in, tuple(layers))
+
+
+def _why(kind: str) -> str:
+    return {"CubaLIF": "a current-based LIF filters its input with a second time constant, "
+                       "which est's neuron arrays do not hold",
+            "CubaLI": "a current-based leaky integrator has a second time constant est does "
+                      "not hold",
+            "Conv1d": "convolutions over NIR's spatial axis are not mapped yet",
+            "Conv2d": "2-D convolutions are not mapped", "Delay": "delays are not mapped",
+            "I": "an integrator without leak or threshold is not mapped",
+            "SumPool2d": "pooling is not mapped", "AvgPool2d": "pooling is not mapped",
+            }.get(kind, "no translation for it")
+
+
+def _neurons(path: Path, name: str, ident: str, kind: str, node, pending: list, dt: float,
+             last: bool) -> FloatLayer:
+    """Layer ``ident``: the synapses of ``pending`` and the neurons ``node`` (NIR node
+    ``name``), translated."""
+    _, w, b = pending
+    n = w.shape[0]
+    if kind == "Threshold":
+        theta = _vector(name, kind, "threshold", node.threshold, n, path)
+        beta, gain, offset, reset = 0.0, np.ones(n), np.zeros(n), "zero"
+    else:
+        r = _vector(name, kind, "r", node.r, n, path)
+        if kind == "IF":
+            beta, gain, offset = 1.0, r * dt, np.zeros(n)
+        else:
+            tau = _vector(name, kind, "tau", node.tau, n, path)
+            if np.any(tau <= 0):
+                raise _fail(path, f"node '{name}' ({kind}): tau must be > 0")
+            beta = _leak(name, kind, _uniform(name, kind, "tau", 1.0 - dt / tau, path), path)
+            leak_v = _vector(name, kind, "v_leak", node.v_leak, n, path)
+            gain, offset = r * dt / tau, (1.0 - beta) * leak_v
+        if kind == "LI":
+            if not last:
+                raise _fail(path, f"node '{name}' (LI): a leaky integrator does not spike; "
+                                  f"est takes it as the readout, the last layer only")
+            return FloatLayer(ident, "integrator", w * gain[:, None], b * gain + offset, beta)
+        theta = _vector(name, kind, "v_threshold", node.v_threshold, n, path)
+        v_reset = node.v_reset
+        if v_reset is not None and np.any(np.asarray(v_reset, np.float64) != 0):
+            raise _fail(path, f"node '{name}' ({kind}): v_reset must be 0 (est resets to zero "
+                              f"or by subtraction), got {np.asarray(v_reset).ravel()[:4]}")
+        reset = "zero"
+    if np.any(theta <= 0):
+        raise _fail(path, f"node '{name}' ({kind}): thresholds must be > 0, got "
+                          f"{theta.min():g}")
+    scale = gain / theta  # each neuron's threshold divided into its synapses: threshold 1
+    return FloatLayer(ident, "lif", w * scale[:, None], (b * gain + offset) / theta, beta, 1.0,
+                      reset)

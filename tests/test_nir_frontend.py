@@ -1,0 +1,157 @@
+"""compiler/nir_frontend.py: NIR graphs (written by the ``nir`` package and by snnTorch's
+exporter) translated into est's float network, checked against NIR's own equations stepped by
+Euler, then compiled and run bit-exact on Verilator and Icarus."""
+
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import nir
+import numpy as np
+import pytest
+import torch
+
+from est import EstError
+from est.compiler.nir_frontend import load_nir
+from est.sim.rtl import simulate
+from est.sim.trace import Trace, compare
+
+BIN = Path(sys.executable).parent
+DT = 1e-3
+
+
+def nir_chain(seed: int = 0, last: str = "LI") -> nir.NIRGraph:
+    """Input 12 -> Affine -> LIF (beta 0.875, thresholds 0.5..1.5) -> Linear -> Scale -> IF
+    -> Affine -> Threshold -> Affine -> LI (beta 0.9375) or another ``last`` -> Output."""
+    rng = np.random.default_rng(seed)
+    nodes = {
+        "input": nir.Input(input_type={"input": np.array([12])}),
+        "fc1": nir.Affine(weight=rng.normal(0, 1.5, (10, 12)), bias=rng.normal(0.1, 0.1, 10)),
+        "lif1": nir.LIF(tau=np.full(10, DT / 0.125), r=np.full(10, 2.0),
+                        v_leak=np.full(10, 0.2), v_threshold=rng.uniform(0.5, 1.5, 10),
+                        v_reset=np.zeros(10)),
+        "fc2": nir.Linear(weight=rng.normal(0, 1.0, (6, 10))),
+        "scale": nir.Scale(scale=rng.uniform(0.5, 2, 6)),
+        "if2": nir.IF(r=np.full(6, 1 / DT), v_threshold=np.ones(6), v_reset=np.zeros(6)),
+        "fc3": nir.Affine(weight=rng.normal(0, 1.0, (5, 6)), bias=rng.normal(0, 0.2, 5)),
+        "thr": nir.Threshold(threshold=np.full(5, 0.3)),
+        "flat": nir.Flatten(input_type={"input": np.array([5])}, start_dim=0),
+        "fc4": nir.Affine(weight=rng.normal(0, 1.0, (4, 5)), bias=np.zeros(4)),
+    }
+    if last == "LI":
+        nodes["li"] = nir.LI(tau=np.full(4, DT / 0.0625), r=np.full(4, 1.0),
+                             v_leak=np.zeros(4))
+    else:
+        nodes["lif"] = nir.LIF(tau=np.full(4, DT / 0.0625), r=np.ones(4), v_leak=np.zeros(4),
+                               v_threshold=np.ones(4), v_reset=np.zeros(4))
+    nodes["output"] = nir.Output(output_type={"output": np.array([4])})
+    order = list(nodes)
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(order, order[1:], strict=False)))
+
+
+def nir_reference(graph: nir.NIRGraph, x: np.ndarray, dt: float) -> dict[str, np.ndarray]:
+    """NIR's equations (the node docstrings of the nir package) stepped by Euler over ``dt``:
+    each neuron node's spikes ``[T, n]`` (an LI: its membrane)."""
+    order = ["input"]
+    nexts = dict(graph.edges)
+    while order[-1] in nexts:
+        order.append(nexts[order[-1]])
+    state: dict[str, np.ndarray] = {}
+    out: dict[str, list] = {}
+    for t in range(len(x)):
+        v = x[t].astype(np.float64)
+        for name in order[1:-1]:
+            node = graph.nodes[name]
+            kind = type(node).__name__
+            if kind == "Affine":
+                v = node.weight @ v + node.bias
+            elif kind == "Linear":
+                v = node.weight @ v
+            elif kind == "Scale":
+                v = v * node.scale
+            elif kind == "Threshold":
+                v = (v > node.threshold).astype(np.float64)
+                out.setdefault(name, []).append(v)
+            elif kind in ("LIF", "IF", "LI"):
+                m = state.get(name, np.zeros_like(v))
+                if kind == "IF":
+                    m = m + dt * node.r * v
+                else:
+                    m = m + dt / node.tau * (node.v_leak - m + node.r * v)
+                if kind == "LI":
+                    state[name] = m
+                    out.setdefault(name, []).append(m)
+                    v = m
+                    continue
+                z = (m > node.v_threshold).astype(np.float64)
+                state[name] = np.where(z > 0, node.v_reset, m)
+                out.setdefault(name, []).append(z)
+                v = z
+    return {k: np.array(v) for k, v in out.items()}
+
+
+def test_the_translation_is_nirs_equations(tmp_path):
+    """est's float network of the graph (LIF, IF over a Scale, Threshold, LI) gives NIR's
+    spikes on every neuron and bin, and NIR's readout up to rounding."""
+    nir.write(tmp_path / "g.nir", nir_chain())
+    fnet = load_nir(tmp_path / "g.nir", DT)
+    assert [(fl.kind, fl.beta, fl.reset) for fl in fnet.layers] == [
+        ("lif", 0.875, "zero"), ("lif", 1.0, "zero"), ("lif", 0.0, "zero"),
+        ("integrator", 0.9375, "subtract")]
+    x = (np.random.default_rng(1).random((200, 12)) < 0.3).astype(np.int64)
+    ref = nir_reference(nir_chain(), x, DT)
+    record: dict = {}
+    with torch.no_grad():
+        readout = fnet.to_torch()(torch.from_numpy(x).double()[:, None, :], record)[:, 0]
+    for ours, theirs in zip(fnet.layers[:3], ("lif1", "if2", "thr"), strict=True):
+        spikes = record[ours.name][:, 0].numpy()
+        assert spikes.sum() > 50 and (spikes == ref[theirs]).all(), theirs
+    np.testing.assert_allclose(readout.numpy(), ref["li"], rtol=1e-9, atol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def nir_build(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("nir")
+    nir.write(d / "g.nir", nir_chain(3))
+    res = subprocess.run([BIN / "est-compile", d / "g.nir", "-o", d / "build", "--nir-dt",
+                          str(DT), "--bins", "100", "--rate", "0.3"], capture_output=True,
+                         text=True)
+    assert res.returncode == 0, res.stderr
+    return d / "build"
+
+
+@pytest.mark.parametrize("simulator", ["verilator", "icarus"])
+def test_a_compiled_nir_graph_is_bit_exact(nir_build, simulator):
+    golden = Trace.load(nir_build / "golden.npz")
+    rtl = simulate(nir_build, simulator, stall_seed=1, golden=nir_build / "golden.npz")
+    result = compare(golden, rtl.trace)
+    assert result.bins == 100 and result.mismatches == 0, result.first
+    assert {t.split("/")[0] for t in result.tensors} >= {"l0_lif1", "l1_if2", "l2_thr", "l3_li"}
+
+
+def test_an_snntorch_export_is_read_and_its_spiking_output_refused(tmp_path):
+    """snnTorch's export_to_nir writes Leaky as a LIF (tau = dt / (1 - beta), r = tau / dt,
+    v_reset 0): its hidden layer translates back to beta and a unit gain; a network whose
+    output is a Leaky is refused by name (est's networks end in a readout)."""
+    import snntorch as snn
+    from snntorch.export_nir import export_to_nir
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(6, 5),
+        snn.Leaky(beta=torch.full((5,), 0.875), threshold=torch.full((5,), 0.5),
+                  init_hidden=True, reset_mechanism="zero"),
+        torch.nn.Linear(5, 3),
+        snn.Leaky(beta=torch.full((3,), 0.75), threshold=torch.ones(3), init_hidden=True,
+                  output=True, reset_mechanism="zero"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graph = export_to_nir(net, torch.zeros(6))
+    nir.write(tmp_path / "s.nir", graph)
+    with pytest.raises(EstError, match=r"node '3' \(LIF\) feeds the Output: est's networks end "
+                                       r"in a readout"):
+        load_nir(tmp_path / "s.nir", 1e-4)
+    hidden = graph.nodes["1"]
+    assert np.allclose(1 - 1e-4 / hidden.tau, 0.875) and np.allclose(hidden.r * 1e-4
+                                                                       / hidden.tau, 1.0)
