@@ -206,7 +206,7 @@ class _Job:
             fields = net.output_fields(trace=False)
             board = decode_outputs(fields, words, {"source": f"board:{args.port}"})
             head = fields[0][0]
-        readout, scale = board.arrays[head], readout_scale(net)
+        readout = board.arrays[head]
         check = compare(run(net, stimulus)[0], board)
         summary = {"build": str(self.build), "port": args.port, "input": str(self.source),
                    "bins": len(stimulus), "seconds": round(seconds, 3),
@@ -216,9 +216,12 @@ class _Job:
                    "golden_mismatches": check.mismatches,
                    "golden_values": check.values_compared}
         with staged_output(self.out, "run.json", "choose another -o") as tmp:
-            log_rate = readout / scale
-            np.savez(tmp / "predictions.npz", readout=readout, log_rate=log_rate,
-                     rate=np.exp(log_rate))
+            if net.node(net.outputs[0]).op.KIND == "readout":
+                log_rate = readout / readout_scale(net)
+                np.savez(tmp / "predictions.npz", readout=readout, log_rate=log_rate,
+                         rate=np.exp(log_rate))
+            else:  # a spiking output (a classifier's): its spikes
+                np.savez(tmp / "predictions.npz", spikes=readout)
             (tmp / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
         print(f"est-run: {plural(len(stimulus), 'bin')} in {seconds:.1f} s "
               f"({summary['bins_per_second']} bins/s, "

@@ -266,9 +266,10 @@ class Graph:
                 raise IRError(n.name, "inputs", "no node reads this one and it is not an "
                                                 "output: its stream would stall the network")
         for o in self.outputs:
-            if self.node(o).op.KIND != "readout":
+            if self.node(o).op.KIND not in ("readout", "lif"):
                 raise IRError(o, "op", f"a network's outputs are readouts (their scale maps "
-                                       f"values to log-rates), this is a {self.node(o).op.KIND}")
+                                       f"values to log-rates) or spiking neuron arrays (lif: a "
+                                       f"classifier's spikes), this is a {self.node(o).op.KIND}")
         return self
 
     def save(self, folder: Path) -> None:

@@ -5,8 +5,8 @@ NIR file does not hold: the exporter's, given by the user).
 
 Supported: a chain from ``Input`` to ``Output`` of synapses (``Affine``, ``Linear``, with any
 ``Scale`` after them and ``Flatten`` anywhere) each followed by neurons (``LIF``, ``IF``,
-``Threshold``), the last ones ``LI``, the readout (est's networks end in one: a graph whose
-Output reads spikes is refused). Per node (docs/nir.md has the table and
+``Threshold``; the last ones may be ``LI``, a readout, or spiking: the output is then their
+spikes). Per node (docs/nir.md has the table and
 the equations), with ``I`` the synapses' output ``W x + b``, stepped by Euler over ``dt``:
 
 - ``LIF`` ``tau dv/dt = (v_leak - v) + r I``, fire ``v > v_threshold``, then ``v = v_reset``:
@@ -172,11 +172,6 @@ def load_nir(path: Path, dt: float | None) -> FloatNetwork:
     if pending is not None or not layers:
         raise _fail(path, "the graph must end with synapses followed by neurons (LIF, IF, "
                           "Threshold or LI) before its Output")
-    if layers[-1].kind != "integrator":
-        last = order[-2]
-        raise _fail(path, f"node '{last}' ({type(graph.nodes[last]).__name__}) feeds the "
-                          f"Output: est's networks end in a readout, a leaky integrator (LI) "
-                          f"after the last synapses; spiking outputs are not compiled yet")
     return FloatNetwork(n_in, tuple(layers))
 
 

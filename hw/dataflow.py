@@ -132,6 +132,10 @@ class DataflowTop(wiring.Component):
         words = [taps[head[0]][1]]
         for name, n, bits, _ in rest:
             src, value = taps[name]
+            if src is taps[head[0]][0]:  # the output node's own tensor (a spiking output's
+                # membranes): handed on with the output word itself, held while it stalls
+                words.append(value)
+                continue
             reg = Signal(n * bits, name=name.replace(".", "_").replace("/", "__"))
             # a tap loads only while no output word is offered (in a run, every tensor of a bin
             # has passed before its word is): the word then holds while the sink stalls, in

@@ -147,8 +147,7 @@ def write_nwb(path, units: dict | None) -> None:
 
 def write_nir_cases(folder) -> None:
     """NIR graphs for the bad-input table: ``good.nir`` (Affine, LIF of tau 8 ms, Affine, LI;
-    fine with a 1 ms step), and variants with a CubaLIF, a spiking output, a non-zero
-    v_reset and a branch."""
+    fine with a 1 ms step), and variants with a CubaLIF, a non-zero v_reset and a branch."""
     import nir
 
     def chain(**over):
@@ -169,7 +168,6 @@ def write_nir_cases(folder) -> None:
                                                           tau_mem=lif["tau"], r=lif["r"],
                                                           v_leak=lif["v_leak"],
                                                           v_threshold=lif["v_threshold"])))
-    nir.write(folder / "spiking.nir", chain(lif2=nir.LIF(**lif, v_reset=np.zeros(2))))
     nir.write(folder / "vreset.nir", chain(lif1=nir.LIF(**lif, v_reset=np.full(2, -0.5))))
     branch = chain()
     branch.nodes["out2"] = nir.Output(output_type={"output": np.array([2])})

@@ -181,8 +181,6 @@ CASES = [
      "node 'lif1' (CubaLIF): not supported; est compiles Affine, Linear, Scale, Flatten, LIF, "
      "IF, Threshold and (last) LI; a current-based LIF filters its input with a second time "
      "constant", "n"),
-    ("nir-spiking-output", "est-compile {d}/spiking.nir -o {d}/n --nir-dt 1e-3",
-     "node 'lif2' (LIF) feeds the Output: est's networks end in a readout", "n"),
     ("nir-leak-not-a-shift", "est-compile {d}/good.nir -o {d}/n --nir-dt 8e-4",
      "node 'lif1' (LIF): beta = 1 - dt/tau = 0.9 is not 1 - 2**-k for any k (nearest: k = 3, "
      "0.875)", "n"),
