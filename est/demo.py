@@ -1,13 +1,15 @@
 """``make demo`` (``est demo``): the whole flow on the example EST, from checkpoint to bitstream.
 
-1. the model: ``examples/est_tiny.pt`` (d_model 8, one block, every EST part on), or with
-   ``--train`` a fresh one trained from ``examples/est_tiny.toml`` (about a minute);
+1. the model: ``examples/est_small.pt`` (d_model 16, two blocks, every EST part on, its
+   attention firing; above the tuned GLM on held-out data), or with ``--train`` a fresh one
+   trained from ``examples/est_small.toml`` (about 15 minutes on 2 cores);
 2. a recording: the held-out test part of the seeded synthetic population it was trained on,
    with its true rates;
-3. ``est-compile --lanes auto --board icebreaker --recording``: integer IR, golden traces of
-   every layer, Verilog;
+3. ``est-compile --board icebreaker --recording``: integer IR, golden traces of every layer,
+   and the gateware ``--backend auto`` picks (for est_small the iCEBreaker's event-driven
+   core: the dataflow top does not fit that board);
 4. ``est-sim`` on Verilator and ``est-compare``: every spike and membrane of every layer, and
-   the golden-vs-RTL view ``tiny/rtl_verilator_compare.html`` (and ``.png``);
+   the golden-vs-RTL view ``model/rtl_verilator_compare.html`` (and ``.png``);
 5. ``est-synth --board icebreaker``: bitstream, utilisation, Fmax;
 6. ``est-run --port sim``: a few bins through the board top's UART protocol, in simulation;
 
@@ -44,13 +46,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     examples = toolenv.est_home() / "examples"
     parser.add_argument("--out", type=Path, default=Path("build/demo"),
                         help="folder for everything the demo writes (default build/demo)")
-    parser.add_argument("--model", type=Path, default=examples / "est_tiny.pt",
-                        help="EST checkpoint (default: the example that fits an iCEBreaker)")
-    parser.add_argument("--config", type=Path, default=examples / "est_tiny.toml",
+    parser.add_argument("--model", type=Path, default=examples / "est_small.pt",
+                        help="EST checkpoint (default: the example EST, which runs on the "
+                             "iCEBreaker's core)")
+    parser.add_argument("--config", type=Path, default=examples / "est_small.toml",
                         help="training config: its [data] gives the test recording")
     parser.add_argument("--train", action="store_true",
                         help="train the model from --config first instead of loading --model")
-    parser.add_argument("--bins", type=int, default=200, help="bins simulated (default 200)")
+    parser.add_argument("--bins", type=int, default=40, help="bins simulated (default 40)")
     parser.add_argument("--board-bins", type=int, default=8,
                         help="bins sent through the simulated board's UART (default 8)")
     parser.add_argument("--sim", default="verilator", choices=("verilator", "icarus"),
@@ -75,19 +78,19 @@ def demo(args: argparse.Namespace) -> int:
             raise EstError(f"{path} not found: the demo needs the example files of a source "
                            f"checkout (examples/), or give --model and --config")
     args.out.mkdir(parents=True, exist_ok=True)
-    build, recording = args.out / "tiny", args.out / "test_recording.npz"
+    build, recording = args.out / "model", args.out / "test_recording.npz"
     model = args.model
     if args.train:
         step(f"1/6 est-train --config {args.config}")
         train_main(["--config", str(args.config), "--out", str(args.out / "train")])
         model = args.out / "train" / "model.pt"
     else:
-        step(f"1/6 model: {model} (--train to train it again, about a minute)")
+        step(f"1/6 model: {model} (--train to train it again)")
     step(f"2/6 recording: {args.bins} bins of the held-out synthetic test data, with true rates")
     write_test_recording(args.config, args.bins, recording)
     print(f"wrote {recording}")
-    step(f"3/6 est-compile --lanes auto --board {args.board}")
-    compile_main([str(model), "-o", str(build), "--lanes", "auto", "--board", args.board,
+    step(f"3/6 est-compile --board {args.board} (--backend auto: what fits the board)")
+    compile_main([str(model), "-o", str(build), "--board", args.board,
                   "--recording", str(recording), "--bins", str(args.bins)])
     step(f"4/6 est-sim --sim {args.sim}, then est-compare (every value of every layer)")
     sim([str(build), "--sim", args.sim])
@@ -109,11 +112,12 @@ def demo(args: argparse.Namespace) -> int:
     rtl = json.loads((build / f"rtl_{args.sim}.json").read_text())
     run = json.loads((build / "run" / "run.json").read_text())
     cell, used, available = logic_used(synth)
-    bound = report["hardware"]["total"]["dense_bound"]
     cycles = synth["cycles_per_bin"]
+    core = report["backend"] == "core"
     print("\n== summary")
     print(f"  model           {model}: EST d_model {report['model_config']['d_model']}, "
-          f"{report['model_config']['blocks']} block(s), lanes {report['lanes']}")
+          f"{report['model_config']['blocks']} block(s), "
+          f"{'the event-driven core' if core else 'the dataflow top'}, lanes {report['lanes']}")
     metrics, where = find_metrics(str(model))
     if metrics is not None:
         scores = ", ".join(f"{label} {metrics[key]['test']['bits_per_spike']:.3f}"
@@ -128,9 +132,16 @@ def demo(args: argparse.Namespace) -> int:
     print(f"  {args.board:<15} {cell} {used}/{available}, "
           f"Fmax {synth['fmax_mhz']:.1f} MHz (board clock {synth['board_clock_mhz']:g} MHz "
           f"{'met' if synth['board_clock_met'] else 'NOT met'})")
-    print(f"  cycles per bin  {cycles} (dense bound {bound}, {cycles / bound:.2f}x; "
-          f"{rtl['cycles_per_bin']} measured in simulation); "
-          f"{synth['latency_us_at_board_clock']} us/bin at the board clock")
+    if core:
+        per_bin = report["hardware"]["bin"]
+        bound = max(per_bin["event_bound_mean"], per_bin["memory_bound_mean"])
+        what = (f"event bound {per_bin['event_bound_mean']:.0f}, memory bound "
+                f"{per_bin['memory_bound_mean']:.0f}: {cycles / bound:.2f}x the larger")
+    else:
+        bound = report["hardware"]["total"]["dense_bound"]
+        what = f"dense bound {bound}, {cycles / bound:.2f}x"
+    print(f"  cycles per bin  {cycles} ({what}; {rtl['cycles_per_bin']} measured in "
+          f"simulation); {synth['latency_us_at_board_clock']} us/bin at the board clock")
     print(f"  bitstream       {synth['bitstream']}")
     print(f"  compare view    {view} (and .png)")
     print(f"  report          {build / 'report.html'}")

@@ -13,8 +13,8 @@ def test_defaults_name_the_example_files():
     parser = argparse.ArgumentParser()
     configure(parser)
     args = parser.parse_args([])
-    assert args.model.name == "est_tiny.pt" and args.model.is_file()
-    assert args.config.name == "est_tiny.toml" and args.config.is_file()
+    assert args.model.name == "est_small.pt" and args.model.is_file()
+    assert args.config.name == "est_small.toml" and args.config.is_file()
     assert (args.sim, args.board, args.train) == ("verilator", "icebreaker", False)
 
 
