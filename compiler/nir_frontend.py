@@ -32,14 +32,14 @@ import numpy as np
 
 from est import EstError
 from est.compiler.frontend import FloatLayer, FloatNetwork
+from est.compiler.passes import leak_shift_from_beta
+from est.sw.data import HDF5_MAGIC, MAX_LEAK_SHIFT
 from est.sw.neuron import beta_from_shift
 
 LEAK_TOLERANCE = 1e-3
 """Largest ``|beta - (1 - 2**-k)|`` taken as the leak shift ``k`` (a stated quantization)."""
 SYNAPSES = ("Affine", "Linear")
 NEURONS = ("LIF", "IF", "Threshold", "LI")
-PASS = ("Scale", "Flatten")
-HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
 def is_nir(path: Path) -> bool:
@@ -98,8 +98,7 @@ def _uniform(node: str, kind: str, field: str, values: np.ndarray, path: Path) -
 
 def _leak(node: str, kind: str, beta: float, path: Path) -> float:
     """``beta`` if a leak shift holds it within :data:`LEAK_TOLERANCE` (or it is 0 or 1)."""
-    shifts = [None, *range(24)]
-    nearest = min(shifts, key=lambda k: abs(beta_from_shift(k) - beta))
+    nearest = leak_shift_from_beta(beta, MAX_LEAK_SHIFT)
     if abs(beta_from_shift(nearest) - beta) > LEAK_TOLERANCE:
         raise _fail(path, f"node '{node}' ({kind}): beta = 1 - dt/tau = {beta:.6g} is not "
                           f"1 - 2**-k for any k (nearest: k = {nearest}, "

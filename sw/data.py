@@ -529,7 +529,8 @@ def load_spike_times(path: str | Path, bin_width: float, n_neurons: int | None =
 
 _NWB_FORMAT = ("expected an NWB 2 file (HDF5) whose Units table holds each unit's spike_times, "
                "as pynwb writes it (nwbfile.add_unit(spike_times=...))")
-_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+"""The first bytes of an HDF5 file (NWB 2, NIR)."""
 
 
 def load_nwb(path: str | Path, bin_width: float, units: list[int] | None = None) -> Recording:
@@ -548,7 +549,7 @@ def load_nwb(path: str | Path, bin_width: float, units: list[int] | None = None)
     if not path.exists():
         raise EstError(f"{path}: no such file; {_NWB_FORMAT}. Check the path.")
     with open(path, "rb") as file:
-        if file.read(8) != _HDF5_MAGIC:
+        if file.read(8) != HDF5_MAGIC:
             raise EstError(f"{path}: not an HDF5 file, so not NWB 2; {_NWB_FORMAT}.")
     from pynwb import NWBHDF5IO
 
