@@ -17,8 +17,11 @@ import torch
 from est import EstError
 from est.cli import plural
 from est.compiler.est_frontend import quantize_est
+from est.compiler.passes import leak_shift_from_beta
 from est.sim.golden import RESET_MODES
+from est.sw.data import MAX_LEAK_SHIFT
 from est.sw.est import EST, ESTConfig, config_dict, config_from_dict
+from est.sw.neuron import beta_from_shift
 from est.sw.spiking_mlp import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, NeuronSpec, SpikingMLP
 
 SUPPORTED_LAYERS = ("linear", "lif", "integrator")
@@ -58,36 +61,89 @@ class FloatNetwork:
         return model
 
 
+LEAK_TOLERANCE = 1e-3
+"""Largest ``|beta - (1 - 2**-k)|`` a front end takes as the leak shift ``k`` (a stated
+quantization: the compile report gives ``beta_float`` and ``beta_used``)."""
+
+
+def shift_leak(where: str, beta: float, hint: str) -> float:
+    """``beta`` if a leak shift holds it within :data:`LEAK_TOLERANCE` (or it is 0 or 1), else
+    a refusal naming ``where`` and the nearest shift; ``hint``: what the user can do."""
+    nearest = leak_shift_from_beta(beta, MAX_LEAK_SHIFT)
+    if abs(beta_from_shift(nearest) - beta) > LEAK_TOLERANCE:
+        raise EstError(f"{where}: beta = {beta:.6g} is not 1 - 2**-k for any k (nearest: "
+                       f"k = {nearest}, {beta_from_shift(nearest):.6g}); est leaks by a "
+                       f"shift: {hint}")
+    return beta
+
+
+def unit_threshold(name: str, w: np.ndarray, b: np.ndarray, beta: float, theta: np.ndarray,
+                   reset: str) -> FloatLayer:
+    """A spiking layer with each neuron's threshold ``theta`` divided into its synapses and
+    bias, so every threshold is 1 (exact in floats: the membrane is linear in them and a spike
+    is 0 or 1 at any scale; a subtraction of ``theta`` becomes one of 1)."""
+    return FloatLayer(name, "lif", w / theta[:, None], b / theta, beta, 1.0, reset)
+
+
+def conv1d_as_dense(where: str, weight: np.ndarray, bias: np.ndarray, length: int,
+                    stride: int, padding, dilation: int, groups: int) -> tuple:
+    """A 1-D convolution over a spatial axis (input ``[C_in, length]`` flattened channel-major,
+    as torch flattens) as the dense matrix it equals: ``(W [C_out L_out, C_in length],
+    b [C_out L_out], L_out)``, built by torch's own ``conv1d`` on the unit inputs, so stride,
+    zero padding (an int, 'same' or 'valid'), dilation and groups mean what they mean there.
+    est's synapses are dense over their inputs, so this is exact; it stores the zeros too."""
+    import torch.nn.functional as F
+
+    w = torch.as_tensor(np.asarray(weight, np.float64))
+    if w.ndim != 3 or groups < 1 or w.shape[0] % groups:
+        raise EstError(f"{where}: weight has shape {tuple(w.shape)}, expected [C_out, C_in / "
+                       f"groups, kernel] with C_out a multiple of groups={groups}")
+    c_in = w.shape[1] * groups
+    eye = torch.eye(c_in * length, dtype=torch.float64).reshape(-1, c_in, length)
+    try:
+        out = F.conv1d(eye, w, None, stride, padding, dilation, groups)
+    except (RuntimeError, ValueError) as e:
+        raise EstError(f"{where}: torch.nn.functional.conv1d refuses this geometry on an "
+                       f"input of {c_in} x {length} ({str(e).splitlines()[0]})") from None
+    l_out = out.shape[2]
+    b = np.repeat(np.asarray(bias, np.float64).reshape(-1), l_out)
+    return out.reshape(c_in * length, -1).T.numpy().copy(), b, l_out
+
+
 def _fail(path: Path, message: str) -> EstError:
     return EstError(f"{path}: {message}")
 
 
-def _read(path: Path) -> dict:
+def torch_load(path: Path, what: str) -> object:
+    """``torch.load(path, weights_only=True)``: tensors and plain containers only, never code;
+    any failure is one line naming the file and ``what`` was expected there."""
     if path.is_dir():
-        raise _fail(path, "is a folder; expected a checkpoint file written by est (model.pt "
-                          "from est-train, or est.sw.spiking_mlp.save_checkpoint)")
+        raise _fail(path, f"is a folder; expected {what}")
     if not path.is_file():
-        raise _fail(path, "no such file (expected a checkpoint written by est.sw, e.g. model.pt)")
+        raise _fail(path, f"no such file (expected {what})")
     with path.open("rb") as f:
         magic = f.read(4)
     if not (magic.startswith(b"PK\x03\x04") or magic.startswith(b"\x80")):
-        raise _fail(path, "not a PyTorch checkpoint, or a damaged one (it is neither a zip "
-                          "archive, as torch.save writes, nor a pickle); expected model.pt "
-                          "as written by est-train or est.sw.spiking_mlp.save_checkpoint")
+        raise _fail(path, f"not a PyTorch checkpoint, or a damaged one (it is neither a zip "
+                          f"archive, as torch.save writes, nor a pickle); expected {what}")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         if "Weights only load failed" in str(e) and "invalid load key" not in str(e):
             raise _fail(path, "refused: unpickling it would need objects other than tensors "
-                              "and plain containers, which could run code. Re-save the model "
-                              "with est.sw.spiking_mlp.save_checkpoint (state dict + layer "
-                              "list).") from None
+                              "and plain containers, which could run code. Save the state "
+                              "dict (torch.save(model.state_dict(), path)) or re-save the model "
+                              "with est.sw.spiking_mlp.save_checkpoint") from None
         raise _fail(path, "not a PyTorch checkpoint (cannot unpickle it)") from None
     except Exception as e:  # torch raises many types (IndexError, RuntimeError, ...) on garbage
         first = str(e).splitlines()[0].split(". ")[0] if str(e) else type(e).__name__
         raise _fail(path, f"not a PyTorch checkpoint, or a damaged one (torch.load: "
-                          f"{type(e).__name__}: {first}); expected model.pt as written by "
-                          f"est-train or est.sw.spiking_mlp.save_checkpoint") from None
+                          f"{type(e).__name__}: {first}); expected {what}") from None
+
+
+def _read(path: Path) -> dict:
+    obj = torch_load(path, "a checkpoint file written by est (model.pt from est-train, or "
+                           "est.sw.spiking_mlp.save_checkpoint)")
     if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
         raise _fail(path, f"a PyTorch file, but not an est checkpoint: expected a dict with "
                           f"format={CHECKPOINT_FORMAT!r}, 'layers' and 'state_dict' (write it "

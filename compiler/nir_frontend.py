@@ -3,7 +3,8 @@ unpickled) -> the spiking-MLP front end's float network (:class:`FloatNetwork`),
 continuous-time neurons translated into est's discrete ones for a time step ``dt`` (which a
 NIR file does not hold: the exporter's, given by the user).
 
-Supported: a chain from ``Input`` to ``Output`` of synapses (``Affine``, ``Linear``, with any
+Supported: a chain from ``Input`` to ``Output`` of synapses (``Affine``, ``Linear``,
+``Conv1d`` over the spatial axis as the dense matrix it equals, with any
 ``Scale`` after them and ``Flatten`` anywhere) each followed by neurons (``LIF``, ``IF``,
 ``Threshold``; the last ones may be ``LI``, a readout, or spiking: the output is then their
 spikes). Per node (docs/nir.md has the table and
@@ -11,10 +12,10 @@ the equations), with ``I`` the synapses' output ``W x + b``, stepped by Euler ov
 
 - ``LIF`` ``tau dv/dt = (v_leak - v) + r I``, fire ``v > v_threshold``, then ``v = v_reset``:
   ``v <- beta v + g I + (1 - beta) v_leak`` with ``beta = 1 - dt / tau``, ``g = r dt / tau``:
-  est's LIF of leak ``beta`` (a shift: ``beta = 1 - 2**-k`` within :data:`LEAK_TOLERANCE`,
-  else refused) over synapses ``g W`` and bias ``g b + (1 - beta) v_leak``, reset to zero
-  (``v_reset`` must be 0); each neuron's threshold divided into its synapses, so every
-  threshold is 1.
+  est's LIF of leak ``beta`` (a shift: ``beta = 1 - 2**-k`` within
+  :data:`est.compiler.frontend.LEAK_TOLERANCE`, else refused) over synapses ``g W`` and
+  bias ``g b + (1 - beta) v_leak``, reset to zero (``v_reset`` must be 0); each neuron's
+  threshold divided into its synapses, so every threshold is 1.
 - ``IF`` ``dv/dt = r I``: the same with ``beta = 1``, ``g = r dt``.
 - ``Threshold`` ``z = [I > theta]``, no state: a LIF of leak shift 0 (``v - (v >> 0) = 0``:
   the membrane holds one bin's input) and threshold ``theta``.
@@ -31,14 +32,16 @@ from pathlib import Path
 import numpy as np
 
 from est import EstError
-from est.compiler.frontend import FloatLayer, FloatNetwork
-from est.compiler.passes import leak_shift_from_beta
-from est.sw.data import HDF5_MAGIC, MAX_LEAK_SHIFT
-from est.sw.neuron import beta_from_shift
+from est.compiler.frontend import (
+    FloatLayer,
+    FloatNetwork,
+    conv1d_as_dense,
+    shift_leak,
+    unit_threshold,
+)
+from est.sw.data import HDF5_MAGIC
 
-LEAK_TOLERANCE = 1e-3
-"""Largest ``|beta - (1 - 2**-k)|`` taken as the leak shift ``k`` (a stated quantization)."""
-SYNAPSES = ("Affine", "Linear")
+SYNAPSES = ("Affine", "Linear", "Conv1d")
 NEURONS = ("LIF", "IF", "Threshold", "LI")
 
 
@@ -82,6 +85,8 @@ def _vector(node: str, kind: str, field: str, value, n: int, path: Path) -> np.n
     arr = np.asarray(value, np.float64)
     if arr.ndim == 0:
         arr = np.full(n, float(arr))
+    elif arr.size == n:  # after a Conv1d: [C, L], flattened channel-major as the synapses are
+        arr = arr.reshape(n)
     if arr.shape != (n,) or not np.all(np.isfinite(arr)):
         raise _fail(path, f"node '{node}' ({kind}): {field} has shape {arr.shape}, expected "
                           f"[{n}] finite numbers")
@@ -94,17 +99,6 @@ def _uniform(node: str, kind: str, field: str, values: np.ndarray, path: Path) -
                           f"({values.min():g}..{values.max():g}); est's neuron array has one "
                           f"leak for all its neurons")
     return float(values[0])
-
-
-def _leak(node: str, kind: str, beta: float, path: Path) -> float:
-    """``beta`` if a leak shift holds it within :data:`LEAK_TOLERANCE` (or it is 0 or 1)."""
-    nearest = leak_shift_from_beta(beta, MAX_LEAK_SHIFT)
-    if abs(beta_from_shift(nearest) - beta) > LEAK_TOLERANCE:
-        raise _fail(path, f"node '{node}' ({kind}): beta = 1 - dt/tau = {beta:.6g} is not "
-                          f"1 - 2**-k for any k (nearest: k = {nearest}, "
-                          f"{beta_from_shift(nearest):.6g}); est leaks by a shift: train with "
-                          f"beta = 1 - 2**-k, or check --nir-dt")
-    return beta
 
 
 def load_nir(path: Path, dt: float | None) -> FloatNetwork:
@@ -138,12 +132,15 @@ def load_nir(path: Path, dt: float | None) -> FloatNetwork:
             if pending is not None:
                 raise _fail(path, f"node '{name}' ({kind}): two synapse nodes in a row; est "
                                   f"compiles synapses each followed by neurons")
-            w = np.asarray(node.weight, np.float64)
-            if w.ndim != 2:
-                raise _fail(path, f"node '{name}' ({kind}): weight has shape {w.shape}, "
-                                  f"expected [out, in]")
-            b = (np.asarray(node.bias, np.float64) if kind == "Affine"
-                 else np.zeros(w.shape[0]))
+            if kind == "Conv1d":
+                w, b = _conv1d(path, name, node)
+            else:
+                w = np.asarray(node.weight, np.float64)
+                if w.ndim != 2:
+                    raise _fail(path, f"node '{name}' ({kind}): weight has shape {w.shape}, "
+                                      f"expected [out, in]")
+                b = (np.asarray(node.bias, np.float64) if kind == "Affine"
+                     else np.zeros(w.shape[0]))
             n = layers[-1].weight.shape[0] if layers else None
             if n is not None and w.shape[1] != n:
                 raise _fail(path, f"node '{name}' ({kind}): {w.shape[1]} inputs, but the "
@@ -161,14 +158,14 @@ def load_nir(path: Path, dt: float | None) -> FloatNetwork:
         elif kind in NEURONS:
             if pending is None:
                 raise _fail(path, f"node '{name}' ({kind}): neurons must follow synapses "
-                                  f"(Affine or Linear)")
+                                  f"(Affine, Linear or Conv1d)")
             ident = f"l{len(layers)}_{re.sub(r'[^0-9A-Za-z_]', '_', name)}"
             layers.append(_neurons(path, name, ident, kind, node, pending, dt,
                                    name == order[-2]))
             pending = None
         else:
             raise _fail(path, f"node '{name}' ({kind}): not supported; est compiles Affine, "
-                              f"Linear, Scale, Flatten, LIF, IF, Threshold and (last) LI; "
+                              f"Linear, Conv1d, Scale, Flatten, LIF, IF, Threshold and (last) LI; "
                               f"{_why(kind)}")
     if pending is not None or not layers:
         raise _fail(path, "the graph must end with synapses followed by neurons (LIF, IF, "
@@ -176,12 +173,30 @@ def load_nir(path: Path, dt: float | None) -> FloatNetwork:
     return FloatNetwork(n_in, tuple(layers))
 
 
+def _conv1d(path: Path, name: str, node) -> tuple[np.ndarray, np.ndarray]:
+    """A Conv1d over NIR's spatial axis as its dense matrix (input ``[C_in, input_shape]``
+    flattened channel-major, as NIR's Flatten and torch flatten)."""
+    length = int(np.asarray(node.input_shape).reshape(-1)[0])
+    w, b, _ = conv1d_as_dense(f"{path}: node '{name}' (Conv1d)", node.weight,
+                              np.broadcast_to(np.asarray(node.bias, np.float64),
+                                              (node.weight.shape[0],)),
+                              length, int(node.stride), _padding(node.padding),
+                              int(node.dilation), int(node.groups))
+    return w, b
+
+
+def _padding(padding):
+    """NIR writes padding as an int, a one-element array, 'same' or 'valid'."""
+    if isinstance(padding, (str, bytes)):
+        return padding.decode() if isinstance(padding, bytes) else padding
+    return int(np.asarray(padding).reshape(-1)[0])
+
+
 def _why(kind: str) -> str:
     return {"CubaLIF": "a current-based LIF filters its input with a second time constant, "
                        "which est's neuron arrays do not hold",
             "CubaLI": "a current-based leaky integrator has a second time constant est does "
                       "not hold",
-            "Conv1d": "convolutions over NIR's spatial axis are not mapped yet",
             "Conv2d": "2-D convolutions are not mapped", "Delay": "delays are not mapped",
             "I": "an integrator without leak or threshold is not mapped",
             "SumPool2d": "pooling is not mapped", "AvgPool2d": "pooling is not mapped",
@@ -205,7 +220,9 @@ def _neurons(path: Path, name: str, ident: str, kind: str, node, pending: list, 
             tau = _vector(name, kind, "tau", node.tau, n, path)
             if np.any(tau <= 0):
                 raise _fail(path, f"node '{name}' ({kind}): tau must be > 0")
-            beta = _leak(name, kind, _uniform(name, kind, "tau", 1.0 - dt / tau, path), path)
+            beta = shift_leak(f"{path}: node '{name}' ({kind})",
+                              _uniform(name, kind, "tau", 1.0 - dt / tau, path),
+                              "train with beta = 1 - dt/tau = 1 - 2**-k, or check --nir-dt")
             leak_v = _vector(name, kind, "v_leak", node.v_leak, n, path)
             gain, offset = r * dt / tau, (1.0 - beta) * leak_v
         if kind == "LI":
@@ -222,6 +239,4 @@ def _neurons(path: Path, name: str, ident: str, kind: str, node, pending: list, 
     if np.any(theta <= 0):
         raise _fail(path, f"node '{name}' ({kind}): thresholds must be > 0, got "
                           f"{theta.min():g}")
-    scale = gain / theta  # each neuron's threshold divided into its synapses: threshold 1
-    return FloatLayer(ident, "lif", w * scale[:, None], (b * gain + offset) / theta, beta, 1.0,
-                      reset)
+    return unit_threshold(ident, w * gain[:, None], b * gain + offset, beta, theta, reset)

@@ -147,10 +147,11 @@ def write_nwb(path, units: dict | None) -> None:
 
 def write_nir_cases(folder) -> None:
     """NIR graphs for the bad-input table: ``good.nir`` (Affine, LIF of tau 8 ms, Affine, LI;
-    fine with a 1 ms step), and variants with a CubaLIF, a non-zero v_reset and a branch."""
+    fine with a 1 ms step), and variants with a CubaLIF, a non-zero v_reset, a branch and a
+    Conv1d whose kernel is longer than its input."""
     import nir
 
-    def chain(**over):
+    def chain(type_check=True, **over):
         nodes = {"input": nir.Input(input_type={"input": np.array([3])}),
                  "fc1": nir.Affine(weight=np.ones((2, 3)), bias=np.zeros(2)),
                  "lif1": nir.LIF(tau=np.full(2, 8e-3), r=np.ones(2), v_leak=np.zeros(2),
@@ -160,7 +161,8 @@ def write_nir_cases(folder) -> None:
                  "output": nir.Output(output_type={"output": np.array([2])})}
         nodes.update(over)
         order = list(nodes)
-        return nir.NIRGraph(nodes=nodes, edges=list(zip(order, order[1:], strict=False)))
+        return nir.NIRGraph(nodes=nodes, edges=list(zip(order, order[1:], strict=False)),
+                            type_check=type_check)
 
     lif = dict(tau=np.full(2, 8e-3), r=np.ones(2), v_leak=np.zeros(2), v_threshold=np.ones(2))
     nir.write(folder / "good.nir", chain())
@@ -173,3 +175,8 @@ def write_nir_cases(folder) -> None:
     branch.nodes["out2"] = nir.Output(output_type={"output": np.array([2])})
     branch.edges.append(("fc1", "out2"))
     nir.write(folder / "branch.nir", branch)
+    conv = dict(weight=np.ones((2, 1, 3)), stride=1, padding=0, dilation=1, groups=1,
+                bias=np.zeros(2))
+    short = chain(False, input=nir.Input(input_type={"input": np.array([1, 2])}),
+                  fc1=nir.Conv1d(input_shape=2, **conv))
+    nir.write(folder / "convshort.nir", short)

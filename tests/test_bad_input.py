@@ -178,16 +178,20 @@ CASES = [
      "good.nir: a NIR graph holds time constants (tau) but not the time step its exporter "
      "used: pass --nir-dt SECONDS", "n"),
     ("nir-cubalif", "est-compile {d}/cuba.nir -o {d}/n --nir-dt 1e-3",
-     "node 'lif1' (CubaLIF): not supported; est compiles Affine, Linear, Scale, Flatten, LIF, "
+     "node 'lif1' (CubaLIF): not supported; est compiles Affine, Linear, Conv1d, Scale, "
+     "Flatten, LIF, "
      "IF, Threshold and (last) LI; a current-based LIF filters its input with a second time "
      "constant", "n"),
     ("nir-leak-not-a-shift", "est-compile {d}/good.nir -o {d}/n --nir-dt 8e-4",
-     "node 'lif1' (LIF): beta = 1 - dt/tau = 0.9 is not 1 - 2**-k for any k (nearest: k = 3, "
-     "0.875)", "n"),
+     "node 'lif1' (LIF): beta = 0.9 is not 1 - 2**-k for any k (nearest: k = 3, 0.875); est "
+     "leaks by a shift: train with beta = 1 - dt/tau = 1 - 2**-k, or check --nir-dt", "n"),
     ("nir-v-reset", "est-compile {d}/vreset.nir -o {d}/n --nir-dt 1e-3",
      "node 'lif1' (LIF): v_reset must be 0 (est resets to zero or by subtraction)", "n"),
     ("nir-branch", "est-compile {d}/branch.nir -o {d}/n --nir-dt 1e-3",
      "node 'fc1' (Affine) feeds ['lif1', 'out2']: est compiles a chain", "n"),
+    ("nir-conv-too-short", "est-compile {d}/convshort.nir -o {d}/n --nir-dt 1e-3",
+     "node 'fc1' (Conv1d): torch.nn.functional.conv1d refuses this geometry on an input of 1 "
+     "x 2", "n"),
     ("nwb-not-hdf5", "est-train --config {d}/fakenwb.toml --out {d}/t",
      "fake.nwb: not an HDF5 file, so not NWB 2", "t"),
     ("nwb-no-units", "est-train --config {d}/nounits.toml --out {d}/t",

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from est import EstError
-from est.compiler.frontend import checkpoint_arch, load_checkpoint, open_checkpoint
+from est.compiler.frontend import checkpoint_arch, conv1d_as_dense, load_checkpoint, open_checkpoint
 from est.sw.spiking_mlp import make_model, save_checkpoint
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "est_tiny.pt"
@@ -45,3 +45,18 @@ def test_two_linear_layers_in_a_row_are_refused(tmp_path):
     torch.save(obj, path)
     with pytest.raises(EstError, match=r"layer 1 \(readout\): two linear layers in a row"):
         load_checkpoint(path)
+
+
+@pytest.mark.parametrize("stride, padding, dilation, groups", [
+    (2, 1, 2, 2), (1, "same", 1, 1), (1, "valid", 3, 1), (3, 0, 1, 4)])
+def test_conv1d_as_dense_is_torchs_conv1d(stride, padding, dilation, groups):
+    """The dense matrix of a spatial Conv1d times a flattened input is torch's conv1d of it,
+    for strides, padding modes, dilation and groups."""
+    rng = np.random.default_rng(stride + dilation + groups)
+    weight, bias = rng.normal(size=(4, 4 // groups, 3)), rng.normal(size=4)
+    w, b, l_out = conv1d_as_dense("conv", weight, bias, 11, stride, padding, dilation, groups)
+    x = rng.normal(size=(4, 11))
+    ref = torch.nn.functional.conv1d(torch.from_numpy(x)[None], torch.from_numpy(weight),
+                                     torch.from_numpy(bias), stride, padding, dilation, groups)
+    assert w.shape == (4 * l_out, 44) and ref.shape[2] == l_out
+    np.testing.assert_allclose(w @ x.reshape(-1) + b, ref.numpy().reshape(-1), atol=1e-12)

@@ -67,6 +67,13 @@ def nir_reference(graph: nir.NIRGraph, x: np.ndarray, dt: float) -> dict[str, np
                 v = node.weight @ v + node.bias
             elif kind == "Linear":
                 v = node.weight @ v
+            elif kind == "Conv1d":
+                v = torch.nn.functional.conv1d(
+                    torch.from_numpy(v.reshape(1, -1, int(node.input_shape))),
+                    torch.from_numpy(node.weight), torch.from_numpy(node.bias), node.stride,
+                    node.padding, node.dilation, node.groups).numpy()[0]
+            elif kind == "Flatten":
+                v = v.reshape(-1)
             elif kind == "Scale":
                 v = v * node.scale
             elif kind == "Threshold":
@@ -127,6 +134,54 @@ def test_a_compiled_nir_graph_is_bit_exact(nir_build, simulator):
     result = compare(golden, rtl.trace)
     assert result.bins == 100 and result.mismatches == 0, result.first
     assert {t.split("/")[0] for t in result.tensors} >= {"l0_lif1", "l1_if2", "l2_thr", "l3_li"}
+
+
+def conv_chain() -> nir.NIRGraph:
+    """Input [2 channels, 8] -> Conv1d (3 channels, kernel 3, padding 1) -> LIF (its
+    parameters [3, 8], beta 0.75) -> Flatten -> Affine 24 -> 4 -> LI -> Output."""
+    rng = np.random.default_rng(5)
+    nodes = {
+        "input": nir.Input(input_type={"input": np.array([2, 8])}),
+        "conv": nir.Conv1d(input_shape=8, weight=rng.normal(0, 1.2, (3, 2, 3)), stride=1,
+                           padding=1, dilation=1, groups=1, bias=rng.normal(0, 0.2, 3)),
+        "lif": nir.LIF(tau=np.full((3, 8), DT / 0.25), r=np.full((3, 8), 4.0),
+                       v_leak=np.zeros((3, 8)), v_threshold=rng.uniform(0.5, 1.5, (3, 8)),
+                       v_reset=np.zeros((3, 8))),
+        "flat": nir.Flatten(input_type={"input": np.array([3, 8])}, start_dim=0),
+        "fc": nir.Affine(weight=rng.normal(0, 1.0, (4, 24)), bias=np.zeros(4)),
+        "li": nir.LI(tau=np.full(4, DT / 0.125), r=np.ones(4), v_leak=np.zeros(4)),
+        "output": nir.Output(output_type={"output": np.array([4])}),
+    }
+    order = list(nodes)
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(order, order[1:], strict=False)),
+                        type_check=False)
+
+
+def test_a_conv1d_graph_is_nirs_equations_and_bit_exact(tmp_path):
+    """A Conv1d over the spatial axis becomes the dense synapses it equals: est's float
+    network gives NIR's spikes on all 24 neurons in every bin, and the compiled graph is
+    bit-exact on Verilator and Icarus."""
+    nir.write(tmp_path / "c.nir", conv_chain())
+    fnet = load_nir(tmp_path / "c.nir", DT)
+    assert fnet.n_in == 16 and fnet.layers[0].weight.shape == (24, 16)
+    x = (np.random.default_rng(6).random((100, 16)) < 0.3).astype(np.int64)
+    ref = nir_reference(conv_chain(), x, DT)
+    record: dict = {}
+    with torch.no_grad():
+        readout = fnet.to_torch()(torch.from_numpy(x).double()[:, None, :], record)[:, 0]
+    spikes = record[fnet.layers[0].name][:, 0].numpy()
+    assert spikes.sum() > 50 and (spikes == ref["lif"].reshape(100, 24)).all()
+    np.testing.assert_allclose(readout.numpy(), ref["li"], rtol=1e-9, atol=1e-9)
+    np.save(tmp_path / "x.npy", x)
+    build = tmp_path / "build"
+    res = subprocess.run([BIN / "est-compile", tmp_path / "c.nir", "-o", build, "--nir-dt",
+                          str(DT), "--stimulus", tmp_path / "x.npy"], capture_output=True,
+                         text=True)
+    assert res.returncode == 0, res.stderr
+    golden = Trace.load(build / "golden.npz")
+    for simulator in ("verilator", "icarus"):
+        result = compare(golden, simulate(build, simulator, golden=build / "golden.npz").trace)
+        assert result.bins == 100 and result.mismatches == 0, (simulator, result.first)
 
 
 def snntorch_net(reset: str) -> torch.nn.Module:
