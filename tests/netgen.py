@@ -1,5 +1,7 @@
 """Random integer networks and stimuli for tests (seeded, so any failure reproduces)."""
 
+from pathlib import Path
+
 import numpy as np
 
 
@@ -180,3 +182,26 @@ def write_nir_cases(folder) -> None:
     short = chain(False, input=nir.Input(input_type={"input": np.array([1, 2])}),
                   fc1=nir.Conv1d(input_shape=2, **conv))
     nir.write(folder / "convshort.nir", short)
+
+
+def compile_bit_exact(model: Path, x: np.ndarray, folder: Path, *args):
+    """``est-compile model`` (with ``args``) on the stimulus ``x`` ``[bins, n]`` (also its
+    calibration) into ``folder/build``; run it on Verilator and Icarus and assert 0 mismatches
+    on every traced tensor in every bin. Returns the golden trace."""
+    import subprocess
+    import sys
+
+    from est.sim.rtl import simulate
+    from est.sim.trace import Trace, compare
+
+    np.save(folder / "x.npy", x)
+    build = folder / "build"
+    res = subprocess.run([Path(sys.executable).parent / "est-compile", model, "-o", build,
+                          "--stimulus", folder / "x.npy", "--calibration", folder / "x.npy",
+                          *args], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    golden = Trace.load(build / "golden.npz")
+    for simulator in ("verilator", "icarus"):
+        result = compare(golden, simulate(build, simulator, golden=build / "golden.npz").trace)
+        assert result.bins == len(x) and result.mismatches == 0, (simulator, result.first)
+    return golden

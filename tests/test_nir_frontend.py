@@ -15,6 +15,7 @@ import torch
 from est.compiler.nir_frontend import load_nir
 from est.sim.rtl import simulate
 from est.sim.trace import Trace, compare
+from netgen import compile_bit_exact
 
 BIN = Path(sys.executable).parent
 DT = 1e-3
@@ -172,16 +173,7 @@ def test_a_conv1d_graph_is_nirs_equations_and_bit_exact(tmp_path):
     spikes = record[fnet.layers[0].name][:, 0].numpy()
     assert spikes.sum() > 50 and (spikes == ref["lif"].reshape(100, 24)).all()
     np.testing.assert_allclose(readout.numpy(), ref["li"], rtol=1e-9, atol=1e-9)
-    np.save(tmp_path / "x.npy", x)
-    build = tmp_path / "build"
-    res = subprocess.run([BIN / "est-compile", tmp_path / "c.nir", "-o", build, "--nir-dt",
-                          str(DT), "--stimulus", tmp_path / "x.npy"], capture_output=True,
-                         text=True)
-    assert res.returncode == 0, res.stderr
-    golden = Trace.load(build / "golden.npz")
-    for simulator in ("verilator", "icarus"):
-        result = compare(golden, simulate(build, simulator, golden=build / "golden.npz").trace)
-        assert result.bins == 100 and result.mismatches == 0, (simulator, result.first)
+    compile_bit_exact(tmp_path / "c.nir", x, tmp_path, "--nir-dt", str(DT))
 
 
 def snntorch_net(reset: str) -> torch.nn.Module:
@@ -230,16 +222,7 @@ def test_an_snntorch_export_compiles_bit_exact_beside_snntorchs_own_spikes(
         warnings.simplefilter("ignore")
         nir.write(tmp_path / "s.nir", export_to_nir(net, torch.zeros(12)))
     x = (np.random.default_rng(0).random((100, 12)) < 0.3).astype(np.int64)
-    np.save(tmp_path / "x.npy", x)
-    build = tmp_path / "build"
-    res = subprocess.run([BIN / "est-compile", tmp_path / "s.nir", "-o", build, "--nir-dt",
-                          "1e-4", "--stimulus", tmp_path / "x.npy", "--calibration",
-                          tmp_path / "x.npy"], capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
-    golden = Trace.load(build / "golden.npz")
-    for simulator in ("verilator", "icarus"):
-        result = compare(golden, simulate(build, simulator, golden=build / "golden.npz").trace)
-        assert result.bins == 100 and result.mismatches == 0, (simulator, result.first)
+    golden = compile_bit_exact(tmp_path / "s.nir", x, tmp_path, "--nir-dt", "1e-4")
     ours = golden.arrays["l1_3/spikes"]
     theirs = snntorch_spikes(net, x)
     assert ours.sum() > 10 and (ours == theirs).mean() >= agreement
@@ -278,14 +261,5 @@ def test_a_rockpool_export_compiles_bit_exact(tmp_path):
     for ours, theirs in zip(fnet.layers, ("1_LIFNeuronTorch", "3_LIFNeuronTorch"), strict=True):
         spikes = record[ours.name][:, 0].numpy()
         assert spikes.sum() > 20 and (spikes == ref[theirs]).all(), theirs
-    np.save(tmp_path / "x.npy", x)
-    build = tmp_path / "build"
-    res = subprocess.run([BIN / "est-compile", tmp_path / "r.nir", "-o", build, "--nir-dt",
-                          str(DT), "--stimulus", tmp_path / "x.npy"], capture_output=True,
-                         text=True)
-    assert res.returncode == 0, res.stderr
-    golden = Trace.load(build / "golden.npz")
+    golden = compile_bit_exact(tmp_path / "r.nir", x, tmp_path, "--nir-dt", str(DT))
     assert golden.arrays["l1_3_LIFNeuronTorch/spikes"].sum() > 10
-    for simulator in ("verilator", "icarus"):
-        result = compare(golden, simulate(build, simulator, golden=build / "golden.npz").trace)
-        assert result.bins == 100 and result.mismatches == 0, (simulator, result.first)
