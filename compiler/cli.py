@@ -198,6 +198,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nir-dt", type=float,
                         help="for a NIR graph (model.nir): the time step in seconds its exporter "
                              "stepped its neurons with (snnTorch's export_to_nir: 1e-4)")
+    parser.add_argument("--snntorch", type=Path, metavar="DESC.toml",
+                        help="MODEL is the state dict of an snnTorch nn.Sequential (torch.save("
+                             "model.state_dict(), path)); DESC.toml lists its modules (write it "
+                             "with est.compiler.snntorch_frontend.describe; docs/snntorch.md)")
     parser.add_argument("--calibration", type=Path,
                         help=".npy [bins, n_in] used to choose widths (default: random, "
                              "--seed + 1)")
@@ -250,7 +254,7 @@ def compile_build(args: argparse.Namespace) -> int:
     name = (args.name or args.out.name).replace(".", "_")
     toolenv.apply()
     t0 = time.perf_counter()
-    front = open_checkpoint(args.model, DEFAULT_RATE, args.nir_dt)
+    front = open_checkpoint(args.model, DEFAULT_RATE, args.nir_dt, args.snntorch)
     n_in, bits = front.n_in, front.input_bits
     rates = np.full(n_in, args.rate) if args.rate is not None else front.rates
 
@@ -285,6 +289,8 @@ def compile_build(args: argparse.Namespace) -> int:
     if backend == "dataflow" and lanes_auto:
         print(f"est-compile: --lanes auto: {plural(args.lanes, 'lane')} "
               f"fit{'s' if args.lanes == 1 else ''} {board.name} (estimate)", flush=True)
+    for note in front.extra.get("notes", []):
+        print(f"est-compile: note: {note}", flush=True)
     print(f"est-compile: {front.describe}, {plural(n_in, 'input')} -> "
           f"{plural(graph.n_out, 'output')}, {plural(len(graph.nodes), 'node')}; running the "
           f"golden model over {plural(stimulus.shape[0], 'bin')} ...", flush=True)

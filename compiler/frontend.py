@@ -45,8 +45,11 @@ class FloatLayer:
 
 @dataclass(frozen=True)
 class FloatNetwork:
+    """A front end's float network; ``notes``: where it is not exactly the source model."""
+
     n_in: int
     layers: tuple[FloatLayer, ...]
+    notes: tuple[str, ...] = ()
 
     def to_torch(self) -> SpikingMLP:
         """The float model itself (float64), for measuring what quantization loses."""
@@ -290,20 +293,25 @@ class FrontEnd:
     extra: dict
 
 
-def open_checkpoint(path: Path, default_rate: float, nir_dt: float | None = None) -> FrontEnd:
-    """The front end of the checkpoint at ``path``: an EST (est-train), a spiking MLP, or a
-    NIR graph (``.nir``: stepped with ``nir_dt`` seconds). Everything downstream sees only the
-    graph its ``quantize`` returns."""
+def open_checkpoint(path: Path, default_rate: float, nir_dt: float | None = None,
+                    snntorch: Path | None = None) -> FrontEnd:
+    """The front end of the checkpoint at ``path``: an EST (est-train), a spiking MLP, a NIR
+    graph (``.nir``: stepped with ``nir_dt`` seconds), or the state dict of an snnTorch
+    ``nn.Sequential`` whose modules the TOML file ``snntorch`` describes. Everything
+    downstream sees only the graph its ``quantize`` returns."""
     from est.compiler.mlp_frontend import quantize  # it imports this module
     from est.compiler.nir_frontend import is_nir, load_nir
+    from est.compiler.snntorch_frontend import load_snntorch
 
-    if is_nir(path):
-        fnet = load_nir(path, nir_dt)
-        return FrontEnd(
-            fnet.n_in, 1, np.full(fnet.n_in, default_rate), 256,
-            lambda name, calib, wb, vb: quantize(fnet, name, calib, wb, vb),
-            f"NIR graph of {plural(len(fnet.layers), 'layer')} (dt {nir_dt:g} s)",
-            {"nir_dt": nir_dt})
+    if is_nir(path) or snntorch is not None:
+        fnet = load_nir(path, nir_dt) if snntorch is None else load_snntorch(path, snntorch)
+        what, extra = ((f"NIR graph of {plural(len(fnet.layers), 'layer')} (dt {nir_dt:g} s)",
+                        {"nir_dt": nir_dt}) if snntorch is None else
+                       (f"snnTorch nn.Sequential of {plural(len(fnet.layers), 'Leaky layer')}",
+                        {"snntorch": str(snntorch), "notes": list(fnet.notes)}))
+        return FrontEnd(fnet.n_in, 1, np.full(fnet.n_in, default_rate), 256,
+                        lambda name, calib, wb, vb: quantize(fnet, name, calib, wb, vb), what,
+                        extra)
     if checkpoint_arch(path) == "est":
         model, extra = load_est_checkpoint(path)
         cfg = model.cfg

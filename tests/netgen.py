@@ -205,3 +205,42 @@ def compile_bit_exact(model: Path, x: np.ndarray, folder: Path, *args):
         result = compare(golden, simulate(build, simulator, golden=build / "golden.npz").trace)
         assert result.bins == len(x) and result.mismatches == 0, (simulator, result.first)
     return golden
+
+
+def write_snntorch_cases(folder: Path) -> None:
+    """snnTorch nn.Sequentials for the bad-input table, each as ``sn_NAME.pt`` (its state
+    dict) and ``sn_NAME.toml`` (its description): ``good`` (6 -> 4 Leaky -> 3 Leaky, reset to
+    zero), one variant per refused option, the whole module pickled (``sn_pickled.pt``), a
+    description one module short (``sn_short.toml``) and one whose input is 2-D
+    (``sn_noflat.toml``)."""
+    import warnings
+
+    import snntorch as snn
+    import torch
+
+    from est.compiler.snntorch_frontend import describe
+
+    def net(**first):
+        torch.manual_seed(0)
+        return torch.nn.Sequential(
+            torch.nn.Linear(6, 4),
+            snn.Leaky(**{"beta": 0.875, "init_hidden": True, "reset_mechanism": "zero",
+                         **first}),
+            torch.nn.Linear(4, 3),
+            snn.Leaky(beta=0.75, init_hidden=True, output=True, reset_mechanism="zero"))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # snnTorch warns about inhibition
+        nets = {"good": net(), "beta": net(beta=0.9), "none": net(reset_mechanism="none"),
+                "graded": net(graded_spikes_factor=2.0), "inhibition": net(inhibition=True),
+                "synaptic": torch.nn.Sequential(
+                    torch.nn.Linear(6, 4),
+                    snn.Synaptic(alpha=0.5, beta=0.5, init_hidden=True, output=True)),
+                "endslinear": torch.nn.Sequential(*list(net())[:3])}
+    for name, module in nets.items():
+        torch.save(module.state_dict(), folder / f"sn_{name}.pt")
+        (folder / f"sn_{name}.toml").write_text(describe(module, (6,)))
+    torch.save(nets["good"][0], folder / "sn_pickled.pt")  # a whole module: pickled code
+    good = (folder / "sn_good.toml").read_text()
+    (folder / "sn_short.toml").write_text(good[:good.rindex("[[module]]")])
+    (folder / "sn_noflat.toml").write_text(good.replace("input = [6]", "input = [2, 3]"))

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from est.sim.trace import Trace
-from netgen import write_nir_cases, write_nwb
+from netgen import write_nir_cases, write_nwb, write_snntorch_cases
 
 BIN = Path(sys.executable).parent
 EXAMPLE = Path(__file__).parent.parent / "examples" / "est_tiny.pt"
@@ -46,6 +46,7 @@ def files(tmp_path_factory, model_pt) -> Path:
     (d / "nan.toml").write_text(f'[data]\npath = "{d / "nan.npz"}"\n')
     (d / "fake.nwb").write_text("not HDF5")
     write_nir_cases(d)
+    write_snntorch_cases(d)
     write_nwb(d / "units.nwb", {3: [0.1, 0.5], 7: [0.2]})
     write_nwb(d / "nounits.nwb", None)
     for name, extra in (("fakenwb", ""), ("nounits", ""), ("units", "\nunits = [3, 4]")):
@@ -86,6 +87,11 @@ def old_build(good: Path, folder: Path) -> None:
                    {"kind": "dense_lif", "name": "fc2", "n_in": 20, "n_out": 14, **layer},
                    {"kind": "dense_readout", "name": "readout", "n_in": 14, "n_out": 6,
                     **layer}]}, indent=2))
+
+
+def _sn(name: str) -> str:
+    """est-compile on the snnTorch case ``name`` of netgen.write_snntorch_cases."""
+    return f"est-compile {{d}}/sn_{name}.pt --snntorch {{d}}/sn_{name}.toml -o {{d}}/n"
 
 
 # (id, tool and arguments ({d}: the files folder), message on stderr, outputs that must not exist)
@@ -192,6 +198,32 @@ CASES = [
     ("nir-conv-too-short", "est-compile {d}/convshort.nir -o {d}/n --nir-dt 1e-3",
      "node 'fc1' (Conv1d): torch.nn.functional.conv1d refuses this geometry on an input of 1 "
      "x 2", "n"),
+    # snnTorch nn.Sequentials given directly (est-compile STATE.pt --snntorch DESC.toml)
+    ("snntorch-synaptic", _sn("synaptic"),
+     "module 1 (Synaptic): not supported; est compiles Linear, Conv1d, Flatten, Dropout, "
+     "Leaky; its synaptic current is a second state", "n"),
+    ("snntorch-beta-not-a-shift", _sn("beta"),
+     "module 1 (Leaky): beta = 0.9 is not 1 - 2**-k for any k (nearest: k = 3, 0.875); est "
+     "leaks by a shift: train with a fixed beta = 1 - 2**-k", "n"),
+    ("snntorch-reset-none", _sn("none"),
+     "module 1 (Leaky): reset_mechanism 'none'; est resets by subtraction or to zero", "n"),
+    ("snntorch-graded-spikes", _sn("graded"),
+     "module 1 (Leaky): graded_spikes_factor [2.]; est's spikes are 0 or 1", "n"),
+    ("snntorch-inhibition", _sn("inhibition"),
+     "module 1 (Leaky): inhibition is set; est's neurons fire on their own membranes", "n"),
+    ("snntorch-ends-with-linear", _sn("endslinear"),
+     "the last module must be a Leaky (est's output is a layer of neurons", "n"),
+    ("snntorch-pickled-module", "est-compile {d}/sn_pickled.pt --snntorch {d}/sn_good.toml "
+     "-o {d}/n", "sn_pickled.pt: refused: unpickling it would need objects other than "
+     "tensors", "n"),
+    ("snntorch-description-short", "est-compile {d}/sn_good.pt --snntorch {d}/sn_short.toml "
+     "-o {d}/n", "the state dict holds tensors the description does not explain: "
+     "['3.beta', '3.graded_spikes_factor', '3.reset_mechanism_val', '3.threshold']; is a module "
+     "missing from sn_short.toml?", "n"),
+    ("snntorch-no-flatten", "est-compile {d}/sn_good.pt --snntorch {d}/sn_noflat.toml "
+     "-o {d}/n", "module 0 (Linear): its input has shape [2, 3]; put a Flatten before it", "n"),
+    ("snntorch-no-description", "est-compile {d}/sn_good.pt --snntorch {d}/nowhere.toml "
+     "-o {d}/n", "nowhere.toml: no such file (expected the TOML description", "n"),
     ("nwb-not-hdf5", "est-train --config {d}/fakenwb.toml --out {d}/t",
      "fake.nwb: not an HDF5 file, so not NWB 2", "t"),
     ("nwb-no-units", "est-train --config {d}/nounits.toml --out {d}/t",
