@@ -662,7 +662,13 @@ def decode_trace(prog: Program, words: list[list[int]], meta: dict):
     return Trace(arrays, {"network": prog.name, "bins": len(words), **meta})
 
 
-def neuron_fields(leak_shift: int | None, v_bits: int, reset: str = "subtract") -> dict:
-    """The fields of a neuron instruction (``lif`` or ``readout``)."""
+def neuron_fields(node: str, leak_shift: int | None, v_bits: int,
+                  reset: str = "subtract") -> dict:
+    """The fields of a neuron instruction (``lif`` or ``readout``) of ``node``; a reset the
+    core's neuron datapath lacks is refused."""
+    if reset == "subtract_delayed":
+        raise EstError(f"node '{node}': the core does not run a 'subtract_delayed' reset "
+                       f"(snnTorch's reset_delay; its neurons reset in the same bin, by "
+                       f"subtraction or to zero); compile with --backend dataflow")
     return {"leak": leak_shift or 0, "leak_on": int(leak_shift is not None), "vbits": v_bits,
             "reset_zero": int(reset == "zero")}

@@ -13,12 +13,13 @@ Per module (docs/snntorch.md has the table), with ``I`` the synapses' output ``W
   divided into its synapses.
 - Reset. ``reset_mechanism="zero"``: est's reset to zero, exact with ``reset_delay`` either
   way (the delayed reset zeroes the stored membrane at the start of the next step, before the
-  leak: the spikes are the same). ``"subtract"``: est's same-bin subtraction, which is NOT
-  exact, and est-compile says so (a note on the console and in report.json): with
-  ``reset_delay=True`` (snnTorch's default) snnTorch subtracts the threshold after the next
-  step's leak, ``v <- beta v + I - s theta``, est before it, ``beta (v - theta)``; with
-  ``reset_delay=False`` they differ only while a membrane stays above its threshold after its
-  reset (snnTorch then decides the next spike after a second subtraction).
+  leak: the spikes are the same). ``"subtract"`` with ``reset_delay=True`` (snnTorch's
+  default): est's ``subtract_delayed``, exact: ``v <- beta v + I - theta s_prev``, the
+  membrane stored unreset (the dataflow top runs it; the core does not). ``"subtract"`` with
+  ``reset_delay=False``: est's same-bin subtraction, which is NOT exact, and est-compile says
+  so (a note on the console and in report.json): the two differ while a membrane stays above
+  its threshold after its reset (snnTorch then decides the next spike after a second
+  subtraction and adds it back).
 - ``Conv1d`` over the spatial axis: the dense synapses it equals
   (:func:`~est.compiler.frontend.conv1d_as_dense`); ``Flatten`` and ``Dropout`` (the identity
   at inference) hold no state.
@@ -215,14 +216,13 @@ def _leaky(description: Path, state: _State, idx: int, where: str, m: dict, pend
         raise _fail(description, f"{where}: reset_mechanism {reset or reset_val!r}; est resets "
                                  f"by subtraction or to zero")
     notes = []
-    if reset == "subtract":
-        notes.append(f"{where}: reset by subtraction is not exact: " + (
-            "with reset_delay=True snnTorch subtracts the threshold after the next step's "
-            "leak (beta v - theta), est in the same bin, before it (beta (v - theta))"
-            if m.get("reset_delay", True) else
-            "with reset_delay=False snnTorch decides a spike after a second subtraction "
-            "while a membrane stays above its threshold after its reset; est does not")
-            + "; reset_mechanism='zero' translates exactly")
+    if reset == "subtract" and m.get("reset_delay", True):
+        reset = "subtract_delayed"
+    elif reset == "subtract":
+        notes.append(f"{where}: reset by subtraction with reset_delay=False is not exact: "
+                     f"snnTorch decides a spike after a second subtraction while a membrane "
+                     f"stays above its threshold after its reset, est does not; "
+                     f"reset_delay=True or reset_mechanism='zero' translate exactly")
     gain = state.get(f"{idx}.graded_spikes_factor", where)
     if not np.all(gain == 1.0):
         raise _fail(description, f"{where}: graded_spikes_factor {gain.reshape(-1)[:2]}; est's "

@@ -56,7 +56,8 @@ class NeuronUpdateCheck(Elaboratable):
     - *integrate and fire*: ``v1 = sat(leak(v) + c)`` with the spec's own leak and clamp; a LIF
       lane spikes iff ``v1 >= theta``;
     - *reset*: the value written back is ``v1 - theta`` (``"subtract"``) or 0 (``"zero"``) when
-      the lane spiked and ``v1`` otherwise (a readout writes ``v1``);
+      the lane spiked and ``v1`` otherwise (a readout writes ``v1``); ``"subtract_delayed"``
+      writes ``v1`` of ``sat(leak(v) + c - theta [v >= theta])``;
     - *output*: in every cycle the payload of ``o`` (spikes, and the membranes when the LIF
       array is built with ``trace``) equals the spec's results of the last update.
 
@@ -103,7 +104,11 @@ class NeuronUpdateCheck(Elaboratable):
         for j, (v, new_v, bit) in enumerate(lanes):
             total = Signal(signed(max(vb, dut.acc_bits) + 2), name=f"spec_sum{j}")
             v1 = Signal(signed(vb), name=f"spec_v1_{j}")
-            m.d.comb += total.eq(_spec_leak(v, dut.leak_shift) + dut.i.payload.current[j])
+            delayed = 0
+            if lif and dut.reset == "subtract_delayed":
+                delayed = Mux(v >= int(dut.threshold[j]), int(dut.threshold[j]), 0)
+            m.d.comb += total.eq(_spec_leak(v, dut.leak_shift) + dut.i.payload.current[j]
+                                 - delayed)
             m.d.comb += v1.eq(Mux(total > hi, hi, Mux(total < lo, lo, total)))
             v2 = Signal(signed(vb), name=f"spec_v2_{j}")
             last_v = Signal(signed(vb), name=f"last_v{j}")  # the spec's result of the last take
@@ -115,7 +120,7 @@ class NeuronUpdateCheck(Elaboratable):
             if lif:
                 theta = int(dut.threshold[j])
                 spike, last_spike = Signal(name=f"spec_spike{j}"), Signal(name=f"last_spike{j}")
-                after = v1 - theta if dut.reset == "subtract" else 0
+                after = {"subtract": v1 - theta, "zero": 0, "subtract_delayed": v1}[dut.reset]
                 m.d.comb += [spike.eq(v1 >= theta), v2.eq(Mux(spike, after, v1))]
                 with m.If(take):
                     m.d.comb += Assert(bit == spike, f"lane {j}: spike differs from the spec")

@@ -137,8 +137,10 @@ class LIFArray(NeuronArray):
     """``n`` LIF neurons, ``lanes`` updated per cycle, membranes in a RAM (time-multiplexed).
 
     Per neuron and bin (docs/semantics.md): ``v1 = sat(v - (v >>> k) + current)``,
-    ``spike = v1 >= theta``, then reset by subtraction or to zero; thresholds in a ROM beside
-    the state RAM. ``trace`` adds every membrane to the output (debug: ``n * v_bits`` flip-flops).
+    ``spike = v1 >= theta``, then reset by subtraction or to zero; or (``subtract_delayed``)
+    ``v1 = sat(v - (v >>> k) + current - theta [v >= theta])`` stored unreset (one more
+    comparator and subtractor a lane); thresholds in a ROM beside the state RAM. ``trace``
+    adds every membrane to the output (debug: ``n * v_bits`` flip-flops).
     """
 
     def __init__(self, n: int, lanes: int, acc_bits: int, v_bits: int, leak_shift: int | None,
@@ -159,8 +161,12 @@ class LIFArray(NeuronArray):
     def _lane(self, m, lane, v, current, theta):
         v1 = Signal(signed(self.v_bits), name=f"v1_{lane}")
         spike = Signal(name=f"spike{lane}")
-        m.d.comb += [v1.eq(_saturate(leak(v, self.leak_shift) + current, self.v_bits)),
-                     spike.eq(v1 >= theta)]
+        total = leak(v, self.leak_shift) + current
+        if self.reset == "subtract_delayed":  # last bin's spike, from the unreset membrane
+            total = total - Mux(v >= theta, theta, 0)
+        m.d.comb += [v1.eq(_saturate(total, self.v_bits)), spike.eq(v1 >= theta)]
+        if self.reset == "subtract_delayed":
+            return v1, spike
         after = v1 - theta if self.reset == "subtract" else Const(0, signed(self.v_bits))
         return Mux(spike, after, v1), spike
 

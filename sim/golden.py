@@ -9,7 +9,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-RESET_MODES = ("subtract", "zero")
+SAME_BIN_RESETS = ("subtract", "zero")
+"""Resets in the bin that fired: subtract the threshold, or zero the membrane (the EST's, and
+the only ones the core runs)."""
+RESET_MODES = (*SAME_BIN_RESETS, "subtract_delayed")
+"""How a LIF array resets where it fired (docs/semantics.md 2.2): in the same bin, or
+(``subtract_delayed``, snnTorch's default ``reset_delay``) by subtracting the threshold in the
+next bin, after the leak, the membrane stored unreset."""
 
 
 def signed_range(bits: int) -> tuple[int, int]:
@@ -90,10 +96,15 @@ def lif_init(n: int) -> LIFState:
 
 def lif_step(current: np.ndarray, state: LIFState, params: LIFParams) -> tuple[LIFOut, LIFState]:
     """One bin of LIF: ``v1 = sat(leak(v) + current)``, ``spike = v1 >= theta``, reset by
-    subtraction (``v1 - theta``) or to zero where a spike fired."""
-    v1, saturated = saturate(leak(state.v, params.leak_shift) + current, params.v_bits)
+    subtraction (``v1 - theta``) or to zero where a spike fired; ``subtract_delayed``:
+    ``v1 = sat(leak(v) + current - theta [v >= theta])``, stored unreset."""
+    delayed = (np.where(state.v >= params.threshold, params.threshold, 0)
+               if params.reset == "subtract_delayed" else 0)
+    v1, saturated = saturate(leak(state.v, params.leak_shift) + current - delayed,
+                             params.v_bits)
     spikes = v1 >= params.threshold
-    v2 = np.where(spikes, v1 - params.threshold if params.reset == "subtract" else 0, v1)
+    v2 = (v1 if params.reset == "subtract_delayed" else
+          np.where(spikes, v1 - params.threshold if params.reset == "subtract" else 0, v1))
     return LIFOut(spikes.astype(np.uint8), saturated), LIFState(v2)
 
 

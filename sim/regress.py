@@ -36,7 +36,7 @@ from est.compiler.cli import write_build
 from est.compiler.graph import Graph, GraphBuilder
 from est.compiler.ops import LIF, Attention, Conv, Input, Mask, MaxPool, Readout, Recurrence
 from est.sim.cli import SIMS
-from est.sim.golden import RESET_MODES, cpg_table, signed_range
+from est.sim.golden import SAME_BIN_RESETS, cpg_table, signed_range
 from est.sim.interpreter import run
 from est.sim.rtl import require_simulator
 from est.sim.rtl import simulate as rtl_simulate
@@ -83,11 +83,16 @@ class _Draw:
         return Conv(self.values(lo, hi, (kernel, n_out, n_in)),
                     self.values(-4 * hi, 4 * hi, n_out))
 
-    def lif(self, n: int) -> LIF:
+    def lif(self, n: int, delayed: np.random.Generator | None = None) -> LIF:
+        """A LIF array resetting in the same bin; with ``delayed`` (a stream of its own) one
+        in five resets in the next bin instead (``subtract_delayed``, as from snnTorch)."""
         v_bits = self.int(3, 16)
         vhi = signed_range(v_bits)[1]
         leak = None if self.rng.random() < 0.25 else self.int(0, min(v_bits - 1, 5))
-        return LIF(self.values(1, vhi, n), leak, v_bits, self.choice(RESET_MODES))
+        reset = self.choice(SAME_BIN_RESETS)
+        if delayed is not None and delayed.random() < 0.2:
+            reset = "subtract_delayed"
+        return LIF(self.values(1, vhi, n), leak, v_bits, reset)
 
     def readout(self, n: int) -> Readout:
         v_bits = self.int(3, 16)
@@ -95,16 +100,18 @@ class _Draw:
         return Readout(leak, v_bits, np.ones(n))
 
 
-def _mlp_graph(d: _Draw, name: str, pools: np.random.Generator, bits: int) -> Graph:
+def _mlp_graph(d: _Draw, name: str, pools: np.random.Generator, bits: int,
+               delayed: np.random.Generator) -> Graph:
     """A spiking MLP of ``bits``-bit inputs; ``pools`` (a stream of its own, so that adding
     kinds leaves the other draws of a case as they were) puts a max-pool over time after some
-    hidden layers."""
+    hidden layers, ``delayed`` (another) gives some LIF arrays snnTorch's delayed reset."""
     g = GraphBuilder()
     x = g.add("input", Input(d.int(1, 16), bits))
     prev = g.nodes[0].op.n
     for k in range(d.int(0, 3)):
         n = d.int(1, 20)
-        x = g.add(f"fc{k + 1}", d.lif(n), g.add(f"fc{k + 1}.syn", d.conv(1, n, prev), x))
+        x = g.add(f"fc{k + 1}", d.lif(n, delayed),
+                  g.add(f"fc{k + 1}.syn", d.conv(1, n, prev), x))
         if pools.random() < 0.3:
             x = g.add(f"fc{k + 1}.pool", MaxPool(int(pools.integers(1, 9))), x)
         prev = n
@@ -168,8 +175,9 @@ def random_case(seed: int, index: int, stalls: str = "random") -> Case:
     pools = np.random.default_rng(np.random.SeedSequence([seed, index, 1]))
     counts = np.random.default_rng(np.random.SeedSequence([seed, index, 2]))
     bits = 1 if counts.random() < 0.5 else int(counts.integers(2, 5))
+    delayed = np.random.default_rng(np.random.SeedSequence([seed, index, 3]))
     graph = (_est_graph(d, name, bits, counts) if rng.random() < 0.5
-             else _mlp_graph(d, name, pools, bits))
+             else _mlp_graph(d, name, pools, bits, delayed))
     lanes = d.int(1, 8)
     bins = d.int(8, 40)
     stimulus = (rng.random((bins, graph.n_in)) < rng.uniform(0.05, 0.6)).astype(np.int64)

@@ -23,7 +23,7 @@ from torch import nn
 
 from est.compiler.ops.input import MAX_INPUT_BITS
 from est.compiler.ops.readout import leaky_weight_bits
-from est.sim.golden import RESET_MODES, cpg_table
+from est.sim.golden import SAME_BIN_RESETS, cpg_table
 from est.sw.data import (
     MAX_SEED,
     check_choice,
@@ -89,7 +89,7 @@ class ESTConfig:
         check_choice(k + "attention", self.attention, ("sdsa", "ssa", "none"))
         check_choice(k + "sew", self.sew, ("add", "and", "iand", "none"))
         check_choice(k + "mode", self.mode, ("snn", "ann"))
-        check_choice(k + "reset", self.reset, RESET_MODES)
+        check_choice(k + "reset", self.reset, SAME_BIN_RESETS)
         check_choice(k + "input_coupling", self.input_coupling, ("auto", "full", "self"))
         if self.input_coupling == "self" and self.n_in != self.n_out:
             config_error(f"{k}input_coupling = \"self\" pairs input n with output n, but "

@@ -2,7 +2,9 @@
 
 Forward passes follow docs/semantics.md with real numbers: ``v <- beta * v + I`` (``beta =
 1 - 2**-k``, exact in hardware), fire ``s = [v >= threshold]``, then reset by subtraction
-(``v - threshold * s``) or to zero (``v * (1 - s)``) in the same bin. The Heaviside step has a
+(``v - threshold * s``) or to zero (``v * (1 - s)``) in the same bin, or (``subtract_delayed``,
+snnTorch's ``reset_delay``) by subtraction in the next bin, after the leak:
+``v <- beta * v + I - threshold * s_prev``, the membrane kept unreset. The Heaviside step has a
 fast-sigmoid surrogate derivative ``1 / (1 + 10 |v - threshold|)**2`` in the backward pass.
 
 :class:`LIFSequence` is the same computation as a Python loop of autograd operations over the
@@ -43,16 +45,22 @@ class LIFSequence(torch.autograd.Function):
     """Spikes ``[T, ...]`` of a LIF layer driven by ``current [T, ...]``, state zero at ``t=0``."""
 
     @staticmethod
-    def forward(ctx, current, beta: float, threshold: float, subtract: bool):
+    def forward(ctx, current, beta: float, threshold: float, reset: str):
         v = torch.zeros_like(current[0])
         v_fire = torch.empty_like(current)  # membrane after integration, before reset
+        s = torch.zeros_like(v)
         for t in range(current.shape[0]):
             v = beta * v + current[t]
+            if reset == "subtract_delayed":  # last bin's spike, after the leak
+                v = v - threshold * s
             v_fire[t] = v
             s = (v >= threshold).to(v.dtype)
-            v = v - threshold * s if subtract else v * (1 - s)
+            if reset == "subtract":
+                v = v - threshold * s
+            elif reset == "zero":
+                v = v * (1 - s)
         ctx.save_for_backward(v_fire)
-        ctx.beta, ctx.threshold, ctx.subtract = beta, threshold, subtract
+        ctx.beta, ctx.threshold, ctx.reset = beta, threshold, reset
         return (v_fire >= threshold).to(current.dtype)
 
     @staticmethod
@@ -61,23 +69,26 @@ class LIFSequence(torch.autograd.Function):
         beta, threshold = ctx.beta, ctx.threshold
         x = v_fire - threshold
         ds = surrogate(x)
-        if ctx.subtract:
-            dreset = 1.0 - threshold * ds  # d(v - threshold s)/dv
+        if ctx.reset == "subtract":
+            dnext = beta * (1.0 - threshold * ds)  # d(beta (v - threshold s))/dv
+        elif ctx.reset == "zero":
+            dnext = beta * ((1.0 - (x >= 0).to(x.dtype)) - v_fire * ds)  # d(beta v (1 - s))/dv
         else:
-            dreset = (1.0 - (x >= 0).to(x.dtype)) - v_fire * ds  # d(v (1 - s))/dv
+            dnext = beta - threshold * ds  # d(beta v - threshold s)/dv
         grad_current = torch.empty_like(v_fire)
-        g_next = torch.zeros_like(v_fire[0])  # dL / d(v after reset at t)
+        g_next = torch.zeros_like(v_fire[0])  # dL / d(v_fire at t + 1)
         for t in range(v_fire.shape[0] - 1, -1, -1):
-            g = grad_spikes[t] * ds[t] + g_next * dreset[t]
+            g = grad_spikes[t] * ds[t] + g_next * dnext[t]
             grad_current[t] = g
-            g_next = beta * g
+            g_next = g
         return grad_current, None, None, None
 
 
 def lif_sequence(current: torch.Tensor, beta: float, threshold: float,
                  reset: str = "subtract") -> torch.Tensor:
-    """Spikes of a LIF layer over ``current [T, ...]`` (see :class:`LIFSequence`)."""
-    return LIFSequence.apply(current, beta, threshold, reset == "subtract")
+    """Spikes of a LIF layer over ``current [T, ...]`` (see :class:`LIFSequence`); ``reset``
+    one of :data:`est.sim.golden.RESET_MODES`."""
+    return LIFSequence.apply(current, beta, threshold, reset)
 
 
 class RecurrentLIFSequence(torch.autograd.Function):

@@ -210,7 +210,8 @@ def compile_bit_exact(model: Path, x: np.ndarray, folder: Path, *args):
 def write_snntorch_cases(folder: Path) -> None:
     """snnTorch nn.Sequentials for the bad-input table, each as ``sn_NAME.pt`` (its state
     dict) and ``sn_NAME.toml`` (its description): ``good`` (6 -> 4 Leaky -> 3 Leaky, reset to
-    zero), one variant per refused option, the whole module pickled (``sn_pickled.pt``), a
+    zero), ``subdelay`` (snnTorch's delayed subtraction, which the core does not run), one
+    variant per refused option, a whole Linear module pickled (``sn_pickled.pt``), a
     description one module short (``sn_short.toml``) and one whose input is 2-D
     (``sn_noflat.toml``)."""
     import warnings
@@ -231,7 +232,8 @@ def write_snntorch_cases(folder: Path) -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # snnTorch warns about inhibition
-        nets = {"good": net(), "beta": net(beta=0.9), "none": net(reset_mechanism="none"),
+        nets = {"good": net(), "subdelay": net(reset_mechanism="subtract"),
+                "beta": net(beta=0.9), "none": net(reset_mechanism="none"),
                 "graded": net(graded_spikes_factor=2.0), "inhibition": net(inhibition=True),
                 "synaptic": torch.nn.Sequential(
                     torch.nn.Linear(6, 4),

@@ -199,6 +199,10 @@ CASES = [
      "node 'fc1' (Conv1d): torch.nn.functional.conv1d refuses this geometry on an input of 1 "
      "x 2", "n"),
     # snnTorch nn.Sequentials given directly (est-compile STATE.pt --snntorch DESC.toml)
+    ("snntorch-delayed-on-the-core", _sn("subdelay") + " --backend core",
+     "node 'leaky1': the core does not run a 'subtract_delayed' reset (snnTorch's reset_delay; "
+     "its neurons reset in the same bin, by subtraction or to zero); compile with --backend "
+     "dataflow", "n"),
     ("snntorch-synaptic", _sn("synaptic"),
      "module 1 (Synaptic): not supported; est compiles Linear, Conv1d, Flatten, Dropout, "
      "Leaky; its synaptic current is a second state", "n"),

@@ -51,7 +51,8 @@ def assert_fails(result, message):
 # --- the LIF and readout update against docs/semantics.md 2.2-2.3 ------------------------------
 
 @pytest.mark.parametrize("reset,leak_shift", [("subtract", 2), ("subtract", None), ("zero", 0),
-                                              ("zero", 1)])
+                                              ("zero", 1), ("subtract_delayed", 2),
+                                              ("subtract_delayed", None)])
 def test_lif_update_meets_the_spec(tmp_path, reset, leak_shift):
     """Range, integrate and fire, reset and output payload: proven for every stored membrane."""
     assert_passes(check(tmp_path, f"lif_{reset}", NeuronUpdateCheck(lif(reset, leak_shift))))
@@ -62,7 +63,7 @@ def test_readout_update_meets_the_spec(tmp_path):
     assert_passes(check(tmp_path, "readout", NeuronUpdateCheck(dut)))
 
 
-@pytest.mark.parametrize("reset", ["subtract", "zero"])
+@pytest.mark.parametrize("reset", ["subtract", "zero", "subtract_delayed"])
 def test_lif_reads_back_what_it_stored(tmp_path, reset):
     """Bounded: each bin reads the membrane the spec model stored in the previous one."""
     design = NeuronUpdateCheck(lif(reset), history=True)

@@ -30,6 +30,19 @@ def test_lif_step_fires_at_threshold_and_resets(reset, after):
     assert out.saturated == 0
 
 
+def test_lif_step_delayed_subtracts_the_threshold_in_the_next_bin_after_the_leak():
+    """snnTorch's reset_delay: the membrane is stored unreset; where it is at or above the
+    threshold, the next bin subtracts the threshold after the leak."""
+    params = golden.LIFParams(np.array([10, 10, 10, 10]), 2, 8, "subtract_delayed")
+    state = golden.LIFState(np.array([0, 8, 12, -8]))
+    # leak: 0, 6, 9, -6; + current; - 10 where v >= 10 (the third): 10, 13, -1, -4
+    out, state = golden.lif_step(np.array([10, 7, 0, 2]), state, params)
+    assert out.spikes.tolist() == [1, 1, 0, 0] and state.v.tolist() == [10, 13, -1, -4]
+    # 10 - 2 + 0 - 10 = -2, 13 - 3 + 0 - 10 = 0: both fired last bin, neither now
+    out, state = golden.lif_step(np.zeros(4, np.int64), state, params)
+    assert out.spikes.tolist() == [0, 0, 0, 0] and state.v.tolist()[:2] == [-2, 0]
+
+
 def test_lif_step_saturates_before_the_threshold_compare():
     params = golden.LIFParams(np.array([100]), None, 8, "subtract")
     out, state = golden.lif_step(np.array([500]), golden.LIFState(np.array([20])), params)

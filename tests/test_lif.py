@@ -30,7 +30,7 @@ def test_lif_array_matches_lif_step(seed):
     n, lanes = int(rng.integers(1, 14)), int(rng.integers(1, 6))
     acc_bits, v_bits = int(rng.integers(4, 12)), int(rng.integers(4, 12))
     leak = [None, 0, 1, 2][rng.integers(4)] if v_bits > 2 else None
-    reset = ["subtract", "zero"][seed % 2]
+    reset = golden.RESET_MODES[seed % 3]
     theta = rng.integers(1, golden.signed_range(v_bits)[1] + 1, n)
     lo, hi = golden.signed_range(acc_bits)
     currents = rng.integers(lo, hi + 1, (25, n))
@@ -112,7 +112,7 @@ def _random_graph(seed: int):
     n_in, n = int(rng.integers(2, 6)), int(rng.integers(2, 6))
     v_bits = 4 + seed % 2
     lif = LIF(rng.integers(1, 1 << (v_bits - 1), n), [None, 1, 3, 0][seed % 4], v_bits,
-              ["subtract", "zero"][seed % 2])
+              golden.RESET_MODES[seed % 3])
     direct = LIF(rng.integers(1, 3, n_in), [None, 1][seed % 2], 4,
                  ["zero", "subtract"][seed % 2])
     return _lif_graph(rng.integers(-15, 16, (n, n_in)), rng.integers(-4, 5, n), lif, direct)
@@ -168,11 +168,12 @@ def test_rescale_by_hand():
     assert LIF(np.array([3.5, 4.5]), None, 32).rescale(q, 1.0).threshold.tolist() == [4, 4]
 
 
-@pytest.mark.parametrize("reset, need", [("subtract", 7), ("zero", 6)])
+@pytest.mark.parametrize("reset, need", [("subtract", 7), ("zero", 6), ("subtract_delayed", 7)])
 def test_fit_width_from_a_wide_run(reset, need):
     # the saturation case at 32 bits, where nothing saturates; v1 = v_prev + c (no leak):
     # channel 0: -20, -20+15 = -5, -5-5 = -10; channel 1: 30 fires, then subtract: 25 + 0 =
-    # 25 fires, 20 + 30 = 50; zero: 0 + 0 = 0, 0 + 30 = 30
+    # 25 fires, 20 + 30 = 50; zero: 0 + 0 = 0, 0 + 30 = 30; subtract_delayed: 30 fires, 30 +
+    # 0 - 5 = 25 fires, 25 + 30 - 5 = 50
     weight, stim = np.array([[-20, 15], [30, 0]]), np.array([[1, 0], [0, 1], [1, 1]])
     lif = LIF(np.array([7, 5]), None, 32, reset)
     trace, _ = run(_lif_graph(weight, np.zeros(2, np.int64), lif), stim)

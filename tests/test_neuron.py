@@ -7,17 +7,20 @@ from est.sw.neuron import SpikeFn, lif_sequence, recurrent_lif_sequence
 
 
 def _reference(current, beta, threshold, reset):
-    v, out = torch.zeros_like(current[0]), []
+    v, out, s = torch.zeros_like(current[0]), [], torch.zeros_like(current[0])
     for t in range(current.shape[0]):
         v = beta * v + current[t]
+        if reset == "subtract_delayed":
+            v = v - s * threshold
         s = SpikeFn.apply(v - threshold)
-        v = v - s * threshold if reset == "subtract" else v * (1 - s)
+        if reset != "subtract_delayed":
+            v = v - s * threshold if reset == "subtract" else v * (1 - s)
         out.append(s)
     return torch.stack(out)
 
 
-@pytest.mark.parametrize("reset", ["subtract", "zero"])
-@pytest.mark.parametrize("beta", [1.0, 0.75, 0.5])
+@pytest.mark.parametrize("reset", ["subtract", "zero", "subtract_delayed"])
+@pytest.mark.parametrize("beta", [1.0, 0.75, 0.5, 0.0])
 def test_lif_sequence_matches_autograd_loop(reset, beta):
     torch.manual_seed(3)
     current = (torch.randn(40, 5, 7, dtype=torch.float64) * 0.8 + 0.3).requires_grad_()

@@ -184,3 +184,15 @@ def test_a_core_spec_takes_powers_of_two():
         CoreSpec(lanes=6)
     with pytest.raises(EstError, match="weight_bits must be 2, 4, 8 or 16, got 3"):
         CoreSpec(weight_bits=3)
+
+
+def test_a_delayed_reset_is_refused_by_the_core_naming_the_node():
+    """The core's neuron pipeline resets in the same bin; snnTorch's delayed subtraction runs
+    on the dataflow top, and the refusal says so (``--backend auto`` then picks it)."""
+    from est.compiler.program import neuron_fields
+
+    assert neuron_fields("h", 3, 8, "zero") == {"leak": 3, "leak_on": 1, "vbits": 8,
+                                                "reset_zero": 1}
+    with pytest.raises(EstError, match="node 'h': the core does not run a 'subtract_delayed' "
+                                       "reset"):
+        neuron_fields("h", 3, 8, "subtract_delayed")

@@ -8,7 +8,7 @@ import numpy as np
 
 from est.compiler.ops import LIF, SEW, Attention, Conv, Readout, Recurrence
 from est.compiler.ops.conv import weight_bits
-from est.sim import regress
+from est.sim import golden, regress
 from est.sim.trace import Trace
 
 
@@ -42,7 +42,7 @@ def test_configs_cover_the_space():
                      "recurrence", "readout"}
     assert {op.mode for op in ops if isinstance(op, Attention)} == {"sdsa", "ssa"}
     assert {op.op for op in ops if isinstance(op, SEW)} == {"add", "and", "iand"}
-    assert {getattr(op, "reset", None) for op in neurons} >= {"subtract", "zero"}
+    assert {getattr(op, "reset", None) for op in neurons} >= set(golden.RESET_MODES)
     assert None in {op.leak_shift for op in neurons}
     assert {weight_bits(op.weight) for op in ops if isinstance(op, Conv)} == set(range(2, 9))
     assert sum(c.stall_seed is not None for c in cases) > 15

@@ -69,6 +69,10 @@ NETS = {
     "zero-immediate": (lambda: torch.nn.Sequential(
         torch.nn.Linear(12, 10), leaky(0.875, "zero", False, threshold=0.5),
         torch.nn.Linear(10, 5), leaky(0.75, "zero", False)), (12,)),
+    # reset by subtraction, snnTorch's default delayed reset: est's subtract_delayed
+    "subtract-delayed": (lambda: torch.nn.Sequential(
+        torch.nn.Linear(12, 10), leaky(0.875, "subtract", True, threshold=0.5),
+        torch.nn.Linear(10, 5), leaky(0.75, "subtract", True)), (12,)),
     # per-neuron thresholds, learnable beta and threshold (parameters, not buffers)
     "learnable": (lambda: torch.nn.Sequential(
         torch.nn.Linear(12, 10, bias=False),
@@ -107,10 +111,10 @@ def test_the_float_network_is_snntorchs_own_spikes(tmp_path, name):
         assert (ours == spikes).all(), (idx, np.argwhere(ours != spikes)[:3])
 
 
-def test_reset_by_subtraction_is_exact_only_where_docs_say(tmp_path):
-    """Reset by subtraction is translated to est's same-bin subtraction with a note saying it
-    is not exact. With reset_delay=False the two differ only while a membrane stays above its
-    threshold after its reset: on a run where none does, every spike is snnTorch's."""
+def test_an_immediate_reset_by_subtraction_is_exact_only_where_docs_say(tmp_path):
+    """Reset by subtraction with reset_delay=False is translated to est's same-bin subtraction
+    with a note saying it is not exact: the two differ only while a membrane stays above its
+    threshold after its reset. On a run where none does, every spike is snnTorch's."""
     torch.manual_seed(3)
     net = torch.nn.Sequential(torch.nn.Linear(12, 10), leaky(0.875, "subtract", False),
                               torch.nn.Linear(10, 5), leaky(0.75, "subtract", False))
@@ -128,7 +132,7 @@ def test_reset_by_subtraction_is_exact_only_where_docs_say(tmp_path):
     assert v.max() < 2.0  # one layer's input never lifts a membrane past two thresholds
     delayed = load_snntorch(*save(torch.nn.Sequential(
         torch.nn.Linear(12, 10), leaky(0.875, "subtract", True)), (12,), tmp_path))
-    assert "after the next step's leak" in delayed.notes[0]
+    assert delayed.layers[0].reset == "subtract_delayed" and delayed.notes == ()
 
 
 def class_data(seed: int, n: int, steps: int = 25) -> tuple[torch.Tensor, torch.Tensor]:
@@ -160,14 +164,15 @@ def train(net: torch.nn.Module, steps: int = 80) -> tuple[float, float]:
     return float(np.mean(losses[:10])), float(np.mean(losses[-10:]))
 
 
-@pytest.mark.parametrize("reset, agreement, error", [("zero", 0.95, 0.1),
-                                                     ("subtract", 0.75, 0.35)])
-def test_a_trained_snntorch_network_compiles_bit_exact(tmp_path, reset, agreement, error):
+@pytest.mark.parametrize("reset, weight_bits, agreement", [("zero", 8, 0.95),
+                                                           ("subtract", 12, 0.98)])
+def test_a_trained_snntorch_network_compiles_bit_exact(tmp_path, reset, weight_bits, agreement):
     """12 -> 16 Leaky -> 5 Leaky trained in snnTorch (learnable thresholds, snnTorch's default
     reset_delay), given as its state dict + description: the compiled integer model is
     bit-exact on Verilator and Icarus; its output spikes agree with snnTorch's own float
-    model on (neuron, bin) pairs over 100 bins, and its spike counts, as docs/snntorch.md
-    gives (the subtraction is not exact, so lower)."""
+    model on (neuron, bin) pairs over 100 bins, its spike counts within 10%. A reset by
+    subtraction carries a flipped spike on in the membrane, so it wants wider weights
+    (docs/snntorch.md has the figures)."""
     torch.manual_seed(0)
     net = torch.nn.Sequential(
         torch.nn.Linear(12, 16), leaky(0.875, reset, True, learn_threshold=True),
@@ -178,11 +183,11 @@ def test_a_trained_snntorch_network_compiles_bit_exact(tmp_path, reset, agreemen
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         golden = compile_bit_exact(*save(net, (12,), tmp_path)[:1], x, tmp_path, "--snntorch",
-                                   str(tmp_path / "net.toml"))
+                                   str(tmp_path / "net.toml"), "--weight-bits",
+                                   str(weight_bits))
     ours = golden.arrays["leaky3/spikes"]
     theirs = snntorch_record(net, x, (12,))[3]
     same = (ours == theirs).mean()
     count_error = np.abs(ours.sum(0) - theirs.sum(0)).sum() / theirs.sum()
     print(f"{reset}: spike agreement {same:.3f}, spike count error {count_error:.3f}")
-    assert theirs.sum() > 20 and same >= agreement and count_error <= error, (
-        same, count_error)
+    assert theirs.sum() > 20 and same >= agreement and count_error <= 0.1, (same, count_error)

@@ -39,12 +39,14 @@ def check_neurons(node: str, threshold: np.ndarray, leak_shift, v_bits, reset, n
 
 
 def neuron_bits(v: np.ndarray, current: np.ndarray, threshold: np.ndarray, leak_shift,
-                max_v_bits: int) -> tuple[int, int]:
+                max_v_bits: int, reset: str) -> tuple[int, int]:
     """(width, width needed) of a LIF array from a wide run: ``v`` its membranes after reset,
     ``current`` its input, both ``[bins, n]``. Needed: every value before reset and every
     threshold; chosen: one bit more, at most ``max_v_bits``, wide enough for the leak."""
     prev = np.vstack([np.zeros((1, v.shape[1]), np.int64), v[:-1]])
     v1 = golden.leak(prev, leak_shift) + current
+    if reset == "subtract_delayed":
+        v1 = v1 - np.where(prev >= threshold, threshold, 0)
     need = golden.signed_bits(min(int(v1.min()), 0), max(int(v1.max()), int(threshold.max())))
     return max(min(need + 1, max_v_bits), (leak_shift or 0) + 1), need
 
@@ -53,8 +55,12 @@ def lif_update(v, current, theta, leak_shift, v_bits: int, reset: str):
     """One bin of an integer LIF array in PyTorch: (spikes as int64, membranes after reset)."""
     import torch
 
-    v1 = torch.clamp(golden.leak(v, leak_shift) + current, *golden.signed_range(v_bits))
+    delayed = (torch.where(v >= theta, theta, 0) if reset == "subtract_delayed" else 0)
+    v1 = torch.clamp(golden.leak(v, leak_shift) + current - delayed,
+                     *golden.signed_range(v_bits))
     s = v1 >= theta
+    if reset == "subtract_delayed":
+        return s.to(torch.int64), v1
     return s.to(torch.int64), torch.where(
         s, v1 - theta if reset == "subtract" else torch.zeros_like(v1), v1)
 
@@ -110,7 +116,7 @@ class LIF(Op):
     def fit_width(self, node, trace, current, max_v_bits):
         """This array at the width its calibration run needs; returns (op, bits needed)."""
         bits, need = neuron_bits(trace[f"{node}/v"], current, self.threshold, self.leak_shift,
-                                 max_v_bits)
+                                 max_v_bits, self.reset)
         return replace(self, v_bits=bits), need
 
     def cost(self, node, ins, ctx):
@@ -134,7 +140,7 @@ class LIF(Op):
         nbase = b.neuron_block(node, self.threshold, bias, self.v_bits)
         out = b.vector(node, Spec(ins[0].n, 1))
         b.add("lif", n=ins[0].n, nbase=nbase, **out.dst(),
-              **neuron_fields(self.leak_shift, self.v_bits, self.reset))
+              **neuron_fields(node, self.leak_shift, self.v_bits, self.reset))
 
     def lower(self, b, node, ins):
         from est.hw.neurons import LIFArray

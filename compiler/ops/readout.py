@@ -97,7 +97,8 @@ class Readout(Op):
 
         bias = b.take_current(node)
         nbase = b.neuron_block(node, np.zeros(ins[0].n, np.int64), bias, self.v_bits)
-        b.add("readout", n=ins[0].n, nbase=nbase, **neuron_fields(self.leak_shift, self.v_bits))
+        b.add("readout", n=ins[0].n, nbase=nbase, **neuron_fields(node, self.leak_shift,
+                                                               self.v_bits))
 
     def lower(self, b, node, ins):
         from est.hw.neurons import ReadoutIntegrator

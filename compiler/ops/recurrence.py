@@ -101,7 +101,7 @@ class Recurrence(Op):
 
     def fit_width(self, node, trace, current, max_v_bits):
         bits, need = neuron_bits(trace[f"{node}/v"], trace[f"{node}/current"], self.threshold,
-                                 self.leak_shift, max_v_bits)
+                                 self.leak_shift, max_v_bits, self.reset)
         return replace(self, v_bits=bits), need
 
     def cost(self, node, ins, ctx):
@@ -143,7 +143,7 @@ class Recurrence(Op):
             b.add("conv", **fields)
         nbase = b.neuron_block(node, self.threshold, self.bias.astype(np.int64), self.v_bits)
         b.add("lif", n=d, nbase=nbase, **own.dst(),
-              **neuron_fields(self.leak_shift, self.v_bits, self.reset))
+              **neuron_fields(node, self.leak_shift, self.v_bits, self.reset))
 
     def lower(self, b, node, ins):
         from est.hw.tpu import TemporalUnit
