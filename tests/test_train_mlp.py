@@ -1,5 +1,6 @@
-"""sw/train_mlp.py: est-train's spiking-MLP classifier on scikit-learn's digits and MNIST, its input
-encodings, its split, its config checks, and the integer model est-compile makes of it."""
+"""sw/train_mlp.py: est-train's spiking-MLP classifier on scikit-learn's digits and MNIST,
+its input encodings, its split, its config checks, and the integer model est-compile makes of
+it."""
 
 import json
 import subprocess
