@@ -246,3 +246,8 @@ def write_snntorch_cases(folder: Path) -> None:
     good = (folder / "sn_good.toml").read_text()
     (folder / "sn_short.toml").write_text(good[:good.rindex("[[module]]")])
     (folder / "sn_noflat.toml").write_text(good.replace("input = [6]", "input = [2, 3]"))
+    (folder / "sn_statequant.toml").write_text(good.replace("state_quant = false",
+                                                            "state_quant = true", 1))
+    (folder / "sn_leakyfirst.toml").write_text(good.replace('type = "Linear"', 'type = "X"', 1)
+                                               .replace('type = "Leaky"', 'type = "Linear"', 1)
+                                               .replace('type = "X"', 'type = "Leaky"', 1))

@@ -226,6 +226,11 @@ CASES = [
      "missing from sn_short.toml?", "n"),
     ("snntorch-no-flatten", "est-compile {d}/sn_good.pt --snntorch {d}/sn_noflat.toml "
      "-o {d}/n", "module 0 (Linear): its input has shape [2, 3]; put a Flatten before it", "n"),
+    ("snntorch-state-quant", "est-compile {d}/sn_good.pt --snntorch {d}/sn_statequant.toml "
+     "-o {d}/n", "module 1 (Leaky): state_quant is set; est's neurons fire on their own "
+     "membranes, unquantized in floats: train without it", "n"),
+    ("snntorch-leaky-first", "est-compile {d}/sn_good.pt --snntorch {d}/sn_leakyfirst.toml "
+     "-o {d}/n", "module 0 (Leaky): a Leaky must follow a Linear or Conv1d", "n"),
     ("snntorch-no-description", "est-compile {d}/sn_good.pt --snntorch {d}/nowhere.toml "
      "-o {d}/n", "nowhere.toml: no such file (expected the TOML description", "n"),
     ("nwb-not-hdf5", "est-train --config {d}/fakenwb.toml --out {d}/t",
