@@ -215,8 +215,10 @@ class _Job:
                    "loaded": args.load, "backend": self.backend,
                    "golden_mismatches": check.mismatches,
                    "golden_values": check.values_compared}
+        spiking = net.node(net.outputs[0]).op.KIND != "readout"
+        what = "output spikes" if spiking else "readout values"
         with staged_output(self.out, "run.json", "choose another -o") as tmp:
-            if net.node(net.outputs[0]).op.KIND == "readout":
+            if not spiking:
                 log_rate = readout / readout_scale(net)
                 np.savez(tmp / "predictions.npz", readout=readout, log_rate=log_rate,
                          rate=np.exp(log_rate))
@@ -230,9 +232,9 @@ class _Job:
         print(f"report: {write_report(self.build)}")
         if check.mismatches:
             print(f"est-run: MISMATCH with the golden model: {check.mismatches} of "
-                  f"{check.values_compared} readout values differ, first at {check.first}")
+                  f"{check.values_compared} {what} differ, first at {check.first}")
             return EXIT_MISMATCH
-        print(f"est-run: all {check.values_compared} readout values equal the golden model's")
+        print(f"est-run: all {check.values_compared} {what} equal the golden model's")
         return 0
 
 

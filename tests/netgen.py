@@ -223,12 +223,16 @@ def write_snntorch_cases(folder: Path) -> None:
 
     def net(**first):
         torch.manual_seed(0)
-        return torch.nn.Sequential(
+        module = torch.nn.Sequential(
             torch.nn.Linear(6, 4),
             snn.Leaky(**{"beta": 0.875, "init_hidden": True, "reset_mechanism": "zero",
                          **first}),
             torch.nn.Linear(4, 3),
             snn.Leaky(beta=0.75, init_hidden=True, output=True, reset_mechanism="zero"))
+        with torch.no_grad():  # weights that make both layers fire on random input
+            module[0].weight.mul_(4.0)
+            module[2].weight.mul_(4.0)
+        return module
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # snnTorch warns about inhibition

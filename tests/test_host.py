@@ -255,3 +255,25 @@ def test_est_run_runs_two_models_one_after_the_other_on_one_simulated_core(tmp_p
     assert summaries[0]["ir_hash"] != summaries[1]["ir_hash"]
     for s in summaries:
         assert s["loaded"] and s["backend"] == "core" and s["golden_mismatches"] == 0
+
+
+def test_est_run_writes_the_spikes_of_a_spiking_output(tmp_path):
+    """A network whose output is a LIF array (an snnTorch classifier given directly) on the
+    simulated board: predictions.npz holds its spikes, equal to the golden model's, and
+    est-run says it compared output spikes."""
+    from netgen import write_snntorch_cases
+
+    write_snntorch_cases(tmp_path)
+    build = tmp_path / "build"
+    res = subprocess.run([BIN / "est-compile", tmp_path / "sn_good.pt", "--snntorch",
+                          tmp_path / "sn_good.toml", "-o", build, "--bins", "20", "--rate",
+                          "0.5", "--no-trace"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    res = subprocess.run([BIN / "est-run", build, "--port", "sim"], capture_output=True,
+                         text=True)
+    assert res.returncode == 0, res.stderr
+    assert "all 60 output spikes equal the golden model's" in res.stdout
+    with np.load(build / "run" / "predictions.npz") as z:
+        spikes = z["spikes"]
+    golden = Trace.load(build / "golden.npz").arrays["leaky3/spikes"]
+    assert np.array_equal(spikes, golden) and golden.any()
