@@ -88,6 +88,14 @@ def unit_threshold(name: str, w: np.ndarray, b: np.ndarray, beta: float, theta: 
     return FloatLayer(name, "lif", w / theta[:, None], b / theta, beta, 1.0, reset)
 
 
+def compose(first: tuple, then: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """Synapses ``then`` applied to the output of synapses ``first`` (each ``(W, b)``), as the
+    one linear map they make: ``(W2 W1, W2 b1 + b2)``; exact in floats. A front end uses it
+    where a network has no neurons between two synapse layers."""
+    (w1, b1), (w2, b2) = first, then
+    return w2 @ w1, w2 @ b1 + b2
+
+
 def conv1d_as_dense(where: str, weight: np.ndarray, bias: np.ndarray, length: int,
                     stride: int, padding, dilation: int, groups: int) -> tuple:
     """A 1-D convolution over a spatial axis (input ``[C_in, length]`` flattened channel-major,

@@ -4,7 +4,8 @@ continuous-time neurons translated into est's discrete ones for a time step ``dt
 NIR file does not hold: the exporter's, given by the user).
 
 Supported: a chain from ``Input`` to ``Output`` of synapses (``Affine``, ``Linear``,
-``Conv1d`` over the spatial axis as the dense matrix it equals, with any
+``Conv1d`` over the spatial axis as the dense matrix it equals; synapses in a row as the one
+linear map they make, with any
 ``Scale`` after them and ``Flatten`` anywhere) each followed by neurons (``LIF``, ``IF``,
 ``Threshold``; the last ones may be ``LI``, a readout, or spiking: the output is then their
 spikes). Per node (docs/nir.md has the table and
@@ -35,6 +36,7 @@ from est import EstError
 from est.compiler.frontend import (
     FloatLayer,
     FloatNetwork,
+    compose,
     conv1d_as_dense,
     shift_leak,
     unit_threshold,
@@ -129,9 +131,6 @@ def load_nir(path: Path, dt: float | None) -> FloatNetwork:
         node = graph.nodes[name]
         kind = type(node).__name__
         if kind in SYNAPSES:
-            if pending is not None:
-                raise _fail(path, f"node '{name}' ({kind}): two synapse nodes in a row; est "
-                                  f"compiles synapses each followed by neurons")
             if kind == "Conv1d":
                 w, b = _conv1d(path, name, node)
             else:
@@ -141,12 +140,16 @@ def load_nir(path: Path, dt: float | None) -> FloatNetwork:
                                       f"expected [out, in]")
                 b = (np.asarray(node.bias, np.float64) if kind == "Affine"
                      else np.zeros(w.shape[0]))
-            n = layers[-1].weight.shape[0] if layers else None
+            n = (pending[1].shape[0] if pending is not None
+                 else layers[-1].weight.shape[0] if layers else None)
             if n is not None and w.shape[1] != n:
                 raise _fail(path, f"node '{name}' ({kind}): {w.shape[1]} inputs, but the "
-                                  f"layer before has {n} outputs")
+                                  f"node before has {n} outputs")
+            b = _vector(name, kind, "bias", b, w.shape[0], path)
+            if pending is not None:  # synapses on synapses: the one linear map they make
+                w, b = compose(pending[1:], (w, b))
             n_in = w.shape[1] if n_in is None else n_in
-            pending = [name, w, _vector(name, kind, "bias", b, w.shape[0], path)]
+            pending = [name, w, b]
         elif kind == "Flatten":
             continue
         elif kind == "Scale":

@@ -21,8 +21,9 @@ Per module (docs/snntorch.md has the table), with ``I`` the synapses' output ``W
   its threshold after its reset (snnTorch then decides the next spike after a second
   subtraction and adds it back).
 - ``Conv1d`` over the spatial axis: the dense synapses it equals
-  (:func:`~est.compiler.frontend.conv1d_as_dense`); ``Flatten`` and ``Dropout`` (the identity
-  at inference) hold no state.
+  (:func:`~est.compiler.frontend.conv1d_as_dense`); synapse modules in a row (a Conv1d, then
+  a Flatten and a Linear) the one linear map they make; ``Flatten`` and ``Dropout`` (the
+  identity at inference) hold no state.
 
 Refused by module, each with why: ``Synaptic`` (a second state, the synaptic current, that
 est's arrays do not hold), ``reset_mechanism="none"``, graded spikes, ``inhibition``,
@@ -39,6 +40,7 @@ import torch
 from est import EstError
 from est.compiler.frontend import (
     FloatNetwork,
+    compose,
     conv1d_as_dense,
     shift_leak,
     torch_load,
@@ -155,9 +157,6 @@ def load_snntorch(path: Path, description: Path) -> FloatNetwork:
             notes += layer_notes
             pending = None
             continue
-        if pending is not None:
-            raise _fail(description, f"{where}: two synapse modules in a row; est compiles "
-                                     f"synapses each followed by a Leaky")
         if kind == "Linear":
             if len(shape) != 1:
                 raise _fail(description, f"{where}: its input has shape {list(shape)}; put a "
@@ -171,7 +170,9 @@ def load_snntorch(path: Path, description: Path) -> FloatNetwork:
             shape = (w.shape[0],)
         else:
             w, b, shape = _conv1d(description, state, idx, where, m, shape)
-        pending = (w, np.zeros(w.shape[0]) if b is None else b.reshape(-1))
+        b = np.zeros(w.shape[0]) if b is None else b.reshape(-1)
+        # synapses on synapses (no Leaky between): the one linear map they make
+        pending = (w, b) if pending is None else compose(pending, (w, b))
     unexplained = sorted(set(state.tensors) - state.used)
     if unexplained:
         raise _fail(path, f"the state dict holds tensors the description does not explain: "

@@ -158,6 +158,30 @@ def conv_chain() -> nir.NIRGraph:
                         type_check=False)
 
 
+def test_synapses_in_a_row_are_the_linear_map_they_make(tmp_path):
+    """Affine -> Linear -> Scale -> LIF, no neurons between the synapses: one layer whose
+    float network gives NIR's spikes on every neuron and bin."""
+    rng = np.random.default_rng(8)
+    nodes = {"input": nir.Input(input_type={"input": np.array([12])}),
+             "a": nir.Affine(weight=rng.normal(0, 1, (9, 12)), bias=rng.normal(0, 0.2, 9)),
+             "b": nir.Linear(weight=rng.normal(0, 1, (6, 9))),
+             "s": nir.Scale(scale=np.full(6, 0.7)),
+             "lif": nir.LIF(tau=np.full(6, DT / 0.25), r=np.full(6, 4.0), v_leak=np.zeros(6),
+                            v_threshold=np.ones(6), v_reset=np.zeros(6)),
+             "output": nir.Output(output_type={"output": np.array([6])})}
+    order = list(nodes)
+    graph = nir.NIRGraph(nodes=nodes, edges=list(zip(order, order[1:], strict=False)))
+    nir.write(tmp_path / "row.nir", graph)
+    fnet = load_nir(tmp_path / "row.nir", DT)
+    assert len(fnet.layers) == 1 and fnet.layers[0].weight.shape == (6, 12)
+    x = (np.random.default_rng(9).random((200, 12)) < 0.3).astype(np.int64)
+    record: dict = {}
+    with torch.no_grad():
+        fnet.to_torch()(torch.from_numpy(x).double()[:, None, :], record)
+    spikes = record[fnet.layers[0].name][:, 0].numpy()
+    assert spikes.sum() > 50 and (spikes == nir_reference(graph, x, DT)["lif"]).all()
+
+
 def test_a_conv1d_graph_is_nirs_equations_and_bit_exact(tmp_path):
     """A Conv1d over the spatial axis becomes the dense synapses it equals: est's float
     network gives NIR's spikes on all 24 neurons in every bin, and the compiled graph is

@@ -84,6 +84,11 @@ NETS = {
         torch.nn.Conv1d(2, 3, 3, stride=2, padding=1), leaky(0.75, "zero", True),
         torch.nn.Flatten(), torch.nn.Dropout(0.5), torch.nn.Linear(12, 5),
         leaky(0.875, "zero", True)), (2, 8)),
+    # synapses in a row, no Leaky between: Conv1d -> Flatten -> Linear, one linear map
+    "conv1d-then-linear": (lambda: torch.nn.Sequential(
+        torch.nn.Conv1d(2, 3, 3, padding=1), torch.nn.Flatten(), torch.nn.Linear(24, 6),
+        leaky(0.75, "subtract", True), torch.nn.Linear(6, 4), leaky(0.5, "zero", True)),
+        (2, 8)),
 }
 
 
