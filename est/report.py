@@ -269,6 +269,9 @@ def _summary(build: Path, shown: Path, report: dict, compared: list[_Compared]) 
     rows = [("RTL vs golden", _verdict_line(compared, shown)),
             ("model quality", _quality_line(report))]
     rows += [("board", line) for line in _board_lines(build, report, shown)]
+    # where the front end's translation of the source model is not exact (report.json notes)
+    rows += [("not exact", f"<span class='bad'>{html.escape(note)}</span>")
+             for note in report.get("notes", [])]
     body = "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
     return f"<h2>Summary</h2><table class='summary'>{body}</table>"
 

@@ -137,3 +137,14 @@ def test_a_tight_logic_fit_is_shown_before_synthesis(build):
     page = write_report(build).read_text()
     assert "placement uncertain (estimate above the fit check" in page
     assert "Logic fit check (tight)" in page and message in page
+
+
+def test_a_translation_that_is_not_exact_is_said_in_the_summary(build):
+    """A front end's notes (report.json ``notes``: an snnTorch reset by subtraction without
+    reset_delay) are shown in the summary, not only kept in the JSON."""
+    report = json.loads((build / "report.json").read_text())
+    report["notes"] = ["module 1 (Leaky): reset by subtraction with reset_delay=False is not "
+                       "exact"]
+    (build / "report.json").write_text(json.dumps(report))
+    head = summary(write_report(build).read_text())
+    assert "not exact</th>" in head and "module 1 (Leaky): reset by subtraction" in head
