@@ -58,7 +58,12 @@ def describe(net: torch.nn.Module, input_shape: tuple[int, ...]) -> str:
     """The TOML description of ``net`` (an ``nn.Sequential``) that ``est-compile STATE.pt
     --snntorch DESC`` reads beside its state dict: ``input_shape`` (one step's input without
     the batch axis: ``(features,)`` or ``(channels, length)``), then each module's type and
-    the settings its state dict does not hold. Nothing is checked here; the compiler checks."""
+    the settings its state dict does not hold. Nothing else is checked here; the compiler
+    checks."""
+    if not isinstance(net, torch.nn.Sequential):
+        raise EstError(f"describe: expected an nn.Sequential (its state dict's keys are the "
+                       f"modules' indices), got {type(net).__name__}; put the modules in an "
+                       f"nn.Sequential with init_hidden=True Leaky layers")
     lines = ["# an snnTorch nn.Sequential for est-compile STATE.pt --snntorch THIS.toml",
              f"input = {list(map(int, input_shape))}"]
     for idx, module in enumerate(net):

@@ -12,6 +12,7 @@ import pytest
 import snntorch as snn
 import torch
 
+from est import EstError
 from est.compiler.snntorch_frontend import describe, load_snntorch
 from netgen import compile_bit_exact
 
@@ -59,6 +60,11 @@ def test_describe_writes_what_the_state_dict_does_not_hold():
     assert {k: doc["module"][0][k] for k in ("stride", "padding", "dilation", "groups")} == {
         "stride": 2, "padding": 1, "dilation": 1, "groups": 1}
     assert [doc["module"][i]["reset_delay"] for i in (1, 5)] == [True, False]
+
+
+def test_describe_wants_an_nn_sequential():
+    with pytest.raises(EstError, match="describe: expected an nn.Sequential"):
+        describe(torch.nn.Linear(3, 2), (3,))
 
 
 NETS = {
