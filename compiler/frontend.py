@@ -41,6 +41,7 @@ class FloatLayer:
     beta: float
     threshold: float = 1.0
     reset: str = "subtract"
+    syn_beta: float | None = None  # a current-based layer's synaptic leak (NIR's CubaLIF)
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class FloatNetwork:
     def to_torch(self) -> SpikingMLP:
         """The float model itself (float64), for measuring what quantization loses."""
         model = SpikingMLP([self.n_in] + [fl.weight.shape[0] for fl in self.layers],
-                           [NeuronSpec(fl.kind, fl.beta, fl.threshold, fl.reset)
+                           [NeuronSpec(fl.kind, fl.beta, fl.threshold, fl.reset, fl.syn_beta)
                             for fl in self.layers],
                            [fl.name for fl in self.layers]).double()
         with torch.no_grad():
@@ -81,11 +82,11 @@ def shift_leak(where: str, beta: float, hint: str) -> float:
 
 
 def unit_threshold(name: str, w: np.ndarray, b: np.ndarray, beta: float, theta: np.ndarray,
-                   reset: str) -> FloatLayer:
+                   reset: str, syn_beta: float | None = None) -> FloatLayer:
     """A spiking layer with each neuron's threshold ``theta`` divided into its synapses and
     bias, so every threshold is 1 (exact in floats: the membrane is linear in them and a spike
     is 0 or 1 at any scale; a subtraction of ``theta`` becomes one of 1)."""
-    return FloatLayer(name, "lif", w / theta[:, None], b / theta, beta, 1.0, reset)
+    return FloatLayer(name, "lif", w / theta[:, None], b / theta, beta, 1.0, reset, syn_beta)
 
 
 def compose(first: tuple, then: tuple) -> tuple[np.ndarray, np.ndarray]:

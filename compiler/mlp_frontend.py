@@ -23,16 +23,20 @@ def spiking_mlp_graph(fnet: FloatNetwork, name: str) -> Graph:
     """The spiking MLP as a float graph (the passes' input)."""
     g = GraphBuilder()
     x = g.add("input", Input(fnet.n_in))
-    betas, sources = {}, {}
+    betas, syn_betas, sources = {}, {}, {}
     for fl in fnet.layers:
         n = fl.weight.shape[0]
-        neurons = (LIF(np.full(n, fl.threshold), None, MAX_BITS, fl.reset) if fl.kind == "lif"
-                   else Readout(None, MAX_BITS, np.ones(n)))
+        syn = () if fl.syn_beta is None else (None, MAX_BITS)
+        neurons = (LIF(np.full(n, fl.threshold), None, MAX_BITS, fl.reset, *syn)
+                   if fl.kind == "lif" else Readout(None, MAX_BITS, np.ones(n)))
+        if fl.syn_beta is not None:
+            syn_betas[fl.name] = fl.syn_beta
         syn = g.add(f"{fl.name}.syn", Conv(fl.weight[None], fl.bias), x)
         x = g.add(fl.name, neurons, syn)
         betas[fl.name] = fl.beta
         sources[syn] = sources[fl.name] = f"layers.{fl.name}"
-    return g.build(name, (fnet.layers[-1].name,), {"float": {"betas": betas, "sources": sources}},
+    return g.build(name, (fnet.layers[-1].name,),
+                   {"float": {"betas": betas, "syn_betas": syn_betas, "sources": sources}},
                    integer=False)
 
 

@@ -44,7 +44,7 @@ from est.compiler.frontend import (
 from est.sw.data import HDF5_MAGIC
 
 SYNAPSES = ("Affine", "Linear", "Conv1d")
-NEURONS = ("LIF", "IF", "Threshold", "LI")
+NEURONS = ("LIF", "IF", "Threshold", "LI", "CubaLIF")
 
 
 def is_nir(path: Path) -> bool:
@@ -168,8 +168,8 @@ def load_nir(path: Path, dt: float | None) -> FloatNetwork:
             pending = None
         else:
             raise _fail(path, f"node '{name}' ({kind}): not supported; est compiles Affine, "
-                              f"Linear, Conv1d, Scale, Flatten, LIF, IF, Threshold and (last) LI; "
-                              f"{_why(kind)}")
+                              f"Linear, Conv1d, Scale, Flatten, LIF, CubaLIF, IF, Threshold and "
+                              f"(last) LI; {_why(kind)}")
     if pending is not None or not layers:
         raise _fail(path, "the graph must end with synapses followed by neurons (LIF, IF, "
                           "Threshold or LI) before its Output")
@@ -196,14 +196,47 @@ def _padding(padding):
 
 
 def _why(kind: str) -> str:
-    return {"CubaLIF": "a current-based LIF filters its input with a second time constant, "
-                       "which est's neuron arrays do not hold",
-            "CubaLI": "a current-based leaky integrator has a second time constant est does "
-                      "not hold",
+    return {"CubaLI": "a current-based leaky integrator is not mapped (est's current-based "
+                      "arrays spike)",
             "Conv2d": "2-D convolutions are not mapped", "Delay": "delays are not mapped",
             "I": "an integrator without leak or threshold is not mapped",
             "SumPool2d": "pooling is not mapped", "AvgPool2d": "pooling is not mapped",
             }.get(kind, "no translation for it")
+
+
+def _beta(path: Path, name: str, kind: str, field: str, tau: np.ndarray, dt: float) -> float:
+    """``1 - dt / tau``, one for the array, held by a leak shift (else refused)."""
+    if np.any(tau <= 0):
+        raise _fail(path, f"node '{name}' ({kind}): {field} must be > 0")
+    return shift_leak(f"{path}: node '{name}' ({kind})" + ("" if field == "tau" else f" {field}"),
+                      _uniform(name, kind, field, 1.0 - dt / tau, path),
+                      "train with beta = 1 - dt/tau = 1 - 2**-k, or check --nir-dt")
+
+
+def _cuba(path: Path, name: str, ident: str, node, w: np.ndarray, b: np.ndarray,
+          leak_v: np.ndarray, beta: float, dt: float) -> FloatLayer:
+    """A CubaLIF (synapses ``w``, ``b`` already times ``r dt / tau_mem``): Euler gives ``I <-
+    alpha I + (1 - alpha) w_in u`` and ``v <- beta v + (r dt / tau_mem) I``, ``alpha = 1 -
+    dt / tau_syn``; so the synaptic current of est's current-based array, ``J = (r dt /
+    tau_mem) I``, is ``J <- alpha J + (1 - alpha) w_in (r dt / tau_mem) u``: synapses times
+    ``(1 - alpha) w_in``, synaptic leak ``alpha``, membrane leak ``beta``."""
+    n = w.shape[0]
+    if np.any(leak_v != 0):
+        raise _fail(path, f"node '{name}' (CubaLIF): v_leak must be 0 (a constant drive of the "
+                          f"membrane would need a second bias after the synaptic current), got "
+                          f"{leak_v[:4]}")
+    tau_syn = _vector(name, "CubaLIF", "tau_syn", node.tau_syn, n, path)
+    alpha = _beta(path, name, "CubaLIF", "tau_syn", tau_syn, dt)
+    w_in = _vector(name, "CubaLIF", "w_in", node.w_in, n, path)
+    theta = _vector(name, "CubaLIF", "v_threshold", node.v_threshold, n, path)
+    if node.v_reset is not None and np.any(np.asarray(node.v_reset, np.float64) != 0):
+        raise _fail(path, f"node '{name}' (CubaLIF): v_reset must be 0 (est resets to zero or "
+                          f"by subtraction), got {np.asarray(node.v_reset).ravel()[:4]}")
+    if np.any(theta <= 0):
+        raise _fail(path, f"node '{name}' (CubaLIF): thresholds must be > 0, got "
+                          f"{theta.min():g}")
+    scale = (1.0 - alpha) * w_in
+    return unit_threshold(ident, w * scale[:, None], b * scale, beta, theta, "zero", alpha)
 
 
 def _neurons(path: Path, name: str, ident: str, kind: str, node, pending: list, dt: float,
@@ -220,14 +253,13 @@ def _neurons(path: Path, name: str, ident: str, kind: str, node, pending: list, 
         if kind == "IF":
             beta, gain, offset = 1.0, r * dt, np.zeros(n)
         else:
-            tau = _vector(name, kind, "tau", node.tau, n, path)
-            if np.any(tau <= 0):
-                raise _fail(path, f"node '{name}' ({kind}): tau must be > 0")
-            beta = shift_leak(f"{path}: node '{name}' ({kind})",
-                              _uniform(name, kind, "tau", 1.0 - dt / tau, path),
-                              "train with beta = 1 - dt/tau = 1 - 2**-k, or check --nir-dt")
+            field = "tau_mem" if kind == "CubaLIF" else "tau"
+            tau = _vector(name, kind, field, getattr(node, field), n, path)
+            beta = _beta(path, name, kind, field, tau, dt)
             leak_v = _vector(name, kind, "v_leak", node.v_leak, n, path)
             gain, offset = r * dt / tau, (1.0 - beta) * leak_v
+        if kind == "CubaLIF":
+            return _cuba(path, name, ident, node, w * gain[:, None], b * gain, leak_v, beta, dt)
         if kind == "LI":
             if not last:
                 raise _fail(path, f"node '{name}' (LI): a leaky integrator does not spike; "

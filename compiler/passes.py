@@ -69,7 +69,12 @@ def leak(graph: Graph, max_shift: int) -> tuple[Graph, dict]:
         k = leak_shift_from_beta(beta, max_shift)
         ops[name] = replace(graph.node(name).op, leak_shift=k)
         layers[name] = {"beta_float": beta, "leak_shift": k, "beta_used": beta_from_shift(k)}
-    rest = {k: v for k, v in graph.meta["float"].items() if k != "betas"}
+    # a current-based LIF array's synaptic current leaks by a shift of its own
+    for name, beta in (graph.meta["float"].get("syn_betas") or {}).items():
+        k = leak_shift_from_beta(beta, max_shift)
+        ops[name] = replace(ops[name], syn_shift=k)
+        layers[name].update(syn_beta_float=beta, syn_shift=k, syn_beta_used=beta_from_shift(k))
+    rest = {k: v for k, v in graph.meta["float"].items() if k not in ("betas", "syn_betas")}
     return _with(graph, ops, {**graph.meta, "float": rest}), {"layers": layers}
 
 

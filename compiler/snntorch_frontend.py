@@ -1,5 +1,5 @@
 """The snnTorch front end: an ``nn.Sequential`` of ``Linear``, ``Conv1d``, ``Flatten``,
-``Dropout`` and ``snntorch.Leaky`` modules, given directly as its state dict
+``Dropout``, ``snntorch.Leaky`` and ``snntorch.Synaptic`` modules, given directly as its state dict
 (``torch.save(model.state_dict(), path)``, read with ``weights_only=True``: nothing is
 unpickled) and a description of its modules (TOML: what the state dict does not hold, written
 by :func:`describe` or by hand) -> the spiking-MLP front end's :class:`FloatNetwork`.
@@ -20,14 +20,18 @@ Per module (docs/snntorch.md has the table), with ``I`` the synapses' output ``W
   so (a note on the console and in report.json): the two differ while a membrane stays above
   its threshold after its reset (snnTorch then decides the next spike after a second
   subtraction and adds it back).
+- ``Synaptic``: ``syn <- alpha syn + I``, ``v <- beta v + syn``: est's current-based LIF
+  array (a synaptic current a neuron, leak ``alpha``; the dataflow top only), with the same
+  resets, except ``"zero"`` with ``reset_delay=True``, which zeroes the synaptic current and
+  the step's input too in the step after a spike: refused.
 - ``Conv1d`` over the spatial axis: the dense synapses it equals
   (:func:`~est.compiler.frontend.conv1d_as_dense`); synapse modules in a row (a Conv1d, then
   a Flatten and a Linear) the one linear map they make; ``Flatten`` and ``Dropout`` (the
   identity at inference) hold no state.
 
-Refused by module, each with why: ``Synaptic`` (a second state, the synaptic current, that
-est's arrays do not hold), ``reset_mechanism="none"``, graded spikes, ``inhibition``,
-``state_quant``, a last module that is not a ``Leaky``, anything else.
+Refused by module, each with why: ``Alpha``, recurrent neurons, ``reset_mechanism="none"``,
+graded spikes, ``inhibition``, ``state_quant``, a last module that is not a ``Leaky`` or
+``Synaptic``, anything else.
 """
 
 import re
@@ -47,7 +51,8 @@ from est.compiler.frontend import (
     unit_threshold,
 )
 
-MODULES = ("Linear", "Conv1d", "Flatten", "Dropout", "Leaky")
+MODULES = ("Linear", "Conv1d", "Flatten", "Dropout", "Leaky", "Synaptic")
+NEURONS = ("Leaky", "Synaptic")
 RESETS = {0: "subtract", 1: "zero", 2: "none"}
 """snnTorch's ``reset_mechanism_val`` buffer."""
 LEAKY_FLAGS = ("reset_delay", "inhibition", "state_quant")
@@ -154,9 +159,9 @@ def load_snntorch(path: Path, description: Path) -> FloatNetwork:
         if kind in ("Flatten", "Dropout"):
             shape = (int(np.prod(shape)),) if kind == "Flatten" else shape
             continue
-        if kind == "Leaky":
+        if kind in NEURONS:
             if pending is None:
-                raise _fail(description, f"{where}: a Leaky must follow a Linear or Conv1d")
+                raise _fail(description, f"{where}: a {kind} must follow a Linear or Conv1d")
             layer, layer_notes = _leaky(description, state, idx, where, m, pending)
             layers.append(layer)
             notes += layer_notes
@@ -183,8 +188,8 @@ def load_snntorch(path: Path, description: Path) -> FloatNetwork:
         raise _fail(path, f"the state dict holds tensors the description does not explain: "
                           f"{unexplained[:4]}; is a module missing from {description.name}?")
     if pending is not None or not layers:
-        raise _fail(description, "the last module must be a Leaky (est's output is a layer "
-                                 "of neurons: their spikes)")
+        raise _fail(description, "the last module must be a Leaky or Synaptic (est's output is "
+                                 "a layer of neurons: their spikes)")
     return FloatNetwork(n_in, tuple(layers), tuple(notes))
 
 
@@ -221,8 +226,13 @@ def _leaky(description: Path, state: _State, idx: int, where: str, m: dict, pend
     if reset not in ("subtract", "zero"):
         raise _fail(description, f"{where}: reset_mechanism {reset or reset_val!r}; est resets "
                                  f"by subtraction or to zero")
-    notes = []
-    if reset == "subtract" and m.get("reset_delay", True):
+    notes, delay, synaptic = [], m.get("reset_delay", True), m["type"] == "Synaptic"
+    if synaptic and reset == "zero" and delay:
+        raise _fail(description, f"{where}: reset_mechanism 'zero' with reset_delay=True zeroes "
+                                 f"the synaptic current too, and the step's input with it, in "
+                                 f"the step after a spike; est's arrays reset the membrane "
+                                 f"only: train with reset_delay=False or reset by subtraction")
+    if reset == "subtract" and delay:
         reset = "subtract_delayed"
     elif reset == "subtract":
         notes.append(f"{where}: reset by subtraction with reset_delay=False is not exact: "
@@ -233,22 +243,29 @@ def _leaky(description: Path, state: _State, idx: int, where: str, m: dict, pend
     if not np.all(gain == 1.0):
         raise _fail(description, f"{where}: graded_spikes_factor {gain.reshape(-1)[:2]}; est's "
                                  f"spikes are 0 or 1")
-    beta = np.clip(state.per_neuron(f"{idx}.beta", where, n), 0.0, 1.0)
-    if not np.allclose(beta, beta[0], rtol=1e-6, atol=0):
-        raise _fail(description, f"{where}: beta differs across neurons ({beta.min():g}.."
-                                 f"{beta.max():g}); est's neuron array has one leak")
-    beta = shift_leak(f"{description}: {where}", float(beta[0]),
-                      "train with a fixed beta = 1 - 2**-k (0.5, 0.75, 0.875, ...)")
+    beta = _decay(description, state, idx, where, "beta", n)
+    alpha = _decay(description, state, idx, where, "alpha", n) if synaptic else None
     theta = state.per_neuron(f"{idx}.threshold", where, n)
     if np.any(theta <= 0):
         raise _fail(description, f"{where}: thresholds must be > 0, got {theta.min():g}")
-    return unit_threshold(f"leaky{idx}", w, b, beta, theta, reset), notes
+    name = f"{'synaptic' if synaptic else 'leaky'}{idx}"
+    return unit_threshold(name, w, b, beta, theta, reset, alpha), notes
+
+
+def _decay(description: Path, state: _State, idx: int, where: str, field: str, n: int) -> float:
+    """A decay rate (``beta``, a Synaptic's ``alpha``), clamped to [0, 1] as snnTorch clamps
+    it, one for the layer, held by a leak shift."""
+    rate = np.clip(state.per_neuron(f"{idx}.{field}", where, n), 0.0, 1.0)
+    if not np.allclose(rate, rate[0], rtol=1e-6, atol=0):
+        raise _fail(description, f"{where}: {field} differs across neurons ({rate.min():g}.."
+                                 f"{rate.max():g}); est's neuron array has one leak")
+    return shift_leak(f"{description}: {where}" + ("" if field == "beta" else f" {field}"),
+                      float(rate[0]), f"train with a fixed {field} = 1 - 2**-k (0.5, 0.75, "
+                                      f"0.875, ...)")
 
 
 def _why(kind: str) -> str:
-    return {"Synaptic": "its synaptic current is a second state with its own decay (alpha), "
-                        "which est's neuron arrays do not hold",
-            "Alpha": "its two synaptic currents are states est's neuron arrays do not hold",
+    return {"Alpha": "its two synaptic currents are states est's neuron arrays do not hold",
             "RLeaky": "recurrent connections are not mapped",
             "RSynaptic": "recurrent connections are not mapped",
             "Lapicque": "use Leaky (the same neuron, parametrised by beta)",

@@ -70,6 +70,8 @@ class Builder:
         taps = {"spikes": (o, o.payload.spikes)}
         if self.trace:
             taps["v"] = (o, o.payload.v.as_value())
+            if "i" in o.payload.shape().members:  # a current-based array's synaptic currents
+                taps["i"] = (o, o.payload.i.as_value())
         return Lowered(self.flat(o, o.payload.spikes, Spec(n, 1)), taps)
 
 

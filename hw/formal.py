@@ -71,6 +71,8 @@ class NeuronUpdateCheck(Elaboratable):
         if dut.n != dut.lanes:
             raise ValueError(f"the check needs one group (n == lanes), got n={dut.n}, "
                              f"lanes={dut.lanes}")
+        if getattr(dut, "syn_bits", 0):
+            raise ValueError("the check covers arrays without a synaptic current (syn_bits 0)")
         self.dut, self.history = dut, history
         self.ports = component_ports(dut)
 

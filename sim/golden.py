@@ -69,18 +69,24 @@ def leak(v: np.ndarray, shift: int | None) -> np.ndarray:
 
 
 class LIFParams(NamedTuple):
-    """LIF array parameters: integer ``threshold`` [n] (>= 1), leak shift, width, reset mode."""
+    """LIF array parameters: integer ``threshold`` [n] (>= 1), leak shift, width, reset mode;
+    a current-based array (``syn_bits`` > 0) also filters its input through a synaptic
+    current of that width and leak shift ``syn_shift``."""
 
     threshold: np.ndarray
     leak_shift: int | None
     v_bits: int
     reset: str
+    syn_shift: int | None = None
+    syn_bits: int = 0
 
 
 class LIFState(NamedTuple):
-    """Membrane potentials [n], signed ``v_bits`` wide."""
+    """Membrane potentials [n], signed ``v_bits`` wide; synaptic currents [n] (zero unless the
+    array is current-based)."""
 
     v: np.ndarray
+    i: np.ndarray | None = None
 
 
 class LIFOut(NamedTuple):
@@ -91,13 +97,19 @@ class LIFOut(NamedTuple):
 
 
 def lif_init(n: int) -> LIFState:
-    return LIFState(np.zeros(n, dtype=np.int64))
+    return LIFState(np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64))
 
 
 def lif_step(current: np.ndarray, state: LIFState, params: LIFParams) -> tuple[LIFOut, LIFState]:
     """One bin of LIF: ``v1 = sat(leak(v) + current)``, ``spike = v1 >= theta``, reset by
     subtraction (``v1 - theta``) or to zero where a spike fired; ``subtract_delayed``:
-    ``v1 = sat(leak(v) + current - theta [v >= theta])``, stored unreset."""
+    ``v1 = sat(leak(v) + current - theta [v >= theta])``, stored unreset. Current-based
+    (``syn_bits``): first ``i = sat(leak(i, syn_shift) + current, syn_bits)``, and ``i`` is the
+    current the membrane takes."""
+    i1, saturated_i = state.i, 0
+    if params.syn_bits:
+        i1, saturated_i = saturate(leak(state.i, params.syn_shift) + current, params.syn_bits)
+        current = i1
     delayed = (np.where(state.v >= params.threshold, params.threshold, 0)
                if params.reset == "subtract_delayed" else 0)
     v1, saturated = saturate(leak(state.v, params.leak_shift) + current - delayed,
@@ -105,7 +117,7 @@ def lif_step(current: np.ndarray, state: LIFState, params: LIFParams) -> tuple[L
     spikes = v1 >= params.threshold
     v2 = (v1 if params.reset == "subtract_delayed" else
           np.where(spikes, v1 - params.threshold if params.reset == "subtract" else 0, v1))
-    return LIFOut(spikes.astype(np.uint8), saturated), LIFState(v2)
+    return LIFOut(spikes.astype(np.uint8), saturated + saturated_i), LIFState(v2, i1)
 
 
 class IntegratorParams(NamedTuple):

@@ -85,14 +85,21 @@ class _Draw:
 
     def lif(self, n: int, delayed: np.random.Generator | None = None) -> LIF:
         """A LIF array resetting in the same bin; with ``delayed`` (a stream of its own) one
-        in five resets in the next bin instead (``subtract_delayed``, as from snnTorch)."""
+        in five resets in the next bin instead (``subtract_delayed``, as from snnTorch), and
+        one in five is current-based (a synaptic current of 3-12 bits, as NIR's CubaLIF)."""
         v_bits = self.int(3, 16)
         vhi = signed_range(v_bits)[1]
         leak = None if self.rng.random() < 0.25 else self.int(0, min(v_bits - 1, 5))
         reset = self.choice(SAME_BIN_RESETS)
-        if delayed is not None and delayed.random() < 0.2:
-            reset = "subtract_delayed"
-        return LIF(self.values(1, vhi, n), leak, v_bits, reset)
+        syn = ()
+        if delayed is not None:
+            if delayed.random() < 0.2:
+                reset = "subtract_delayed"
+            if delayed.random() < 0.2:
+                syn_bits = int(delayed.integers(3, 13))
+                syn = (None if delayed.random() < 0.25
+                       else int(delayed.integers(0, min(syn_bits - 1, 5) + 1)), syn_bits)
+        return LIF(self.values(1, vhi, n), leak, v_bits, reset, *syn)
 
     def readout(self, n: int) -> Readout:
         v_bits = self.int(3, 16)
@@ -104,7 +111,8 @@ def _mlp_graph(d: _Draw, name: str, pools: np.random.Generator, bits: int,
                delayed: np.random.Generator) -> Graph:
     """A spiking MLP of ``bits``-bit inputs; ``pools`` (a stream of its own, so that adding
     kinds leaves the other draws of a case as they were) puts a max-pool over time after some
-    hidden layers, ``delayed`` (another) gives some LIF arrays snnTorch's delayed reset."""
+    hidden layers, ``delayed`` (another) gives some LIF arrays snnTorch's delayed reset or a
+    synaptic current."""
     g = GraphBuilder()
     x = g.add("input", Input(d.int(1, 16), bits))
     prev = g.nodes[0].op.n

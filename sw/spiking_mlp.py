@@ -22,12 +22,16 @@ CHECKPOINT_VERSION = 1
 
 @dataclass(frozen=True)
 class NeuronSpec:
-    """The neurons after one Linear: 'lif' (threshold, reset) or the 'integrator' readout."""
+    """The neurons after one Linear: 'lif' (threshold, reset) or the 'integrator' readout; a
+    'lif' with ``syn_beta`` is current-based: its input first goes through a synaptic
+    current ``i <- syn_beta i + I`` (a front end's: NIR's CubaLIF; est-train does not train
+    it)."""
 
     type: str
     beta: float
     threshold: float = 1.0
     reset: str = "subtract"
+    syn_beta: float | None = None
 
 
 class SpikingMLP(nn.Module):
@@ -62,7 +66,8 @@ class SpikingMLP(nn.Module):
         for (name, lin), neuron in zip(self.layers.items(), self.neurons, strict=True):
             out.append({"type": "linear", "name": name, "in_features": lin.in_features,
                         "out_features": lin.out_features})
-            entry = asdict(neuron)
+            entry = {k: v for k, v in asdict(neuron).items()
+                     if k != "syn_beta" or v is not None}
             if neuron.type == "integrator":
                 entry = {"type": "integrator", "beta": neuron.beta}
             out.append(entry)
@@ -74,16 +79,24 @@ class SpikingMLP(nn.Module):
         for (name, lin), neuron in zip(self.layers.items(), self.neurons, strict=True):
             current = lin(spikes)
             if neuron.type == "integrator":
-                v, outs = torch.zeros_like(current[0]), []
-                for t in range(current.shape[0]):
-                    v = neuron.beta * v + current[t]
-                    outs.append(v)
-                spikes = torch.stack(outs)
+                spikes = leaky_integral(current, neuron.beta)
             else:
+                if neuron.syn_beta is not None:
+                    current = leaky_integral(current, neuron.syn_beta)
                 spikes = lif_sequence(current, neuron.beta, neuron.threshold, neuron.reset)
             if record is not None and neuron.type == "lif":
                 record[name] = spikes.detach()
         return spikes
+
+
+def leaky_integral(current: torch.Tensor, beta: float) -> torch.Tensor:
+    """``v_t = beta v_{t-1} + current_t`` from ``v = 0``, over the bins of ``current``
+    ``[T, ...]``: the readout, and a current-based layer's synaptic current."""
+    v, outs = torch.zeros_like(current[0]), []
+    for t in range(current.shape[0]):
+        v = beta * v + current[t]
+        outs.append(v)
+    return torch.stack(outs)
 
 
 def save_checkpoint(model: SpikingMLP, path: Path) -> None:

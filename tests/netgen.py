@@ -149,7 +149,8 @@ def write_nwb(path, units: dict | None) -> None:
 
 def write_nir_cases(folder) -> None:
     """NIR graphs for the bad-input table: ``good.nir`` (Affine, LIF of tau 8 ms, Affine, LI;
-    fine with a 1 ms step), and variants with a CubaLIF, a non-zero v_reset, a branch and a
+    fine with a 1 ms step), and variants with a CubaLIF driven by a v_leak, a CubaLI, a
+    non-zero v_reset, a branch and a
     Conv1d whose kernel is longer than its input."""
     import nir
 
@@ -170,8 +171,11 @@ def write_nir_cases(folder) -> None:
     nir.write(folder / "good.nir", chain())
     nir.write(folder / "cuba.nir", chain(lif1=nir.CubaLIF(tau_syn=np.full(2, 4e-3),
                                                           tau_mem=lif["tau"], r=lif["r"],
-                                                          v_leak=lif["v_leak"],
+                                                          v_leak=np.full(2, 0.1),
                                                           v_threshold=lif["v_threshold"])))
+    li = nir.CubaLI(tau_syn=np.full(2, 4e-3), tau_mem=np.full(2, 16e-3), r=np.ones(2),
+                    v_leak=np.zeros(2))
+    nir.write(folder / "cubali.nir", chain(lif2=li))
     nir.write(folder / "vreset.nir", chain(lif1=nir.LIF(**lif, v_reset=np.full(2, -0.5))))
     branch = chain()
     branch.nodes["out2"] = nir.Output(output_type={"output": np.array([2])})
@@ -241,7 +245,11 @@ def write_snntorch_cases(folder: Path) -> None:
                 "graded": net(graded_spikes_factor=2.0), "inhibition": net(inhibition=True),
                 "synaptic": torch.nn.Sequential(
                     torch.nn.Linear(6, 4),
-                    snn.Synaptic(alpha=0.5, beta=0.5, init_hidden=True, output=True)),
+                    snn.Synaptic(alpha=0.5, beta=0.5, init_hidden=True, output=True,
+                                 reset_mechanism="zero")),
+                "alpha": torch.nn.Sequential(
+                    torch.nn.Linear(6, 4),
+                    snn.Alpha(alpha=0.75, beta=0.5, init_hidden=True, output=True)),
                 "endslinear": torch.nn.Sequential(*list(net())[:3])}
     for name, module in nets.items():
         torch.save(module.state_dict(), folder / f"sn_{name}.pt")

@@ -183,11 +183,13 @@ CASES = [
     ("nir-no-dt", "est-compile {d}/good.nir -o {d}/n",
      "good.nir: a NIR graph holds time constants (tau) but not the time step its exporter "
      "used: pass --nir-dt SECONDS", "n"),
-    ("nir-cubalif", "est-compile {d}/cuba.nir -o {d}/n --nir-dt 1e-3",
-     "node 'lif1' (CubaLIF): not supported; est compiles Affine, Linear, Conv1d, Scale, "
-     "Flatten, LIF, "
-     "IF, Threshold and (last) LI; a current-based LIF filters its input with a second time "
-     "constant", "n"),
+    ("nir-cubalif-v-leak", "est-compile {d}/cuba.nir -o {d}/n --nir-dt 1e-3",
+     "node 'lif1' (CubaLIF): v_leak must be 0 (a constant drive of the membrane would need a "
+     "second bias after the synaptic current)", "n"),
+    ("nir-cubali", "est-compile {d}/cubali.nir -o {d}/n --nir-dt 1e-3",
+     "node 'lif2' (CubaLI): not supported; est compiles Affine, Linear, Conv1d, Scale, "
+     "Flatten, LIF, CubaLIF, IF, Threshold and (last) LI; a current-based leaky integrator "
+     "is not mapped (est's current-based arrays spike)", "n"),
     ("nir-leak-not-a-shift", "est-compile {d}/good.nir -o {d}/n --nir-dt 8e-4",
      "node 'lif1' (LIF): beta = 0.9 is not 1 - 2**-k for any k (nearest: k = 3, 0.875); est "
      "leaks by a shift: train with beta = 1 - dt/tau = 1 - 2**-k, or check --nir-dt", "n"),
@@ -203,9 +205,13 @@ CASES = [
      "node 'leaky1': the core does not run a 'subtract_delayed' reset (snnTorch's reset_delay; "
      "its neurons reset in the same bin, by subtraction or to zero); compile with --backend "
      "dataflow", "n"),
-    ("snntorch-synaptic", _sn("synaptic"),
-     "module 1 (Synaptic): not supported; est compiles Linear, Conv1d, Flatten, Dropout, "
-     "Leaky; its synaptic current is a second state", "n"),
+    ("snntorch-synaptic-zero-delayed", _sn("synaptic"),
+     "module 1 (Synaptic): reset_mechanism 'zero' with reset_delay=True zeroes the synaptic "
+     "current too, and the step's input with it, in the step after a spike; est's arrays reset "
+     "the membrane only: train with reset_delay=False or reset by subtraction", "n"),
+    ("snntorch-alpha", _sn("alpha"),
+     "module 1 (Alpha): not supported; est compiles Linear, Conv1d, Flatten, Dropout, Leaky, "
+     "Synaptic; its two synaptic currents are states est's neuron arrays do not hold", "n"),
     ("snntorch-beta-not-a-shift", _sn("beta"),
      "module 1 (Leaky): beta = 0.9 is not 1 - 2**-k for any k (nearest: k = 3, 0.875); est "
      "leaks by a shift: train with a fixed beta = 1 - 2**-k", "n"),
@@ -216,7 +222,7 @@ CASES = [
     ("snntorch-inhibition", _sn("inhibition"),
      "module 1 (Leaky): inhibition is set; est's neurons fire on their own membranes", "n"),
     ("snntorch-ends-with-linear", _sn("endslinear"),
-     "the last module must be a Leaky (est's output is a layer of neurons", "n"),
+     "the last module must be a Leaky or Synaptic (est's output is a layer of neurons", "n"),
     ("snntorch-pickled-module", "est-compile {d}/sn_pickled.pt --snntorch {d}/sn_good.toml "
      "-o {d}/n", "sn_pickled.pt: refused: unpickling it would need objects other than "
      "tensors", "n"),

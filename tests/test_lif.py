@@ -43,6 +43,45 @@ def test_lif_array_matches_lif_step(seed):
         assert unpack(word, n, v_bits, True, pos=n).tolist() == state.v.tolist(), f"bin {t}"
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_a_current_based_array_matches_lif_step(seed):
+    """The synaptic current in the same state word as the membrane: spikes, membranes and
+    synaptic currents equal the golden model's in every bin, saturating both."""
+    rng = np.random.default_rng(200 + seed)
+    n, lanes = int(rng.integers(1, 10)), int(rng.integers(1, 5))
+    acc_bits, v_bits, syn_bits = 8, int(rng.integers(5, 10)), int(rng.integers(4, 9))
+    leak, syn_shift = [None, 1, 2][seed], [1, None, 0][seed]
+    reset = golden.RESET_MODES[seed]
+    theta = rng.integers(1, golden.signed_range(v_bits)[1] + 1, n)
+    currents = rng.integers(-128, 128, (30, n))
+    dut = LIFArray(n, lanes, acc_bits, v_bits, leak, theta, reset, trace=True,
+                   syn_shift=syn_shift, syn_bits=syn_bits)
+    got = run_groups(dut, currents, acc_bits, seed)
+    params = golden.LIFParams(theta, leak, v_bits, reset, syn_shift, syn_bits)
+    state, saturated = golden.lif_init(n), 0
+    for t, word in enumerate(got):
+        out, state = golden.lif_step(currents[t], state, params)
+        saturated += out.saturated
+        assert unpack(word, n, 1).tolist() == out.spikes.tolist(), f"bin {t}"
+        assert unpack(word, n, v_bits, True, pos=n).tolist() == state.v.tolist(), f"bin {t}"
+        assert unpack(word, n, syn_bits, True, pos=n + n * v_bits).tolist() == state.i.tolist()
+    assert saturated > 0
+
+
+def test_the_synaptic_current_by_hand():
+    """syn_shift 1, no membrane leak, threshold 10: i = 8, 4 + 8 = 12, 6 + 0 = 6; v = 8, 8 +
+    12 = 20 fires (subtract: 10), 10 + 6 = 16 fires (6)."""
+    graph = _lif_graph(np.array([[8]]), np.zeros(1, np.int64),
+                       LIF(np.array([10]), None, 8, "subtract", 1, 6))
+    trace, _ = run(graph, np.array([[1], [1], [0]]))
+    assert trace.arrays["h/i"][:, 0].tolist() == [8, 12, 6]
+    assert trace.arrays["h/v"][:, 0].tolist() == [8, 10, 6]
+    assert trace.arrays["h/spikes"][:, 0].tolist() == [0, 1, 1]
+    op, need = graph.node("h").op.fit_width("h", trace.arrays, trace.arrays["syn/current"], 24)
+    # i up to 12 needs 5 bits (-16..15), v1 up to 20 needs 6: each chosen one bit more
+    assert (op.syn_bits, op.v_bits, need) == (6, 7, 6)
+
+
 # --- the operation (compiler/ops/lif.py) ---------------------------------------------------
 
 
@@ -112,13 +151,13 @@ def _random_graph(seed: int):
     n_in, n = int(rng.integers(2, 6)), int(rng.integers(2, 6))
     v_bits = 4 + seed % 2
     lif = LIF(rng.integers(1, 1 << (v_bits - 1), n), [None, 1, 3, 0][seed % 4], v_bits,
-              golden.RESET_MODES[seed % 3])
+              golden.RESET_MODES[seed % 3], *((1, 5) if seed == 4 else ()))
     direct = LIF(rng.integers(1, 3, n_in), [None, 1][seed % 2], 4,
                  ["zero", "subtract"][seed % 2])
     return _lif_graph(rng.integers(-15, 16, (n, n_in)), rng.integers(-4, 5, n), lif, direct)
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", range(5))
 def test_pytorch_path_equals_the_golden_model(seed):
     graph = _random_graph(seed)
     stim = random_stimulus(seed, 40, graph.n_in, 0.5)

@@ -2,6 +2,7 @@
 exporter) translated into est's float network, checked against NIR's own equations stepped by
 Euler, then compiled and run bit-exact on Verilator and Icarus."""
 
+import json
 import subprocess
 import sys
 import warnings
@@ -80,10 +81,15 @@ def nir_reference(graph: nir.NIRGraph, x: np.ndarray, dt: float) -> dict[str, np
             elif kind == "Threshold":
                 v = (v > node.threshold).astype(np.float64)
                 out.setdefault(name, []).append(v)
-            elif kind in ("LIF", "IF", "LI"):
+            elif kind in ("LIF", "IF", "LI", "CubaLIF"):
                 m = state.get(name, np.zeros_like(v))
                 if kind == "IF":
                     m = m + dt * node.r * v
+                elif kind == "CubaLIF":  # the synaptic current first, then the membrane
+                    i = state.get(name + "/i", np.zeros_like(v))
+                    i = i + dt / node.tau_syn * (-i + node.w_in * v)
+                    state[name + "/i"] = i
+                    m = m + dt / node.tau_mem * (node.v_leak - m + node.r * i)
                 else:
                     m = m + dt / node.tau * (node.v_leak - m + node.r * v)
                 if kind == "LI":
@@ -287,3 +293,74 @@ def test_a_rockpool_export_compiles_bit_exact(tmp_path):
         assert spikes.sum() > 20 and (spikes == ref[theirs]).all(), theirs
     golden = compile_bit_exact(tmp_path / "r.nir", x, tmp_path, "--nir-dt", str(DT))
     assert golden.arrays["l1_3_LIFNeuronTorch/spikes"].sum() > 10
+
+
+def cuba_chain() -> nir.NIRGraph:
+    """Input 12 -> Affine -> CubaLIF (tau_syn 4 dt, tau_mem 8 dt, w_in 1.5) -> Affine -> LI."""
+    rng = np.random.default_rng(11)
+    nodes = {
+        "input": nir.Input(input_type={"input": np.array([12])}),
+        "fc1": nir.Affine(weight=rng.normal(0, 1.5, (10, 12)), bias=rng.normal(0.1, 0.1, 10)),
+        "cuba": nir.CubaLIF(tau_syn=np.full(10, 4 * DT), tau_mem=np.full(10, 8 * DT),
+                            r=np.full(10, 8.0), v_leak=np.zeros(10),
+                            v_threshold=rng.uniform(0.5, 1.5, 10), w_in=1.5),
+        "fc2": nir.Affine(weight=rng.normal(0, 1.0, (4, 10)), bias=np.zeros(4)),
+        "li": nir.LI(tau=np.full(4, 16 * DT), r=np.ones(4), v_leak=np.zeros(4)),
+        "output": nir.Output(output_type={"output": np.array([4])}),
+    }
+    order = list(nodes)
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(order, order[1:], strict=False)))
+
+
+def test_a_cubalif_is_nirs_equations_and_bit_exact_on_the_dataflow_top(tmp_path):
+    """CubaLIF: est's current-based LIF array (a synaptic current a neuron, leak 1 - dt /
+    tau_syn, taken by the membrane): NIR's spikes on every neuron and bin in floats; the
+    compiled graph bit-exact on Verilator and Icarus, synaptic currents traced too. The core
+    has no synaptic current, so --backend auto picks the dataflow top."""
+    nir.write(tmp_path / "c.nir", cuba_chain())
+    fnet = load_nir(tmp_path / "c.nir", DT)
+    assert (fnet.layers[0].beta, fnet.layers[0].syn_beta) == (0.875, 0.75)
+    x = (np.random.default_rng(12).random((100, 12)) < 0.3).astype(np.int64)
+    record: dict = {}
+    with torch.no_grad():
+        readout = fnet.to_torch()(torch.from_numpy(x).double()[:, None, :], record)[:, 0]
+    ref = nir_reference(cuba_chain(), x, DT)
+    spikes = record[fnet.layers[0].name][:, 0].numpy()
+    assert spikes.sum() > 50 and (spikes == ref["cuba"]).all()
+    np.testing.assert_allclose(readout.numpy(), ref["li"], rtol=1e-9, atol=1e-9)
+    golden = compile_bit_exact(tmp_path / "c.nir", x, tmp_path, "--nir-dt", str(DT))
+    assert golden.arrays["l0_cuba/i"].any()
+    assert json.loads((tmp_path / "build" / "top.json").read_text()).get(
+        "backend", "dataflow") == "dataflow"
+
+
+def test_a_rockpool_lif_with_synapses_compiles_bit_exact(tmp_path):
+    """Rockpool's LIFTorch (a synaptic and a membrane time constant) exports as a CubaLIF."""
+    from rockpool.nn.combinators import Sequential
+    from rockpool.nn.modules import LIFTorch, LinearTorch
+    from rockpool.nn.modules.torch.nir import to_nir
+
+    torch.manual_seed(1)
+    net = Sequential(LinearTorch((12, 10), has_bias=False),
+                     LIFTorch(10, tau_syn=8 * DT, tau_mem=16 * DT, dt=DT),
+                     LinearTorch((10, 5), has_bias=False),
+                     LIFTorch(5, tau_syn=4 * DT, tau_mem=8 * DT, dt=DT))
+    with torch.no_grad():
+        for p in (net[0].weight, net[2].weight):
+            p.mul_(8.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nir.write(tmp_path / "r.nir", to_nir(net))
+    graph = nir.read(tmp_path / "r.nir", type_check=False)
+    assert [type(graph.nodes[k]).__name__ for k in ("1_LIFTorch", "3_LIFTorch")] == [
+        "CubaLIF", "CubaLIF"]
+    fnet = load_nir(tmp_path / "r.nir", DT)
+    x = (np.random.default_rng(13).random((100, 12)) < 0.3).astype(np.int64)
+    ref = nir_reference(graph, x, DT)
+    record: dict = {}
+    with torch.no_grad():
+        fnet.to_torch()(torch.from_numpy(x).double()[:, None, :], record)
+    for ours, theirs in zip(fnet.layers, ("1_LIFTorch", "3_LIFTorch"), strict=True):
+        spikes = record[ours.name][:, 0].numpy()
+        assert spikes.sum() > 10 and (spikes == ref[theirs]).all(), theirs
+    compile_bit_exact(tmp_path / "r.nir", x, tmp_path, "--nir-dt", str(DT))

@@ -196,3 +196,19 @@ def test_a_delayed_reset_is_refused_by_the_core_naming_the_node():
     with pytest.raises(EstError, match="node 'h': the core does not run a 'subtract_delayed' "
                                        "reset"):
         neuron_fields("h", 3, 8, "subtract_delayed")
+
+
+def test_a_current_based_lif_is_refused_by_the_core_naming_the_node():
+    """The core's neurons hold one state word; a synaptic current (NIR's CubaLIF) runs on the
+    dataflow top."""
+    from est.compiler.graph import GraphBuilder
+    from est.compiler.ops import LIF, Conv, Input, Readout
+
+    g = GraphBuilder()
+    x = g.add("input", Input(3))
+    x = g.add("h", LIF(np.array([5, 5]), 2, 8, "zero", 1, 6),
+              g.add("h.syn", Conv(np.ones((1, 2, 3), np.int64), np.zeros(2, np.int64)), x))
+    g.add("readout", Readout(None, 12, np.ones(1)),
+          g.add("readout.syn", Conv(np.ones((1, 1, 2), np.int64), np.zeros(1, np.int64)), x))
+    with pytest.raises(EstError, match="node 'h': the core does not run a current-based LIF"):
+        compile_program(g.build("cuba", ("readout",)))

@@ -43,6 +43,7 @@ def test_configs_cover_the_space():
     assert {op.mode for op in ops if isinstance(op, Attention)} == {"sdsa", "ssa"}
     assert {op.op for op in ops if isinstance(op, SEW)} == {"add", "and", "iand"}
     assert {getattr(op, "reset", None) for op in neurons} >= set(golden.RESET_MODES)
+    assert any(getattr(op, "syn_bits", 0) for op in neurons)  # current-based arrays too
     assert None in {op.leak_shift for op in neurons}
     assert {weight_bits(op.weight) for op in ops if isinstance(op, Conv)} == set(range(2, 9))
     assert sum(c.stall_seed is not None for c in cases) > 15

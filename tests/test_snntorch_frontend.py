@@ -3,6 +3,7 @@ description): est's float network gives snnTorch's own spikes on every neuron an
 network trained in snnTorch compiles bit-exact on Verilator and Icarus, beside snnTorch's own
 float spikes. The refusals are in tests/test_bad_input.py (``snntorch-*``)."""
 
+import re
 import tomllib
 import warnings
 from pathlib import Path
@@ -38,7 +39,7 @@ def snntorch_record(net: torch.nn.Module, x: np.ndarray, shape: tuple) -> dict[i
             for idx, module in enumerate(net):
                 v = module(v)
                 v = (v[0] if isinstance(v, tuple) else v).double()  # spikes come as float32
-                if isinstance(module, snn.Leaky):
+                if isinstance(module, (snn.Leaky, snn.Synaptic)):
                     out.setdefault(idx, []).append(v.reshape(-1).numpy().copy())
     return {k: np.array(v) for k, v in out.items()}
 
@@ -90,6 +91,13 @@ NETS = {
         torch.nn.Conv1d(2, 3, 3, stride=2, padding=1), leaky(0.75, "zero", True),
         torch.nn.Flatten(), torch.nn.Dropout(0.5), torch.nn.Linear(12, 5),
         leaky(0.875, "zero", True)), (2, 8)),
+    # Synaptic (a synaptic current a neuron): the default delayed subtraction, and reset to
+    # zero without the delay
+    "synaptic": (lambda: torch.nn.Sequential(
+        torch.nn.Linear(12, 10), snn.Synaptic(alpha=0.75, beta=0.875, init_hidden=True),
+        torch.nn.Linear(10, 5), snn.Synaptic(alpha=0.5, beta=0.75, init_hidden=True,
+                                             reset_mechanism="zero", reset_delay=False)),
+        (12,)),
     # synapses in a row, no Leaky between: Conv1d -> Flatten -> Linear, one linear map
     "conv1d-then-linear": (lambda: torch.nn.Sequential(
         torch.nn.Conv1d(2, 3, 3, padding=1), torch.nn.Flatten(), torch.nn.Linear(24, 6),
@@ -115,9 +123,9 @@ def test_the_float_network_is_snntorchs_own_spikes(tmp_path, name):
     record: dict = {}
     with torch.no_grad():
         fnet.to_torch()(torch.from_numpy(x).double()[:, None, :], record)
-    assert [fl.name for fl in fnet.layers] == [f"leaky{i}" for i in theirs]
-    for idx, spikes in theirs.items():
-        ours = record[f"leaky{idx}"][:, 0].numpy()
+    assert [int(re.sub(r"\D", "", fl.name)) for fl in fnet.layers] == list(theirs)
+    for fl, (idx, spikes) in zip(fnet.layers, theirs.items(), strict=True):
+        ours = record[fl.name][:, 0].numpy()
         assert spikes.sum() > 30, idx
         assert (ours == spikes).all(), (idx, np.argwhere(ours != spikes)[:3])
 
@@ -202,3 +210,23 @@ def test_a_trained_snntorch_network_compiles_bit_exact(tmp_path, reset, weight_b
     count_error = np.abs(ours.sum(0) - theirs.sum(0)).sum() / theirs.sum()
     print(f"{reset}: spike agreement {same:.3f}, spike count error {count_error:.3f}")
     assert theirs.sum() > 20 and same >= agreement and count_error <= 0.1, (same, count_error)
+
+
+def test_a_synaptic_network_compiles_bit_exact(tmp_path):
+    """Synaptic layers become current-based LIF arrays (the dataflow top): bit-exact on
+    Verilator and Icarus, synaptic currents traced; output spikes as snnTorch's on >= 95% of
+    (neuron, bin) pairs at 12-bit weights."""
+    build, shape = NETS["synaptic"]
+    torch.manual_seed(1)
+    net = build()
+    with torch.no_grad():
+        for module in net:
+            if isinstance(module, torch.nn.Linear):
+                module.weight.mul_(3.0)
+    x = (np.random.default_rng(5).random((100, 12)) < 0.3).astype(np.int64)
+    state, desc = save(net, shape, tmp_path)
+    golden = compile_bit_exact(state, x, tmp_path, "--snntorch", str(desc), "--weight-bits",
+                               "12")
+    assert golden.arrays["synaptic1/i"].any()
+    ours, theirs = golden.arrays["synaptic3/spikes"], snntorch_record(net, x, shape)[3]
+    assert theirs.sum() > 20 and (ours == theirs).mean() >= 0.95, (ours == theirs).mean()

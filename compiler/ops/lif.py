@@ -1,6 +1,9 @@
 """``lif``: an array of integer leaky integrate-and-fire neurons (docs/semantics.md 1.2):
 ``v1 = sat(v - (v >>> leak_shift) + current)``, spike where ``v1 >= threshold``, reset by
 subtraction or to zero. Input: a convolution's current, or an unsigned vector (SSA counts).
+Current-based (``syn_bits`` > 0, NIR's CubaLIF): the current first goes through a synaptic
+current per neuron, ``i = sat(i - (i >>> syn_shift) + current, syn_bits)``, which the
+membrane then takes (a second state word a neuron; the dataflow top only).
 
 Hardware: :class:`~est.hw.neurons.LIFArray` (``lanes`` neurons per cycle, membranes in block
 RAM or flip-flops, thresholds in logic), fed through :class:`~est.hw.streams.VectorGroups`
@@ -12,6 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from est import EstError
 from est.compiler.graph import MAX_BITS, IRError, Op, Spec, check_integers
 from est.compiler.graph import Field as F
 from est.sim import golden
@@ -71,6 +75,8 @@ class LIF(Op):
     leak_shift: int | None
     v_bits: int
     reset: str = "subtract"
+    syn_shift: int | None = None
+    syn_bits: int = 0
 
     KIND = "lif"
 
@@ -80,20 +86,33 @@ class LIF(Op):
             raise IRError(node, "inputs", f"a neuron array reads a current or an unsigned "
                                           f"vector, got {x}")
         check_neurons(node, self.threshold, self.leak_shift, self.v_bits, self.reset, x.n)
+        if self.syn_bits:
+            if not isinstance(self.syn_bits, int) or not 2 <= self.syn_bits <= MAX_BITS:
+                raise IRError(node, "syn_bits", f"expected 0 (no synaptic current) or "
+                                                f"2..{MAX_BITS}, got {self.syn_bits}")
+            if x.form != "current":
+                raise IRError(node, "inputs", f"a current-based array reads a convolution's "
+                                              f"current, got {x}")
+            if self.syn_shift is not None and not 0 <= self.syn_shift < self.syn_bits:
+                raise IRError(node, "syn_shift", f"expected null (no leak) or "
+                                                 f"0..{self.syn_bits - 1}, got {self.syn_shift}")
         return Spec(x.n, 1)
 
     def fields(self, node, ins):
         n = ins[0].n
-        return [F(f"{node}/spikes", n, 1, False), F(f"{node}/v", n, self.v_bits, True)]
+        syn = [F(f"{node}/i", n, self.syn_bits, True)] if self.syn_bits else []
+        return [F(f"{node}/spikes", n, 1, False), F(f"{node}/v", n, self.v_bits, True), *syn]
 
     def init(self, ins):
         return (golden.LIFParams(self.threshold.astype(np.int64), self.leak_shift, self.v_bits,
-                                 self.reset), golden.lif_init(ins[0].n))
+                                 self.reset, self.syn_shift, self.syn_bits),
+                golden.lif_init(ins[0].n))
 
     def step(self, xs, state):
         params, lif = state
         out, lif = golden.lif_step(xs[0], lif, params)
-        return {"spikes": out.spikes.astype(np.int64), "v": lif.v,
+        syn = {"i": lif.i} if self.syn_bits else {}
+        return {"spikes": out.spikes.astype(np.int64), "v": lif.v, **syn,
                 "saturated": out.saturated}, (params, lif)
 
     def seq(self, xs, bins):
@@ -103,28 +122,43 @@ class LIF(Op):
         theta = torch.as_tensor(self.threshold.astype(np.int64))
         v = torch.zeros(current.shape[1], dtype=torch.int64)
         spikes, vs = torch.zeros_like(current), torch.zeros_like(current)
+        i, syn = torch.zeros_like(v), torch.zeros_like(current)
         for t in range(bins):
-            spikes[t], v = lif_update(v, current[t], theta, self.leak_shift, self.v_bits,
-                                      self.reset)
+            c = current[t]
+            if self.syn_bits:  # the synaptic current first; it is what the membrane takes
+                i = c = torch.clamp(golden.leak(i, self.syn_shift) + c,
+                                    *golden.signed_range(self.syn_bits))
+                syn[t] = i
+            spikes[t], v = lif_update(v, c, theta, self.leak_shift, self.v_bits, self.reset)
             vs[t] = v
-        return {"spikes": spikes, "v": vs}
+        return {"spikes": spikes, "v": vs, **({"i": syn} if self.syn_bits else {})}
 
     def rescale(self, q, scale):
         """The thresholds times the scale of the weights that feed them, in integers >= 1."""
         return replace(self, threshold=np.maximum(1, q.ints("threshold", self.threshold * scale)))
 
     def fit_width(self, node, trace, current, max_v_bits):
-        """This array at the width its calibration run needs; returns (op, bits needed)."""
+        """This array at the width its calibration run needs; returns (op, bits needed). A
+        current-based array's synaptic currents get their own width the same way (every
+        sum before saturation, one bit more), and the membrane takes them as its current."""
+        syn = {}
+        if self.syn_bits:
+            i = trace[f"{node}/i"]
+            prev = np.vstack([np.zeros((1, i.shape[1]), np.int64), i[:-1]])
+            total = golden.leak(prev, self.syn_shift) + current
+            need_i = golden.signed_bits(min(int(total.min()), 0), max(int(total.max()), 0))
+            syn = {"syn_bits": max(min(need_i + 1, max_v_bits), (self.syn_shift or 0) + 1)}
+            current = i
         bits, need = neuron_bits(trace[f"{node}/v"], current, self.threshold, self.leak_shift,
                                  max_v_bits, self.reset)
-        return replace(self, v_bits=bits), need
+        return replace(self, v_bits=bits, **syn), need
 
     def cost(self, node, ins, ctx):
         """The neuron array (and its input cut into groups when it reads a vector)."""
         from est.hw.synapse import ceil_div
 
         n = ins[0].n
-        luts, ffs, brams = ctx.neurons(n, self.v_bits, True)
+        luts, ffs, brams = ctx.neurons(n, self.v_bits + self.syn_bits, True)
         cycles = 0 if ins[0].form == "current" else ceil_div(n, ctx.lanes)
         return [ctx.vector(node, "lif", n, self.v_bits, luts, ffs, cycles, 2 * n * self.v_bits,
                            brams)]
@@ -136,6 +170,10 @@ class LIF(Op):
 
         if ins[0].form != "current":
             return super().emit(b, node, ins)
+        if self.syn_bits:
+            raise EstError(f"node '{node}': the core does not run a current-based LIF array (a "
+                           f"synaptic current a neuron, NIR's CubaLIF); compile with --backend "
+                           f"dataflow")
         bias = b.take_current(node)
         nbase = b.neuron_block(node, self.threshold, bias, self.v_bits)
         out = b.vector(node, Spec(ins[0].n, 1))
@@ -149,6 +187,7 @@ class LIF(Op):
         groups, acc = b.groups(node, ins[0])
         neurons = b.add(node, LIFArray(n, b.lanes, acc, self.v_bits, self.leak_shift,
                                        self.threshold.astype(np.int64), self.reset,
-                                       trace=b.trace, state_in_logic=b.state_in_logic))
+                                       trace=b.trace, state_in_logic=b.state_in_logic,
+                                       syn_shift=self.syn_shift, syn_bits=self.syn_bits))
         b.connect(groups, neurons.i)
         return b.neuron_outputs(neurons.o, n, self.v_bits)
