@@ -151,7 +151,8 @@ def write_nir_cases(folder) -> None:
     """NIR graphs for the bad-input table: ``good.nir`` (Affine, LIF of tau 8 ms, Affine, LI;
     fine with a 1 ms step), and variants with a CubaLIF driven by a v_leak, a CubaLI, a
     non-zero v_reset, a branch and a
-    Conv1d whose kernel is longer than its input."""
+    Conv1d whose kernel is longer than its input, and one per other unsupported node kind
+    (``delay``, ``integrator``, ``conv2d``, ``sumpool``, ``avgpool``)."""
     import nir
 
     def chain(type_check=True, **over):
@@ -183,6 +184,15 @@ def write_nir_cases(folder) -> None:
     nir.write(folder / "branch.nir", branch)
     conv = dict(weight=np.ones((2, 1, 3)), stride=1, padding=0, dilation=1, groups=1,
                 bias=np.zeros(2))
+    others = {"delay": nir.Delay(delay=np.ones(2)), "integrator": nir.I(r=np.ones(2)),
+              "conv2d": nir.Conv2d(input_shape=(1, 2), weight=np.ones((2, 1, 1, 1)), stride=1,
+                                   padding=0, dilation=1, groups=1, bias=np.zeros(2)),
+              "sumpool": nir.SumPool2d(kernel_size=np.array([1, 1]), stride=np.array([1, 1]),
+                                       padding=np.array([0, 0])),
+              "avgpool": nir.AvgPool2d(kernel_size=np.array([1, 1]), stride=np.array([1, 1]),
+                                       padding=np.array([0, 0]))}
+    for case, node in others.items():  # each where the first LIF was
+        nir.write(folder / f"{case}.nir", chain(False, lif1=node))
     short = chain(False, input=nir.Input(input_type={"input": np.array([1, 2])}),
                   fc1=nir.Conv1d(input_shape=2, **conv))
     nir.write(folder / "convshort.nir", short)
@@ -260,6 +270,9 @@ def write_snntorch_cases(folder: Path) -> None:
     (folder / "sn_noflat.toml").write_text(good.replace("input = [6]", "input = [2, 3]"))
     (folder / "sn_statequant.toml").write_text(good.replace("state_quant = false",
                                                             "state_quant = true", 1))
+    for kind in ("RLeaky", "RSynaptic", "Lapicque", "Conv2d", "MaxPool1d", "BatchNorm1d"):
+        (folder / f"sn_{kind}.toml").write_text(good.replace('type = "Leaky"',
+                                                             f'type = "{kind}"', 1))
     (folder / "sn_leakyfirst.toml").write_text(good.replace('type = "Linear"', 'type = "X"', 1)
                                                .replace('type = "Leaky"', 'type = "Linear"', 1)
                                                .replace('type = "X"', 'type = "Leaky"', 1))

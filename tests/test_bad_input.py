@@ -197,6 +197,15 @@ CASES = [
      "node 'lif1' (LIF): v_reset must be 0 (est resets to zero or by subtraction)", "n"),
     ("nir-branch", "est-compile {d}/branch.nir -o {d}/n --nir-dt 1e-3",
      "node 'fc1' (Affine) feeds ['lif1', 'out2']: est compiles a chain", "n"),
+    *[(f"nir-{case}", f"est-compile {{d}}/{case}.nir -o {{d}}/n --nir-dt 1e-3",
+       f"node 'lif1' ({kind}): not supported; est compiles Affine, Linear, Conv1d, Scale, "
+       f"Flatten, LIF, CubaLIF, IF, Threshold and (last) LI; {why}", "n")
+      for case, kind, why in [
+          ("delay", "Delay", "delays are not mapped"),
+          ("integrator", "I", "an integrator without leak or threshold is not mapped"),
+          ("conv2d", "Conv2d", "2-D convolutions are not mapped"),
+          ("sumpool", "SumPool2d", "pooling is not mapped"),
+          ("avgpool", "AvgPool2d", "pooling is not mapped")]],
     ("nir-conv-too-short", "est-compile {d}/convshort.nir -o {d}/n --nir-dt 1e-3",
      "node 'fc1' (Conv1d): torch.nn.functional.conv1d refuses this geometry on an input of 1 "
      "x 2", "n"),
@@ -232,6 +241,16 @@ CASES = [
      "missing from sn_short.toml?", "n"),
     ("snntorch-no-flatten", "est-compile {d}/sn_good.pt --snntorch {d}/sn_noflat.toml "
      "-o {d}/n", "module 0 (Linear): its input has shape [2, 3]; put a Flatten before it", "n"),
+    *[(f"snntorch-{kind.lower()}", f"est-compile {{d}}/sn_good.pt --snntorch "
+       f"{{d}}/sn_{kind}.toml -o {{d}}/n", f"module 1 ({kind}): not supported; est compiles "
+       f"Linear, Conv1d, Flatten, Dropout, Leaky, Synaptic; {why}", "n")
+      for kind, why in [
+          ("RLeaky", "recurrent connections are not mapped"),
+          ("RSynaptic", "recurrent connections are not mapped"),
+          ("Lapicque", "use Leaky (the same neuron, parametrised by beta)"),
+          ("Conv2d", "2-D convolutions are not mapped"),
+          ("MaxPool1d", "pooling is not mapped"),
+          ("BatchNorm1d", "no translation for it")]],
     ("snntorch-state-quant", "est-compile {d}/sn_good.pt --snntorch {d}/sn_statequant.toml "
      "-o {d}/n", "module 1 (Leaky): state_quant is set; est's neurons fire on their own "
      "membranes, unquantized in floats: train without it", "n"),
