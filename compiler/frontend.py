@@ -70,9 +70,15 @@ LEAK_TOLERANCE = 1e-3
 quantization: the compile report gives ``beta_float`` and ``beta_used``)."""
 
 
-def shift_leak(where: str, beta: float, hint: str) -> float:
-    """``beta`` if a leak shift holds it within :data:`LEAK_TOLERANCE` (or it is 0 or 1), else
-    a refusal naming ``where`` and the nearest shift; ``hint``: what the user can do."""
+def shift_leak(where: str, field: str, betas: np.ndarray, hint: str) -> float:
+    """The one ``beta`` of an array's neurons (``betas``, per neuron, from its ``field``) if a
+    leak shift holds it within :data:`LEAK_TOLERANCE` (or it is 0 or 1); else a refusal naming
+    ``where``: betas that differ, or the nearest shift; ``hint``: what the user can do."""
+    betas = np.asarray(betas, np.float64).reshape(-1)
+    if not np.allclose(betas, betas[0], rtol=1e-6, atol=0):
+        raise EstError(f"{where}: {field} differs across neurons ({betas.min():g}.."
+                       f"{betas.max():g}); est's neuron array has one leak for all its neurons")
+    beta = float(betas[0])
     nearest = leak_shift_from_beta(beta, MAX_LEAK_SHIFT)
     if abs(beta_from_shift(nearest) - beta) > LEAK_TOLERANCE:
         raise EstError(f"{where}: beta = {beta:.6g} is not 1 - 2**-k for any k (nearest: "

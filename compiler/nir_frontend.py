@@ -95,14 +95,6 @@ def _vector(node: str, kind: str, field: str, value, n: int, path: Path) -> np.n
     return arr
 
 
-def _uniform(node: str, kind: str, field: str, values: np.ndarray, path: Path) -> float:
-    if not np.allclose(values, values[0], rtol=1e-6, atol=0):
-        raise _fail(path, f"node '{node}' ({kind}): {field} differs across neurons "
-                          f"({values.min():g}..{values.max():g}); est's neuron array has one "
-                          f"leak for all its neurons")
-    return float(values[0])
-
-
 def load_nir(path: Path, dt: float | None) -> FloatNetwork:
     """Read the NIR graph at ``path`` and translate it (see the module docstring); ``dt``: the
     time step in seconds its exporter stepped with."""
@@ -209,7 +201,7 @@ def _beta(path: Path, name: str, kind: str, field: str, tau: np.ndarray, dt: flo
     if np.any(tau <= 0):
         raise _fail(path, f"node '{name}' ({kind}): {field} must be > 0")
     return shift_leak(f"{path}: node '{name}' ({kind})" + ("" if field == "tau" else f" {field}"),
-                      _uniform(name, kind, field, 1.0 - dt / tau, path),
+                      field, 1.0 - dt / tau,
                       "train with beta = 1 - dt/tau = 1 - 2**-k, or check --nir-dt")
 
 

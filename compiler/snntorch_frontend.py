@@ -256,12 +256,9 @@ def _decay(description: Path, state: _State, idx: int, where: str, field: str, n
     """A decay rate (``beta``, a Synaptic's ``alpha``), clamped to [0, 1] as snnTorch clamps
     it, one for the layer, held by a leak shift."""
     rate = np.clip(state.per_neuron(f"{idx}.{field}", where, n), 0.0, 1.0)
-    if not np.allclose(rate, rate[0], rtol=1e-6, atol=0):
-        raise _fail(description, f"{where}: {field} differs across neurons ({rate.min():g}.."
-                                 f"{rate.max():g}); est's neuron array has one leak")
     return shift_leak(f"{description}: {where}" + ("" if field == "beta" else f" {field}"),
-                      float(rate[0]), f"train with a fixed {field} = 1 - 2**-k (0.5, 0.75, "
-                                      f"0.875, ...)")
+                      field, rate, f"train with a fixed {field} = 1 - 2**-k (0.5, 0.75, "
+                                   f"0.875, ...)")
 
 
 def _why(kind: str) -> str:

@@ -139,16 +139,15 @@ class LIF(Op):
 
     def fit_width(self, node, trace, current, max_v_bits):
         """This array at the width its calibration run needs; returns (op, bits needed). A
-        current-based array's synaptic currents get their own width the same way (every
-        sum before saturation, one bit more), and the membrane takes them as its current."""
+        current-based array's synaptic currents get their own width by the readout's rule
+        (:func:`~est.compiler.ops.readout.integrator_bits`), and the membrane takes them as
+        its current."""
+        from est.compiler.ops.readout import integrator_bits
+
         syn = {}
         if self.syn_bits:
-            i = trace[f"{node}/i"]
-            prev = np.vstack([np.zeros((1, i.shape[1]), np.int64), i[:-1]])
-            total = golden.leak(prev, self.syn_shift) + current
-            need_i = golden.signed_bits(min(int(total.min()), 0), max(int(total.max()), 0))
-            syn = {"syn_bits": max(min(need_i + 1, max_v_bits), (self.syn_shift or 0) + 1)}
-            current = i
+            current = trace[f"{node}/i"]
+            syn = {"syn_bits": integrator_bits(current, self.syn_shift, max_v_bits)[0]}
         bits, need = neuron_bits(trace[f"{node}/v"], current, self.threshold, self.leak_shift,
                                  max_v_bits, self.reset)
         return replace(self, v_bits=bits, **syn), need

@@ -21,6 +21,15 @@ def leaky_weight_bits(bits: int, leak_shift: int | None) -> int:
     return min(bits + (leak_shift or 0), WEIGHT_MAX_BITS)
 
 
+def integrator_bits(values: np.ndarray, leak_shift: int | None,
+                    max_bits: int) -> tuple[int, int]:
+    """(width, width needed) of a leaky integrator from a wide run of its ``values`` (there
+    unsaturated, so they are its sums): one bit over the largest, at most ``max_bits``, wider
+    than the leak shift. The readout's, and a current-based LIF array's synaptic current's."""
+    need = golden.signed_bits(min(int(values.min()), 0), max(int(values.max()), 1))
+    return max(min(need + 1, max_bits), (leak_shift or 0) + 1), need
+
+
 @dataclass(frozen=True)
 class Readout(Op):
     leak_shift: int | None
@@ -79,10 +88,8 @@ class Readout(Op):
     def fit_width(self, node, trace, current, max_v_bits):
         """One bit over the largest value of the calibration run (at most ``max_v_bits``,
         wider than the leak shift); returns (op, bits needed)."""
-        r = trace[f"{node}/v"]
-        need = golden.signed_bits(min(int(r.min()), 0), max(int(r.max()), 1))
-        return replace(self, v_bits=max(min(need + 1, max_v_bits),
-                                        (self.leak_shift or 0) + 1)), need
+        bits, need = integrator_bits(trace[f"{node}/v"], self.leak_shift, max_v_bits)
+        return replace(self, v_bits=bits), need
 
     def cost(self, node, ins, ctx):
         n = ins[0].n
