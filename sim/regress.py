@@ -83,22 +83,23 @@ class _Draw:
         return Conv(self.values(lo, hi, (kernel, n_out, n_in)),
                     self.values(-4 * hi, 4 * hi, n_out))
 
-    def lif(self, n: int, delayed: np.random.Generator | None = None) -> LIF:
-        """A LIF array resetting in the same bin; with ``delayed`` (a stream of its own) one
-        in five resets in the next bin instead (``subtract_delayed``, as from snnTorch), and
-        one in five is current-based (a synaptic current of 3-12 bits, as NIR's CubaLIF)."""
+    def lif(self, n: int, imported: np.random.Generator | None = None) -> LIF:
+        """A LIF array resetting in the same bin; with ``imported`` (a stream of its own: the
+        variants networks imported from snnTorch and NIR bring) one in five resets in the next
+        bin instead (``subtract_delayed``, as from snnTorch), and one in five is current-based
+        (a synaptic current of 3-12 bits, as NIR's CubaLIF)."""
         v_bits = self.int(3, 16)
         vhi = signed_range(v_bits)[1]
         leak = None if self.rng.random() < 0.25 else self.int(0, min(v_bits - 1, 5))
         reset = self.choice(SAME_BIN_RESETS)
         syn = ()
-        if delayed is not None:
-            if delayed.random() < 0.2:
+        if imported is not None:
+            if imported.random() < 0.2:
                 reset = "subtract_delayed"
-            if delayed.random() < 0.2:
-                syn_bits = int(delayed.integers(3, 13))
-                syn = (None if delayed.random() < 0.25
-                       else int(delayed.integers(0, min(syn_bits - 1, 5) + 1)), syn_bits)
+            if imported.random() < 0.2:
+                syn_bits = int(imported.integers(3, 13))
+                syn = (None if imported.random() < 0.25
+                       else int(imported.integers(0, min(syn_bits - 1, 5) + 1)), syn_bits)
         return LIF(self.values(1, vhi, n), leak, v_bits, reset, *syn)
 
     def readout(self, n: int) -> Readout:
@@ -108,17 +109,17 @@ class _Draw:
 
 
 def _mlp_graph(d: _Draw, name: str, pools: np.random.Generator, bits: int,
-               delayed: np.random.Generator) -> Graph:
+               imported: np.random.Generator) -> Graph:
     """A spiking MLP of ``bits``-bit inputs; ``pools`` (a stream of its own, so that adding
     kinds leaves the other draws of a case as they were) puts a max-pool over time after some
-    hidden layers, ``delayed`` (another) gives some LIF arrays snnTorch's delayed reset or a
+    hidden layers, ``imported`` (another) gives some LIF arrays snnTorch's delayed reset or a
     synaptic current."""
     g = GraphBuilder()
     x = g.add("input", Input(d.int(1, 16), bits))
     prev = g.nodes[0].op.n
     for k in range(d.int(0, 3)):
         n = d.int(1, 20)
-        x = g.add(f"fc{k + 1}", d.lif(n, delayed),
+        x = g.add(f"fc{k + 1}", d.lif(n, imported),
                   g.add(f"fc{k + 1}.syn", d.conv(1, n, prev), x))
         if pools.random() < 0.3:
             x = g.add(f"fc{k + 1}.pool", MaxPool(int(pools.integers(1, 9))), x)
@@ -183,9 +184,9 @@ def random_case(seed: int, index: int, stalls: str = "random") -> Case:
     pools = np.random.default_rng(np.random.SeedSequence([seed, index, 1]))
     counts = np.random.default_rng(np.random.SeedSequence([seed, index, 2]))
     bits = 1 if counts.random() < 0.5 else int(counts.integers(2, 5))
-    delayed = np.random.default_rng(np.random.SeedSequence([seed, index, 3]))
+    imported = np.random.default_rng(np.random.SeedSequence([seed, index, 3]))
     graph = (_est_graph(d, name, bits, counts) if rng.random() < 0.5
-             else _mlp_graph(d, name, pools, bits, delayed))
+             else _mlp_graph(d, name, pools, bits, imported))
     lanes = d.int(1, 8)
     bins = d.int(8, 40)
     stimulus = (rng.random((bins, graph.n_in)) < rng.uniform(0.05, 0.6)).astype(np.int64)

