@@ -1,7 +1,7 @@
 """The fit check's logic estimate against nextpnr for every synthesized design of the
 benchmarks: bench/results/fit.json.
 
-Designs: est_tiny (iCEBreaker, lanes 1) and est_small (ULX3S-85F, lanes 4) from
+Designs: est_tiny_dataflow (iCEBreaker, lanes 1) and est_small (ULX3S-85F, lanes 4) from
 ``bench_est_hw.py --synth`` (``est_hw.json``); the demo spine on every board from
 ``bench_boards.py`` (``boards.json``); and this script's own sweep (``SWEEP``): the tutorial's
 model as the tutorial trains and compiles it, its first model (which nextpnr could not place;
@@ -179,8 +179,8 @@ def spine_estimates(tmp: Path) -> dict[str, int]:
     return {name: logic_fit(graph, lanes, board)["estimate"] for name, board in BOARDS.items()}
 
 
-def example_estimate(name: str, board: str, lanes: int, tmp: Path) -> int:
-    return compile_estimate(ROOT / "examples" / f"{name}.pt", tmp / name, board, lanes)["estimate"]
+def example_estimate(name: str, model: str, board: str, lanes: int, tmp: Path) -> int:
+    return compile_estimate(ROOT / model, tmp / name, board, lanes)["estimate"]
 
 
 def entry(design: str, source: str, board: str, lanes: int, estimator: str, estimate: int,
@@ -238,7 +238,8 @@ def main() -> int:
             lanes = next(int(k) for k, v in m["lanes"].items() if v == m["synth"]["estimate"])
             cell = next(c for c in LOGIC_CELLS if c in m["synth"]["utilisation"])
             rows.append(entry(f"{name} L{lanes}", "bench/bench_est_hw.py --synth", m["board"],
-                              lanes, ESTIMATOR, example_estimate(name, m["board"], lanes, tmp),
+                              lanes, ESTIMATOR,
+                              example_estimate(name, m["model"], m["board"], lanes, tmp),
                               m["synth"]["utilisation"][cell]["used"], True))
             print(f"bench_fit: {rows[-1]['design']} on {m['board']}", flush=True)
         boards = json.loads((results / "boards.json").read_text())

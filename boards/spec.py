@@ -158,8 +158,9 @@ class Measured:
 
 MARGIN_SOURCE = "bench/results/fit.json"
 MEASURED = (
-    # bench/bench_est_hw.py --synth (est_tiny: make demo on the dataflow top): the example ESTs
-    Measured("est_tiny L1", "icebreaker", "dataflow", 4877, 4626, True),
+    # bench/bench_est_hw.py --synth: trained ESTs (tests/data/est_tiny_dataflow.pt,
+    # examples/est_small.pt)
+    Measured("est_tiny_dataflow L1", "icebreaker", "dataflow", 4877, 4626, True),
     Measured("est_small L4", "ulx3s-85f", "dataflow", 17334, 17741, True),
     # bench/bench_boards.py: the demo spine 16-32-24-8 on every board
     Measured("spine L4", "icebreaker", "dataflow", 3560, 2842, True),

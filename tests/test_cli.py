@@ -88,7 +88,8 @@ def test_est_report_draws_predicted_against_true_rates(tmp_path):
     assert res.returncode == 0, res.stderr
     kept = np.load(tmp_path / "tiny" / "recording.npz")
     assert np.array_equal(kept["counts"], counts[:30]) and np.array_equal(kept["rates"], rates[:30])
-    assert np.array_equal(np.load(tmp_path / "tiny" / "stimulus.npy"), np.minimum(counts[:30], 1))
+    # est_tiny takes 3-bit counts: the recording's counts, clipped at 7 (a reported choice)
+    assert np.array_equal(np.load(tmp_path / "tiny" / "stimulus.npy"), np.minimum(counts[:30], 7))
     page = (tmp_path / "tiny" / "report.html").read_text()
     assert "Predicted vs true rates" in page and "correlation of predicted and true rates" in page
     for stage in ("embed", "b0.attn", "b0.tpu", "readout", "total"):
@@ -173,13 +174,15 @@ def test_plural():
 
 
 def test_rate_is_applied_to_an_est_and_one_is_singular(tmp_path):
-    """--rate 1 on an EST checkpoint: every input spikes in every bin (it was ignored for the
-    training rates); est_tiny has one block, and no message says "1 blocks" or "1 lanes"."""
+    """--rate 1 on an EST checkpoint (it was ignored for the training rates, about 0.13 a bin):
+    est_tiny takes 3-bit counts, so every input draws Poisson counts of mean 1, clipped at 7;
+    est_tiny has one block, and no message says "1 blocks" or "1 lanes"."""
     res = est("compile", EXAMPLE, "-o", tmp_path / "tiny", "--rate", "1", "--bins", "5",
               "--lanes", "1")
     assert res.returncode == 0, res.stderr
     stimulus = np.load(tmp_path / "tiny" / "stimulus.npy")
-    assert stimulus.shape == (5, 24) and (stimulus == 1).all()
+    assert stimulus.shape == (5, 24) and 0 <= stimulus.min() and stimulus.max() <= 7
+    assert 0.6 < stimulus.mean() < 1.4  # 120 draws of Poisson(1): standard error 0.09
     assert "EST with 1 block, d_model 8, 24 inputs -> 24 outputs" in res.stdout
     assert "cycles/bin at lanes 1" in res.stdout
     assert not re.search(r"(?<![\d.,])1 (lanes|blocks|layers|bins|inputs|outputs)\b",

@@ -19,6 +19,9 @@ from est.sw.spiking_mlp import make_model, save_checkpoint
 
 BIN = Path(sys.executable).parent
 EXAMPLES = Path(__file__).parent.parent / "examples"
+DATAFLOW_TINY = Path(__file__).parent / "data" / "est_tiny_dataflow.pt"
+"""The trained EST that fits an iCEBreaker as a dataflow top (examples/est_tiny.pt before
+2026-12-02: spike inputs, a one-bin readout)."""
 
 
 def compile_cli(*args: str) -> subprocess.CompletedProcess:
@@ -228,10 +231,10 @@ def test_lanes_auto_for_the_spine_takes_the_most_that_fit(tmp_path, model_pt):
 # --- the EST examples: the stage table, the fit check, --lanes auto ------------------------------
 
 def test_est_compile_writes_and_prints_the_stage_table(tmp_path):
-    """est_tiny at lanes 2: the table printed and kept in report.json; lanes 2 doubles the
+    """est_tiny_dataflow at lanes 2: the table printed and kept in report.json; lanes 2 doubles the
     datapaths, over the iCEBreaker's logic (lanes 1 fits, see test_synth): compiled with a
     warning."""
-    res = compile_cli(EXAMPLES / "est_tiny.pt", "-o", tmp_path / "tiny", "--bins", "4",
+    res = compile_cli(DATAFLOW_TINY, "-o", tmp_path / "tiny", "--bins", "4",
                       "--lanes", "2")
     assert res.returncode == 0, res.stderr
     assert "dense lb" in res.stdout and "b0.mlp1.syn" in res.stdout
@@ -247,7 +250,7 @@ def test_est_compile_writes_and_prints_the_stage_table(tmp_path):
 
 
 def test_lanes_auto_picks_the_most_lanes_that_fit(tmp_path):
-    res = compile_cli(EXAMPLES / "est_tiny.pt", "-o", tmp_path / "auto", "--bins", "2",
+    res = compile_cli(DATAFLOW_TINY, "-o", tmp_path / "auto", "--bins", "2",
                       "--lanes", "auto", "--board", "ulx3s-85f")
     assert res.returncode == 0, res.stderr
     assert "--lanes auto: 16 lanes fit ulx3s-85f" in res.stdout
@@ -274,9 +277,9 @@ def test_lanes_must_be_a_positive_number_or_auto(tmp_path, value):
 
 
 def test_lanes_auto_stays_under_the_margin_and_the_report_states_it(tmp_path):
-    """est_tiny on the iCEBreaker: lanes 1 is the only choice (lanes 2 is over); the compile
-    output and report.json state the margin and where it comes from."""
-    res = compile_cli(EXAMPLES / "est_tiny.pt", "-o", tmp_path / "auto", "--bins", "2",
+    """est_tiny_dataflow on the iCEBreaker: lanes 1 is the only choice (lanes 2 is over); the
+    compile output and report.json state the margin and where it comes from."""
+    res = compile_cli(DATAFLOW_TINY, "-o", tmp_path / "auto", "--bins", "2",
                       "--lanes", "auto", "--board", "icebreaker")
     assert res.returncode == 0, res.stderr
     report = json.loads((tmp_path / "auto" / "report.json").read_text())

@@ -89,11 +89,11 @@ def test_other_tool_failures_quote_their_own_error(tmp_path):
 
 
 def test_synth_refuses_a_design_over_the_margin_before_yosys(tmp_path):
-    """est_tiny at lanes 2 is far over the iCEBreaker's logic by the estimate: est-synth says
-    so in one line (estimate, capacity, margin, what to do) without running yosys; --force is
+    """est_tiny_dataflow at lanes 2 is far over the iCEBreaker's logic by the estimate: est-synth
+    says so in one line (estimate, capacity, margin, what to do) without running yosys; --force is
     the way past it."""
     build = tmp_path / "tiny2"
-    example = Path(__file__).parent.parent / "examples" / "est_tiny.pt"
+    example = Path(__file__).parent / "data" / "est_tiny_dataflow.pt"
     res = subprocess.run([BIN / "est-compile", example, "-o", build, "--bins", "2",
                           "--lanes", "2"], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr  # compiled, with a warning
@@ -141,10 +141,11 @@ def test_synth_refuses_a_folder_that_is_not_a_build(tmp_path):
 
 
 def test_tiny_est_fits_the_icebreaker_and_meets_its_clock(tmp_path):
-    """The iCEBreaker example EST (examples/est_tiny.pt) at lanes 1: membranes go to block RAM
+    """The iCEBreaker-sized trained EST of the dataflow backend (tests/data/est_tiny_dataflow.pt,
+    examples/est_tiny.pt before 2026-12-02) at lanes 1: membranes go to block RAM
     (the memory plan), multipliers to the UP5K's DSPs; bitstream, board clock met."""
     build = tmp_path / "tiny"
-    example = Path(__file__).parent.parent / "examples" / "est_tiny.pt"
+    example = Path(__file__).parent / "data" / "est_tiny_dataflow.pt"
     res = subprocess.run([BIN / "est-compile", example, "-o", build, "--bins", "4",
                           "--lanes", "1"], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
