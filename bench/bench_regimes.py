@@ -17,7 +17,10 @@ for the float EST, the integer EST, the GLM tuned on the validation split, the t
 the training split's mean rates and the validation split's (constant-rate models fitted out of
 sample, the second on the bins just before the test split: below 0 when the rates drift, and
 on a short test split because the NLB null, each neuron's mean over the test split itself, is
-fitted in sample; it is 0 by definition).
+fitted in sample; it is 0 by definition), and the running mean (``est.sw.glm.RunningMean``:
+each neuron's exponentially weighted mean count over the bins before, its window and prior
+weight chosen on validation: a causal model that follows a drifting rate; it needs the data
+alone, so ``--resume`` adds it to runs made before it existed without training again).
 Per regime: every seed's figures, and the mean, min and max over seeds. Runs ``--jobs``
 trainings at a time, one thread each; the JSON is written after every run (``complete`` false
 until every regime in it has every seed), with the commit of each run (``EST_COMMIT``, else
@@ -49,7 +52,23 @@ REGIMES = {
     "recording_like": {"bins": 800, "baseline_range": [-3.6, -2.6], "silent_fraction": 0.2,
                        "drift": 2.0},
 }
-MODELS = ("float_est", "integer_est", "glm", "train_mean", "val_mean", "true_rates")
+MODELS = ("float_est", "integer_est", "glm", "train_mean", "val_mean", "running_mean",
+          "true_rates")
+
+
+def running_mean(regime: str, seed: int) -> dict:
+    """The running mean's test bits per spike on ``regime`` and ``seed`` (run on from the
+    start of the recording), and its window and prior weight chosen on validation."""
+    from est.sw.data import Recording
+    from est.sw.glm import tune_running_mean
+    from est.sw.metrics import bits_per_spike
+    from est.sw.train import get_data
+
+    train, val, test = get_data({**REGIMES[regime], "seed": seed})
+    model = tune_running_mean(train, val)
+    before = Recording(np.vstack([train.counts, val.counts]))
+    return {"bits_per_spike": bits_per_spike(test.counts, model.predict_log_rates(test, before)),
+            "choice": {"shift": model.shift, "prior_bins": model.prior_bins}}
 
 
 def job(regime: str, seed: int, steps: int | None) -> tuple[str, int, dict]:
@@ -76,9 +95,12 @@ def job(regime: str, seed: int, steps: int | None) -> tuple[str, int, dict]:
             "train_mean": scores(test, constant(mean_rates))["bits_per_spike"],
             "val_mean": scores(test, constant(val.counts.mean(axis=0)))["bits_per_spike"],
             "true_rates": result["true_rates"]["test"]["bits_per_spike"]}
+    tracker = running_mean(regime, seed)
+    bits["running_mean"] = tracker["bits_per_spike"]
     return regime, seed, {
         "bits_per_spike": bits,
         "glm_choice": {k: result["glm"][k] for k in ("coupling", "history", "l2")},
+        "running_mean_choice": tracker["choice"],
         "test_mean_rate": float(test.counts.mean()),
         "silent_in_training": len(result["silent_neurons"]["train"]),
         "seconds": round(time.perf_counter() - t0, 1)}
@@ -127,6 +149,11 @@ def main() -> int:
                              f"steps or start afresh")
         for r, entry in before["regimes"].items():  # every regime of the file is kept
             runs[r] = {int(s): row for s, row in entry["runs"].items() if int(s) < args.seeds}
+            for s, row in runs[r].items():  # a baseline of the data alone, added since
+                if "running_mean" not in row["bits_per_spike"]:
+                    tracker = running_mean(r, s)
+                    row["bits_per_spike"]["running_mean"] = tracker["bits_per_spike"]
+                    row["running_mean_choice"] = tracker["choice"]
     commit = os.environ.get("EST_COMMIT") or subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     # seed-major: a partial JSON covers every regime

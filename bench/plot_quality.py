@@ -21,8 +21,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 REGIME_MODELS = (("float_est", "float EST"), ("integer_est", "integer EST"), ("glm", "tuned GLM"),
-                 ("val_mean", "validation mean"), ("train_mean", "training mean"),
-                 ("true_rates", "true rates"))
+                 ("running_mean", "running mean"), ("val_mean", "validation mean"),
+                 ("train_mean", "training mean"), ("true_rates", "true rates"))
 
 
 def spread(values: list[float]) -> tuple[float, float, float]:

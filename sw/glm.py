@@ -1,4 +1,5 @@
-"""Baselines for spike prediction: a fitted coupled Poisson GLM and the true-rate upper bound.
+"""Baselines for spike prediction: a fitted coupled Poisson GLM, a running mean and the
+true-rate upper bound.
 
 The GLM predicts the log-rate of neuron ``n`` in bin ``t`` from the counts of every neuron
 (``coupling`` "full") or of ``n`` alone ("self": ``w[n, m] = 0`` for ``m != n``) in the
@@ -11,7 +12,10 @@ halving). The baseline est reports beside every EST is tuned as carefully as the
 :func:`tune_glm` fits every history length and L2 weight of a grid on the training split and
 keeps the one that scores best on the validation split (NLB bits per spike), as the EST's model
 selection does; the grid holds both couplings, since a short recording has too few spikes for
-``N * H`` weights per neuron, and a long one gains from them. ``python -m est.sw.glm`` prints
+``N * H`` weights per neuron, and a long one gains from them. :class:`RunningMean` is the
+baseline a drifting recording wants: each neuron's exponentially weighted mean count over the
+bins before (window and prior weight chosen on validation), causal and adaptive.
+``python -m est.sw.glm`` prints
 the grid and bits per spike of the true rates, the tuned GLM and the null model on the held-out
 test split of a synthetic population.
 """
@@ -210,6 +214,65 @@ def tune_glm(train: Recording, val: Recording, histories=GLM_HISTORIES, l2s=GLM_
         raise EstError(f"tune_glm: {train.n_bins} training bins are too few for every history "
                        f"of {list(histories)}")
     return best, grid
+
+
+RUNNING_SHIFTS = (2, 3, 4, 5, 6, 7, 8)
+"""The windows :func:`tune_running_mean` tries: a bin ``lag`` bins back weighs
+``(1 - 2^-shift)^(lag - 1)``, so about ``2^shift`` bins count."""
+RUNNING_PRIOR_BINS = (0.5, 2.0, 8.0, 32.0)
+"""The weights (in bins) of the prior rate that :func:`tune_running_mean` tries."""
+
+
+def running_mean_log_rates(counts: np.ndarray, shift: int, prior: np.ndarray,
+                           prior_bins: float) -> np.ndarray:
+    """A causal, adaptive constant-rate model: the log-rate of neuron ``n`` in bin ``t`` is
+    the log of its exponentially weighted mean count over the bins before ``t`` (a bin ``lag``
+    back weighs ``a^(lag - 1)``, ``a = 1 - 2^-shift``), shrunk towards ``prior[n]`` by
+    ``prior_bins`` bins of weight: ``log((S_t + k prior) / (W_t + k))`` with ``S_t`` the
+    weighted counts, ``W_t`` the weights and ``k = prior_bins``. ``counts`` [bins, neurons];
+    bin 0 is the prior alone. It tracks a rate that drifts, which no fixed model does."""
+    a = 1.0 - 2.0 ** -shift
+    s = np.zeros(counts.shape[1])
+    w = 0.0
+    out = np.empty(counts.shape)
+    for t, row in enumerate(counts):
+        out[t] = np.log((s + prior_bins * prior) / (w + prior_bins))
+        s = a * s + row
+        w = a * w + 1.0
+    return out
+
+
+@dataclass(frozen=True)
+class RunningMean:
+    """:func:`running_mean_log_rates` with a window and a prior weight chosen on validation
+    and the training split's mean rates (floored at :data:`RATE_FLOOR`) as the prior."""
+
+    shift: int
+    prior_bins: float
+    prior: np.ndarray
+
+    def predict_log_rates(self, rec: Recording, before: Recording | None = None) -> np.ndarray:
+        """Log-rates [bins, neurons] for ``rec``, the running mean started on ``before`` (the
+        recording just before it) when given."""
+        counts = rec.counts if before is None else np.vstack([before.counts, rec.counts])
+        return running_mean_log_rates(counts, self.shift, self.prior,
+                                      self.prior_bins)[-rec.n_bins:]
+
+
+def tune_running_mean(train: Recording, val: Recording, shifts=RUNNING_SHIFTS,
+                      prior_bins=RUNNING_PRIOR_BINS) -> RunningMean:
+    """The :class:`RunningMean` of the grid ``shifts x prior_bins`` that scores the most NLB
+    bits per spike on ``val`` (run on from the start of ``train``; ties: the first in grid
+    order)."""
+    prior = np.maximum(train.counts.mean(axis=0), RATE_FLOOR)
+    best, best_score = None, -np.inf
+    for shift in shifts:
+        for k in prior_bins:
+            model = RunningMean(shift, k, prior)
+            score = bits_per_spike(val.counts, model.predict_log_rates(val, train))
+            if score > best_score:
+                best, best_score = model, score
+    return best
 
 
 def true_rate_log_rates(rec: Recording) -> np.ndarray:
