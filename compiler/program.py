@@ -67,7 +67,8 @@ def field_groups(act: int, weight: int, groups: int, neuron: int) -> dict:
                      ("wbase", weight), ("groups", groups), ("lag_stride", 24),
                      ("word_stride", 16)],
             "dst": [*vector("dst"), ("nbase", neuron)],
-            "neuron": [("leak", 5), ("leak_on", 1), ("vbits", 6), ("reset_zero", 1)],
+            "neuron": [("leak", 5), ("leak_on", 1), ("vbits", 6), ("reset_zero", 1),
+                       ("reset_delayed", 1)],
             "vec": [("sub", 3), ("win", 9), ("thr", 9), *vector("src2")],
             "table": [("period", 16)]}
 
@@ -664,11 +665,8 @@ def decode_trace(prog: Program, words: list[list[int]], meta: dict):
 
 def neuron_fields(node: str, leak_shift: int | None, v_bits: int,
                   reset: str = "subtract") -> dict:
-    """The fields of a neuron instruction (``lif`` or ``readout``) of ``node``; a reset the
-    core's neuron datapath lacks is refused."""
-    if reset == "subtract_delayed":
-        raise EstError(f"node '{node}': the core does not run a 'subtract_delayed' reset "
-                       f"(snnTorch's reset_delay; its neurons reset in the same bin, by "
-                       f"subtraction or to zero); compile with --backend dataflow")
+    """The fields of a neuron instruction (``lif`` or ``readout``) of ``node``: ``reset_zero``
+    for a reset to zero, ``reset_delayed`` for ``subtract_delayed`` (the threshold subtracted
+    in the next bin, the membrane stored unreset), neither for a subtraction in the same bin."""
     return {"leak": leak_shift or 0, "leak_on": int(leak_shift is not None), "vbits": v_bits,
-            "reset_zero": int(reset == "zero")}
+            "reset_zero": int(reset == "zero"), "reset_delayed": int(reset == "subtract_delayed")}

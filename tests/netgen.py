@@ -62,9 +62,10 @@ def _lif_fields(lif):
 
 
 def random_mlp_graph(seed: int, n_in: int = 12, hidden=(10, 7), n_out: int = 5,
-                     weight_bits: int = 6, v_bits: int = 12, name: str = "rand"):
+                     weight_bits: int = 6, v_bits: int = 12, name: str = "rand",
+                     resets=("subtract", "zero")):
     """A random spiking MLP as a graph: dense layers (kernel-1 convolutions) into LIF arrays,
-    a readout last."""
+    each with a reset drawn from ``resets``, a readout last."""
     from est.compiler.graph import GraphBuilder
     from est.compiler.ops import LIF, Conv, Input, Readout
 
@@ -77,7 +78,7 @@ def random_mlp_graph(seed: int, n_in: int = 12, hidden=(10, 7), n_out: int = 5,
         syn = g.add(f"fc{k + 1}.syn", Conv(rng.integers(lo, hi + 1, (1, n, prev)),
                                            rng.integers(-20, 40, n)), x)
         x = g.add(f"fc{k + 1}", LIF(rng.integers(1, 120, n), [None, 0, 1, 3][rng.integers(4)],
-                                    v_bits, ["subtract", "zero"][rng.integers(2)]), syn)
+                                    v_bits, resets[rng.integers(len(resets))]), syn)
         prev = n
     syn = g.add("readout.syn", Conv(rng.integers(lo, hi + 1, (1, n_out, prev)),
                                     rng.integers(-50, 50, n_out)), x)
@@ -200,11 +201,14 @@ def write_nir_cases(folder) -> None:
 
 def compile_bit_exact(model: Path, x: np.ndarray, folder: Path, *args):
     """``est-compile model`` (with ``args``) on the stimulus ``x`` ``[bins, n]`` (also its
-    calibration) into ``folder/build``; run it on Verilator and Icarus and assert 0 mismatches
-    on every traced tensor in every bin. Returns the golden trace."""
+    calibration) into ``folder/build``; run it on Verilator and Icarus (the dataflow top, or
+    a core build's program on the core's Verilog) and assert 0 mismatches on every traced
+    tensor in every bin. Returns the golden trace."""
+    import json
     import subprocess
     import sys
 
+    from est.sim.cli import simulate_core_build
     from est.sim.rtl import simulate
     from est.sim.trace import Trace, compare
 
@@ -215,8 +219,11 @@ def compile_bit_exact(model: Path, x: np.ndarray, folder: Path, *args):
                           *args], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     golden = Trace.load(build / "golden.npz")
+    core = json.loads((build / "top.json").read_text()).get("backend") == "core"
     for simulator in ("verilator", "icarus"):
-        result = compare(golden, simulate(build, simulator, golden=build / "golden.npz").trace)
+        run = (simulate_core_build(build, simulator, x, None, False) if core
+               else simulate(build, simulator, golden=build / "golden.npz"))
+        result = compare(golden, run.trace)
         assert result.bins == len(x) and result.mismatches == 0, (simulator, result.first)
     return golden
 
@@ -224,7 +231,8 @@ def compile_bit_exact(model: Path, x: np.ndarray, folder: Path, *args):
 def write_snntorch_cases(folder: Path) -> None:
     """snnTorch nn.Sequentials for the bad-input table, each as ``sn_NAME.pt`` (its state
     dict) and ``sn_NAME.toml`` (its description): ``good`` (6 -> 4 Leaky -> 3 Leaky, reset to
-    zero), ``subdelay`` (snnTorch's delayed subtraction, which the core does not run), one
+    zero), ``subdelay`` (snnTorch's delayed subtraction), ``synsub`` (a Synaptic layer, which
+    the core does not run), one
     variant per refused option, a whole Linear module pickled (``sn_pickled.pt``), a
     description one module short (``sn_short.toml``) and one whose input is 2-D
     (``sn_noflat.toml``)."""
@@ -257,6 +265,9 @@ def write_snntorch_cases(folder: Path) -> None:
                     torch.nn.Linear(6, 4),
                     snn.Synaptic(alpha=0.5, beta=0.5, init_hidden=True, output=True,
                                  reset_mechanism="zero")),
+                "synsub": torch.nn.Sequential(
+                    torch.nn.Linear(6, 4),
+                    snn.Synaptic(alpha=0.5, beta=0.5, init_hidden=True, output=True)),
                 "alpha": torch.nn.Sequential(
                     torch.nn.Linear(6, 4),
                     snn.Alpha(alpha=0.75, beta=0.5, init_hidden=True, output=True)),

@@ -21,6 +21,21 @@ def test_mlp_equals_the_golden_model(lanes, weight_bits):
         np.testing.assert_array_equal(value, gold.arrays[name], err_msg=name)
 
 
+@pytest.mark.parametrize("seed", [2, 4, 5])
+def test_delayed_reset_equals_the_golden_model(seed):
+    """snnTorch's delayed subtraction (``subtract_delayed``) beside resets in the same bin:
+    the threshold subtracted a bin after the spike, the membrane stored unreset."""
+    g = random_mlp_graph(seed, n_in=20, hidden=(10, 7), n_out=5,
+                         resets=("subtract_delayed", "subtract", "zero"))
+    assert "subtract_delayed" in {n.op.reset for n in g.nodes if n.op.KIND == "lif"}
+    x = random_stimulus(seed, 60, 20, rate=0.4)
+    gold, _ = run(g, x)
+    assert gold.arrays["fc1/spikes"].any() and gold.arrays["fc2/spikes"].any()
+    got = core_model.run(compile_program(g, CoreSpec(lanes=4)), x)
+    for name, value in got.trace.arrays.items():
+        np.testing.assert_array_equal(value, gold.arrays[name], err_msg=name)
+
+
 @pytest.mark.parametrize("seed, bits", [(0, 1), (1, 3), (2, 8)])
 def test_convolutions_over_counts_equal_the_golden_model(seed, bits):
     g = random_conv_graph(seed, bits=bits, kernels=(3, 5, 2))

@@ -186,16 +186,18 @@ def test_a_core_spec_takes_powers_of_two():
         CoreSpec(weight_bits=3)
 
 
-def test_a_delayed_reset_is_refused_by_the_core_naming_the_node():
-    """The core's neuron pipeline resets in the same bin; snnTorch's delayed subtraction runs
-    on the dataflow top, and the refusal says so (``--backend auto`` then picks it)."""
+def test_each_reset_has_its_neuron_fields():
+    """A neuron instruction's reset: to zero, by subtraction in the same bin (neither flag),
+    or by snnTorch's delayed subtraction (``reset_delayed``); no leak is ``leak_on`` 0."""
     from est.compiler.program import neuron_fields
 
-    assert neuron_fields("h", 3, 8, "zero") == {"leak": 3, "leak_on": 1, "vbits": 8,
-                                                "reset_zero": 1}
-    with pytest.raises(EstError, match="node 'h': the core does not run a 'subtract_delayed' "
-                                       "reset"):
-        neuron_fields("h", 3, 8, "subtract_delayed")
+    common = {"leak": 3, "leak_on": 1, "vbits": 8}
+    assert neuron_fields("h", 3, 8, "zero") == {**common, "reset_zero": 1, "reset_delayed": 0}
+    assert neuron_fields("h", 3, 8, "subtract") == {**common, "reset_zero": 0,
+                                                    "reset_delayed": 0}
+    assert neuron_fields("h", 3, 8, "subtract_delayed") == {**common, "reset_zero": 0,
+                                                            "reset_delayed": 1}
+    assert neuron_fields("h", None, 8)["leak_on"] == 0
 
 
 def test_a_current_based_lif_is_refused_by_the_core_naming_the_node():

@@ -183,12 +183,15 @@ def train(net: torch.nn.Module, steps: int = 80) -> tuple[float, float]:
     return float(np.mean(losses[:10])), float(np.mean(losses[-10:]))
 
 
-@pytest.mark.parametrize("reset, weight_bits, agreement", [("zero", 8, 0.95),
-                                                           ("subtract", 12, 0.98)])
-def test_a_trained_snntorch_network_compiles_bit_exact(tmp_path, reset, weight_bits, agreement):
+@pytest.mark.parametrize("reset, weight_bits, agreement, backend", [
+    ("zero", 8, 0.95, "dataflow"), ("subtract", 12, 0.98, "dataflow"),
+    ("subtract", 12, 0.98, "core")])
+def test_a_trained_snntorch_network_compiles_bit_exact(tmp_path, reset, weight_bits, agreement,
+                                                       backend):
     """12 -> 16 Leaky -> 5 Leaky trained in snnTorch (learnable thresholds, snnTorch's default
     reset_delay), given as its state dict + description: the compiled integer model is
-    bit-exact on Verilator and Icarus; its output spikes agree with snnTorch's own float
+    bit-exact on Verilator and Icarus, as a dataflow top and (snnTorch's default reset, the
+    delayed subtraction) on the iCEBreaker's core; its output spikes agree with snnTorch's own float
     model on (neuron, bin) pairs over 100 bins, its spike counts within 10%. A reset by
     subtraction carries a flipped spike on in the membrane, so it wants wider weights
     (docs/snntorch.md has the figures)."""
@@ -203,7 +206,7 @@ def test_a_trained_snntorch_network_compiles_bit_exact(tmp_path, reset, weight_b
         warnings.simplefilter("ignore")
         golden = compile_bit_exact(*save(net, (12,), tmp_path)[:1], x, tmp_path, "--snntorch",
                                    str(tmp_path / "net.toml"), "--weight-bits",
-                                   str(weight_bits))
+                                   str(weight_bits), "--backend", backend)
     ours = golden.arrays["leaky3/spikes"]
     theirs = snntorch_record(net, x, (12,))[3]
     same = (ours == theirs).mean()
