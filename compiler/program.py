@@ -67,8 +67,10 @@ def field_groups(act: int, weight: int, groups: int, neuron: int) -> dict:
                      ("wbase", weight), ("groups", groups), ("lag_stride", 24),
                      ("word_stride", 16)],
             "dst": [*vector("dst"), ("nbase", neuron)],
-            "neuron": [("leak", 5), ("leak_on", 1), ("vbits", 6), ("reset_zero", 1),
-                       ("reset_delayed", 1)],
+            # no_reset first: there the core placed in 29 logic cells fewer than after
+            # reset_zero (nextpnr, 2026-12-04; the bits decoded beside other groups' differ)
+            "neuron": [("no_reset", 1), ("leak", 5), ("leak_on", 1), ("vbits", 6),
+                       ("reset_zero", 1)],
             "vec": [("sub", 3), ("win", 9), ("thr", 9), *vector("src2")],
             "table": [("period", 16)]}
 
@@ -323,6 +325,8 @@ class ProgramBuilder:
         self.parts: dict[str, list[tuple[str, int]]] = {}  # a concat: (input, first channel)
         self.neurons: dict[str, tuple[int, int]] = {}  # node -> (nbase, n)
         self.pending: dict[str, tuple[list[dict], np.ndarray]] = {}
+        # per convolution, the bounds of its outputs' partial sums (lowest, highest)
+        self.sums: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         # the vectors read as a second operand (``src2``), which must lie in the first
         # ``src2_words`` words (the copy the core reads them from), each with its ring's words:
         # the first pass finds them, the second allocates them first
@@ -466,7 +470,8 @@ class ProgramBuilder:
         return base
 
     def convolution(self, node: str, weight: np.ndarray, parts: list[tuple[Vector, int]],
-                    lag0: int = 0, depthwise: bool = False) -> list[dict]:
+                    lag0: int = 0, depthwise: bool = False, adds_to: str | None = None
+                    ) -> list[dict]:
         """The ``conv`` instructions of ``weight`` [kernel, n_out, n_in] over the input vectors
         ``parts`` (each with its first channel), lags ``lag0`` up: one per part and weight
         plane. A weight of ``need`` bits, wider than the core's ``weight_bits`` fields, is split
@@ -475,7 +480,8 @@ class ProgramBuilder:
         are shifted left by ``s`` (the ``shift`` field) before the multiply, so they may have
         ``MAX_VALUE_BITS - s`` bits. ``depthwise``: ``weight`` is diagonal (input i
         feeds output i only) and each row is one word, added into input i's accumulator
-        word."""
+        word. ``adds_to``: the convolution whose sums these are added to in the accumulators
+        (its bounds are the start of these, and the accumulators must hold both)."""
         from est.compiler.ops.conv import weight_bits
 
         wb = self.spec.weight_bits
@@ -491,6 +497,8 @@ class ProgramBuilder:
         # each output's partial sums lie between the sums of its negative and of its positive
         # products, whatever order the events come in
         low = high = np.zeros(weight.shape[1], np.int64)
+        if adds_to is not None:
+            low, high = self.sums[adds_to]
         out = []
         for vec, first in parts:
             if vec.bits > MAX_VALUE_BITS:
@@ -520,6 +528,7 @@ class ProgramBuilder:
                             "depthwise": int(depthwise), "wbase": wbase, "groups": groups,
                             "lag_stride": vec.n * groups, "word_stride": per * groups,
                             **vec.src()})
+        self.sums[node] = low, high
         acc = golden.signed_bits(int(low.min()), int(high.max()))
         if acc > self.spec.acc_bits:
             raise EstError(f"node '{node}': its sums need {acc} bits, the core's accumulators "
@@ -530,6 +539,18 @@ class ProgramBuilder:
         """A convolution's instructions and bias, held until the neuron array that reads its
         current is emitted (:meth:`take_current`)."""
         self.pending[node] = (instructions, bias)
+
+    def delayed_reset(self, node: str, thresholds: np.ndarray, spikes: Vector) -> None:
+        """A ``subtract_delayed`` array's reset: ``-threshold[j]`` added into neuron ``j``'s
+        current where it spiked the bin before (a depthwise ``conv`` of its own spikes at lag
+        1), so the neuron instruction keeps the membrane (``no_reset``) and the threshold is
+        subtracted after the leak, as semantics.md 2.2 says. Emitted after the convolution
+        the array reads (:meth:`take_current`), whose sums it extends."""
+        n = len(thresholds)
+        weight = -np.asarray(thresholds, np.int64)[None, :, None] * np.eye(n, dtype=np.int64)
+        for fields in self.convolution(node, weight, [(spikes, 0)], lag0=1, depthwise=True,
+                                       adds_to=self.input_of(node)):
+            self.add("conv", **fields)
 
     def take_current(self, node: str) -> np.ndarray:
         """Emit the instructions of the convolution ``node`` reads (they run just before
@@ -666,7 +687,8 @@ def decode_trace(prog: Program, words: list[list[int]], meta: dict):
 def neuron_fields(node: str, leak_shift: int | None, v_bits: int,
                   reset: str = "subtract") -> dict:
     """The fields of a neuron instruction (``lif`` or ``readout``) of ``node``: ``reset_zero``
-    for a reset to zero, ``reset_delayed`` for ``subtract_delayed`` (the threshold subtracted
-    in the next bin, the membrane stored unreset), neither for a subtraction in the same bin."""
+    for a reset to zero, ``no_reset`` for ``subtract_delayed`` (the membrane stored unreset;
+    the threshold is subtracted in the next bin through the accumulators:
+    :meth:`ProgramBuilder.delayed_reset`), neither for a subtraction in the same bin."""
     return {"leak": leak_shift or 0, "leak_on": int(leak_shift is not None), "vbits": v_bits,
-            "reset_zero": int(reset == "zero"), "reset_delayed": int(reset == "subtract_delayed")}
+            "reset_zero": int(reset == "zero"), "no_reset": int(reset == "subtract_delayed")}

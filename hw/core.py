@@ -22,9 +22,10 @@ Hardware:
   left by its ``shift``, one shifter for every lane), fed one weight word a cycle: a
   ``conv`` scans its input's words and, for every nonzero field (an event with a value), reads
   only that input's weight row, ``groups`` words;
-- one neuron datapath (leak by a shift, saturating add, threshold, reset: to zero or by
-  subtraction, in the same bin or, ``subtract_delayed``, in the next), one neuron a cycle in a
-  three-stage pipeline (read; leak and add; saturate, fire, reset and write back);
+- one neuron datapath (leak by a shift, saturating add, threshold, reset: to zero, by
+  subtraction, or none, the membrane kept: a delayed reset's threshold comes through the
+  accumulators in the next bin), one neuron a cycle in a three-stage pipeline (read; leak and
+  add; saturate, fire, reset and write back);
 - the sequencer, a register-phase state machine over the instructions.
 
 Latency per bin: the sum over the program of ``fetch_words + 1`` cycles per instruction (its
@@ -237,28 +238,25 @@ class Core(wiring.Component):
             products.append(c_rd.data.word_select(lane, ab).as_signed()
                             + weight * s_value.as_signed())
 
-        # neuron pipeline: read in one cycle (membrane, bias, threshold); leak and add the
-        # current in the next (a delayed reset's threshold subtracted there, where the
-        # membrane stored last bin reached it); saturate, fire, reset and write back in the third
+        # neuron pipeline: read in one cycle; leak and add the current in the next (the
+        # threshold read there); saturate, fire, reset and write back in the third
         n_valid, n_index = Signal(), Signal(range(spec.neuron_words))
         n_lif = Signal()
         m.d.sync += n_valid.eq(0)
-        v_old = Mux(age == 0, 0, v_rd.data.as_signed())
-        theta_in = t_rd.data.as_signed()
-        delayed = Signal(signed(spec.param_bits))  # the threshold a delayed reset subtracts
-        m.d.comb += delayed.eq(Mux(n_lif & ins.reset_delayed & (v_old >= theta_in), theta_in, 0))
         current = (c_rd.data.word_select(n_index[:lane_bits] if lanes > 1 else 0, ab).as_signed()
-                   + (b_rd.data.as_signed() - delayed))
+                   + b_rd.data.as_signed())
+        v_old = Mux(age == 0, 0, v_rd.data.as_signed())
         shifted = Signal(signed(sb))
         m.d.comb += shifted.eq(v_old >> ins.leak)
         leaked = Mux(ins.leak_on, v_old - shifted, v_old)
         u_valid, u_index = Signal(), Signal(range(spec.neuron_words))
         total = Signal(signed(sb + 2))
-        theta = Signal(signed(spec.param_bits))
+        theta = t_rd.data.as_signed()  # read a cycle after the membrane: no register
         above = Signal(sb + 2)  # the bits at and above a membrane's sign bit (bit vbits - 1)
         m.d.sync += u_valid.eq(n_valid)
         with m.If(n_valid):
-            m.d.sync += [total.eq(leaked + current), theta.eq(theta_in),
+            m.d.comb += t_rd.addr.eq(ins.nbase + n_index)
+            m.d.sync += [total.eq(leaked + current),
                          above.eq(Cat(ins.vbits <= k + 1 for k in range(sb + 2))),
                          u_index.eq(n_index)]
         # saturate at vbits: the sum fits when its bits from the sign bit of vbits up are all
@@ -269,7 +267,9 @@ class Core(wiring.Component):
         m.d.comb += v1.eq(Mux(fits, total[:sb], Mux(negative, above[:sb], ~above[:sb])))
         spike = Signal()
         m.d.comb += spike.eq(n_lif & (v1 >= theta))
-        v2 = Mux(spike & ~ins.reset_delayed, Mux(ins.reset_zero, 0, v1 - theta), v1)
+        resets = Signal()  # a spike that resets (no_reset: a delayed reset's array keeps it)
+        m.d.comb += resets.eq(spike & ~ins.no_reset)
+        v2 = Mux(resets, Mux(ins.reset_zero, 0, v1 - theta), v1)
         spikes = Signal(CoreSpec.ACT_BITS)
         word_of = u_index[4:]
         bit_of = u_index[:4]
@@ -462,7 +462,7 @@ class Core(wiring.Component):
                         m.d.sync += g.eq(g + 1)
             with m.Case(_State.NEURON):
                 m.d.comb += [c_rd.addr.eq(j >> lane_bits), v_rd.addr.eq(ins.nbase + j),
-                             b_rd.addr.eq(ins.nbase + j), t_rd.addr.eq(ins.nbase + j)]
+                             b_rd.addr.eq(ins.nbase + j)]
                 m.d.sync += [n_valid.eq(1), n_index.eq(j), j.eq(j + 1)]
                 with m.If(j == ins.n - 1):
                     m.d.sync += state.eq(_State.NEURON_LAST)

@@ -143,13 +143,11 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
                 v = membranes[nb:nb + n] if age else np.zeros(n, np.int64)
                 k = ins["leak"] if ins["leak_on"] else None
                 lo, hi = signed_range(ins["vbits"])
-                theta = thresholds[nb:nb + n]
-                if op == "lif" and ins["reset_delayed"]:  # last bin's spike, subtracted now
-                    current = current - np.where(v >= theta, theta, 0)
                 v1 = np.clip(leak(v, k) + current, lo, hi)
                 if op == "lif":
+                    theta = thresholds[nb:nb + n]
                     spikes = v1 >= theta
-                    if not ins["reset_delayed"]:
+                    if not ins["no_reset"]:
                         v1 = np.where(spikes, 0 if ins["reset_zero"] else v1 - theta, v1)
                     base = slot(ins["dst"], ins["dst_ring"], ins["dst_stride"])
                     for w in range(-(-n // act_bits)):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from est import EstError
-from est.compiler.program import CoreSpec, compile_program, decode_words, vector_words
+from est.compiler.program import OPCODES, CoreSpec, compile_program, decode_words, vector_words
 from est.sim import core_model
 from est.sim.interpreter import run
 from netgen import random_conv_graph, random_est_graph, random_mlp_graph
@@ -188,15 +188,16 @@ def test_a_core_spec_takes_powers_of_two():
 
 def test_each_reset_has_its_neuron_fields():
     """A neuron instruction's reset: to zero, by subtraction in the same bin (neither flag),
-    or by snnTorch's delayed subtraction (``reset_delayed``); no leak is ``leak_on`` 0."""
+    or none (``no_reset``: snnTorch's delayed subtraction, whose threshold comes through the
+    accumulators); no leak is ``leak_on`` 0."""
     from est.compiler.program import neuron_fields
 
     common = {"leak": 3, "leak_on": 1, "vbits": 8}
-    assert neuron_fields("h", 3, 8, "zero") == {**common, "reset_zero": 1, "reset_delayed": 0}
+    assert neuron_fields("h", 3, 8, "zero") == {**common, "reset_zero": 1, "no_reset": 0}
     assert neuron_fields("h", 3, 8, "subtract") == {**common, "reset_zero": 0,
-                                                    "reset_delayed": 0}
+                                                    "no_reset": 0}
     assert neuron_fields("h", 3, 8, "subtract_delayed") == {**common, "reset_zero": 0,
-                                                            "reset_delayed": 1}
+                                                            "no_reset": 1}
     assert neuron_fields("h", None, 8)["leak_on"] == 0
 
 
@@ -214,3 +215,45 @@ def test_a_current_based_lif_is_refused_by_the_core_naming_the_node():
           g.add("readout.syn", Conv(np.ones((1, 1, 2), np.int64), np.zeros(1, np.int64)), x))
     with pytest.raises(EstError, match="node 'h': the core does not run a current-based LIF"):
         compile_program(g.build("cuba", ("readout",)))
+
+
+def _delayed_graph(threshold: int):
+    """4 inputs -> 2 LIF (weights 1, snnTorch's delayed subtraction) -> readout."""
+    from est.compiler.graph import GraphBuilder
+    from est.compiler.ops import LIF, Conv, Input, Readout
+
+    g = GraphBuilder()
+    x = g.add("input", Input(4))
+    x = g.add("h.syn", Conv(np.ones((1, 2, 4), np.int64), np.zeros(2, np.int64)), x)
+    x = g.add("h", LIF(np.full(2, threshold), 2, 13, "subtract_delayed"), x)
+    x = g.add("readout.syn", Conv(np.ones((1, 1, 2), np.int64), np.zeros(1, np.int64)), x)
+    g.add("readout", Readout(None, 13, np.ones(1)), x)
+    return g.build("delayed", ("readout",))
+
+
+def test_a_delayed_reset_subtracts_the_threshold_through_the_accumulators():
+    """The array's convolution, then a depthwise conv of its own spikes at lag 1 with weights
+    -threshold (so its ring keeps 2 bins), then a ``lif`` that keeps the membrane; the
+    accumulators must hold the convolution's sums and the threshold below them: 2047 fits 12
+    bits, 2049 does not, and is refused naming the node. (-2000 takes two planes of 8-bit
+    weights: two instructions.)"""
+    prog = compile_program(_delayed_graph(2000), CoreSpec(lanes=2, acc_bits=12))
+    code = core_model.decode(prog)
+    lif = next(i for i, f in enumerate(code) if f["op"] == OPCODES["lif"])
+    assert code[lif]["no_reset"] == 1 and code[lif - 3]["op"] == OPCODES["conv"]
+    assert code[lif - 3]["lag0"] == 0  # h.syn
+    for delayed in code[lif - 2:lif]:
+        assert delayed["op"] == OPCODES["conv"]
+        assert (delayed["depthwise"], delayed["lag0"], delayed["kernel"]) == (1, 1, 1)
+        assert (delayed["src"], delayed["src_ring"]) == (code[lif]["dst"], code[lif]["dst_ring"])
+    assert code[lif]["dst_ring"] >= 1  # 2 slots or more: the bin before is kept
+    x = np.ones((6, 4), np.int64)  # threshold 2, a current of 4: a spike every bin
+    small = _delayed_graph(2)
+    gold, _ = run(small, x)
+    assert gold.arrays["h/spikes"][:, 0].tolist() == [1, 1, 1, 1, 1, 1]
+    got = core_model.run(compile_program(small, CoreSpec(lanes=2, acc_bits=12)), x)
+    for name, value in got.trace.arrays.items():
+        np.testing.assert_array_equal(value, gold.arrays[name], err_msg=name)
+    with pytest.raises(EstError, match="node 'h': its sums need 13 bits, the core's "
+                                       "accumulators hold 12"):
+        compile_program(_delayed_graph(2049), CoreSpec(lanes=2, acc_bits=12))

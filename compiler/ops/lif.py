@@ -162,9 +162,16 @@ class LIF(Op):
         return [ctx.vector(node, "lif", n, self.v_bits, luts, ffs, cycles, 2 * n * self.v_bits,
                            brams)]
 
+    def own_history(self):
+        """A delayed reset reads the array's spikes of the bin before (on the core)."""
+        return 2 if self.reset == "subtract_delayed" else 1
+
     def emit(self, b, node, ins):
         """Core: the convolution's instruction, then ``lif``: one neuron a cycle, its spikes
-        into the node's ring, its accumulators cleared for the next convolution."""
+        into the node's ring, its accumulators cleared for the next convolution. A delayed
+        reset (``subtract_delayed``) is a depthwise ``conv`` between them, which adds
+        ``-threshold`` into the current of each neuron that spiked the bin before, and a
+        ``lif`` that keeps the membrane of a neuron that spikes (``no_reset``)."""
         from est.compiler.program import neuron_fields
 
         if ins[0].form != "current":
@@ -174,8 +181,10 @@ class LIF(Op):
                            f"synaptic current a neuron, NIR's CubaLIF); compile with --backend "
                            f"dataflow")
         bias = b.take_current(node)
-        nbase = b.neuron_block(node, self.threshold, bias, self.v_bits)
         out = b.vector(node, Spec(ins[0].n, 1))
+        if self.reset == "subtract_delayed":
+            b.delayed_reset(node, self.threshold, out)
+        nbase = b.neuron_block(node, self.threshold, bias, self.v_bits)
         b.add("lif", n=ins[0].n, nbase=nbase, **out.dst(),
               **neuron_fields(node, self.leak_shift, self.v_bits, self.reset))
 
