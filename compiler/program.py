@@ -545,9 +545,18 @@ class ProgramBuilder:
         current where it spiked the bin before (a depthwise ``conv`` of its own spikes at lag
         1), so the neuron instruction keeps the membrane (``no_reset``) and the threshold is
         subtracted after the leak, as semantics.md 2.2 says. Emitted after the convolution
-        the array reads (:meth:`take_current`), whose sums it extends."""
+        the array reads (:meth:`take_current`), whose sums it extends. A threshold wider than
+        the core's weights (two planes) is refused by node."""
+        from est.compiler.ops.conv import weight_bits
+
         n = len(thresholds)
         weight = -np.asarray(thresholds, np.int64)[None, :, None] * np.eye(n, dtype=np.int64)
+        need, most = weight_bits(weight), 2 * self.spec.weight_bits - 1
+        if need > most:
+            raise EstError(f"node '{node}': the core does not run a delayed reset "
+                           f"(subtract_delayed) whose thresholds need {need} bits: it subtracts "
+                           f"them through its weights, at most {most} bits; quantize to fewer "
+                           f"bits (--weight-bits) or compile with --backend dataflow")
         for fields in self.convolution(node, weight, [(spikes, 0)], lag0=1, depthwise=True,
                                        adds_to=self.input_of(node)):
             self.add("conv", **fields)

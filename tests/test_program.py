@@ -225,9 +225,10 @@ def _delayed_graph(threshold: int):
     g = GraphBuilder()
     x = g.add("input", Input(4))
     x = g.add("h.syn", Conv(np.ones((1, 2, 4), np.int64), np.zeros(2, np.int64)), x)
-    x = g.add("h", LIF(np.full(2, threshold), 2, 13, "subtract_delayed"), x)
+    v_bits = max(13, threshold.bit_length() + 1)
+    x = g.add("h", LIF(np.full(2, threshold), 2, v_bits, "subtract_delayed"), x)
     x = g.add("readout.syn", Conv(np.ones((1, 1, 2), np.int64), np.zeros(1, np.int64)), x)
-    g.add("readout", Readout(None, 13, np.ones(1)), x)
+    g.add("readout", Readout(None, v_bits, np.ones(1)), x)
     return g.build("delayed", ("readout",))
 
 
@@ -257,3 +258,7 @@ def test_a_delayed_reset_subtracts_the_threshold_through_the_accumulators():
     with pytest.raises(EstError, match="node 'h': its sums need 13 bits, the core's "
                                        "accumulators hold 12"):
         compile_program(_delayed_graph(2049), CoreSpec(lanes=2, acc_bits=12))
+    # -20000 needs 16 bits, two planes of 8-bit fields hold 15
+    with pytest.raises(EstError, match="node 'h': the core does not run a delayed reset "
+                                       r"\(subtract_delayed\) whose thresholds need 16 bits"):
+        compile_program(_delayed_graph(20000), CoreSpec(lanes=2, weight_bits=8))
