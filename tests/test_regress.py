@@ -86,6 +86,19 @@ def test_regression_on_the_core(tmp_path):
     assert summary["bins_compared"] == runs[2]["bins"] + runs[5]["bins"]
 
 
+def test_regression_on_the_core_runs_delayed_resets(tmp_path):
+    """Seed 7, cases 40 and 43: spiking MLPs with a LIF array of snnTorch's delayed subtraction
+    (subtract_delayed), bit-exact on the core's gateware (amaranth.sim)."""
+    for case in (40, 43):
+        graph = regress.random_case(7, case).graph
+        assert "subtract_delayed" in {n.op.reset for n in graph.nodes if n.op.KIND == "lif"}
+    code = regress.main(["--seed", "7", "--case", "40", "--case", "43", "--sim", "amaranth",
+                         "--backend", "core", "--out", str(tmp_path), "-q"])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert code == 0 and summary["failures"] == [] and summary["unsupported"] == 0
+    assert summary["mismatches"] == 0 and summary["values_compared"] > 1000
+
+
 def test_a_fault_is_shrunk_and_written_as_a_reproducer(tmp_path, monkeypatch):
     real = regress.simulate_rtl
 
