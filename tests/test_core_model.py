@@ -110,3 +110,20 @@ def test_weights_wider_than_the_core_run_as_two_planes(bits, core_bits):
     got = core_model.run(prog, x)
     for name, value in got.trace.arrays.items():
         np.testing.assert_array_equal(value, gold.arrays[name], err_msg=name)
+
+
+def test_a_tpu_with_a_delayed_reset_equals_the_golden_model():
+    """A recurrence (the TPU) resetting by snnTorch's delayed subtraction: ``-threshold`` goes
+    into its lag-1 recurrent weights, its membrane is kept where it spikes."""
+    from dataclasses import replace
+
+    g = random_est_graph(2, blocks=1)
+    g = replace(g, nodes=tuple(replace(n, op=replace(n.op, reset="subtract_delayed"))
+                               if n.op.KIND == "recurrence" else n for n in g.nodes))
+    x = random_stimulus(2, 40, g.n_in, rate=0.5)
+    gold, _ = run(g, x)
+    assert gold.arrays["b0.tpu/spikes"].sum(axis=0).max() >= 2  # a neuron spikes again
+    got = core_model.run(compile_program(g, CoreSpec(lanes=4, weight_words=4096,
+                                                     act_words=1024, neuron_words=256)), x)
+    for name, value in got.trace.arrays.items():
+        np.testing.assert_array_equal(value, gold.arrays[name], err_msg=name)

@@ -129,16 +129,21 @@ class Recurrence(Op):
     def emit(self, b, node, ins):
         """Core: two depthwise ``conv`` instructions into the accumulators (one weight word a
         row), the input through ``w_in`` and the node's own past spikes (lags 1..kernel)
-        through ``w_rec``, then a ``lif`` writing the spikes into the node's ring."""
+        through ``w_rec``, then a ``lif`` writing the spikes into the node's ring. A delayed
+        reset (``subtract_delayed``) is ``-threshold`` added to ``w_rec``'s lag-1 row (the
+        spike of the bin before) and a ``lif`` that keeps the membrane (``no_reset``)."""
         from est.compiler.program import neuron_fields
 
         d = self.w_in.shape[0]
         own = b.vector(node, Spec(d, 1))
         eye = np.eye(d, dtype=np.int64)
+        w_rec = self.w_rec.astype(np.int64).copy()
+        if self.reset == "subtract_delayed":
+            w_rec[0] -= self.threshold.astype(np.int64)
         convs = b.convolution(node, (self.w_in.astype(np.int64) * eye)[None], b.source(node),
                               depthwise=True)
-        convs += b.convolution(node, self.w_rec.astype(np.int64)[:, None, :] * eye[None],
-                               [(own, 0)], lag0=1, depthwise=True)
+        convs += b.convolution(node, w_rec[:, None, :] * eye[None], [(own, 0)], lag0=1,
+                               depthwise=True, adds_to=node)
         for fields in convs:
             b.add("conv", **fields)
         nbase = b.neuron_block(node, self.threshold, self.bias.astype(np.int64), self.v_bits)
