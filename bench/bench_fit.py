@@ -54,21 +54,27 @@ from est.compiler.costs import ESTIMATOR, logic_fit
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
 
-TUTORIAL_V1 = {"d_model": 8, "mlp_hidden": 16, "blocks": 1}  # the tutorial until issue 15
-TUTORIAL = {"d_model": 8, "mlp_hidden": 16, "blocks": 1, "tpu": False}  # docs/tutorial.md
+RECIPE_V1 = {"input_bits": 1, "input_to_readout": False, "readout_kernel": 1,
+             "readout_leak_shift": 0, "leak_shift": 2}
+"""The model fields of est-train's recipe before 2026-12-02 (spike inputs, a one-bin readout),
+which every sweep design was measured with: est-train's defaults have changed since, and a
+design must stay the one measured."""
+TUTORIAL_V1 = {"d_model": 8, "mlp_hidden": 16, "blocks": 1, **RECIPE_V1}  # until issue 15
+TUTORIAL = {"d_model": 8, "mlp_hidden": 16, "blocks": 1, "tpu": False,
+            **RECIPE_V1}  # docs/tutorial.md before 2026-12-02
 SWEEP = {  # name: (board, lanes, model config, trained?, compiled as the tutorial does?)
     "est-none": ("icebreaker", 1, {"d_model": 8, "mlp_hidden": 16, "blocks": 1,
-                                   "attention": "none"}, False, False),
+                                   "attention": "none", **RECIPE_V1}, False, False),
     "est-sdsa-and": ("icebreaker", 1, {"d_model": 8, "mlp_hidden": 16, "blocks": 1,
-                                       "sew": "and"}, False, False),
+                                       "sew": "and", **RECIPE_V1}, False, False),
     "est-d12-notpu": ("icebreaker", 1, {"d_model": 12, "mlp_hidden": 16, "blocks": 1,
-                                        "tpu": False}, False, False),
+                                        "tpu": False, **RECIPE_V1}, False, False),
     "est-ssa-and": ("icebreaker", 1, {"d_model": 8, "mlp_hidden": 16, "blocks": 1,
                                       "attention": "ssa", "sew": "and", "window": 4,
-                                      "kernels": [3]}, False, False),
+                                      "kernels": [3], **RECIPE_V1}, False, False),
     "est-ssa-and-12f": ("ulx3s-12f", 4, {"d_model": 8, "mlp_hidden": 16, "blocks": 1,
                                          "attention": "ssa", "sew": "and", "window": 4,
-                                         "kernels": [3]}, False, False),
+                                         "kernels": [3], **RECIPE_V1}, False, False),
     "tutorial": ("icebreaker", 1, TUTORIAL, True, True),
     "tutorial-v1": ("icebreaker", 1, TUTORIAL_V1, True, True),
     # the same trained model as tutorial-v1, compiled as `-o build --bins 4`: its IR (named
@@ -83,8 +89,10 @@ def _toml(config: dict, steps: int) -> str:
         return json.dumps(v) if not isinstance(v, bool) else str(v).lower()
 
     model = "\n".join(f"{k} = {value(v)}" for k, v in config.items())
+    # the training fields of the recipe before 2026-12-02 beside RECIPE_V1's model fields
     return (f'[data]\npath = "counts.npz"\n\n[model]\n{model}\n\n'
-            f"[train]\nsteps = {steps}\nqat_steps = 30\n")
+            f"[train]\nsteps = {steps}\nqat_steps = 30\nlr = 0.01\nburn_in = 0\n"
+            f"context_bins = 64\n")
 
 
 def sweep_checkpoint(name: str, folder: Path, cache: dict) -> Path:
@@ -122,10 +130,13 @@ def sweep_checkpoint(name: str, folder: Path, cache: dict) -> Path:
 
 def compile_estimate(model: Path, build: Path, board: str, lanes: int | str = 1,
                      cwd: Path | None = None, extra: tuple = ("--bins", "4")) -> dict:
-    """Compile ``model`` into ``build`` (est-compile in ``cwd``, relative paths keep the build
-    the same from run to run) and return its report's logic verdict."""
+    """Compile ``model`` into ``build`` as a dataflow top (est-compile in ``cwd``, relative
+    paths keep the build the same from run to run; ``--backend auto`` would take the core
+    where the dataflow top does not fit, and this bench measures the dataflow estimator) and
+    return its report's logic verdict."""
     res = subprocess.run([BIN / "est-compile", model, "-o", build, "--lanes", str(lanes),
-                          "--board", board, *extra], capture_output=True, text=True, cwd=cwd)
+                          "--board", board, "--backend", "dataflow", *extra],
+                         capture_output=True, text=True, cwd=cwd)
     if res.returncode:
         raise RuntimeError(f"est-compile {model} failed: {res.stderr.strip()[-500:]}")
     return json.loads(((cwd or Path()) / build / "report.json").read_text())["hardware"][
