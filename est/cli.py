@@ -17,14 +17,15 @@ from pathlib import Path
 
 from est import EstError, __version__
 
-EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_PIPE = 0, 1, 2, 130, 141
 
 EXIT_CODES = """exit status:
   0    success
   1    a check failed: RTL or board differs from golden, a regression case failed
   2    an error: bad file, option, model or build folder, missing tool, timing not met;
        one line on stderr says what and what to do, and nothing half-written is kept
-  130  interrupted (Ctrl-C)"""
+  130  interrupted (Ctrl-C)
+  141  the reader of the output went away (`| head`): stopped quietly, as Unix tools do"""
 
 # Every subcommand of est in the order of the flow: its name, the Command that defines it
 # ("module:NAME", imported only when that subcommand runs or shows its help: most of them
@@ -144,7 +145,8 @@ def output_mode(args: argparse.Namespace) -> Iterator[None]:
 
 def execute(prog: str, args: argparse.Namespace) -> int:
     """Run a parsed command; an :class:`EstError` becomes ``prog: error: ...`` on stderr and
-    exit 2 (with a traceback under ``--verbose``), Ctrl-C exit 130."""
+    exit 2 (with a traceback under ``--verbose``), Ctrl-C exit 130, a closed stdout (``| head``)
+    exit 141 without a traceback."""
     try:
         with output_mode(args):
             return args.command.run(args)
@@ -156,6 +158,11 @@ def execute(prog: str, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; nothing half-written was kept", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # stdout's reader has closed it (`| head`): no traceback; what is left to print goes
+        # nowhere, so that the interpreter's last flush does not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE
 
 
 def load(name: str) -> Command:

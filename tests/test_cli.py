@@ -200,3 +200,21 @@ def test_lanes_auto_says_1_lane_fits(tmp_path):
                   "auto")
         assert res.returncode == 0, res.stderr
         assert f"est-compile: --lanes auto: {said} icebreaker (estimate)\n" in res.stdout
+
+
+def test_a_reader_that_goes_away_stops_the_command_without_a_traceback():
+    """stdout piped into a reader that closes it (``| head``): exit 141, nothing on stderr."""
+    code = ("import argparse, sys\n"
+            "from est.cli import execute\n"
+            "class Printing:\n"
+            "    def run(self, args):\n"
+            "        for i in range(100000):\n"
+            "            print(f'line {i}', flush=True)\n"
+            "        return 0\n"
+            "sys.exit(execute('est-x', argparse.Namespace(command=Printing())))\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141 and err == "", err
