@@ -67,10 +67,10 @@ def field_groups(act: int, weight: int, groups: int, neuron: int) -> dict:
                      ("wbase", weight), ("groups", groups), ("lag_stride", 24),
                      ("word_stride", 16)],
             "dst": [*vector("dst"), ("nbase", neuron)],
-            # no_reset first: there the core placed in 29 logic cells fewer than after
+            # the flags first: there the core placed in 29-40 logic cells fewer than after
             # reset_zero (nextpnr, 2026-12-04; the bits decoded beside other groups' differ)
-            "neuron": [("no_reset", 1), ("leak", 5), ("leak_on", 1), ("vbits", 6),
-                       ("reset_zero", 1)],
+            "neuron": [("to_bias", 1), ("no_reset", 1), ("leak", 4), ("leak_on", 1),
+                       ("vbits", 6), ("reset_zero", 1)],
             "vec": [("sub", 3), ("win", 9), ("thr", 9), *vector("src2")],
             "table": [("period", 16)]}
 
@@ -611,7 +611,8 @@ def compile_program(graph: Graph, spec: CoreSpec | None = None, trace: bool = Tr
         if f.source == "act":
             b.add("out_act", n=f.words, **b.vectors[node].src())
         else:
-            b.add("out_neuron", n=f.n, nbase=b.neurons[node][0])
+            b.add("out_neuron", n=f.n,
+                  nbase=b.neurons[f.tensor if f.tensor in b.neurons else node][0])
     b.add("end")
     # the program goes first in the weight memory, fetch_words words an instruction
     offset = len(b.instructions) * spec.fetch_words
@@ -653,7 +654,7 @@ def _out_fields(graph: Graph, b: ProgramBuilder, trace: bool) -> list[OutField]:
     out = []
     for f in heads + rest:
         node, tensor = f.name.split("/")
-        if node in b.neurons and (f.bits > 1 or f.signed):
+        if f.name in b.neurons or node in b.neurons and (f.bits > 1 or f.signed):
             out.append(OutField(f.name, f.n, f.bits, f.signed, "neuron"))
         elif node in b.vectors:
             out.append(OutField(f.name, f.n, f.bits, f.signed, "act", b.vectors[node].log2b))
@@ -693,11 +694,22 @@ def decode_trace(prog: Program, words: list[list[int]], meta: dict):
     return Trace(arrays, {"network": prog.name, "bins": len(words), **meta})
 
 
+MAX_LEAK = 15
+"""The largest leak shift the core's neuron datapath takes (a 4-bit field)."""
+
+
 def neuron_fields(node: str, leak_shift: int | None, v_bits: int,
-                  reset: str = "subtract") -> dict:
+                  reset: str = "subtract", to_bias: bool = False) -> dict:
     """The fields of a neuron instruction (``lif`` or ``readout``) of ``node``: ``reset_zero``
     for a reset to zero, ``no_reset`` for ``subtract_delayed`` (the membrane stored unreset;
     the threshold is subtracted in the next bin through the accumulators:
-    :meth:`ProgramBuilder.delayed_reset`), neither for a subtraction in the same bin."""
+    :meth:`ProgramBuilder.delayed_reset`), neither for a subtraction in the same bin;
+    ``to_bias``: a readout whose values are also written as the biases of the next neuron
+    block (a synaptic current). A leak shift over :data:`MAX_LEAK` is refused by node."""
+    if leak_shift is not None and leak_shift > MAX_LEAK:
+        raise EstError(f"node '{node}': the core leaks by shifts of at most {MAX_LEAK} bits, "
+                       f"not {leak_shift} (a time constant of 2**{leak_shift} bins); compile "
+                       f"with --backend dataflow")
     return {"leak": leak_shift or 0, "leak_on": int(leak_shift is not None), "vbits": v_bits,
-            "reset_zero": int(reset == "zero"), "no_reset": int(reset == "subtract_delayed")}
+            "reset_zero": int(reset == "zero"), "no_reset": int(reset == "subtract_delayed"),
+            "to_bias": int(to_bias)}

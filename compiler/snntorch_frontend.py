@@ -21,7 +21,7 @@ Per module (docs/snntorch.md has the table), with ``I`` the synapses' output ``W
   its threshold after its reset (snnTorch then decides the next spike after a second
   subtraction and adds it back).
 - ``Synaptic``: ``syn <- alpha syn + I``, ``v <- beta v + syn``: est's current-based LIF
-  array (a synaptic current a neuron, leak ``alpha``; the dataflow top only), with the same
+  array (a synaptic current a neuron, leak ``alpha``), with the same
   resets, except ``"zero"`` with ``reset_delay=True``, which zeroes the synaptic current and
   the step's input too in the step after a spike: refused.
 - ``Conv1d`` over the spatial axis: the dense synapses it equals

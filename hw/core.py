@@ -22,10 +22,11 @@ Hardware:
   left by its ``shift``, one shifter for every lane), fed one weight word a cycle: a
   ``conv`` scans its input's words and, for every nonzero field (an event with a value), reads
   only that input's weight row, ``groups`` words;
-- one neuron datapath (leak by a shift, saturating add, threshold, reset: to zero, by
-  subtraction, or none, the membrane kept: a delayed reset's threshold comes through the
-  accumulators in the next bin), one neuron a cycle in a three-stage pipeline (read; leak and
-  add; saturate, fire, reset and write back);
+- one neuron datapath (leak by a shift of up to 15 bits, saturating add, threshold, reset:
+  to zero, by subtraction, or none, the membrane kept: a delayed reset's threshold comes
+  through the accumulators in the next bin; a readout's values may also become the next
+  block's biases: a synaptic current), one neuron a cycle in a three-stage pipeline (read;
+  leak and add; saturate, fire, reset and write back);
 - the sequencer, a register-phase state machine over the instructions.
 
 Latency per bin: the sum over the program of ``fetch_words + 1`` cycles per instruction (its
@@ -148,7 +149,8 @@ class Core(wiring.Component):
         act2 = mem("act2", unsigned(CoreSpec.ACT_BITS), spec.src2_words,
                    act_init[:spec.src2_words])
         acc = mem("acc", unsigned(lanes * ab), spec.acc_words, [])
-        loaders = {MEM_THRESHOLDS: thresholds.write_port(), MEM_BIASES: biases.write_port()}
+        b_wr = biases.write_port()
+        loaders = {MEM_THRESHOLDS: thresholds.write_port(), MEM_BIASES: b_wr}
         t_rd, b_rd = thresholds.read_port(), biases.read_port()
         v_wr, a_wr, c_wr = membranes.write_port(), act.write_port(), acc.write_port()
         v_rd, a_rd, a_rd2 = membranes.read_port(), act.read_port(), act2.read_port()
@@ -286,6 +288,10 @@ class Core(wiring.Component):
                 m.d.sync += spikes.eq(0)
             with m.If((u_index[:lane_bits] == lanes - 1 if lanes > 1 else 1) | last):
                 m.d.comb += [c_wr.addr.eq(u_index >> lane_bits), c_wr.data.eq(0), c_wr.en.eq(1)]
+        with m.If(u_valid & ins.to_bias):
+            # a synaptic current (a readout with to_bias) is also the bias of the membranes
+            # that take it, the neuron block just after its own: the next instruction's
+            m.d.comb += [b_wr.addr.eq(v_wr.addr + ins.n), b_wr.data.eq(v1), b_wr.en.eq(1)]
         with m.If(s_valid):
             m.d.comb += [c_wr.addr.eq(s_group), c_wr.en.eq(1),
                          c_wr.data.eq(Cat(p.as_unsigned()[:ab] for p in products))]

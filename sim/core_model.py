@@ -154,6 +154,8 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
                         bits = spikes[w * act_bits:(w + 1) * act_bits]
                         act[base + w] = sum(int(s) << i for i, s in enumerate(bits))
                 membranes[nb:nb + n] = v1
+                if ins["to_bias"]:  # a synaptic current: the next block's biases
+                    biases[nb + n:nb + 2 * n] = v1
                 acc[:-(-n // lanes)] = 0
                 body = n + 2
             elif op == "table":

@@ -63,9 +63,10 @@ def _lif_fields(lif):
 
 def random_mlp_graph(seed: int, n_in: int = 12, hidden=(10, 7), n_out: int = 5,
                      weight_bits: int = 6, v_bits: int = 12, name: str = "rand",
-                     resets=("subtract", "zero")):
+                     resets=("subtract", "zero"), syn_bits: int = 0):
     """A random spiking MLP as a graph: dense layers (kernel-1 convolutions) into LIF arrays,
-    each with a reset drawn from ``resets``, a readout last."""
+    each with a reset drawn from ``resets`` and, with ``syn_bits``, a synaptic current of
+    that width (current-based, its leak shift drawn), a readout last."""
     from est.compiler.graph import GraphBuilder
     from est.compiler.ops import LIF, Conv, Input, Readout
 
@@ -77,8 +78,10 @@ def random_mlp_graph(seed: int, n_in: int = 12, hidden=(10, 7), n_out: int = 5,
     for k, n in enumerate(hidden):
         syn = g.add(f"fc{k + 1}.syn", Conv(rng.integers(lo, hi + 1, (1, n, prev)),
                                            rng.integers(-20, 40, n)), x)
+        syn_shift = [None, 1, 2][rng.integers(3)] if syn_bits else None
         x = g.add(f"fc{k + 1}", LIF(rng.integers(1, 120, n), [None, 0, 1, 3][rng.integers(4)],
-                                    v_bits, resets[rng.integers(len(resets))]), syn)
+                                    v_bits, resets[rng.integers(len(resets))], syn_shift,
+                                    syn_bits), syn)
         prev = n
     syn = g.add("readout.syn", Conv(rng.integers(lo, hi + 1, (1, n_out, prev)),
                                     rng.integers(-50, 50, n_out)), x)
@@ -231,8 +234,8 @@ def compile_bit_exact(model: Path, x: np.ndarray, folder: Path, *args):
 def write_snntorch_cases(folder: Path) -> None:
     """snnTorch nn.Sequentials for the bad-input table, each as ``sn_NAME.pt`` (its state
     dict) and ``sn_NAME.toml`` (its description): ``good`` (6 -> 4 Leaky -> 3 Leaky, reset to
-    zero), ``subdelay`` (snnTorch's delayed subtraction), ``synsub`` (a Synaptic layer, which
-    the core does not run), one
+    zero), ``subdelay`` (snnTorch's delayed subtraction), ``slowleak`` (beta ``1 - 2**-16``, a
+    leak the core's 4-bit shift field does not hold), one
     variant per refused option, a whole Linear module pickled (``sn_pickled.pt``), a
     description one module short (``sn_short.toml``) and one whose input is 2-D
     (``sn_noflat.toml``)."""
@@ -265,9 +268,7 @@ def write_snntorch_cases(folder: Path) -> None:
                     torch.nn.Linear(6, 4),
                     snn.Synaptic(alpha=0.5, beta=0.5, init_hidden=True, output=True,
                                  reset_mechanism="zero")),
-                "synsub": torch.nn.Sequential(
-                    torch.nn.Linear(6, 4),
-                    snn.Synaptic(alpha=0.5, beta=0.5, init_hidden=True, output=True)),
+                "slowleak": net(beta=1 - 2 ** -16),
                 "alpha": torch.nn.Sequential(
                     torch.nn.Linear(6, 4),
                     snn.Alpha(alpha=0.75, beta=0.5, init_hidden=True, output=True)),

@@ -210,9 +210,9 @@ CASES = [
      "node 'fc1' (Conv1d): torch.nn.functional.conv1d refuses this geometry on an input of 1 "
      "x 2", "n"),
     # snnTorch nn.Sequentials given directly (est-compile STATE.pt --snntorch DESC.toml)
-    ("snntorch-synaptic-on-the-core", _sn("synsub") + " --backend core",
-     "node 'synaptic1': the core does not run a current-based LIF array (a synaptic current a "
-     "neuron, NIR's CubaLIF); compile with --backend dataflow", "n"),
+    ("snntorch-slow-leak-on-the-core", _sn("slowleak") + " --backend core",
+     "node 'leaky1': the core leaks by shifts of at most 15 bits, not 16 (a time constant of "
+     "2**16 bins); compile with --backend dataflow", "n"),
     ("snntorch-synaptic-zero-delayed", _sn("synaptic"),
      "module 1 (Synaptic): reset_mechanism 'zero' with reset_delay=True zeroes the synaptic "
      "current too, and the step's input with it, in the step after a spike; est's arrays reset "

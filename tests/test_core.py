@@ -88,6 +88,21 @@ def test_delayed_reset_is_bit_exact_with_stalls():
     assert simulate_core(SPEC, [(prog, x)]).cycles[0] == core_model.run(prog, x).cycles[:-1]
 
 
+def test_synaptic_currents_are_bit_exact_with_stalls():
+    """Current-based arrays (a synaptic current a neuron), one with the delayed reset: the
+    current a readout that writes the biases of the membranes it feeds."""
+    g = random_mlp_graph(3, n_in=20, hidden=(10, 7), n_out=5,
+                         resets=("subtract_delayed", "zero"), syn_bits=10)
+    x = random_stimulus(3, 16, 20, rate=0.4)
+    prog = compile_program(g, SPEC)
+    got = simulate_core(SPEC, [(prog, x)], stall_seed=6)
+    gold, _ = run(g, x)
+    assert gold.arrays["fc1/i"].any() and gold.arrays["fc2/spikes"].any()
+    for name, value in got.traces[0].arrays.items():
+        np.testing.assert_array_equal(value, gold.arrays[name], err_msg=name)
+    assert simulate_core(SPEC, [(prog, x)]).cycles[0] == core_model.run(prog, x).cycles[:-1]
+
+
 def test_weights_in_two_planes_are_bit_exact_with_stalls():
     """12-bit weights on a core of 8-bit fields, over 3-bit counts and spikes: the high plane's
     values shifted by 8 before the multiply."""
@@ -113,15 +128,15 @@ def rtl_work(tmp_path_factory):
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
 def test_an_est_and_an_mlp_on_one_core_in_rtl_simulators(simulator, rtl_work):
     """The core's Verilog with no model in it: an EST (CPG, mask, SDSA, SEW add, TPU) then an
-    MLP of 12-bit weights (two planes; its hidden layer resets by snnTorch's delayed
-    subtraction) loaded through the load port, with random stalls
+    MLP of 12-bit weights (two planes; its hidden layer current-based and resetting by
+    snnTorch's delayed subtraction) loaded through the load port, with random stalls
     (Icarus) or none (Verilator: cycles equal to the model's). The core is built as the
     UP5K's is: 16-bit thresholds and biases, and the second copy of the activations only as
     long as the EST's second operands need."""
     tmp_path = rtl_work
     graphs = [random_est_graph(1, blocks=1),
               random_mlp_graph(2, n_in=20, hidden=(10,), n_out=5, weight_bits=12,
-                               resets=("subtract_delayed",))]
+                               resets=("subtract_delayed",), syn_bits=10)]
     spec = CoreSpec(lanes=4, weight_bits=8, weight_words=2048, act_words=512,
                     neuron_words=128, acc_words=4, param_bits=16)
     low = compile_program(graphs[0], spec).usage()["src2_words"]

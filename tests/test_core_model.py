@@ -21,6 +21,20 @@ def test_mlp_equals_the_golden_model(lanes, weight_bits):
         np.testing.assert_array_equal(value, gold.arrays[name], err_msg=name)
 
 
+@pytest.mark.parametrize("seed, resets", [(2, ("subtract", "zero")), (3, ("subtract_delayed",)),
+                                          (5, ("subtract_delayed", "zero"))])
+def test_synaptic_currents_equal_the_golden_model(seed, resets):
+    """Current-based arrays (NIR's CubaLIF, snnTorch's Synaptic): the synaptic current a
+    readout whose values are the membranes' biases, traced as ``<node>/i``."""
+    g = random_mlp_graph(seed, n_in=20, hidden=(10, 7), n_out=5, resets=resets, syn_bits=10)
+    x = random_stimulus(seed, 40, 20, rate=0.4)
+    gold, _ = run(g, x)
+    got = core_model.run(compile_program(g, CoreSpec(lanes=4)), x)
+    assert {"fc1/i", "fc2/i"} <= set(got.trace.arrays) and gold.arrays["fc2/spikes"].any()
+    for name, value in got.trace.arrays.items():
+        np.testing.assert_array_equal(value, gold.arrays[name], err_msg=name)
+
+
 @pytest.mark.parametrize("seed", [2, 4, 5])
 def test_delayed_reset_equals_the_golden_model(seed):
     """snnTorch's delayed subtraction (``subtract_delayed``) beside resets in the same bin:

@@ -193,28 +193,46 @@ def test_each_reset_has_its_neuron_fields():
     from est.compiler.program import neuron_fields
 
     common = {"leak": 3, "leak_on": 1, "vbits": 8}
+    common = {**common, "to_bias": 0}
     assert neuron_fields("h", 3, 8, "zero") == {**common, "reset_zero": 1, "no_reset": 0}
     assert neuron_fields("h", 3, 8, "subtract") == {**common, "reset_zero": 0,
                                                     "no_reset": 0}
     assert neuron_fields("h", 3, 8, "subtract_delayed") == {**common, "reset_zero": 0,
                                                             "no_reset": 1}
     assert neuron_fields("h", None, 8)["leak_on"] == 0
+    assert neuron_fields("h", 15, 20, to_bias=True)["to_bias"] == 1
+    with pytest.raises(EstError, match="node 'h': the core leaks by shifts of at most 15 bits, "
+                                       "not 16"):
+        neuron_fields("h", 16, 20)
 
 
-def test_a_current_based_lif_is_refused_by_the_core_naming_the_node():
-    """The core's neurons hold one state word; a synaptic current (NIR's CubaLIF) runs on the
-    dataflow top."""
+def _cuba_graph(syn_bits: int):
+    """3 inputs -> 2 current-based LIF (synaptic leak shift 1) -> readout."""
     from est.compiler.graph import GraphBuilder
     from est.compiler.ops import LIF, Conv, Input, Readout
 
     g = GraphBuilder()
     x = g.add("input", Input(3))
-    x = g.add("h", LIF(np.array([5, 5]), 2, 8, "zero", 1, 6),
+    x = g.add("h", LIF(np.array([5, 5]), 2, 8, "zero", 1, syn_bits),
               g.add("h.syn", Conv(np.ones((1, 2, 3), np.int64), np.zeros(2, np.int64)), x))
     g.add("readout", Readout(None, 12, np.ones(1)),
           g.add("readout.syn", Conv(np.ones((1, 1, 2), np.int64), np.zeros(1, np.int64)), x))
-    with pytest.raises(EstError, match="node 'h': the core does not run a current-based LIF"):
-        compile_program(g.build("cuba", ("readout",)))
+    return g.build("cuba", ("readout",))
+
+
+def test_a_synaptic_current_is_a_readout_that_writes_the_next_biases():
+    """A current-based array: its convolution, a ``readout`` of the synaptic current (its own
+    neuron block, ``to_bias``) whose values become the biases of the membranes' block just
+    after it, then the ``lif``; a current wider than the core's bias words is refused."""
+    prog = compile_program(_cuba_graph(6), CoreSpec(lanes=2, param_bits=16))
+    code = core_model.decode(prog)
+    syn, lif = (next(f for f in code if f["op"] == OPCODES[op]) for op in ("readout", "lif"))
+    assert code.index(syn) == code.index(lif) - 1 and syn["to_bias"] == 1
+    assert (syn["vbits"], syn["leak"], syn["leak_on"]) == (6, 1, 1)
+    assert lif["nbase"] == syn["nbase"] + 2 and lif["to_bias"] == 0
+    with pytest.raises(EstError, match="node 'h': its synaptic current needs 20 bits, the core "
+                                       "passes it on in its 16-bit bias words"):
+        compile_program(_cuba_graph(20), CoreSpec(lanes=2, param_bits=16))
 
 
 def _delayed_graph(threshold: int):

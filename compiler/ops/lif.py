@@ -3,7 +3,7 @@
 subtraction or to zero. Input: a convolution's current, or an unsigned vector (SSA counts).
 Current-based (``syn_bits`` > 0, NIR's CubaLIF): the current first goes through a synaptic
 current per neuron, ``i = sat(i - (i >>> syn_shift) + current, syn_bits)``, which the
-membrane then takes (a second state word a neuron; the dataflow top only).
+membrane then takes (a second state word a neuron; on the core a readout before the array).
 
 Hardware: :class:`~est.hw.neurons.LIFArray` (``lanes`` neurons per cycle, membranes in block
 RAM or flip-flops, thresholds in logic), fed through :class:`~est.hw.streams.VectorGroups`
@@ -171,20 +171,31 @@ class LIF(Op):
         into the node's ring, its accumulators cleared for the next convolution. A delayed
         reset (``subtract_delayed``) is a depthwise ``conv`` between them, which adds
         ``-threshold`` into the current of each neuron that spiked the bin before, and a
-        ``lif`` that keeps the membrane of a neuron that spikes (``no_reset``)."""
+        ``lif`` that keeps the membrane of a neuron that spikes (``no_reset``). A current-based
+        array first runs its synaptic current as a ``readout`` (its own neuron block, traced
+        as ``<node>/i``) that writes each value as the bias of the membrane it feeds
+        (``to_bias``: the block just after), the accumulators cleared, so the ``lif`` takes
+        the synaptic current as its current."""
         from est.compiler.program import neuron_fields
 
         if ins[0].form != "current":
             return super().emit(b, node, ins)
-        if self.syn_bits:
-            raise EstError(f"node '{node}': the core does not run a current-based LIF array (a "
-                           f"synaptic current a neuron, NIR's CubaLIF); compile with --backend "
-                           f"dataflow")
+        n = ins[0].n
+        if self.syn_bits > b.spec.param_bits:
+            raise EstError(f"node '{node}': its synaptic current needs {self.syn_bits} bits, the "
+                           f"core passes it on in its {b.spec.param_bits}-bit bias words; "
+                           f"compile with --backend dataflow")
         bias = b.take_current(node)
-        out = b.vector(node, Spec(ins[0].n, 1))
+        out = b.vector(node, Spec(n, 1))
+        if self.syn_bits:  # the synaptic current: a readout whose values are the next biases
+            syn = b.neuron_block(f"{node}/i", np.zeros(n, np.int64), bias, self.syn_bits)
+            b.add("readout", n=n, nbase=syn,
+                  **neuron_fields(node, self.syn_shift, self.syn_bits, to_bias=True))
+            bias = np.zeros(n, np.int64)
         if self.reset == "subtract_delayed":
             b.delayed_reset(node, self.threshold, out)
         nbase = b.neuron_block(node, self.threshold, bias, self.v_bits)
+        assert not self.syn_bits or nbase == syn + n  # where the readout writes the biases
         b.add("lif", n=ins[0].n, nbase=nbase, **out.dst(),
               **neuron_fields(node, self.leak_shift, self.v_bits, self.reset))
 
