@@ -23,11 +23,12 @@ class Board:
     core: tuple[tuple[str, int], ...] = ()  # the core backend's CoreSpec on this board
     spram: bool = False  # the core's weight memory in the iCE40 UP5K's SPRAMs
 
-    def core_spec(self):
-        """The :class:`~est.compiler.program.CoreSpec` of the core built for this board."""
+    def core_spec(self, ssa: bool = False):
+        """The :class:`~est.compiler.program.CoreSpec` of the core built for this board; with
+        ``ssa``, with its SSA unit (a model with SSA attention: est-compile asks for it)."""
         from est.compiler.program import CoreSpec
 
-        return CoreSpec(**dict(self.core))
+        return CoreSpec(**dict(self.core), ssa=ssa)
 
 
 ICE40_EBR = ((256, 16), (512, 8), (1024, 4), (2048, 2))

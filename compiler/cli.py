@@ -132,16 +132,16 @@ def choose_backend(args, graph, board):
     core, else the dataflow top (est-compile then warns that it does not fit). Resolves
     ``args.lanes`` for the dataflow top."""
     from est.compiler import costs
-    from est.compiler.program import compile_program
+    from est.compiler.program import compile_program, uses_ssa
 
+    spec = board.core_spec(ssa=uses_ssa(graph))  # the board's core, with its SSA unit if needed
     if args.backend == "core":
         if args.lanes is not None:
             raise EstError(f"--lanes is an option of the dataflow top; the core's lanes are "
-                           f"{board.name}'s ({board.core_spec().lanes}): drop --lanes, or use "
+                           f"{board.name}'s ({spec.lanes}): drop --lanes, or use "
                            f"--backend dataflow")
         try:
-            return "core", f"{board.name}'s core", compile_program(graph, board.core_spec(),
-                                                                   trace=False)
+            return "core", f"{board.name}'s core", compile_program(graph, spec, trace=False)
         except EstError as e:
             raise EstError(f"{board.name}'s core: {e}") from None
     if args.backend == "dataflow" or isinstance(args.lanes, int):
@@ -158,7 +158,7 @@ def choose_backend(args, graph, board):
     except EstError as e:
         dataflow = str(e)
     try:
-        prog = compile_program(graph, board.core_spec(), trace=False)
+        prog = compile_program(graph, spec, trace=False)
         args.lanes = None
         return ("core", f"the dataflow top does not fit {board.name}, the program fits its "
                 f"core", prog)

@@ -41,8 +41,9 @@ OPCODES = {"in": 1, "conv": 2, "lif": 3, "readout": 4, "out_act": 5, "out_neuron
 MAX_VALUE_BITS = 15
 """The widest input value a ``conv`` multiplies: a lane's product is a signed 16 x 16 multiply
 (an iCE40 SB_MAC16 with its adder), so values stay below 2**15."""
-VEC_OPS = {"add": 0, "and": 1, "iand": 2, "mask": 3, "sdsa": 4, "max": 5}
-"""The per-channel operations of ``vec`` (docs/core.md)."""
+VEC_OPS = {"add": 0, "and": 1, "iand": 2, "mask": 3, "sdsa": 4, "max": 5, "score": 6, "ssa": 7}
+"""The per-channel operations of ``vec`` (docs/core.md); ``score`` and ``ssa`` only on a core
+built with its SSA unit (``CoreSpec.ssa``)."""
 
 
 FIELD_GROUPS = (("common", None), ("conv", "common"), ("dst", "common"),
@@ -92,6 +93,7 @@ class CoreSpec:
     # copy of the first ones; None: all act_words)
     neuron_words: int = 1024  # neurons (membranes, thresholds, biases)
     acc_words: int = 64  # accumulator words: the widest convolution's groups
+    ssa: bool = False  # the SSA unit: vec score and ssa (SSA attention), about 150 logic cells
 
     ACT_BITS: ClassVar[int] = 16
     MAX_RING: ClassVar[int] = 256  # bins of history one node's ring may hold
@@ -159,7 +161,12 @@ class CoreSpec:
         return {k: getattr(self, k) for k in ("lanes", "weight_bits", "acc_bits", "state_bits",
                                               "param_bits",
                                               "weight_words", "act_words", "src2_words",
-                                              "neuron_words", "acc_words")}
+                                              "neuron_words", "acc_words", "ssa")}
+
+
+def uses_ssa(graph: Graph) -> bool:
+    """Whether ``graph`` has SSA attention, which only a core built with its SSA unit runs."""
+    return any(n.op.KIND == "attention" and n.op.mode == "ssa" for n in graph.nodes)
 
 
 def bits_for(depth: int) -> int:
@@ -560,6 +567,17 @@ class ProgramBuilder:
         for fields in self.convolution(node, weight, [(spikes, 0)], lag0=1, depthwise=True,
                                        adds_to=self.input_of(node)):
             self.add("conv", **fields)
+
+    def vector_current(self, node: str) -> np.ndarray:
+        """Emit the current of a neuron array ``node`` that reads a vector (SSA's counts): a
+        depthwise ``conv`` of the vector with weights 1 (the values themselves into the
+        accumulators); returns its bias, zero."""
+        name = self.input_of(node)
+        n = self.specs[name].n
+        weight = np.eye(n, dtype=np.int64)[None]
+        for fields in self.convolution(name, weight, self.source(node), depthwise=True):
+            self.add("conv", **fields)
+        return np.zeros(n, np.int64)
 
     def take_current(self, node: str) -> np.ndarray:
         """Emit the instructions of the convolution ``node`` reads (they run just before

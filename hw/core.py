@@ -319,16 +319,30 @@ class Core(wiring.Component):
         e_valid, e_index, e_first, e_last = Signal(), Signal(ADDR_BITS), Signal(), Signal()
         e_zero1, e_zero2 = Signal(), Signal()
         m.d.sync += e_valid.eq(0)
+        sub = ins.sub
+        # the SSA unit (spec.ssa): a second field index, ``sidx = sbase + tau``, for the scores
+        # of a head: written one a step by ``score`` (``sbase`` steps by ``win`` a head), read
+        # by ``ssa`` (``sbase`` steps by ``win`` after each head's ``2**thr`` channels)
+        is_score = is_ssa = Const(0)
+        sbase = sidx = e_idx = None
+        if spec.ssa:
+            is_score, is_ssa = sub == VEC_OPS["score"], sub == VEC_OPS["ssa"]
+            sbase = Signal(bits_for(spec.act_words) + 4)
+            sidx = Signal(len(sbase))
+            e_idx = Signal(len(sbase))
+            m.d.comb += sidx.eq(sbase + tau)
         f1 = Signal(CoreSpec.ACT_BITS)
         f2 = Signal(CoreSpec.ACT_BITS)
-        m.d.comb += [f1.eq(Mux(e_zero1, 0, extract(a_rd.data, e_index, ins.src_log2b))),
+        f1_index = Mux(is_ssa, e_idx, e_index) if spec.ssa else e_index
+        m.d.comb += [f1.eq(Mux(e_zero1, 0, extract(a_rd.data, f1_index, ins.src_log2b))),
                      f2.eq(Mux(e_zero2, 0, extract(a_rd2.data, e_index, ins.src2_log2b)))]
         reduced, reduced_next = Signal(CoreSpec.ACT_BITS + 1), Signal(CoreSpec.ACT_BITS + 1)
-        sub = ins.sub
+        # ssa: the sum over the window of the head's scores where V (src2) spiked
+        addend = Mux(is_ssa, Mux(f2[0], f1, 0), f2) if spec.ssa else f2
         with m.If(sub == VEC_OPS["max"]):
             m.d.comb += reduced_next.eq(Mux(e_first | (f1 > reduced), f1, reduced))
         with m.Else():
-            m.d.comb += reduced_next.eq(Mux(e_first, 0, reduced) + f2)
+            m.d.comb += reduced_next.eq(Mux(e_first, 0, reduced) + addend)
         stepped = lfsr
         for _ in range(8):
             stepped = Mux(stepped[0], (stepped >> 1) ^ LFSR_FEEDBACK, stepped >> 1)
@@ -352,18 +366,27 @@ class Core(wiring.Component):
                 m.d.comb += result.eq(f1[0] & (reduced_next >= ins.thr))
             with m.Case(VEC_OPS["max"]):
                 m.d.comb += result.eq(reduced_next)
+            if spec.ssa:
+                with m.Case(VEC_OPS["score"]):  # a head's popcount of Q AND K
+                    both = f1 & f2
+                    m.d.comb += result.eq(sum(both[k] for k in range(CoreSpec.ACT_BITS)))
+                with m.Case(VEC_OPS["ssa"]):
+                    m.d.comb += result.eq(reduced_next)
         packed = Signal(CoreSpec.ACT_BITS)
         out_mask = ((Const(CoreSpec.ACT_BITS, 6) >> ins.dst_log2b) - 1)[:5]
-        at = (e_index[:4] & out_mask) << ins.dst_log2b
+        # the output field: the channel's, or a score's (one each step of the window)
+        out_index = Mux(is_score, e_idx, e_index) if spec.ssa else e_index
+        at = (out_index[:4] & out_mask) << ins.dst_log2b
         packed_next = packed | (result << at)[:CoreSpec.ACT_BITS]
         with m.If(e_valid):
             m.d.sync += reduced.eq(reduced_next)
-            with m.If(e_last):
+            with m.If((e_last | is_score) if spec.ssa else e_last):
                 m.d.sync += packed.eq(packed_next)
                 with m.If(is_mask):
                     m.d.sync += lfsr.eq(lfsr_next)
-                with m.If(((e_index[:4] & out_mask) == out_mask) | (e_index == ins.n - 1)):
-                    m.d.comb += [dst_off.eq(e_index >> (4 - ins.dst_log2b)[:3]),
+                last = (e_last & (e_index == ins.n - 1)) if spec.ssa else e_index == ins.n - 1
+                with m.If(((out_index[:4] & out_mask) == out_mask) | last):
+                    m.d.comb += [dst_off.eq(out_index >> (4 - ins.dst_log2b)[:3]),
                                  a_wr.addr.eq(dst_addr), a_wr.data.eq(packed_next),
                                  a_wr.en.eq(1)]
                     m.d.sync += packed.eq(0)
@@ -508,21 +531,30 @@ class Core(wiring.Component):
                 m.d.comb += [v_rd.addr.eq(ins.nbase), t_rd.addr.eq(ins.nbase)]
                 m.d.sync += [state.eq(Mux(is_mask, _State.VEC_STATE_HI, _State.VEC_LOOP)),
                              tau.eq(0), packed.eq(0)]
+                if spec.ssa:
+                    m.d.sync += sbase.eq(0)
             with m.Case(_State.VEC_STATE_HI):
                 m.d.comb += [v_rd.addr.eq(ins.nbase + 1), t_rd.addr.eq(ins.nbase + 1)]
                 m.d.sync += [lfsr[:16].eq(lfsr_half), state.eq(_State.VEC_LOOP)]
             with m.Case(_State.VEC_LOOP):
                 with m.If(is_mask & (j == 0) & (tau == 0)):
                     m.d.sync += lfsr[16:].eq(lfsr_half)
+                src_index = Mux(is_ssa, sidx, j) if spec.ssa else j
                 m.d.comb += [
-                    src_off.eq(j >> (4 - ins.src_log2b)[:3]), a_rd.addr.eq(src_addr),
+                    src_off.eq(src_index >> (4 - ins.src_log2b)[:3]), a_rd.addr.eq(src_addr),
                     a_rd2.addr.eq(ring(ins.src2, ins.src2_ring, ins.src2_stride, tau)
                                   + (j >> (4 - ins.src2_log2b)[:3]))]
+                if spec.ssa:
+                    m.d.sync += e_idx.eq(sidx)
                 m.d.sync += [e_valid.eq(1), e_index.eq(j), e_first.eq(tau == 0),
                              e_last.eq(tau == ins.win - 1), e_zero1.eq(back1 > age),
                              e_zero2.eq(tau > age)]
                 with m.If(tau == ins.win - 1):
                     m.d.sync += [tau.eq(0), j.eq(j + 1)]
+                    if spec.ssa:  # after a head (2**thr channels; score: thr 0) its scores
+                        head_mask = Cat(ins.thr > k for k in range(4))
+                        with m.If(((j + 1)[:4] & head_mask) == 0):
+                            m.d.sync += sbase.eq(sbase + ins.win)
                     with m.If(j == ins.n - 1):
                         m.d.sync += state.eq(_State.VEC_LAST)
                 with m.Else():

@@ -171,9 +171,17 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
                 halves = membranes if age else thresholds  # the LFSR: low half, high half
                 lfsr = (int(halves[nb]) & 0xFFFF | (int(halves[nb + 1]) & 0xFFFF) << 16
                         if sub == "mask" else 0)
-                res = np.zeros(n, np.int64)
+                res = np.zeros(n * win if sub == "score" else n, np.int64)
                 for c in range(n):
-                    if sub == "max":
+                    if sub == "score":  # per head c and bin back: popcount(Q AND K)
+                        for tau in range(win):
+                            both = field(ins, "src", c) & field(ins, "src2", c, tau)
+                            res[c * win + tau] = bin(both).count("1")
+                    elif sub == "ssa":  # the scores of channel c's head where V spiked
+                        head = (c >> ins["thr"]) * win
+                        res[c] = sum(field(ins, "src", head + tau)
+                                     for tau in range(win) if field(ins, "src2", c, tau))
+                    elif sub == "max":
                         res[c] = max(field(ins, "src", c, tau) for tau in range(win))
                     elif sub == "sdsa":
                         count = sum(field(ins, "src2", c, tau) for tau in range(win))
@@ -193,7 +201,7 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
                 dst = slot(ins["dst"], ins["dst_ring"], ins["dst_stride"])
                 per = act_bits >> ins["dst_log2b"]
                 width = 1 << ins["dst_log2b"]
-                for w in range(-(-n // per)):
+                for w in range(-(-len(res) // per)):
                     act[dst + w] = sum(int(v) << (i * width)
                                        for i, v in enumerate(res[w * per:(w + 1) * per]))
                 body = n * win + 2 + 2 * (sub == "mask")  # a mask reads and writes 2 halves

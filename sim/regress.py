@@ -16,8 +16,9 @@ a simulator error) fails too, with the reason, and the run goes on to the next c
 
 With ``backend="core"`` each case is compiled into a program for one core of
 :data:`CORE_SPEC` (every traced tensor on its output stream) and run on the core's gateware,
-every case on one core's Verilog; a case the core cannot run (SSA attention; over its
-memories) is counted as unsupported, with the reason, not run.
+every case on one core's Verilog; a case the core cannot run (SSA heads that are not a power
+of two of at most 16 channels, thresholds or values too wide, over its memories) is counted as
+unsupported, with the reason, not run.
 """
 
 import argparse
@@ -199,9 +200,10 @@ def random_case(seed: int, index: int, stalls: str = "random") -> Case:
 
 
 # The core every case of ``--backend core`` runs on: the random graphs' widest layers (24
-# neurons, 20 channels over kernels up to 7, 15-bit weights in two planes) fit it.
+# neurons, 20 channels over kernels up to 7, 15-bit weights in two planes) fit it; with its
+# SSA unit.
 CORE_SPEC = dict(lanes=4, weight_bits=8, weight_words=8192, act_words=2048, neuron_words=512,
-                 acc_words=8)
+                 acc_words=8, ssa=True)
 
 
 @dataclass(frozen=True)

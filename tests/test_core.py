@@ -53,9 +53,9 @@ def test_a_core_built_with_a_model_runs_it_without_a_load():
 
 
 def test_est_graphs_on_one_core_are_bit_exact_with_stalls():
-    """Two random ESTs (every operation but SSA between them: CPG table, masks, SDSA, SEW
-    add and iand, the TPU, 3-bit counts and the input path into a readout of kernel 3)
-    loaded one after the other; cycles equal to the model's without stalls."""
+    """Two random ESTs (every operation but SSA, tested below, between them: CPG table,
+    masks, SDSA, SEW add and iand, the TPU, 3-bit counts and the input path into a readout
+    of kernel 3) loaded one after the other; cycles equal to the model's without stalls."""
     spec = CoreSpec(lanes=4, weight_bits=8, weight_words=4096, act_words=1024,
                     neuron_words=256, acc_words=8)
     cases = [(random_est_graph(1, blocks=1), 6, 1),
@@ -66,6 +66,26 @@ def test_est_graphs_on_one_core_are_bit_exact_with_stalls():
     got = simulate_core(spec, runs, stall_seed=5)
     for (g, _, _), (_, x), trace in zip(cases, runs, got.traces, strict=True):
         gold, _ = run(g, x)
+        for name, value in trace.arrays.items():
+            np.testing.assert_array_equal(value, gold.arrays[name], err_msg=f"{g.name} {name}")
+    for (prog, x), cycles in zip(runs, simulate_core(spec, runs).cycles, strict=True):
+        assert cycles == core_model.run(prog, x).cycles[:-1]
+
+
+def test_ssa_is_bit_exact_with_stalls():
+    """SSA attention on a core with its SSA unit: two ESTs (heads of 4 channels over a window
+    of 5; one head of 16 channels over 3 bins) loaded one after the other; cycles equal to
+    the model's without stalls."""
+    spec = CoreSpec(lanes=4, weight_bits=8, weight_words=4096, act_words=1024,
+                    neuron_words=256, acc_words=8, ssa=True)
+    graphs = [random_est_graph(1, attention="ssa", heads=2, window=5, blocks=1),
+              random_est_graph(5, attention="ssa", heads=1, d=16, window=3, blocks=1)]
+    runs = [(compile_program(g, spec), random_stimulus(s, 6, g.n_in, rate=0.5))
+            for s, g in enumerate(graphs)]
+    got = simulate_core(spec, runs, stall_seed=5)
+    for g, (_, x), trace in zip(graphs, runs, got.traces, strict=True):
+        gold, _ = run(g, x)
+        assert gold.arrays["b0.attn/v"].any()
         for name, value in trace.arrays.items():
             np.testing.assert_array_equal(value, gold.arrays[name], err_msg=f"{g.name} {name}")
     for (prog, x), cycles in zip(runs, simulate_core(spec, runs).cycles, strict=True):
@@ -127,19 +147,22 @@ def rtl_work(tmp_path_factory):
 
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
 def test_an_est_and_an_mlp_on_one_core_in_rtl_simulators(simulator, rtl_work):
-    """The core's Verilog with no model in it: an EST (CPG, mask, SDSA, SEW add, TPU) then an
-    MLP of 12-bit weights (two planes; its hidden layer current-based and resetting by
-    snnTorch's delayed subtraction) loaded through the load port, with random stalls
+    """The core's Verilog with no model in it, with its SSA unit: an EST (CPG, mask, SDSA, SEW
+    add, TPU), an MLP of 12-bit weights (two planes; its hidden layer current-based and
+    resetting by snnTorch's delayed subtraction) and an EST with SSA attention, loaded one
+    after the other through the load port, with random stalls
     (Icarus) or none (Verilator: cycles equal to the model's). The core is built as the
     UP5K's is: 16-bit thresholds and biases, and the second copy of the activations only as
-    long as the EST's second operands need."""
+    long as the ESTs' second operands need."""
     tmp_path = rtl_work
     graphs = [random_est_graph(1, blocks=1),
               random_mlp_graph(2, n_in=20, hidden=(10,), n_out=5, weight_bits=12,
-                               resets=("subtract_delayed",), syn_bits=10)]
+                               resets=("subtract_delayed",), syn_bits=10),
+              random_est_graph(3, attention="ssa", heads=2, window=5, blocks=1, tpu=False,
+                               cpg=False)]
     spec = CoreSpec(lanes=4, weight_bits=8, weight_words=2048, act_words=512,
-                    neuron_words=128, acc_words=4, param_bits=16)
-    low = compile_program(graphs[0], spec).usage()["src2_words"]
+                    neuron_words=128, acc_words=4, param_bits=16, ssa=True)
+    low = max(compile_program(g, spec).usage()["src2_words"] for g in graphs)
     assert 0 < low < 512
     spec = dataclasses.replace(spec, src2_words=low)
     runs = [(compile_program(g, spec), random_stimulus(s, 6, g.n_in, rate=0.4))

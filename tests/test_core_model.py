@@ -100,13 +100,29 @@ EST_CASES = [(1, dict(attention="sdsa", sew="add")), (2, dict(attention="none", 
 
 @pytest.mark.parametrize("seed, kw", EST_CASES)
 def test_est_graphs_equal_the_golden_model(seed, kw):
-    """Every EST operation but SSA: CPG table, masks, SDSA attention, SEW joins, the TPU,
+    """Every EST operation but SSA (below): CPG table, masks, SDSA attention, SEW joins, the TPU,
     count inputs and the input path into a multi-lag readout."""
     g = random_est_graph(seed, **kw)
     x = random_stimulus(seed, 40, g.n_in, rate=0.4, bits=kw.get("input_bits", 1))
     gold, _ = run(g, x)
     got = core_model.run(compile_program(g, CoreSpec(lanes=4)), x)
     assert len(got.trace.arrays) > 10
+    for name, value in got.trace.arrays.items():
+        np.testing.assert_array_equal(value, gold.arrays[name], err_msg=name)
+
+
+@pytest.mark.parametrize("seed, kw", [(1, {}), (2, dict(heads=1, d=16, window=3)),
+                                      (3, dict(heads=8, d=8, window=6)),
+                                      (4, dict(d=32, window=9, sew="and")),
+                                      (5, dict(heads=4, d=16, window=7, tpu=False))])
+def test_ssa_equals_the_golden_model(seed, kw):
+    """SSA attention (a core with its SSA unit): heads of 1 to 16 channels, windows of 3 to
+    9 bins, the LIF that takes its counts, delayed or not; cycles ``n * win + 2`` each."""
+    g = random_est_graph(seed, attention="ssa", **kw)
+    x = random_stimulus(seed, 40, g.n_in, rate=0.5)
+    gold, _ = run(g, x)
+    got = core_model.run(compile_program(g, CoreSpec(lanes=4, ssa=True)), x)
+    assert gold.arrays["b0.attn/spikes"].any() or gold.arrays["b1.attn/spikes"].any()
     for name, value in got.trace.arrays.items():
         np.testing.assert_array_equal(value, gold.arrays[name], err_msg=name)
 

@@ -5,7 +5,15 @@ import numpy as np
 import pytest
 
 from est import EstError
-from est.compiler.program import OPCODES, CoreSpec, compile_program, decode_words, vector_words
+from est.compiler.program import (
+    OPCODES,
+    VEC_OPS,
+    CoreSpec,
+    compile_program,
+    decode_words,
+    uses_ssa,
+    vector_words,
+)
 from est.sim import core_model
 from est.sim.interpreter import run
 from netgen import random_conv_graph, random_est_graph, random_mlp_graph
@@ -54,12 +62,37 @@ def test_output_words_decode_to_the_tensors():
         decode_words(prog, words[:4])
 
 
-def test_an_operation_the_core_lacks_is_refused_by_name():
+def test_ssa_needs_a_core_with_its_ssa_unit_and_heads_of_a_power_of_two():
     g = random_est_graph(1, attention="ssa")
-    with pytest.raises(EstError, match="node 'b0.scores': the core backend does not run a "
-                                       "'attention' operation yet; compile with --backend "
-                                       "dataflow"):
+    with pytest.raises(EstError, match="node 'b0.scores': this core does not run SSA attention: "
+                                       "it was built without its SSA unit .CoreSpec ssa.; "
+                                       "est-compile builds a core with it for a model with SSA"):
         compile_program(g)
+    assert uses_ssa(g) and not uses_ssa(random_est_graph(1))
+    with pytest.raises(EstError, match="node 'b0.scores': the core does not run SSA heads of 6 "
+                                       "channels: it takes heads of 1, 2, 4, 8 or 16"):
+        compile_program(random_est_graph(1, attention="ssa", d=12), CoreSpec(ssa=True))
+
+
+def test_ssa_is_a_score_and_a_sum_over_the_window():
+    """Per block: ``vec score`` (n heads, a head's channels one field of Q and K, the scores
+    in fields of their own), ``vec ssa`` (n channels, the heads' log2 channels in ``thr``),
+    then the LIF that reads the counts through a depthwise conv of weights 1; K and V kept
+    over the window."""
+    g = random_est_graph(1, attention="ssa", d=8, heads=2, window=5, blocks=1)
+    prog = compile_program(g, CoreSpec(ssa=True))
+    subs = {v: k for k, v in VEC_OPS.items()}
+    listed = [(node, subs[f["sub"]] if f["op"] == OPCODES["vec"] else f["op"], f)
+              for f, (node, _) in zip(core_model.decode(prog), prog.owners, strict=True)]
+    at = [i for i, (node, _, _) in enumerate(listed) if node == "b0.scores"]
+    (_, score, fs), (_, ssa, fa) = (listed[i] for i in at)
+    assert (score, fs["n"], fs["win"], fs["src_log2b"], fs["src2_log2b"]) == ("score", 2, 5, 2, 2)
+    assert (ssa, fa["n"], fa["win"], fa["thr"], fa["src"]) == ("ssa", 8, 5, 2, fs["dst"])
+    node, op, conv = listed[at[-1] + 1]
+    assert (node, op, conv["depthwise"]) == ("b0.attn", OPCODES["conv"], 1)
+    vectors = prog.regions["vectors"]
+    assert vectors["b0.k"].slots == vectors["b0.v"].slots == 8
+    assert vectors["b0.scores#scores"].n == 10
 
 
 def test_a_core_needs_neuron_words_of_16_to_32_bits():

@@ -8,6 +8,7 @@ Q, K and V: AND gates, window shift registers and popcount trees; latency one cy
 
 from dataclasses import dataclass
 
+from est import EstError
 from est.compiler.graph import Field as F
 from est.compiler.graph import IRError, Op, Spec
 from est.sim import golden
@@ -87,20 +88,48 @@ class Attention(Op):
                            + d * out * self.window // 2, 2 * self.window * d + d * out,
                            memory_bits=history)]
 
-    def emit(self, b, node, ins):
-        """Core (SDSA): ``vec and`` of K and V into a ring of ``window`` bins, then ``vec
-        sdsa``, ``window`` cycles a channel: Q AND (the ring's count >= the threshold)."""
-        from est.compiler.program import VEC_OPS
+    def history(self, ins):
+        """On the core SDSA keeps K AND V in a ring of its own; SSA reads K and V over the
+        window in their own rings."""
+        return [1, 1, 1] if self.mode == "sdsa" else [1, self.window, self.window]
 
-        if self.mode != "sdsa":
-            return super().emit(b, node, ins)
+    def emit(self, b, node, ins):
+        """Core. SDSA: ``vec and`` of K and V into a ring of ``window`` bins, then ``vec
+        sdsa``, ``window`` cycles a channel: Q AND (the ring's count >= the threshold). SSA
+        (a core with its SSA unit, heads of 1, 2, 4, 8 or 16 channels): ``vec score``, the
+        popcount of Q AND K per head and bin of the window (``heads * window`` values, one a
+        cycle), then ``vec ssa``: per channel, the sum over the window of those scores where
+        V spiked (``window`` cycles a channel)."""
+        from est.compiler.program import VEC_OPS, CoreSpec
+
         d = ins[0].n
         q, k, v = (b.vectors[b.input_of(node, i)] for i in range(3))
-        kv = b.vector(f"{node}#kv", Spec(d, 1), bins=self.window)
-        b.add("vec", sub=VEC_OPS["and"], n=d, win=1, **k.src(), **v.src2(), **kv.dst())
-        out = b.vector(node, Spec(d, 1))
-        b.add("vec", sub=VEC_OPS["sdsa"], n=d, win=self.window, thr=self.count_threshold,
-              **q.src(), **kv.src2(), **out.dst())
+        if self.mode == "sdsa":
+            kv = b.vector(f"{node}#kv", Spec(d, 1), bins=self.window)
+            b.add("vec", sub=VEC_OPS["and"], n=d, win=1, **k.src(), **v.src2(), **kv.dst())
+            out = b.vector(node, Spec(d, 1))
+            b.add("vec", sub=VEC_OPS["sdsa"], n=d, win=self.window, thr=self.count_threshold,
+                  **q.src(), **kv.src2(), **out.dst())
+            return
+        if not b.spec.ssa:
+            raise EstError(f"node '{node}': this core does not run SSA attention: it was built "
+                           f"without its SSA unit (CoreSpec ssa); est-compile builds a core "
+                           f"with it for a model with SSA")
+        hd = d // self.heads
+        if hd > CoreSpec.ACT_BITS or hd & (hd - 1):
+            raise EstError(f"node '{node}': the core does not run SSA heads of {hd} channels: "
+                           f"it takes heads of 1, 2, 4, 8 or 16 (one field of an activation "
+                           f"word); change model.heads or compile with --backend dataflow")
+        log2 = hd.bit_length() - 1
+        scores = b.vector(f"{node}#scores", Spec(self.heads * self.window,
+                                                 hd.bit_length()), bins=1)
+        # a head's channels as one field of Q and of K
+        b.add("vec", sub=VEC_OPS["score"], n=self.heads, win=self.window,
+              **{**q.src(), "src_log2b": log2}, **{**k.src2(), "src2_log2b": log2},
+              **scores.dst())
+        out = b.vector(node, self.out_spec(d))
+        b.add("vec", sub=VEC_OPS["ssa"], n=d, win=self.window, thr=log2, **scores.src(),
+              **v.src2(), **out.dst())
 
     def lower(self, b, node, ins):
         from est.hw.attention import SpikeAttention

@@ -175,17 +175,16 @@ class LIF(Op):
         array first runs its synaptic current as a ``readout`` (its own neuron block, traced
         as ``<node>/i``) that writes each value as the bias of the membrane it feeds
         (``to_bias``: the block just after), the accumulators cleared, so the ``lif`` takes
-        the synaptic current as its current."""
+        the synaptic current as its current. An array that reads a vector (SSA's counts) takes
+        it through a depthwise ``conv`` of weights 1."""
         from est.compiler.program import neuron_fields
 
-        if ins[0].form != "current":
-            return super().emit(b, node, ins)
         n = ins[0].n
         if self.syn_bits > b.spec.param_bits:
             raise EstError(f"node '{node}': its synaptic current needs {self.syn_bits} bits, the "
                            f"core passes it on in its {b.spec.param_bits}-bit bias words; "
                            f"compile with --backend dataflow")
-        bias = b.take_current(node)
+        bias = b.take_current(node) if ins[0].form == "current" else b.vector_current(node)
         out = b.vector(node, Spec(n, 1))
         if self.syn_bits:  # the synaptic current: a readout whose values are the next biases
             syn = b.neuron_block(f"{node}/i", np.zeros(n, np.int64), bias, self.syn_bits)
