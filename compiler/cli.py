@@ -303,8 +303,9 @@ def compile_build(args: argparse.Namespace) -> int:
     traced = "every tensor is traced" if not args.no_trace else "only the readout is"
     if backend == "core":
         with staged_output(args.out, "ir.json", OUT_HINT) as tmp:
-            print(f"est-compile: compiling the program for {board.name}'s core and running "
-                  f"the core model ...", flush=True)
+            unit = " with its SSA unit (the model has SSA attention)" if board_prog.spec.ssa else ""
+            print(f"est-compile: compiling the program for {board.name}'s core{unit} and "
+                  f"running the core model ...", flush=True)
             hardware = write_core_build(tmp, graph, stimulus, trace, board, board_prog,
                                         not args.no_trace)
             if recording:

@@ -27,6 +27,10 @@ Hardware:
   through the accumulators in the next bin; a readout's values may also become the next
   block's biases: a synaptic current), one neuron a cycle in a three-stage pipeline (read;
   leak and add; saturate, fire, reset and write back);
+- one vector datapath (``vec``: two fields a cycle, one per activation read port, reduced over
+  a window: SEW, masks with an 8-step LFSR, SDSA, max pooling); with ``spec.ssa`` the SSA unit
+  besides (a 16-bit popcount and a second field index for a head's scores: SSA attention,
+  168 logic cells on the UP5K, generated only for a model that has it);
 - the sequencer, a register-phase state machine over the instructions.
 
 Latency per bin: the sum over the program of ``fetch_words + 1`` cycles per instruction (its

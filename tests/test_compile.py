@@ -322,6 +322,33 @@ def test_backend_auto_takes_the_core_when_the_dataflow_top_does_not_fit(tmp_path
     assert "bin (total)" in res.stdout
 
 
+def test_an_ssa_est_compiles_for_the_core_with_its_ssa_unit(tmp_path):
+    """An EST with SSA attention: auto picks the iCEBreaker's core with its SSA unit (the
+    build says so), the program has a score and a sum per block, and the core's gateware
+    (est-sim, amaranth.sim) matches the golden model on every traced value, the SSA counts
+    reaching the LIF that reads them."""
+    from est.sw.est import EST, ESTConfig
+    from est.sw.train import save_checkpoint as save_est
+
+    torch.manual_seed(2)
+    save_est(EST(ESTConfig(n_in=8, n_out=8, attention="ssa", heads=2, seed=2)),
+             tmp_path / "ssa.pt", {})
+    build = tmp_path / "ssa"
+    res = compile_cli(tmp_path / "ssa.pt", "-o", build, "--bins", "10", "--rate", "0.6")
+    assert res.returncode == 0, res.stderr
+    assert "icebreaker's core with its SSA unit (the model has SSA attention)" in res.stdout
+    assert json.loads((build / "top.json").read_text())["core"]["ssa"] is True
+    listing = (build / "program.txt").read_text()
+    assert listing.count("vec.score") == listing.count("vec.ssa") == 2
+    assert np.load(build / "golden.npz")["b0.attn/v"].any()
+    sim = subprocess.run([BIN / "est-sim", build, "--sim", "amaranth"], capture_output=True,
+                         text=True)
+    assert sim.returncode == 0, sim.stderr
+    res = subprocess.run([BIN / "est-compare", build], capture_output=True, text=True)
+    assert res.returncode == 0 and re.search(r"compared \d+ values over 10 bins in \d+ "
+                                             r"tensors: 0 mismatches", res.stdout), res.stdout
+
+
 def test_backend_core_refuses_what_is_over_and_dataflow_options(tmp_path):
     """The HX8K's core has no SPRAM: est_small's weights are over its 2,048 words; --lanes
     belongs to the dataflow top. One line each, exit 2, no build."""
