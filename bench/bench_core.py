@@ -22,7 +22,8 @@ tests/test_core.py) runs ``--images`` images and gives, per image:
   measured exact in tests/test_dataflow.py), and Spiker+'s 78,400 (784 inputs x 100 steps).
 
 ESTs (``est``): the example checkpoints (trained) and untrained ESTs of the default recipe at
-growing sizes (``SIZES_EST``: d_model x blocks), on the UP5K core (8 lanes of 8 bits), each
+growing sizes (``SIZES_EST``: d_model x blocks) and one with SSA attention (d_model 16, 2
+blocks: on the core with its SSA unit, ``ssa``), on the UP5K core (8 lanes of 8 bits), each
 over ``--bins`` bins of Poisson counts at the training rates (0.3 for the untrained ones): the
 weights, the memory words against the UP5K plan (docs/core.md: 16,384 weight words of 64
 bits), cycles per bin (mean and max: real time at 1 ms bins at 12 MHz is 12,000), the weight
@@ -268,11 +269,12 @@ UP5K = {"lanes": 8, "weight_bits": 8}
 
 
 def est_row(name: str, model, rates: np.ndarray, bins: int) -> dict:
-    """One EST on the UP5K core: sizes, cycles per bin, golden-exact."""
+    """One EST on the UP5K core (with its SSA unit if the EST has SSA attention): sizes,
+    cycles per bin, golden-exact."""
     from est import EstError
     from est.boards.spec import BOARDS
     from est.compiler.est_frontend import quantize_est
-    from est.compiler.program import CoreSpec, compile_program
+    from est.compiler.program import CoreSpec, compile_program, uses_ssa
     from est.sim import core_model
     from est.sim.interpreter import run
 
@@ -281,8 +283,9 @@ def est_row(name: str, model, rates: np.ndarray, bins: int) -> dict:
     x = np.minimum(rng.poisson(rates, (max(bins, 256), model.cfg.n_in)), top)
     graph, _ = quantize_est(model, name.replace("-", "_"), x)
     x = x[:bins]
+    ssa = uses_ssa(graph)
     spec = CoreSpec(**UP5K, weight_words=1 << 20, act_words=1 << 16, neuron_words=1 << 16,
-                    acc_words=256)
+                    acc_words=256, ssa=ssa)
     prog = compile_program(graph, spec)
     got = core_model.run(prog, x)
     gold, _ = run(graph, x)
@@ -293,13 +296,13 @@ def est_row(name: str, model, rates: np.ndarray, bins: int) -> dict:
                    if n.op.KIND == "recurrence")
     use = prog.usage()
     try:  # the iCEBreaker's core as built: one bitstream for every model that fits it
-        compile_program(graph, BOARDS["icebreaker"].core_spec(), trace=False)
+        compile_program(graph, BOARDS["icebreaker"].core_spec(ssa=ssa), trace=False)
         over = None
     except EstError as e:
         over = str(e)
     traced = compile_program(graph, spec, trace=False)
     cycles = core_model.run(traced, x).cycles
-    return {"model": name, "d_model": model.cfg.d_model, "blocks": model.cfg.blocks,
+    return {"model": name, "d_model": model.cfg.d_model, "blocks": model.cfg.blocks, "ssa": ssa,
             "weights": weights, "memory": use, "fits_up5k_weights": use["weight_words"] <= 16384,
             "up5k_block_rams": up5k_block_rams(use["neuron_words"], use["act_words"],
                                                use["acc_words"], src2=use["src2_words"]),
@@ -311,14 +314,14 @@ def est_row(name: str, model, rates: np.ndarray, bins: int) -> dict:
             "spike_rate": float(np.mean([s.mean() for s in spikes]))}
 
 
-def untrained_est(d: int, blocks: int):
+def untrained_est(d: int, blocks: int, attention: str = "sdsa"):
     """The untrained EST of the default recipe at ``d_model`` ``d``, ``blocks`` blocks."""
     import torch
 
     from est.sw.est import EST, ESTConfig
 
     torch.manual_seed(0)
-    return EST(ESTConfig(d_model=d, blocks=blocks, mlp_hidden=2 * d,
+    return EST(ESTConfig(d_model=d, blocks=blocks, mlp_hidden=2 * d, attention=attention,
                          kernels=tuple(3 + 2 * (b % 2) for b in range(blocks))))
 
 
@@ -376,6 +379,9 @@ def est_rows(bins: int) -> list[dict]:
               f"weight words {row['memory']['weight_words']}, "
               f"{'fits' if row['fits_icebreaker_core'] else 'over'} the iCEBreaker's core",
               flush=True)
+    model = untrained_est(16, 2, "ssa")  # on the iCEBreaker's core with its SSA unit
+    rows.append(row := est_row("untrained-ssa-d16-b2", model, np.full(model.cfg.n_in, 0.3), bins))
+    print(f"bench_core est ssa d16 b2: {row['cycles_per_bin_mean']:.0f} cycles/bin", flush=True)
     return rows
 
 
