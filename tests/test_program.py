@@ -313,3 +313,20 @@ def test_a_delayed_reset_subtracts_the_threshold_through_the_accumulators():
     with pytest.raises(EstError, match="node 'h': the core does not run a delayed reset "
                                        r"\(subtract_delayed\) whose thresholds need 16 bits"):
         compile_program(_delayed_graph(20000), CoreSpec(lanes=2, weight_bits=8))
+
+
+def test_a_tpu_delayed_reset_too_wide_for_the_weights_is_refused_by_its_reset():
+    """The TPU's delayed reset goes into its lag-1 recurrent weights: when the difference
+    needs more than two planes, the message names the reset, not weights the user wrote."""
+    from dataclasses import replace
+
+    g = random_est_graph(2, blocks=1)
+    g = replace(g, nodes=tuple(
+        replace(n, op=replace(n.op, reset="subtract_delayed", v_bits=20,
+                              threshold=np.full(n.op.threshold.shape, 20000)))
+        if n.op.KIND == "recurrence" else n for n in g.nodes))
+    with pytest.raises(EstError, match=r"node 'b0.tpu': the core does not run this delayed "
+                                       r"reset \(subtract_delayed\): it subtracts the thresholds "
+                                       r"through the lag-1 recurrent weights, which then need "
+                                       r"16 bits, the core takes at most 15"):
+        compile_program(g, CoreSpec(lanes=4, weight_bits=8))

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from est import EstError
 from est.compiler.graph import (
     MAX_BITS,
     WEIGHT_MAX_BITS,
@@ -22,6 +23,7 @@ from est.compiler.graph import (
     check_vector,
 )
 from est.compiler.graph import Field as F
+from est.compiler.ops.conv import weight_bits
 from est.compiler.ops.lif import check_neurons, lif_update, neuron_bits
 from est.sim import golden
 
@@ -140,6 +142,13 @@ class Recurrence(Op):
         w_rec = self.w_rec.astype(np.int64).copy()
         if self.reset == "subtract_delayed":
             w_rec[0] -= self.threshold.astype(np.int64)
+            need, most = weight_bits(w_rec), 2 * b.spec.weight_bits - 1
+            if need > most:
+                raise EstError(f"node '{node}': the core does not run this delayed reset "
+                               f"(subtract_delayed): it subtracts the thresholds through the "
+                               f"lag-1 recurrent weights, which then need {need} bits, the "
+                               f"core takes at most {most}; quantize to fewer bits "
+                               f"(--weight-bits) or compile with --backend dataflow")
         convs = b.convolution(node, (self.w_in.astype(np.int64) * eye)[None], b.source(node),
                               depthwise=True)
         convs += b.convolution(node, w_rec[:, None, :] * eye[None], [(own, 0)], lag0=1,
