@@ -327,8 +327,6 @@ class Core(wiring.Component):
         # the SSA unit (spec.ssa): a second field index, ``sidx = sbase + tau``, for the scores
         # of a head: written one a step by ``score`` (``sbase`` steps by ``win`` a head), read
         # by ``ssa`` (``sbase`` steps by ``win`` after each head's ``2**thr`` channels)
-        is_score = is_ssa = Const(0)
-        sbase = sidx = e_idx = None
         if spec.ssa:
             is_score, is_ssa = sub == VEC_OPS["score"], sub == VEC_OPS["ssa"]
             sbase = Signal(bits_for(spec.act_words) + 4)
