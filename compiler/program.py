@@ -331,6 +331,9 @@ class ProgramBuilder:
         self.vectors: dict[str, Vector] = {}
         self.parts: dict[str, list[tuple[str, int]]] = {}  # a concat: (input, first channel)
         self.neurons: dict[str, tuple[int, int]] = {}  # node -> (nbase, n)
+        # a vector stored with its channels spread out (SSA heads padded to a power of two):
+        # node -> the stored channel of each of the node's channels
+        self.spread: dict[str, np.ndarray] = {}
         self.pending: dict[str, tuple[list[dict], np.ndarray]] = {}
         # per convolution, the bounds of its outputs' partial sums (lowest, highest)
         self.sums: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -571,13 +574,35 @@ class ProgramBuilder:
     def vector_current(self, node: str) -> np.ndarray:
         """Emit the current of a neuron array ``node`` that reads a vector (SSA's counts): a
         depthwise ``conv`` of the vector with weights 1 (the values themselves into the
-        accumulators); returns its bias, zero."""
+        accumulators), or, for a vector stored spread out (:meth:`spread_copy`), a ``conv``
+        that gathers its channels; returns its bias, zero."""
         name = self.input_of(node)
         n = self.specs[name].n
-        weight = np.eye(n, dtype=np.int64)[None]
-        for fields in self.convolution(name, weight, self.source(node), depthwise=True):
+        stored = self.spread.get(name)
+        if stored is None:
+            weight = np.eye(n, dtype=np.int64)[None]
+        else:
+            weight = np.zeros((1, n, self.vectors[name].n), np.int64)
+            weight[0, np.arange(n), stored] = 1
+        for fields in self.convolution(name, weight, self.source(node),
+                                       depthwise=stored is None):
             self.add("conv", **fields)
         return np.zeros(n, np.int64)
+
+    def spread_copy(self, name: str, vec: Vector, stored: np.ndarray, n: int,
+                    bins: int) -> Vector:
+        """A copy of the spike vector ``vec`` whose channel ``c`` is channel ``stored[c]`` of a
+        vector of ``n`` (the others 0), kept ``bins`` bins: a ``conv`` of 0/1 weights and a
+        ``lif`` that passes each current on as its spike (threshold 1, leak shift 0, reset to
+        zero, 2-bit membranes). Its neurons are a block of their own, not traced."""
+        weight = np.zeros((1, n, vec.n), np.int64)
+        weight[0, stored, np.arange(vec.n)] = 1
+        for fields in self.convolution(name, weight, [(vec, 0)]):
+            self.add("conv", **fields)
+        out = self.vector(name, Spec(n, 1), bins=bins)
+        nbase = self.neuron_block(name, np.ones(n, np.int64), np.zeros(n, np.int64), 2)
+        self.add("lif", n=n, nbase=nbase, **out.dst(), **neuron_fields(name, 0, 2, "zero"))
+        return out
 
     def take_current(self, node: str) -> np.ndarray:
         """Emit the instructions of the convolution ``node`` reads (they run just before

@@ -16,9 +16,9 @@ a simulator error) fails too, with the reason, and the run goes on to the next c
 
 With ``backend="core"`` each case is compiled into a program for one core of
 :data:`CORE_SPEC` (every traced tensor on its output stream) and run on the core's gateware,
-every case on one core's Verilog; a case the core cannot run (SSA heads that are not a power
-of two of at most 16 channels, thresholds or values too wide, over its memories) is counted as
-unsupported, with the reason, not run.
+every case on one core's Verilog; a case the core cannot run (SSA heads of more than 16
+channels, thresholds or values too wide, over its memories) is counted as unsupported, with
+the reason, not run.
 """
 
 import argparse

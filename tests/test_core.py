@@ -73,12 +73,12 @@ def test_est_graphs_on_one_core_are_bit_exact_with_stalls():
 
 
 def test_ssa_is_bit_exact_with_stalls():
-    """SSA attention on a core with its SSA unit: two ESTs (heads of 4 channels over a window
-    of 5; one head of 16 channels over 3 bins) loaded one after the other; cycles equal to
-    the model's without stalls."""
+    """SSA attention on a core with its SSA unit: two ESTs (heads of 6 channels over a window
+    of 5, through copies padded to 8; one head of 16 channels over 3 bins) loaded one after
+    the other; cycles equal to the model's without stalls."""
     spec = CoreSpec(lanes=4, weight_bits=8, weight_words=4096, act_words=1024,
                     neuron_words=256, acc_words=8, ssa=True)
-    graphs = [random_est_graph(1, attention="ssa", heads=2, window=5, blocks=1),
+    graphs = [random_est_graph(1, attention="ssa", d=12, heads=2, window=5, blocks=1),
               random_est_graph(5, attention="ssa", heads=1, d=16, window=3, blocks=1)]
     runs = [(compile_program(g, spec), random_stimulus(s, 6, g.n_in, rate=0.5))
             for s, g in enumerate(graphs)]

@@ -114,10 +114,13 @@ def test_est_graphs_equal_the_golden_model(seed, kw):
 @pytest.mark.parametrize("seed, kw", [(1, {}), (2, dict(heads=1, d=16, window=3)),
                                       (3, dict(heads=8, d=8, window=6)),
                                       (4, dict(d=32, window=9, sew="and")),
-                                      (5, dict(heads=4, d=16, window=7, tpu=False))])
+                                      (5, dict(heads=4, d=16, window=7, tpu=False)),
+                                      (6, dict(heads=3, d=9)), (7, dict(heads=1, d=15, window=3)),
+                                      (8, dict(heads=4, d=20, window=7))])
 def test_ssa_equals_the_golden_model(seed, kw):
-    """SSA attention (a core with its SSA unit): heads of 1 to 16 channels, windows of 3 to
-    9 bins, the LIF that takes its counts, delayed or not; cycles ``n * win + 2`` each."""
+    """SSA attention (a core with its SSA unit): heads of 1 to 16 channels (3, 5 and 15 of
+    them through copies padded to a power of two), windows of 3 to 9 bins, the LIF that
+    takes its counts."""
     g = random_est_graph(seed, attention="ssa", **kw)
     x = random_stimulus(seed, 40, g.n_in, rate=0.5)
     gold, _ = run(g, x)

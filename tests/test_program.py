@@ -16,7 +16,7 @@ from est.compiler.program import (
 )
 from est.sim import core_model
 from est.sim.interpreter import run
-from netgen import random_conv_graph, random_est_graph, random_mlp_graph
+from netgen import random_conv_graph, random_est_graph, random_mlp_graph, random_stimulus
 
 
 def test_weight_rows_hold_each_input_channel_and_lag():
@@ -62,16 +62,37 @@ def test_output_words_decode_to_the_tensors():
         decode_words(prog, words[:4])
 
 
-def test_ssa_needs_a_core_with_its_ssa_unit_and_heads_of_a_power_of_two():
+def test_ssa_needs_a_core_with_its_ssa_unit_and_heads_of_at_most_16_channels():
     g = random_est_graph(1, attention="ssa")
     with pytest.raises(EstError, match="node 'b0.scores': this core does not run SSA attention: "
                                        "it was built without its SSA unit .CoreSpec ssa.; "
                                        "est-compile builds a core with it for a model with SSA"):
         compile_program(g)
     assert uses_ssa(g) and not uses_ssa(random_est_graph(1))
-    with pytest.raises(EstError, match="node 'b0.scores': the core does not run SSA heads of 6 "
-                                       "channels: it takes heads of 1, 2, 4, 8 or 16"):
-        compile_program(random_est_graph(1, attention="ssa", d=12), CoreSpec(ssa=True))
+    with pytest.raises(EstError, match="node 'b0.scores': the core does not run SSA heads of 20 "
+                                       "channels: it takes heads of at most 16"):
+        compile_program(random_est_graph(1, attention="ssa", d=40), CoreSpec(ssa=True))
+
+
+def test_ssa_heads_of_another_size_go_through_padded_copies():
+    """Heads of 6 channels: Q, K and V copied (a conv of 0/1 weights, a LIF passing each bit
+    on) with each head in a field of 8, K's and V's copies kept over the window; the counts
+    stored spread out, gathered by the conv of the LIF that reads them."""
+    g = random_est_graph(1, attention="ssa", d=12, heads=2, window=5, blocks=1)
+    prog = compile_program(g, CoreSpec(ssa=True))
+    vectors = prog.regions["vectors"]
+    assert {x: (vectors[f"b0.scores#{x}"].n, vectors[f"b0.scores#{x}"].slots)
+            for x in "qkv"} == {"q": (16, 1), "k": (16, 8), "v": (16, 8)}
+    assert vectors["b0.k"].slots == vectors["b0.v"].slots == 1 and vectors["b0.scores"].n == 16
+    code = core_model.decode(prog)
+    score = next(f for f in code if f["op"] == OPCODES["vec"] and f["sub"] == VEC_OPS["score"])
+    assert (score["src"], score["src_log2b"]) == (vectors["b0.scores#q"].base, 3)
+    x = random_stimulus(1, 20, g.n_in, rate=0.5)
+    gold, _ = run(g, x)
+    got = core_model.run(prog, x)
+    assert gold.arrays["b0.attn/v"].any()
+    for name, value in got.trace.arrays.items():
+        np.testing.assert_array_equal(value, gold.arrays[name], err_msg=name)
 
 
 def test_ssa_is_a_score_and_a_sum_over_the_window():

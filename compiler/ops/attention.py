@@ -8,6 +8,8 @@ Q, K and V: AND gates, window shift registers and popcount trees; latency one cy
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from est import EstError
 from est.compiler.graph import Field as F
 from est.compiler.graph import IRError, Op, Spec
@@ -90,16 +92,22 @@ class Attention(Op):
 
     def history(self, ins):
         """On the core SDSA keeps K AND V in a ring of its own; SSA reads K and V over the
-        window in their own rings."""
-        return [1, 1, 1] if self.mode == "sdsa" else [1, self.window, self.window]
+        window in their own rings, or in copies of its own where its heads are not a power of
+        two."""
+        hd = ins[0].n // self.heads
+        own = self.mode == "sdsa" or hd & (hd - 1)
+        return [1, 1, 1] if own else [1, self.window, self.window]
 
     def emit(self, b, node, ins):
         """Core. SDSA: ``vec and`` of K and V into a ring of ``window`` bins, then ``vec
         sdsa``, ``window`` cycles a channel: Q AND (the ring's count >= the threshold). SSA
-        (a core with its SSA unit, heads of 1, 2, 4, 8 or 16 channels): ``vec score``, the
-        popcount of Q AND K per head and bin of the window (``heads * window`` values, one a
-        cycle), then ``vec ssa``: per channel, the sum over the window of those scores where
-        V spiked (``window`` cycles a channel)."""
+        (a core with its SSA unit, heads of up to 16 channels): ``vec score``, the popcount of
+        Q AND K per head and bin of the window (``heads * window`` values, one a cycle), then
+        ``vec ssa``: per channel, the sum over the window of those scores where V spiked
+        (``window`` cycles a channel). A head is read as one field of Q and K, so heads of a
+        size that is not a power of two go through copies of Q, K and V with each head padded
+        to a power of two (:meth:`~est.compiler.program.ProgramBuilder.spread_copy`); the
+        counts are then stored spread out too, and the LIF that reads them gathers them."""
         from est.compiler.program import VEC_OPS, CoreSpec
 
         d = ins[0].n
@@ -116,19 +124,33 @@ class Attention(Op):
                            f"without its SSA unit (CoreSpec ssa); est-compile builds a core "
                            f"with it for a model with SSA")
         hd = d // self.heads
-        if hd > CoreSpec.ACT_BITS or hd & (hd - 1):
+        if hd > CoreSpec.ACT_BITS:
             raise EstError(f"node '{node}': the core does not run SSA heads of {hd} channels: "
-                           f"it takes heads of 1, 2, 4, 8 or 16 (one field of an activation "
-                           f"word); change model.heads or compile with --backend dataflow")
-        log2 = hd.bit_length() - 1
+                           f"it takes heads of at most {CoreSpec.ACT_BITS} (one field of an "
+                           f"activation word); change model.heads or compile with --backend "
+                           f"dataflow")
+        pad = 1 << (hd - 1).bit_length()  # a head's field: a power of two
+        if pad != hd:
+            # heads of another size: Q, K and V copied with each head in a field of its own
+            readers = b.graph.consumers()[node]
+            if any(b.graph.node(r).op.KIND != "lif" for r in readers):
+                raise EstError(f"node '{node}': the core runs SSA heads of {hd} channels only "
+                               f"into LIF arrays, not into {readers}; compile with --backend "
+                               f"dataflow")
+            stored = (np.arange(d) // hd) * pad + np.arange(d) % hd
+            q, k, v = (b.spread_copy(f"{node}#{x}", vec, stored, self.heads * pad, bins)
+                       for x, vec, bins in (("q", q, 1), ("k", k, self.window),
+                                            ("v", v, self.window)))
+            b.spread[node] = stored
+        log2 = pad.bit_length() - 1
         scores = b.vector(f"{node}#scores", Spec(self.heads * self.window,
                                                  hd.bit_length()), bins=1)
         # a head's channels as one field of Q and of K
         b.add("vec", sub=VEC_OPS["score"], n=self.heads, win=self.window,
               **{**q.src(), "src_log2b": log2}, **{**k.src2(), "src2_log2b": log2},
               **scores.dst())
-        out = b.vector(node, self.out_spec(d))
-        b.add("vec", sub=VEC_OPS["ssa"], n=d, win=self.window, thr=log2, **scores.src(),
+        out = b.vector(node, Spec(v.n, self.out_spec(d).bits))
+        b.add("vec", sub=VEC_OPS["ssa"], n=v.n, win=self.window, thr=log2, **scores.src(),
               **v.src2(), **out.dst())
 
     def lower(self, b, node, ins):
