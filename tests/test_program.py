@@ -351,3 +351,19 @@ def test_a_tpu_delayed_reset_too_wide_for_the_weights_is_refused_by_its_reset():
                                        r"through the lag-1 recurrent weights, which then need "
                                        r"16 bits, the core takes at most 15"):
         compile_program(g, CoreSpec(lanes=4, weight_bits=8))
+
+
+def test_ssa_counts_of_padded_heads_are_refused_into_anything_but_a_lif():
+    """Counts stored spread out (heads of 3 channels padded to 4) are gathered only by the
+    LIF that reads them; a convolution reading them is refused by node."""
+    from est.compiler.graph import GraphBuilder
+    from est.compiler.ops import Attention, Conv, Input, Readout
+
+    g = GraphBuilder()
+    x = g.add("input", Input(6))
+    a = g.add("attn", Attention("ssa", 2, 2), x, x, x)
+    g.add("readout", Readout(None, 12, np.ones(1)),
+          g.add("readout.syn", Conv(np.ones((1, 1, 6), np.int64), np.zeros(1, np.int64)), a))
+    with pytest.raises(EstError, match=r"node 'attn': the core runs SSA heads of 3 channels "
+                                       r"only into LIF arrays, not into \['readout.syn'\]"):
+        compile_program(g.build("ssa_conv", ("readout",)), CoreSpec(lanes=2, ssa=True))
