@@ -229,7 +229,9 @@ def cost_report(prog: Program, result: CoreRun) -> dict:
     over the run's bins of: cycles, input events, synaptic events, and the two lower bounds
     on the cycles of the synaptic work, the event bound (synaptic events / ``lanes`` weights
     read a cycle) and the memory bound (weight bits read / the weight memory's bits a cycle,
-    one word a cycle). ``ratio``: cycles / the larger bound, over the whole run."""
+    one word a cycle). ``ratio``: cycles / the larger bound, over the whole run.
+    ``by_instruction``: the mean cycles a bin of each kind of instruction (its fetch
+    included), which says where the cycles above the bounds go."""
     lanes = prog.spec.lanes
 
     def row(counts: dict) -> dict:
@@ -247,11 +249,15 @@ def cost_report(prog: Program, result: CoreRun) -> dict:
 
     nodes = {node: row(counts) for node, counts in result.per_node.items()}
     total = {k: sum(c[k] for c in result.per_node.values()) for k in PER_NODE}
-    return {"lanes": lanes, "bins": len(result.cycles), "nodes": nodes, "bin": row(total)}
+    bins = len(result.cycles)
+    return {"lanes": lanes, "bins": bins, "nodes": nodes, "bin": row(total),
+            "by_instruction": {op: cycles / bins for op, cycles in result.by_op.items()
+                               if cycles}}
 
 
 def format_cost_report(report: dict) -> str:
-    """:func:`cost_report` as a table: one line per node, then the bin."""
+    """:func:`cost_report` as a table: one line per node, then the bin, then the bin's cycles
+    by kind of instruction, the most first."""
     lines = [f"{'node':<18}{'cycles/bin':>12}{'max':>8}{'events':>9}{'synapses':>10}"
              f"{'event bnd':>11}{'mem bnd':>9}{'ratio':>7}"]
     for name, r in [*report["nodes"].items(), ("bin (total)", report["bin"])]:
@@ -259,4 +265,7 @@ def format_cost_report(report: dict) -> str:
         lines.append(f"{name:<18}{r['cycles_mean']:>12.1f}{r['cycles_max']:>8}"
                      f"{r['events_mean']:>9.1f}{r['synaptic_events_mean']:>10.1f}"
                      f"{r['event_bound_mean']:>11.1f}{r['memory_bound_mean']:>9.1f}{ratio:>7}")
+    kinds = sorted(report["by_instruction"].items(), key=lambda kv: -kv[1])
+    lines.append("cycles/bin by instruction (fetch included): "
+                 + ", ".join(f"{op} {cycles:.1f}" for op, cycles in kinds))
     return "\n".join(lines)

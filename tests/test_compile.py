@@ -317,9 +317,11 @@ def test_backend_auto_takes_the_core_when_the_dataflow_top_does_not_fit(tmp_path
     assert syn["event_bound_mean"] <= syn["memory_bound_mean"] <= syn["cycles_mean"]
     assert round(hw["bin"]["cycles_mean"], 1) == top["cycles_per_bin"]  # top.json rounds
     assert sum(r["cycles_mean"] for r in hw["nodes"].values()) == pytest.approx(
-        hw["bin"]["cycles_mean"])
+        hw["bin"]["cycles_mean"]) == sum(hw["by_instruction"].values())
+    assert {"conv", "lif", "vec", "readout", "end"} <= set(hw["by_instruction"])
     assert "Nodes on the core" in (build / "report.html").read_text()
-    assert "bin (total)" in res.stdout
+    assert "bin (total)" in res.stdout and "cycles/bin by instruction (fetch included): conv " in (
+        res.stdout)
 
 
 def test_an_ssa_est_compiles_for_the_core_with_its_ssa_unit(tmp_path):
