@@ -100,7 +100,20 @@ def _core_layers(report: dict) -> str:
             f"(synaptic events / lanes) and the memory bound (weight words read, one a cycle); "
             f"ratio: cycles / the larger bound. The listing is program.txt.</p>" + _table(
                 ["node", "cycles/bin", "max", "events", "synaptic events", "event bound",
-                 "memory bound", "ratio"], rows))
+                 "memory bound", "ratio"], rows) + _core_instructions(hw))
+
+
+def _core_instructions(hw: dict) -> str:
+    """The bin's cycles by kind of instruction (a build written before they were reported
+    has none)."""
+    kinds = sorted(hw.get("by_instruction", {}).items(), key=lambda kv: -kv[1])
+    if not kinds:
+        return ""
+    total = sum(cycles for _, cycles in kinds)
+    rows = [[op, f"{cycles:.1f}", f"{100 * cycles / total:.0f}%"] for op, cycles in kinds]
+    return ("<p class='note'>The bin's cycles by kind of instruction, each with its fetch: "
+            "where the cycles above the bounds go.</p>"
+            + _table(["instruction", "cycles/bin", "share"], rows))
 
 
 def _layers(report: dict) -> str:

@@ -319,7 +319,8 @@ def test_backend_auto_takes_the_core_when_the_dataflow_top_does_not_fit(tmp_path
     assert sum(r["cycles_mean"] for r in hw["nodes"].values()) == pytest.approx(
         hw["bin"]["cycles_mean"]) == sum(hw["by_instruction"].values())
     assert {"conv", "lif", "vec", "readout", "end"} <= set(hw["by_instruction"])
-    assert "Nodes on the core" in (build / "report.html").read_text()
+    page = (build / "report.html").read_text()
+    assert "Nodes on the core" in page and "The bin's cycles by kind of instruction" in page
     assert "bin (total)" in res.stdout and "cycles/bin by instruction (fetch included): conv " in (
         res.stdout)
 

@@ -150,3 +150,12 @@ def test_a_translation_that_is_not_exact_is_said_in_the_summary(build):
     (build / "report.json").write_text(json.dumps(report))
     head = summary(write_report(build).read_text())
     assert "not exact</th>" in head and "module 1 (Leaky): reset by subtraction" in head
+
+
+def test_a_core_builds_cycles_by_instruction_most_first_with_their_share():
+    from est.report import _core_instructions
+
+    page = _core_instructions({"by_instruction": {"lif": 30.0, "conv": 60.0, "end": 10.0}})
+    assert page.index(">conv<") < page.index(">lif<") < page.index(">end<")
+    assert ">60.0<" in page and ">60%<" in page and ">10%<" in page
+    assert _core_instructions({}) == ""  # a build from before they were reported
