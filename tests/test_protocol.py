@@ -39,3 +39,5 @@ def test_core_id_names_the_spec():
     b = CoreSpec(lanes=4, weight_bits=8, weight_words=2048, act_words=256, neuron_words=64)
     assert p.core_id(a) == p.core_id(CoreSpec(**a.as_dict())) != p.core_id(b)
     assert len(p.core_id(a)) == p.CORE_ID_BYTES and p.core_id(a) != p.NO_CORE
+    with_ssa = CoreSpec(**{**a.as_dict(), "ssa": True})  # the same memories, the SSA unit
+    assert p.core_id(with_ssa) not in (p.core_id(a), p.core_id(b))
