@@ -93,7 +93,7 @@ class CoreSpec:
     # copy of the first ones; None: all act_words)
     neuron_words: int = 1024  # neurons (membranes, thresholds, biases)
     acc_words: int = 64  # accumulator words: the widest convolution's groups
-    ssa: bool = False  # the SSA unit: vec score and ssa (SSA attention), about 150 logic cells
+    ssa: bool = False  # the SSA unit: vec score and ssa (SSA attention), 168 UP5K logic cells
 
     ACT_BITS: ClassVar[int] = 16
     MAX_RING: ClassVar[int] = 256  # bins of history one node's ring may hold
