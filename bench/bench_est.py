@@ -4,18 +4,20 @@ bench/results/est.json.
 For each data set (``DATASETS``: the standard synthetic population, and its first 800 bins as a
 short recording), the GLM tuned on the validation split over est-train's whole grid (history
 lengths x L2 weights x couplings, :func:`est.sw.glm.tune_glm`), the true rates and the training
-split's mean rates are scored once; then every variant (``VARIANTS``: the default EST, the same
-in ANN mode, the default with one part removed: attention, CPG, TPU, SEW, RSM, the input
-path into the readout, the readout's leak; and without both TPU and SEW, the two parts the
-short recording does better without) is trained with seeds 0..N-1 (model and training
-seed; the data are the same). Per run: NLB bits per spike on the test split for the float and
-the integer EST (8-bit weights, the golden model's arithmetic), the validation score the weights
-were chosen on, the attention's firing rate; per variant the mean, min and max over seeds and
-the difference of the means from the default (a part whose removal does not lower the score does
-not help on that data set). ``--jobs`` runs at a time, one thread each; the JSON is written
-after every run (``complete`` false until the last), with the commit of each run
-(``EST_COMMIT``, else git's HEAD); ``--resume`` keeps the baselines and runs already in
-``--out`` (of the same steps), of every data set in it, and does only the rest.
+split's mean rates are scored once, and the tuned GLM with slow covariates (``latent_glms``:
+causal exponential means of the counts, and the true latents as an oracle); then every variant
+(``VARIANTS``: the default EST, the same in ANN mode, the default with one part removed:
+attention, CPG, TPU, SEW, RSM, the slow readouts, the input path into the readout (and the slow
+readouts), the readout's leak; and without both TPU and SEW, the two parts the short recording
+does better without) is trained with seeds 0..N-1 (model and training seed; the data are the
+same). Per run: NLB bits per spike on the test split for the float and the integer EST (8-bit
+weights, the golden model's arithmetic), the validation score the weights were chosen on, the
+attention's firing rate; per variant the mean, min and max over seeds and the difference of the
+means from the default (a part whose removal does not lower the score does not help on that
+data set). ``--jobs`` runs at a time, one thread each; the JSON is written after every run
+(``complete`` false until the last), with the commit of each run (``EST_COMMIT``, else git's
+HEAD); ``--resume`` keeps the baselines and runs already in ``--out`` (of the same steps), of
+every data set in it, and does only the rest.
 
     .venv/bin/python bench/bench_est.py [--seeds 3] [--dataset NAME ...] [--variant NAME ...]
         [--steps N] [--jobs 2] [--resume] [--out bench/results/est.json]
@@ -42,7 +44,8 @@ VARIANTS = {
     "no_tpu": {"tpu": False},
     "no_sew": {"sew": "none"},
     "no_rsm": {"rsm": 0.0},
-    "no_input_path": {"input_to_readout": False, "readout_kernel": 1},
+    "no_slow": {"readout_slow_shifts": ()},
+    "no_input_path": {"input_to_readout": False, "readout_kernel": 1, "readout_slow_shifts": ()},
     "no_readout_leak": {"readout_leak_shift": 0},
     "no_tpu_no_sew": {"tpu": False, "sew": "none"},
 }
@@ -67,10 +70,60 @@ def baselines(dataset: str) -> tuple[str, dict]:
                 "val": scores(val, glm.predict_log_rates(val, train))["bits_per_spike"],
                 "coupling": glm.coupling, "history": glm.history, "l2": glm.l2,
                 "grid": grid},
+        **latent_glms(train, val, test, glm),
         "true_rates": scores(test, np.log(test.rates))["bits_per_spike"],
         "train_mean": scores(test, mean)["bits_per_spike"],
         "bins": {"train": train.n_bins, "val": val.n_bins, "test": test.n_bins},
         "seconds": round(time.perf_counter() - t0, 1)}
+
+
+LATENT_GLMS = ("glm_slow", "glm_given_latents")
+
+
+def latent_glms(train, val, test, glm) -> dict:
+    """How far the slow latents are within reach. ``glm_slow``: a GLM tuned over est-train's
+    whole grid with every neuron's exponential mean count over about 4-128 bins as more inputs
+    (``est.sw.glm.slow_means``, causal: what a model that integrates the counts linearly over
+    the latents' periods can know of them; the baseline est-train reports);
+    ``glm_given_latents``: the tuned GLM's history and coupling with the simulation's true
+    latents as inputs, L2 chosen again (an oracle: what a model that knew the latents exactly
+    would score; issue 17's aim, half the gap from the GLM to the true rates, is about
+    this)."""
+    from est.sw.glm import SLOW_SHIFTS, tune_glm
+    from est.sw.train import TrainConfig, scores
+
+    tcfg = TrainConfig()
+    slow, _ = tune_glm(train, val, tcfg.glm_history, tcfg.glm_l2, slow_shifts=SLOW_SHIFTS)
+    latents = [rec.meta["latents"][slice(*rec.meta["bins"])] for rec in (train, val, test)]
+    oracle, _ = tune_glm(train, val, (glm.history,), tcfg.glm_l2, (glm.coupling,),
+                         covariates=(latents[0], latents[1]))
+    return {
+        "glm_slow": {
+            "test": scores(test, slow.predict_log_rates(test, val))["bits_per_spike"],
+            "val": scores(val, slow.predict_log_rates(val, train))["bits_per_spike"],
+            "coupling": slow.coupling, "history": slow.history, "l2": slow.l2,
+            "slow_shifts": list(slow.slow_shifts)},
+        "glm_given_latents": {
+            "test": scores(test, oracle.predict_log_rates(test, val, latents[2]))[
+                "bits_per_spike"],
+            "val": scores(val, oracle.predict_log_rates(val, train, latents[1]))[
+                "bits_per_spike"],
+            "l2": oracle.l2}}
+
+
+def added_latent_glms(dataset: str, base: dict) -> dict:
+    """:func:`latent_glms` for baselines written before it existed (``--resume``), from the
+    tuned GLM's recorded choice."""
+    import torch
+
+    from est.sw.glm import fit_glm
+    from est.sw.train import get_data
+
+    torch.set_num_threads(1)
+    train, val, test = get_data(DATASETS[dataset])
+    g = base["glm"]
+    return latent_glms(train, val, test, fit_glm(train, g["history"], g["l2"],
+                                                 coupling=g["coupling"]))
 
 
 def job(dataset: str, variant: str, seed: int, steps: int | None) -> tuple[str, str, int, dict]:
@@ -140,6 +193,8 @@ def main() -> int:
         for d in before["runs"]:  # every data set of the file is kept, run or not
             if before["summary"].get(d, {}).get("baselines"):
                 base[d] = before["summary"][d]["baselines"]
+                if not set(LATENT_GLMS) <= set(base[d]):  # added since
+                    base[d].update(added_latent_glms(d, base[d]))
             runs.setdefault(d, {})
             for v, by_seed in before["runs"][d].items():
                 runs[d][v] = {int(s): r for s, r in by_seed.items() if int(s) < args.seeds}

@@ -2,10 +2,10 @@
 
 Left: the ablation on each data set of ``est.json`` (float EST, test bits/spike, the mean over
 seeds with the min-max range as a bar), beside the tuned GLM and the true rates as lines.
-Right: every regime of ``regimes.json`` (float and integer EST, tuned GLM, the training and
-validation splits' mean rates, true rates; mean and min-max over seeds), with the NLB null
-model at 0. Runs that are not in the JSON yet (``complete`` false) are simply not drawn; the
-title gives the seeds each point averages.
+Right: every regime of ``regimes.json`` (float and integer EST, tuned GLM, the running mean,
+the training and validation splits' mean rates, the true mean rates, true rates; mean and
+min-max over seeds), with the NLB null model at 0. Runs that are not in the JSON yet
+(``complete`` false) are simply not drawn; the title gives the seeds each point averages.
 
     .venv/bin/python bench/plot_quality.py [--est bench/results/est.json]
         [--regimes bench/results/regimes.json] [--out bench/results/quality.png]
@@ -22,13 +22,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 REGIME_MODELS = (("float_est", "float EST"), ("integer_est", "integer EST"), ("glm", "tuned GLM"),
                  ("running_mean", "running mean"), ("val_mean", "validation mean"),
-                 ("train_mean", "training mean"), ("true_rates", "true rates"))
+                 ("train_mean", "training mean"), ("true_mean_rates", "true mean rates"),
+                 ("true_rates", "true rates"))
 
 
 def spread(values: list[float]) -> tuple[float, float, float]:
     """Mean, and the distances down to the min and up to the max."""
     mean = sum(values) / len(values)
-    return mean, mean - min(values), max(values) - mean
+    return mean, max(mean - min(values), 0.0), max(max(values) - mean, 0.0)
 
 
 def ablation(ax, est: dict) -> None:
@@ -42,7 +43,8 @@ def ablation(ax, est: dict) -> None:
         start = x
         for variant, row in variants.items():
             f = row["float_test"]
-            ax.bar(x, f["mean"], yerr=[[f["mean"] - f["min"]], [f["max"] - f["mean"]]],
+            ax.bar(x, f["mean"], yerr=[[max(f["mean"] - f["min"], 0.0)],  # equal seeds: the
+                                       [max(f["max"] - f["mean"], 0.0)]],  # mean's rounding
                    color="tab:blue" if variant == "default" else "tab:gray", capsize=2)
             ticks.append(x)
             labels.append(f"{variant} ({row['float_test'].get('n', '?')})")
@@ -50,7 +52,10 @@ def ablation(ax, est: dict) -> None:
         base = entry["baselines"]
         if base:
             ax.hlines(base["glm"]["test"], start - 0.5, x - 0.5, colors="tab:orange",
-                      label="tuned GLM" if start == 0 else None)
+                      label="GLM, issue 17's grid" if start == 0 else None)
+            if "glm_slow" in base:  # the baseline est-train reports: the GLM with slow means
+                ax.hlines(base["glm_slow"]["test"], start - 0.5, x - 0.5, colors="tab:red",
+                          label="GLM with slow means (tuned)" if start == 0 else None)
             ax.hlines(base["true_rates"], start - 0.5, x - 0.5, colors="tab:green",
                       linestyles="dashed", label="true rates" if start == 0 else None)
         ax.text((start + x - 1) / 2, 0.98, dataset, ha="center", va="top",

@@ -171,7 +171,6 @@ class _Job:
         from tqdm import tqdm
 
         from est.report import write_report
-        from est.sim.cli import readout_scale
         from est.sim.interpreter import run
         from est.sim.trace import compare
         from est.sim.words import decode_outputs
@@ -218,8 +217,9 @@ class _Job:
         spiking = net.node(net.outputs[0]).op.KIND != "readout"
         what = "output spikes" if spiking else "readout values"
         with staged_output(self.out, "run.json", "choose another -o") as tmp:
-            if not spiking:
-                log_rate = readout / readout_scale(net)
+            if not spiking:  # every readout's values, and the log-rates they give
+                log_rate = net.log_rates(board.arrays)
+                readout = np.hstack([board.arrays[f"{o}/v"] for o in net.outputs])
                 np.savez(tmp / "predictions.npz", readout=readout, log_rate=log_rate,
                          rate=np.exp(log_rate))
             else:  # a spiking output (a classifier's): its spikes

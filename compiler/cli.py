@@ -135,15 +135,26 @@ def choose_backend(args, graph, board):
     from est.compiler.program import compile_program, uses_ssa
 
     spec = board.core_spec(ssa=uses_ssa(graph))  # the board's core, with its SSA unit if needed
+
+    def core_only(why: str, refusal: str):
+        try:
+            return "core", why, compile_program(graph, spec, trace=False)
+        except EstError as e:
+            raise EstError(f"{refusal}{e}") from None
+
     if args.backend == "core":
         if args.lanes is not None:
             raise EstError(f"--lanes is an option of the dataflow top; the core's lanes are "
                            f"{board.name}'s ({spec.lanes}): drop --lanes, or use "
                            f"--backend dataflow")
-        try:
-            return "core", f"{board.name}'s core", compile_program(graph, spec, trace=False)
-        except EstError as e:
-            raise EstError(f"{board.name}'s core: {e}") from None
+        return core_only(f"{board.name}'s core", f"{board.name}'s core: ")
+    if len(graph.outputs) > 1:  # the dataflow top drives one output node
+        one = (f"the dataflow top drives one output node, this network has "
+               f"{len(graph.outputs)} ({', '.join(graph.outputs)})")
+        if args.backend == "dataflow" or isinstance(args.lanes, int):
+            raise EstError(f"{one}: use --backend core (and drop --lanes)")
+        return core_only(f"{one}; the program fits {board.name}'s core",
+                         f"{one}, and {board.name}'s core: ")
     if args.backend == "dataflow" or isinstance(args.lanes, int):
         if args.lanes == "auto":
             args.lanes = costs.auto_lanes(graph, board)
@@ -277,7 +288,7 @@ def compile_build(args: argparse.Namespace) -> int:
              spikes(args.seed + 1, max(args.bins, front.calibration_bins)))
     graph, qreport = front.quantize(name, calib, args.weight_bits, args.max_v_bits)
     graph = dataclasses.replace(graph, meta={
-        "source": str(args.model), "source_sha256":
+        **graph.meta, "source": str(args.model), "source_sha256":
         hashlib.sha256(args.model.read_bytes()).hexdigest(), "est_version": __version__})
     if isinstance(args.lanes, int) and args.lanes > (most := costs.widest(graph)):
         raise EstError(f"--lanes {args.lanes} is more than this network can use: its widest "
@@ -291,9 +302,13 @@ def compile_build(args: argparse.Namespace) -> int:
               f"fit{'s' if args.lanes == 1 else ''} {board.name} (estimate)", flush=True)
     for note in front.extra.get("notes", []):
         print(f"est-compile: note: {note}", flush=True)
-    print(f"est-compile: {front.describe}, {plural(n_in, 'input')} -> "
-          f"{plural(graph.n_out, 'output')}, {plural(len(graph.nodes), 'node')}; running the "
-          f"golden model over {plural(stimulus.shape[0], 'bin')} ...", flush=True)
+    outputs = plural(graph.n_out, 'output')
+    if graph.meta.get("sum_outputs"):
+        outputs = (f"{plural(graph.n_out // len(graph.outputs), 'log-rate')} (the sum of "
+                   f"{len(graph.outputs)} readouts)")
+    print(f"est-compile: {front.describe}, {plural(n_in, 'input')} -> {outputs}, "
+          f"{plural(len(graph.nodes), 'node')}; running the golden model over "
+          f"{plural(stimulus.shape[0], 'bin')} ...", flush=True)
     trace, saturated = run(graph, stimulus)
     report = {"name": graph.name, "model": str(args.model),
               "model_sha256": graph.meta["source_sha256"], **front.extra,

@@ -43,14 +43,15 @@ class Block:
 
 def est_graph(name: str, n_in: int, embed: tuple[Conv, LIF], cpg: np.ndarray | None,
               blocks: list[Block], readout: tuple[Conv, Readout], meta: dict | None = None,
-              integer: bool = True, input_bits: int = 1, input_to_readout: bool = False
-              ) -> Graph:
+              integer: bool = True, input_bits: int = 1, input_to_readout: bool = False,
+              slow: dict[int, tuple[Conv, Readout]] | None = None) -> Graph:
     """The EST as a graph; trace names ``embed``, ``b<i>.<part>``, ``readout`` (docs/traces.md).
     The input holds counts of ``input_bits``. With ``cpg`` (the [positions, neurons] table) the
     embedding convolution reads the input and the table's row side by side; with
     ``input_to_readout`` the readout's convolution reads the last block's spikes and the input
-    side by side (``readout.in``). ``integer`` False: a float graph, checked for its wiring
-    only."""
+    side by side (``readout.in``). ``slow``, per leak shift ``s``, a readout ``readout.slow<s>``
+    of a convolution of the input: more outputs, whose log-rates add to the readout's
+    (``meta["sum_outputs"]``). ``integer`` False: a float graph, checked for its wiring only."""
     g = GraphBuilder()
     x = inputs = g.add("input", Input(n_in, input_bits))
     if cpg is not None:
@@ -81,7 +82,14 @@ def est_graph(name: str, n_in: int, embed: tuple[Conv, LIF], cpg: np.ndarray | N
     if input_to_readout:
         s = g.add("readout.in", Concat(), s, inputs)
     g.add("readout", readout[1], g.add("readout.syn", readout[0], s))
-    return g.build(name, ("readout",), meta, integer)
+    outputs = ["readout"]
+    for shift, (conv, integrator) in (slow or {}).items():
+        node = f"readout.slow{shift}"
+        outputs.append(g.add(node, integrator, g.add(f"{node}.syn", conv, inputs)))
+    meta = dict(meta or {})
+    if len(outputs) > 1:
+        meta["sum_outputs"] = True
+    return g.build(name, tuple(outputs), meta, integer)
 
 
 def _np(p: torch.Tensor) -> np.ndarray:
@@ -143,10 +151,18 @@ def est_float_graph(model: EST, name: str, mask_seed: int = 0x1234567) -> Graph:
     betas["readout"] = model.readout_beta
     readout = (Conv(_np(model.readout.weights()), _np(model.readout.bias)),
                Readout(None, WIDE, np.ones(cfg.n_out)))
+    slow = {}
+    for i, (conv, shift) in enumerate(zip(model.slow, cfg.readout_slow_shifts, strict=True)):
+        node = f"readout.slow{shift}"
+        sources[f"{node}.syn"] = sources[node] = f"slow.{i}"
+        betas[node] = beta_from_shift(shift)
+        slow[shift] = (Conv(_np(conv.weights()), _np(conv.bias)),
+                       Readout(None, WIDE, np.ones(cfg.n_out)))
     return est_graph(name, cfg.n_in, embed,
                      model.cpg_table.numpy().astype(np.int64) if cfg.cpg else None, blocks,
                      readout, {"float": {"betas": betas, "sources": sources}}, integer=False,
-                     input_bits=cfg.input_bits, input_to_readout=cfg.input_to_readout)
+                     input_bits=cfg.input_bits, input_to_readout=cfg.input_to_readout,
+                     slow=slow)
 
 
 def quantize_est(model: EST, name: str, calibration: np.ndarray, weight_bits: int = 8,

@@ -160,7 +160,9 @@ class Node:
 @dataclass(frozen=True)
 class Graph:
     """A network: nodes in topological order, the one ``input`` node first, and the names of
-    the nodes whose first tensor is the network's output (the readout)."""
+    the nodes whose first tensor is the network's output (the readout). ``meta["sum_outputs"]``
+    true: the outputs are readouts of the same neurons whose log-rates add up (an EST's main
+    readout and its slow readouts of the inputs, :meth:`log_rates`)."""
 
     name: str
     nodes: tuple[Node, ...]
@@ -216,6 +218,16 @@ class Graph:
         rest = [f for f in fields if trace and f.hw and f not in heads]
         return [(f.name, f.n, f.bits, f.signed) for f in heads + rest]
 
+    def log_rates(self, arrays) -> np.ndarray:
+        """The network's log-rates ``[bins, n]`` from its outputs' values (``arrays``: tensor
+        name -> ``[bins, channels]``, as a trace holds them): each readout's values over its
+        scale, the outputs side by side, or with ``meta["sum_outputs"]`` added up neuron by
+        neuron. Float arithmetic on the host, after the integer network."""
+        parts = [arrays[f"{o}/{self.node(o).op.TENSOR}"] / np.asarray(self.node(o).op.scale,
+                                                                     np.float64)
+                 for o in self.outputs]
+        return np.sum(parts, axis=0) if self.meta.get("sum_outputs") else np.hstack(parts)
+
     def kinds(self) -> dict[str, int]:
         """How many nodes of each operation kind the graph has."""
         return dict(Counter(n.op.KIND for n in self.nodes))
@@ -270,6 +282,14 @@ class Graph:
                 raise IRError(o, "op", f"a network's outputs are readouts (their scale maps "
                                        f"values to log-rates) or spiking neuron arrays (lif: a "
                                        f"classifier's spikes), this is a {self.node(o).op.KIND}")
+            if self.meta.get("sum_outputs") and self.node(o).op.KIND != "readout":
+                raise IRError(o, "op", "summed outputs (meta sum_outputs) are readouts, this is "
+                                       f"a {self.node(o).op.KIND}")
+        if integer and self.meta.get("sum_outputs") and len(
+                {specs[o].n for o in self.outputs}) != 1:
+            raise IRError("network", "outputs", "summed outputs (meta sum_outputs) are readouts "
+                                                "of the same number of neurons, got "
+                          f"{[specs[o].n for o in self.outputs]}")
         return self
 
     def save(self, folder: Path) -> None:

@@ -337,7 +337,6 @@ def _rates(build: Path) -> str:
     import matplotlib.pyplot as plt
 
     from est.compiler.graph import load
-    from est.sim.cli import readout_scale
     from est.sim.trace import Trace
 
     rec = np.load(rec_path)
@@ -345,7 +344,7 @@ def _rates(build: Path) -> str:
     truth = rec["rates"] if "rates" in rec.files else None
     net = load(build)
     golden = Trace.load(build / "golden.npz")
-    pred = np.exp(golden.arrays["readout/v"] / np.asarray(readout_scale(net), dtype=np.float64))
+    pred = np.exp(net.log_rates(golden.arrays))
     pred, target = pred[:-1], (truth if truth is not None else counts)[1:]
     neurons = np.argsort(-counts.mean(axis=0))[:RATE_NEURONS]
     fig, axes = plt.subplots(len(neurons), 1, figsize=(11, 1.6 * len(neurons)), sharex=True,

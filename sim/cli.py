@@ -21,12 +21,6 @@ def build_stimulus(build: Path, path: Path | None, graph) -> tuple[np.ndarray, P
     return load_stimulus(path, graph.n_in, graph.input_bits), path
 
 
-def readout_scale(graph) -> np.ndarray:
-    """Per output: log-rate = readout integer / scale."""
-    return np.concatenate([np.asarray(graph.node(o).op.scale, dtype=np.float64)
-                           for o in graph.outputs])
-
-
 def simulate_core_build(build: Path, simulator: str, stimulus: np.ndarray,
                         stall_seed: int | None, scoreboard: bool, netlist: str | None = None,
                         label: str | None = None):

@@ -25,6 +25,7 @@ from est.compiler.ops.input import MAX_INPUT_BITS
 from est.compiler.ops.readout import leaky_weight_bits
 from est.sim.golden import SAME_BIN_RESETS, cpg_table
 from est.sw.data import (
+    MAX_LEAK_SHIFT,
     MAX_SEED,
     check_choice,
     check_leak_shift,
@@ -32,7 +33,13 @@ from est.sw.data import (
     check_whole,
     config_error,
 )
-from est.sw.neuron import SpikeFn, beta_from_shift, lif_sequence, recurrent_lif_sequence
+from est.sw.neuron import (
+    SpikeFn,
+    beta_from_shift,
+    leaky_integral,
+    lif_sequence,
+    recurrent_lif_sequence,
+)
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,8 @@ class ESTConfig:
     readout_leak_shift: int | None = 4  # the readout integrator's; None: no leak
     readout_kernel: int = 6  # bins of the last block's spikes (and inputs) the readout sees
     input_to_readout: bool = True  # a linear path from the input counts into the readout
+    # slow readouts of the input counts, one per leak shift, added to the readout's log-rate
+    readout_slow_shifts: tuple[int, ...] = (2, 3, 4, 5, 6, 7)
     input_coupling: str = "auto"  # full: every input count reaches every output | self: its own
     input_bits: int = 3  # input counts clipped to 2**input_bits - 1 (1: spikes)
     seed: int = 0
@@ -103,6 +112,14 @@ class ESTConfig:
                      what="in [0, 1) (the fraction of spikes dropped)")
         for name in ("leak_shift", "readout_leak_shift"):
             check_leak_shift(k + name, getattr(self, name))
+        if not isinstance(self.readout_slow_shifts, (tuple, list)):
+            config_error(f"{k}readout_slow_shifts must be a list of leak shifts, got "
+                         f"{self.readout_slow_shifts!r}")
+        for i, shift in enumerate(self.readout_slow_shifts):
+            check_whole(f"{k}readout_slow_shifts[{i}]", shift, 1, MAX_LEAK_SHIFT)
+        if len(set(self.readout_slow_shifts)) != len(self.readout_slow_shifts):
+            config_error(f"{k}readout_slow_shifts must not repeat a shift, got "
+                         f"{list(self.readout_slow_shifts)}")
         check_whole(k + "seed", self.seed, 0, MAX_SEED)
         if not isinstance(self.extra, dict):
             config_error(f"{k}extra must be a table (dict), got {self.extra!r}")
@@ -297,6 +314,12 @@ class EST(nn.Module):
             mask[:, d:] = torch.eye(cfg.n_in)
             self.readout.mask = mask
         self.readout_beta = beta_from_shift(cfg.readout_leak_shift)
+        self.slow = nn.ModuleList(_Conv(cfg.n_in, cfg.n_out, 1) for _ in cfg.readout_slow_shifts)
+        for conv in self.slow:
+            nn.init.zeros_(conv.weight)
+            conv.bias.requires_grad_(False)  # the readout's bias is the one bias
+            if cfg.input_coupling == "self":
+                conv.mask = torch.eye(cfg.n_in)
 
     def set_fake_quant(self, bits: int | None) -> None:
         """Round every convolution weight to ``bits`` in the forward pass (None: off); the
@@ -306,6 +329,8 @@ class EST(nn.Module):
                 module.fake_quant_bits = bits
         if bits is not None:
             self.readout.fake_quant_bits = leaky_weight_bits(bits, self.cfg.readout_leak_shift)
+            for conv, shift in zip(self.slow, self.cfg.readout_slow_shifts, strict=True):
+                conv.fake_quant_bits = leaky_weight_bits(bits, shift)
 
     def forward(self, x: torch.Tensor, start: int | torch.Tensor = 0) -> torch.Tensor:
         """``start``: the bin index of ``x[0]`` in its stream (CPG position), one per batch
@@ -320,26 +345,25 @@ class EST(nn.Module):
         for block in self.blocks:
             s = block(s)
         current = self.readout(torch.cat([s, x], dim=-1) if self.cfg.input_to_readout else s)
-        if self.readout_beta == 0.0:
-            return current
-        r, out = torch.zeros_like(current[0]), []
-        for t in range(current.shape[0]):
-            r = self.readout_beta * r + current[t]
-            out.append(r)
-        return torch.stack(out)
+        out = leaky_integral(current, self.readout_beta)
+        for conv, shift in zip(self.slow, self.cfg.readout_slow_shifts, strict=True):
+            out = out + leaky_integral(conv(x), beta_from_shift(shift))
+        return out
+
 
 
 def config_dict(cfg: ESTConfig) -> dict:
     """The config as plain types, for checkpoints (weights_only-loadable)."""
     d = asdict(cfg)
     d["kernels"] = list(cfg.kernels)
+    d["readout_slow_shifts"] = list(cfg.readout_slow_shifts)
     return d
 
 
 BEFORE_FIELD = {"readout_kernel": 1, "input_to_readout": False, "input_bits": 1,
-                "input_coupling": "full"}
+                "input_coupling": "full", "readout_slow_shifts": ()}
 """What a checkpoint written before these fields existed was trained with (their defaults are
-now other values): a one-bin readout of the spikes alone, and spike inputs."""
+now other values): a one-bin readout of the spikes alone, spike inputs, no slow readouts."""
 
 
 def config_from_dict(d: dict) -> ESTConfig:
@@ -347,4 +371,5 @@ def config_from_dict(d: dict) -> ESTConfig:
     else the default."""
     d = {**BEFORE_FIELD, **d}
     d["kernels"] = tuple(d.get("kernels", (3, 5)))
+    d["readout_slow_shifts"] = tuple(d["readout_slow_shifts"])
     return ESTConfig(**d)

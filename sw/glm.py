@@ -53,7 +53,10 @@ class GLM:
 for ``m != n`` when ``coupling`` is "self").
 
     ``iterations`` is the number of Newton steps taken, ``converged`` whether every neuron met
-    the tolerance.
+    the tolerance. ``covariate_weights`` [N, E]: the weights of ``E`` covariates given beside
+    the counts (see :func:`fit_glm`), None without them. With ``slow_shifts`` the covariates
+    are the GLM's own: every neuron's exponential mean counts (:func:`slow_means`), computed
+    from the counts it is given.
     """
 
     bias: np.ndarray
@@ -62,33 +65,71 @@ for ``m != n`` when ``coupling`` is "self").
     iterations: int
     converged: bool
     coupling: str = "full"
+    covariate_weights: np.ndarray | None = None
+    slow_shifts: tuple[int, ...] = ()
 
     @property
     def history(self) -> int:
         return self.weights.shape[2]
 
-    def predict_log_rates(self, rec: Recording, before: Recording | None = None) -> np.ndarray:
+    def predict_log_rates(self, rec: Recording, before: Recording | None = None,
+                          covariates: np.ndarray | None = None) -> np.ndarray:
         """Log-rates [bins, neurons] for ``rec``; its first bins see the end of ``before``
-        (the recording just before it) as history, or zeros without it."""
+        (the recording just before it) as history, or zeros without it. A GLM fitted with
+        covariates needs them for ``rec``'s bins, ``[rec.n_bins, E]``; one with
+        ``slow_shifts`` computes its slow means itself, over ``before`` and ``rec``."""
         n = self.bias.shape[0]
         if rec.n_neurons != n:
             raise EstError(f"GLM: fitted on {n} neurons but the recording has {rec.n_neurons}")
+        if self.slow_shifts:
+            if covariates is not None:
+                raise EstError("GLM: its covariates are its slow means; give none")
+            counts = rec.counts if before is None else np.vstack([before.counts, rec.counts])
+            covariates = slow_means(counts, self.slow_shifts)[-rec.n_bins:]
+        check_covariates(covariates, rec.n_bins)
+        fitted = 0 if self.covariate_weights is None else self.covariate_weights.shape[1]
+        if fitted != (0 if covariates is None else covariates.shape[1]):
+            raise EstError(f"GLM: fitted with {fitted} covariates, given "
+                           f"{0 if covariates is None else covariates.shape[1]}: give the "
+                           "recording's bins the covariates it was fitted with")
         counts = rec.counts
         if before is not None:
             counts = np.vstack([before.counts[-self.history:], counts])
-        return (history_design(counts, self.history) @ self._theta())[-rec.n_bins:]
+        x = history_design(counts, self.history)[-rec.n_bins:]
+        if covariates is not None:
+            x = np.hstack([x, covariates])
+        return x @ self._theta()
 
     def _theta(self) -> np.ndarray:
-        """Parameters as ``[1 + N * H, N]`` in the column order of :func:`history_design`."""
+        """Parameters as ``[1 + N * H + E, N]`` in the column order of :func:`history_design`,
+        then the covariates'."""
         w = self.weights.transpose(2, 1, 0).reshape(-1, self.bias.shape[0])
-        return np.vstack([self.bias[None, :], w])
+        rows = [self.bias[None, :], w]
+        if self.covariate_weights is not None:
+            rows.append(self.covariate_weights.T)
+        return np.vstack(rows)
+
+
+def check_covariates(covariates: np.ndarray | None, bins: int) -> None:
+    """Refuse covariates (when given) that are not a finite float array ``[bins, E]``."""
+    if covariates is not None and not (
+            isinstance(covariates, np.ndarray) and covariates.ndim == 2
+            and covariates.shape[0] == bins and np.all(np.isfinite(covariates))):
+        raise EstError(f"GLM: covariates must be a finite array [{bins} bins, E], got "
+                       f"{getattr(covariates, 'shape', type(covariates).__name__)}")
 
 
 def fit_glm(train: Recording, history: int = 5, l2: float = 1e-3, seed: int = 0,
             max_iter: int = 50, tol: float = 1e-8, start: GLM | None = None,
-            coupling: str = "full") -> GLM:
+            coupling: str = "full", covariates: np.ndarray | None = None,
+            slow_shifts: tuple[int, ...] = ()) -> GLM:
     """Fit :class:`GLM` to ``train`` by penalised maximum likelihood; ``coupling`` "self"
-    fits each neuron's weights on its own counts only (the others held at zero). A neuron
+    fits each neuron's weights on its own counts only (the others held at zero).
+    ``covariates`` ``[train.n_bins, E]``, if given, are inputs beside the counts (every
+    neuron has a weight on each, penalised like the others): row ``t`` enters bin ``t``'s
+    log-rate, so a causal model needs rows known before bin ``t``. ``slow_shifts``: the
+    covariates are :func:`slow_means` of ``train``'s counts at these windows (with "self"
+    coupling each neuron reads its own only). A neuron
     without spikes in the fitted bins is not fitted (its bias would head for minus infinity and
     Newton's method never converge): its rate is :data:`RATE_FLOOR`, its weights zero.
 
@@ -113,22 +154,42 @@ def fit_glm(train: Recording, history: int = 5, l2: float = 1e-3, seed: int = 0,
     if train.n_bins <= history:
         raise EstError(f"fit_glm: {train.n_bins} training bins are too few for history "
                        f"{history}")
+    slow_shifts = tuple(slow_shifts)
+    if slow_shifts:
+        if covariates is not None:
+            raise EstError("fit_glm: give covariates or slow_shifts, not both")
+        covariates = slow_means(train.counts, slow_shifts)
+    check_covariates(covariates, train.n_bins)
     y = train.counts[history:].astype(np.float64)
     x = history_design(train.counts, history)[history:]
     t, n = y.shape
+    extra = np.zeros((t, 0)) if covariates is None else covariates[history:]
+    n_extra = extra.shape[1]
     own = np.arange(n)[None, :] + n * np.arange(history)[:, None]  # [lag - 1, n]: own columns
-    if coupling == "self":  # a design per neuron, [n, t, 1 + H]: the bias, then its own counts
-        x = np.concatenate([np.ones((n, t, 1)), x[:, 1 + own].transpose(2, 0, 1)], axis=2)
+    # [n, covariates a neuron reads]: all of them, or with "self" its own slow means
+    cov_cols = np.broadcast_to(np.arange(n_extra), (n, n_extra))
+    if coupling == "self" and slow_shifts:
+        cov_cols = np.arange(n)[:, None] + n * np.arange(len(slow_shifts))[None, :]
+    if coupling == "self":  # a design per neuron, [n, t, 1 + H + E_n]: bias, own counts, ...
+        x = np.concatenate([np.ones((n, t, 1)), x[:, 1 + own].transpose(2, 0, 1),
+                            extra[:, cov_cols].transpose(1, 0, 2)], axis=2)
+    else:
+        x = np.hstack([x, extra])
     p = x.shape[-1]
     ridge = np.full(p, 2.0 * l2)
     ridge[0] = 0.0
     silent = y.sum(axis=0) == 0
     theta = np.zeros((p, n))
     theta[0] = np.log(np.maximum(y.mean(axis=0), 1.0 / t))
-    if start is not None and (start.history, start.coupling) == (history, coupling):
+    n_cov = cov_cols.shape[1]
+    if start is not None and (start.history, start.coupling, start.slow_shifts) == (
+            history, coupling, slow_shifts) and n_extra == (
+            0 if start.covariate_weights is None else start.covariate_weights.shape[1]):
         theta = start._theta()
         if coupling == "self":
-            theta = np.vstack([theta[:1], np.take_along_axis(theta[1:], own, axis=0)])
+            theta = np.vstack([theta[:1], np.take_along_axis(theta[1:1 + n * history], own,
+                                                             axis=0),
+                               np.take_along_axis(theta[1 + n * history:], cov_cols.T, axis=0)])
     theta[:, silent] = 0.0
     theta[0, silent] = np.log(RATE_FLOOR)
 
@@ -166,12 +227,18 @@ def fit_glm(train: Recording, history: int = 5, l2: float = 1e-3, seed: int = 0,
         current = objective(theta)
         converged = bool(np.max(np.abs(scale * step)) < tol)
     bias = theta[0].copy()
+    counts_part, cov_part = theta[1:p - n_cov], theta[p - n_cov:]
+    cov_weights = None if covariates is None else np.zeros((n, n_extra))
     if coupling == "self":
         weights = np.zeros((n, n, history))
-        weights[np.arange(n), np.arange(n)] = theta[1:].T
+        weights[np.arange(n), np.arange(n)] = counts_part.T
+        if cov_weights is not None:
+            cov_weights[np.arange(n)[:, None], cov_cols] = cov_part.T
     else:
-        weights = theta[1:].reshape(history, n, n).transpose(2, 1, 0).copy()
-    return GLM(bias, weights, l2, iterations, converged, coupling)
+        weights = counts_part.reshape(history, n, n).transpose(2, 1, 0).copy()
+        if cov_weights is not None:
+            cov_weights[:] = cov_part.T
+    return GLM(bias, weights, l2, iterations, converged, coupling, cov_weights, slow_shifts)
 
 
 GLM_HISTORIES = (1, 2, 3, 5, 8)
@@ -185,13 +252,20 @@ GLM_COUPLINGS = ("full", "self")
 
 
 def tune_glm(train: Recording, val: Recording, histories=GLM_HISTORIES, l2s=GLM_L2S,
-             couplings=GLM_COUPLINGS, progress=None) -> tuple[GLM, list[dict]]:
+             couplings=GLM_COUPLINGS, progress=None,
+             covariates: tuple[np.ndarray, np.ndarray] | None = None,
+             slow_shifts: tuple[int, ...] = (), fitted: list | None = None
+             ) -> tuple[GLM, list[dict]]:
     """The :class:`GLM` of the grid ``couplings x histories x l2s`` that scores the most NLB
     bits per spike on ``val`` (ties: "self" coupling, then the shorter history, then the larger
     L2), each candidate fitted on ``train`` alone (for one coupling and history, from large L2
     to small, each fit starting from the last). Returns it and the grid: per candidate
     ``coupling``, ``history``, ``l2`` and ``val_bits_per_spike``. A history too long for
-    ``train`` is skipped; ``progress`` (if given) is called with a line per candidate."""
+    ``train`` is skipped; ``progress`` (if given) is called with a line per candidate.
+    ``covariates``: ``(for train's bins, for val's bins)``, given to every candidate, or
+    ``slow_shifts`` (:func:`fit_glm`). ``fitted`` (a list, if given) gains ``(key, glm)`` for
+    every candidate, ``max`` of its keys the choice (a subset's best: its ``max``)."""
+    on_train, on_val = (None, None) if covariates is None else covariates
     grid, best, best_key = [], None, None
     for coupling in couplings:
         for history in histories:
@@ -199,14 +273,17 @@ def tune_glm(train: Recording, val: Recording, histories=GLM_HISTORIES, l2s=GLM_
                 continue
             row, glm = {}, None
             for l2 in sorted(l2s, reverse=True):  # each fit starts from the more penalised one
-                glm = fit_glm(train, history, l2, start=glm, coupling=coupling)
-                score = bits_per_spike(val.counts, glm.predict_log_rates(val, train))
+                glm = fit_glm(train, history, l2, start=glm, coupling=coupling,
+                              covariates=on_train, slow_shifts=slow_shifts)
+                score = bits_per_spike(val.counts, glm.predict_log_rates(val, train, on_val))
                 row[l2] = {"coupling": coupling, "history": history, "l2": l2,
                            "val_bits_per_spike": score}
                 if progress is not None:
                     progress(f"GLM {coupling} coupling, history {history}, l2 {l2:g}: "
                              f"{score:.4f} bits/spike (val)")
                 key = (score, coupling == "self", -history, l2)
+                if fitted is not None:
+                    fitted.append((key, glm))
                 if best_key is None or key > best_key:
                     best, best_key = glm, key
             grid += [row[l2] for l2 in l2s]
@@ -223,23 +300,42 @@ RUNNING_PRIOR_BINS = (0.5, 2.0, 8.0, 32.0)
 """The weights (in bins) of the prior rate that :func:`tune_running_mean` tries."""
 
 
+def exponential_sums(counts: np.ndarray, shift: int) -> np.ndarray:
+    """Causal exponentially weighted sums of ``counts`` [bins, neurons]: row ``t`` is
+    ``sum_{lag >= 1} a^(lag - 1) y[t - lag]`` with ``a = 1 - 2^-shift`` (row 0 is zeros);
+    times ``2^-shift``, each neuron's exponential mean count over about ``2^shift`` bins."""
+    a = 1.0 - 2.0 ** -shift
+    out = np.zeros(counts.shape)
+    for t in range(1, counts.shape[0]):
+        out[t] = a * out[t - 1] + counts[t - 1]
+    return out
+
+
 def running_mean_log_rates(counts: np.ndarray, shift: int, prior: np.ndarray,
                            prior_bins: float) -> np.ndarray:
     """A causal, adaptive constant-rate model: the log-rate of neuron ``n`` in bin ``t`` is
     the log of its exponentially weighted mean count over the bins before ``t`` (a bin ``lag``
     back weighs ``a^(lag - 1)``, ``a = 1 - 2^-shift``), shrunk towards ``prior[n]`` by
     ``prior_bins`` bins of weight: ``log((S_t + k prior) / (W_t + k))`` with ``S_t`` the
-    weighted counts, ``W_t`` the weights and ``k = prior_bins``. ``counts`` [bins, neurons];
-    bin 0 is the prior alone. It tracks a rate that drifts, which no fixed model does."""
+    weighted counts (:func:`exponential_sums`), ``W_t`` the weights and ``k = prior_bins``.
+    ``counts`` [bins, neurons]; bin 0 is the prior alone. It tracks a rate that drifts, which
+    no fixed model does."""
     a = 1.0 - 2.0 ** -shift
-    s = np.zeros(counts.shape[1])
-    w = 0.0
-    out = np.empty(counts.shape)
-    for t, row in enumerate(counts):
-        out[t] = np.log((s + prior_bins * prior) / (w + prior_bins))
-        s = a * s + row
-        w = a * w + 1.0
-    return out
+    weights = (1.0 - a ** np.arange(counts.shape[0]))[:, None] / (1.0 - a)
+    return np.log((exponential_sums(counts, shift) + prior_bins * prior)
+                  / (weights + prior_bins))
+
+
+SLOW_SHIFTS = (2, 3, 4, 5, 6, 7)
+"""The windows of :func:`slow_means`: about 4 to 128 bins, the latents' periods (20-200)."""
+
+
+def slow_means(counts: np.ndarray, shifts=SLOW_SHIFTS) -> np.ndarray:
+    """Covariates for a GLM that may carry slow latents: every neuron's exponential mean
+    count over the bins before, at every window of ``shifts`` (:func:`exponential_sums`),
+    ``[bins, neurons * len(shifts)]``, window-major; causal (row ``t`` reads bins before
+    ``t``)."""
+    return np.hstack([exponential_sums(counts, s) * 2.0 ** -s for s in shifts])
 
 
 @dataclass(frozen=True)

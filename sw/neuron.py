@@ -84,6 +84,19 @@ class LIFSequence(torch.autograd.Function):
         return grad_current, None, None, None
 
 
+def leaky_integral(current: torch.Tensor, beta: float) -> torch.Tensor:
+    """``v_t = beta v_{t-1} + current_t`` from ``v = 0``, over the bins of ``current``
+    ``[T, ...]``: the readout, and a current-based layer's synaptic current; ``beta`` 0:
+    the current itself."""
+    if beta == 0.0:
+        return current
+    v, outs = torch.zeros_like(current[0]), []
+    for t in range(current.shape[0]):
+        v = beta * v + current[t]
+        outs.append(v)
+    return torch.stack(outs)
+
+
 def lif_sequence(current: torch.Tensor, beta: float, threshold: float,
                  reset: str = "subtract") -> torch.Tensor:
     """Spikes of a LIF layer over ``current [T, ...]`` (see :class:`LIFSequence`); ``reset``

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from est.sw.neuron import beta_from_shift, lif_sequence
+from est.sw.neuron import beta_from_shift, leaky_integral, lif_sequence
 
 CHECKPOINT_FORMAT = "est-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -87,16 +87,6 @@ class SpikingMLP(nn.Module):
             if record is not None and neuron.type == "lif":
                 record[name] = spikes.detach()
         return spikes
-
-
-def leaky_integral(current: torch.Tensor, beta: float) -> torch.Tensor:
-    """``v_t = beta v_{t-1} + current_t`` from ``v = 0``, over the bins of ``current``
-    ``[T, ...]``: the readout, and a current-based layer's synaptic current."""
-    v, outs = torch.zeros_like(current[0]), []
-    for t in range(current.shape[0]):
-        v = beta * v + current[t]
-        outs.append(v)
-    return torch.stack(outs)
 
 
 def save_checkpoint(model: SpikingMLP, path: Path) -> None:

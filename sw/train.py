@@ -13,7 +13,8 @@ Config (TOML or YAML), every key optional:
              readout_leak_shift likewise
     [train]  steps, batch, seq_len, lr, weight_decay, warmup, clip, loss (poisson | negbin),
              qat_steps, weight_bits, seed; glm_history and glm_l2 (lists: the grid the GLM
-             baseline is tuned over, on the validation split); eval_every (steps between
+             baseline is tuned over, on the validation split), glm_slow_shifts (its slow
+             means' windows, est.sw.glm.slow_means; [] for none); eval_every (steps between
              validation scores, 0: none), patience (scores without a gain before training
              stops, 0: never early), context_bins (bins before an evaluated split that the
              models run on first, their state carried in), burn_in (bins at the start of
@@ -52,6 +53,7 @@ from tqdm import tqdm
 from est import EstError
 from est.sw import metrics
 from est.sw.data import (
+    MAX_LEAK_SHIFT,
     MAX_SEED,
     PopulationConfig,
     Recording,
@@ -73,6 +75,7 @@ from est.sw.glm import (
     GLM_HISTORIES,
     GLM_L2S,
     RATE_FLOOR,
+    SLOW_SHIFTS,
     true_rate_log_rates,
     tune_glm,
 )
@@ -94,6 +97,7 @@ class TrainConfig:
     seed: int = 0
     glm_history: tuple = GLM_HISTORIES
     glm_l2: tuple = GLM_L2S
+    glm_slow_shifts: tuple = SLOW_SHIFTS
     eval_every: int = 50
     patience: int = 0
     context_bins: int = 256
@@ -125,6 +129,8 @@ class TrainConfig:
             check_whole(k + "glm_history", h, 1, 1000)
         for l2 in self.glm_l2:
             check_number(k + "glm_l2", l2, above=0)
+        for i, shift in enumerate(self.glm_slow_shifts):
+            check_whole(f"{k}glm_slow_shifts[{i}]", shift, 1, MAX_LEAK_SHIFT)
         return self
 
 
@@ -477,7 +483,7 @@ def integer_log_rates(model: EST, train: Recording, counts: np.ndarray, weight_b
     last = slice(-(scored or len(counts)), None)
     firing = {f.name: round(float(tensors[f.name][last].mean()), 6) for f in graph.fields()
               if f.bits == 1 and not f.signed and not f.name.startswith("input/")}
-    return tensors["readout/v"] / graph.node("readout").op.scale, firing, report
+    return graph.log_rates(tensors), firing, report
 
 
 def save_checkpoint(model: EST, path: Path, extra: dict) -> None:
@@ -524,6 +530,9 @@ def start_readout(model: EST, mean_rates: np.ndarray, glm: GLM | None) -> None:
     ``r <- beta r + c`` settles at ``c / (1 - beta)``: its bias is scaled by ``1 - beta``, and
     its input weights are the GLM's through ``1 - beta z^-1`` (``W'[l] = W[l] - beta W[l - 1]``,
     one lag longer than the GLM's history), so that ``r`` equals the GLM's log-rate once warm.
+    The slow readouts start at the GLM's slow-mean weights: a readout of leak shift ``s``
+    holds ``sum_j a^j W x[t - j]``, ``a = 1 - 2^-s``, the GLM's slow mean times ``2^s``, so
+    ``W = 2^-s c`` for the GLM's weight ``c`` (the GLM's ``slow_shifts`` are the model's).
     A neuron silent in training starts at the mean-rate floor, ``log(RATE_FLOOR)``, with no
     weights (its GLM bias has no finite optimum, and the quantizer could not scale it)."""
     beta = model.readout_beta
@@ -544,6 +553,15 @@ def start_readout(model: EST, mean_rates: np.ndarray, glm: GLM | None) -> None:
         model.readout.weight[:glm.history, :, d:] = w
         if beta:
             model.readout.weight[1:glm.history + 1, :, d:] -= beta * w
+        shifts = tuple(model.cfg.readout_slow_shifts)
+        if shifts and glm.slow_shifts != shifts:
+            raise EstError(f"start_readout: the GLM's slow means {list(glm.slow_shifts)} are "
+                           f"not the model's slow readouts {list(shifts)}")
+        n_in = model.cfg.n_in
+        for i, (conv, shift) in enumerate(zip(model.slow, shifts, strict=True)):
+            c = glm.covariate_weights[:, i * n_in:(i + 1) * n_in] * 2.0 ** -shift
+            conv.weight[0] = torch.as_tensor(np.where(silent[:, None], 0.0, c),
+                                             dtype=torch.float32)
 
 
 def clipped_counts(rec: Recording, input_bits: int) -> dict:
@@ -565,7 +583,7 @@ def train_model(data: dict, mcfg: ESTConfig, tcfg: TrainConfig,
     check_evaluated_splits(val, test)
     mcfg = replace(mcfg, n_in=train.counts.shape[1], n_out=train.counts.shape[1])
     mean_rates = train.counts.mean(axis=0)
-    glm, couplings = None, GLM_COUPLINGS
+    glm, couplings, baseline = None, GLM_COUPLINGS, None
     if mcfg.input_to_readout:
         leaky = beta_from_shift(mcfg.readout_leak_shift) > 0
         longest = mcfg.readout_kernel - leaky  # a leaky readout: one lag more
@@ -577,14 +595,19 @@ def train_model(data: dict, mcfg: ESTConfig, tcfg: TrainConfig,
                          f"input path starts as the GLM, so give a history it can hold")
         if mcfg.input_coupling != "auto":
             couplings = (mcfg.input_coupling,)
-        glm, grid = tune_glm(train, val, histories, tcfg.glm_l2, couplings,
-                             progress=tqdm.write if progress else None)
+        # one tuning gives the start and the baseline when the baseline's grid holds the
+        # start's: the start is then the best fit of a history the readout can hold
+        slow = tuple(mcfg.readout_slow_shifts)
+        whole = couplings == GLM_COUPLINGS and slow == tuple(tcfg.glm_slow_shifts)
+        fitted_glms: list = []
+        best, grid = tune_glm(train, val, tcfg.glm_history if whole else histories,
+                              tcfg.glm_l2, couplings, progress=tqdm.write if progress else None,
+                              slow_shifts=slow, fitted=fitted_glms)
+        glm = max((f for f in fitted_glms if f[1].history <= longest), key=lambda f: f[0])[1]
+        baseline = (best, grid) if whole else None
         mcfg = replace(mcfg, input_coupling=glm.coupling)  # "auto": the GLM's choice
     model = EST(mcfg)
     start_readout(model, mean_rates, glm)
-    # the GLM the input path started from is the baseline when it was tuned over the whole grid
-    whole = glm is not None and histories == list(tcfg.glm_history) and couplings == GLM_COUPLINGS
-    baseline = (glm, grid) if whole else None
     validate = _validator(model, train, val, tcfg, mean_rates)
     fitted = fit(model, train, tcfg, tcfg.steps, "train", progress, validate)
     silent = {name: np.flatnonzero(rec.counts.sum(axis=0) == 0).tolist()
@@ -622,11 +645,12 @@ def evaluate(trained: Trained, baselines: bool = True) -> dict:
                              "firing_rates": firing, "quantization": qreport}
     if baselines:
         tcfg = trained.tcfg
-        glm, grid = trained.baseline or tune_glm(train, val, tcfg.glm_history, tcfg.glm_l2)
+        glm, grid = trained.baseline or tune_glm(train, val, tcfg.glm_history, tcfg.glm_l2,
+                                                 slow_shifts=tuple(tcfg.glm_slow_shifts))
         result["glm"] = {"test": scores(test, glm.predict_log_rates(test, val)),
                          "val": scores(val, glm.predict_log_rates(val, train)),
                          "coupling": glm.coupling, "history": glm.history, "l2": glm.l2,
-                         "grid": grid}
+                         "slow_shifts": list(glm.slow_shifts), "grid": grid}
         if test.rates is not None:
             result["true_rates"] = {"test": scores(test, true_rate_log_rates(test))}
     result["seconds"] = round(time.perf_counter() - trained.t0, 1)

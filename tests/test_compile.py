@@ -325,6 +325,16 @@ def test_backend_auto_takes_the_core_when_the_dataflow_top_does_not_fit(tmp_path
         res.stdout)
 
 
+def _core_gateware_matches_golden(build: Path) -> None:
+    """est-sim on amaranth.sim, then est-compare: 0 mismatches over the build's 10 bins."""
+    sim = subprocess.run([BIN / "est-sim", build, "--sim", "amaranth"], capture_output=True,
+                         text=True)
+    assert sim.returncode == 0, sim.stderr
+    res = subprocess.run([BIN / "est-compare", build], capture_output=True, text=True)
+    assert res.returncode == 0 and re.search(r"compared \d+ values over 10 bins in \d+ "
+                                             r"tensors: 0 mismatches", res.stdout), res.stdout
+
+
 def test_an_ssa_est_compiles_for_the_core_with_its_ssa_unit(tmp_path):
     """An EST with SSA attention: auto picks the iCEBreaker's core with its SSA unit (the
     build says so), the program has a score and a sum per block, and the core's gateware
@@ -344,12 +354,34 @@ def test_an_ssa_est_compiles_for_the_core_with_its_ssa_unit(tmp_path):
     listing = (build / "program.txt").read_text()
     assert listing.count("vec.score") == listing.count("vec.ssa") == 2
     assert np.load(build / "golden.npz")["b0.attn/v"].any()
-    sim = subprocess.run([BIN / "est-sim", build, "--sim", "amaranth"], capture_output=True,
-                         text=True)
-    assert sim.returncode == 0, sim.stderr
-    res = subprocess.run([BIN / "est-compare", build], capture_output=True, text=True)
-    assert res.returncode == 0 and re.search(r"compared \d+ values over 10 bins in \d+ "
-                                             r"tensors: 0 mismatches", res.stdout), res.stdout
+    _core_gateware_matches_golden(build)
+
+
+def test_an_est_with_slow_readouts_runs_on_the_core(tmp_path):
+    """Slow readouts make several outputs whose log-rates add up: auto takes the core (the
+    dataflow top drives one output, and --backend dataflow says so), the build keeps
+    ``sum_outputs``, and the core's gateware (est-sim, amaranth.sim) matches the golden model
+    on every traced value, the slow readouts' too."""
+    from est.sw.est import EST, ESTConfig
+    from est.sw.train import save_checkpoint as save_est
+
+    torch.manual_seed(3)
+    model = EST(ESTConfig(n_in=8, n_out=8, blocks=1, readout_slow_shifts=(2, 7), seed=3))
+    with torch.no_grad():
+        for conv in model.slow:
+            conv.weight.normal_(0.0, 0.05)
+    save_est(model, tmp_path / "slow.pt", {})
+    build = tmp_path / "slow"
+    res = compile_cli(tmp_path / "slow.pt", "-o", build, "--bins", "10", "--rate", "0.6")
+    assert res.returncode == 0, res.stderr
+    assert "the dataflow top drives one output node, this network has 3" in res.stdout
+    assert "8 inputs -> 8 log-rates (the sum of 3 readouts)" in res.stdout
+    assert json.loads((build / "ir.json").read_text())["meta"]["sum_outputs"] is True
+    assert np.load(build / "golden.npz")["readout.slow7/v"].any()
+    _core_gateware_matches_golden(build)
+    res = compile_cli(tmp_path / "slow.pt", "-o", tmp_path / "df", "--backend", "dataflow")
+    assert res.returncode == 2 and "use --backend core" in res.stderr
+    assert not (tmp_path / "df").exists()
 
 
 def test_backend_core_refuses_what_is_over_and_dataflow_options(tmp_path):

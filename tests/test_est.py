@@ -103,3 +103,33 @@ def test_a_checkpoint_from_before_a_field_loads_as_it_was_trained():
     assert (cfg.readout_kernel, cfg.input_to_readout, cfg.input_bits) == (1, False, 1)
     assert cfg.d_model == 8 and cfg.leak_shift == 3
     assert ESTConfig().input_to_readout and ESTConfig().input_bits == 3
+
+
+def test_slow_readouts_add_leaky_integrals_of_the_inputs():
+    """Each slow readout integrates its convolution of the (clipped) inputs with leak
+    ``1 - 2^-shift`` and adds to the readout's log-rate; they start at zero weight; their
+    shifts are checked; a checkpoint from before them has none."""
+    from est.sw.neuron import beta_from_shift
+
+    cfg = replace(SMALL, n_out=3, input_to_readout=True, readout_slow_shifts=(1, 3))
+    model = EST(cfg).eval()
+    x = torch.poisson(torch.full((12, 1, 3), 0.8))
+    with torch.no_grad():
+        base = model(x)
+        assert all(conv.weight.abs().sum() == 0 for conv in model.slow)
+        for conv in model.slow:
+            conv.weight.normal_()
+        want = base.clone()
+        for conv, shift in zip(model.slow, (1, 3), strict=True):
+            r = torch.zeros(1, 3)
+            for t in range(12):
+                r = beta_from_shift(shift) * r + x[t].clamp(max=7) @ conv.weights()[0].T
+                want[t] += r[0]
+        torch.testing.assert_close(model(x), want)
+    for shifts, needle in (((0,), r"readout_slow_shifts\[0\] must be"),
+                           ((2, 2), "must not repeat a shift"), (3, "must be a list")):
+        with pytest.raises(EstError, match=needle):
+            replace(SMALL, readout_slow_shifts=shifts).validate()
+    old = {k: v for k, v in config_dict(cfg).items() if k != "readout_slow_shifts"}
+    assert config_from_dict(old).readout_slow_shifts == ()
+    assert config_from_dict(config_dict(cfg)) == cfg

@@ -56,7 +56,9 @@ def test_a_checkpoint_becomes_the_graph_of_its_config_with_fitted_widths():
     for part in ("b0.mask", "b0.q", "b0.scores", "b0.attn", "b0.res1", "b0.tpu", "b0.res2",
                  "b0.out", "readout"):
         assert part in names, part
-    assert graph.n_in == 6 and graph.n_out == 6 and graph.name == "q"
+    assert graph.n_in == 6 and graph.name == "q"
+    assert graph.outputs == ("readout", *(f"readout.slow{s}" for s in range(2, 8)))
+    assert graph.n_out == 6 * 7 and graph.meta["sum_outputs"]  # 7 readouts of 6, summed
     assert report["calibration_bins"] == 200
     widths = report["layers"]
     neurons = [n.name for n in graph.nodes if hasattr(n.op, "v_bits")]
@@ -130,3 +132,38 @@ def test_count_inputs_and_the_readout_that_reads_them(bits, direct, kernel):
     if direct:
         assert graph.node("readout.in").inputs[1] == "input"
     check_integer_path(graph, counts[:40])
+
+
+def test_slow_readouts_are_leaky_readouts_of_the_input_whose_log_rates_add_up():
+    """Each slow readout becomes ``readout.slow<s>``: a readout of leak shift ``s`` over a
+    one-lag convolution of the input, weights of ``bits + s``; the graph's log-rates are the
+    sum of its readouts'; the integer PyTorch path equals the golden model on every tensor,
+    and the slow readouts' log-rates are the float ones within the rounding."""
+    from est.sim.interpreter import run
+    from est.sw.integer import integer_forward
+    from est.sw.neuron import beta_from_shift, leaky_integral
+
+    model = _model(readout_slow_shifts=(2, 6), input_bits=3)
+    with torch.no_grad():
+        for conv in model.slow:
+            conv.weight.normal_(0.0, 0.1)
+    counts = np.random.default_rng(2).poisson(0.6, (300, 6))
+    graph, _ = quantize_est(model, "s", np.minimum(counts, 7), weight_bits=6)
+    assert graph.outputs == ("readout", "readout.slow2", "readout.slow6")
+    x = torch.as_tensor(np.minimum(counts, 7), dtype=torch.float32)[:, None]
+    for shift in (2, 6):
+        node = f"readout.slow{shift}"
+        assert graph.node(node).op.leak_shift == shift
+        assert graph.node(f"{node}.syn").op.weight.shape == (1, 6, 6)
+        assert np.abs(graph.node(f"{node}.syn").op.weight).max() == 2 ** (5 + shift) - 1
+    tensors = integer_forward(graph, np.minimum(counts, 7))
+    golden = run(graph, np.minimum(counts, 7))[0]
+    for name, values in golden.arrays.items():
+        np.testing.assert_array_equal(tensors[name], values, err_msg=name)
+    parts = [tensors[f"{o}/v"] / graph.node(o).op.scale for o in graph.outputs]
+    np.testing.assert_allclose(graph.log_rates(tensors), np.sum(parts, axis=0))
+    with torch.no_grad():
+        for shift, conv in zip((2, 6), model.slow, strict=True):
+            want = leaky_integral(conv(x), beta_from_shift(shift))[:, 0].numpy()
+            got = tensors[f"readout.slow{shift}/v"] / graph.node(f"readout.slow{shift}").op.scale
+            assert np.abs(got - want).max() < 0.01 * np.abs(want).max()

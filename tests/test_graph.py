@@ -240,3 +240,30 @@ def test_wiring_rules():
         g.build("g", ("readout", "x"))
     with pytest.raises(IRError, match="'input', field 'bits': expected 1..8 bits per input"):
         Input(3, 9).check("input", [])
+
+
+def test_log_rates_side_by_side_or_summed():
+    """Each output's values over its readout's scale, outputs side by side; with meta
+    sum_outputs added up neuron by neuron, and only readouts of one size may be summed."""
+    from est.compiler.ops import Conv, Readout
+
+    def chain():
+        g = _chain()
+        g.add("slow", Readout(2, 8, np.array([2.0, 4.0])),
+              g.add("slow.syn", Conv(np.ones((1, 2, 3), np.int64), np.zeros(2, np.int64)),
+                    "input"))
+        return g
+
+    arrays = {"readout/v": np.array([[2, 4], [6, 8]]), "slow/v": np.array([[2, 4], [8, 8]]),
+              "a/spikes": np.array([[1, 0], [0, 1]])}
+    apart = chain().build("g", ("readout", "slow"))
+    np.testing.assert_allclose(apart.log_rates(arrays), [[2, 4, 1, 1], [6, 8, 4, 2]])
+    summed = chain().build("g", ("readout", "slow"), {"sum_outputs": True})
+    np.testing.assert_allclose(summed.log_rates(arrays), [[3, 5], [10, 10]])
+    with pytest.raises(IRError, match="'a', field 'op': summed outputs .* are readouts"):
+        _chain().build("g", ("readout", "a"), {"sum_outputs": True})
+    g = _chain()
+    g.add("wide", Readout(None, 8, np.ones(3)),
+          g.add("wide.syn", Conv(np.ones((1, 3, 3), np.int64), np.zeros(3, np.int64)), "input"))
+    with pytest.raises(IRError, match=r"readouts of the same number of neurons, got \[2, 3\]"):
+        g.build("g", ("readout", "wide"), {"sum_outputs": True})

@@ -535,7 +535,7 @@ def test_the_input_path_starts_as_the_tuned_glm():
     tcfg = TrainConfig(steps=3, eval_every=3, qat_steps=0, seq_len=16, batch=2,
                        glm_history=(1, 2, 5), glm_l2=(1e-3,), context_bins=8)
     mcfg = ESTConfig(d_model=8, mlp_hidden=8, input_bits=3, input_to_readout=True,
-                     readout_kernel=2, readout_leak_shift=0)
+                     readout_kernel=2, readout_leak_shift=0, readout_slow_shifts=())
     trained = train_model(data, mcfg, tcfg, False)
     train, val, _ = get_data(data)
     glm, _ = tune_glm(train, val, (1, 2), (1e-3,))
@@ -559,7 +559,8 @@ def test_a_leaky_input_path_starts_as_the_glm_once_warm():
     train, val, _ = get_data(data)
     glm = fit_glm(train, 3, 1e-3)
     model = EST(ESTConfig(n_in=5, n_out=5, d_model=8, mlp_hidden=8, input_bits=3,
-                          input_to_readout=True, readout_kernel=4, readout_leak_shift=3))
+                          input_to_readout=True, readout_kernel=4, readout_leak_shift=3,
+                          readout_slow_shifts=()))
     start_readout(model, train.counts.mean(axis=0), glm)
     assert model.readout.weight[3, :, 8:].abs().sum() > 0  # the extra lag is used
     counts = np.vstack([train.counts[-200:], val.counts])
@@ -569,6 +570,35 @@ def test_a_leaky_input_path_starts_as_the_glm_once_warm():
     with pytest.raises(EstError, match=r"model.readout_kernel = 3 \(less the lag a leaky "
                                        r"readout needs\) is shorter than every"):
         train_model(data, replace(model.cfg, readout_kernel=3), tcfg, False)
+
+
+@pytest.mark.parametrize("coupling", ["full", "self"])
+def test_slow_readouts_start_as_the_glm_with_slow_means(coupling):
+    """An EST with slow readouts (leak shifts 2 and 5) starts at a GLM with the slow means
+    of those windows: once warm its log-rates are the GLM's, bin for bin; a GLM of other
+    windows is refused; train_model tunes the start GLM with the model's windows."""
+    from est.sw.glm import fit_glm
+    from est.sw.train import float_log_rates, get_data, start_readout, train_model
+
+    data = {"n_neurons": 5, "bins": 1500, "seed": 3}
+    train, val, _ = get_data(data)
+    glm = fit_glm(train, 3, 1e-3, coupling=coupling, slow_shifts=(2, 5))
+    assert np.abs(glm.covariate_weights).sum() > 0
+    model = EST(ESTConfig(n_in=5, n_out=5, d_model=8, mlp_hidden=8, input_bits=3,
+                          input_to_readout=True, readout_kernel=4, readout_leak_shift=3,
+                          readout_slow_shifts=(2, 5), input_coupling=coupling))
+    start_readout(model, train.counts.mean(axis=0), glm)
+    assert all(conv.weight.abs().sum() > 0 for conv in model.slow)
+    counts = np.vstack([train.counts, val.counts])
+    out = float_log_rates(model, counts)[train.n_bins - 1:-1]  # row t predicts bin t + 1
+    np.testing.assert_allclose(out, glm.predict_log_rates(val, train), atol=1e-4)
+    with pytest.raises(EstError, match=r"slow means \[2\] are not the model's slow readouts"):
+        start_readout(model, train.counts.mean(axis=0),
+                      fit_glm(train, 3, 1e-3, coupling=coupling, slow_shifts=(2,)))
+    tcfg = TrainConfig(steps=1, qat_steps=0, glm_history=(1, 3), glm_l2=(1e-3,), seq_len=16,
+                       batch=2, context_bins=8, glm_slow_shifts=(2, 5))
+    trained = train_model(data, replace(model.cfg, input_coupling="auto"), tcfg, False)
+    assert trained.baseline[0].slow_shifts == (2, 5)
 
 
 def test_burn_in_bins_run_but_are_not_scored():
