@@ -9,7 +9,9 @@ graph's longest path; the dense bound of a node is ``ceil(synaptic ops / lanes)`
 bound its weight bits over the block-RAM bits per cycle. With ``--synth``, also
 synthesizes est_tiny_dataflow for the iCEBreaker (lanes 1) and est_small for the ULX3S-85F
 (lanes 4) and records utilisation, Fmax, latency and the logic estimate next to the measured
-figures. Models: the examples, and ``tests/data/est_tiny_dataflow.pt``, est_tiny's shape as it
+figures. Models: examples/est_tiny.pt, est_small as the example was trained on 2026-12-03
+(``tests/data/est_small_dataflow.pt``: today's example has slow readouts, several outputs the
+dataflow top does not drive), and ``tests/data/est_tiny_dataflow.pt``, est_tiny's shape as it
 was trained before 2026-12-02 (spike inputs, a one-bin readout), the trained EST that fits an
 iCEBreaker as a dataflow top (examples/est_tiny.pt, trained with est-train's recipe, does
 not: its input path into a leaky readout is over the logic).
@@ -32,7 +34,7 @@ from est.hw.dataflow import measure_cycles
 
 MODELS = {"est_tiny_dataflow": ("tests/data/est_tiny_dataflow.pt", "icebreaker", 1),
           "est_tiny": ("examples/est_tiny.pt", "ulx3s-85f", None),
-          "est_small": ("examples/est_small.pt", "ulx3s-85f", 4)}
+          "est_small": ("tests/data/est_small_dataflow.pt", "ulx3s-85f", 4)}
 """name -> (checkpoint, board, lanes of the synthesized design: None is not synthesized)."""
 
 

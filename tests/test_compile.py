@@ -20,6 +20,7 @@ from est.sw.spiking_mlp import make_model, save_checkpoint
 BIN = Path(sys.executable).parent
 EXAMPLES = Path(__file__).parent.parent / "examples"
 DATAFLOW_TINY = Path(__file__).parent / "data" / "est_tiny_dataflow.pt"
+DATAFLOW_SMALL = Path(__file__).parent / "data" / "est_small_dataflow.pt"
 """The trained EST that fits an iCEBreaker as a dataflow top (examples/est_tiny.pt before
 2026-12-02: spike inputs, a one-bin readout)."""
 
@@ -258,7 +259,7 @@ def test_lanes_auto_picks_the_most_lanes_that_fit(tmp_path):
 
 
 def test_lanes_auto_says_what_is_over_when_nothing_fits(tmp_path):
-    res = compile_cli(EXAMPLES / "est_small.pt", "-o", tmp_path / "big", "--bins", "2",
+    res = compile_cli(DATAFLOW_SMALL, "-o", tmp_path / "big", "--bins", "2",
                       "--lanes", "auto", "--board", "icebreaker", "--backend", "dataflow")
     assert res.returncode == 2
     assert len(res.stderr.splitlines()) == 1, res.stderr
@@ -294,10 +295,11 @@ def test_lanes_auto_stays_under_the_margin_and_the_report_states_it(tmp_path):
 
 
 def test_backend_auto_takes_the_core_when_the_dataflow_top_does_not_fit(tmp_path):
-    """est_small does not fit the iCEBreaker as a dataflow top: auto compiles it for the
+    """est_small (as trained before the slow readouts, one output) does not fit the iCEBreaker
+    as a dataflow top: auto compiles it for the
     board's core. The build holds the program's listing, the core it needs, the core model's
     cycles and per-node events and bounds (report.json and the HTML report)."""
-    res = compile_cli(EXAMPLES / "est_small.pt", "-o", tmp_path / "small", "--bins", "6")
+    res = compile_cli(DATAFLOW_SMALL, "-o", tmp_path / "small", "--bins", "6")
     assert res.returncode == 0, res.stderr
     assert ("--backend auto: core (the dataflow top does not fit icebreaker, the program fits "
             "its core)") in res.stdout
@@ -325,14 +327,19 @@ def test_backend_auto_takes_the_core_when_the_dataflow_top_does_not_fit(tmp_path
         res.stdout)
 
 
-def _core_gateware_matches_golden(build: Path) -> None:
-    """est-sim on amaranth.sim, then est-compare: 0 mismatches over the build's 10 bins."""
-    sim = subprocess.run([BIN / "est-sim", build, "--sim", "amaranth"], capture_output=True,
-                         text=True)
-    assert sim.returncode == 0, sim.stderr
+def _core_gateware_matches_golden(build: Path, simulators=("amaranth",)) -> None:
+    """est-sim on each simulator, then est-compare: 0 mismatches over the build's 10 bins, on
+    every simulator's trace."""
+    for simulator in simulators:
+        sim = subprocess.run([BIN / "est-sim", build, "--sim", simulator], capture_output=True,
+                             text=True)
+        assert sim.returncode == 0, sim.stderr
     res = subprocess.run([BIN / "est-compare", build], capture_output=True, text=True)
-    assert res.returncode == 0 and re.search(r"compared \d+ values over 10 bins in \d+ "
-                                             r"tensors: 0 mismatches", res.stdout), res.stdout
+    assert res.returncode == 0, res.stdout
+    for simulator in simulators:
+        assert re.search(rf"rtl_{simulator}\.npz \([^)]*\) vs golden\.npz:\ncompared \d+ "
+                         r"values over 10 bins in \d+ tensors: 0 mismatches", res.stdout), \
+            res.stdout
 
 
 def test_an_ssa_est_compiles_for_the_core_with_its_ssa_unit(tmp_path):
@@ -360,8 +367,8 @@ def test_an_ssa_est_compiles_for_the_core_with_its_ssa_unit(tmp_path):
 def test_an_est_with_slow_readouts_runs_on_the_core(tmp_path):
     """Slow readouts make several outputs whose log-rates add up: auto takes the core (the
     dataflow top drives one output, and --backend dataflow says so), the build keeps
-    ``sum_outputs``, and the core's gateware (est-sim, amaranth.sim) matches the golden model
-    on every traced value, the slow readouts' too."""
+    ``sum_outputs``, and the core's gateware (est-sim on amaranth.sim, Icarus and Verilator)
+    matches the golden model on every traced value, the slow readouts' too."""
     from est.sw.est import EST, ESTConfig
     from est.sw.train import save_checkpoint as save_est
 
@@ -378,7 +385,7 @@ def test_an_est_with_slow_readouts_runs_on_the_core(tmp_path):
     assert "8 inputs -> 8 log-rates (the sum of 3 readouts)" in res.stdout
     assert json.loads((build / "ir.json").read_text())["meta"]["sum_outputs"] is True
     assert np.load(build / "golden.npz")["readout.slow7/v"].any()
-    _core_gateware_matches_golden(build)
+    _core_gateware_matches_golden(build, ("amaranth", "icarus", "verilator"))
     res = compile_cli(tmp_path / "slow.pt", "-o", tmp_path / "df", "--backend", "dataflow")
     assert res.returncode == 2 and "use --backend core" in res.stderr
     assert not (tmp_path / "df").exists()

@@ -1,6 +1,7 @@
 """The EST in gateware on Verilator and Icarus (cocotb 2.1): every spike, membrane and SEW value
-of every layer equal to the golden model, for the trained example and for random configs that
-switch every part on and off, over at least 100 bins each."""
+of every layer equal to the golden model, for a trained EST (est_small as trained before the
+slow readouts, tests/data/est_small_dataflow.pt: the dataflow top drives one output) and for
+random configs that switch every part on and off, over at least 100 bins each."""
 
 import json
 from pathlib import Path
@@ -15,7 +16,7 @@ from est.sim.rtl import simulate
 from est.sim.trace import Trace, compare
 from netgen import random_est_graph
 
-EXAMPLE = Path(__file__).parent.parent / "examples" / "est_small.pt"
+EXAMPLE = Path(__file__).parent / "data" / "est_small_dataflow.pt"
 SIMULATORS = ["verilator", "icarus"]
 CONFIGS = [
     dict(attention="sdsa", sew="add", cpg=True, tpu=True, rsm=0.5),
