@@ -338,6 +338,30 @@ def slow_means(counts: np.ndarray, shifts=SLOW_SHIFTS) -> np.ndarray:
     return np.hstack([exponential_sums(counts, s) * 2.0 ** -s for s in shifts])
 
 
+OSCILLATORS = ((2, 6), (3, 7), (4, 8), (5, 9))
+"""The (rotation shift ``m``, leak shift ``k``) of :func:`oscillator_means`: periods of about
+25, 50, 101 and 201 bins (``2 pi 2^m``), each ringing for about ``2^k`` bins (2-3 periods)."""
+
+
+def oscillator_means(counts: np.ndarray, pairs=OSCILLATORS) -> np.ndarray:
+    """Covariates that may carry rhythmic latents: every neuron's counts through damped
+    oscillators made of shifts and adds only (the "magic circle" rotation, exact in integers
+    as a readout's leak is): ``u <- u - (u >> k) - (w >> m) + y`` then ``w <- w - (w >> k)
+    + (u >> m)`` (``u`` updated first), here in real numbers, times ``2^-k``; row ``t`` reads
+    bins before ``t``. ``[bins, neurons * 2 * len(pairs)]``: ``u`` then ``w`` of each pair."""
+    out = []
+    for m, k in pairs:
+        a, e = 1.0 - 2.0 ** -k, 2.0 ** -m
+        u, w = np.zeros((2, counts.shape[1]))
+        us, ws = np.zeros((2,) + counts.shape)
+        for t in range(1, counts.shape[0]):
+            u = a * u - e * w + counts[t - 1]
+            w = a * w + e * u
+            us[t], ws[t] = u, w
+        out += [us * 2.0 ** -k, ws * 2.0 ** -k]
+    return np.hstack(out)
+
+
 @dataclass(frozen=True)
 class RunningMean:
     """:func:`running_mean_log_rates` with a window and a prior weight chosen on validation

@@ -11,6 +11,7 @@ from est.sw.data import PopulationConfig, Recording, simulate_population, split_
 from est.sw.glm import (
     exponential_sums,
     fit_glm,
+    oscillator_means,
     running_mean_log_rates,
     slow_means,
     true_rate_log_rates,
@@ -182,6 +183,21 @@ def test_exponential_sums_and_slow_means_known_answer():
     assert means.shape == (3, 4)
     np.testing.assert_allclose(means[:, :2], [[0, 0], [1, 0], [0.5, 2]])
     np.testing.assert_allclose(means[2, 2:], [(0.75 * 2 + 0) / 4, 4 / 4])
+
+
+def test_oscillator_means_known_answer_and_ring():
+    """One spike in bin 0 through a pair (m 1, k 1): a = e = 1/2, u1 = 1, w1 = 1/2,
+    u2 = 1/2 - 1/4 = 1/4, w2 = 1/4 + 1/8 = 3/8 (times 2^-k = 1/2; row 0 zeros). A slow pair
+    rings: its ``u`` changes sign within about a period (2 pi 2^3 ~ 50 bins) and decays."""
+    counts = np.zeros((3, 1))
+    counts[0] = 1
+    np.testing.assert_allclose(oscillator_means(counts, ((1, 1),)),
+                               [[0, 0], [0.5, 0.25], [0.125, 0.1875]])
+    impulse = np.zeros((400, 1))
+    impulse[0] = 1
+    u = oscillator_means(impulse, ((3, 7),))[:, 0]
+    assert u[1] > 0 and u[20:40].min() < 0 < u[40:70].max()
+    assert abs(u[300:]).max() < 0.2 * abs(u[1:60]).max()
 
 
 @pytest.mark.parametrize("coupling", ["full", "self"])

@@ -1,0 +1,123 @@
+"""Do rhythmic covariates pay? A lead for issue 17: writes bench/results/oscillators.json.
+
+The EST's slow readouts (leaky integrators of the input counts over about 4-128 bins) take it
+to the GLM with the same slow means, 0.3835 bits/spike on the standard population
+(bench/results/est.json), short of issue 17's aim (about 0.42, what a GLM given the true
+latents scores). The population's latents are rhythms of 20-200 bins plus slow noise; an
+exponential window cannot hold their phase. This bench asks whether damped oscillators of the
+input counts made of shifts and adds only (:func:`est.sw.glm.oscillator_means`, the magic-circle
+rotation, which a core readout could run exactly in integers) carry more of them: for each
+data seed of the standard population (:class:`est.sw.data.PopulationConfig`, 24 neurons,
+24,000 bins, split 70/15/15 in time), two GLMs of full coupling and 2 bins of history (the
+choice of est-train's whole-grid tuning for ``glm_slow`` on seed 0):
+
+- ``glm_slow``: every neuron's slow means (:data:`est.sw.glm.SLOW_SHIFTS`), est-train's baseline;
+- ``glm_slow_oscillators``: the same plus every neuron's oscillator pairs
+  (:data:`est.sw.glm.OSCILLATORS`: periods of about 25-201 bins).
+
+Each has its L2 chosen on the validation split (``L2S``, warm-started from the largest), and
+is scored on the test split (NLB bits per spike; the models warm up on every bin before the
+split: the covariates run over the whole recording, causally). Per seed: the grid, the choice,
+the test score; over seeds: mean, min and max. The data alone, no training: about 10 minutes a
+seed on one core.
+
+    .venv/bin/python bench/bench_oscillators.py [--seeds 3] [--jobs 2]
+        [--out bench/results/oscillators.json]
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+L2S = (1e-3, 1e-4, 1e-5, 1e-6)
+"""The L2 weights tried, largest first (each fit warm-starts the next)."""
+HISTORY = 2
+
+
+def covariates(model: str, counts: np.ndarray) -> np.ndarray:
+    from est.sw.glm import oscillator_means, slow_means
+
+    slow = slow_means(counts)
+    return slow if model == "glm_slow" else np.hstack([slow, oscillator_means(counts)])
+
+
+def run_seed(seed: int) -> dict:
+    """Both GLMs on the standard population of data seed ``seed``."""
+    import torch
+
+    from est.sw import metrics
+    from est.sw.data import PopulationConfig, simulate_population, split_by_time
+    from est.sw.glm import fit_glm
+
+    torch.set_num_threads(1)
+    train, val, test = split_by_time(simulate_population(PopulationConfig(seed=seed)))
+    counts = np.vstack([train.counts, val.counts, test.counts]).astype(np.float64)
+    n_train, n_val = train.n_bins, val.n_bins
+    out = {}
+    for model in ("glm_slow", "glm_slow_oscillators"):
+        t0 = time.perf_counter()
+        cov = covariates(model, counts)
+        parts = {"train": cov[:n_train], "val": cov[n_train:n_train + n_val],
+                 "test": cov[n_train + n_val:]}
+        grid, best, start = [], None, None
+        for l2 in L2S:
+            glm = fit_glm(train, HISTORY, l2, coupling="full", covariates=parts["train"],
+                          start=start)
+            start = glm
+            scored = {}
+            for split, rec, before in (("val", val, train), ("test", test, val)):
+                log_rates = glm.predict_log_rates(rec, before, covariates=parts[split])
+                scored[split] = metrics.bits_per_spike(rec.counts, np.clip(log_rates, -20, 20))
+            grid.append({"l2": l2, "val_bits_per_spike": scored["val"],
+                         "test_bits_per_spike": scored["test"], "converged": glm.converged})
+            if best is None or scored["val"] > best["val_bits_per_spike"]:
+                best = grid[-1]
+        out[model] = {"covariates": cov.shape[1], "history": HISTORY, "coupling": "full",
+                      "l2": best["l2"], "val_bits_per_spike": best["val_bits_per_spike"],
+                      "test_bits_per_spike": best["test_bits_per_spike"], "grid": grid,
+                      "seconds": round(time.perf_counter() - t0, 1)}
+        print(f"bench_oscillators seed {seed} {model}: l2 {best['l2']:g}, test "
+              f"{best['test_bits_per_spike']:.4f} bits/spike", flush=True)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/oscillators.json"))
+    args = parser.parse_args()
+    from est.sw.glm import OSCILLATORS, SLOW_SHIFTS
+
+    commit = os.environ.get("EST_COMMIT") or subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    with ProcessPoolExecutor(args.jobs) as pool:
+        runs = dict(zip(range(args.seeds), pool.map(run_seed, range(args.seeds)), strict=True))
+    summary = {}
+    for model in ("glm_slow", "glm_slow_oscillators"):
+        test = [r[model]["test_bits_per_spike"] for r in runs.values()]
+        summary[model] = {"mean": float(np.mean(test)), "min": min(test), "max": max(test)}
+    gain = [r["glm_slow_oscillators"]["test_bits_per_spike"] - r["glm_slow"]["test_bits_per_spike"]
+            for r in runs.values()]
+    summary["gain"] = {"mean": float(np.mean(gain)), "min": min(gain), "max": max(gain)}
+    result = {"bench": "oscillators", "commit": commit, "date": time.strftime("%Y-%m-%d"),
+              "data": "standard population (PopulationConfig defaults), data seed = seed",
+              "slow_shifts": list(SLOW_SHIFTS), "oscillators": [list(p) for p in OSCILLATORS],
+              "metric": "NLB bits/spike on the test split (null: each neuron's mean there)",
+              "runs": {str(k): v for k, v in runs.items()}, "summary": summary}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"bench_oscillators: wrote {args.out}: glm_slow {summary['glm_slow']['mean']:.4f}, "
+          f"with oscillators {summary['glm_slow_oscillators']['mean']:.4f} (mean over "
+          f"{args.seeds} seeds; gain {summary['gain']['min']:+.4f}..{summary['gain']['max']:+.4f})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
