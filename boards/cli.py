@@ -153,7 +153,7 @@ class _Job:
             from est.boards.top import board_program, core_ident
 
             self.prog = board_program(build)
-            self.in_bits = core_ident(self.prog, self.hash).in_bits
+            self.in_bits = core_ident(self.prog, self.hash, str(build)).in_bits
             self.words_in = [self.prog.input_word(x)
                              for x in np.asarray(self.stimulus, np.int64)]
         elif args.load:

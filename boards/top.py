@@ -507,11 +507,22 @@ def board_ident(graph, core, ir_hash: bytes) -> bytes:
                    len(Value.cast(core.o.payload))).payload()
 
 
-def core_ident(prog, ir_hash: bytes) -> p.Ident:
+def core_ident(prog, ir_hash: bytes, where: str = "the model") -> p.Ident:
     """What a core top running ``prog`` (a board program: no trace) reports: its input and
-    output words in bits, the core's id."""
-    return p.Ident(p.PROTOCOL_VERSION, __version__, ir_hash, 16 * prog.input.words,
-                   32 * prog.output_word_count, p.core_id(prog.spec))
+    output words in bits, the core's id. Refuses (:class:`~est.EstError`, naming ``where``)
+    a bin whose input or output words are over what :class:`CoreBridge`'s frame buffer
+    holds."""
+    in_bits, out_bits = 16 * prog.input.words, 32 * prog.output_word_count
+    for bits, most, what, width in ((in_bits, p.CORE_IN_BYTES, "input", 16),
+                                    (out_bits, p.CORE_OUT_BYTES, "output", 32)):
+        if bits > 8 * most:
+            raise EstError(
+                f"{where}: {bits // width} {what} words of {width} bits a bin, over the "
+                f"{8 * most // width} a core board top's frame buffer holds "
+                f"({most} bytes): run it in simulation (est-sim), or give the model fewer "
+                f"{what}s (an EST's slow readouts are outputs: model.readout_slow_shifts = [])")
+    return p.Ident(p.PROTOCOL_VERSION, __version__, ir_hash, in_bits, out_bits,
+                   p.core_id(prog.spec))
 
 
 def dataflow_bridge(core, in_bits: int, ident: bytes):
@@ -558,7 +569,7 @@ def board_bridge(build: Path, board: Board | None = None):
             return bare_core_bridge(build, spram=True), top["cycles_per_bin"]
         prog = board_program(build)
         core = Core(prog.spec, prog)
-        ident = core_ident(prog, p.ir_hash(build))
+        ident = core_ident(prog, p.ir_hash(build), str(build))
         return (lambda divisor, timeout: CoreBridge(core, divisor, ident, timeout),
                 top["cycles_per_bin"])
     graph = load(build)

@@ -373,6 +373,29 @@ def test_missing_simulator_is_named_with_how_to_install_it(files, tmp_path):
     assert not (files / "good" / "rtl_icarus.npz").exists()
 
 
+def test_est_run_refuses_outputs_over_the_core_tops_frame_buffer(tmp_path):
+    """An EST of 16 neurons with six slow readouts has 7 x 16 = 112 output words a bin; a core
+    board top's frame buffer holds 96: est-run says so in one line, exit 2, before any bin
+    (no run folder), and est-sim still runs the build."""
+    from est.sw.est import EST, ESTConfig
+    from est.sw.train import save_checkpoint
+
+    save_checkpoint(EST(ESTConfig(n_in=16, n_out=16, d_model=8, blocks=1, seed=1,
+                                  readout_slow_shifts=(2, 3, 4, 5, 6, 7))), tmp_path / "w.pt", {})
+    build = tmp_path / "wide"
+    res = subprocess.run([BIN / "est-compile", tmp_path / "w.pt", "-o", build, "--bins", "3"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0 and "core" in res.stdout, res.stderr
+    res = subprocess.run([BIN / "est-run", build, "--port", "sim"], capture_output=True,
+                         text=True)
+    assert res.returncode == 2 and len(res.stderr.splitlines()) == 1, res.stderr
+    assert (f"est-run: error: {build}: 112 output words of 32 bits a bin, over the 96 a core "
+            "board top's frame buffer holds (384 bytes): run it in simulation (est-sim)"
+            ) in res.stderr
+    assert "model.readout_slow_shifts = []" in res.stderr
+    assert not (build / "run").exists()
+
+
 def test_interrupted_compile_leaves_nothing(tmp_path):
     """Ctrl-C while the build folder is being staged: exit 130 and no folder, partial or not."""
     # A job started with '&' by a non-interactive shell inherits SIGINT ignored, and Python then
