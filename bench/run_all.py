@@ -29,7 +29,10 @@ the machine and the wall time of every benchmark:
   agreement; on the iCEBreaker (dataflow top for digits, the core for MNIST) cycles per image
   and (full run) logic cells, block RAMs, Fmax;
 - ``snntorch``: a 784-128-10 snnTorch network (default reset) on the iCEBreaker's core:
-  cycles per bin against its bounds, bit-exact on Icarus.
+  cycles per bin against its bounds, bit-exact on Icarus;
+- ``oscillators``: the GLM with slow means with and without damped shift-and-add oscillators
+  of the input counts, on 3 data seeds of the standard population (a lead for the EST: about
+  10 minutes a seed).
 
 The full set takes about 37 minutes on 2 cores besides the regression and the regimes (21
 trainings, each with a GLM tuned over 25 fits: an hour or more, not yet timed at full size);
@@ -71,6 +74,7 @@ BENCHES = {  # name: (script, full arguments, quick arguments)
     "mnist": ("bench_digits.py", ["--dataset", "mnist", "--steps", "2400", "--synth"],
               ["--dataset", "mnist", "--seeds", "1", "--steps", "200"]),
     "snntorch": ("bench_snntorch.py", [], ["--bins", "20"]),
+    "oscillators": ("bench_oscillators.py", [], ["--seeds", "1"]),
 }
 
 
@@ -159,6 +163,9 @@ def headline(name: str, r: dict) -> dict:
                                       "simulation_errors": v["simulation_errors"],
                                       "coverage": v["coverage"]}
                                   for s, v in r["simulators"].items()}}
+    if name == "oscillators":
+        return {model: r["summary"][model]["mean"]
+                for model in ("glm_slow", "glm_slow_oscillators", "gain")}
     raise ValueError(f"no headline for benchmark {name!r}")
 
 
