@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import serial
+import torch
 from stream_drivers import HASH, spine_port
 
 from est import EstError
@@ -277,3 +278,37 @@ def test_est_run_writes_the_spikes_of_a_spiking_output(tmp_path):
         spikes = z["spikes"]
     golden = Trace.load(build / "golden.npz").arrays["leaky3/spikes"]
     assert np.array_equal(spikes, golden) and golden.any()
+
+
+def test_est_run_loads_an_est_with_slow_readouts_and_sums_its_log_rates(tmp_path):
+    """An EST with two slow readouts (three outputs whose log-rates add up) loaded into a
+    simulated core top at run time: every value of the three readouts equals the golden
+    model's, and predictions.npz holds the three side by side and their summed log-rates,
+    each readout over its scale, as the golden model's give them."""
+    from est.compiler import graph
+    from est.sw.est import EST, ESTConfig
+    from est.sw.train import save_checkpoint as save_est
+
+    torch.manual_seed(4)
+    model = EST(ESTConfig(n_in=8, n_out=8, blocks=1, readout_slow_shifts=(2, 7), seed=4))
+    with torch.no_grad():
+        for conv in model.slow:
+            conv.weight.normal_(0.0, 0.05)
+    save_est(model, tmp_path / "slow.pt", {})
+    build = tmp_path / "slow"
+    res = subprocess.run([BIN / "est-compile", tmp_path / "slow.pt", "-o", build, "--bins", "6",
+                          "--rate", "0.6"], capture_output=True, text=True)
+    assert res.returncode == 0 and "core" in res.stdout, res.stderr
+    res = subprocess.run([BIN / "est-run", build, "--port", "sim", "--load"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert "all 144 readout values equal the golden model's" in res.stdout  # 3 x 8 x 6 bins
+    net = graph.load(build)
+    golden = Trace.load(build / "golden.npz").arrays
+    assert golden["readout.slow7/v"].any() and net.meta["sum_outputs"]
+    with np.load(build / "run" / "predictions.npz") as z:
+        readout, log_rate = z["readout"], z["log_rate"]
+    assert readout.shape == (6, 24)
+    np.testing.assert_array_equal(log_rate, net.log_rates(golden))
+    scaled = [golden[f"{o}/v"] / net.node(o).op.scale for o in net.outputs]
+    np.testing.assert_allclose(log_rate, sum(scaled))
