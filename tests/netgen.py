@@ -15,6 +15,24 @@ def random_stimulus(seed: int, bins: int, n_in: int, rate: float = 0.3,
     return np.minimum(rng.poisson(rate, (bins, n_in)), 2 ** bits - 1)
 
 
+def write_slow_est(path: Path, seed: int, shifts=(2, 7)) -> Path:
+    """An untrained EST checkpoint (8 neurons, 1 block) with slow readouts of ``shifts``, their
+    weights drawn (zero at init): a network of ``1 + len(shifts)`` outputs whose log-rates add
+    up."""
+    import torch
+
+    from est.sw.est import EST, ESTConfig
+    from est.sw.train import save_checkpoint
+
+    torch.manual_seed(seed)
+    model = EST(ESTConfig(n_in=8, n_out=8, blocks=1, readout_slow_shifts=shifts, seed=seed))
+    with torch.no_grad():
+        for conv in model.slow:
+            conv.weight.normal_(0.0, 0.05)
+    save_checkpoint(model, path, {})
+    return path
+
+
 def random_est_graph(seed: int, attention: str = "sdsa", sew: str = "add", cpg: bool = True,
                      tpu: bool = True, rsm: float = 0.5, n_in: int = 6, d: int = 8,
                      blocks: int = 2, heads: int = 2, hidden: int = 12, window: int = 4,

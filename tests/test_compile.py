@@ -16,6 +16,7 @@ import torch
 
 from est import EstError
 from est.sw.spiking_mlp import make_model, save_checkpoint
+from netgen import write_slow_est
 
 BIN = Path(sys.executable).parent
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -369,15 +370,7 @@ def test_an_est_with_slow_readouts_runs_on_the_core(tmp_path):
     dataflow top drives one output, and --backend dataflow says so), the build keeps
     ``sum_outputs``, and the core's gateware (est-sim on amaranth.sim, Icarus and Verilator)
     matches the golden model on every traced value, the slow readouts' too."""
-    from est.sw.est import EST, ESTConfig
-    from est.sw.train import save_checkpoint as save_est
-
-    torch.manual_seed(3)
-    model = EST(ESTConfig(n_in=8, n_out=8, blocks=1, readout_slow_shifts=(2, 7), seed=3))
-    with torch.no_grad():
-        for conv in model.slow:
-            conv.weight.normal_(0.0, 0.05)
-    save_est(model, tmp_path / "slow.pt", {})
+    write_slow_est(tmp_path / "slow.pt", seed=3)
     build = tmp_path / "slow"
     res = compile_cli(tmp_path / "slow.pt", "-o", build, "--bins", "10", "--rate", "0.6")
     assert res.returncode == 0, res.stderr

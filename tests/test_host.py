@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import serial
-import torch
 from stream_drivers import HASH, spine_port
 
 from est import EstError
@@ -27,7 +26,7 @@ from est.sim.interpreter import run
 from est.sim.trace import Trace, compare
 from est.sim.words import decode_outputs
 from est.sw.spiking_mlp import make_model, save_checkpoint
-from netgen import random_est_graph, random_mlp_graph, random_stimulus
+from netgen import random_est_graph, random_mlp_graph, random_stimulus, write_slow_est
 
 BIN = Path(sys.executable).parent
 
@@ -286,15 +285,8 @@ def test_est_run_loads_an_est_with_slow_readouts_and_sums_its_log_rates(tmp_path
     model's, and predictions.npz holds the three side by side and their summed log-rates,
     each readout over its scale, as the golden model's give them."""
     from est.compiler import graph
-    from est.sw.est import EST, ESTConfig
-    from est.sw.train import save_checkpoint as save_est
 
-    torch.manual_seed(4)
-    model = EST(ESTConfig(n_in=8, n_out=8, blocks=1, readout_slow_shifts=(2, 7), seed=4))
-    with torch.no_grad():
-        for conv in model.slow:
-            conv.weight.normal_(0.0, 0.05)
-    save_est(model, tmp_path / "slow.pt", {})
+    write_slow_est(tmp_path / "slow.pt", seed=4)
     build = tmp_path / "slow"
     res = subprocess.run([BIN / "est-compile", tmp_path / "slow.pt", "-o", build, "--bins", "6",
                           "--rate", "0.6"], capture_output=True, text=True)
