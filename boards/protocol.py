@@ -50,12 +50,14 @@ CORE_ID_BYTES = 8
 IDENT_BYTES = 1 + 3 + IR_HASH_BYTES + 2 + 2 + CORE_ID_BYTES
 MODEL_BYTES = IR_HASH_BYTES + 2 + 2
 LOAD_WORDS = 16  # the most words one LOAD frame carries
-# A core top's frame buffer (one 512 x 8 block RAM): a BIN's input bytes, the MODEL payload
-# (what IDENT reports), a bin's output words.
+# A core top's frame buffer (1024 x 8: two iCE40 block RAMs): a BIN's input bytes, the MODEL
+# payload (what IDENT reports), a bin's output words (224 of 32 bits: an EST of 32 neurons with
+# six slow readouts).
+CORE_FRAME_BYTES = 1024
 CORE_IN_BYTES = 112
 CORE_MODEL_BASE = CORE_IN_BYTES
 CORE_OUT_BASE = 128
-CORE_OUT_BYTES = 512 - CORE_OUT_BASE
+CORE_OUT_BYTES = CORE_FRAME_BYTES - CORE_OUT_BASE
 
 
 def crc8(data: bytes) -> int:

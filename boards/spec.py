@@ -52,8 +52,8 @@ def _core(lanes: int, weight_words: int, act_words: int, neuron_words: int,
             ("neuron_words", neuron_words), ("acc_words", 32))
 
 
-# The UP5K's core: weights and program in the four SPRAMs (16,384 words of 64 bits); 29 of 30
-# block RAMs (the board top's frame buffer takes the last): 768 neurons (thresholds and biases
+# The UP5K's core: weights and program in the four SPRAMs (16,384 words of 64 bits); 28 of 30
+# block RAMs (the board top's frame buffer takes the last two): 768 neurons (thresholds and biases
 # 16 bits: 3 + 3 of 256 x 16; membranes 6 of 512 x 8), 768 activation words (3) and a copy of
 # the first 512 for second operands (2), 8 lanes of 24-bit accumulators (12: the readout of a
 # large EST sums 23 bits); bench/bench_core.py up5k_block_rams. The HX8K has no SPRAM: 32-bit

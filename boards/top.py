@@ -251,7 +251,7 @@ class CoreBridge(wiring.Component):
     IDENTIFY as on a dataflow top, and LOAD and MODEL, which put another model into the core
     at run time (docs/protocol.md).
 
-    Hardware: :class:`_Frames`; a 512 x 8 frame buffer (one block RAM) holding a BIN's input
+    Hardware: :class:`_Frames`; a 1024 x 8 frame buffer (two iCE40 block RAMs) holding a BIN's input
     bytes, the MODEL payload (IR hash, input and output bits: what IDENT reports) and a bin's
     output words (kept for RESEND); a LOAD word assembler that writes each word into the
     core's ``load`` port as its last byte arrives; the ``loaded`` flag (cleared by the type
@@ -292,9 +292,9 @@ class CoreBridge(wiring.Component):
         f = _Frames(m, self, self.divisor, self.timeout_cycles,
                     max(p.CORE_IN_BYTES, load_max, p.MODEL_BYTES),
                     max(7 + p.CORE_OUT_BYTES, 5 + p.IDENT_BYTES, 8))
-        init = bytearray(512)
+        init = bytearray(p.CORE_FRAME_BYTES)
         init[p.CORE_MODEL_BASE:p.CORE_MODEL_BASE + p.MODEL_BYTES] = self.ident.model_payload()
-        m.submodules.buf = buf = memory.Memory(shape=8, depth=512, init=list(init))
+        m.submodules.buf = buf = memory.Memory(shape=8, depth=p.CORE_FRAME_BYTES, init=list(init))
         w, r = buf.write_port(), buf.read_port()
 
         # the core holds a whole model: the one built into it, or the last MODEL's
@@ -381,7 +381,7 @@ class CoreBridge(wiring.Component):
                  p.LOADED: frame(p.LOADED, ld_mem, ld_addr)}
         tx_byte = Signal(8)
         last = Signal()
-        send_addr = Signal(9)
+        send_addr = Signal(range(p.CORE_FRAME_BYTES))
         with m.Switch(f.r_kind):
             for kind_value, value in small.items():
                 with m.Case(kind_value):

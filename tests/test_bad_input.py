@@ -374,13 +374,13 @@ def test_missing_simulator_is_named_with_how_to_install_it(files, tmp_path):
 
 
 def test_est_run_refuses_outputs_over_the_core_tops_frame_buffer(tmp_path):
-    """An EST of 16 neurons with six slow readouts has 7 x 16 = 112 output words a bin; a core
-    board top's frame buffer holds 96: est-run says so in one line, exit 2, before any bin
+    """An EST of 33 neurons with six slow readouts has 7 x 33 = 231 output words a bin; a core
+    board top's frame buffer holds 224: est-run says so in one line, exit 2, before any bin
     (no run folder), and est-sim still runs the build."""
     from est.sw.est import EST, ESTConfig
     from est.sw.train import save_checkpoint
 
-    save_checkpoint(EST(ESTConfig(n_in=16, n_out=16, d_model=8, blocks=1, seed=1,
+    save_checkpoint(EST(ESTConfig(n_in=33, n_out=33, d_model=8, blocks=1, seed=1,
                                   readout_slow_shifts=(2, 3, 4, 5, 6, 7))), tmp_path / "w.pt", {})
     build = tmp_path / "wide"
     res = subprocess.run([BIN / "est-compile", tmp_path / "w.pt", "-o", build, "--bins", "3"],
@@ -389,8 +389,8 @@ def test_est_run_refuses_outputs_over_the_core_tops_frame_buffer(tmp_path):
     res = subprocess.run([BIN / "est-run", build, "--port", "sim"], capture_output=True,
                          text=True)
     assert res.returncode == 2 and len(res.stderr.splitlines()) == 1, res.stderr
-    assert (f"est-run: error: {build}: 112 output words of 32 bits a bin, over the 96 a core "
-            "board top's frame buffer holds (384 bytes): run it in simulation (est-sim)"
+    assert (f"est-run: error: {build}: 231 output words of 32 bits a bin, over the 224 a core "
+            "board top's frame buffer holds (896 bytes): run it in simulation (est-sim)"
             ) in res.stderr
     assert "model.readout_slow_shifts = []" in res.stderr
     assert not (build / "run").exists()
