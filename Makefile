@@ -34,8 +34,8 @@ bench: setup
 bench-quick: setup
 	$(PY) bench/run_all.py --quick
 
-# Re-train the example EST checkpoints (about 12 minutes for est_small, 2 for est_tiny, on 2
-# cores) and refresh examples/:
+# Re-train the example EST checkpoints (about 50 minutes for est_small, most of it the GLM
+# grid with slow means its readouts start from, 2 for est_tiny, on 2 cores) and refresh examples/:
 # est_small (d_model 16, 2 blocks) and est_tiny (d_model 8, 1 block); both run on an iCEBreaker's core.
 example: setup
 	for name in est_small est_tiny; do \

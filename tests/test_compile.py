@@ -385,16 +385,16 @@ def test_an_est_with_slow_readouts_runs_on_the_core(tmp_path):
 
 
 def test_backend_core_refuses_what_is_over_and_dataflow_options(tmp_path):
-    """The HX8K's core has no SPRAM: est_small's weights are over its 2,048 words; --lanes
-    belongs to the dataflow top. One line each, exit 2, no build."""
-    res = compile_cli(EXAMPLES / "est_small.pt", "-o", tmp_path / "x", "--bins", "2",
+    """The HX8K's core has no SPRAM: est_small's weights (as trained 2026-12-03) are over its
+    2,048 words; --lanes belongs to the dataflow top. One line each, exit 2, no build."""
+    res = compile_cli(DATAFLOW_SMALL, "-o", tmp_path / "x", "--bins", "2",
                       "--backend", "core", "--board", "ice40-hx8k-evn")
     assert res.returncode == 2 and len(res.stderr.splitlines()) == 1, res.stderr
     assert re.search(r"ice40-hx8k-evn's core: the model does not fit the core \(weight words: "
                      r"needs \d+, the core has 2048; neuron words: needs 301, the core has "
                      r"256\): use a core with larger memories \(est-compile: another "
                      r"--board\)", res.stderr), res.stderr
-    res = compile_cli(EXAMPLES / "est_small.pt", "-o", tmp_path / "x", "--bins", "2",
+    res = compile_cli(DATAFLOW_SMALL, "-o", tmp_path / "x", "--bins", "2",
                       "--backend", "core", "--lanes", "4")
     assert res.returncode == 2 and "--lanes is an option of the dataflow top" in res.stderr
     assert list(tmp_path.iterdir()) == []
