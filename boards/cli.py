@@ -42,6 +42,11 @@ def format_report(r: dict) -> str:
     lines.append(f"  {r['cycles_per_bin']} cycles/bin: {r['latency_us_at_board_clock']} us/bin at "
                  f"the board clock ({r['bins_per_second_at_board_clock']:,.0f} bins/s), "
                  f"{r['latency_us_at_fmax']} us/bin at Fmax")
+    if "uart" in r:
+        u = r["uart"]
+        lines.append(f"  UART {u['baud']} baud: {u['bytes_per_bin']['in']} bytes in and "
+                     f"{u['bytes_per_bin']['out']} out a bin, {u['line_ms_per_bin']} ms of line "
+                     f"time: at most {u['bins_per_second']:,.1f} bins/s over the UART")
     return "\n".join(lines)
 
 
@@ -54,6 +59,9 @@ def configure_synth(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true",
                         help="synthesize even when the fit check's logic estimate is over its "
                              "margin (refused otherwise, before yosys runs)")
+    parser.add_argument("--baud", type=int, default=115200,
+                        help="the board top's UART rate (default 115200); est-run takes it "
+                             "from the build; a bin's line time is in the report")
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -70,7 +78,7 @@ def run_synth(args: argparse.Namespace) -> int:
     print(f"est-synth: synthesizing {args.build} for {board.name} (yosys, nextpnr, pack; "
           f"a minute for a small design, several for an EST on the ECP5) ...", flush=True)
     with staged_output(out, "synth.json", hint) as tmp:
-        report = synthesize(args.build, board, tmp, force=args.force)
+        report = synthesize(args.build, board, tmp, force=args.force, baud=args.baud)
         report["bitstream"] = str(out / Path(report["bitstream"]).name)
         (tmp / "synth.json").write_text(json.dumps(report, indent=2) + "\n")
     print(format_report(report))
@@ -114,8 +122,9 @@ def configure_run(parser: argparse.ArgumentParser) -> None:
                              "--port sim)")
     parser.add_argument("--port", required=True,
                         help="serial device or pyserial URL, or 'sim' for the simulated RTL")
-    parser.add_argument("--baud", type=int, default=115200,
-                        help="serial baud rate; must match the bitstream")
+    parser.add_argument("--baud", type=int,
+                        help="serial baud rate (default: the rate est-synth built the build's "
+                             "bitstream with, else 115200)")
     parser.add_argument("--timeout", type=float, default=0.5,
                         help="seconds (> 0) to wait for a reply before asking again")
     parser.add_argument("--input", type=Path,
@@ -185,7 +194,8 @@ class _Job:
                       leave=False) as bar:  # every load word but the start
                 link.load(self.prog, self.hash, bar.update)
         ident = link.check(self.hash, self.in_bits)
-        print(f"est-run: board on {args.port}: est {ident.version}, network "
+        line = "" if args.port == "sim" else f" at {args.baud} baud"
+        print(f"est-run: board on {args.port}{line}: est {ident.version}, network "
               f"{ident.ir_hash.hex()}, {plural(net.n_in, 'input')} of "
               f"{plural(net.input_bits, 'bit')}; streaming "
               f"{plural(len(stimulus), 'bin')} of {self.source}", flush=True)
@@ -241,7 +251,11 @@ class _Job:
 def run_host(args: argparse.Namespace) -> int:
     if not (math.isfinite(args.timeout) and args.timeout > 0):
         raise EstError(f"--timeout must be a positive number of seconds, got {args.timeout}")
-    if args.baud < 1:
+    if args.baud is None and args.port != "sim":
+        from est.boards.top import bitstream_baud
+
+        args.baud = bitstream_baud(args.build[0])
+    if args.baud is not None and args.baud < 1:
         raise EstError(f"--baud must be a positive whole number, got {args.baud}")
     builds = args.build
     if len(builds) > 1 and not args.load:

@@ -124,3 +124,37 @@ class Ident:
     @property
     def out_bytes(self) -> int:
         return ceil_div(self.out_bits, 8)
+
+    def bytes_per_bin(self) -> tuple[int, int]:
+        """The bytes a bin moves on the line: the BIN frame in (sync, type, length, payload,
+        CRC) and the OUTPUT frame out (the same with the bin counter)."""
+        return 5 + self.in_bytes, 7 + self.out_bytes
+
+
+BAUD = 115200
+"""The UART rate of a board top when est-synth is given no ``--baud``."""
+MIN_DIVISOR = 4
+"""The fewest clock cycles a UART bit may last (:class:`est.boards.uart.UARTRx` samples the
+middle of each bit)."""
+MAX_BAUD_ERROR = 0.02
+"""How far the rate a board's clock divides down to may be from the one asked for."""
+
+
+def uart_divisor(clock_hz: float, baud: int, board: str) -> int:
+    """Clock cycles a UART bit at ``baud`` on a ``clock_hz`` board: refused
+    (:class:`EstError`) when under :data:`MIN_DIVISOR` or off by more than
+    :data:`MAX_BAUD_ERROR`."""
+    if not isinstance(baud, int) or baud < 1:
+        raise EstError(f"--baud must be a positive whole number, got {baud}")
+    divisor = round(clock_hz / baud)
+    if divisor < MIN_DIVISOR:
+        raise EstError(f"--baud {baud}: {board}'s {clock_hz / 1e6:g} MHz clock gives a UART "
+                       f"bit at least {MIN_DIVISOR} cycles, so at most "
+                       f"{int(clock_hz // MIN_DIVISOR)} baud: choose a lower rate")
+    error = abs(clock_hz / divisor - baud) / baud
+    if error > MAX_BAUD_ERROR:
+        raise EstError(f"--baud {baud}: {board}'s {clock_hz / 1e6:g} MHz clock divides to "
+                       f"{clock_hz / divisor:.0f} baud at best ({100 * error:.1f}% off, over "
+                       f"{100 * MAX_BAUD_ERROR:g}%): choose a rate near clock / whole number, "
+                       f"such as {round(clock_hz / divisor)}")
+    return divisor

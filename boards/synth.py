@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 
 from est import EstError, toolenv
+from est.boards import protocol as p
 from est.boards.spec import Board
-from est.boards.top import BoardTop, board_bridge
+from est.boards.top import BoardTop, board_bridge, link_ident
 from est.compiler.costs import logic_fit
 from est.compiler.graph import load
 from est.sim.rtl import in_background
@@ -182,14 +183,17 @@ def pre_synthesis_check(build: Path, board: Board, force: bool = False) -> dict:
     return verdict
 
 
-def synthesize(build: Path, board: Board, out: Path, force: bool = False) -> dict:
+def synthesize(build: Path, board: Board, out: Path, force: bool = False,
+               baud: int = p.BAUD) -> dict:
     """Build the bitstream of ``build``'s network for ``board`` into ``out`` (after
-    :func:`pre_synthesis_check`); return the report, or raise :class:`SynthesisFailed`."""
+    :func:`pre_synthesis_check`), its UART at ``baud``; return the report, or raise
+    :class:`SynthesisFailed`."""
+    divisor = p.uart_divisor(board.clock_hz, baud, board.name)
     toolenv.apply()
     fit = pre_synthesis_check(build, board, force)
     make_bridge, cycles = board_bridge(build, board)
     backend = json.loads((build / "top.json").read_text()).get("backend", "dataflow")
-    board_top = BoardTop(make_bridge)
+    board_top = BoardTop(make_bridge, baud)
     t0 = time.perf_counter()
     module, cls = board.platform.split(":")
     platform = getattr(importlib.import_module(module), cls)()
@@ -223,5 +227,20 @@ def synthesize(build: Path, board: Board, out: Path, force: bool = False) -> dic
         "bins_per_second_at_board_clock": round(board.clock_hz / cycles, 1),
         "fit_check": fit and {k: fit[k] for k in ("verdict", "estimate", "available",
                                                    "warn_above", "refuse_above")},
+        "uart": uart_report(link_ident(build), board.clock_hz, baud, divisor, cycles),
     })
     return result
+
+
+def uart_report(ident: p.Ident, clock_hz: float, baud: int, divisor: int,
+                cycles: float) -> dict:
+    """The UART of a board top and what it costs a bin: the bytes in and out (BIN and
+    OUTPUT frames), their line time (10 bit times a byte) and, with the network's cycles,
+    the most bins a second the host can stream (before USB and host latency)."""
+    line_baud = clock_hz / divisor
+    bytes_in, bytes_out = ident.bytes_per_bin()
+    line_ms = 1e3 * 10 * (bytes_in + bytes_out) / line_baud
+    return {"baud": baud, "divisor": divisor, "line_baud": round(line_baud),
+            "bytes_per_bin": {"in": bytes_in, "out": bytes_out},
+            "line_ms_per_bin": round(line_ms, 3),
+            "bins_per_second": round(1e3 / (line_ms + 1e3 * cycles / clock_hz), 1)}

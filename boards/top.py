@@ -479,7 +479,7 @@ class BoardTop(wiring.Component):
     its green LED (one toggle per bin) and red LED (last reply an error), where the board has
     them."""
 
-    def __init__(self, make_bridge, baud: int = 115200, timeout_s: float = 0.02):
+    def __init__(self, make_bridge, baud: int = p.BAUD, timeout_s: float = 0.02):
         """``make_bridge(divisor, timeout_cycles)``: the bridge (:func:`board_bridge`) for
         ``divisor`` clock cycles a UART bit; ``timeout_s``: a frame idle this long gets
         TIMEOUT."""
@@ -552,6 +552,29 @@ def bare_core_bridge(build: Path, spram: bool = False):
     ident = p.Ident(p.PROTOCOL_VERSION, __version__, bytes(p.IR_HASH_BYTES), 0, 0,
                     p.core_id(spec))
     return lambda divisor, timeout: CoreBridge(Core(spec, spram=spram), divisor, ident, timeout)
+
+
+def link_ident(build: Path) -> p.Ident:
+    """What the board top of a build folder reports (its model's input and output bits a
+    bin: what a bin moves over the UART)."""
+    if json.loads((build / "top.json").read_text()).get("backend") == "core":
+        return core_ident(board_program(build), p.ir_hash(build), str(build))
+    graph = load(build)
+    core = DataflowTop(graph, json.loads((build / "top.json").read_text())["lanes"], trace=False)
+    return p.Ident.parse(board_ident(graph, core, p.ir_hash(build)))
+
+
+def bitstream_baud(build: Path) -> int:
+    """The UART rate of the bitstreams est-synth wrote into ``build`` (``synth_*/synth.json``;
+    :data:`~est.boards.protocol.BAUD` when there are none, or they predate ``--baud``);
+    refused when two differ."""
+    rates = {}
+    for path in sorted(build.glob("synth_*/synth.json")):
+        rates[path.parent.name] = json.loads(path.read_text()).get("uart", {}).get("baud", p.BAUD)
+    if len(set(rates.values())) > 1:
+        raise EstError(f"{build}: its bitstreams run their UARTs at different rates "
+                       f"({', '.join(f'{k} {v}' for k, v in rates.items())}): give --baud")
+    return next(iter(rates.values()), p.BAUD)
 
 
 def board_bridge(build: Path, board: Board | None = None):

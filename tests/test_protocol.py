@@ -41,3 +41,29 @@ def test_core_id_names_the_spec():
     assert len(p.core_id(a)) == p.CORE_ID_BYTES and p.core_id(a) != p.NO_CORE
     with_ssa = CoreSpec(**{**a.as_dict(), "ssa": True})  # the same memories, the SSA unit
     assert p.core_id(with_ssa) not in (p.core_id(a), p.core_id(b))
+
+
+@pytest.mark.parametrize("clock_hz,baud,divisor", [(12e6, 115200, 104), (12e6, 1_000_000, 12),
+                                                   (12e6, 3_000_000, 4), (12e6, 921600, 13),
+                                                   (25e6, 115200, 217)])
+def test_uart_divisor_is_the_nearest_whole_number_of_cycles(clock_hz, baud, divisor):
+    assert p.uart_divisor(clock_hz, baud, "b") == divisor
+
+
+@pytest.mark.parametrize("baud,message", [
+    (4_000_000, "--baud 4000000: b's 12 MHz clock gives a UART bit at least 4 cycles, so at "
+                "most 3000000 baud: choose a lower rate"),
+    (2_500_000, "--baud 2500000: b's 12 MHz clock divides to 2400000 baud at best (4.0% off, "
+                "over 2%): choose a rate near clock / whole number, such as 2400000"),
+    (0, "--baud must be a positive whole number, got 0")])
+def test_uart_divisor_refuses_what_the_clock_cannot_make(baud, message):
+    with pytest.raises(EstError) as e:
+        p.uart_divisor(12e6, baud, "b")
+    assert str(e.value) == message
+
+
+def test_bytes_per_bin_are_the_bin_and_output_frames():
+    """BIN: sync, type, 2 length bytes, the payload, CRC; OUTPUT: the same and the bin
+    counter. 24 inputs of 3 bits are 9 bytes; 168 words of 32 bits 672."""
+    ident = p.Ident(p.PROTOCOL_VERSION, "0.1.0", bytes(8), 72, 32 * 168)
+    assert ident.bytes_per_bin() == (14, 679)

@@ -112,13 +112,39 @@ def test_synth_refuses_a_design_over_the_margin_before_yosys(tmp_path):
     assert [p.name for p in build.iterdir() if p.name.startswith(".")] == []
 
 
+def test_synth_refuses_a_uart_rate_the_board_clock_cannot_make_before_yosys(tmp_path):
+    """The iCEBreaker's 12 MHz makes at most 3,000,000 baud (4 cycles a bit), and 2,500,000
+    only 4% off: one line each, exit 2, no synth folder."""
+    build = tmp_path / "tiny"
+    example = Path(__file__).parent / "data" / "est_tiny_dataflow.pt"
+    res = subprocess.run([BIN / "est-compile", example, "-o", build, "--bins", "2"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    for baud, message in (("4000000", "--baud 4000000: icebreaker's 12 MHz clock gives a UART "
+                                      "bit at least 4 cycles, so at most 3000000 baud"),
+                          ("2500000", "--baud 2500000: icebreaker's 12 MHz clock divides to "
+                                      "2400000 baud at best (4.0% off, over 2%)")):
+        res = subprocess.run([BIN / "est-synth", build, "--board", "icebreaker", "--baud", baud],
+                             capture_output=True, text=True)
+        assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+        assert message in res.stderr
+        assert "yosys: synthesis" not in res.stdout
+        assert not (build / "synth_icebreaker").exists()
+
+
 def test_icebreaker_bitstream_and_report(tmp_path, model_pt):
+    """The spine on the iCEBreaker with its UART at 1,000,000 baud (12 cycles a bit): the
+    report gives the line time of a bin's BIN frame (12 spikes: 5 + 2 bytes) and OUTPUT frame
+    (its readout values: 7 + their bytes), and est-run takes the rate from the build."""
+    from est.boards.top import bitstream_baud
+    from est.compiler import graph
+
     build = tmp_path / "spine"
     res = subprocess.run([BIN / "est-compile", model_pt, "-o", build, "--bins", "8"],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
-    res = subprocess.run([BIN / "est-synth", build, "--board", "icebreaker"],
-                         capture_output=True, text=True)
+    res = subprocess.run([BIN / "est-synth", build, "--board", "icebreaker", "--baud",
+                          "1000000"], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     report = json.loads((build / "synth_icebreaker" / "synth.json").read_text())
     bitstream = Path(report["bitstream"])
@@ -132,6 +158,21 @@ def test_icebreaker_bitstream_and_report(tmp_path, model_pt):
     for row in ("ICESTORM_LC", "SB_DFF", "ICESTORM_RAM", "ICESTORM_SPRAM", "ICESTORM_DSP"):
         assert row in res.stdout  # shown even when unused
     assert "Fmax" in res.stdout and "bins/s" in res.stdout
+    uart = report["uart"]
+    net = graph.load(build)
+    spec = net.specs()[net.outputs[0]]
+    assert net.n_in == 12 and len(net.outputs) == 1
+    out = 7 + -(-spec.n * spec.bits // 8)
+    assert {k: uart[k] for k in ("baud", "divisor", "line_baud", "bytes_per_bin")} == {
+        "baud": 1000000, "divisor": 12, "line_baud": 1000000, "bytes_per_bin": {"in": 7,
+                                                                                 "out": out}}
+    line_ms = round(10 * (7 + out) / 1e3, 3)
+    assert uart["line_ms_per_bin"] == line_ms
+    assert uart["bins_per_second"] == round(1e3 / (line_ms + report["latency_us_at_board_clock"]
+                                                   / 1e3), 1)
+    assert (f"UART 1000000 baud: 7 bytes in and {out} out a bin, {line_ms} ms of line time"
+            in res.stdout)
+    assert bitstream_baud(build) == 1000000
 
 
 def test_synth_refuses_a_folder_that_is_not_a_build(tmp_path):

@@ -72,3 +72,25 @@ def test_core_top_answers_load_and_model_and_refuses_what_is_not_a_whole_model()
     assert request(port, p.encode_frame(p.RESEND)) == error_frame(p.NO_MODEL)
     _, dataflow = spine_port()
     assert request(dataflow, p.encode_frame(p.LOAD)) == error_frame(p.BAD_TYPE)
+
+
+def test_bitstream_baud_is_the_rate_est_synth_built_with(tmp_path):
+    """No bitstream, or one from before --baud: 115200; one rate: that rate; two that
+    differ: refused, naming both."""
+    import json
+
+    import pytest
+
+    from est import EstError
+    from est.boards.top import bitstream_baud
+
+    assert bitstream_baud(tmp_path) == 115200
+    for name, report in (("synth_icebreaker", {"uart": {"baud": 1000000}}),
+                         ("synth_ulx3s-85f", {})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "synth.json").write_text(json.dumps(report))
+        if name == "synth_icebreaker":
+            assert bitstream_baud(tmp_path) == 1000000
+    with pytest.raises(EstError, match=r"different rates \(synth_icebreaker 1000000, "
+                                       r"synth_ulx3s-85f 115200\): give --baud"):
+        bitstream_baud(tmp_path)
