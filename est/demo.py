@@ -143,6 +143,10 @@ def demo(args: argparse.Namespace) -> int:
         what = f"dense bound {bound}, {cycles / bound:.2f}x"
     print(f"  cycles per bin  {cycles} ({what}; {rtl['cycles_per_bin']} measured in "
           f"simulation); {synth['latency_us_at_board_clock']} us/bin at the board clock")
+    uart = synth["uart"]
+    print(f"  UART            {uart['baud']} baud: {uart['line_ms_per_bin']} ms of line time a "
+          f"bin ({sum(uart['bytes_per_bin'].values())} bytes): at most "
+          f"{uart['bins_per_second']:,.1f} bins/s over the UART (est-synth --baud)")
     print(f"  bitstream       {synth['bitstream']}")
     print(f"  compare view    {view} (and .png)")
     print(f"  report          {build / 'report.html'}")
