@@ -11,7 +11,7 @@ from pathlib import Path
 from est import EstError, toolenv
 from est.boards import protocol as p
 from est.boards.spec import Board
-from est.boards.top import BoardTop, board_bridge, link_ident
+from est.boards.top import BoardTop, board_bridge
 from est.compiler.costs import logic_fit
 from est.compiler.graph import load
 from est.sim.rtl import in_background
@@ -191,7 +191,7 @@ def synthesize(build: Path, board: Board, out: Path, force: bool = False,
     divisor = p.uart_divisor(board.clock_hz, baud, board.name)
     toolenv.apply()
     fit = pre_synthesis_check(build, board, force)
-    make_bridge, cycles = board_bridge(build, board)
+    make_bridge, cycles, ident = board_bridge(build, board)
     backend = json.loads((build / "top.json").read_text()).get("backend", "dataflow")
     board_top = BoardTop(make_bridge, baud)
     t0 = time.perf_counter()
@@ -227,7 +227,7 @@ def synthesize(build: Path, board: Board, out: Path, force: bool = False,
         "bins_per_second_at_board_clock": round(board.clock_hz / cycles, 1),
         "fit_check": fit and {k: fit[k] for k in ("verdict", "estimate", "available",
                                                    "warn_above", "refuse_above")},
-        "uart": uart_report(link_ident(build), board.clock_hz, baud, divisor, cycles),
+        "uart": uart_report(ident, board.clock_hz, baud, divisor, cycles),
     })
     return result
 

@@ -554,16 +554,6 @@ def bare_core_bridge(build: Path, spram: bool = False):
     return lambda divisor, timeout: CoreBridge(Core(spec, spram=spram), divisor, ident, timeout)
 
 
-def link_ident(build: Path) -> p.Ident:
-    """What the board top of a build folder reports (its model's input and output bits a
-    bin: what a bin moves over the UART)."""
-    if json.loads((build / "top.json").read_text()).get("backend") == "core":
-        return core_ident(board_program(build), p.ir_hash(build), str(build))
-    graph = load(build)
-    core = DataflowTop(graph, json.loads((build / "top.json").read_text())["lanes"], trace=False)
-    return p.Ident.parse(board_ident(graph, core, p.ir_hash(build)))
-
-
 def bitstream_baud(build: Path) -> int:
     """The UART rate of the bitstreams est-synth wrote into ``build`` (``synth_*/synth.json``;
     :data:`~est.boards.protocol.BAUD` when there are none, or they predate ``--baud``);
@@ -578,25 +568,27 @@ def bitstream_baud(build: Path) -> int:
 
 
 def board_bridge(build: Path, board: Board | None = None):
-    """``(make_bridge, cycles per bin)`` of a build folder's board top, its model in the
+    """``(make_bridge, cycles per bin, ident)`` of a build folder's board top, its model in the
     gateware: ``make_bridge(divisor, timeout_cycles)`` builds a :class:`FrameBridge` around
     the dataflow top without trace ports (``board`` None: membranes in block RAM), or a
     :class:`CoreBridge` around the core of a core build with the build's program in its
     memories; where the build puts the weights in SPRAM and ``board`` is given, the core
-    starts with no model (:func:`bare_core_bridge`)."""
+    starts with no model (:func:`bare_core_bridge`). ``ident`` is what the board reports once
+    it runs the build's model (its input and output bits: what a bin moves over the UART)."""
     from est.hw.core import Core
 
     top = json.loads((build / "top.json").read_text())
     if top.get("backend") == "core":
-        if board is not None and top["spram"]:  # SPRAM has no initial contents
-            return bare_core_bridge(build, spram=True), top["cycles_per_bin"]
         prog = board_program(build)
-        core = Core(prog.spec, prog)
         ident = core_ident(prog, p.ir_hash(build), str(build))
+        if board is not None and top["spram"]:  # SPRAM has no initial contents
+            return bare_core_bridge(build, spram=True), top["cycles_per_bin"], ident
+        core = Core(prog.spec, prog)
         return (lambda divisor, timeout: CoreBridge(core, divisor, ident, timeout),
-                top["cycles_per_bin"])
+                top["cycles_per_bin"], ident)
     graph = load(build)
     state_in_logic = board is not None and memory_plan(graph, top["lanes"], board)[0]
     core = DataflowTop(graph, top["lanes"], trace=False, state_in_logic=state_in_logic)
-    return (dataflow_bridge(core, graph.n_in * graph.input_bits,
-                            board_ident(graph, core, p.ir_hash(build))), top["cycles_per_bin"])
+    ident = board_ident(graph, core, p.ir_hash(build))
+    return (dataflow_bridge(core, graph.n_in * graph.input_bits, ident), top["cycles_per_bin"],
+            p.Ident.parse(ident))
