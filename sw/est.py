@@ -17,6 +17,7 @@ window, plain residual adds): the baseline.
 import math
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -332,9 +333,14 @@ class EST(nn.Module):
             for conv, shift in zip(self.slow, self.cfg.readout_slow_shifts, strict=True):
                 conv.fake_quant_bits = leaky_weight_bits(bits, shift)
 
-    def forward(self, x: torch.Tensor, start: int | torch.Tensor = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, start: int | torch.Tensor = 0,
+                slow_state: list[torch.Tensor] | None = None) -> torch.Tensor:
         """``start``: the bin index of ``x[0]`` in its stream (CPG position), one per batch
-        element or shared."""
+        element or shared. ``slow_state``: per slow readout, the leaky integral of the
+        (clipped) inputs up to the bin before ``x[0]`` (:func:`slow_integrals`), ``[batch,
+        n_in]``: the slow readouts then start warm, as they are after that history (their
+        convolutions have no bias, so a readout's state is its weights times that integral);
+        None: every state starts at zero."""
         x = x.clamp(max=float(2 ** self.cfg.input_bits - 1))
         current = self.embed(x)
         if self.cfg.cpg:
@@ -346,9 +352,28 @@ class EST(nn.Module):
             s = block(s)
         current = self.readout(torch.cat([s, x], dim=-1) if self.cfg.input_to_readout else s)
         out = leaky_integral(current, self.readout_beta)
-        for conv, shift in zip(self.slow, self.cfg.readout_slow_shifts, strict=True):
-            out = out + leaky_integral(conv(x), beta_from_shift(shift))
+        for i, (conv, shift) in enumerate(zip(self.slow, self.cfg.readout_slow_shifts,
+                                              strict=True)):
+            v0 = None if slow_state is None else conv(slow_state[i][None])[0]
+            out = out + leaky_integral(conv(x), beta_from_shift(shift), v0)
         return out
+
+
+def slow_integrals(counts: np.ndarray, cfg: ESTConfig) -> list[np.ndarray]:
+    """Per slow readout of ``cfg``, the leaky integral ``L_t = a L_{t-1} + x_t`` (``a`` its
+    beta) of the clipped input counts ``x`` [bins, n_in] from zero at bin 0: row ``t`` is the
+    history a slow readout has integrated after bin ``t`` (float32; ``EST.forward``'s
+    ``slow_state`` for a crop starting at ``t + 1``)."""
+    x = np.minimum(counts, 2 ** cfg.input_bits - 1).astype(np.float64)
+    out = []
+    for shift in cfg.readout_slow_shifts:
+        beta, level = beta_from_shift(shift), np.zeros(x.shape[1])
+        rows = np.empty_like(x)
+        for t in range(len(x)):
+            level = beta * level + x[t]
+            rows[t] = level
+        out.append(rows.astype(np.float32))
+    return out
 
 
 

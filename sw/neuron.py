@@ -84,13 +84,14 @@ class LIFSequence(torch.autograd.Function):
         return grad_current, None, None, None
 
 
-def leaky_integral(current: torch.Tensor, beta: float) -> torch.Tensor:
-    """``v_t = beta v_{t-1} + current_t`` from ``v = 0``, over the bins of ``current``
-    ``[T, ...]``: the readout, and a current-based layer's synaptic current; ``beta`` 0:
-    the current itself."""
+def leaky_integral(current: torch.Tensor, beta: float,
+                   v0: torch.Tensor | None = None) -> torch.Tensor:
+    """``v_t = beta v_{t-1} + current_t`` from ``v = v0`` (default 0), over the bins of
+    ``current`` ``[T, ...]``: the readout, and a current-based layer's synaptic current;
+    ``beta`` 0: the current itself."""
     if beta == 0.0:
         return current
-    v, outs = torch.zeros_like(current[0]), []
+    v, outs = torch.zeros_like(current[0]) if v0 is None else v0, []
     for t in range(current.shape[0]):
         v = beta * v + current[t]
         outs.append(v)

@@ -68,7 +68,7 @@ from est.sw.data import (
     simulate_population,
     split_by_time,
 )
-from est.sw.est import EST, ESTConfig, config_dict, spike_tensors
+from est.sw.est import EST, ESTConfig, config_dict, slow_integrals, spike_tensors
 from est.sw.glm import (
     GLM,
     GLM_COUPLINGS,
@@ -100,7 +100,7 @@ class TrainConfig:
     glm_slow_shifts: tuple = SLOW_SHIFTS
     eval_every: int = 50
     patience: int = 0
-    context_bins: int = 256
+    context_bins: int = 1024
     burn_in: int = 128
     rate_floor: float = 0.0  # every spiking unit's firing rate is held above this (0: off)
     rate_weight: float = 1.0  # the weight of that penalty beside the loss
@@ -347,8 +347,12 @@ def _rate_penalty(spikes: list[torch.Tensor], burn_in: int, floor: float) -> tor
 def fit(model: EST, train: Recording, cfg: TrainConfig, steps: int, desc: str,
         progress: bool = True, validate=None) -> dict:
     """AdamW, warm-up then cosine decay, gradient clipping, on random crops of ``train``
-    (``cfg.burn_in + cfg.seq_len`` bins, the loss over the last ``seq_len``: a slow state
-    warms up first, as it does at evaluation on ``cfg.context_bins``).
+    (``cfg.burn_in + cfg.seq_len`` bins, the loss over the last ``seq_len``: the spiking
+    blocks' and the readout's state warms up first, as it does at evaluation on
+    ``cfg.context_bins``). The slow readouts start each crop warm, with the leaky integral of
+    every bin of ``train`` before it (:func:`est.sw.est.slow_integrals`), as the GLM start's
+    slow means were fitted; a burn-in long enough for the slowest (five time constants: 640
+    bins for leak shift 7) would make every step several times slower.
 
     ``validate`` (a function returning the model's validation score, higher is better) is
     called every ``cfg.eval_every`` steps and after the last; the model ends with the weights
@@ -368,6 +372,9 @@ def fit(model: EST, train: Recording, cfg: TrainConfig, steps: int, desc: str,
     params = list(model.parameters()) + ([log_disp] if cfg.loss == "negbin" else [])
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     counts = torch.as_tensor(train.counts, dtype=torch.float32)
+    # row s: each slow readout's integral of the inputs before bin s (row 0: none)
+    slow = [torch.as_tensor(np.vstack([np.zeros((1, rows.shape[1]), np.float32), rows]))
+            for rows in slow_integrals(train.counts, model.cfg)]
     losses, scored, best, stale = [], [], None, 0
     spikes: list[torch.Tensor] = []
     hooks = spike_tensors(model, spikes) if cfg.rate_floor > 0 else []
@@ -388,7 +395,8 @@ def fit(model: EST, train: Recording, cfg: TrainConfig, steps: int, desc: str,
         for group in opt.param_groups:
             group["lr"] = _lr(step, steps, cfg)
         spikes.clear()
-        out = model(seq[:-1], torch.as_tensor(starts))
+        out = model(seq[:-1], torch.as_tensor(starts),
+                    [rows[torch.as_tensor(starts)] for rows in slow] or None)
         loss = _loss(out[cfg.burn_in:], seq[1 + cfg.burn_in:], cfg, log_disp)
         if spikes:
             loss = loss + cfg.rate_weight * _rate_penalty(spikes, cfg.burn_in, cfg.rate_floor)

@@ -133,3 +133,31 @@ def test_slow_readouts_add_leaky_integrals_of_the_inputs():
     old = {k: v for k, v in config_dict(cfg).items() if k != "readout_slow_shifts"}
     assert config_from_dict(old).readout_slow_shifts == ()
     assert config_from_dict(config_dict(cfg)) == cfg
+
+
+def test_a_crop_given_the_slow_integrals_continues_the_whole_run():
+    """``slow_integrals`` is each slow readout's leaky integral of the clipped inputs
+    (known answer), and a crop started at bin ``s`` with row ``s - 1`` of them as
+    ``slow_state`` gives the slow readouts' log-rates of a run over every bin from 0: training
+    crops see them warm."""
+    from est.sw.est import slow_integrals
+
+    cfg = replace(SMALL, n_out=3, input_to_readout=True, readout_slow_shifts=(1, 4))
+    counts = np.array([[1, 0, 9], [0, 2, 0], [3, 0, 1]])
+    rows = slow_integrals(counts, cfg)
+    np.testing.assert_allclose(rows[0], [[1, 0, 7], [0.5, 2, 3.5], [3.25, 1, 2.75]])
+    np.testing.assert_allclose(rows[1][1], [15 / 16, 2, 7 * 15 / 16])
+    model = EST(cfg).eval()
+    x = torch.poisson(torch.full((300, 1, 3), 0.8), torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        model.readout.weight.zero_()  # the readout of the spikes and inputs: its bias only
+        for conv in model.slow:
+            conv.weight.normal_()
+        whole = model(x)
+        start = 217
+        state = [torch.as_tensor(r[start - 1])[None] for r in slow_integrals(x[:, 0].numpy(),
+                                                                               cfg)]
+        crop = model(x[start:], start, state)
+        cold = model(x[start:], start)
+    torch.testing.assert_close(crop, whole[start:], rtol=1e-5, atol=1e-4)
+    assert (cold - whole[start:]).abs().max() > 0.1  # without them, it starts cold

@@ -602,16 +602,23 @@ def test_slow_readouts_start_as_the_glm_with_slow_means(coupling):
 
 
 def test_burn_in_bins_run_but_are_not_scored():
-    """Training crops are burn_in + seq_len bins; a split too short for them is refused with
-    both named."""
+    """Training crops are burn_in + seq_len bins, their slow readouts started with the
+    integral of every training bin before the crop; a split too short for them is refused
+    with both named."""
+    from est.sw.est import slow_integrals
     from est.sw.train import fit, get_data
 
     train, _, _ = get_data({"n_neurons": 4, "bins": 600, "seed": 1})
     model = EST(ESTConfig(n_in=4, n_out=4, d_model=8, mlp_hidden=8))
     seen = []
-    model.register_forward_hook(lambda m, args, out: seen.append(args[0].shape[0]))
+    model.register_forward_hook(lambda m, args, out: seen.append(args))
     fit(model, train, TrainConfig(steps=2, seq_len=16, burn_in=32, batch=2), 2, "t", False)
-    assert seen == [48, 48]
+    assert [args[0].shape[0] for args in seen] == [48, 48]
+    rows = slow_integrals(train.counts, model.cfg)
+    for _, starts, state in seen:
+        assert len(state) == len(rows) == 6 and starts.min() > 0
+        for got, want in zip(state, rows, strict=True):
+            np.testing.assert_array_equal(got.numpy(), want[starts.numpy() - 1])
     with pytest.raises(EstError, match=r"fewer than burn_in \+ seq_len \+ 2 = 421"):
         fit(model, train, TrainConfig(seq_len=18, burn_in=401), 1, "t", False)
 
@@ -634,7 +641,7 @@ def test_est_train_with_count_inputs_end_to_end(tmp_path):
     clip = metrics["input_clipping"]
     assert clip["input_bits"] == 3 and clip["max_count"] >= 2
     assert np.isfinite(metrics["integer"]["test"]["bits_per_spike"])
-    assert metrics["context_bins"] == 256 and metrics["selection"]["chosen_step"] is not None
+    assert metrics["context_bins"] == 1024 and metrics["selection"]["chosen_step"] is not None
     firing = metrics["integer"]["firing_rates"]  # every 1-bit tensor, over the test split
     assert {"embed/spikes", "b0.attn/spikes", "b1.q/spikes"} <= set(firing)
     assert all(0 <= r <= 1 for r in firing.values()) and "readout/v" not in firing
