@@ -132,9 +132,11 @@ def choose_backend(args, graph, board):
     core, else the dataflow top (est-compile then warns that it does not fit). Resolves
     ``args.lanes`` for the dataflow top."""
     from est.compiler import costs
-    from est.compiler.program import compile_program, uses_ssa
+    from est.compiler.program import compile_program, uses_osc, uses_ssa
+    from est.hw.dataflow import unsupported
 
-    spec = board.core_spec(ssa=uses_ssa(graph))  # the board's core, with its SSA unit if needed
+    # the board's core, with its SSA or oscillator unit if the model needs it
+    spec = board.core_spec(ssa=uses_ssa(graph), osc=uses_osc(graph))
 
     def core_only(why: str, refusal: str):
         try:
@@ -148,9 +150,8 @@ def choose_backend(args, graph, board):
                            f"{board.name}'s ({spec.lanes}): drop --lanes, or use "
                            f"--backend dataflow")
         return core_only(f"{board.name}'s core", f"{board.name}'s core: ")
-    if len(graph.outputs) > 1:  # the dataflow top drives one output node
-        one = (f"the dataflow top drives one output node, this network has "
-               f"{len(graph.outputs)} ({', '.join(graph.outputs)})")
+    one = unsupported(graph)
+    if one:
         if args.backend == "dataflow" or isinstance(args.lanes, int):
             raise EstError(f"{one}: use --backend core (and drop --lanes)")
         return core_only(f"{one}; the program fits {board.name}'s core",
@@ -319,6 +320,8 @@ def compile_build(args: argparse.Namespace) -> int:
     if backend == "core":
         with staged_output(args.out, "ir.json", OUT_HINT) as tmp:
             unit = " with its SSA unit (the model has SSA attention)" if board_prog.spec.ssa else ""
+            if board_prog.spec.osc:
+                unit += " with its oscillator unit (the model has oscillator readouts)"
             print(f"est-compile: compiling the program for {board.name}'s core{unit} and "
                   f"running the core model ...", flush=True)
             hardware = write_core_build(tmp, graph, stimulus, trace, board, board_prog,

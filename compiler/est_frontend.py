@@ -44,14 +44,17 @@ class Block:
 def est_graph(name: str, n_in: int, embed: tuple[Conv, LIF], cpg: np.ndarray | None,
               blocks: list[Block], readout: tuple[Conv, Readout], meta: dict | None = None,
               integer: bool = True, input_bits: int = 1, input_to_readout: bool = False,
-              slow: dict[int, tuple[Conv, Readout]] | None = None) -> Graph:
+              slow: dict[int, tuple[Conv, Readout]] | None = None,
+              osc: dict[tuple[int, int], tuple[Conv, Readout]] | None = None) -> Graph:
     """The EST as a graph; trace names ``embed``, ``b<i>.<part>``, ``readout`` (docs/traces.md).
     The input holds counts of ``input_bits``. With ``cpg`` (the [positions, neurons] table) the
     embedding convolution reads the input and the table's row side by side; with
     ``input_to_readout`` the readout's convolution reads the last block's spikes and the input
     side by side (``readout.in``). ``slow``, per leak shift ``s``, a readout ``readout.slow<s>``
     of a convolution of the input: more outputs, whose log-rates add to the readout's
-    (``meta["sum_outputs"]``). ``integer`` False: a float graph, checked for its wiring only."""
+    (``meta["sum_outputs"]``); ``osc``, per (rotation shift ``m``, leak shift ``k``), an
+    oscillator readout ``readout.osc<m>_<k>`` of a convolution of the input, likewise.
+    ``integer`` False: a float graph, checked for its wiring only."""
     g = GraphBuilder()
     x = inputs = g.add("input", Input(n_in, input_bits))
     if cpg is not None:
@@ -86,6 +89,9 @@ def est_graph(name: str, n_in: int, embed: tuple[Conv, LIF], cpg: np.ndarray | N
     for shift, (conv, integrator) in (slow or {}).items():
         node = f"readout.slow{shift}"
         outputs.append(g.add(node, integrator, g.add(f"{node}.syn", conv, inputs)))
+    for (m, k), (conv, oscillator) in (osc or {}).items():
+        node = f"readout.osc{m}_{k}"
+        outputs.append(g.add(node, oscillator, g.add(f"{node}.syn", conv, inputs)))
     meta = dict(meta or {})
     if len(outputs) > 1:
         meta["sum_outputs"] = True
@@ -158,11 +164,18 @@ def est_float_graph(model: EST, name: str, mask_seed: int = 0x1234567) -> Graph:
         betas[node] = beta_from_shift(shift)
         slow[shift] = (Conv(_np(conv.weights()), _np(conv.bias)),
                        Readout(None, WIDE, np.ones(cfg.n_out)))
+    osc = {}
+    for i, (conv, (m, k)) in enumerate(zip(model.osc, cfg.readout_oscillators, strict=True)):
+        node = f"readout.osc{m}_{k}"
+        sources[f"{node}.syn"] = sources[node] = f"osc.{i}"
+        betas[node] = beta_from_shift(k)
+        osc[(m, k)] = (Conv(_np(conv.weights()), _np(conv.bias)),
+                       Readout(None, WIDE, np.ones(cfg.n_out), rotate_shift=m))
     return est_graph(name, cfg.n_in, embed,
                      model.cpg_table.numpy().astype(np.int64) if cfg.cpg else None, blocks,
                      readout, {"float": {"betas": betas, "sources": sources}}, integer=False,
                      input_bits=cfg.input_bits, input_to_readout=cfg.input_to_readout,
-                     slow=slow)
+                     slow=slow, osc=osc)
 
 
 def quantize_est(model: EST, name: str, calibration: np.ndarray, weight_bits: int = 8,

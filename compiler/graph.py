@@ -377,6 +377,8 @@ def from_doc(doc, tensors: dict) -> Graph:
         hints = typing.get_type_hints(cls)
         kwargs = {}
         for f in dataclasses.fields(cls):
+            if f.name not in params and f.default is not dataclasses.MISSING:
+                continue  # a field added since, with a default: as before it existed
             if f.name not in params:
                 raise IRError(name, f.name, "missing")
             kwargs[f.name] = _param(hints[f.name], params[f.name], tensors, name, f.name)

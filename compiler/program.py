@@ -56,11 +56,12 @@ OP_GROUPS = {"in": ("common", "dst"), "conv": ("common", "conv"),
 """The field groups each instruction reads (the others may share its bits)."""
 
 
-def field_groups(act: int, weight: int, groups: int, neuron: int) -> dict:
+def field_groups(act: int, weight: int, groups: int, neuron: int, osc: bool = False) -> dict:
     """The fields of each group, (name, bits), for addresses of ``act`` activation, ``weight``
     weight, ``groups`` accumulator and ``neuron`` neuron bits. A vector operand is its ring's
     base, log2 of its slots (``_ring``), log2 of its words per slot (``_stride``) and log2 of
-    its field bits (``_log2b``)."""
+    its field bits (``_log2b``). ``osc``: a core with the oscillator unit, whose readouts
+    also have ``rotate`` (an oscillator readout) and ``rot`` (its rotation shift)."""
     def vector(name):
         return [(name, act), (f"{name}_ring", 4), (f"{name}_stride", 4), (f"{name}_log2b", 3)]
     return {"common": [("op", 4), ("n", 16), *vector("src")],
@@ -71,7 +72,8 @@ def field_groups(act: int, weight: int, groups: int, neuron: int) -> dict:
             # the flags first: there the core placed in 29-40 logic cells fewer than after
             # reset_zero (nextpnr, 2026-12-04; the bits decoded beside other groups' differ)
             "neuron": [("to_bias", 1), ("no_reset", 1), ("leak", 4), ("leak_on", 1),
-                       ("vbits", 6), ("reset_zero", 1)],
+                       ("vbits", 6), ("reset_zero", 1),
+                       *([("rotate", 1), ("rot", 4)] if osc else [])],
             "vec": [("sub", 3), ("win", 9), ("thr", 9), *vector("src2")],
             "table": [("period", 16)]}
 
@@ -94,6 +96,7 @@ class CoreSpec:
     neuron_words: int = 1024  # neurons (membranes, thresholds, biases)
     acc_words: int = 64  # accumulator words: the widest convolution's groups
     ssa: bool = False  # the SSA unit: vec score and ssa (SSA attention), 168 UP5K logic cells
+    osc: bool = False  # the oscillator unit: readout's rotate (oscillator readouts)
 
     ACT_BITS: ClassVar[int] = 16
     MAX_RING: ClassVar[int] = 256  # bins of history one node's ring may hold
@@ -141,7 +144,7 @@ class CoreSpec:
     def field_groups(self) -> dict:
         """The fields of each group of :data:`FIELD_GROUPS`: (name, bits)."""
         return field_groups(bits_for(self.act_words), bits_for(self.weight_words),
-                            bits_for(self.acc_words + 1), bits_for(self.neuron_words))
+                            bits_for(self.acc_words + 1), bits_for(self.neuron_words), self.osc)
 
     def fields_of(self, op: str) -> set[str]:
         """The fields instruction ``op`` reads."""
@@ -161,12 +164,18 @@ class CoreSpec:
         return {k: getattr(self, k) for k in ("lanes", "weight_bits", "acc_bits", "state_bits",
                                               "param_bits",
                                               "weight_words", "act_words", "src2_words",
-                                              "neuron_words", "acc_words", "ssa")}
+                                              "neuron_words", "acc_words", "ssa", "osc")}
 
 
 def uses_ssa(graph: Graph) -> bool:
     """Whether ``graph`` has SSA attention, which only a core built with its SSA unit runs."""
     return any(n.op.KIND == "attention" and n.op.mode == "ssa" for n in graph.nodes)
+
+
+def uses_osc(graph: Graph) -> bool:
+    """Whether ``graph`` has an oscillator readout, which only a core built with its oscillator
+    unit runs."""
+    return any(n.op.KIND == "readout" and n.op.rotate_shift is not None for n in graph.nodes)
 
 
 def bits_for(depth: int) -> int:

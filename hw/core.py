@@ -26,7 +26,10 @@ Hardware:
   to zero, by subtraction, or none, the membrane kept: a delayed reset's threshold comes
   through the accumulators in the next bin; a readout's values may also become the next
   block's biases: a synaptic current), one neuron a cycle in a three-stage pipeline (read;
-  leak and add; saturate, fire, reset and write back);
+  leak and add; saturate, fire, reset and write back); with ``spec.osc`` the oscillator unit
+  besides (an oscillator readout: before each neuron a cycle that reads its partner's
+  membrane, a register and a shifter that add it, shifted by ``rot``, to the update: two
+  cycles a neuron; generated only for a model that has one);
 - one vector datapath (``vec``: two fields a cycle, one per activation read port, reduced over
   a window: SEW, masks with an 8-step LFSR, SDSA, max pooling); with ``spec.ssa`` the SSA unit
   besides (a 16-bit popcount and a second field index for a head's scores: SSA attention,
@@ -38,7 +41,8 @@ words read from the weight memory, one a cycle) plus its body (``in``:
 its words; ``conv``: 1, then per lag 1, and where the lag reaches back inside the stream one
 per input word, ``groups`` per event and one per event that adds into the accumulator word of
 the event just before it in the same input word (``groups`` 1, or depthwise);
-``lif``/``readout``: neurons + 2; ``out_*``: 2 per word), with no stalls on ``i`` and ``o``.
+``lif``/``readout``: neurons + 2, an oscillator readout 2 x neurons + 4; ``out_*``: 2 per
+word), with no stalls on ``i`` and ``o``.
 
 Ports: ``load`` (stream of ``mem``, ``addr``, ``data``: write a word of memory ``mem``, 1
 weights (the program's words first), 2 thresholds, 3 biases, 4 activations; ``mem`` 7 starts
@@ -257,12 +261,29 @@ class Core(wiring.Component):
         leaked = Mux(ins.leak_on, v_old - shifted, v_old)
         u_valid, u_index = Signal(), Signal(range(spec.neuron_words))
         total = Signal(signed(sb + 2))
+        coupling = Const(0)
+        if spec.osc:
+            # the oscillator unit: before each neuron of a rotate readout, its partner's
+            # membrane is read (a w's old value for a u, a u's new one for a w) into ``partner``;
+            # the update adds -(partner >>> rot) (a u) or +(partner >>> rot) (a w)
+            rotating = ins.rotate == 1
+            pre = Signal(init=1)  # the next NEURON cycle reads the partner
+            gap = Signal(2)  # the cycles waited between the u half and the w half
+            p_valid, p_upper = Signal(), Signal()
+            partner = Signal(signed(sb))
+            n_upper = Signal()
+            m.d.sync += p_valid.eq(0)
+            with m.If(p_valid):
+                m.d.sync += partner.eq(Mux((age == 0) & ~p_upper, 0, v_rd.data.as_signed()))
+            rotated = Signal(signed(sb))
+            m.d.comb += rotated.eq(partner >> ins.rot)
+            coupling = Mux(rotating, Mux(n_upper, rotated, -rotated), 0)
         theta = t_rd.data.as_signed()  # read a cycle after the membrane: no register
         above = Signal(sb + 2)  # the bits at and above a membrane's sign bit (bit vbits - 1)
         m.d.sync += u_valid.eq(n_valid)
         with m.If(n_valid):
             m.d.comb += t_rd.addr.eq(ins.nbase + n_index)
-            m.d.sync += [total.eq(leaked + current),
+            m.d.sync += [total.eq(leaked + current + coupling),
                          above.eq(Cat(ins.vbits <= k + 1 for k in range(sb + 2))),
                          u_index.eq(n_index)]
         # saturate at vbits: the sum fits when its bits from the sign bit of vbits up are all
@@ -492,15 +513,35 @@ class Core(wiring.Component):
                     with m.Else():
                         m.d.sync += g.eq(g + 1)
             with m.Case(_State.NEURON):
-                m.d.comb += [c_rd.addr.eq(j >> lane_bits), v_rd.addr.eq(ins.nbase + j),
-                             b_rd.addr.eq(ins.nbase + j)]
-                m.d.sync += [n_valid.eq(1), n_index.eq(j), j.eq(j + 1)]
-                with m.If(j == ins.n - 1):
-                    m.d.sync += state.eq(_State.NEURON_LAST)
+                def update():
+                    m.d.comb += [c_rd.addr.eq(j >> lane_bits), v_rd.addr.eq(ins.nbase + j),
+                                 b_rd.addr.eq(ins.nbase + j)]
+                    m.d.sync += [n_valid.eq(1), n_index.eq(j), j.eq(j + 1)]
+                    with m.If(j == ins.n - 1):
+                        m.d.sync += state.eq(_State.NEURON_LAST)
+
+                if spec.osc:
+                    half = ins.n >> 1
+                    upper = j >= half
+                    with m.If(~rotating):
+                        update()
+                    with m.Elif(~pre):
+                        update()
+                        m.d.sync += [pre.eq(1), n_upper.eq(upper)]
+                    with m.Elif((j == half) & (gap != 2)):
+                        # the u half's last write lands before the w half reads it
+                        m.d.sync += gap.eq(gap + 1)
+                    with m.Else():
+                        m.d.comb += v_rd.addr.eq(ins.nbase + Mux(upper, j - half, j + half))
+                        m.d.sync += [pre.eq(0), p_valid.eq(1), p_upper.eq(upper)]
+                else:
+                    update()
             with m.Case(_State.NEURON_LAST):
                 m.d.sync += state.eq(_State.NEURON_DRAIN)
             with m.Case(_State.NEURON_DRAIN):
                 m.d.sync += [j.eq(0), spikes.eq(0)]
+                if spec.osc:
+                    m.d.sync += [pre.eq(1), gap.eq(0)]
                 next_instruction()
             with m.Case(_State.OUT_READ, _State.OUT_SEND):
                 is_act = ins.op == OPCODES["out_act"]
@@ -580,5 +621,7 @@ class Core(wiring.Component):
         with m.Elif(loading & (self.load.payload.mem == MEM_START)):
             m.d.sync += [t.eq(0), age.eq(0), j.eq(0), fetch.eq(0), part.eq(0),
                          state.eq(_State.CLEAR)]
+            if spec.osc:
+                m.d.sync += [pre.eq(1), gap.eq(0)]
         return m
 

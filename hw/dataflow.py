@@ -10,6 +10,7 @@ from amaranth import Cat, Module, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from est import EstError
 from est.compiler.graph import Graph, Spec
 from est.hw.streams import Fork, VectorGroups
 from est.sim.amaranth_sim import simulate_top
@@ -75,6 +76,18 @@ class Builder:
         return Lowered(self.flat(o, o.payload.spikes, Spec(n, 1)), taps)
 
 
+def unsupported(graph: Graph) -> str | None:
+    """Why the dataflow top cannot build ``graph`` (None: it can): it drives one output node,
+    and has no oscillator readout."""
+    if len(graph.outputs) > 1:
+        return (f"the dataflow top drives one output node, this network has "
+                f"{len(graph.outputs)} ({', '.join(graph.outputs)})")
+    for node in graph.nodes:
+        if getattr(node.op, "rotate_shift", None) is not None:
+            return f"node '{node.name}': the dataflow top has no oscillator readout"
+    return None
+
+
 class DataflowTop(wiring.Component):
     """A graph as a dataflow design: input vector in, the output word out, once per bin.
 
@@ -93,9 +106,9 @@ class DataflowTop(wiring.Component):
 
     def __init__(self, graph: Graph, lanes: int, trace: bool = True,
                  state_in_logic: bool = False):
-        if len(graph.outputs) != 1:
-            raise ValueError(f"the dataflow top drives one output node, the graph has "
-                             f"{list(graph.outputs)}")
+        why = unsupported(graph)
+        if why:
+            raise EstError(f"{why}: use --backend core")
         self.graph, self.lanes, self.trace = graph, lanes, trace
         self.state_in_logic = state_in_logic
         self.fields = graph.output_fields(trace)

@@ -143,7 +143,13 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
                 v = membranes[nb:nb + n] if age else np.zeros(n, np.int64)
                 k = ins["leak"] if ins["leak_on"] else None
                 lo, hi = signed_range(ins["vbits"])
-                v1 = np.clip(leak(v, k) + current, lo, hi)
+                if ins.get("rotate"):  # the oscillator unit: u, then w from the new u
+                    h, m = n // 2, ins["rot"]
+                    u = np.clip(leak(v[:h], k) + current[:h] - (v[h:] >> m), lo, hi)
+                    w = np.clip(leak(v[h:], k) + current[h:] + (u >> m), lo, hi)
+                    v1 = np.concatenate([u, w])
+                else:
+                    v1 = np.clip(leak(v, k) + current, lo, hi)
                 if op == "lif":
                     theta = thresholds[nb:nb + n]
                     spikes = v1 >= theta
@@ -157,7 +163,7 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
                 if ins["to_bias"]:  # a synaptic current: the next block's biases
                     biases[nb + n:nb + 2 * n] = v1
                 acc[:-(-n // lanes)] = 0
-                body = n + 2
+                body = 2 * n + 4 if ins.get("rotate") else n + 2
             elif op == "table":
                 pos = int(membranes[ins["nbase"]]) if age else 0
                 src = ins["src"] + (pos << ins["src_stride"])

@@ -73,10 +73,19 @@ class ESTConfig:
     input_to_readout: bool = True  # a linear path from the input counts into the readout
     # slow readouts of the input counts, one per leak shift, added to the readout's log-rate
     readout_slow_shifts: tuple[int, ...] = (2, 3, 4, 5, 6, 7)
+    # oscillator readouts of the input counts, (rotation shift m, leak shift k) each: damped
+    # oscillators of period about 2 pi 2^m bins, added to the readout's log-rate
+    readout_oscillators: tuple[tuple[int, int], ...] = ()
     input_coupling: str = "auto"  # full: every input count reaches every output | self: its own
     input_bits: int = 3  # input counts clipped to 2**input_bits - 1 (1: spikes)
     seed: int = 0
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if isinstance(self.readout_oscillators, (tuple, list)):  # a config's lists as pairs
+            object.__setattr__(self, "readout_oscillators", tuple(
+                tuple(p) if isinstance(p, (tuple, list)) else p
+                for p in self.readout_oscillators))
 
     def validate(self, prefix: str = "model.") -> "ESTConfig":
         """Check every field (type, range) and the rules between fields; raise
@@ -121,6 +130,18 @@ class ESTConfig:
         if len(set(self.readout_slow_shifts)) != len(self.readout_slow_shifts):
             config_error(f"{k}readout_slow_shifts must not repeat a shift, got "
                          f"{list(self.readout_slow_shifts)}")
+        if not isinstance(self.readout_oscillators, (tuple, list)):
+            config_error(f"{k}readout_oscillators must be a list of [m, k] pairs, got "
+                         f"{self.readout_oscillators!r}")
+        for i, pair in enumerate(self.readout_oscillators):
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                config_error(f"{k}readout_oscillators[{i}] must be a pair [m, k] (rotation "
+                             f"shift, leak shift), got {pair!r}")
+            check_whole(f"{k}readout_oscillators[{i}][1]", pair[1], 1, MAX_LEAK_SHIFT)
+            check_whole(f"{k}readout_oscillators[{i}][0]", pair[0], 0, pair[1])
+        if len({tuple(p) for p in self.readout_oscillators}) != len(self.readout_oscillators):
+            config_error(f"{k}readout_oscillators must not repeat a pair, got "
+                         f"{[list(p) for p in self.readout_oscillators]}")
         check_whole(k + "seed", self.seed, 0, MAX_SEED)
         if not isinstance(self.extra, dict):
             config_error(f"{k}extra must be a table (dict), got {self.extra!r}")
@@ -153,10 +174,13 @@ class _Conv(nn.Module):
         """The weights it applies: ``weight``, zero where ``mask`` is 0."""
         return self.weight if self.mask is None else self.weight * self.mask
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [T, B, n_in]
+    def effective_weight(self) -> torch.Tensor:
+        """The weights the forward pass applies: :meth:`weights`, fake-quantized when on."""
         w = self.weights()
-        if self.fake_quant_bits is not None:
-            w = fake_quantize(w, self.fake_quant_bits)
+        return w if self.fake_quant_bits is None else fake_quantize(w, self.fake_quant_bits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [T, B, n_in]
+        w = self.effective_weight()
         out = self.bias + x @ w[0].T
         for lag in range(1, w.shape[0]):
             if lag < x.shape[0]:
@@ -316,11 +340,14 @@ class EST(nn.Module):
             self.readout.mask = mask
         self.readout_beta = beta_from_shift(cfg.readout_leak_shift)
         self.slow = nn.ModuleList(_Conv(cfg.n_in, cfg.n_out, 1) for _ in cfg.readout_slow_shifts)
-        for conv in self.slow:
+        # an oscillator's u's currents, then its w's
+        self.osc = nn.ModuleList(_Conv(cfg.n_in, 2 * cfg.n_out, 1)
+                                 for _ in cfg.readout_oscillators)
+        for conv in (*self.slow, *self.osc):
             nn.init.zeros_(conv.weight)
             conv.bias.requires_grad_(False)  # the readout's bias is the one bias
             if cfg.input_coupling == "self":
-                conv.mask = torch.eye(cfg.n_in)
+                conv.mask = torch.eye(cfg.n_in).repeat(conv.weight.shape[1] // cfg.n_in, 1)
 
     def set_fake_quant(self, bits: int | None) -> None:
         """Round every convolution weight to ``bits`` in the forward pass (None: off); the
@@ -332,15 +359,19 @@ class EST(nn.Module):
             self.readout.fake_quant_bits = leaky_weight_bits(bits, self.cfg.readout_leak_shift)
             for conv, shift in zip(self.slow, self.cfg.readout_slow_shifts, strict=True):
                 conv.fake_quant_bits = leaky_weight_bits(bits, shift)
+            for conv, (_, shift) in zip(self.osc, self.cfg.readout_oscillators, strict=True):
+                conv.fake_quant_bits = leaky_weight_bits(bits, shift)
 
     def forward(self, x: torch.Tensor, start: int | torch.Tensor = 0,
-                slow_state: list[torch.Tensor] | None = None) -> torch.Tensor:
+                slow_state: list[torch.Tensor] | None = None,
+                osc_state: list[torch.Tensor] | None = None) -> torch.Tensor:
         """``start``: the bin index of ``x[0]`` in its stream (CPG position), one per batch
         element or shared. ``slow_state``: per slow readout, the leaky integral of the
         (clipped) inputs up to the bin before ``x[0]`` (:func:`slow_integrals`), ``[batch,
         n_in]``: the slow readouts then start warm, as they are after that history (their
         convolutions have no bias, so a readout's state is its weights times that integral);
-        None: every state starts at zero."""
+        None: every state starts at zero. ``osc_state`` likewise for the oscillator readouts,
+        ``[batch, 4, n_in]`` each (:func:`oscillator_integrals`)."""
         x = x.clamp(max=float(2 ** self.cfg.input_bits - 1))
         current = self.embed(x)
         if self.cfg.cpg:
@@ -356,7 +387,55 @@ class EST(nn.Module):
                                               strict=True)):
             v0 = None if slow_state is None else conv(slow_state[i][None])[0]
             out = out + leaky_integral(conv(x), beta_from_shift(shift), v0)
+        for i, (conv, (m, k)) in enumerate(zip(self.osc, self.cfg.readout_oscillators,
+                                               strict=True)):
+            state = None if osc_state is None else osc_state[i]
+            out = out + _oscillate(conv, x, m, k, state)
         return out
+
+
+def _oscillate(conv: "_Conv", x: torch.Tensor, m: int, k: int,
+               state: torch.Tensor | None) -> torch.Tensor:
+    """An oscillator readout's ``u`` over ``x`` (docs/semantics.md 2.3, in real numbers):
+    ``u = a u - e w + c_u``, then ``w = a w + e u + c_w``, ``a = 1 - 2^-k``, ``e = 2^-m``;
+    ``state`` [batch, 4, n_in] the input's integrals before ``x[0]`` (the state is then
+    ``u = A Uu + B Uw``, ``w = A Wu + B Ww`` for the weights ``A`` into u and ``B`` into w)."""
+    a, e = beta_from_shift(k), 2.0 ** -m
+    c = conv(x)
+    n = c.shape[-1] // 2
+    if state is None:
+        u = w = torch.zeros_like(c[0, ..., :n])
+    else:
+        wts = conv.effective_weight()[0]  # [2n, n_in]
+        u = state[:, 0] @ wts[:n].T + state[:, 2] @ wts[n:].T
+        w = state[:, 1] @ wts[:n].T + state[:, 3] @ wts[n:].T
+    outs = []
+    for t in range(c.shape[0]):
+        u = a * u - e * w + c[t, ..., :n]
+        w = a * w + e * u + c[t, ..., n:]
+        outs.append(u)
+    return torch.stack(outs)
+
+
+def oscillator_integrals(counts: np.ndarray, cfg: ESTConfig) -> list[np.ndarray]:
+    """Per oscillator readout of ``cfg``, the states the (clipped) input counts ``x``
+    [bins, n_in] drive it to, each input alone with weight 1: row ``t`` (after bin ``t``) is
+    ``[Uu, Wu, Uw, Ww]`` [4, n_in], ``u`` and ``w`` driven through ``u``, then through ``w``
+    (float32; ``EST.forward``'s ``osc_state`` for a crop starting at ``t + 1``)."""
+    x = np.minimum(counts, 2 ** cfg.input_bits - 1).astype(np.float64)
+    out = []
+    for m, k in cfg.readout_oscillators:
+        a, e = beta_from_shift(k), 2.0 ** -m
+        s = np.zeros((4, x.shape[1]))
+        rows = np.empty((len(x), 4, x.shape[1]))
+        for t in range(len(x)):
+            s[0] = a * s[0] - e * s[1] + x[t]
+            s[1] = a * s[1] + e * s[0]
+            s[2] = a * s[2] - e * s[3]
+            s[3] = a * s[3] + e * s[2] + x[t]
+            rows[t] = s
+        out.append(rows.astype(np.float32))
+    return out
 
 
 def slow_integrals(counts: np.ndarray, cfg: ESTConfig) -> list[np.ndarray]:
@@ -382,6 +461,7 @@ def config_dict(cfg: ESTConfig) -> dict:
     d = asdict(cfg)
     d["kernels"] = list(cfg.kernels)
     d["readout_slow_shifts"] = list(cfg.readout_slow_shifts)
+    d["readout_oscillators"] = [list(p) for p in cfg.readout_oscillators]
     return d
 
 
@@ -397,4 +477,5 @@ def config_from_dict(d: dict) -> ESTConfig:
     d = {**BEFORE_FIELD, **d}
     d["kernels"] = tuple(d.get("kernels", (3, 5)))
     d["readout_slow_shifts"] = tuple(d["readout_slow_shifts"])
+    d["readout_oscillators"] = tuple(tuple(p) for p in d.get("readout_oscillators", ()))
     return ESTConfig(**d)

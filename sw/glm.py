@@ -54,9 +54,10 @@ for ``m != n`` when ``coupling`` is "self").
 
     ``iterations`` is the number of Newton steps taken, ``converged`` whether every neuron met
     the tolerance. ``covariate_weights`` [N, E]: the weights of ``E`` covariates given beside
-    the counts (see :func:`fit_glm`), None without them. With ``slow_shifts`` the covariates
-    are the GLM's own: every neuron's exponential mean counts (:func:`slow_means`), computed
-    from the counts it is given.
+    the counts (see :func:`fit_glm`), None without them. With ``slow_shifts`` (and
+    ``oscillators``) the covariates are the GLM's own: every neuron's exponential mean counts
+    (:func:`slow_means`), then its oscillators (:func:`oscillator_means`), computed from the
+    counts it is given (:func:`own_covariates`).
     """
 
     bias: np.ndarray
@@ -67,6 +68,7 @@ for ``m != n`` when ``coupling`` is "self").
     coupling: str = "full"
     covariate_weights: np.ndarray | None = None
     slow_shifts: tuple[int, ...] = ()
+    oscillators: tuple[tuple[int, int], ...] = ()
 
     @property
     def history(self) -> int:
@@ -77,15 +79,16 @@ for ``m != n`` when ``coupling`` is "self").
         """Log-rates [bins, neurons] for ``rec``; its first bins see the end of ``before``
         (the recording just before it) as history, or zeros without it. A GLM fitted with
         covariates needs them for ``rec``'s bins, ``[rec.n_bins, E]``; one with
-        ``slow_shifts`` computes its slow means itself, over ``before`` and ``rec``."""
+        ``slow_shifts`` or ``oscillators`` computes them itself, over ``before`` and ``rec``."""
         n = self.bias.shape[0]
         if rec.n_neurons != n:
             raise EstError(f"GLM: fitted on {n} neurons but the recording has {rec.n_neurons}")
-        if self.slow_shifts:
+        if self.slow_shifts or self.oscillators:
             if covariates is not None:
                 raise EstError("GLM: its covariates are its slow means; give none")
             counts = rec.counts if before is None else np.vstack([before.counts, rec.counts])
-            covariates = slow_means(counts, self.slow_shifts)[-rec.n_bins:]
+            covariates = own_covariates(counts, self.slow_shifts,
+                                        self.oscillators)[-rec.n_bins:]
         check_covariates(covariates, rec.n_bins)
         fitted = 0 if self.covariate_weights is None else self.covariate_weights.shape[1]
         if fitted != (0 if covariates is None else covariates.shape[1]):
@@ -122,7 +125,8 @@ def check_covariates(covariates: np.ndarray | None, bins: int) -> None:
 def fit_glm(train: Recording, history: int = 5, l2: float = 1e-3, seed: int = 0,
             max_iter: int = 50, tol: float = 1e-8, start: GLM | None = None,
             coupling: str = "full", covariates: np.ndarray | None = None,
-            slow_shifts: tuple[int, ...] = ()) -> GLM:
+            slow_shifts: tuple[int, ...] = (),
+            oscillators: tuple[tuple[int, int], ...] = ()) -> GLM:
     """Fit :class:`GLM` to ``train`` by penalised maximum likelihood; ``coupling`` "self"
     fits each neuron's weights on its own counts only (the others held at zero).
     ``covariates`` ``[train.n_bins, E]``, if given, are inputs beside the counts (every
@@ -154,22 +158,24 @@ def fit_glm(train: Recording, history: int = 5, l2: float = 1e-3, seed: int = 0,
     if train.n_bins <= history:
         raise EstError(f"fit_glm: {train.n_bins} training bins are too few for history "
                        f"{history}")
-    slow_shifts = tuple(slow_shifts)
-    if slow_shifts:
+    slow_shifts, oscillators = tuple(slow_shifts), tuple(tuple(p) for p in oscillators)
+    own = len(slow_shifts) + 2 * len(oscillators)  # covariate blocks of N: a neuron's each
+    if own:
         if covariates is not None:
-            raise EstError("fit_glm: give covariates or slow_shifts, not both")
-        covariates = slow_means(train.counts, slow_shifts)
+            raise EstError("fit_glm: give covariates or slow_shifts/oscillators, not both")
+        covariates = own_covariates(train.counts, slow_shifts, oscillators)
     check_covariates(covariates, train.n_bins)
     y = train.counts[history:].astype(np.float64)
     x = history_design(train.counts, history)[history:]
     t, n = y.shape
     extra = np.zeros((t, 0)) if covariates is None else covariates[history:]
     n_extra = extra.shape[1]
+    blocks = own
     own = np.arange(n)[None, :] + n * np.arange(history)[:, None]  # [lag - 1, n]: own columns
     # [n, covariates a neuron reads]: all of them, or with "self" its own slow means
     cov_cols = np.broadcast_to(np.arange(n_extra), (n, n_extra))
-    if coupling == "self" and slow_shifts:
-        cov_cols = np.arange(n)[:, None] + n * np.arange(len(slow_shifts))[None, :]
+    if coupling == "self" and blocks:
+        cov_cols = np.arange(n)[:, None] + n * np.arange(blocks)[None, :]
     if coupling == "self":  # a design per neuron, [n, t, 1 + H + E_n]: bias, own counts, ...
         x = np.concatenate([np.ones((n, t, 1)), x[:, 1 + own].transpose(2, 0, 1),
                             extra[:, cov_cols].transpose(1, 0, 2)], axis=2)
@@ -182,8 +188,9 @@ def fit_glm(train: Recording, history: int = 5, l2: float = 1e-3, seed: int = 0,
     theta = np.zeros((p, n))
     theta[0] = np.log(np.maximum(y.mean(axis=0), 1.0 / t))
     n_cov = cov_cols.shape[1]
-    if start is not None and (start.history, start.coupling, start.slow_shifts) == (
-            history, coupling, slow_shifts) and n_extra == (
+    if start is not None and (start.history, start.coupling, start.slow_shifts,
+                              start.oscillators) == (
+            history, coupling, slow_shifts, oscillators) and n_extra == (
             0 if start.covariate_weights is None else start.covariate_weights.shape[1]):
         theta = start._theta()
         if coupling == "self":
@@ -238,7 +245,8 @@ def fit_glm(train: Recording, history: int = 5, l2: float = 1e-3, seed: int = 0,
         weights = counts_part.reshape(history, n, n).transpose(2, 1, 0).copy()
         if cov_weights is not None:
             cov_weights[:] = cov_part.T
-    return GLM(bias, weights, l2, iterations, converged, coupling, cov_weights, slow_shifts)
+    return GLM(bias, weights, l2, iterations, converged, coupling, cov_weights, slow_shifts,
+               oscillators)
 
 
 GLM_HISTORIES = (1, 2, 3, 5, 8)
@@ -254,8 +262,8 @@ GLM_COUPLINGS = ("full", "self")
 def tune_glm(train: Recording, val: Recording, histories=GLM_HISTORIES, l2s=GLM_L2S,
              couplings=GLM_COUPLINGS, progress=None,
              covariates: tuple[np.ndarray, np.ndarray] | None = None,
-             slow_shifts: tuple[int, ...] = (), fitted: list | None = None
-             ) -> tuple[GLM, list[dict]]:
+             slow_shifts: tuple[int, ...] = (), fitted: list | None = None,
+             oscillators: tuple[tuple[int, int], ...] = ()) -> tuple[GLM, list[dict]]:
     """The :class:`GLM` of the grid ``couplings x histories x l2s`` that scores the most NLB
     bits per spike on ``val`` (ties: "self" coupling, then the shorter history, then the larger
     L2), each candidate fitted on ``train`` alone (for one coupling and history, from large L2
@@ -263,8 +271,9 @@ def tune_glm(train: Recording, val: Recording, histories=GLM_HISTORIES, l2s=GLM_
     ``coupling``, ``history``, ``l2`` and ``val_bits_per_spike``. A history too long for
     ``train`` is skipped; ``progress`` (if given) is called with a line per candidate.
     ``covariates``: ``(for train's bins, for val's bins)``, given to every candidate, or
-    ``slow_shifts`` (:func:`fit_glm`). ``fitted`` (a list, if given) gains ``(key, glm)`` for
-    every candidate, ``max`` of its keys the choice (a subset's best: its ``max``)."""
+    ``slow_shifts`` and ``oscillators`` (:func:`fit_glm`). ``fitted`` (a list, if given)
+    gains ``(key, glm)`` for every candidate, ``max`` of its keys the choice (a subset's best:
+    its ``max``)."""
     on_train, on_val = (None, None) if covariates is None else covariates
     grid, best, best_key = [], None, None
     for coupling in couplings:
@@ -274,7 +283,8 @@ def tune_glm(train: Recording, val: Recording, histories=GLM_HISTORIES, l2s=GLM_
             row, glm = {}, None
             for l2 in sorted(l2s, reverse=True):  # each fit starts from the more penalised one
                 glm = fit_glm(train, history, l2, start=glm, coupling=coupling,
-                              covariates=on_train, slow_shifts=slow_shifts)
+                              covariates=on_train, slow_shifts=slow_shifts,
+                              oscillators=oscillators)
                 score = bits_per_spike(val.counts, glm.predict_log_rates(val, train, on_val))
                 row[l2] = {"coupling": coupling, "history": history, "l2": l2,
                            "val_bits_per_spike": score}
@@ -336,6 +346,15 @@ def slow_means(counts: np.ndarray, shifts=SLOW_SHIFTS) -> np.ndarray:
     ``[bins, neurons * len(shifts)]``, window-major; causal (row ``t`` reads bins before
     ``t``)."""
     return np.hstack([exponential_sums(counts, s) * 2.0 ** -s for s in shifts])
+
+
+def own_covariates(counts: np.ndarray, slow_shifts=(), oscillators=()) -> np.ndarray:
+    """A GLM's own covariates: :func:`slow_means` at ``slow_shifts``, then
+    :func:`oscillator_means` of ``oscillators`` (blocks of one column a neuron)."""
+    parts = [slow_means(counts, slow_shifts)] if slow_shifts else []
+    if oscillators:
+        parts.append(oscillator_means(counts, oscillators))
+    return np.hstack(parts)
 
 
 OSCILLATORS = ((2, 6), (3, 7), (4, 8), (5, 9))

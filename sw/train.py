@@ -68,7 +68,14 @@ from est.sw.data import (
     simulate_population,
     split_by_time,
 )
-from est.sw.est import EST, ESTConfig, config_dict, slow_integrals, spike_tensors
+from est.sw.est import (
+    EST,
+    ESTConfig,
+    config_dict,
+    oscillator_integrals,
+    slow_integrals,
+    spike_tensors,
+)
 from est.sw.glm import (
     GLM,
     GLM_COUPLINGS,
@@ -98,6 +105,7 @@ class TrainConfig:
     glm_history: tuple = GLM_HISTORIES
     glm_l2: tuple = GLM_L2S
     glm_slow_shifts: tuple = SLOW_SHIFTS
+    glm_oscillators: tuple = ()
     eval_every: int = 50
     patience: int = 0
     context_bins: int = 1024
@@ -131,6 +139,14 @@ class TrainConfig:
             check_number(k + "glm_l2", l2, above=0)
         for i, shift in enumerate(self.glm_slow_shifts):
             check_whole(f"{k}glm_slow_shifts[{i}]", shift, 1, MAX_LEAK_SHIFT)
+        object.__setattr__(self, "glm_oscillators", tuple(
+            tuple(p) if isinstance(p, (list, tuple)) else p for p in self.glm_oscillators))
+        for i, pair in enumerate(self.glm_oscillators):
+            if not isinstance(pair, tuple) or len(pair) != 2:
+                config_error(f"{k}glm_oscillators[{i}] must be a pair [m, k] (rotation shift, "
+                             f"leak shift), got {pair!r}")
+            check_whole(f"{k}glm_oscillators[{i}][1]", pair[1], 1, MAX_LEAK_SHIFT)
+            check_whole(f"{k}glm_oscillators[{i}][0]", pair[0], 0, pair[1])
         return self
 
 
@@ -375,6 +391,8 @@ def fit(model: EST, train: Recording, cfg: TrainConfig, steps: int, desc: str,
     # row s: each slow readout's integral of the inputs before bin s (row 0: none)
     slow = [torch.as_tensor(np.vstack([np.zeros((1, rows.shape[1]), np.float32), rows]))
             for rows in slow_integrals(train.counts, model.cfg)]
+    osc = [torch.as_tensor(np.concatenate([np.zeros((1, *rows.shape[1:]), np.float32), rows]))
+           for rows in oscillator_integrals(train.counts, model.cfg)]
     losses, scored, best, stale = [], [], None, 0
     spikes: list[torch.Tensor] = []
     hooks = spike_tensors(model, spikes) if cfg.rate_floor > 0 else []
@@ -395,8 +413,9 @@ def fit(model: EST, train: Recording, cfg: TrainConfig, steps: int, desc: str,
         for group in opt.param_groups:
             group["lr"] = _lr(step, steps, cfg)
         spikes.clear()
-        out = model(seq[:-1], torch.as_tensor(starts),
-                    [rows[torch.as_tensor(starts)] for rows in slow] or None)
+        at = torch.as_tensor(starts)
+        out = model(seq[:-1], at, [rows[at] for rows in slow] or None,
+                    [rows[at] for rows in osc] or None)
         loss = _loss(out[cfg.burn_in:], seq[1 + cfg.burn_in:], cfg, log_disp)
         if spikes:
             loss = loss + cfg.rate_weight * _rate_penalty(spikes, cfg.burn_in, cfg.rate_floor)
@@ -562,14 +581,27 @@ def start_readout(model: EST, mean_rates: np.ndarray, glm: GLM | None) -> None:
         if beta:
             model.readout.weight[1:glm.history + 1, :, d:] -= beta * w
         shifts = tuple(model.cfg.readout_slow_shifts)
-        if shifts and glm.slow_shifts != shifts:
-            raise EstError(f"start_readout: the GLM's slow means {list(glm.slow_shifts)} are "
-                           f"not the model's slow readouts {list(shifts)}")
+        pairs = tuple(model.cfg.readout_oscillators)
+        if (shifts or pairs) and (glm.slow_shifts, glm.oscillators) != (shifts, pairs):
+            raise EstError(f"start_readout: the GLM's slow means {list(glm.slow_shifts)} and "
+                           f"oscillators {list(glm.oscillators)} are not the model's slow "
+                           f"readouts {list(shifts)} and oscillators {list(pairs)}")
         n_in = model.cfg.n_in
+
+        def block(i):  # the GLM's weights of its covariate block i, [N, n_in]
+            return np.where(silent[:, None], 0.0, glm.covariate_weights[:, i * n_in:(i + 1)
+                                                                        * n_in])
         for i, (conv, shift) in enumerate(zip(model.slow, shifts, strict=True)):
-            c = glm.covariate_weights[:, i * n_in:(i + 1) * n_in] * 2.0 ** -shift
-            conv.weight[0] = torch.as_tensor(np.where(silent[:, None], 0.0, c),
-                                             dtype=torch.float32)
+            conv.weight[0] = torch.as_tensor(block(i) * 2.0 ** -shift, dtype=torch.float32)
+        # the GLM weighs an oscillator's u and w driven through u (2^-k of them, its
+        # covariates): alpha Uu + beta Wu; the readout's u is A Uu + B Uw for weights A into u
+        # and B into w, and Wu = e Uu - a Uw (the rotation's), so A = 2^-k (alpha + e beta)
+        # and B = -2^-k a beta
+        for i, (conv, (m, k)) in enumerate(zip(model.osc, pairs, strict=True)):
+            alpha, beta = block(len(shifts) + 2 * i), block(len(shifts) + 2 * i + 1)
+            a, e = beta_from_shift(k), 2.0 ** -m
+            conv.weight[0] = torch.as_tensor(np.vstack([alpha + e * beta, -a * beta])
+                                             * 2.0 ** -k, dtype=torch.float32)
 
 
 def clipped_counts(rec: Recording, input_bits: int) -> dict:
@@ -605,12 +637,13 @@ def train_model(data: dict, mcfg: ESTConfig, tcfg: TrainConfig,
             couplings = (mcfg.input_coupling,)
         # one tuning gives the start and the baseline when the baseline's grid holds the
         # start's: the start is then the best fit of a history the readout can hold
-        slow = tuple(mcfg.readout_slow_shifts)
-        whole = couplings == GLM_COUPLINGS and slow == tuple(tcfg.glm_slow_shifts)
+        slow, pairs = tuple(mcfg.readout_slow_shifts), tuple(mcfg.readout_oscillators)
+        whole = (couplings == GLM_COUPLINGS and slow == tuple(tcfg.glm_slow_shifts)
+                 and pairs == tuple(tcfg.glm_oscillators))
         fitted_glms: list = []
         best, grid = tune_glm(train, val, tcfg.glm_history if whole else histories,
                               tcfg.glm_l2, couplings, progress=tqdm.write if progress else None,
-                              slow_shifts=slow, fitted=fitted_glms)
+                              slow_shifts=slow, fitted=fitted_glms, oscillators=pairs)
         glm = max((f for f in fitted_glms if f[1].history <= longest), key=lambda f: f[0])[1]
         baseline = (best, grid) if whole else None
         mcfg = replace(mcfg, input_coupling=glm.coupling)  # "auto": the GLM's choice
@@ -654,11 +687,13 @@ def evaluate(trained: Trained, baselines: bool = True) -> dict:
     if baselines:
         tcfg = trained.tcfg
         glm, grid = trained.baseline or tune_glm(train, val, tcfg.glm_history, tcfg.glm_l2,
-                                                 slow_shifts=tuple(tcfg.glm_slow_shifts))
+                                                 slow_shifts=tuple(tcfg.glm_slow_shifts),
+                                                 oscillators=tuple(tcfg.glm_oscillators))
         result["glm"] = {"test": scores(test, glm.predict_log_rates(test, val)),
                          "val": scores(val, glm.predict_log_rates(val, train)),
                          "coupling": glm.coupling, "history": glm.history, "l2": glm.l2,
-                         "slow_shifts": list(glm.slow_shifts), "grid": grid}
+                         "slow_shifts": list(glm.slow_shifts),
+                         "oscillators": [list(p) for p in glm.oscillators], "grid": grid}
         if test.rates is not None:
             result["true_rates"] = {"test": scores(test, true_rate_log_rates(test))}
     result["seconds"] = round(time.perf_counter() - trained.t0, 1)

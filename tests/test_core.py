@@ -12,7 +12,13 @@ from est.compiler.program import CoreSpec, compile_program
 from est.sim import core_model
 from est.sim.core_sim import simulate_core, simulate_core_rtl
 from est.sim.interpreter import run
-from netgen import random_conv_graph, random_est_graph, random_mlp_graph, random_stimulus
+from netgen import (
+    oscillator_graph,
+    random_conv_graph,
+    random_est_graph,
+    random_mlp_graph,
+    random_stimulus,
+)
 
 SPEC = CoreSpec(lanes=4, weight_bits=8, weight_words=1024, act_words=256, neuron_words=64,
                 acc_words=8)
@@ -147,10 +153,11 @@ def rtl_work(tmp_path_factory):
 
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
 def test_an_est_and_an_mlp_on_one_core_in_rtl_simulators(simulator, rtl_work):
-    """The core's Verilog with no model in it, with its SSA unit: an EST (CPG, mask, SDSA, SEW
-    add, TPU), an MLP of 12-bit weights (two planes; its hidden layer current-based and
-    resetting by snnTorch's delayed subtraction) and an EST with SSA attention, loaded one
-    after the other through the load port, with random stalls
+    """The core's Verilog with no model in it, with its SSA and oscillator units: an EST (CPG,
+    mask, SDSA, SEW add, TPU), an MLP of 12-bit weights (two planes; its hidden layer
+    current-based and resetting by snnTorch's delayed subtraction), an EST with SSA attention
+    and two oscillator readouts, loaded one after the other through the load port, with random
+    stalls
     (Icarus) or none (Verilator: cycles equal to the model's). The core is built as the
     UP5K's is: 16-bit thresholds and biases, and the second copy of the activations only as
     long as the ESTs' second operands need."""
@@ -159,13 +166,14 @@ def test_an_est_and_an_mlp_on_one_core_in_rtl_simulators(simulator, rtl_work):
               random_mlp_graph(2, n_in=20, hidden=(10,), n_out=5, weight_bits=12,
                                resets=("subtract_delayed",), syn_bits=10),
               random_est_graph(3, attention="ssa", heads=2, window=5, blocks=1, tpu=False,
-                               cpg=False)]
+                               cpg=False),
+              oscillator_graph(4, n_in=5)]
     spec = CoreSpec(lanes=4, weight_bits=8, weight_words=2048, act_words=512,
-                    neuron_words=128, acc_words=4, param_bits=16, ssa=True)
+                    neuron_words=128, acc_words=4, param_bits=16, ssa=True, osc=True)
     low = max(compile_program(g, spec).usage()["src2_words"] for g in graphs)
     assert 0 < low < 512
     spec = dataclasses.replace(spec, src2_words=low)
-    runs = [(compile_program(g, spec), random_stimulus(s, 6, g.n_in, rate=0.4))
+    runs = [(compile_program(g, spec), random_stimulus(s, 6, g.n_in, rate=0.4, bits=g.input_bits))
             for s, g in enumerate(graphs)]
     stall = 7 if simulator == "icarus" else None
     got = simulate_core_rtl(spec, runs, simulator, tmp_path, stall_seed=stall)
@@ -176,3 +184,22 @@ def test_an_est_and_an_mlp_on_one_core_in_rtl_simulators(simulator, rtl_work):
             np.testing.assert_array_equal(value, gold.arrays[name], err_msg=f"{g.name} {name}")
         if stall is None:
             assert cycles == core_model.run(prog, x).cycles[:-1]
+
+
+def test_oscillator_readouts_are_bit_exact_with_stalls():
+    """The oscillator unit: readouts of 3 pairs and of 1 (its w half reads the u just
+    written), fed by 3-bit counts, each u and w traced; cycles equal to the model's; a core
+    without the unit refuses them."""
+    graph = oscillator_graph(5)
+    spec = dataclasses.replace(SPEC, osc=True)
+    stim = random_stimulus(4, 24, 4, rate=1.5, bits=3)
+    prog = compile_program(graph, spec)
+    gold, saturated = run(graph, stim)
+    assert saturated["osc_a"] > 0 and gold.arrays["osc_b/w"].any()
+    got = simulate_core(spec, [(prog, stim)], stall_seed=4)
+    assert set(got.traces[0].arrays) == {"osc_a/v", "osc_a/w", "osc_b/v", "osc_b/w"}
+    for name, value in got.traces[0].arrays.items():
+        np.testing.assert_array_equal(value, gold.arrays[name], err_msg=name)
+    assert simulate_core(spec, [(prog, stim)]).cycles[0] == core_model.run(prog, stim).cycles[:-1]
+    with pytest.raises(Exception, match="oscillator unit"):
+        compile_program(graph, SPEC)

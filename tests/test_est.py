@@ -137,27 +137,49 @@ def test_slow_readouts_add_leaky_integrals_of_the_inputs():
 
 def test_a_crop_given_the_slow_integrals_continues_the_whole_run():
     """``slow_integrals`` is each slow readout's leaky integral of the clipped inputs
-    (known answer), and a crop started at bin ``s`` with row ``s - 1`` of them as
-    ``slow_state`` gives the slow readouts' log-rates of a run over every bin from 0: training
-    crops see them warm."""
-    from est.sw.est import slow_integrals
+    (known answer), and a crop started at bin ``s`` with row ``s - 1`` of them (and of
+    ``oscillator_integrals``) as its states gives the slow and oscillator readouts' log-rates
+    of a run over every bin from 0: training crops see them warm."""
+    from est.sw.est import oscillator_integrals, slow_integrals
 
-    cfg = replace(SMALL, n_out=3, input_to_readout=True, readout_slow_shifts=(1, 4))
+    cfg = replace(SMALL, n_out=3, input_to_readout=True, readout_slow_shifts=(1, 4),
+                  readout_oscillators=((2, 5),))
     counts = np.array([[1, 0, 9], [0, 2, 0], [3, 0, 1]])
     rows = slow_integrals(counts, cfg)
     np.testing.assert_allclose(rows[0], [[1, 0, 7], [0.5, 2, 3.5], [3.25, 1, 2.75]])
     np.testing.assert_allclose(rows[1][1], [15 / 16, 2, 7 * 15 / 16])
+    # driven through u: u = 1, then w = 1/4; driven through w: w = 1, u = 0
+    np.testing.assert_allclose(oscillator_integrals(counts, cfg)[0][0][:, 0],
+                               [1, 0.25, 0, 1])
     model = EST(cfg).eval()
     x = torch.poisson(torch.full((300, 1, 3), 0.8), torch.Generator().manual_seed(1))
     with torch.no_grad():
         model.readout.weight.zero_()  # the readout of the spikes and inputs: its bias only
-        for conv in model.slow:
-            conv.weight.normal_()
+        for conv in (*model.slow, *model.osc):
+            conv.weight.normal_(0.0, 0.3)
         whole = model(x)
         start = 217
-        state = [torch.as_tensor(r[start - 1])[None] for r in slow_integrals(x[:, 0].numpy(),
-                                                                               cfg)]
-        crop = model(x[start:], start, state)
+        counts = x[:, 0].numpy()
+        slow = [torch.as_tensor(r[start - 1])[None] for r in slow_integrals(counts, cfg)]
+        osc = [torch.as_tensor(r[start - 1])[None] for r in oscillator_integrals(counts, cfg)]
+        crop = model(x[start:], start, slow, osc)
         cold = model(x[start:], start)
     torch.testing.assert_close(crop, whole[start:], rtol=1e-5, atol=1e-4)
     assert (cold - whole[start:]).abs().max() > 0.1  # without them, it starts cold
+
+
+def test_oscillator_readouts_are_checked_and_kept_in_checkpoints():
+    """Pairs [m, k] (a config's lists become tuples), k a leak shift, m at most k, no
+    repeats; the config round-trips; a checkpoint from before them has none."""
+    cfg = replace(SMALL, readout_oscillators=[[2, 6], [3, 7]])
+    assert cfg.readout_oscillators == ((2, 6), (3, 7))
+    for pairs, needle in (([[2]], r"readout_oscillators\[0\] must be a pair"),
+                          ([[7, 6]], r"readout_oscillators\[0\]\[0\] must be"),
+                          ([[2, 0]], r"readout_oscillators\[0\]\[1\] must be"),
+                          ([[2, 6], [2, 6]], "must not repeat a pair"),
+                          (3, "must be a list of")):
+        with pytest.raises(EstError, match=needle):
+            replace(SMALL, readout_oscillators=pairs).validate()
+    assert config_from_dict(config_dict(cfg)) == cfg
+    old = {k: v for k, v in config_dict(cfg).items() if k != "readout_oscillators"}
+    assert config_from_dict(old).readout_oscillators == ()

@@ -167,3 +167,46 @@ def test_slow_readouts_are_leaky_readouts_of_the_input_whose_log_rates_add_up():
             want = leaky_integral(conv(x), beta_from_shift(shift))[:, 0].numpy()
             got = tensors[f"readout.slow{shift}/v"] / graph.node(f"readout.slow{shift}").op.scale
             assert np.abs(got - want).max() < 0.01 * np.abs(want).max()
+
+
+def test_oscillator_readouts_are_the_float_oscillators_in_integers():
+    """Each oscillator readout becomes ``readout.osc<m>_<k>``: an oscillator readout of leak
+    shift ``k`` and rotation ``m`` over a one-lag convolution of the input into ``u`` and ``w``
+    (one scale a pair); the integer PyTorch path equals the golden model on every tensor; the
+    integer ``u`` follows the float model's within the rounding; it compiles for a core with
+    the oscillator unit, whose model matches the golden trace."""
+    from est.compiler.program import CoreSpec, compile_program, uses_osc
+    from est.sim import core_model
+    from est.sim.interpreter import run
+    from est.sw.est import _oscillate
+    from est.sw.integer import integer_forward
+
+    model = _model(readout_oscillators=((2, 6), (3, 7)), input_bits=3)
+    with torch.no_grad():
+        for conv in model.osc:
+            conv.weight.normal_(0.0, 0.05)
+    counts = np.minimum(np.random.default_rng(3).poisson(0.6, (300, 6)), 7)
+    graph, _ = quantize_est(model, "o", counts, weight_bits=8)
+    assert graph.outputs[-2:] == ("readout.osc2_6", "readout.osc3_7")
+    for m, k in ((2, 6), (3, 7)):
+        op = graph.node(f"readout.osc{m}_{k}").op
+        assert (op.leak_shift, op.rotate_shift) == (k, m)
+        assert graph.node(f"readout.osc{m}_{k}.syn").op.weight.shape == (1, 12, 6)
+    tensors = integer_forward(graph, counts)
+    golden = run(graph, counts)[0]
+    for name, values in golden.arrays.items():
+        np.testing.assert_array_equal(tensors[name], values, err_msg=name)
+    x = torch.as_tensor(counts, dtype=torch.float32)[:, None]
+    with torch.no_grad():
+        for (m, k), conv in zip(((2, 6), (3, 7)), model.osc, strict=True):
+            node = f"readout.osc{m}_{k}"
+            want = _oscillate(conv, x, m, k, None)[:, 0].numpy()
+            got = tensors[f"{node}/v"] / graph.node(node).op.scale
+            assert np.abs(got - want).max() < 0.02 * np.abs(want).max(), node
+    assert uses_osc(graph)
+    spec = CoreSpec(weight_words=4096, act_words=512, neuron_words=512, acc_words=16,
+                    osc=True)
+    prog = compile_program(graph, spec)
+    got = core_model.run(prog, counts[:30])
+    for name, values in got.trace.arrays.items():
+        np.testing.assert_array_equal(values, golden.arrays[name][:30], err_msg=name)

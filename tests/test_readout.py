@@ -42,11 +42,11 @@ def test_readout_integrator_matches_integrator_step(seed):
 # --- the operation (compiler/ops/readout.py) -----------------------------------------------
 
 
-def _readout_graph(weight, bias, readout: Readout):
-    """input -> conv (``weight`` [n, n_in], ``bias``) -> ``readout`` ("ro")."""
+def _readout_graph(weight, bias, readout: Readout, bits: int = 1):
+    """input (of ``bits``) -> conv (``weight`` [n, n_in], ``bias``) -> ``readout`` ("ro")."""
     g = GraphBuilder()
     g.add("ro", readout, g.add("syn", Conv(weight[None], bias), g.add("input", Input(
-        weight.shape[1]))))
+        weight.shape[1], bits))))
     return g.build("readout", ("ro",))
 
 
@@ -192,3 +192,61 @@ def test_a_leak_shift_that_is_not_a_whole_number_is_refused():
     with pytest.raises(IRError) as err:
         Readout(0.5, 8, np.ones(1)).check("out", [Spec(1, 4, True, "current")])
     assert (err.value.node, err.value.field) == ("out", "leak_shift")
+
+
+# --- oscillator readouts (rotate_shift) -----------------------------------------------------
+
+
+def test_oscillator_values_by_hand():
+    """One pair, k = 2, m = 1, 6 bits (-32..31), u fed 8 x0 and w fed 3 x1:
+    bin 0: u = 0 + 8 - (0 >> 1) = 8; w = 0 + 0 + (8 >> 1) = 4
+    bin 1: u = 8 - 2 + 8 - 2 = 12; w = 4 - 1 + 3 + 6 = 12
+    bin 2: u = 12 - 3 + 0 - 6 = 3; w = 12 - 3 + 0 + 1 = 10
+    bin 3: u = 3 - 0 + 8 - 5 = 6; w = 10 - 2 + 3 + 3 = 14
+    bin 4 (x = 5, 5: u fed 40): u = 6 - 1 + 40 - 7 = 38 -> 31; w = 14 - 3 + 15 + 15 = 41 -> 31
+    and the rotation of negative values floors: u = -5 >> 1 = -3."""
+    graph = _readout_graph(np.array([[8, 0], [0, 3]]), np.zeros(2, np.int64),
+                           Readout(2, 6, np.ones(1), rotate_shift=1), bits=3)
+    trace, saturated = run(graph, np.array([[1, 0], [1, 1], [0, 0], [1, 1], [5, 5]]))
+    assert trace.arrays["ro/v"][:, 0].tolist() == [8, 12, 3, 6, 31]
+    assert trace.arrays["ro/w"][:, 0].tolist() == [4, 12, 10, 14, 31]
+    assert saturated["ro"] == 2
+    neg = _readout_graph(np.array([[-5], [0]]), np.zeros(2, np.int64),
+                         Readout(None, 8, np.ones(1), rotate_shift=1))
+    trace, _ = run(neg, np.array([[1]]))
+    assert (trace.arrays["ro/v"][0, 0], trace.arrays["ro/w"][0, 0]) == (-5, -3)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_oscillator_pytorch_path_equals_the_golden_model(seed):
+    rng = np.random.default_rng(40 + seed)
+    n_in, n = int(rng.integers(2, 6)), int(rng.integers(1, 5))
+    readout = Readout([None, 2, 5][seed], 8 + seed, rng.random(n) + 0.5,
+                      rotate_shift=int(rng.integers(0, 4)))
+    graph = _readout_graph(rng.integers(-15, 16, (2 * n, n_in)), rng.integers(-4, 5, 2 * n),
+                           readout)
+    stim = random_stimulus(seed, 40, n_in, 0.5)
+    trace, _ = check_integer_path(graph, stim)
+    assert trace.arrays["ro/w"].any()
+
+
+def test_oscillator_checks_and_scales():
+    """Two currents a neuron, a shift below the width; the weights of u and w quantized with
+    one scale a pair (the smaller); the dataflow top cannot build it."""
+    from est.hw.dataflow import unsupported
+
+    osc = Readout(3, 10, np.ones(2), rotate_shift=2)
+    assert osc.check("ro", [Spec(4, 7, True, "current")]) == Spec(2, 10, True)
+    with pytest.raises(IRError, match="two currents a neuron"):
+        osc.check("ro", [Spec(3, 7, True, "current")])
+    with pytest.raises(IRError, match="rotate_shift"):
+        Readout(3, 10, np.ones(2), rotate_shift=10).check("ro", [Spec(4, 7, True, "current")])
+    weight = np.array([[[1.0], [0.5], [-0.25], [2.0]]])  # u0, u1, w0, w1
+    conv, scale = Conv(weight, np.zeros(4)).quantize(Quantizer(8, "syn", {}), osc)
+    np.testing.assert_allclose(scale, [127 / 1.0, 127 / 2.0] * 2)
+    assert conv.weight[0, :, 0].tolist() == [127, 32, -32, 254 // 2]
+    assert osc.rescale(None, scale).scale.tolist() == [127.0, 63.5]
+    graph = _readout_graph(np.ones((4, 2), np.int64), np.zeros(4, np.int64), osc)
+    assert unsupported(graph) == "node 'ro': the dataflow top has no oscillator readout"
+    assert unsupported(_readout_graph(_WEIGHT, np.zeros(3, np.int64), Readout(2, 6, np.ones(3)))
+                       ) is None

@@ -592,13 +592,46 @@ def test_slow_readouts_start_as_the_glm_with_slow_means(coupling):
     counts = np.vstack([train.counts, val.counts])
     out = float_log_rates(model, counts)[train.n_bins - 1:-1]  # row t predicts bin t + 1
     np.testing.assert_allclose(out, glm.predict_log_rates(val, train), atol=1e-4)
-    with pytest.raises(EstError, match=r"slow means \[2\] are not the model's slow readouts"):
+    with pytest.raises(EstError, match=r"slow means \[2\] and oscillators \[\] are not the "
+                                       r"model's slow readouts \[2, 5\]"):
         start_readout(model, train.counts.mean(axis=0),
                       fit_glm(train, 3, 1e-3, coupling=coupling, slow_shifts=(2,)))
     tcfg = TrainConfig(steps=1, qat_steps=0, glm_history=(1, 3), glm_l2=(1e-3,), seq_len=16,
                        batch=2, context_bins=8, glm_slow_shifts=(2, 5))
     trained = train_model(data, replace(model.cfg, input_coupling="auto"), tcfg, False)
     assert trained.baseline[0].slow_shifts == (2, 5)
+
+
+@pytest.mark.parametrize("coupling", ["full", "self"])
+def test_oscillator_readouts_start_as_the_glm_with_oscillators(coupling):
+    """An EST with a slow readout and two oscillator readouts starts at a GLM with the same
+    slow mean and oscillators (each driven through u, its u and w as covariates): once warm
+    its log-rates are the GLM's, bin for bin, the readout reading only u; train_model tunes
+    the start GLM with the model's oscillators, and the baseline with train.glm_oscillators."""
+    from est.sw.glm import fit_glm
+    from est.sw.train import float_log_rates, get_data, start_readout, train_model
+
+    data = {"n_neurons": 4, "bins": 1500, "seed": 4}
+    train, val, _ = get_data(data)
+    pairs = ((2, 5), (3, 6))
+    glm = fit_glm(train, 2, 1e-3, coupling=coupling, slow_shifts=(3,), oscillators=pairs)
+    assert glm.covariate_weights.shape == (4, 4 * 5)
+    model = EST(ESTConfig(n_in=4, n_out=4, d_model=8, mlp_hidden=8, input_bits=3,
+                          input_to_readout=True, readout_kernel=3, readout_leak_shift=3,
+                          readout_slow_shifts=(3,), readout_oscillators=pairs,
+                          input_coupling=coupling))
+    start_readout(model, train.counts.mean(axis=0), glm)
+    assert all(conv.weight.abs().sum() > 0 for conv in model.osc)
+    counts = np.vstack([train.counts, val.counts])
+    out = float_log_rates(model, counts)[train.n_bins - 1:-1]  # row t predicts bin t + 1
+    np.testing.assert_allclose(out, glm.predict_log_rates(val, train), atol=1e-4)
+    with pytest.raises(EstError, match=r"oscillators \[\] are not the model's"):
+        start_readout(model, train.counts.mean(axis=0),
+                      fit_glm(train, 2, 1e-3, coupling=coupling, slow_shifts=(3,)))
+    tcfg = TrainConfig(steps=1, qat_steps=0, glm_history=(2,), glm_l2=(1e-3,), seq_len=16,
+                       batch=2, context_bins=8, glm_slow_shifts=(3,), glm_oscillators=pairs)
+    trained = train_model(data, replace(model.cfg, input_coupling="auto"), tcfg, False)
+    assert trained.baseline[0].oscillators == pairs
 
 
 def test_burn_in_bins_run_but_are_not_scored():

@@ -51,6 +51,8 @@ class Conv(Op):
         scale per output channel over every lag and input; returns (op, scale)."""
         s = q.scale([np.moveaxis(self.weight, 1, 0)],
                     neurons.threshold if hasattr(neurons, "threshold") else 1.0)
+        if hasattr(neurons, "tie_scales"):  # an oscillator readout's pairs share a scale
+            s = neurons.tie_scales(s)
         return Conv(q.weights("weight", self.weight, s, 1), q.ints("bias", self.bias * s)), s
 
     def init(self, ins):
