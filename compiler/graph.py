@@ -338,6 +338,12 @@ def _param(typ, value, tensors: dict, node: str, fld: str):
     return value
 
 
+ADDED_PARAMS = {("readout", "rotate_shift")}
+"""(kind, parameter) pairs added to the format since version 3: an ``ir.json`` written before
+one lacks it and loads with its default (what it was built as); every other parameter must be
+there."""
+
+
 def from_doc(doc, tensors: dict) -> Graph:
     """A validated :class:`Graph` from a parsed ``ir.json`` and its tensors."""
     from est.compiler.ops import KINDS
@@ -377,8 +383,8 @@ def from_doc(doc, tensors: dict) -> Graph:
         hints = typing.get_type_hints(cls)
         kwargs = {}
         for f in dataclasses.fields(cls):
-            if f.name not in params and f.default is not dataclasses.MISSING:
-                continue  # a field added since, with a default: as before it existed
+            if f.name not in params and (kind, f.name) in ADDED_PARAMS:
+                continue  # a build from before it: its default, what it was built as
             if f.name not in params:
                 raise IRError(name, f.name, "missing")
             kwargs[f.name] = _param(hints[f.name], params[f.name], tensors, name, f.name)

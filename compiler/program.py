@@ -161,10 +161,14 @@ class CoreSpec:
         return ceil_div(self.program_bits, self.weight_word_bits)
 
     def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("lanes", "weight_bits", "acc_bits", "state_bits",
-                                              "param_bits",
-                                              "weight_words", "act_words", "src2_words",
-                                              "neuron_words", "acc_words", "ssa", "osc")}
+        """The spec as plain types; ``osc`` only when set, so that a core without the
+        oscillator unit keeps the :func:`~est.boards.protocol.core_id` it had before the unit
+        existed."""
+        out = {k: getattr(self, k) for k in ("lanes", "weight_bits", "acc_bits", "state_bits",
+                                             "param_bits",
+                                             "weight_words", "act_words", "src2_words",
+                                             "neuron_words", "acc_words", "ssa")}
+        return {**out, "osc": True} if self.osc else out
 
 
 def uses_ssa(graph: Graph) -> bool:

@@ -232,7 +232,7 @@ def test_covariates_are_checked():
     glm = fit_glm(rec, 2, 1e-2, covariates=np.ones((200, 2)))
     with pytest.raises(EstError, match="fitted with 2 covariates, given 0"):
         glm.predict_log_rates(rec)
-    with pytest.raises(EstError, match="give covariates or slow_shifts, not both"):
+    with pytest.raises(EstError, match="give covariates or slow_shifts/oscillators, not both"):
         fit_glm(rec, 2, 1e-2, covariates=np.ones((200, 2)), slow_shifts=(3,))
     with pytest.raises(EstError, match="its covariates are its slow means"):
         fit_glm(rec, 2, 1e-2, slow_shifts=(3,)).predict_log_rates(rec, covariates=np.ones((200,

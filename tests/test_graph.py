@@ -267,3 +267,13 @@ def test_log_rates_side_by_side_or_summed():
           g.add("wide.syn", Conv(np.ones((1, 3, 3), np.int64), np.zeros(3, np.int64)), "input"))
     with pytest.raises(IRError, match=r"readouts of the same number of neurons, got \[2, 3\]"):
         g.build("g", ("readout", "wide"), {"sum_outputs": True})
+
+
+def test_a_build_from_before_oscillator_readouts_loads_as_it_was(saved):
+    """An ``ir.json`` written before ``readout.rotate_shift`` existed lacks it: it loads as
+    integrators (its default), the one parameter so admitted; the saved graph has it."""
+    g, folder = saved
+    doc = json.loads((folder / "ir.json").read_text())
+    assert "rotate_shift" in _node(doc, "readout")["params"]
+    _edit(folder, lambda d: _node(d, "readout")["params"].pop("rotate_shift"))
+    assert graph_ir.load(folder).node("readout").op.rotate_shift is None

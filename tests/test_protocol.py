@@ -41,6 +41,10 @@ def test_core_id_names_the_spec():
     assert len(p.core_id(a)) == p.CORE_ID_BYTES and p.core_id(a) != p.NO_CORE
     with_ssa = CoreSpec(**{**a.as_dict(), "ssa": True})  # the same memories, the SSA unit
     assert p.core_id(with_ssa) not in (p.core_id(a), p.core_id(b))
+    with_osc = CoreSpec(**{**a.as_dict(), "osc": True})  # the oscillator unit
+    assert p.core_id(CoreSpec(**with_osc.as_dict())) == p.core_id(with_osc)
+    assert p.core_id(with_osc) not in (p.core_id(a), p.core_id(with_ssa))
+    assert "osc" not in a.as_dict()  # a core without it keeps the id it had before the unit
 
 
 @pytest.mark.parametrize("clock_hz,baud,divisor", [(12e6, 115200, 104), (12e6, 1_000_000, 12),
