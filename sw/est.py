@@ -34,6 +34,7 @@ from est.sw.data import (
     check_whole,
     config_error,
 )
+from est.sw.glm import exponential_sums
 from est.sw.neuron import (
     SpikeFn,
     beta_from_shift,
@@ -442,17 +443,12 @@ def slow_integrals(counts: np.ndarray, cfg: ESTConfig) -> list[np.ndarray]:
     """Per slow readout of ``cfg``, the leaky integral ``L_t = a L_{t-1} + x_t`` (``a`` its
     beta) of the clipped input counts ``x`` [bins, n_in] from zero at bin 0: row ``t`` is the
     history a slow readout has integrated after bin ``t`` (float32; ``EST.forward``'s
-    ``slow_state`` for a crop starting at ``t + 1``)."""
+    ``slow_state`` for a crop starting at ``t + 1``): the GLM's
+    :func:`~est.sw.glm.exponential_sums` one bin on."""
     x = np.minimum(counts, 2 ** cfg.input_bits - 1).astype(np.float64)
-    out = []
-    for shift in cfg.readout_slow_shifts:
-        beta, level = beta_from_shift(shift), np.zeros(x.shape[1])
-        rows = np.empty_like(x)
-        for t in range(len(x)):
-            level = beta * level + x[t]
-            rows[t] = level
-        out.append(rows.astype(np.float32))
-    return out
+    x = np.vstack([x, np.zeros((1, x.shape[1]))])  # a row after the last, for its sum
+    return [exponential_sums(x, shift)[1:].astype(np.float32)
+            for shift in cfg.readout_slow_shifts]
 
 
 
