@@ -8,16 +8,16 @@ split's mean rates are scored once, and the tuned GLM with slow covariates (``la
 causal exponential means of the counts, and the true latents as an oracle); then every variant
 (``VARIANTS``: the default EST, the same in ANN mode, the default with one part removed:
 attention, CPG, TPU, SEW, RSM, the slow readouts, the input path into the readout (and the slow
-readouts), the readout's leak; and without both TPU and SEW, the two parts the short recording
-does better without) is trained with seeds 0..N-1 (model and training seed; the data are the
-same). Per run: NLB bits per spike on the test split for the float and the integer EST (8-bit
-weights, the golden model's arithmetic), the validation score the weights were chosen on, the
-attention's firing rate; per variant the mean, min and max over seeds and the difference of the
-means from the default (a part whose removal does not lower the score does not help on that
-data set). ``--jobs`` runs at a time, one thread each; the JSON is written after every run
-(``complete`` false until the last), with the commit of each run (``EST_COMMIT``, else git's
-HEAD); ``--resume`` keeps the baselines and runs already in ``--out`` (of the same steps), of
-every data set in it, and does only the rest.
+readouts), the readout's leak; without both TPU and SEW, the two parts the short recording does
+better without; and with oscillator readouts, ``est.sw.glm.OSCILLATORS``) is trained with seeds
+0..N-1 (model and training seed; the data are the same). Per run: NLB bits per spike on the
+test split for the float and the integer EST (8-bit weights, the golden model's arithmetic),
+the validation score the weights were chosen on, the attention's firing rate; per variant the
+mean, min and max over seeds and the difference of the means from the default (a part whose
+removal does not lower the score does not help on that data set). ``--jobs`` runs at a time,
+one thread each; the JSON is written after every run (``complete`` false until the last), with
+the commit of each run (``EST_COMMIT``, else git's HEAD); ``--resume`` keeps the baselines and
+runs already in ``--out`` (of the same steps), of every data set in it, and does only the rest.
 
     .venv/bin/python bench/bench_est.py [--seeds 3] [--dataset NAME ...] [--variant NAME ...]
         [--steps N] [--jobs 2] [--resume] [--out bench/results/est.json]
@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from est.sw.glm import OSCILLATORS
+
 DATASETS = {"standard": {"seed": 0}, "short": {"seed": 0, "bins": 800}}
 VARIANTS = {
     "default": {},
@@ -48,6 +50,7 @@ VARIANTS = {
     "no_input_path": {"input_to_readout": False, "readout_kernel": 1, "readout_slow_shifts": ()},
     "no_readout_leak": {"readout_leak_shift": 0},
     "no_tpu_no_sew": {"tpu": False, "sew": "none"},
+    "oscillators": {"readout_oscillators": OSCILLATORS},
 }
 FIGURES = ("float_test", "integer_test", "float_val")
 
@@ -77,10 +80,10 @@ def baselines(dataset: str) -> tuple[str, dict]:
         "seconds": round(time.perf_counter() - t0, 1)}
 
 
-LATENT_GLMS = ("glm_slow", "glm_given_latents")
+LATENT_GLMS = ("glm_slow", "glm_given_latents", "glm_oscillators")
 
 
-def latent_glms(train, val, test, glm) -> dict:
+def latent_glms(train, val, test, glm, which=LATENT_GLMS) -> dict:
     """How far the slow latents are within reach. ``glm_slow``: a GLM tuned over est-train's
     whole grid with every neuron's exponential mean count over about 4-128 bins as more inputs
     (``est.sw.glm.slow_means``, causal: what a model that integrates the counts linearly over
@@ -88,32 +91,41 @@ def latent_glms(train, val, test, glm) -> dict:
     ``glm_given_latents``: the tuned GLM's history and coupling with the simulation's true
     latents as inputs, L2 chosen again (an oracle: what a model that knew the latents exactly
     would score; issue 17's aim, half the gap from the GLM to the true rates, is about
-    this)."""
-    from est.sw.glm import SLOW_SHIFTS, tune_glm
+    this); ``glm_oscillators``: ``glm_slow`` with the oscillator means of
+    ``est.sw.glm.OSCILLATORS`` as more inputs, over the whole grid (the GLM the
+    ``oscillators`` variant starts from: that variant's baseline at equal inputs). Only the
+    entries named in ``which``."""
+    from est.sw.glm import OSCILLATORS, SLOW_SHIFTS, tune_glm
     from est.sw.train import TrainConfig, scores
 
     tcfg = TrainConfig()
-    slow, _ = tune_glm(train, val, tcfg.glm_history, tcfg.glm_l2, slow_shifts=SLOW_SHIFTS)
-    latents = [rec.meta["latents"][slice(*rec.meta["bins"])] for rec in (train, val, test)]
-    oracle, _ = tune_glm(train, val, (glm.history,), tcfg.glm_l2, (glm.coupling,),
-                         covariates=(latents[0], latents[1]))
-    return {
-        "glm_slow": {
-            "test": scores(test, slow.predict_log_rates(test, val))["bits_per_spike"],
-            "val": scores(val, slow.predict_log_rates(val, train))["bits_per_spike"],
-            "coupling": slow.coupling, "history": slow.history, "l2": slow.l2,
-            "slow_shifts": list(slow.slow_shifts)},
-        "glm_given_latents": {
+    out = {}
+    for name, pairs in (("glm_slow", ()), ("glm_oscillators", OSCILLATORS)):
+        if name in which:
+            slow, _ = tune_glm(train, val, tcfg.glm_history, tcfg.glm_l2,
+                               slow_shifts=SLOW_SHIFTS, oscillators=pairs)
+            out[name] = {
+                "test": scores(test, slow.predict_log_rates(test, val))["bits_per_spike"],
+                "val": scores(val, slow.predict_log_rates(val, train))["bits_per_spike"],
+                "coupling": slow.coupling, "history": slow.history, "l2": slow.l2,
+                "slow_shifts": list(slow.slow_shifts),
+                "oscillators": [list(p) for p in slow.oscillators]}
+    if "glm_given_latents" in which:
+        latents = [rec.meta["latents"][slice(*rec.meta["bins"])] for rec in (train, val, test)]
+        oracle, _ = tune_glm(train, val, (glm.history,), tcfg.glm_l2, (glm.coupling,),
+                             covariates=(latents[0], latents[1]))
+        out["glm_given_latents"] = {
             "test": scores(test, oracle.predict_log_rates(test, val, latents[2]))[
                 "bits_per_spike"],
             "val": scores(val, oracle.predict_log_rates(val, train, latents[1]))[
                 "bits_per_spike"],
-            "l2": oracle.l2}}
+            "l2": oracle.l2}
+    return out
 
 
 def added_latent_glms(dataset: str, base: dict) -> dict:
-    """:func:`latent_glms` for baselines written before it existed (``--resume``), from the
-    tuned GLM's recorded choice."""
+    """The :func:`latent_glms` that baselines written before them lack (``--resume``), from
+    the tuned GLM's recorded choice."""
     import torch
 
     from est.sw.glm import fit_glm
@@ -123,7 +135,8 @@ def added_latent_glms(dataset: str, base: dict) -> dict:
     train, val, test = get_data(DATASETS[dataset])
     g = base["glm"]
     return latent_glms(train, val, test, fit_glm(train, g["history"], g["l2"],
-                                                 coupling=g["coupling"]))
+                                                 coupling=g["coupling"]),
+                       set(LATENT_GLMS) - set(base))
 
 
 def job(dataset: str, variant: str, seed: int, steps: int | None) -> tuple[str, str, int, dict]:
