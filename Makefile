@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 
 test: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest -q -n 2 --dist loadscope
+	$(VENV)/bin/pytest -q -n 2 --dist loadscope --durations=25
 
 demo: setup
 	$(PY) -m est.demo
