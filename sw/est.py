@@ -34,7 +34,7 @@ from est.sw.data import (
     check_whole,
     config_error,
 )
-from est.sw.glm import exponential_sums
+from est.sw.glm import exponential_sums, oscillator_sums
 from est.sw.neuron import (
     SpikeFn,
     beta_from_shift,
@@ -422,21 +422,13 @@ def oscillator_integrals(counts: np.ndarray, cfg: ESTConfig) -> list[np.ndarray]
     """Per oscillator readout of ``cfg``, the states the (clipped) input counts ``x``
     [bins, n_in] drive it to, each input alone with weight 1: row ``t`` (after bin ``t``) is
     ``[Uu, Wu, Uw, Ww]`` [4, n_in], ``u`` and ``w`` driven through ``u``, then through ``w``
-    (float32; ``EST.forward``'s ``osc_state`` for a crop starting at ``t + 1``)."""
+    (float32; ``EST.forward``'s ``osc_state`` for a crop starting at ``t + 1``): the GLM's
+    :func:`~est.sw.glm.oscillator_sums` one bin on."""
     x = np.minimum(counts, 2 ** cfg.input_bits - 1).astype(np.float64)
-    out = []
-    for m, k in cfg.readout_oscillators:
-        a, e = beta_from_shift(k), 2.0 ** -m
-        s = np.zeros((4, x.shape[1]))
-        rows = np.empty((len(x), 4, x.shape[1]))
-        for t in range(len(x)):
-            s[0] = a * s[0] - e * s[1] + x[t]
-            s[1] = a * s[1] + e * s[0]
-            s[2] = a * s[2] - e * s[3]
-            s[3] = a * s[3] + e * s[2] + x[t]
-            rows[t] = s
-        out.append(rows.astype(np.float32))
-    return out
+    x = np.vstack([x, np.zeros((1, x.shape[1]))])  # a row after the last, for its states
+    return [np.concatenate([oscillator_sums(x, m, k, drive)[1:] for drive in ("u", "w")],
+                           axis=1).astype(np.float32)
+            for m, k in cfg.readout_oscillators]
 
 
 def slow_integrals(counts: np.ndarray, cfg: ESTConfig) -> list[np.ndarray]:
@@ -449,7 +441,6 @@ def slow_integrals(counts: np.ndarray, cfg: ESTConfig) -> list[np.ndarray]:
     x = np.vstack([x, np.zeros((1, x.shape[1]))])  # a row after the last, for its sum
     return [exponential_sums(x, shift)[1:].astype(np.float32)
             for shift in cfg.readout_slow_shifts]
-
 
 
 def config_dict(cfg: ESTConfig) -> dict:

@@ -376,15 +376,25 @@ def oscillator_means(counts: np.ndarray, pairs=OSCILLATORS) -> np.ndarray:
     bins before ``t``. ``[bins, neurons * 2 * len(pairs)]``: ``u`` then ``w`` of each pair."""
     out = []
     for m, k in pairs:
-        a, e = 1.0 - 2.0 ** -k, 2.0 ** -m
-        u, w = np.zeros((2, counts.shape[1]))
-        us, ws = np.zeros((2,) + counts.shape)
-        for t in range(1, counts.shape[0]):
-            u = a * u - e * w + counts[t - 1]
-            w = a * w + e * u
-            us[t], ws[t] = u, w
-        out += [us * 2.0 ** -k, ws * 2.0 ** -k]
+        states = oscillator_sums(counts, m, k) * 2.0 ** -k
+        out += [states[:, 0], states[:, 1]]
     return np.hstack(out)
+
+
+def oscillator_sums(counts: np.ndarray, m: int, k: int, drive: str = "u") -> np.ndarray:
+    """The states ``[bins, 2, neurons]`` (``u``, ``w``) of the damped rotation of
+    :func:`oscillator_means` (``a = 1 - 2^-k``, ``e = 2^-m``) that ``counts`` [bins, neurons]
+    drive, through ``u`` (``drive`` "u") or through ``w`` ("w"), from zero; row ``t`` reads the
+    bins before ``t`` (row 0 is zeros)."""
+    a, e = 1.0 - 2.0 ** -k, 2.0 ** -m
+    into_u, into_w = (1.0, 0.0) if drive == "u" else (0.0, 1.0)
+    u, w = np.zeros((2, counts.shape[1]))
+    out = np.zeros((counts.shape[0], 2, counts.shape[1]))
+    for t in range(1, counts.shape[0]):
+        u = a * u - e * w + into_u * counts[t - 1]
+        w = a * w + e * u + into_w * counts[t - 1]
+        out[t] = u, w
+    return out
 
 
 @dataclass(frozen=True)
