@@ -83,10 +83,7 @@ class ESTConfig:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if isinstance(self.readout_oscillators, (tuple, list)):  # a config's lists as pairs
-            object.__setattr__(self, "readout_oscillators", tuple(
-                tuple(p) if isinstance(p, (tuple, list)) else p
-                for p in self.readout_oscillators))
+        object.__setattr__(self, "readout_oscillators", as_pairs(self.readout_oscillators))
 
     def validate(self, prefix: str = "model.") -> "ESTConfig":
         """Check every field (type, range) and the rules between fields; raise
@@ -131,18 +128,7 @@ class ESTConfig:
         if len(set(self.readout_slow_shifts)) != len(self.readout_slow_shifts):
             config_error(f"{k}readout_slow_shifts must not repeat a shift, got "
                          f"{list(self.readout_slow_shifts)}")
-        if not isinstance(self.readout_oscillators, (tuple, list)):
-            config_error(f"{k}readout_oscillators must be a list of [m, k] pairs, got "
-                         f"{self.readout_oscillators!r}")
-        for i, pair in enumerate(self.readout_oscillators):
-            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                config_error(f"{k}readout_oscillators[{i}] must be a pair [m, k] (rotation "
-                             f"shift, leak shift), got {pair!r}")
-            check_whole(f"{k}readout_oscillators[{i}][1]", pair[1], 1, MAX_LEAK_SHIFT)
-            check_whole(f"{k}readout_oscillators[{i}][0]", pair[0], 0, pair[1])
-        if len({tuple(p) for p in self.readout_oscillators}) != len(self.readout_oscillators):
-            config_error(f"{k}readout_oscillators must not repeat a pair, got "
-                         f"{[list(p) for p in self.readout_oscillators]}")
+        check_oscillators(k + "readout_oscillators", self.readout_oscillators)
         check_whole(k + "seed", self.seed, 0, MAX_SEED)
         if not isinstance(self.extra, dict):
             config_error(f"{k}extra must be a table (dict), got {self.extra!r}")
@@ -441,6 +427,29 @@ def slow_integrals(counts: np.ndarray, cfg: ESTConfig) -> list[np.ndarray]:
     x = np.vstack([x, np.zeros((1, x.shape[1]))])  # a row after the last, for its sum
     return [exponential_sums(x, shift)[1:].astype(np.float32)
             for shift in cfg.readout_slow_shifts]
+
+
+def as_pairs(value):
+    """A config's oscillator list (lists, from TOML or JSON) as a tuple of pairs; a value that
+    is not a list, or an entry that is not, unchanged, for :func:`check_oscillators` to name."""
+    if not isinstance(value, (tuple, list)):
+        return value
+    return tuple(tuple(p) if isinstance(p, (tuple, list)) else p for p in value)
+
+
+def check_oscillators(name: str, pairs) -> None:
+    """Raise EstError naming ``name`` unless ``pairs`` is a list of distinct pairs ``[m, k]``
+    (rotation shift, leak shift) with ``1 <= k <= MAX_LEAK_SHIFT`` and ``0 <= m <= k``."""
+    if not isinstance(pairs, (tuple, list)):
+        config_error(f"{name} must be a list of [m, k] pairs, got {pairs!r}")
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            config_error(f"{name}[{i}] must be a pair [m, k] (rotation shift, leak shift), got "
+                         f"{list(pair) if isinstance(pair, tuple) else pair!r}")
+        check_whole(f"{name}[{i}][1]", pair[1], 1, MAX_LEAK_SHIFT)
+        check_whole(f"{name}[{i}][0]", pair[0], 0, pair[1])
+    if len({tuple(p) for p in pairs}) != len(pairs):
+        config_error(f"{name} must not repeat a pair, got {[list(p) for p in pairs]}")
 
 
 def config_dict(cfg: ESTConfig) -> dict:

@@ -71,6 +71,8 @@ from est.sw.data import (
 from est.sw.est import (
     EST,
     ESTConfig,
+    as_pairs,
+    check_oscillators,
     config_dict,
     oscillator_integrals,
     slow_integrals,
@@ -113,6 +115,9 @@ class TrainConfig:
     rate_floor: float = 0.0  # every spiking unit's firing rate is held above this (0: off)
     rate_weight: float = 1.0  # the weight of that penalty beside the loss
 
+    def __post_init__(self):
+        object.__setattr__(self, "glm_oscillators", as_pairs(self.glm_oscillators))
+
     def validate(self, prefix: str = "train.") -> "TrainConfig":
         """Check every field; raise EstError naming the first one at fault."""
         k = prefix
@@ -139,14 +144,7 @@ class TrainConfig:
             check_number(k + "glm_l2", l2, above=0)
         for i, shift in enumerate(self.glm_slow_shifts):
             check_whole(f"{k}glm_slow_shifts[{i}]", shift, 1, MAX_LEAK_SHIFT)
-        object.__setattr__(self, "glm_oscillators", tuple(
-            tuple(p) if isinstance(p, (list, tuple)) else p for p in self.glm_oscillators))
-        for i, pair in enumerate(self.glm_oscillators):
-            if not isinstance(pair, tuple) or len(pair) != 2:
-                config_error(f"{k}glm_oscillators[{i}] must be a pair [m, k] (rotation shift, "
-                             f"leak shift), got {pair!r}")
-            check_whole(f"{k}glm_oscillators[{i}][1]", pair[1], 1, MAX_LEAK_SHIFT)
-            check_whole(f"{k}glm_oscillators[{i}][0]", pair[0], 0, pair[1])
+        check_oscillators(k + "glm_oscillators", self.glm_oscillators)
         return self
 
 

@@ -241,6 +241,11 @@ def test_train_on_a_users_recordings(tmp_path):
     (["train.glm_history=[]"], "train.glm_history must list at least one value"),
     (["train.glm_history=[3, 0]"], "train.glm_history must be 1..1000, got 0"),
     (["train.glm_l2=[0.0]"], "train.glm_l2 must be > 0, got 0.0"),
+    (["train.glm_oscillators=[[2]]"],
+     "train.glm_oscillators[0] must be a pair [m, k] (rotation shift, leak shift), got [2]"),
+    (["train.glm_oscillators=[[2, 6], [2, 6]]"],
+     "train.glm_oscillators must not repeat a pair, got [[2, 6], [2, 6]]"),
+    (["train.glm_oscillators=[[7, 6]]"], "train.glm_oscillators[0][0] must be 0..6, got 7"),
     # [data]: the synthetic population
     (["data.n_neurons=0"], "data.n_neurons must be at least 1, got 0"),
     (["data.bins=0"], "data.bins must be at least 1, got 0"),
