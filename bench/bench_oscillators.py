@@ -13,7 +13,10 @@ choice of est-train's whole-grid tuning for ``glm_slow`` on seed 0):
 
 - ``glm_slow``: every neuron's slow means (:data:`est.sw.glm.SLOW_SHIFTS`), est-train's baseline;
 - ``glm_slow_oscillators``: the same plus every neuron's oscillator pairs
-  (:data:`est.sw.glm.OSCILLATORS`: periods of about 25-201 bins).
+  (:data:`est.sw.glm.OSCILLATORS`: periods of about 25-201 bins);
+- ``glm_slow_oscillators_board``: the slow means plus the two oscillators of periods about 50
+  and 101 bins (``BOARD_OSCILLATORS``): est_small with its six slow readouts and these two
+  sends 9 x 24 = 216 output words a bin, within the iCEBreaker board top's 224 (four send 264).
 
 Each has its L2 chosen on the validation split (``L2S``, warm-started from the largest), and
 is scored on the test split (NLB bits per spike; the models warm up on every bin before the
@@ -35,16 +38,23 @@ from pathlib import Path
 
 import numpy as np
 
+from est.sw.glm import OSCILLATORS
+
 L2S = (1e-3, 1e-4, 1e-5, 1e-6)
 """The L2 weights tried, largest first (each fit warm-starts the next)."""
 HISTORY = 2
+BOARD_OSCILLATORS = ((3, 7), (4, 8))
+MODELS = {"glm_slow": (), "glm_slow_oscillators": OSCILLATORS,
+          "glm_slow_oscillators_board": BOARD_OSCILLATORS}
+"""Each model's oscillator pairs (all of them have the slow means)."""
 
 
 def covariates(model: str, counts: np.ndarray) -> np.ndarray:
     from est.sw.glm import oscillator_means, slow_means
 
     slow = slow_means(counts)
-    return slow if model == "glm_slow" else np.hstack([slow, oscillator_means(counts)])
+    pairs = MODELS[model]
+    return np.hstack([slow, oscillator_means(counts, pairs)]) if pairs else slow
 
 
 def run_seed(seed: int) -> dict:
@@ -60,7 +70,7 @@ def run_seed(seed: int) -> dict:
     counts = np.vstack([train.counts, val.counts, test.counts]).astype(np.float64)
     n_train, n_val = train.n_bins, val.n_bins
     out = {}
-    for model in ("glm_slow", "glm_slow_oscillators"):
+    for model in MODELS:
         t0 = time.perf_counter()
         cov = covariates(model, counts)
         parts = {"train": cov[:n_train], "val": cov[n_train:n_train + n_val],
@@ -93,29 +103,34 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("bench/results/oscillators.json"))
     args = parser.parse_args()
-    from est.sw.glm import OSCILLATORS, SLOW_SHIFTS
+    from est.sw.glm import SLOW_SHIFTS
 
     commit = os.environ.get("EST_COMMIT") or subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     with ProcessPoolExecutor(args.jobs) as pool:
         runs = dict(zip(range(args.seeds), pool.map(run_seed, range(args.seeds)), strict=True))
     summary = {}
-    for model in ("glm_slow", "glm_slow_oscillators"):
+    for model in MODELS:
         test = [r[model]["test_bits_per_spike"] for r in runs.values()]
         summary[model] = {"mean": float(np.mean(test)), "min": min(test), "max": max(test)}
-    gain = [r["glm_slow_oscillators"]["test_bits_per_spike"] - r["glm_slow"]["test_bits_per_spike"]
-            for r in runs.values()]
-    summary["gain"] = {"mean": float(np.mean(gain)), "min": min(gain), "max": max(gain)}
+    for model, name in (("glm_slow_oscillators", "gain"),
+                        ("glm_slow_oscillators_board", "gain_board")):
+        gain = [r[model]["test_bits_per_spike"] - r["glm_slow"]["test_bits_per_spike"]
+                for r in runs.values()]
+        summary[name] = {"mean": float(np.mean(gain)), "min": min(gain), "max": max(gain)}
     result = {"bench": "oscillators", "commit": commit, "date": time.strftime("%Y-%m-%d"),
               "data": "standard population (PopulationConfig defaults), data seed = seed",
-              "slow_shifts": list(SLOW_SHIFTS), "oscillators": [list(p) for p in OSCILLATORS],
+              "slow_shifts": list(SLOW_SHIFTS),
+              "oscillators": {m: [list(p) for p in pairs] for m, pairs in MODELS.items()},
               "metric": "NLB bits/spike on the test split (null: each neuron's mean there)",
               "runs": {str(k): v for k, v in runs.items()}, "summary": summary}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"bench_oscillators: wrote {args.out}: glm_slow {summary['glm_slow']['mean']:.4f}, "
           f"with oscillators {summary['glm_slow_oscillators']['mean']:.4f} (mean over "
-          f"{args.seeds} seeds; gain {summary['gain']['min']:+.4f}..{summary['gain']['max']:+.4f})")
+          f"{args.seeds} seeds; gain {summary['gain']['min']:+.4f}..{summary['gain']['max']:+.4f});"
+          f" with the board's two {summary['glm_slow_oscillators_board']['mean']:.4f} (gain "
+          f"{summary['gain_board']['min']:+.4f}..{summary['gain_board']['max']:+.4f})")
     return 0
 
 
