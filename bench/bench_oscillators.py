@@ -21,8 +21,8 @@ choice of est-train's whole-grid tuning for ``glm_slow`` on seed 0):
 Each has its L2 chosen on the validation split (``L2S``, warm-started from the largest), and
 is scored on the test split (NLB bits per spike; the models warm up on every bin before the
 split: the covariates run over the whole recording, causally). Per seed: the grid, the choice,
-the test score; over seeds: mean, min and max. The data alone, no training: about 10 minutes a
-seed on one core.
+the test score; over seeds: mean, min and max. The data alone, no training: about 2 minutes a
+seed on an idle core, 15 on a loaded 2-core machine.
 
     .venv/bin/python bench/bench_oscillators.py [--seeds 3] [--jobs 2]
         [--out bench/results/oscillators.json]

@@ -32,8 +32,8 @@ the machine and the wall time of every benchmark:
   cycles per bin against its bounds, bit-exact on Icarus;
 - ``oscillators``: the GLM with slow means with and without damped shift-and-add oscillators
   of the input counts (all four, and the two that fit the board top with est_small), on 3 data
-  seeds of the standard population (a lead for the EST: about
-  10 minutes a seed).
+  seeds of the standard population (a lead for the EST: 2-15
+  minutes a seed).
 
 The full set takes about 37 minutes on 2 cores besides the regression and the regimes (21
 trainings, each with a GLM tuned over 25 fits: an hour or more, not yet timed at full size);
