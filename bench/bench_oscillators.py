@@ -50,11 +50,9 @@ MODELS = {"glm_slow": (), "glm_slow_oscillators": OSCILLATORS,
 
 
 def covariates(model: str, counts: np.ndarray) -> np.ndarray:
-    from est.sw.glm import oscillator_means, slow_means
+    from est.sw.glm import SLOW_SHIFTS, own_covariates
 
-    slow = slow_means(counts)
-    pairs = MODELS[model]
-    return np.hstack([slow, oscillator_means(counts, pairs)]) if pairs else slow
+    return own_covariates(counts, SLOW_SHIFTS, MODELS[model])
 
 
 def run_seed(seed: int) -> dict:
