@@ -15,8 +15,10 @@ choice of est-train's whole-grid tuning for ``glm_slow`` on seed 0):
 - ``glm_slow_oscillators``: the same plus every neuron's oscillator pairs
   (:data:`est.sw.glm.OSCILLATORS`: periods of about 25-201 bins);
 - ``glm_slow_oscillators_board``: the slow means plus the two oscillators of periods about 50
-  and 101 bins (``BOARD_OSCILLATORS``): est_small with its six slow readouts and these two
-  sends 9 x 24 = 216 output words a bin, within the iCEBreaker board top's 224 (four send 264).
+  and 101 bins, both with leak shift 7 (``BOARD_OSCILLATORS``): est_small with its six slow
+  readouts and these two sends 9 x 24 = 216 output words a bin, within the iCEBreaker board
+  top's 224 (four send 264), and a readout's weights take 8 + leak shift bits, at most the
+  core's 15.
 
 Each has its L2 chosen on the validation split (``L2S``, warm-started from the largest), and
 is scored on the test split (NLB bits per spike; the models warm up on every bin before the
@@ -43,7 +45,7 @@ from est.sw.glm import OSCILLATORS
 L2S = (1e-3, 1e-4, 1e-5, 1e-6)
 """The L2 weights tried, largest first (each fit warm-starts the next)."""
 HISTORY = 2
-BOARD_OSCILLATORS = ((3, 7), (4, 8))
+BOARD_OSCILLATORS = ((3, 7), (4, 7))
 MODELS = {"glm_slow": (), "glm_slow_oscillators": OSCILLATORS,
           "glm_slow_oscillators_board": BOARD_OSCILLATORS}
 """Each model's oscillator pairs (all of them have the slow means)."""
