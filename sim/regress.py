@@ -5,10 +5,14 @@ Each case is a random graph, EST-shaped or a spiking MLP, with parameters at the
 their widths in one draw of seven (so saturation happens) and, for half the cases, random
 valid/ready stalls; it is compiled, simulated with every tensor traced and compared value by
 value. Half the cases take count inputs of 2-4 bits (Poisson counts up to the top), and half
-the EST-shaped ones a readout that reads the input beside the last spikes over 1-4 bins. Case
-``i`` of seed ``S`` is drawn from ``SeedSequence([S, i])`` (its max-pools from ``[S, i, 1]``,
-its input width and readout path from ``[S, i, 2]``) alone, so ``est-regress --seed S --case
-i`` replays exactly that case.
+the EST-shaped ones a readout that reads the input beside the last spikes over 1-4 bins. On
+the core, the EST-shaped cases also get, each half of the time, 1-3 slow readouts (leaky
+integrators of the input, leak shifts 1-7) and 1-2 oscillator readouts (rotation shift 0-5,
+leak shift 1-8) beside the readout, their log-rates added to its (the dataflow top drives one
+output). Case ``i`` of seed ``S`` is drawn from ``SeedSequence([S, i])`` (its max-pools from
+``[S, i, 1]``, its input width and readout path from ``[S, i, 2]``, its slow and oscillator
+readouts from ``[S, i, 4]``) alone, so ``est-regress --seed S --case i --backend B`` replays
+exactly that case.
 
 A failing case is shrunk (:func:`shrink`) and written as a reproducer (:func:`write_reproducer`)
 with the simulator's logs; a case whose simulation fails outright (an X handshake, a timeout,
@@ -130,9 +134,27 @@ def _mlp_graph(d: _Draw, name: str, pools: np.random.Generator, bits: int,
     return g.build(name, ("readout",), {"shape": f"mlp {prev}->{n_out}"})
 
 
-def _est_graph(d: _Draw, name: str, bits: int, counts: np.random.Generator) -> Graph:
+def _more_readouts(d: _Draw, n: int) -> tuple[dict, dict]:
+    """Slow and oscillator readouts of an input of ``n`` channels, each set drawn half of the
+    time (:func:`est.compiler.est_frontend.est_graph`'s ``slow`` and ``osc``)."""
+    slow, osc = {}, {}
+    if d.rng.random() < 0.5:
+        for shift in sorted(int(s) for s in d.rng.choice(np.arange(1, 8), d.int(1, 3),
+                                                         replace=False)):
+            slow[shift] = (d.conv(1, n, n), Readout(shift, d.int(shift + 1, 16), np.ones(n)))
+    if d.rng.random() < 0.5:
+        for _ in range(d.int(1, 2)):
+            m, k = d.int(0, 5), d.int(1, 8)
+            osc[(m, k)] = (d.conv(1, 2 * n, n), Readout(k, d.int(max(m, k) + 1, 16), np.ones(n),
+                                                        rotate_shift=m))
+    return slow, osc
+
+
+def _est_graph(d: _Draw, name: str, bits: int, counts: np.random.Generator,
+               more: _Draw | None = None) -> Graph:
     """An EST-shaped graph of ``bits``-bit inputs; ``counts`` (a stream of its own) draws
-    whether the readout also reads the input, and its kernel."""
+    whether the readout also reads the input, and its kernel; ``more`` (another), if given,
+    its slow and oscillator readouts (:func:`_more_readouts`)."""
     from est.compiler.est_frontend import Block, est_graph  # torch: not for est-regress --help
 
     heads = d.int(1, 4)
@@ -163,10 +185,13 @@ def _est_graph(d: _Draw, name: str, bits: int, counts: np.random.Generator) -> G
     direct = bool(counts.random() < 0.5)
     if direct:  # the readout reads the last spikes and the input, over 1-4 bins
         readout = (d.conv(int(counts.integers(1, 5)), n_in, dm + n_in), readout[1])
+    slow, osc = _more_readouts(more, n_in) if more is not None else ({}, {})
     return est_graph(name, n_in, embed, table, blocks, readout,
                      {"shape": f"est d{dm} {attention} sew {sew}"
-                               + (" input->readout" if direct else "")},
-                     input_bits=bits, input_to_readout=direct)
+                               + (" input->readout" if direct else "")
+                               + (f" slow {list(slow)}" if slow else "")
+                               + (f" osc {[list(p) for p in osc]}" if osc else "")},
+                     input_bits=bits, input_to_readout=direct, slow=slow, osc=osc)
 
 
 def _tpu(d: _Draw, n: int) -> Recurrence:
@@ -176,9 +201,10 @@ def _tpu(d: _Draw, n: int) -> Recurrence:
                       d.values(-8, 8, n), lif.threshold, lif.leak_shift, lif.v_bits, lif.reset)
 
 
-def random_case(seed: int, index: int, stalls: str = "random") -> Case:
-    """Case ``index`` of regression seed ``seed`` (see the module docstring); ``stalls``
-    'always' or 'never' overrides the drawn choice of stalling the streams."""
+def random_case(seed: int, index: int, stalls: str = "random", backend: str = "dataflow"
+                ) -> Case:
+    """Case ``index`` of regression seed ``seed`` for ``backend`` (see the module docstring);
+    ``stalls`` 'always' or 'never' overrides the drawn choice of stalling the streams."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
     d = _Draw(rng)
     name = f"regress_{seed}_{index}"
@@ -186,7 +212,9 @@ def random_case(seed: int, index: int, stalls: str = "random") -> Case:
     counts = np.random.default_rng(np.random.SeedSequence([seed, index, 2]))
     bits = 1 if counts.random() < 0.5 else int(counts.integers(2, 5))
     imported = np.random.default_rng(np.random.SeedSequence([seed, index, 3]))
-    graph = (_est_graph(d, name, bits, counts) if rng.random() < 0.5
+    more = (_Draw(np.random.default_rng(np.random.SeedSequence([seed, index, 4])))
+            if backend == "core" else None)
+    graph = (_est_graph(d, name, bits, counts, more) if rng.random() < 0.5
              else _mlp_graph(d, name, pools, bits, imported))
     lanes = d.int(1, 8)
     bins = d.int(8, 40)
@@ -201,9 +229,9 @@ def random_case(seed: int, index: int, stalls: str = "random") -> Case:
 
 # The core every case of ``--backend core`` runs on: the random graphs' widest layers (24
 # neurons, 20 channels over kernels up to 7, 15-bit weights in two planes) fit it; with its
-# SSA unit.
+# SSA and oscillator units.
 CORE_SPEC = dict(lanes=4, weight_bits=8, weight_words=8192, act_words=2048, neuron_words=512,
-                 acc_words=8, ssa=True)
+                 acc_words=8, ssa=True, osc=True)
 
 
 @dataclass(frozen=True)
@@ -353,11 +381,11 @@ def regress(seed: int, indices: list[int], simulators: list[str], out: Path,
     out.mkdir(parents=True, exist_ok=True)
     rows, failures = [], []
     coverage = Counter(kind for index in indices
-                       for kind in random_case(seed, index, stalls).graph.kinds())
+                       for kind in random_case(seed, index, stalls, backend).graph.kinds())
     t0 = time.perf_counter()
     for sim in simulators:
         for n, index in enumerate(indices):
-            case = random_case(seed, index, stalls)
+            case = random_case(seed, index, stalls, backend)
             build = out / f"work-{sim}"
             outcome = run_case(case, sim, build, backend)
             cmp, status, dest = outcome.comparison, outcome.status(), None

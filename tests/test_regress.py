@@ -49,6 +49,29 @@ def test_configs_cover_the_space():
     assert sum(c.stall_seed is not None for c in cases) > 15
 
 
+def test_core_cases_add_slow_and_oscillator_readouts_to_the_same_draw():
+    """On the core, EST-shaped cases also have slow and oscillator readouts, their outputs
+    summed with the readout's; drawn from a stream of their own, so the rest of each case is
+    the dataflow backend's (which drives one output and has no oscillators)."""
+    core = [regress.random_case(0, i, backend="core") for i in range(60)]
+    flow = [regress.random_case(0, i) for i in range(60)]
+    extra = [[n for n in c.graph.nodes if n.name.startswith(("readout.slow", "readout.osc"))]
+             for c in core]
+    readouts = [n.op for nodes in extra for n in nodes if n.op.KIND == "readout"]
+    assert {op.leak_shift for op in readouts if op.rotate_shift is None} >= {1, 7}
+    oscillators = [op for op in readouts if op.rotate_shift is not None]
+    assert {op.rotate_shift for op in oscillators} >= {0, 5} and len(oscillators) > 10
+    assert sum(bool(nodes) for nodes in extra) > 15
+    for c, f, nodes in zip(core, flow, extra, strict=True):
+        assert len(f.graph.outputs) == 1 and np.array_equal(c.stimulus, f.stimulus)
+        assert (c.lanes, c.stall_seed) == (f.lanes, f.stall_seed)
+        assert [n.name for n in c.graph.nodes if n not in nodes] == [
+            n.name for n in f.graph.nodes]
+        assert c.graph.outputs == ("readout", *(n.name for n in nodes
+                                                if n.op.KIND == "readout"))
+        assert bool(nodes) == bool(c.graph.meta.get("sum_outputs"))
+
+
 def test_regression_on_verilator_and_icarus_with_stalls(tmp_path):
     """Seed 104: two spiking MLPs and an EST-shaped graph (CPG table, SEW AND, TPU), small
     enough to keep the Verilator builds short."""
@@ -72,9 +95,12 @@ def test_regression_on_amaranth(tmp_path):
 
 def test_regression_on_the_core(tmp_path):
     """Seed 0, cases 2, 5, 7 and 17 on the core's gateware (amaranth.sim, the core with its SSA
-    unit): an EST with a CPG table, SEW ADD and a TPU, one with SDSA attention and a mask, one
-    with SSA attention of two blocks (heads of 16 channels) and one whose SSA heads have 6
-    channels (Q, K and V copied with the heads padded to 8), all bit-exact."""
+    and oscillator units): an EST with a CPG table, SEW ADD and a TPU, one with SDSA attention,
+    a mask and an oscillator readout, one with SSA attention of two blocks (heads of 16
+    channels), a slow readout and two oscillators, and one whose SSA heads have 6 channels (Q,
+    K and V copied with the heads padded to 8), all bit-exact."""
+    for case in (5, 7):
+        assert "osc" in regress.random_case(0, case, backend="core").graph.meta["shape"]
     code = regress.main(["--seed", "0", "--case", "2", "--case", "5", "--case", "7", "--case",
                          "17", "--sim", "amaranth", "--backend", "core", "--out", str(tmp_path),
                          "-q"])
