@@ -1,9 +1,9 @@
 """``make demo`` (``est demo``): the whole flow on the example EST, from checkpoint to bitstream.
 
 1. the model: ``examples/est_small.pt`` (d_model 16, two blocks, every EST part on, six slow
-   readouts; on held-out data level with the tuned GLM with slow means it starts from, its
-   attention almost silent), or with ``--train`` a fresh one trained from
-   ``examples/est_small.toml`` (about 50 minutes on 2 cores);
+   readouts and two oscillator readouts; on held-out data level with the tuned GLM with slow
+   means and oscillators it starts from, its attention almost silent), or with ``--train`` a
+   fresh one trained from ``examples/est_small.toml`` (about 50 minutes on 2 cores);
 2. a recording: the held-out test part of the seeded synthetic population it was trained on,
    with its true rates;
 3. ``est-compile --board icebreaker --recording``: integer IR, golden traces of every layer,
