@@ -269,12 +269,12 @@ UP5K = {"lanes": 8, "weight_bits": 8}
 
 
 def est_row(name: str, model, rates: np.ndarray, bins: int) -> dict:
-    """One EST on the UP5K core (with its SSA unit if the EST has SSA attention): sizes,
-    cycles per bin, golden-exact."""
+    """One EST on the UP5K core (with its SSA unit if the EST has SSA attention, its phase unit
+    if it has a table of a fractional advance): sizes, cycles per bin, golden-exact."""
     from est import EstError
     from est.boards.spec import BOARDS
     from est.compiler.est_frontend import quantize_est
-    from est.compiler.program import CoreSpec, compile_program, uses_ssa
+    from est.compiler.program import CoreSpec, compile_program, uses_phase, uses_ssa
     from est.sim import core_model
     from est.sim.interpreter import run
 
@@ -283,9 +283,9 @@ def est_row(name: str, model, rates: np.ndarray, bins: int) -> dict:
     x = np.minimum(rng.poisson(rates, (max(bins, 256), model.cfg.n_in)), top)
     graph, _ = quantize_est(model, name.replace("-", "_"), x)
     x = x[:bins]
-    ssa = uses_ssa(graph)
+    ssa, phase = uses_ssa(graph), uses_phase(graph)
     spec = CoreSpec(**UP5K, weight_words=1 << 20, act_words=1 << 16, neuron_words=1 << 16,
-                    acc_words=256, ssa=ssa)
+                    acc_words=256, ssa=ssa, phase=phase)
     prog = compile_program(graph, spec)
     got = core_model.run(prog, x)
     gold, _ = run(graph, x)
@@ -296,7 +296,8 @@ def est_row(name: str, model, rates: np.ndarray, bins: int) -> dict:
                    if n.op.KIND == "recurrence")
     use = prog.usage()
     try:  # the iCEBreaker's core as built: one bitstream for every model that fits it
-        compile_program(graph, BOARDS["icebreaker"].core_spec(ssa=ssa), trace=False)
+        compile_program(graph, BOARDS["icebreaker"].core_spec(ssa=ssa, phase=phase),
+                        trace=False)
         over = None
     except EstError as e:
         over = str(e)

@@ -9,7 +9,8 @@ causal exponential means of the counts, and the true latents as an oracle); then
 (``VARIANTS``: the default EST, the same in ANN mode, the default with one part removed:
 attention, CPG, TPU, SEW, RSM, the slow readouts, the input path into the readout (and the slow
 readouts), the readout's leak; without both TPU and SEW, the two parts the short recording does
-better without; and with oscillator readouts, ``est.sw.glm.OSCILLATORS``) is trained with seeds
+better without; with oscillator readouts, ``est.sw.glm.OSCILLATORS``; and with three fitted
+rhythms, est-train's ``train.find_rhythms = 3``) is trained with seeds
 0..N-1 (model and training seed; the data are the same). Per run: NLB bits per spike on the
 test split for the float and the integer EST (8-bit weights, the golden model's arithmetic),
 the validation score the weights were chosen on, the attention's firing rate; per variant the
@@ -51,7 +52,10 @@ VARIANTS = {
     "no_readout_leak": {"readout_leak_shift": 0},
     "no_tpu_no_sew": {"tpu": False, "sew": "none"},
     "oscillators": {"readout_oscillators": OSCILLATORS},
+    "rhythms": {"find_rhythms": 3},
 }
+TRAIN_KEYS = ("find_rhythms",)
+"""Variant keys that are est-train's ([train]), not the model's."""
 FIGURES = ("float_test", "integer_test", "float_val")
 
 
@@ -80,7 +84,7 @@ def baselines(dataset: str) -> tuple[str, dict]:
         "seconds": round(time.perf_counter() - t0, 1)}
 
 
-LATENT_GLMS = ("glm_slow", "glm_given_latents", "glm_oscillators")
+LATENT_GLMS = ("glm_slow", "glm_given_latents", "glm_oscillators", "glm_rhythms")
 
 
 def latent_glms(train, val, test, glm, which=LATENT_GLMS) -> dict:
@@ -93,23 +97,32 @@ def latent_glms(train, val, test, glm, which=LATENT_GLMS) -> dict:
     would score; issue 17's aim, half the gap from the GLM to the true rates, is about
     this); ``glm_oscillators``: ``glm_slow`` with the oscillator means of
     ``est.sw.glm.OSCILLATORS`` as more inputs, over the whole grid (the GLM the
-    ``oscillators`` variant starts from: that variant's baseline at equal inputs). Only the
-    entries named in ``which``."""
-    from est.sw.glm import OSCILLATORS, SLOW_SHIFTS, tune_glm
+    ``oscillators`` variant starts from: that variant's baseline at equal inputs);
+    ``glm_rhythms``: ``glm_slow`` with the three rhythms est-train finds in the training
+    split (``est.sw.glm.find_rhythms``, as ``train.find_rhythms = 3``) as more inputs, over the
+    whole grid (the ``rhythms`` variant's start and baseline). Only the entries named in
+    ``which``."""
+    from est.sw.est import ESTConfig
+    from est.sw.glm import OSCILLATORS, SLOW_SHIFTS, find_rhythms, rhythm_advance, tune_glm
     from est.sw.train import TrainConfig, scores
 
     tcfg = TrainConfig()
+    rows = ESTConfig().rhythm_rows
+    periods = find_rhythms(train.counts, 3, rows * 2 ** 15 / 0xFFFF * 1.001, train.n_bins / 4)
+    rhythms = tuple(rhythm_advance(p, rows) for p in periods)
     out = {}
-    for name, pairs in (("glm_slow", ()), ("glm_oscillators", OSCILLATORS)):
+    for name, pairs, beats in (("glm_slow", (), ()), ("glm_oscillators", OSCILLATORS, ()),
+                               ("glm_rhythms", (), rhythms)):
         if name in which:
             slow, _ = tune_glm(train, val, tcfg.glm_history, tcfg.glm_l2,
-                               slow_shifts=SLOW_SHIFTS, oscillators=pairs)
+                               slow_shifts=SLOW_SHIFTS, oscillators=pairs, rhythms=beats)
             out[name] = {
                 "test": scores(test, slow.predict_log_rates(test, val))["bits_per_spike"],
                 "val": scores(val, slow.predict_log_rates(val, train))["bits_per_spike"],
                 "coupling": slow.coupling, "history": slow.history, "l2": slow.l2,
                 "slow_shifts": list(slow.slow_shifts),
-                "oscillators": [list(p) for p in slow.oscillators]}
+                "oscillators": [list(p) for p in slow.oscillators],
+                "rhythm_periods": periods if beats else []}
     if "glm_given_latents" in which:
         latents = [rec.meta["latents"][slice(*rec.meta["bins"])] for rec in (train, val, test)]
         oracle, _ = tune_glm(train, val, (glm.history,), tcfg.glm_l2, (glm.coupling,),
@@ -147,8 +160,11 @@ def job(dataset: str, variant: str, seed: int, steps: int | None) -> tuple[str, 
     from est.sw.train import TrainConfig, run
 
     torch.set_num_threads(1)
-    mcfg = replace(ESTConfig(), seed=seed, **VARIANTS[variant])
-    tcfg = replace(TrainConfig(), seed=seed, **({} if steps is None else {"steps": steps}))
+    keys = VARIANTS[variant]
+    mcfg = replace(ESTConfig(), seed=seed, **{k: v for k, v in keys.items()
+                                              if k not in TRAIN_KEYS})
+    tcfg = replace(TrainConfig(), seed=seed, **({} if steps is None else {"steps": steps}),
+                   **{k: v for k, v in keys.items() if k in TRAIN_KEYS})
     _, result, _ = run(DATASETS[dataset], mcfg, tcfg, progress=False, baselines=False)
     firing = result.get("integer", {}).get("firing_rates", {})
     return dataset, variant, seed, {

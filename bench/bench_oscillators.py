@@ -18,7 +18,14 @@ choice of est-train's whole-grid tuning for ``glm_slow`` on seed 0):
   and 101 bins, both with leak shift 7 (``BOARD_OSCILLATORS``): est_small with its six slow
   readouts and these two sends 9 x 24 = 216 output words a bin, within the iCEBreaker board
   top's 224 (four send 264), and a readout's weights take 8 + leak shift bits, at most the
-  core's 15.
+  core's 15;
+- ``glm_slow_rhythms``: the slow means plus the ``RHYTHMS`` fitted rhythms
+  (:func:`est.sw.glm.rhythm_covariates`: each a sinusoid of a period found in the training
+  split's counts, :func:`est.sw.glm.find_rhythms`, through a table of 32 phases of 3-bit
+  values read by a phase accumulator, exactly as the hardware's ``table`` node), est-train's
+  ``train.find_rhythms = 3``;
+- ``glm_slow_oscillators_board_rhythms``: the board's two oscillators and the rhythms too
+  (examples/est_small's inputs).
 
 Each has its L2 chosen on the validation split (``L2S``, warm-started from the largest), and
 is scored on the test split (NLB bits per spike; the models warm up on every bin before the
@@ -46,15 +53,20 @@ L2S = (1e-3, 1e-4, 1e-5, 1e-6)
 """The L2 weights tried, largest first (each fit warm-starts the next)."""
 HISTORY = 2
 BOARD_OSCILLATORS = ((3, 7), (4, 7))
-MODELS = {"glm_slow": (), "glm_slow_oscillators": OSCILLATORS,
-          "glm_slow_oscillators_board": BOARD_OSCILLATORS}
-"""Each model's oscillator pairs (all of them have the slow means)."""
+RHYTHMS = 3
+MODELS = {"glm_slow": ((), 0), "glm_slow_oscillators": (OSCILLATORS, 0),
+          "glm_slow_oscillators_board": (BOARD_OSCILLATORS, 0),
+          "glm_slow_rhythms": ((), RHYTHMS),
+          "glm_slow_oscillators_board_rhythms": (BOARD_OSCILLATORS, RHYTHMS)}
+"""Each model's oscillator pairs and number of fitted rhythms (all have the slow means)."""
 
 
-def covariates(model: str, counts: np.ndarray) -> np.ndarray:
+def covariates(model: str, counts: np.ndarray, advances: tuple[int, ...]) -> np.ndarray:
+    """Over the whole recording from its first bin; ``advances``: the rhythms found."""
     from est.sw.glm import SLOW_SHIFTS, own_covariates
 
-    return own_covariates(counts, SLOW_SHIFTS, MODELS[model])
+    pairs, rhythms = MODELS[model]
+    return own_covariates(counts, SLOW_SHIFTS, pairs, advances if rhythms else ())
 
 
 def run_seed(seed: int) -> dict:
@@ -63,16 +75,18 @@ def run_seed(seed: int) -> dict:
 
     from est.sw import metrics
     from est.sw.data import PopulationConfig, simulate_population, split_by_time
-    from est.sw.glm import fit_glm
+    from est.sw.glm import find_rhythms, fit_glm, rhythm_advance
 
     torch.set_num_threads(1)
     train, val, test = split_by_time(simulate_population(PopulationConfig(seed=seed)))
     counts = np.vstack([train.counts, val.counts, test.counts]).astype(np.float64)
     n_train, n_val = train.n_bins, val.n_bins
-    out = {}
+    periods = find_rhythms(train.counts, RHYTHMS, 16.5, n_train / 4)
+    advances = tuple(rhythm_advance(p) for p in periods)
+    out = {"rhythm_periods": periods}
     for model in MODELS:
         t0 = time.perf_counter()
-        cov = covariates(model, counts)
+        cov = covariates(model, counts, advances)
         parts = {"train": cov[:n_train], "val": cov[n_train:n_train + n_val],
                  "test": cov[n_train + n_val:]}
         grid, best, start = [], None, None
@@ -114,14 +128,17 @@ def main() -> int:
         test = [r[model]["test_bits_per_spike"] for r in runs.values()]
         summary[model] = {"mean": float(np.mean(test)), "min": min(test), "max": max(test)}
     for model, name in (("glm_slow_oscillators", "gain"),
-                        ("glm_slow_oscillators_board", "gain_board")):
+                        ("glm_slow_oscillators_board", "gain_board"),
+                        ("glm_slow_rhythms", "gain_rhythms"),
+                        ("glm_slow_oscillators_board_rhythms", "gain_board_rhythms")):
         gain = [r[model]["test_bits_per_spike"] - r["glm_slow"]["test_bits_per_spike"]
                 for r in runs.values()]
         summary[name] = {"mean": float(np.mean(gain)), "min": min(gain), "max": max(gain)}
     result = {"bench": "oscillators", "commit": commit, "date": time.strftime("%Y-%m-%d"),
               "data": "standard population (PopulationConfig defaults), data seed = seed",
               "slow_shifts": list(SLOW_SHIFTS),
-              "oscillators": {m: [list(p) for p in pairs] for m, pairs in MODELS.items()},
+              "oscillators": {m: [list(p) for p in pairs] for m, (pairs, _) in MODELS.items()},
+              "rhythms": {m: r for m, (_, r) in MODELS.items()},
               "metric": "NLB bits/spike on the test split (null: each neuron's mean there)",
               "runs": {str(k): v for k, v in runs.items()}, "summary": summary}
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -130,7 +147,11 @@ def main() -> int:
           f"with oscillators {summary['glm_slow_oscillators']['mean']:.4f} (mean over "
           f"{args.seeds} seeds; gain {summary['gain']['min']:+.4f}..{summary['gain']['max']:+.4f});"
           f" with the board's two {summary['glm_slow_oscillators_board']['mean']:.4f} (gain "
-          f"{summary['gain_board']['min']:+.4f}..{summary['gain_board']['max']:+.4f})")
+          f"{summary['gain_board']['min']:+.4f}..{summary['gain_board']['max']:+.4f}); with "
+          f"{RHYTHMS} fitted rhythms {summary['glm_slow_rhythms']['mean']:.4f}, with the "
+          f"board's two and the rhythms {summary['glm_slow_oscillators_board_rhythms']['mean']:.4f}"
+          f" (gain {summary['gain_board_rhythms']['min']:+.4f}.."
+          f"{summary['gain_board_rhythms']['max']:+.4f})")
     return 0
 
 

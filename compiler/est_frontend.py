@@ -17,8 +17,9 @@ from est.compiler.graph import Graph, GraphBuilder
 from est.compiler.ops import LIF, SEW, Attention, Concat, Conv, Input, Mask, Readout, Recurrence
 from est.compiler.ops import Table as TableOp
 from est.compiler.passes import compile_graph
-from est.sim.golden import mask_threshold
+from est.sim.golden import mask_threshold, rhythm_table
 from est.sw.est import EST
+from est.sw.glm import RHYTHM_AMPLITUDE
 from est.sw.neuron import beta_from_shift
 
 WIDE = 32
@@ -45,7 +46,8 @@ def est_graph(name: str, n_in: int, embed: tuple[Conv, LIF], cpg: np.ndarray | N
               blocks: list[Block], readout: tuple[Conv, Readout], meta: dict | None = None,
               integer: bool = True, input_bits: int = 1, input_to_readout: bool = False,
               slow: dict[int, tuple[Conv, Readout]] | None = None,
-              osc: dict[tuple[int, int], tuple[Conv, Readout]] | None = None) -> Graph:
+              osc: dict[tuple[int, int], tuple[Conv, Readout]] | None = None,
+              rhythms: list[TableOp] | None = None) -> Graph:
     """The EST as a graph; trace names ``embed``, ``b<i>.<part>``, ``readout`` (docs/traces.md).
     The input holds counts of ``input_bits``. With ``cpg`` (the [positions, neurons] table) the
     embedding convolution reads the input and the table's row side by side; with
@@ -53,7 +55,9 @@ def est_graph(name: str, n_in: int, embed: tuple[Conv, LIF], cpg: np.ndarray | N
     side by side (``readout.in``). ``slow``, per leak shift ``s``, a readout ``readout.slow<s>``
     of a convolution of the input: more outputs, whose log-rates add to the readout's
     (``meta["sum_outputs"]``); ``osc``, per (rotation shift ``m``, leak shift ``k``), an
-    oscillator readout ``readout.osc<m>_<k>`` of a convolution of the input, likewise.
+    oscillator readout ``readout.osc<m>_<k>`` of a convolution of the input, likewise;
+    ``rhythms``, tables ``rhythm<i>`` whose rows follow the last block's spikes (and the
+    input) in the readout's input (``readout.in``).
     ``integer`` False: a float graph, checked for its wiring only."""
     g = GraphBuilder()
     x = inputs = g.add("input", Input(n_in, input_bits))
@@ -82,8 +86,10 @@ def est_graph(name: str, n_in: int, embed: tuple[Conv, LIF], cpg: np.ndarray | N
             r = join(f"{p}.res2", b.sew, g.add(f"{p}.tpu", b.tpu, r), r)
         h = layer(f"{p}.mlp2", b.mlp2, layer(f"{p}.mlp1", b.mlp1, r))
         s = join(f"{p}.out", b.sew, h, r)
-    if input_to_readout:
-        s = g.add("readout.in", Concat(), s, inputs)
+    beside = ([inputs] if input_to_readout else []) + [
+        g.add(f"rhythm{i}", table) for i, table in enumerate(rhythms or [])]
+    if beside:
+        s = g.add("readout.in", Concat(), s, *beside)
     g.add("readout", readout[1], g.add("readout.syn", readout[0], s))
     outputs = ["readout"]
     for shift, (conv, integrator) in (slow or {}).items():
@@ -175,7 +181,9 @@ def est_float_graph(model: EST, name: str, mask_seed: int = 0x1234567) -> Graph:
                      model.cpg_table.numpy().astype(np.int64) if cfg.cpg else None, blocks,
                      readout, {"float": {"betas": betas, "sources": sources}}, integer=False,
                      input_bits=cfg.input_bits, input_to_readout=cfg.input_to_readout,
-                     slow=slow, osc=osc)
+                     slow=slow, osc=osc,
+                     rhythms=[TableOp(rhythm_table(cfg.rhythm_rows, RHYTHM_AMPLITUDE), a)
+                              for a in cfg.rhythm_advances])
 
 
 def quantize_est(model: EST, name: str, calibration: np.ndarray, weight_bits: int = 8,

@@ -44,6 +44,9 @@ MAX_VALUE_BITS = 15
 VEC_OPS = {"add": 0, "and": 1, "iand": 2, "mask": 3, "sdsa": 4, "max": 5, "score": 6, "ssa": 7}
 """The per-channel operations of ``vec`` (docs/core.md); ``score`` and ``ssa`` only on a core
 built with its SSA unit (``CoreSpec.ssa``)."""
+MAX_PERIOD = 512
+"""The most rows a ``table`` instruction reads (its ``period`` field); its phase accumulator,
+``rows << Table.FRAC`` at most, must also fit a neuron word (``state_bits``)."""
 
 
 FIELD_GROUPS = (("common", None), ("conv", "common"), ("dst", "common"),
@@ -75,7 +78,7 @@ def field_groups(act: int, weight: int, groups: int, neuron: int, osc: bool = Fa
                        ("vbits", 6), ("reset_zero", 1),
                        *([("rotate", 1), ("rot", 4)] if osc else [])],
             "vec": [("sub", 3), ("win", 9), ("thr", 9), *vector("src2")],
-            "table": [("period", 16)]}
+            "table": [("period", MAX_PERIOD.bit_length())]}
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ class CoreSpec:
     acc_words: int = 64  # accumulator words: the widest convolution's groups
     ssa: bool = False  # the SSA unit: vec score and ssa (SSA attention), 168 UP5K logic cells
     osc: bool = False  # the oscillator unit: readout's rotate (oscillator readouts)
+    phase: bool = False  # the phase unit: a table's fractional advance (its threshold word)
 
     ACT_BITS: ClassVar[int] = 16
     MAX_RING: ClassVar[int] = 256  # bins of history one node's ring may hold
@@ -161,14 +165,14 @@ class CoreSpec:
         return ceil_div(self.program_bits, self.weight_word_bits)
 
     def as_dict(self) -> dict:
-        """The spec as plain types; ``osc`` only when set, so that a core without the
-        oscillator unit keeps the :func:`~est.boards.protocol.core_id` it had before the unit
-        existed."""
+        """The spec as plain types; ``osc`` and ``phase`` only when set, so that a core without
+        the oscillator or the phase unit keeps the :func:`~est.boards.protocol.core_id` it had
+        before the unit existed."""
         out = {k: getattr(self, k) for k in ("lanes", "weight_bits", "acc_bits", "state_bits",
                                              "param_bits",
                                              "weight_words", "act_words", "src2_words",
                                              "neuron_words", "acc_words", "ssa")}
-        return {**out, "osc": True} if self.osc else out
+        return {**out, **{k: True for k in ("osc", "phase") if getattr(self, k)}}
 
 
 def uses_ssa(graph: Graph) -> bool:
@@ -180,6 +184,12 @@ def uses_osc(graph: Graph) -> bool:
     """Whether ``graph`` has an oscillator readout, which only a core built with its oscillator
     unit runs."""
     return any(n.op.KIND == "readout" and n.op.rotate_shift is not None for n in graph.nodes)
+
+
+def uses_phase(graph: Graph) -> bool:
+    """Whether ``graph`` has a table of a fractional advance (not one row a bin), which only a
+    core built with its phase unit runs."""
+    return any(n.op.KIND == "table" and n.op.advance != 1 << n.op.FRAC for n in graph.nodes)
 
 
 def bits_for(depth: int) -> int:
@@ -422,12 +432,14 @@ class ProgramBuilder:
             raise EstError(f"node '{node}': the core keeps no vector of its input '{name}'")
         return [(self.vectors[name], 0)]
 
-    def constant_rows(self, rows: np.ndarray) -> Vector:
-        """Store a constant 0/1 table [P, n] in the activation memory (loaded with the model);
-        returns its region as a ring of P slots (read by row, not by bin)."""
-        words = ceil_div(rows.shape[1], CoreSpec.ACT_BITS)
+    def constant_rows(self, rows: np.ndarray, bits: int) -> Vector:
+        """Store a constant table [P, n] of ``bits``-bit values in the activation memory
+        (loaded with the model), each row in the words of a vector of ``Spec(n, bits)``
+        (:meth:`vector`); returns its region as a ring of P slots (read by row, not by bin)."""
+        log2b = (bits - 1).bit_length()
+        words = ceil_div(rows.shape[1], CoreSpec.ACT_BITS >> log2b)
         stride = (words - 1).bit_length()
-        vec = Vector(self.act_words, rows.shape[0], stride, 0, rows.shape[1], 1)
+        vec = Vector(self.act_words, rows.shape[0], stride, log2b, rows.shape[1], bits)
         for p, row in enumerate(rows):
             for w, word in enumerate(vector_words(row, vec)):
                 self.constants[self.act_words + (p << stride) + w] = word
@@ -437,8 +449,8 @@ class ProgramBuilder:
     def neuron_block(self, node: str, thresholds: np.ndarray, biases: np.ndarray,
                      v_bits: int, seed: bool = False) -> int:
         """Allocate ``node``'s neurons (membranes of ``v_bits``); returns their first index
-        (``nbase``). With ``seed`` the thresholds are 16-bit words of an LFSR seed (unsigned),
-        not values a membrane is compared with."""
+        (``nbase``). With ``seed`` the thresholds are unsigned 16-bit words (a mask's LFSR
+        seed, a table's advance), not values a membrane is compared with."""
         spec = self.spec
         if v_bits > spec.state_bits:
             raise EstError(f"node '{node}': its membranes ({v_bits} bits) do not fit the core's "

@@ -34,6 +34,12 @@ Hardware:
   a window: SEW, masks with an 8-step LFSR, SDSA, max pooling); with ``spec.ssa`` the SSA unit
   besides (a 16-bit popcount and a second field index for a head's scores: SSA attention,
   168 logic cells on the UP5K, generated only for a model that has it);
+- the table copy (a row's words read one cycle, written the next) and its phase accumulator,
+  a neuron word: the row (a register) above ``FRAC`` fraction bits, moved on one row a bin
+  and wrapped at ``period``; with ``spec.phase`` the phase unit besides (a table's fractional
+  advance, its threshold word: a 15-bit adder and register for the fraction, a 2-bit one for
+  the rows it carries, a comparator and a subtractor for the wrap; generated only for a model
+  that has one);
 - the sequencer, a register-phase state machine over the instructions.
 
 Latency per bin: the sum over the program of ``fetch_words + 1`` cycles per instruction (its
@@ -57,13 +63,15 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from est.compiler.program import OPCODES, VEC_OPS, CoreSpec, Program, bits_for
+from est.compiler.ops.table import Table
+from est.compiler.program import MAX_PERIOD, OPCODES, VEC_OPS, CoreSpec, Program, bits_for
 from est.hw.bram import BankedMemory
 from est.hw.spram import SinglePortMemory
 from est.sim.golden import LFSR_FEEDBACK
 
 MEM_WEIGHTS, MEM_THRESHOLDS, MEM_BIASES, MEM_ACT, MEM_START = 1, 2, 3, 4, 7
 ADDR_BITS = 16
+FRAC = Table.FRAC  # a table's phase accumulator: fraction bits below its row
 
 
 class _State(enum.Enum, shape=5):
@@ -182,7 +190,15 @@ class Core(wiring.Component):
         g = Signal(len(ins.groups))
         pending = Signal(CoreSpec.ACT_BITS)
         m.d.comb += self.bin.eq(t)
-        pos = Signal(range(spec.act_words))  # a table's row
+        # a table's phase accumulator (a neuron word: the row above FRAC fraction bits): its
+        # row, and the bin's step: with the phase unit the new fraction and the rows the
+        # advance (the threshold word) adds with its carry, found as the first row word is
+        # read; else one row a bin, constants yosys folds
+        pos = Signal(range(MAX_PERIOD))
+        if spec.phase:
+            frac, rows = Signal(FRAC), Signal(2)
+        else:
+            frac, rows = Const(0, FRAC), Const(1, 2)
         tau = Signal(9)  # a vec instruction's bin back in its window
         lfsr = Signal(32)
 
@@ -558,16 +574,28 @@ class Core(wiring.Component):
                             next_instruction()
             with m.Case(_State.TABLE_POS):
                 m.d.comb += v_rd.addr.eq(ins.nbase)
+                if spec.phase:
+                    m.d.comb += t_rd.addr.eq(ins.nbase)
                 m.d.sync += state.eq(_State.TABLE_COPY)
             with m.Case(_State.TABLE_COPY):
-                row = Mux(j == 0, Mux(age == 0, 0, v_rd.data[:16]), pos)
+                phase = Mux(age == 0, 0, v_rd.data)
+                row = Mux(j == 0, phase[FRAC:], pos)
                 m.d.comb += a_rd.addr.eq(ins.src + (row << ins.src_stride) + j)
                 m.d.sync += [pos.eq(row), k_valid.eq(1), k_index.eq(j), j.eq(j + 1)]
+                if spec.phase:
+                    low = phase[:FRAC] + t_rd.data[:FRAC]
+                    with m.If(j == 0):
+                        m.d.sync += [frac.eq(low[:FRAC]), rows.eq(t_rd.data[FRAC] + low[FRAC])]
                 with m.If(j == ins.n - 1):
                     m.d.sync += state.eq(_State.TABLE_LAST)
             with m.Case(_State.TABLE_LAST):
+                # the wrap compares and subtracts the row part only; one row a bin reaches
+                # the period exactly
+                hi = pos + rows
+                wrapped = (Mux(hi >= ins.period, hi - ins.period, hi) if spec.phase
+                           else Mux(hi == ins.period, 0, hi))
                 m.d.comb += [v_wr.addr.eq(ins.nbase), v_wr.en.eq(1),
-                             v_wr.data.eq(Mux(pos + 1 == ins.period, 0, pos + 1))]
+                             v_wr.data.eq(Cat(frac, wrapped))]
                 m.d.sync += j.eq(0)
                 next_instruction()
             with m.Case(_State.VEC_STATE):

@@ -5,6 +5,7 @@ from amaranth import Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from est.compiler.ops.table import Table
 from est.sim.golden import sew_bits
 
 
@@ -49,33 +50,46 @@ class SEWJoin(wiring.Component):
 
 
 class CPGTable(wiring.Component):
-    """The CPG-PE table as a ROM read by a position counter: bin ``t`` gets row ``t mod P``.
+    """The CPG-PE table as a ROM read by a phase accumulator: bin ``t`` gets row
+    ``acc >> FRAC``, then ``acc`` moves on by ``advance`` and wraps at ``P << FRAC``
+    (``advance`` ``1 << FRAC``, the default: row ``t mod P``); ``FRAC`` is
+    :attr:`~est.compiler.ops.table.Table.FRAC`.
 
-    Hardware: a ROM of ``P`` words of ``C`` bits (block RAM or logic) and a position counter
-    reset to 0 with the stream. Latency: the row of the next bin is offered on ``o`` one cycle
-    after the previous one is taken.
+    Hardware: a ROM of ``P`` words of ``n * bits`` bits (block RAM or logic; ``bits`` the
+    widest value's, 1 for spikes), an accumulator register of ``FRAC`` + log2 ``P`` bits reset
+    to 0 with the stream, its adder and the wrap's comparator and subtractor (with the
+    default advance the fraction bits stay 0 and the constants fold: a row counter). Latency: the
+    row of the next bin is offered on ``o`` one cycle after the previous one is taken.
 
-    Ports: ``o`` stream of ``C``-bit rows (bit j = CPG neuron j), one per bin.
+    Ports: ``o`` stream of rows of ``n`` values of ``bits`` (value j at bits
+    ``[j * bits, (j + 1) * bits)``), one per bin.
     """
 
-    def __init__(self, table: np.ndarray):
+    def __init__(self, table: np.ndarray, advance: int = 1 << Table.FRAC):
         self.table = np.asarray(table, dtype=np.int64)
         self.positions, self.neurons = self.table.shape
-        super().__init__({"o": Out(stream.Signature(unsigned(self.neurons)))})
+        self.bits = max(1, int(self.table.max()).bit_length())
+        self.advance = advance
+        super().__init__({"o": Out(stream.Signature(unsigned(self.neurons * self.bits)))})
 
     def elaborate(self, platform):
         m = Module()
-        words = [sum(int(b) << j for j, b in enumerate(row)) for row in self.table]
-        # every address the counter's register can hold has a word (the unreachable ones 0),
+        frac, width = Table.FRAC, self.neurons * self.bits
+        words = [sum(int(v) << (j * self.bits) for j, v in enumerate(row)) for row in self.table]
+        # every row the accumulator's register can hold has a word (the unreachable ones 0),
         # so the read data is defined in every state the formal check starts from
-        depth = 1 << max(1, (self.positions - 1).bit_length())
-        m.submodules.rom = rom = memory.Memory(shape=unsigned(self.neurons), depth=depth,
-                                               init=words + [0] * (depth - len(words)))
+        row_bits = max(1, (self.positions - 1).bit_length())
+        m.submodules.rom = rom = memory.Memory(shape=unsigned(width), depth=1 << row_bits,
+                                               init=words + [0] * ((1 << row_bits) - len(words)))
         rd = rom.read_port()
-        pos = Signal(range(self.positions))
-        fetched = Signal()  # rd.data holds row ``pos``
-        m.d.comb += [rd.addr.eq(pos), self.o.payload.eq(rd.data), self.o.valid.eq(fetched)]
+        acc = Signal(frac + row_bits)
+        total = acc + self.advance
+        fetched = Signal()  # rd.data holds row ``acc >> FRAC``
+        m.d.comb += [rd.addr.eq(acc[frac:]), self.o.payload.eq(rd.data),
+                     self.o.valid.eq(fetched)]
         m.d.sync += fetched.eq(1)
         with m.If(self.o.valid & self.o.ready):
-            m.d.sync += [fetched.eq(0), pos.eq(Mux(pos == self.positions - 1, 0, pos + 1))]
+            m.d.sync += [fetched.eq(0),
+                         acc.eq(Mux(total[frac:] >= self.positions,
+                                    total - (self.positions << frac), total))]
         return m

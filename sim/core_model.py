@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from est.compiler.ops.table import Table
 from est.compiler.program import OPCODES, VEC_OPS, CoreSpec, Program, decode_trace
 from est.sim.golden import leak, lfsr_step, signed_range
 from est.sim.trace import Trace
@@ -20,6 +21,9 @@ from est.sim.words import unpack
 
 NAMES = {code: name for name, code in OPCODES.items()}
 VEC_NAMES = {code: name for name, code in VEC_OPS.items()}
+FRAC = Table.FRAC  # a table's phase accumulator: fraction bits below its row
+
+
 def fetch_cycles(spec: CoreSpec) -> int:
     """Cycles of every instruction before its body: read its words from the weight memory,
     one a cycle, the last one decoded as it arrives."""
@@ -164,12 +168,17 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
                     biases[nb + n:nb + 2 * n] = v1
                 acc[:-(-n // lanes)] = 0
                 body = 2 * n + 4 if ins.get("rotate") else n + 2
-            elif op == "table":
-                pos = int(membranes[ins["nbase"]]) if age else 0
-                src = ins["src"] + (pos << ins["src_stride"])
+            elif op == "table":  # the phase accumulator: row phase >> FRAC, then + advance
+                nb = ins["nbase"]
+                phase = int(membranes[nb]) if age else 0
+                src = ins["src"] + ((phase >> FRAC) << ins["src_stride"])
                 dst = slot(ins["dst"], ins["dst_ring"], ins["dst_stride"])
                 act[dst:dst + ins["n"]] = act[src:src + ins["n"]]
-                membranes[ins["nbase"]] = (pos + 1) % ins["period"]
+                total = phase + (int(thresholds[nb]) & 0xFFFF if spec.phase else 1 << FRAC)
+                row = total >> FRAC
+                if row >= ins["period"]:  # the wrap compares and subtracts the row part only
+                    row -= ins["period"]
+                membranes[nb] = row << FRAC | total & ((1 << FRAC) - 1)
                 body = ins["n"] + 2
             elif op == "vec":
                 sub, n, win = VEC_NAMES[ins["sub"]], ins["n"], ins["win"]

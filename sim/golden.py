@@ -211,6 +211,18 @@ def cpg_table(positions: int, neurons: int, w_max: float = 10000.0) -> np.ndarra
     return table
 
 
+def rhythm_table(positions: int, amplitude: int) -> np.ndarray:
+    """A fitted rhythm's table [positions, 4] (values 0..amplitude), read by a ``table``
+    node whose accumulator advances ``positions / period`` rows a bin: row ``p`` holds, at
+    the phase ``phi = 2 pi (p + 1/2) / positions``, the positive and the negative part of
+    ``round(amplitude sin phi)``, then of ``round(amplitude cos phi)`` (a readout's weights on
+    the four give any sinusoid of the rhythm's period; computed once in float64 and stored)."""
+    phase = 2 * np.pi * (np.arange(positions, dtype=np.float64) + 0.5) / positions
+    s, c = np.round(amplitude * np.sin(phase)), np.round(amplitude * np.cos(phase))
+    return np.stack([np.maximum(s, 0), np.maximum(-s, 0), np.maximum(c, 0), np.maximum(-c, 0)],
+                    axis=1).astype(np.int64)
+
+
 class ConvParams(NamedTuple):
     """Causal convolution: ``weight`` [kernel, n_out, n_in] (lag 0 first), ``bias`` [n_out]."""
 

@@ -9,10 +9,12 @@ the EST-shaped ones a readout that reads the input beside the last spikes over 1
 the core, the EST-shaped cases also get, each half of the time, 1-3 slow readouts (leaky
 integrators of the input, leak shifts 1-7) and 1-2 oscillator readouts (rotation shift 0-5,
 leak shift 1-8) beside the readout, their log-rates added to its (the dataflow top drives one
-output). Case ``i`` of seed ``S`` is drawn from ``SeedSequence([S, i])`` (its max-pools from
-``[S, i, 1]``, its input width and readout path from ``[S, i, 2]``, its slow and oscillator
-readouts from ``[S, i, 4]``) alone, so ``est-regress --seed S --case i --backend B`` replays
-exactly that case.
+output). On both backends half the EST-shaped cases get 1-2 rhythm tables in the readout's
+input (``table`` nodes of 1-40 rows of 1-4 values of 1-4 bits, a fractional advance:
+docs/semantics.md 8.2). Case ``i`` of seed ``S`` is drawn from ``SeedSequence([S, i])`` (its
+max-pools from ``[S, i, 1]``, its input width and readout path from ``[S, i, 2]``, its slow
+and oscillator readouts from ``[S, i, 4]``, its rhythm tables from ``[S, i, 5]``) alone, so
+``est-regress --seed S --case i --backend B`` replays exactly that case.
 
 A failing case is shrunk (:func:`shrink`) and written as a reproducer (:func:`write_reproducer`)
 with the simulator's logs; a case whose simulation fails outright (an X handshake, a timeout,
@@ -39,7 +41,17 @@ from est import EstError, toolenv
 from est.cli import EXIT_MISMATCH, EXIT_OK, Command
 from est.compiler.cli import write_build
 from est.compiler.graph import Graph, GraphBuilder
-from est.compiler.ops import LIF, Attention, Conv, Input, Mask, MaxPool, Readout, Recurrence
+from est.compiler.ops import (
+    LIF,
+    Attention,
+    Conv,
+    Input,
+    Mask,
+    MaxPool,
+    Readout,
+    Recurrence,
+    Table,
+)
 from est.sim.cli import SIMS
 from est.sim.golden import SAME_BIN_RESETS, cpg_table, signed_range
 from est.sim.interpreter import run
@@ -150,11 +162,26 @@ def _more_readouts(d: _Draw, n: int) -> tuple[dict, dict]:
     return slow, osc
 
 
+def _rhythms(d: _Draw) -> list[Table]:
+    """Half of the time 1-2 tables for the readout's input: 1-40 rows of 1-4 values of 1-4
+    bits, an advance from 1 to its largest (each end one time in seven)."""
+    if d.rng.random() < 0.5:
+        return []
+    tables = []
+    for _ in range(d.int(1, 2)):
+        rows = d.int(1, 40)
+        table = d.values(0, (1 << d.int(1, 4)) - 1, (rows, d.int(1, 4)))
+        top = min(0xFFFF, rows << Table.FRAC)
+        tables.append(Table(table, int(d.values(1, top, 1)[0])))
+    return tables
+
+
 def _est_graph(d: _Draw, name: str, bits: int, counts: np.random.Generator,
-               more: _Draw | None = None) -> Graph:
+               more: _Draw | None = None, rhythm: _Draw | None = None) -> Graph:
     """An EST-shaped graph of ``bits``-bit inputs; ``counts`` (a stream of its own) draws
     whether the readout also reads the input, and its kernel; ``more`` (another), if given,
-    its slow and oscillator readouts (:func:`_more_readouts`)."""
+    its slow and oscillator readouts (:func:`_more_readouts`); ``rhythm`` (another) its
+    rhythm tables (:func:`_rhythms`) and the readout's weights on them."""
     from est.compiler.est_frontend import Block, est_graph  # torch: not for est-regress --help
 
     heads = d.int(1, 4)
@@ -186,12 +213,21 @@ def _est_graph(d: _Draw, name: str, bits: int, counts: np.random.Generator,
     if direct:  # the readout reads the last spikes and the input, over 1-4 bins
         readout = (d.conv(int(counts.integers(1, 5)), n_in, dm + n_in), readout[1])
     slow, osc = _more_readouts(more, n_in) if more is not None else ({}, {})
+    tables = _rhythms(rhythm) if rhythm is not None else []
+    if tables:
+        conv = readout[0]
+        extra = rhythm.conv(conv.weight.shape[0], n_in, sum(t.table.shape[1] for t in tables))
+        readout = (Conv(np.concatenate([conv.weight, extra.weight], axis=2), conv.bias),
+                   readout[1])
     return est_graph(name, n_in, embed, table, blocks, readout,
                      {"shape": f"est d{dm} {attention} sew {sew}"
                                + (" input->readout" if direct else "")
                                + (f" slow {list(slow)}" if slow else "")
-                               + (f" osc {[list(p) for p in osc]}" if osc else "")},
-                     input_bits=bits, input_to_readout=direct, slow=slow, osc=osc)
+                               + (f" osc {[list(p) for p in osc]}" if osc else "")
+                               + (f" rhythms {[len(t.table) for t in tables]}" if tables
+                                  else "")},
+                     input_bits=bits, input_to_readout=direct, slow=slow, osc=osc,
+                     rhythms=tables)
 
 
 def _tpu(d: _Draw, n: int) -> Recurrence:
@@ -214,7 +250,8 @@ def random_case(seed: int, index: int, stalls: str = "random", backend: str = "d
     imported = np.random.default_rng(np.random.SeedSequence([seed, index, 3]))
     more = (_Draw(np.random.default_rng(np.random.SeedSequence([seed, index, 4])))
             if backend == "core" else None)
-    graph = (_est_graph(d, name, bits, counts, more) if rng.random() < 0.5
+    rhythm = _Draw(np.random.default_rng(np.random.SeedSequence([seed, index, 5])))
+    graph = (_est_graph(d, name, bits, counts, more, rhythm) if rng.random() < 0.5
              else _mlp_graph(d, name, pools, bits, imported))
     lanes = d.int(1, 8)
     bins = d.int(8, 40)
@@ -229,9 +266,9 @@ def random_case(seed: int, index: int, stalls: str = "random", backend: str = "d
 
 # The core every case of ``--backend core`` runs on: the random graphs' widest layers (24
 # neurons, 20 channels over kernels up to 7, 15-bit weights in two planes) fit it; with its
-# SSA and oscillator units.
+# SSA, oscillator and phase units.
 CORE_SPEC = dict(lanes=4, weight_bits=8, weight_words=8192, act_words=2048, neuron_words=512,
-                 acc_words=8, ssa=True, osc=True)
+                 acc_words=8, ssa=True, osc=True, phase=True)
 
 
 @dataclass(frozen=True)

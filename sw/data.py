@@ -243,8 +243,9 @@ def softplus(x: np.ndarray) -> np.ndarray:
     return np.logaddexp(0.0, x)
 
 
-def _latents(cfg: PopulationConfig, rng: np.random.Generator) -> np.ndarray:
-    """The latent drive ``z`` [bins, n_latents], each column of unit variance (see the config)."""
+def _latents(cfg: PopulationConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The latent drive ``z`` [bins, n_latents], each column of unit variance (see the config),
+    and the periods of its sinusoids [n_latents]."""
     k, t = cfg.n_latents, np.arange(cfg.bins)
     lo, hi = cfg.latent_period_range
     periods = np.exp(rng.uniform(np.log(lo), np.log(hi), size=k))
@@ -256,7 +257,7 @@ def _latents(cfg: PopulationConfig, rng: np.random.Generator) -> np.ndarray:
     white = rng.standard_normal((cfg.bins + kernel.size - 1, k))
     slow = np.stack([np.convolve(white[:, j], kernel, mode="valid") for j in range(k)], axis=1)
     a = cfg.latent_noise
-    return np.sqrt(1.0 - a) * rhythm + np.sqrt(a) * slow.reshape(cfg.bins, k)
+    return np.sqrt(1.0 - a) * rhythm + np.sqrt(a) * slow.reshape(cfg.bins, k), periods
 
 
 def _coupling(cfg: PopulationConfig, rng: np.random.Generator) -> np.ndarray:
@@ -290,15 +291,16 @@ def simulate_population(cfg: PopulationConfig | None = None) -> Recording:
     Deterministic for ``cfg.seed`` (one ``np.random.default_rng(seed)``, fixed draw order:
     baselines, loadings, latents, coupling, then the counts bin by bin). ``rates`` holds the
     exact intensities the counts were drawn from; ``meta`` holds the config and the true
-    parameters (``baselines`` [N], ``loadings`` [N, K], ``latents`` [bins, K], ``coupling``
-    [N, N, L] with ``coupling[n, m, lag - 1] = h[n, m, lag]``).
+    parameters (``baselines`` [N], ``loadings`` [N, K], ``latents`` [bins, K],
+    ``latent_periods`` [K] (bins), ``coupling`` [N, N, L] with ``coupling[n, m, lag - 1] =
+    h[n, m, lag]``).
     """
     cfg = cfg or PopulationConfig()
     rng = np.random.default_rng(cfg.seed)
     n, k, lags = cfg.n_neurons, cfg.n_latents, cfg.coupling_lags
     baselines = rng.uniform(*cfg.baseline_range, size=n)
     loadings = rng.standard_normal((n, k)) * cfg.latent_gain / np.sqrt(max(k, 1))
-    latents = _latents(cfg, rng)
+    latents, periods = _latents(cfg, rng)
     coupling = _coupling(cfg, rng)
     drive = baselines + latents @ loadings.T + _nonstationary(cfg)
     # history[j] holds y(t - 1 - j); flattened lag-major it meets kernel[:, j * n + m].
@@ -313,7 +315,8 @@ def simulate_population(cfg: PopulationConfig | None = None) -> Recording:
         history[1:] = history[:-1]
         history[0] = y
     meta = {"source": "simulate_population", "config": asdict(cfg), "baselines": baselines,
-            "loadings": loadings, "latents": latents, "coupling": coupling}
+            "loadings": loadings, "latents": latents, "latent_periods": periods,
+            "coupling": coupling}
     return Recording(counts, rates, cfg.bin_width, meta)
 
 

@@ -34,7 +34,14 @@ from est.sw.data import (
     check_whole,
     config_error,
 )
-from est.sw.glm import exponential_sums, oscillator_sums
+from est.sw.glm import (
+    RHYTHM_FRAC,
+    RHYTHM_ROWS,
+    exponential_sums,
+    oscillator_sums,
+    rhythm_advance,
+    rhythm_values,
+)
 from est.sw.neuron import (
     SpikeFn,
     beta_from_shift,
@@ -77,6 +84,11 @@ class ESTConfig:
     # oscillator readouts of the input counts, (rotation shift m, leak shift k) each: damped
     # oscillators of period about 2 pi 2^m bins, added to the readout's log-rate
     readout_oscillators: tuple[tuple[int, int], ...] = ()
+    # fitted rhythms, a period (bins) each: a table read by a phase accumulator (semantics
+    # 8.2), its row beside the input in the readout's input; est-train finds them with
+    # train.find_rhythms
+    rhythms: tuple[float, ...] = ()
+    rhythm_rows: int = RHYTHM_ROWS
     input_coupling: str = "auto"  # full: every input count reaches every output | self: its own
     input_bits: int = 3  # input counts clipped to 2**input_bits - 1 (1: spikes)
     seed: int = 0
@@ -84,6 +96,13 @@ class ESTConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "readout_oscillators", as_pairs(self.readout_oscillators))
+        if isinstance(self.rhythms, list):
+            object.__setattr__(self, "rhythms", tuple(self.rhythms))
+
+    @property
+    def rhythm_advances(self) -> tuple[int, ...]:
+        """Each rhythm's table advance (rows a bin times 2^15)."""
+        return tuple(rhythm_advance(p, self.rhythm_rows) for p in self.rhythms)
 
     def validate(self, prefix: str = "model.") -> "ESTConfig":
         """Check every field (type, range) and the rules between fields; raise
@@ -129,6 +148,14 @@ class ESTConfig:
             config_error(f"{k}readout_slow_shifts must not repeat a shift, got "
                          f"{list(self.readout_slow_shifts)}")
         check_oscillators(k + "readout_oscillators", self.readout_oscillators)
+        check_whole(k + "rhythm_rows", self.rhythm_rows, 1, 512)
+        if not isinstance(self.rhythms, tuple):
+            config_error(f"{k}rhythms must be a list of periods (bins), got {self.rhythms!r}")
+        shortest = self.rhythm_rows * 2 ** RHYTHM_FRAC / 0xFFFF
+        for i, period in enumerate(self.rhythms):
+            check_number(f"{k}rhythms[{i}]", period, at_least=shortest,
+                         what=f">= {shortest:.4f} bins (rhythm_rows / 2: a table moves at most "
+                         f"about 2 rows a bin)")
         check_whole(k + "seed", self.seed, 0, MAX_SEED)
         if not isinstance(self.extra, dict):
             config_error(f"{k}extra must be a table (dict), got {self.extra!r}")
@@ -319,11 +346,12 @@ class EST(nn.Module):
                 cpg_table(cfg.cpg_positions, cfg.cpg_neurons), dtype=torch.float32))
             self.cpg_weight = nn.Parameter(torch.zeros(d, cfg.cpg_neurons))  # learnt if useful
         self.blocks = nn.ModuleList(_Block(cfg, cfg.kernels[i]) for i in range(cfg.blocks))
-        self.readout = _Conv(d + cfg.n_in * cfg.input_to_readout, cfg.n_out,
+        extra = 4 * len(cfg.rhythms)  # each rhythm's table row: 4 values (rhythm_values)
+        self.readout = _Conv(d + cfg.n_in * cfg.input_to_readout + extra, cfg.n_out,
                              cfg.readout_kernel)
         if cfg.input_to_readout and cfg.input_coupling == "self":
-            mask = torch.ones(cfg.n_out, d + cfg.n_in)
-            mask[:, d:] = torch.eye(cfg.n_in)
+            mask = torch.ones(cfg.n_out, d + cfg.n_in + extra)
+            mask[:, d:d + cfg.n_in] = torch.eye(cfg.n_in)
             self.readout.mask = mask
         self.readout_beta = beta_from_shift(cfg.readout_leak_shift)
         self.slow = nn.ModuleList(_Conv(cfg.n_in, cfg.n_out, 1) for _ in cfg.readout_slow_shifts)
@@ -352,11 +380,12 @@ class EST(nn.Module):
     def forward(self, x: torch.Tensor, start: int | torch.Tensor = 0,
                 slow_state: list[torch.Tensor] | None = None,
                 osc_state: list[torch.Tensor] | None = None) -> torch.Tensor:
-        """``start``: the bin index of ``x[0]`` in its stream (CPG position), one per batch
-        element or shared. ``slow_state``: per slow readout, the leaky integral of the
-        (clipped) inputs up to the bin before ``x[0]`` (:func:`slow_integrals`), ``[batch,
-        n_in]``: the slow readouts then start warm, as they are after that history (their
-        convolutions have no bias, so a readout's state is its weights times that integral);
+        """``start``: the bin index of ``x[0]`` in its stream (the CPG's and the rhythms'
+        position), one per batch element or shared. ``slow_state``: per slow readout, the
+        leaky integral of the (clipped) inputs up to the bin before ``x[0]``
+        (:func:`slow_integrals`), ``[batch, n_in]``: the slow readouts then start warm, as
+        they are after that history (their convolutions have no bias, so a readout's state is
+        its weights times that integral);
         None: every state starts at zero. ``osc_state`` likewise for the oscillator readouts,
         ``[batch, 4, n_in]`` each (:func:`oscillator_integrals`)."""
         x = x.clamp(max=float(2 ** self.cfg.input_bits - 1))
@@ -368,7 +397,14 @@ class EST(nn.Module):
         s = self.embed_lif(current)
         for block in self.blocks:
             s = block(s)
-        current = self.readout(torch.cat([s, x], dim=-1) if self.cfg.input_to_readout else s)
+        parts = [s, x] if self.cfg.input_to_readout else [s]
+        if self.cfg.rhythms:
+            start = torch.as_tensor(start).reshape(1, -1)
+            bins = (torch.arange(x.shape[0])[:, None] + start).expand(-1, x.shape[1])
+            parts.append(torch.as_tensor(rhythm_values(
+                bins.numpy(), self.cfg.rhythm_advances, self.cfg.rhythm_rows),
+                dtype=x.dtype))
+        current = self.readout(torch.cat(parts, dim=-1))
         out = leaky_integral(current, self.readout_beta)
         for i, (conv, shift) in enumerate(zip(self.slow, self.cfg.readout_slow_shifts,
                                               strict=True)):
@@ -458,6 +494,7 @@ def config_dict(cfg: ESTConfig) -> dict:
     d["kernels"] = list(cfg.kernels)
     d["readout_slow_shifts"] = list(cfg.readout_slow_shifts)
     d["readout_oscillators"] = [list(p) for p in cfg.readout_oscillators]
+    d["rhythms"] = list(cfg.rhythms)
     return d
 
 
@@ -474,4 +511,5 @@ def config_from_dict(d: dict) -> ESTConfig:
     d["kernels"] = tuple(d.get("kernels", (3, 5)))
     d["readout_slow_shifts"] = tuple(d["readout_slow_shifts"])
     d["readout_oscillators"] = tuple(tuple(p) for p in d.get("readout_oscillators", ()))
+    d["rhythms"] = tuple(d.get("rhythms", ()))
     return ESTConfig(**d)

@@ -42,6 +42,14 @@ def history_design(counts: np.ndarray, history: int) -> np.ndarray:
     return x
 
 
+RHYTHM_ROWS = 32
+"""Rows of a fitted rhythm's table (``model.rhythm_rows``): phase steps of 11.25 degrees."""
+RHYTHM_AMPLITUDE = 7
+"""A rhythm table's largest value (:func:`est.sim.golden.rhythm_table`): 3-bit values."""
+RHYTHM_FRAC = 15
+"""Fraction bits of a table's accumulator (:class:`est.compiler.ops.Table`)."""
+
+
 RATE_FLOOR = 1e-3
 """The rate (spikes per bin) of a neuron silent in training: its maximum-likelihood rate, 0,
 has no finite log; the mean-rate model and the EST's readout use the same floor."""
@@ -69,6 +77,8 @@ for ``m != n`` when ``coupling`` is "self").
     covariate_weights: np.ndarray | None = None
     slow_shifts: tuple[int, ...] = ()
     oscillators: tuple[tuple[int, int], ...] = ()
+    rhythms: tuple[int, ...] = ()  # the advances of fitted rhythms' tables (rhythm_covariates)
+    rhythm_rows: int = RHYTHM_ROWS
 
     @property
     def history(self) -> int:
@@ -79,16 +89,21 @@ for ``m != n`` when ``coupling`` is "self").
         """Log-rates [bins, neurons] for ``rec``; its first bins see the end of ``before``
         (the recording just before it) as history, or zeros without it. A GLM fitted with
         covariates needs them for ``rec``'s bins, ``[rec.n_bins, E]``; one with
-        ``slow_shifts`` or ``oscillators`` computes them itself, over ``before`` and ``rec``."""
+        ``slow_shifts``, ``oscillators`` or ``rhythms`` computes them itself, over ``before``
+        and ``rec`` (the rhythms' phase from their bin numbers in the recording they were split
+        from: ``before`` is the split just before ``rec``)."""
         n = self.bias.shape[0]
         if rec.n_neurons != n:
             raise EstError(f"GLM: fitted on {n} neurons but the recording has {rec.n_neurons}")
-        if self.slow_shifts or self.oscillators:
+        if self.slow_shifts or self.oscillators or self.rhythms:
             if covariates is not None:
-                raise EstError("GLM: its covariates are its slow means; give none")
+                raise EstError("GLM: its covariates are its own (slow means, oscillators, "
+                               "rhythms); give none")
             counts = rec.counts if before is None else np.vstack([before.counts, rec.counts])
-            covariates = own_covariates(counts, self.slow_shifts,
-                                        self.oscillators)[-rec.n_bins:]
+            covariates = own_covariates(counts, self.slow_shifts, self.oscillators,
+                                        self.rhythms, self.rhythm_rows,
+                                        first_bin(rec) - len(counts) + rec.n_bins
+                                        )[-rec.n_bins:]
         check_covariates(covariates, rec.n_bins)
         fitted = 0 if self.covariate_weights is None else self.covariate_weights.shape[1]
         if fitted != (0 if covariates is None else covariates.shape[1]):
@@ -132,7 +147,8 @@ def fit_glm(train: Recording, history: int = 5, l2: float = 1e-3, seed: int = 0,
             max_iter: int = 50, tol: float = 1e-8, start: GLM | None = None,
             coupling: str = "full", covariates: np.ndarray | None = None,
             slow_shifts: tuple[int, ...] = (),
-            oscillators: tuple[tuple[int, int], ...] = ()) -> GLM:
+            oscillators: tuple[tuple[int, int], ...] = (), rhythms: tuple[int, ...] = (),
+            rhythm_rows: int = None) -> GLM:
     """Fit :class:`GLM` to ``train`` by penalised maximum likelihood; ``coupling`` "self"
     fits each neuron's weights on its own counts only (the others held at zero).
     ``covariates`` ``[train.n_bins, E]``, if given, are inputs beside the counts (every
@@ -165,11 +181,14 @@ def fit_glm(train: Recording, history: int = 5, l2: float = 1e-3, seed: int = 0,
         raise EstError(f"fit_glm: {train.n_bins} training bins are too few for history "
                        f"{history}")
     slow_shifts, oscillators = tuple(slow_shifts), tuple(tuple(p) for p in oscillators)
+    rhythms, rhythm_rows = tuple(int(a) for a in rhythms), rhythm_rows or RHYTHM_ROWS
     own = len(slow_shifts) + 2 * len(oscillators)  # covariate blocks of N: a neuron's each
-    if own:
+    if own or rhythms:
         if covariates is not None:
-            raise EstError("fit_glm: give covariates or slow_shifts/oscillators, not both")
-        covariates = own_covariates(train.counts, slow_shifts, oscillators)
+            raise EstError("fit_glm: give covariates or slow_shifts/oscillators/rhythms, not "
+                           "both")
+        covariates = own_covariates(train.counts, slow_shifts, oscillators, rhythms,
+                                    rhythm_rows, first_bin(train))
     check_covariates(covariates, train.n_bins)
     y = train.counts[history:].astype(np.float64)
     x = history_design(train.counts, history)[history:]
@@ -180,8 +199,10 @@ def fit_glm(train: Recording, history: int = 5, l2: float = 1e-3, seed: int = 0,
     own = np.arange(n)[None, :] + n * np.arange(history)[:, None]  # [lag - 1, n]: own columns
     # [n, covariates a neuron reads]: all of them, or with "self" its own slow means
     cov_cols = np.broadcast_to(np.arange(n_extra), (n, n_extra))
-    if coupling == "self" and blocks:
-        cov_cols = np.arange(n)[:, None] + n * np.arange(blocks)[None, :]
+    if coupling == "self" and blocks:  # its own slow means and oscillators, every rhythm
+        cov_cols = np.hstack([np.arange(n)[:, None] + n * np.arange(blocks)[None, :],
+                              np.broadcast_to(np.arange(n * blocks, n_extra),
+                                              (n, n_extra - n * blocks))])
     if coupling == "self":  # a design per neuron, [n, t, 1 + H + E_n]: bias, own counts, ...
         x = np.concatenate([np.ones((n, t, 1)), x[:, 1 + own].transpose(2, 0, 1),
                             extra[:, cov_cols].transpose(1, 0, 2)], axis=2)
@@ -195,8 +216,8 @@ def fit_glm(train: Recording, history: int = 5, l2: float = 1e-3, seed: int = 0,
     theta[0] = np.log(np.maximum(y.mean(axis=0), 1.0 / t))
     n_cov = cov_cols.shape[1]
     if start is not None and (start.history, start.coupling, start.slow_shifts,
-                              start.oscillators) == (
-            history, coupling, slow_shifts, oscillators) and n_extra == (
+                              start.oscillators, start.rhythms) == (
+            history, coupling, slow_shifts, oscillators, rhythms) and n_extra == (
             0 if start.covariate_weights is None else start.covariate_weights.shape[1]):
         theta = start._theta()
         if coupling == "self":
@@ -252,7 +273,7 @@ def fit_glm(train: Recording, history: int = 5, l2: float = 1e-3, seed: int = 0,
         if cov_weights is not None:
             cov_weights[:] = cov_part.T
     return GLM(bias, weights, l2, iterations, converged, coupling, cov_weights, slow_shifts,
-               oscillators)
+               oscillators, rhythms, rhythm_rows)
 
 
 GLM_HISTORIES = (1, 2, 3, 5, 8)
@@ -269,7 +290,8 @@ def tune_glm(train: Recording, val: Recording, histories=GLM_HISTORIES, l2s=GLM_
              couplings=GLM_COUPLINGS, progress=None,
              covariates: tuple[np.ndarray, np.ndarray] | None = None,
              slow_shifts: tuple[int, ...] = (), fitted: list | None = None,
-             oscillators: tuple[tuple[int, int], ...] = ()) -> tuple[GLM, list[dict]]:
+             oscillators: tuple[tuple[int, int], ...] = (), rhythms: tuple[int, ...] = (),
+             rhythm_rows: int | None = None) -> tuple[GLM, list[dict]]:
     """The :class:`GLM` of the grid ``couplings x histories x l2s`` that scores the most NLB
     bits per spike on ``val`` (ties: "self" coupling, then the shorter history, then the larger
     L2), each candidate fitted on ``train`` alone (for one coupling and history, from large L2
@@ -277,9 +299,9 @@ def tune_glm(train: Recording, val: Recording, histories=GLM_HISTORIES, l2s=GLM_
     ``coupling``, ``history``, ``l2`` and ``val_bits_per_spike``. A history too long for
     ``train`` is skipped; ``progress`` (if given) is called with a line per candidate.
     ``covariates``: ``(for train's bins, for val's bins)``, given to every candidate, or
-    ``slow_shifts`` and ``oscillators`` (:func:`fit_glm`). ``fitted`` (a list, if given)
-    gains ``(key, glm)`` for every candidate, ``max`` of its keys the choice (a subset's best:
-    its ``max``)."""
+    ``slow_shifts``, ``oscillators`` and ``rhythms`` (:func:`fit_glm`). ``fitted`` (a list, if
+    given) gains ``(key, glm)`` for every candidate, ``max`` of its keys the choice (a subset's
+    best: its ``max``)."""
     on_train, on_val = (None, None) if covariates is None else covariates
     grid, best, best_key = [], None, None
     for coupling in couplings:
@@ -290,7 +312,8 @@ def tune_glm(train: Recording, val: Recording, histories=GLM_HISTORIES, l2s=GLM_
             for l2 in sorted(l2s, reverse=True):  # each fit starts from the more penalised one
                 glm = fit_glm(train, history, l2, start=glm, coupling=coupling,
                               covariates=on_train, slow_shifts=slow_shifts,
-                              oscillators=oscillators)
+                              oscillators=oscillators, rhythms=rhythms,
+                              rhythm_rows=rhythm_rows)
                 score = bits_per_spike(val.counts, glm.predict_log_rates(val, train, on_val))
                 row[l2] = {"coupling": coupling, "history": history, "l2": l2,
                            "val_bits_per_spike": score}
@@ -354,13 +377,75 @@ def slow_means(counts: np.ndarray, shifts=SLOW_SHIFTS) -> np.ndarray:
     return np.hstack([exponential_sums(counts, s) * 2.0 ** -s for s in shifts])
 
 
-def own_covariates(counts: np.ndarray, slow_shifts=(), oscillators=()) -> np.ndarray:
+def own_covariates(counts: np.ndarray, slow_shifts=(), oscillators=(), rhythms=(),
+                   rhythm_rows: int = None, start: int = 0) -> np.ndarray:
     """A GLM's own covariates: :func:`slow_means` at ``slow_shifts``, then
-    :func:`oscillator_means` of ``oscillators`` (blocks of one column a neuron)."""
+    :func:`oscillator_means` of ``oscillators`` (blocks of one column a neuron), then
+    :func:`rhythm_covariates` of ``rhythms`` (``counts[0]`` is bin ``start`` of its
+    recording)."""
     parts = [slow_means(counts, slow_shifts)] if slow_shifts else []
     if oscillators:
         parts.append(oscillator_means(counts, oscillators))
+    if rhythms:
+        parts.append(rhythm_covariates(start, len(counts), rhythms, rhythm_rows or RHYTHM_ROWS))
     return np.hstack(parts)
+
+
+def first_bin(rec: Recording) -> int:
+    """The bin number of ``rec``'s first bin in the recording it was split from (0 if whole)."""
+    return int(rec.meta.get("bins", (0, rec.n_bins))[0])
+
+
+def rhythm_advance(period: float, rows: int = RHYTHM_ROWS) -> int:
+    """The table advance of a rhythm of ``period`` bins: ``round(rows 2^15 / period)``."""
+    return int(round(rows * 2 ** RHYTHM_FRAC / period))
+
+
+def rhythm_values(bins: np.ndarray, advances, rows: int = RHYTHM_ROWS) -> np.ndarray:
+    """The rhythm tables' rows at bin numbers ``bins`` (any shape ``S``, counted from the
+    stream's first bin, 0): ``[*S, 4 * len(advances)]``, table ``i``'s row ``acc >> 15``,
+    ``acc = bin * advance_i mod rows 2^15`` (docs/semantics.md 8.2), as integers."""
+    from est.sim.golden import rhythm_table
+
+    table = rhythm_table(rows, RHYTHM_AMPLITUDE)
+    bins = np.asarray(bins, dtype=np.int64)
+    return np.concatenate([table[(bins * int(a) % (rows << RHYTHM_FRAC)) >> RHYTHM_FRAC]
+                           for a in advances], axis=-1)
+
+
+def rhythm_covariates(start: int, bins: int, advances, rows: int = RHYTHM_ROWS) -> np.ndarray:
+    """A GLM's rhythm covariates for bins ``start .. start + bins - 1``: row ``t`` is the
+    tables' row at the bin before (:func:`rhythm_values` of ``start + t - 1``), which the
+    readout reads when it predicts bin ``t``; ``[bins, 4 * len(advances)]`` (float64)."""
+    return rhythm_values(np.arange(start - 1, start + bins - 1), advances, rows).astype(
+        np.float64)
+
+
+def find_rhythms(counts: np.ndarray, k: int, shortest: float, longest: float,
+                 components: int = 5) -> list[float]:
+    """The periods (bins) of the ``k`` strongest rhythms in ``counts`` [bins, neurons]: the
+    highest local peaks, between periods ``shortest`` and ``longest``, of the summed power
+    spectrum of the z-scored counts' first ``components`` principal components, computed on
+    a grid 2^21 points fine (zero-padded FFT: a period to about 1e-4 of itself over 10,000
+    bins, which keeps a table's phase over the recordings est scores); peaks closer than 3 /
+    bins in frequency count as one. Fewer if the spectrum has fewer peaks in range."""
+    y = counts.astype(np.float64)
+    y = (y - y.mean(axis=0)) / np.maximum(y.std(axis=0), 1e-9)
+    u, s, _ = np.linalg.svd(y, full_matrices=False)
+    pcs = u[:, :components] * s[:components]
+    size = max(1 << 21, 1 << (4 * len(y) - 1).bit_length())
+    freq = np.fft.rfftfreq(size)
+    power = (np.abs(np.fft.rfft(pcs, n=size, axis=0)) ** 2).sum(axis=1)
+    inside = np.flatnonzero((freq >= 1 / longest) & (freq <= 1 / shortest))
+    inside = inside[(inside > 0) & (inside < len(power) - 1)]
+    peaks = inside[(power[inside] >= power[inside - 1]) & (power[inside] >= power[inside + 1])]
+    chosen: list[int] = []
+    for i in peaks[np.argsort(power[peaks])[::-1]]:
+        if all(abs(freq[i] - freq[j]) > 3 / len(y) for j in chosen):
+            chosen.append(i)
+        if len(chosen) == k:
+            break
+    return [float(1 / freq[i]) for i in chosen]
 
 
 OSCILLATORS = ((2, 6), (3, 7), (4, 8), (5, 9))

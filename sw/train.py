@@ -18,7 +18,9 @@ Config (TOML or YAML), every key optional:
              validation scores, 0: none), patience (scores without a gain before training
              stops, 0: never early), context_bins (bins before an evaluated split that the
              models run on first, their state carried in), burn_in (bins at the start of
-             each training crop that the model runs on but the loss does not score)
+             each training crop that the model runs on but the loss does not score);
+             find_rhythms (how many rhythms est-train finds in the training split's counts,
+             est.sw.glm.find_rhythms, and gives the model as model.rhythms; 0: none)
 
 Flags override the file: ``--set model.d_model=16 --set train.steps=50``.
 
@@ -85,6 +87,8 @@ from est.sw.glm import (
     GLM_L2S,
     RATE_FLOOR,
     SLOW_SHIFTS,
+    find_rhythms,
+    first_bin,
     true_rate_log_rates,
     tune_glm,
 )
@@ -108,6 +112,7 @@ class TrainConfig:
     glm_l2: tuple = GLM_L2S
     glm_slow_shifts: tuple = SLOW_SHIFTS
     glm_oscillators: tuple = ()
+    find_rhythms: int = 0
     eval_every: int = 50
     patience: int = 0
     context_bins: int = 1024
@@ -145,6 +150,7 @@ class TrainConfig:
         for i, shift in enumerate(self.glm_slow_shifts):
             check_whole(f"{k}glm_slow_shifts[{i}]", shift, 1, MAX_LEAK_SHIFT)
         check_oscillators(k + "glm_oscillators", self.glm_oscillators)
+        check_whole(k + "find_rhythms", self.find_rhythms, 0, 16)
         return self
 
 
@@ -481,13 +487,14 @@ def next_bin(out: np.ndarray, n_bins: int, mean_rates: np.ndarray) -> np.ndarray
     return np.vstack([np.log(np.maximum(mean_rates, RATE_FLOOR))[None, :], out[:-1]])
 
 
-def float_log_rates(model: EST, counts: np.ndarray) -> np.ndarray:
-    """The float EST's outputs [bins, neurons] over ``counts``, state starting at zero."""
+def float_log_rates(model: EST, counts: np.ndarray, start: int = 0) -> np.ndarray:
+    """The float EST's outputs [bins, neurons] over ``counts``, state starting at zero;
+    ``counts[0]`` is bin ``start`` of the recording (the CPG's and the rhythms' phase)."""
     was_training = model.training
     model.eval()
     with torch.no_grad():
         x = torch.as_tensor(counts, dtype=torch.float32)[:, None, :]
-        out = model(x)[:, 0].numpy().astype(np.float64)
+        out = model(x, start)[:, 0].numpy().astype(np.float64)
     model.train(was_training)
     return out
 
@@ -539,9 +546,10 @@ def _validator(model: EST, trained_before: Recording, val: Recording, cfg: Train
     """The validation score of the float model: NLB bits per spike on ``val`` (warmed up on
     the training split's last ``cfg.context_bins``)."""
     counts = with_context(val, trained_before, cfg.context_bins)
+    start = first_bin(val) - (len(counts) - val.n_bins)
 
     def validate() -> tuple[float, np.ndarray]:
-        out = float_log_rates(model, counts)
+        out = float_log_rates(model, counts, start)
         log_rates = np.clip(next_bin(out, val.n_bins, mean_rates), -20, 20)
         nll = (np.exp(log_rates) - val.counts * log_rates).sum(axis=1)  # per bin, nats
         return scores(val, log_rates)["bits_per_spike"], nll
@@ -575,16 +583,20 @@ def start_readout(model: EST, mean_rates: np.ndarray, glm: GLM | None) -> None:
         # x[t - l], l = lag - 1
         w = torch.as_tensor(np.where(silent[:, None, None], 0.0, glm.weights).transpose(2, 0, 1),
                             dtype=torch.float32)
-        model.readout.weight[:glm.history, :, d:] = w
+        n_in = model.cfg.n_in
+        model.readout.weight[:glm.history, :, d:d + n_in] = w
         if beta:
-            model.readout.weight[1:glm.history + 1, :, d:] -= beta * w
+            model.readout.weight[1:glm.history + 1, :, d:d + n_in] -= beta * w
         shifts = tuple(model.cfg.readout_slow_shifts)
         pairs = tuple(model.cfg.readout_oscillators)
-        if (shifts or pairs) and (glm.slow_shifts, glm.oscillators) != (shifts, pairs):
-            raise EstError(f"start_readout: the GLM's slow means {list(glm.slow_shifts)} and "
-                           f"oscillators {list(glm.oscillators)} are not the model's slow "
-                           f"readouts {list(shifts)} and oscillators {list(pairs)}")
-        n_in = model.cfg.n_in
+        advances = model.cfg.rhythm_advances
+        if (shifts or pairs or advances) and (glm.slow_shifts, glm.oscillators, glm.rhythms) != (
+                shifts, pairs, advances):
+            raise EstError(f"start_readout: the GLM's slow means {list(glm.slow_shifts)}, "
+                           f"oscillators {list(glm.oscillators)} and rhythms "
+                           f"{list(glm.rhythms)} are not the model's slow readouts "
+                           f"{list(shifts)}, oscillators {list(pairs)} and rhythms "
+                           f"{list(advances)}")
 
         def block(i):  # the GLM's weights of its covariate block i, [N, n_in]
             return np.where(silent[:, None], 0.0, glm.covariate_weights[:, i * n_in:(i + 1)
@@ -600,6 +612,14 @@ def start_readout(model: EST, mean_rates: np.ndarray, glm: GLM | None) -> None:
             a, e = beta_from_shift(k), 2.0 ** -m
             conv.weight[0] = torch.as_tensor(np.vstack([alpha + e * beta, -a * beta])
                                              * 2.0 ** -k, dtype=torch.float32)
+        if advances:  # the GLM's rhythm covariates are the rows the readout reads at lag 0
+            own = (len(shifts) + 2 * len(pairs)) * n_in
+            c = torch.as_tensor(np.where(silent[:, None], 0.0, glm.covariate_weights[:, own:]),
+                                dtype=torch.float32)
+            first = d + n_in * model.cfg.input_to_readout
+            model.readout.weight[0, :, first:] = c
+            if model.readout_beta:  # (``beta`` is an oscillator's weights by now)
+                model.readout.weight[1, :, first:] -= model.readout_beta * c
 
 
 def clipped_counts(rec: Recording, input_bits: int) -> dict:
@@ -621,6 +641,13 @@ def train_model(data: dict, mcfg: ESTConfig, tcfg: TrainConfig,
     check_evaluated_splits(val, test)
     mcfg = replace(mcfg, n_in=train.counts.shape[1], n_out=train.counts.shape[1])
     mean_rates = train.counts.mean(axis=0)
+    if tcfg.find_rhythms:
+        if mcfg.rhythms:
+            config_error(f"give model.rhythms {list(mcfg.rhythms)} or train.find_rhythms = "
+                         f"{tcfg.find_rhythms}, not both")
+        shortest = mcfg.rhythm_rows * 2 ** 15 / 0xFFFF * 1.001
+        mcfg = replace(mcfg, rhythms=tuple(find_rhythms(
+            train.counts, tcfg.find_rhythms, max(shortest, 4.0), max(train.n_bins / 4, 8.0))))
     glm, couplings, baseline = None, GLM_COUPLINGS, None
     if mcfg.input_to_readout:
         leaky = beta_from_shift(mcfg.readout_leak_shift) > 0
@@ -641,7 +668,8 @@ def train_model(data: dict, mcfg: ESTConfig, tcfg: TrainConfig,
         fitted_glms: list = []
         best, grid = tune_glm(train, val, tcfg.glm_history if whole else histories,
                               tcfg.glm_l2, couplings, progress=tqdm.write if progress else None,
-                              slow_shifts=slow, fitted=fitted_glms, oscillators=pairs)
+                              slow_shifts=slow, fitted=fitted_glms, oscillators=pairs,
+                              rhythms=mcfg.rhythm_advances, rhythm_rows=mcfg.rhythm_rows)
         glm = max((f for f in fitted_glms if f[1].history <= longest), key=lambda f: f[0])[1]
         baseline = (best, grid) if whole else None
         mcfg = replace(mcfg, input_coupling=glm.coupling)  # "auto": the GLM's choice
@@ -675,10 +703,14 @@ def evaluate(trained: Trained, baselines: bool = True) -> dict:
     result["context_bins"] = bins
     result["float"] = {}
     for split, rec in (("val", val), ("test", test)):
-        out = float_log_rates(model, with_context(rec, before[split], bins))
+        counts = with_context(rec, before[split], bins)
+        out = float_log_rates(model, counts, first_bin(rec) - len(counts) + rec.n_bins)
         result["float"][split] = scores(rec, next_bin(out, rec.n_bins, mean_rates))
     if model.cfg.mode == "snn":
-        ilr, firing, qreport = integer_log_rates(model, train, with_context(test, val, bins),
+        # the integer graph's streams start at bin 0: with rhythms, at the recording's
+        counts = (np.vstack([train.counts, val.counts, test.counts]) if model.cfg.rhythms
+                  else with_context(test, val, bins))
+        ilr, firing, qreport = integer_log_rates(model, train, counts,
                                                  trained.tcfg.weight_bits, test.n_bins)
         result["integer"] = {"test": scores(test, next_bin(ilr, test.n_bins, mean_rates)),
                              "firing_rates": firing, "quantization": qreport}
@@ -686,11 +718,14 @@ def evaluate(trained: Trained, baselines: bool = True) -> dict:
         tcfg = trained.tcfg
         glm, grid = trained.baseline or tune_glm(train, val, tcfg.glm_history, tcfg.glm_l2,
                                                  slow_shifts=tuple(tcfg.glm_slow_shifts),
-                                                 oscillators=tuple(tcfg.glm_oscillators))
+                                                 oscillators=tuple(tcfg.glm_oscillators),
+                                                 rhythms=model.cfg.rhythm_advances,
+                                                 rhythm_rows=model.cfg.rhythm_rows)
         result["glm"] = {"test": scores(test, glm.predict_log_rates(test, val)),
                          "val": scores(val, glm.predict_log_rates(val, train)),
                          "coupling": glm.coupling, "history": glm.history, "l2": glm.l2,
                          "slow_shifts": list(glm.slow_shifts),
+                         "rhythm_advances": list(glm.rhythms),
                          "oscillators": [list(p) for p in glm.oscillators], "grid": grid}
         if test.rates is not None:
             result["true_rates"] = {"test": scores(test, true_rate_log_rates(test))}

@@ -8,6 +8,9 @@ import dataclasses
 import numpy as np
 import pytest
 
+from est import EstError
+from est.compiler.graph import GraphBuilder
+from est.compiler.ops import LIF, Concat, Conv, Input, Readout, Table
 from est.compiler.program import CoreSpec, compile_program
 from est.sim import core_model
 from est.sim.core_sim import simulate_core, simulate_core_rtl
@@ -29,6 +32,34 @@ def _cases():
     g2 = random_mlp_graph(2, n_in=20, hidden=(10, 7), n_out=5, weight_bits=8)
     return [(g1, random_stimulus(1, 14, 9, rate=1.2, bits=3)),
             (g2, random_stimulus(2, 10, 20))]
+
+
+# per table: rows, values and advance (15 fraction bits): 0.377 rows a bin (rows repeat, the
+# accumulator wraps mid-row) and 1.695 (rows are skipped, the wrap subtracts past the period)
+TABLES = {"cpg": (5, 3, 12345), "cpg2": (3, 2, 55555)}
+
+
+def _phase_graph(seed: int):
+    """The tables of :data:`TABLES`, of values 0..7 (3 bits), beside a 2-channel input into a
+    readout of one neuron a channel (bin ``t``'s values are ``readout/v[t] - readout/v[t -
+    1]``); the first also into a LIF array (its spikes and membranes)."""
+    rng = np.random.default_rng(seed)
+    g = GraphBuilder()
+    x = g.add("input", Input(2))
+    tables = []
+    for name, (p, n, advance) in TABLES.items():
+        table = rng.integers(0, 8, (p, n))
+        table[0, 0] = 7  # the values reach 3 bits
+        tables.append(g.add(name, Table(table, advance)))
+    both = g.add("embed.in", Concat(), x, *tables)
+    n = 2 + sum(n for _, n, _ in TABLES.values())
+    g.add("readout", Readout(None, 16, np.ones(n)),
+          g.add("readout.syn", Conv(np.eye(n, dtype=np.int64)[None], np.zeros(n, np.int64)),
+                both))
+    g.add("fire", LIF(np.array([9, 12]), 2, 8),
+          g.add("fire.syn", Conv(rng.integers(-2, 4, (1, 2, 3)), np.zeros(2, np.int64)),
+                tables[0]))
+    return g.build("phased", ("readout", "fire"))
 
 
 def test_two_models_loaded_one_after_the_other_are_bit_exact_with_stalls():
@@ -153,11 +184,11 @@ def rtl_work(tmp_path_factory):
 
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
 def test_an_est_and_an_mlp_on_one_core_in_rtl_simulators(simulator, rtl_work):
-    """The core's Verilog with no model in it, with its SSA and oscillator units: an EST (CPG,
-    mask, SDSA, SEW add, TPU), an MLP of 12-bit weights (two planes; its hidden layer
-    current-based and resetting by snnTorch's delayed subtraction), an EST with SSA attention
-    and two oscillator readouts, loaded one after the other through the load port, with random
-    stalls
+    """The core's Verilog with no model in it, with its SSA, oscillator and phase units: an EST
+    (CPG, mask, SDSA, SEW add, TPU), an MLP of 12-bit weights (two planes; its hidden layer
+    current-based and resetting by snnTorch's delayed subtraction), an EST with SSA attention,
+    two oscillator readouts and two tables of 3-bit values at fractional advances, loaded one
+    after the other through the load port, with random stalls
     (Icarus) or none (Verilator: cycles equal to the model's). The core is built as the
     UP5K's is: 16-bit thresholds and biases, and the second copy of the activations only as
     long as the ESTs' second operands need."""
@@ -167,9 +198,10 @@ def test_an_est_and_an_mlp_on_one_core_in_rtl_simulators(simulator, rtl_work):
                                resets=("subtract_delayed",), syn_bits=10),
               random_est_graph(3, attention="ssa", heads=2, window=5, blocks=1, tpu=False,
                                cpg=False),
-              oscillator_graph(4, n_in=5)]
+              oscillator_graph(4, n_in=5),
+              _phase_graph(3)]
     spec = CoreSpec(lanes=4, weight_bits=8, weight_words=2048, act_words=512,
-                    neuron_words=128, acc_words=4, param_bits=16, ssa=True, osc=True)
+                    neuron_words=128, acc_words=4, param_bits=16, ssa=True, osc=True, phase=True)
     low = max(compile_program(g, spec).usage()["src2_words"] for g in graphs)
     assert 0 < low < 512
     spec = dataclasses.replace(spec, src2_words=low)
@@ -203,3 +235,47 @@ def test_oscillator_readouts_are_bit_exact_with_stalls():
     assert simulate_core(spec, [(prog, stim)]).cycles[0] == core_model.run(prog, stim).cycles[:-1]
     with pytest.raises(Exception, match="oscillator unit"):
         compile_program(graph, SPEC)
+
+
+def test_tables_of_a_fractional_advance_are_bit_exact_with_stalls():
+    """The phase unit: the tables' rows by hand (an accumulator of 15 fraction bits moved on by
+    the advance, wrapping at ``P << 15``), their 3-bit values through the model and the
+    gateware with stalls, every traced tensor equal to the golden interpreter's; cycles equal
+    to the model's."""
+    graph = _phase_graph(3)
+    spec = dataclasses.replace(SPEC, phase=True)
+    x = random_stimulus(6, 60, 2, rate=0.4)
+    gold, _ = run(graph, x)
+    values = [x]
+    for name, (p, _, advance) in TABLES.items():
+        acc, rows = 0, []
+        for _ in range(60):
+            rows.append(acc >> 15)
+            acc += advance
+            acc -= (p << 15) if acc >= p << 15 else 0
+        assert sorted(set(rows)) == list(range(p))
+        values.append(graph.node(name).op.table[rows])
+        np.testing.assert_array_equal(gold.arrays[f"{name}/spikes"], values[-1])
+    np.testing.assert_array_equal(np.diff(gold.arrays["readout/v"], axis=0, prepend=0),
+                                  np.concatenate(values, axis=1))
+    assert gold.arrays["fire/spikes"].any()
+    prog = compile_program(graph, spec)
+    model = core_model.run(prog, x)
+    got = simulate_core(spec, [(prog, x)], stall_seed=8)
+    for trace in (model.trace, got.traces[0]):
+        assert set(trace.arrays) == {"readout/v", "fire/spikes", "fire/v"}
+        for name, value in trace.arrays.items():
+            np.testing.assert_array_equal(value, gold.arrays[name], err_msg=name)
+    assert simulate_core(spec, [(prog, x)]).cycles[0] == model.cycles[:-1]
+
+
+def test_a_fractional_advance_needs_the_phase_unit():
+    """A core without the phase unit refuses a table of a fractional advance, naming the node;
+    a table whose accumulator (rows << 15) does not fit a neuron word is refused."""
+    with pytest.raises(EstError, match=r"node 'cpg': its table advances 0.37674 rows a bin "
+                                       r"\(advance 12345\), which needs a core with its phase "
+                                       r"unit: compile for a core with phase=True"):
+        compile_program(_phase_graph(3), SPEC)
+    with pytest.raises(EstError, match=r"node 'cpg': its table has 5 rows, the core's table "
+                                       r"instruction reads at most 2 .*16-bit neuron word"):
+        compile_program(_phase_graph(3), CoreSpec(state_bits=16, phase=True))

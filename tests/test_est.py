@@ -168,6 +168,34 @@ def test_a_crop_given_the_slow_integrals_continues_the_whole_run():
     assert (cold - whole[start:]).abs().max() > 0.1  # without them, it starts cold
 
 
+def test_rhythms_are_checked_kept_in_checkpoints_and_read_by_bin_number():
+    """Periods of at least rhythm_rows / 2 bins; the config round-trips, a checkpoint from
+    before them has none; the readout reads each rhythm's table row at the bin number of
+    ``start`` on (a crop starting at bin s continues the run from bin 0)."""
+    cfg = replace(SMALL, rhythms=[40.0, 77.7])
+    assert cfg.rhythms == (40.0, 77.7) and cfg.rhythm_advances == (26214, 13495)
+    for rhythms, needle in (([15.0], r"rhythms\[0\] must be >= 16.0002 bins"),
+                            ([40, "x"], r"rhythms\[1\] must be a number"),
+                            (3.0, "must be a list of periods")):
+        with pytest.raises(EstError, match=needle):
+            replace(SMALL, rhythms=rhythms).validate()
+    assert config_from_dict(config_dict(cfg)) == cfg
+    old = {k: v for k, v in config_dict(cfg).items() if k != "rhythms"}
+    assert config_from_dict(old).rhythms == ()
+    model = EST(replace(cfg, readout_leak_shift=1))  # the readout forgets in a few bins
+    first = cfg.d_model + cfg.n_in
+    assert model.readout.weight.shape[2] == first + 8
+    x = (torch.rand(160, 1, cfg.n_in) < 0.3).float()
+    with torch.no_grad():
+        model.readout.weight.zero_()
+        model.readout.weight[:, :, first:] = torch.randn(model.readout.weight[:, :, first:].shape)
+        whole = model(x)
+        crop = model(x[70:], 70)
+        other = model(x[70:], 0)
+    np.testing.assert_allclose(crop[40:].numpy(), whole[110:].numpy(), atol=1e-5)
+    assert not torch.allclose(crop[40:], other[40:], atol=1e-2)
+
+
 def test_oscillator_readouts_are_checked_and_kept_in_checkpoints():
     """Pairs [m, k] (a config's lists become tuples), k a leak shift, m at most k, no
     repeats; the config round-trips; a checkpoint from before them has none."""

@@ -123,7 +123,8 @@ def test_a_core_needs_neuron_words_of_16_to_32_bits():
 
 
 def test_a_mask_keeps_its_lfsr_in_two_16_bit_neuron_words():
-    g = random_est_graph(1)
+    # no CPG table: its phase accumulator (16 rows << 15) needs 19-bit neuron words
+    g = random_est_graph(1, cpg=False)
     prog = compile_program(g, CoreSpec(state_bits=16))
     seed = g.node("b0.mask").op.seed
     nbase = prog.regions["neurons"]["b0.mask"][0]
@@ -169,6 +170,33 @@ def test_a_table_is_loaded_with_the_model():
     rows = [prog.constants.get(a, 0) for a in sorted(prog.constants)]
     assert len(prog.constants) == table.shape[0]
     assert rows == [sum(int(v) << i for i, v in enumerate(row)) for row in table]
+
+
+def test_a_table_of_3_bit_values_is_loaded_in_4_bit_fields_with_its_advance():
+    """Each row in the words of the table's output vector (3-bit values in 4-bit fields, 4 a
+    word: 5 values in 2 words, a row 2 words apart); the advance in the table's threshold word;
+    the fractional advance needs the phase unit, which the spec records only when set."""
+    from est.compiler.graph import GraphBuilder
+    from est.compiler.ops import Concat, Conv, Input, Readout, Table
+    from est.compiler.program import uses_phase
+
+    rows = np.array([[7, 0, 1, 2, 3], [4, 5, 6, 7, 0], [1, 1, 0, 0, 6]])
+    g = GraphBuilder()
+    x = g.add("input", Input(2))
+    both = g.add("both", Concat(), x, g.add("cpg", Table(rows, 12345)))
+    g.add("readout", Readout(None, 16, np.ones(1)),
+          g.add("readout.syn", Conv(np.ones((1, 1, 7), np.int64), np.zeros(1, np.int64)), both))
+    g = g.build("rows", ("readout",))
+    assert uses_phase(g) and not uses_phase(random_est_graph(2))
+    spec = CoreSpec(phase=True)
+    assert spec.as_dict()["phase"] and "phase" not in CoreSpec().as_dict()
+    prog = compile_program(g, spec)
+    (table,) = [w for w in core_model.decode(prog) if w["op"] == OPCODES["table"]]
+    assert (table["n"], table["period"], table["src_stride"], table["dst_log2b"]) == (2, 3, 1, 2)
+    assert prog.thresholds[table["nbase"]] == 12345
+    for p, row in enumerate(rows):
+        words = [prog.constants[table["src"] + (p << 1) + w] for w in range(2)]
+        assert words == [row[0] | row[1] << 4 | row[2] << 8 | row[3] << 12, row[4]]
 
 
 def test_a_model_over_the_core_is_refused_with_what_is_over():

@@ -72,6 +72,24 @@ def test_core_cases_add_slow_and_oscillator_readouts_to_the_same_draw():
         assert bool(nodes) == bool(c.graph.meta.get("sum_outputs"))
 
 
+def test_rhythm_tables_are_drawn_into_the_readout_on_both_backends():
+    """Half the EST-shaped cases read 1-2 rhythm tables in the readout's input: multi-bit
+    values, advances from 1 to the largest a table allows, the readout's weights on them;
+    the same tables on both backends."""
+    core = [regress.random_case(0, i, backend="core") for i in range(60)]
+    flow = [regress.random_case(0, i) for i in range(60)]
+    tables = [[n for n in c.graph.nodes if n.name.startswith("rhythm")] for c in flow]
+    assert sum(bool(t) for t in tables) > 10 and {len(t) for t in tables} == {0, 1, 2}
+    ops = [n.op for t in tables for n in t]
+    assert {op.advance for op in ops} >= {1} and max(op.table.max() for op in ops) == 15
+    assert any(op.advance > 1 << 15 for op in ops) and any(op.advance < 1 << 15 for op in ops)
+    for c, f, nodes in zip(core, flow, tables, strict=True):
+        for n in nodes:
+            assert n.name in c.graph.node("readout.in").inputs
+            assert n.name in f.graph.node("readout.in").inputs
+            assert np.array_equal(c.graph.node(n.name).op.table, n.op.table)
+
+
 def test_regression_on_verilator_and_icarus_with_stalls(tmp_path):
     """Seed 104: two spiking MLPs and an EST-shaped graph (CPG table, SEW AND, TPU), small
     enough to keep the Verilator builds short."""
@@ -94,13 +112,16 @@ def test_regression_on_amaranth(tmp_path):
 
 
 def test_regression_on_the_core(tmp_path):
-    """Seed 0, cases 2, 5, 7 and 17 on the core's gateware (amaranth.sim, the core with its SSA
-    and oscillator units): an EST with a CPG table, SEW ADD and a TPU, one with SDSA attention,
-    a mask and an oscillator readout, one with SSA attention of two blocks (heads of 16
-    channels), a slow readout and two oscillators, and one whose SSA heads have 6 channels (Q,
-    K and V copied with the heads padded to 8), all bit-exact."""
+    """Seed 0, cases 2, 5, 7 and 17 on the core's gateware (amaranth.sim, the core with its SSA,
+    oscillator and phase units): an EST with a CPG table, SEW ADD, a TPU and a rhythm table of
+    35 rows, one with SDSA attention, a mask and an oscillator readout, one with SSA attention
+    of two blocks (heads of 16 channels), a slow readout, two oscillators and two rhythm
+    tables, and one whose SSA heads have 6 channels (Q, K and V copied with the heads padded
+    to 8), all bit-exact."""
     for case in (5, 7):
         assert "osc" in regress.random_case(0, case, backend="core").graph.meta["shape"]
+    for case in (2, 7):
+        assert "rhythms" in regress.random_case(0, case, backend="core").graph.meta["shape"]
     code = regress.main(["--seed", "0", "--case", "2", "--case", "5", "--case", "7", "--case",
                          "17", "--sim", "amaranth", "--backend", "core", "--out", str(tmp_path),
                          "-q"])

@@ -1,7 +1,8 @@
 """``table`` (compiler/ops/table.py) and the gateware it lowers to (hw/sew.py, CPGTable): the
-ROM plays the table's rows in order, one per bin, wrapping, under random stalls; in a graph,
-the rows by hand (in order, wrapping), a CPG table by hand, the PyTorch path against the golden
-model, the table's checks, save/load and the cost row."""
+ROM plays the table's rows by its phase accumulator (one a bin, wrapping; 3-bit values at a
+fractional advance) under random stalls; in a graph, the rows by hand (in order, wrapping), a
+CPG table by hand, the PyTorch path against the golden model, the table's checks, save/load
+and the cost row."""
 
 import random
 
@@ -13,28 +14,51 @@ from est.compiler import graph as graph_ir
 from est.compiler.costs import Context
 from est.compiler.graph import GraphBuilder, IRError
 from est.compiler.ops import Concat, Conv, Input, Readout, Table
+from est.hw.dataflow import DataflowTop
 from est.hw.sew import CPGTable
 from est.sim import golden
-from est.sim.amaranth_sim import run_bench, stream_get
+from est.sim.amaranth_sim import run_bench, simulate_top, stream_get
 from est.sim.interpreter import run
 from est.sim.words import unpack
 from est.sw.integer import integer_forward
 from netgen import check_integer_path, random_est_graph, random_stimulus
 
 
-def test_cpg_table_rom_plays_the_table_in_order():
-    table = golden.cpg_table(13, 6)
-    dut = CPGTable(table)
+@pytest.mark.parametrize("table, advance, bins", [
+    (golden.cpg_table(13, 6), 1 << 15, 30),  # one row a bin: row t mod 13
+    # 3-bit values, 0.377 rows a bin: rows repeat, the accumulator wraps mid-row
+    (np.random.default_rng(2).integers(0, 8, (5, 4)), 12345, 60),
+])
+def test_cpg_table_rom_plays_the_table_by_its_accumulator(table, advance, bins):
+    dut = CPGTable(table, advance)
+    p, n = table.shape
+    bits = max(1, int(table.max()).bit_length())
+    assert bits == (1 if advance == 1 << 15 else 3)
     stall, got = random.Random(1), []
 
     async def bench(ctx):
-        for _ in range(30):
+        for _ in range(bins):
             payload, _ = await stream_get(ctx, dut.o, stall)
             got.append(payload)
 
     run_bench(dut, bench)
+    acc = 0  # 15 fraction bits: row acc >> 15, then acc + advance, wrapping at P << 15
     for t, word in enumerate(got):
-        np.testing.assert_array_equal(unpack(word, 6, 1), table[t % 13], err_msg=f"bin {t}")
+        np.testing.assert_array_equal(unpack(word, n, bits), table[acc >> 15], err_msg=f"bin {t}")
+        acc += advance
+        if acc >= p << 15:
+            acc -= p << 15
+
+
+def test_a_fractional_table_in_the_dataflow_top_is_bit_exact():
+    """3-bit values at 0.377 rows a bin, widened beside the input's spikes by the concat, into
+    the readout: equal to the golden model's with random stalls."""
+    table = np.random.default_rng(4).integers(0, 8, (5, 3))
+    g = _graph(table, 12345)
+    stim = random_stimulus(4, 40, 2, 0.4)
+    gold, _ = run(g, stim)
+    got = simulate_top(DataflowTop(g, 1), stim, stall_seed=3)
+    np.testing.assert_array_equal(got.trace.arrays["readout/v"], gold.arrays["readout/v"])
 
 
 # --- the operation in a graph: values by hand, the PyTorch path, checks, save/load, cost -----
@@ -43,11 +67,12 @@ ICEBREAKER = get_board("icebreaker")
 ROWS = np.array([[1, 0], [0, 1], [1, 1]])  # P = 3 positions of 2 spikes
 
 
-def _graph(table: np.ndarray):
+def _graph(table: np.ndarray, advance: int = 1 << 15):
     """The table beside a 2-channel input (as the EST's CPG: ``concat(input, cpg)``) into a
     kernel-1 conv and a readout."""
     g = GraphBuilder()
-    both = g.add("embed.in", Concat(), g.add("input", Input(2)), g.add("cpg", Table(table)))
+    both = g.add("embed.in", Concat(), g.add("input", Input(2)),
+                 g.add("cpg", Table(table, advance)))
     g.add("readout", Readout(None, 16, np.ones(1)),
           g.add("readout.syn", Conv(np.ones((1, 1, 2 + table.shape[1]), np.int64),
                                     np.zeros(1, np.int64)), both))
@@ -80,7 +105,8 @@ def test_pytorch_path_equals_the_golden_model(seed):
     graphs = [random_est_graph(seed, attention="none", sew="add", cpg=True, tpu=False, n_in=4,
                                d=4, blocks=1, hidden=5),
               _graph((rng.random((5, 3)) < 0.5).astype(np.int64)),
-              _graph(golden.cpg_table(16, 6))]
+              _graph(golden.cpg_table(16, 6)),
+              _graph(golden.rhythm_table(32, 7), 15768)]  # a rhythm of 66.5 bins
     for g in graphs:
         assert "table" in g.kinds()
         stim = random_stimulus(seed, 40, g.n_in, 0.5)  # 40 bins: the tables wrap
@@ -88,7 +114,7 @@ def test_pytorch_path_equals_the_golden_model(seed):
 
 
 @pytest.mark.parametrize("table", [
-    np.array([[0, 2]]),  # not 0/1
+    np.array([[0, 256]]),  # wider than 8 bits
     np.array([[0, -1]]),
     np.array([[0.0, 1.0]]),  # not integers
     np.array([[False, True]]),
@@ -103,6 +129,45 @@ def test_bad_table_refused(table):
         with pytest.raises(IRError) as err:
             _graph(table)
         assert (err.value.node, err.value.field) == ("cpg", "table")
+
+
+def test_fractional_advance_by_hand():
+    # P = 3 rows, advance 0.75 rows a bin (24576 = 0.75 * 2^15): acc / 2^15 = 0, .75, 1.5, 2.25,
+    # 3 - 3 = 0, .75, ...: rows 0 0 1 2 0 0 1; values of 2 bits (the output is 2 bits wide)
+    rows = np.array([[3, 0], [1, 2], [0, 1]])
+    want = [[3, 0], [3, 0], [1, 2], [0, 1], [3, 0], [3, 0], [1, 2]]
+    g = _graph(rows, advance=24576)
+    assert g.specs()["cpg"].bits == 2
+    stim = np.zeros((7, 2), np.int64)
+    trace, _ = run(g, stim)
+    assert trace.arrays["cpg/spikes"].tolist() == want
+    assert integer_forward(g, stim)["cpg/spikes"].tolist() == want
+
+
+def test_advance_wraps_past_the_last_row():
+    # P = 2, advance 1.5 rows: acc / 2^15 = 0, 1.5, 3 - 2 = 1, 2.5 - 2 = .5, 2 - 2 = 0: 0 1 1 0 0
+    trace, _ = run(_graph(np.array([[1, 0], [0, 1]]), advance=3 << 14), np.zeros((5, 2), np.int64))
+    assert trace.arrays["cpg/spikes"][:, 1].tolist() == [0, 1, 1, 0, 0]
+
+
+@pytest.mark.parametrize("advance", [0, -1, 3 << 15, 1.5, True])
+def test_bad_advance_refused(advance):
+    # P = 2 rows: at most 2 << 15 = 65536, and at most 0xFFFF (a 16-bit word) - so 65535 here
+    with pytest.raises(IRError) as err:
+        _graph(np.array([[1, 0], [0, 1]]), advance=advance)
+    assert (err.value.node, err.value.field) == ("cpg", "advance")
+
+
+def test_rhythm_table_quadrants():
+    # 8 rows of amplitude 7: row p at phase 2 pi (p + 1/2) / 8; the 4 columns are the positive
+    # and negative parts of round(7 sin) and round(7 cos)
+    t = golden.rhythm_table(8, 7)
+    assert t.shape == (8, 4) and t.min() == 0 and t.max() <= 7
+    phase = 2 * np.pi * (np.arange(8) + 0.5) / 8
+    np.testing.assert_array_equal(t[:, 0] - t[:, 1], np.round(7 * np.sin(phase)))
+    np.testing.assert_array_equal(t[:, 2] - t[:, 3], np.round(7 * np.cos(phase)))
+    assert (np.minimum(t[:, 0], t[:, 1]) == 0).all() and (np.minimum(t[:, 2], t[:, 3]) == 0).all()
+    assert t[0].tolist() == [3, 0, 6, 0]  # 7 sin(pi/8) = 2.68, 7 cos(pi/8) = 6.47
 
 
 def test_saved_and_loaded(tmp_path):

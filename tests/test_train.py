@@ -597,8 +597,8 @@ def test_slow_readouts_start_as_the_glm_with_slow_means(coupling):
     counts = np.vstack([train.counts, val.counts])
     out = float_log_rates(model, counts)[train.n_bins - 1:-1]  # row t predicts bin t + 1
     np.testing.assert_allclose(out, glm.predict_log_rates(val, train), atol=1e-4)
-    with pytest.raises(EstError, match=r"slow means \[2\] and oscillators \[\] are not the "
-                                       r"model's slow readouts \[2, 5\]"):
+    with pytest.raises(EstError, match=r"slow means \[2\], oscillators \[\] and rhythms \[\] "
+                                       r"are not the model's slow readouts \[2, 5\]"):
         start_readout(model, train.counts.mean(axis=0),
                       fit_glm(train, 3, 1e-3, coupling=coupling, slow_shifts=(2,)))
     tcfg = TrainConfig(steps=1, qat_steps=0, glm_history=(1, 3), glm_l2=(1e-3,), seq_len=16,
@@ -630,13 +630,58 @@ def test_oscillator_readouts_start_as_the_glm_with_oscillators(coupling):
     counts = np.vstack([train.counts, val.counts])
     out = float_log_rates(model, counts)[train.n_bins - 1:-1]  # row t predicts bin t + 1
     np.testing.assert_allclose(out, glm.predict_log_rates(val, train), atol=1e-4)
-    with pytest.raises(EstError, match=r"oscillators \[\] are not the model's"):
+    with pytest.raises(EstError, match=r"oscillators \[\] and rhythms \[\] are not the model's"):
         start_readout(model, train.counts.mean(axis=0),
                       fit_glm(train, 2, 1e-3, coupling=coupling, slow_shifts=(3,)))
     tcfg = TrainConfig(steps=1, qat_steps=0, glm_history=(2,), glm_l2=(1e-3,), seq_len=16,
                        batch=2, context_bins=8, glm_slow_shifts=(3,), glm_oscillators=pairs)
     trained = train_model(data, replace(model.cfg, input_coupling="auto"), tcfg, False)
     assert trained.baseline[0].oscillators == pairs
+
+
+@pytest.mark.parametrize("coupling", ["full", "self"])
+def test_rhythms_start_as_the_glm_with_rhythms(coupling):
+    """An EST with two rhythms (and a slow and an oscillator readout) starts at a GLM with the
+    same rhythm covariates: once warm its log-rates are the GLM's, bin for bin, on the
+    validation split (the rhythms' phase counted from the recording's first bin); train_model with
+    train.find_rhythms finds the population's rhythms, gives them to the model and to both
+    GLMs, and refuses model.rhythms given as well."""
+    from est.sw.glm import fit_glm, rhythm_advance
+    from est.sw.train import float_log_rates, get_data, start_readout, train_model
+
+    data = {"n_neurons": 5, "bins": 1500, "seed": 3}
+    train, val, _ = get_data(data)
+    periods = (37.5, 101.25)
+    advances = tuple(rhythm_advance(p) for p in periods)
+    glm = fit_glm(train, 2, 1e-3, coupling=coupling, slow_shifts=(3,), oscillators=((3, 6),),
+                  rhythms=advances)
+    assert glm.covariate_weights.shape == (5, 3 * 5 + 8) and np.abs(
+        glm.covariate_weights[:, 15:]).min() > 0  # every neuron reads every rhythm
+    model = EST(ESTConfig(n_in=5, n_out=5, d_model=8, mlp_hidden=8, input_bits=3,
+                          input_to_readout=True, readout_kernel=3, readout_leak_shift=3,
+                          readout_slow_shifts=(3,), readout_oscillators=((3, 6),),
+                          rhythms=periods, input_coupling=coupling))
+    start_readout(model, train.counts.mean(axis=0), glm)
+    counts = np.vstack([train.counts, val.counts])
+    out = float_log_rates(model, counts)[train.n_bins - 1:-1]  # row t predicts bin t + 1
+    np.testing.assert_allclose(out, glm.predict_log_rates(val, train), atol=1e-4)
+    with pytest.raises(EstError, match=r"rhythms \[\] are not the model's"):
+        start_readout(model, train.counts.mean(axis=0),
+                      fit_glm(train, 2, 1e-3, coupling=coupling, slow_shifts=(3,),
+                              oscillators=((3, 6),)))
+    if coupling == "full":
+        return  # what follows does not depend on the coupling
+    tcfg = TrainConfig(steps=1, qat_steps=0, glm_history=(2,), glm_l2=(1e-3,), seq_len=16,
+                       batch=2, context_bins=8, glm_slow_shifts=(3,), find_rhythms=2)
+    cfg = replace(model.cfg, input_coupling="auto", rhythms=(), readout_oscillators=())
+    trained = train_model({"seed": 0, "bins": 8000}, cfg, tcfg, False)
+    found = trained.model.cfg.rhythms
+    assert len(found) == 2 and trained.baseline[0].rhythms == trained.model.cfg.rhythm_advances
+    truth = [60.4, 132.9, 155.2]  # data seed 0's latent periods (tests/test_glm.py)
+    assert all(min(abs(p - q) for q in truth) < 0.5 for p in found)
+    with pytest.raises(EstError, match=r"give model.rhythms \[37.5, 101.25\] or "
+                                       r"train.find_rhythms = 2, not both"):
+        train_model(data, replace(cfg, rhythms=periods), tcfg, False)
 
 
 def test_burn_in_bins_run_but_are_not_scored():

@@ -1,10 +1,14 @@
-"""``table``: a constant 0/1 table read by position, row ``t mod P`` at bin ``t`` (the CPG-PE
-spikes, docs/semantics.md 8.1).
+"""``table``: a constant table of small non-negative integers read by a phase accumulator:
+with the default step, row ``t mod P`` at bin ``t`` (the CPG-PE spikes, docs/semantics.md 8.1);
+with a fractional step, a rhythm of any period (the fitted rhythms, 8.1).
 
-Hardware: :class:`~est.hw.sew.CPGTable`: a ``P``-word ROM and a position counter; latency one cycle.
+Hardware: :class:`~est.hw.sew.CPGTable`: a ``P``-word ROM and a phase accumulator; latency one
+cycle. On the core: the ``table`` instruction (docs/core.md), its fractional advance in the
+core's phase unit (``CoreSpec.phase``).
 """
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -13,50 +17,93 @@ from est.compiler.graph import IRError, Op, Spec
 
 @dataclass(frozen=True)
 class Table(Op):
-    table: np.ndarray  # [positions, n] of 0/1
+    table: np.ndarray  # [positions, n] of integers 0..2^bits - 1
+    advance: int = 1 << 15  # rows the accumulator moves a bin, FRAC fraction bits (1 row)
 
     KIND = "table"
     ARITY = (0, 0)
     TENSOR, HW = "spikes", False
+    FRAC: ClassVar[int] = 15
+    MAX_BITS: ClassVar[int] = 8
+
+    @property
+    def bits(self) -> int:
+        """Bits of one value: 1 for a 0/1 table (spikes), else the largest value's."""
+        return max(1, int(self.table.max()).bit_length())
 
     def check(self, node, ins):
         t = self.table
         if (not isinstance(t, np.ndarray) or t.ndim != 2 or 0 in t.shape
-                or not np.issubdtype(t.dtype, np.integer) or not np.isin(t, (0, 1)).all()):
-            raise IRError(node, "table", "expected a [positions, n] integer array of 0/1")
-        return Spec(t.shape[1], 1)
+                or not np.issubdtype(t.dtype, np.integer) or t.min() < 0
+                or t.max() >= 1 << self.MAX_BITS):
+            raise IRError(node, "table", f"expected a [positions, n] integer array of values "
+                          f"0..{(1 << self.MAX_BITS) - 1}")
+        top = min(0xFFFF, t.shape[0] << self.FRAC)
+        a = self.advance
+        if isinstance(a, bool) or not isinstance(a, (int, np.integer)) or not 1 <= a <= top:
+            raise IRError(node, "advance", f"expected a whole number 1..{top} (rows a bin "
+                          f"times 2^{self.FRAC}), got {a!r}")
+        return Spec(t.shape[1], self.bits)
 
     def init(self, ins):
         return 0
 
-    def step(self, xs, t):
-        return {"spikes": self.table[t % len(self.table)].astype(np.int64)}, t + 1
+    def step(self, xs, acc):
+        """Row ``acc >> FRAC``; then ``acc + advance``, less ``P << FRAC`` when it reaches it."""
+        out = self.table[acc >> self.FRAC].astype(np.int64)
+        acc += int(self.advance)
+        wrap = self.table.shape[0] << self.FRAC
+        return {"spikes": out}, acc - wrap if acc >= wrap else acc
 
     def seq(self, xs, bins):
+        """All bins at once: ``acc(t) = t advance mod (P << FRAC)`` (``advance <= P << FRAC``,
+        so the step's one subtraction is that remainder)."""
         import torch
 
-        pos = torch.arange(bins) % self.table.shape[0]
-        return {"spikes": torch.as_tensor(self.table.astype(np.int64))[pos]}
+        acc = torch.arange(bins) * int(self.advance) % (self.table.shape[0] << self.FRAC)
+        return {"spikes": torch.as_tensor(self.table.astype(np.int64))[acc >> self.FRAC]}
 
     def cost(self, node, ins, ctx):
         from est.boards.spec import memory_cost
 
         p, n = self.table.shape
-        brams, luts = memory_cost(p, n, False, ctx.board)
-        return [ctx.vector(node, "rom", n, 1, luts + 20, 8 + n, 0, p * n, brams)]
+        width = n * self.bits  # a ROM word: the row
+        # a fractional advance: the accumulator's FRAC fraction bits, a flip-flop and an adder
+        # LUT each (one row a bin: a row counter)
+        frac = 0 if self.advance == 1 << self.FRAC else self.FRAC
+        brams, luts = memory_cost(p, width, False, ctx.board)
+        return [ctx.vector(node, "rom", n, self.bits, luts + 20 + frac, 8 + width + frac, 0,
+                           p * width, brams)]
 
     def emit(self, b, node, ins):
-        """Core: the table's rows loaded into the activation memory with the model; a
-        ``table`` instruction copies row ``t mod P`` into the node's ring (the position in a
-        neuron word)."""
-        rows = b.constant_rows(self.table.astype(np.int64))
-        nbase = b.neuron_block(node, np.zeros(1, np.int64), np.zeros(1, np.int64), 2)
-        out = b.vector(node, Spec(self.table.shape[1], 1))
-        b.add("table", n=out.words, src=rows.base, src_stride=rows.stride,
-              period=self.table.shape[0], nbase=nbase, **out.dst())
+        """Core: the table's rows loaded into the activation memory with the model (each in
+        its output vector's words); a ``table`` instruction copies row ``acc >> FRAC`` into
+        the node's ring, the phase accumulator ``acc`` in a neuron word and the advance in its
+        threshold word (unsigned 16 bits). A fractional advance needs the core's phase unit
+        (``CoreSpec.phase``); ``P << FRAC`` must fit a neuron word."""
+        from est import EstError
+        from est.compiler.program import MAX_PERIOD
+
+        p, n = self.table.shape
+        if self.advance != 1 << self.FRAC and not b.spec.phase:
+            raise EstError(f"node '{node}': its table advances {self.advance / (1 << self.FRAC):g} "
+                           f"rows a bin (advance {self.advance}), which needs a core with its "
+                           f"phase unit: compile for a core with phase=True (CoreSpec.phase)")
+        most = min(MAX_PERIOD, 1 << (b.spec.state_bits - self.FRAC))
+        if p > most:
+            raise EstError(f"node '{node}': its table has {p} rows, the core's table "
+                           f"instruction reads at most {most} (at most {MAX_PERIOD}, and its "
+                           f"phase accumulator, rows << {self.FRAC}, in a {b.spec.state_bits}-"
+                           f"bit neuron word); compile with --backend dataflow")
+        rows = b.constant_rows(self.table.astype(np.int64), self.bits)
+        nbase = b.neuron_block(node, np.array([self.advance], np.int64), np.zeros(1, np.int64),
+                               ((p << self.FRAC) - 1).bit_length(), seed=True)
+        out = b.vector(node, Spec(n, self.bits))
+        b.add("table", n=out.words, src=rows.base, src_stride=rows.stride, period=p,
+              nbase=nbase, **out.dst())
 
     def lower(self, b, node, ins):
         from est.hw.sew import CPGTable
 
-        rom = b.add(node, CPGTable(self.table))
-        return b.lowered(b.port(rom.o, Spec(self.table.shape[1], 1)))
+        rom = b.add(node, CPGTable(self.table, int(self.advance)))
+        return b.lowered(b.port(rom.o, Spec(self.table.shape[1], self.bits)))
