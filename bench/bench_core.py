@@ -269,12 +269,13 @@ UP5K = {"lanes": 8, "weight_bits": 8}
 
 
 def est_row(name: str, model, rates: np.ndarray, bins: int) -> dict:
-    """One EST on the UP5K core (with its SSA unit if the EST has SSA attention, its phase unit
-    if it has a table of a fractional advance): sizes, cycles per bin, golden-exact."""
+    """One EST on the UP5K core (with its SSA unit if the EST has SSA attention, its
+    oscillator unit if it has oscillator readouts, its phase unit if it has fitted rhythms):
+    sizes, cycles per bin, golden-exact."""
     from est import EstError
     from est.boards.spec import BOARDS
     from est.compiler.est_frontend import quantize_est
-    from est.compiler.program import CoreSpec, compile_program, uses_phase, uses_ssa
+    from est.compiler.program import CoreSpec, compile_program, uses_osc, uses_phase, uses_ssa
     from est.sim import core_model
     from est.sim.interpreter import run
 
@@ -283,9 +284,9 @@ def est_row(name: str, model, rates: np.ndarray, bins: int) -> dict:
     x = np.minimum(rng.poisson(rates, (max(bins, 256), model.cfg.n_in)), top)
     graph, _ = quantize_est(model, name.replace("-", "_"), x)
     x = x[:bins]
-    ssa, phase = uses_ssa(graph), uses_phase(graph)
+    units = {"ssa": uses_ssa(graph), "osc": uses_osc(graph), "phase": uses_phase(graph)}
     spec = CoreSpec(**UP5K, weight_words=1 << 20, act_words=1 << 16, neuron_words=1 << 16,
-                    acc_words=256, ssa=ssa, phase=phase)
+                    acc_words=256, **units)
     prog = compile_program(graph, spec)
     got = core_model.run(prog, x)
     gold, _ = run(graph, x)
@@ -296,14 +297,13 @@ def est_row(name: str, model, rates: np.ndarray, bins: int) -> dict:
                    if n.op.KIND == "recurrence")
     use = prog.usage()
     try:  # the iCEBreaker's core as built: one bitstream for every model that fits it
-        compile_program(graph, BOARDS["icebreaker"].core_spec(ssa=ssa, phase=phase),
-                        trace=False)
+        compile_program(graph, BOARDS["icebreaker"].core_spec(**units), trace=False)
         over = None
     except EstError as e:
         over = str(e)
     traced = compile_program(graph, spec, trace=False)
     cycles = core_model.run(traced, x).cycles
-    return {"model": name, "d_model": model.cfg.d_model, "blocks": model.cfg.blocks, "ssa": ssa,
+    return {"model": name, "d_model": model.cfg.d_model, "blocks": model.cfg.blocks, **units,
             "weights": weights, "memory": use, "fits_up5k_weights": use["weight_words"] <= 16384,
             "up5k_block_rams": up5k_block_rams(use["neuron_words"], use["act_words"],
                                                use["acc_words"], src2=use["src2_words"]),
