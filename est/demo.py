@@ -1,8 +1,9 @@
 """``make demo`` (``est demo``): the whole flow on the example EST, from checkpoint to bitstream.
 
 1. the model: ``examples/est_small.pt`` (d_model 16, two blocks, every EST part on, six slow
-   readouts and two oscillator readouts; on held-out data level with the tuned GLM with slow
-   means and oscillators it starts from, its attention almost silent), or with ``--train`` a
+   readouts, two oscillator readouts and three fitted rhythms; on held-out data level with the
+   tuned GLM with slow means, oscillators and rhythms it starts from, its attention almost
+   silent), or with ``--train`` a
    fresh one trained from ``examples/est_small.toml`` (about 50 minutes on 2 cores);
 2. a recording: the held-out test part of the seeded synthetic population it was trained on,
    with its true rates;
