@@ -103,12 +103,12 @@ def latent_glms(train, val, test, glm, which=LATENT_GLMS) -> dict:
     whole grid (the ``rhythms`` variant's start and baseline). Only the entries named in
     ``which``."""
     from est.sw.est import ESTConfig
-    from est.sw.glm import OSCILLATORS, SLOW_SHIFTS, find_rhythms, rhythm_advance, tune_glm
+    from est.sw.glm import OSCILLATORS, SLOW_SHIFTS, rhythm_advance, rhythm_periods, tune_glm
     from est.sw.train import TrainConfig, scores
 
     tcfg = TrainConfig()
     rows = ESTConfig().rhythm_rows
-    periods = find_rhythms(train.counts, 3, rows * 2 ** 15 / 0xFFFF * 1.001, train.n_bins / 4)
+    periods = rhythm_periods(train.counts, 3, rows)
     rhythms = tuple(rhythm_advance(p, rows) for p in periods)
     out = {}
     for name, pairs, beats in (("glm_slow", (), ()), ("glm_oscillators", OSCILLATORS, ()),

@@ -75,13 +75,13 @@ def run_seed(seed: int) -> dict:
 
     from est.sw import metrics
     from est.sw.data import PopulationConfig, simulate_population, split_by_time
-    from est.sw.glm import find_rhythms, fit_glm, rhythm_advance
+    from est.sw.glm import fit_glm, rhythm_advance, rhythm_periods
 
     torch.set_num_threads(1)
     train, val, test = split_by_time(simulate_population(PopulationConfig(seed=seed)))
     counts = np.vstack([train.counts, val.counts, test.counts]).astype(np.float64)
     n_train, n_val = train.n_bins, val.n_bins
-    periods = find_rhythms(train.counts, RHYTHMS, 16.5, n_train / 4)
+    periods = rhythm_periods(train.counts, RHYTHMS)  # as est-train's train.find_rhythms
     advances = tuple(rhythm_advance(p) for p in periods)
     out = {"rhythm_periods": periods}
     for model in MODELS:

@@ -35,12 +35,12 @@ from est.sw.data import (
     config_error,
 )
 from est.sw.glm import (
-    RHYTHM_FRAC,
     RHYTHM_ROWS,
     exponential_sums,
     oscillator_sums,
     rhythm_advance,
     rhythm_values,
+    shortest_rhythm,
 )
 from est.sw.neuron import (
     SpikeFn,
@@ -151,7 +151,7 @@ class ESTConfig:
         check_whole(k + "rhythm_rows", self.rhythm_rows, 1, 512)
         if not isinstance(self.rhythms, tuple):
             config_error(f"{k}rhythms must be a list of periods (bins), got {self.rhythms!r}")
-        shortest = self.rhythm_rows * 2 ** RHYTHM_FRAC / 0xFFFF
+        shortest = shortest_rhythm(self.rhythm_rows)
         for i, period in enumerate(self.rhythms):
             check_number(f"{k}rhythms[{i}]", period, at_least=shortest,
                          what=f">= {shortest:.4f} bins (rhythm_rows / 2: a table moves at most "

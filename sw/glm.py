@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from est import EstError
+from est.compiler.ops.table import Table
 from est.sw.data import PopulationConfig, Recording, simulate_population, split_by_time
 from est.sw.metrics import bits_per_spike, poisson_nll
 
@@ -46,7 +47,7 @@ RHYTHM_ROWS = 32
 """Rows of a fitted rhythm's table (``model.rhythm_rows``): phase steps of 11.25 degrees."""
 RHYTHM_AMPLITUDE = 7
 """A rhythm table's largest value (:func:`est.sim.golden.rhythm_table`): 3-bit values."""
-RHYTHM_FRAC = 15
+RHYTHM_FRAC = Table.FRAC
 """Fraction bits of a table's accumulator (:class:`est.compiler.ops.Table`)."""
 
 
@@ -399,6 +400,20 @@ def first_bin(rec: Recording) -> int:
 def rhythm_advance(period: float, rows: int = RHYTHM_ROWS) -> int:
     """The table advance of a rhythm of ``period`` bins: ``round(rows 2^15 / period)``."""
     return int(round(rows * 2 ** RHYTHM_FRAC / period))
+
+
+def shortest_rhythm(rows: int = RHYTHM_ROWS) -> float:
+    """The shortest period (bins) a table of ``rows`` can run: its advance is at most 0xFFFF
+    (about 2 rows a bin)."""
+    return rows * 2 ** RHYTHM_FRAC / 0xFFFF
+
+
+def rhythm_periods(counts: np.ndarray, k: int, rows: int = RHYTHM_ROWS) -> list[float]:
+    """est-train's ``train.find_rhythms``: :func:`find_rhythms` of the training ``counts``
+    between just above :func:`shortest_rhythm` (at least 4 bins) and a quarter of the bins (at
+    least 8)."""
+    return find_rhythms(counts, k, max(shortest_rhythm(rows) * 1.001, 4.0),
+                        max(len(counts) / 4, 8.0))
 
 
 def rhythm_values(bins: np.ndarray, advances, rows: int = RHYTHM_ROWS) -> np.ndarray:

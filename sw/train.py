@@ -87,8 +87,8 @@ from est.sw.glm import (
     GLM_L2S,
     RATE_FLOOR,
     SLOW_SHIFTS,
-    find_rhythms,
     first_bin,
+    rhythm_periods,
     true_rate_log_rates,
     tune_glm,
 )
@@ -645,9 +645,8 @@ def train_model(data: dict, mcfg: ESTConfig, tcfg: TrainConfig,
         if mcfg.rhythms:
             config_error(f"give model.rhythms {list(mcfg.rhythms)} or train.find_rhythms = "
                          f"{tcfg.find_rhythms}, not both")
-        shortest = mcfg.rhythm_rows * 2 ** 15 / 0xFFFF * 1.001
-        mcfg = replace(mcfg, rhythms=tuple(find_rhythms(
-            train.counts, tcfg.find_rhythms, max(shortest, 4.0), max(train.n_bins / 4, 8.0))))
+        mcfg = replace(mcfg, rhythms=tuple(rhythm_periods(train.counts, tcfg.find_rhythms,
+                                                          mcfg.rhythm_rows)))
     glm, couplings, baseline = None, GLM_COUPLINGS, None
     if mcfg.input_to_readout:
         leaky = beta_from_shift(mcfg.readout_leak_shift) > 0
