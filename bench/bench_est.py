@@ -12,8 +12,10 @@ readouts), the readout's leak; without both TPU and SEW, the two parts the short
 better without; with oscillator readouts, ``est.sw.glm.OSCILLATORS``; and with three fitted
 rhythms, est-train's ``train.find_rhythms = 3``) is trained with seeds
 0..N-1 (model and training seed; the data are the same). Per run: NLB bits per spike on the
-test split for the float and the integer EST (8-bit weights, the golden model's arithmetic),
-the validation score the weights were chosen on, the attention's firing rate; per variant the
+test split for the float EST (as trained, before the quantization-aware fine-tuning) and the
+integer EST (the fine-tuned model, 8-bit weights, the golden model's arithmetic), the
+validation score the float weights were chosen on, the steps chosen in training and in the
+fine-tuning (``chosen_step``, ``qat_step``), the attention's firing rate; per variant the
 mean, min and max over seeds and the difference of the means from the default (a part whose
 removal does not lower the score does not help on that data set). ``--jobs`` runs at a time,
 one thread each; the JSON is written after every run (``complete`` false until the last), with
@@ -77,7 +79,7 @@ def baselines(dataset: str) -> tuple[str, dict]:
                 "val": scores(val, glm.predict_log_rates(val, train))["bits_per_spike"],
                 "coupling": glm.coupling, "history": glm.history, "l2": glm.l2,
                 "grid": grid},
-        **latent_glms(train, val, test, glm),
+        **latent_glms(train, val, test),
         "true_rates": scores(test, np.log(test.rates))["bits_per_spike"],
         "train_mean": scores(test, mean)["bits_per_spike"],
         "bins": {"train": train.n_bins, "val": val.n_bins, "test": test.n_bins},
@@ -87,15 +89,14 @@ def baselines(dataset: str) -> tuple[str, dict]:
 LATENT_GLMS = ("glm_slow", "glm_given_latents", "glm_oscillators", "glm_rhythms")
 
 
-def latent_glms(train, val, test, glm, which=LATENT_GLMS) -> dict:
+def latent_glms(train, val, test, which=LATENT_GLMS) -> dict:
     """How far the slow latents are within reach. ``glm_slow``: a GLM tuned over est-train's
     whole grid with every neuron's exponential mean count over about 4-128 bins as more inputs
     (``est.sw.glm.slow_means``, causal: what a model that integrates the counts linearly over
     the latents' periods can know of them; the baseline est-train reports);
-    ``glm_given_latents``: the tuned GLM's history and coupling with the simulation's true
-    latents as inputs, L2 chosen again (an oracle: what a model that knew the latents exactly
-    would score; issue 17's aim, half the gap from the GLM to the true rates, is about
-    this); ``glm_oscillators``: ``glm_slow`` with the oscillator means of
+    ``glm_given_latents``: a GLM with the simulation's true latents as inputs, tuned over
+    est-train's whole grid like the others (an oracle: what a model that knew the latents
+    exactly would score); ``glm_oscillators``: ``glm_slow`` with the oscillator means of
     ``est.sw.glm.OSCILLATORS`` as more inputs, over the whole grid (the GLM the
     ``oscillators`` variant starts from: that variant's baseline at equal inputs);
     ``glm_rhythms``: ``glm_slow`` with the three rhythms est-train finds in the training
@@ -125,31 +126,26 @@ def latent_glms(train, val, test, glm, which=LATENT_GLMS) -> dict:
                 "rhythm_periods": periods if beats else []}
     if "glm_given_latents" in which:
         latents = [rec.meta["latents"][slice(*rec.meta["bins"])] for rec in (train, val, test)]
-        oracle, _ = tune_glm(train, val, (glm.history,), tcfg.glm_l2, (glm.coupling,),
+        oracle, _ = tune_glm(train, val, tcfg.glm_history, tcfg.glm_l2,
                              covariates=(latents[0], latents[1]))
         out["glm_given_latents"] = {
             "test": scores(test, oracle.predict_log_rates(test, val, latents[2]))[
                 "bits_per_spike"],
             "val": scores(val, oracle.predict_log_rates(val, train, latents[1]))[
                 "bits_per_spike"],
-            "l2": oracle.l2}
+            "coupling": oracle.coupling, "history": oracle.history, "l2": oracle.l2}
     return out
 
 
 def added_latent_glms(dataset: str, base: dict) -> dict:
-    """The :func:`latent_glms` that baselines written before them lack (``--resume``), from
-    the tuned GLM's recorded choice."""
+    """The :func:`latent_glms` that baselines written before them lack (``--resume``)."""
     import torch
 
-    from est.sw.glm import fit_glm
     from est.sw.train import get_data
 
     torch.set_num_threads(1)
     train, val, test = get_data(DATASETS[dataset])
-    g = base["glm"]
-    return latent_glms(train, val, test, fit_glm(train, g["history"], g["l2"],
-                                                 coupling=g["coupling"]),
-                       set(LATENT_GLMS) - set(base))
+    return latent_glms(train, val, test, set(LATENT_GLMS) - set(base))
 
 
 def job(dataset: str, variant: str, seed: int, steps: int | None) -> tuple[str, str, int, dict]:
@@ -172,7 +168,9 @@ def job(dataset: str, variant: str, seed: int, steps: int | None) -> tuple[str, 
         "float_val": result["float"]["val"]["bits_per_spike"],
         "integer_test": result.get("integer", {}).get("test", {}).get("bits_per_spike"),
         "attention_firing": {k: v for k, v in firing.items() if ".attn/" in k},
-        "chosen_step": result["selection"]["chosen_step"], "seconds": result["seconds"]}
+        "chosen_step": result["selection"]["chosen_step"],
+        "qat_step": result["selection"].get("qat", {}).get("chosen_step"),
+        "seconds": result["seconds"]}
 
 
 def spread(values: list[float]) -> dict:

@@ -528,7 +528,9 @@ def save_checkpoint(model: EST, path: Path, extra: dict) -> None:
 @dataclass
 class Trained:
     """A trained EST with what its evaluation needs: the three splits, the training split's
-    per-neuron mean rates, and the start of ``metrics.json`` (config, final loss)."""
+    per-neuron mean rates, and the start of ``metrics.json`` (config, final loss).
+    ``float_model``: the model as trained in float, before the quantization-aware fine-tuning
+    that made ``model`` (the one saved and compiled); the float scores are its."""
 
     model: EST
     tcfg: TrainConfig
@@ -539,6 +541,7 @@ class Trained:
     result: dict
     t0: float
     baseline: tuple[GLM, list[dict]] | None = None  # the tuned GLM and its grid, when known
+    float_model: EST | None = None  # before fine-tuning; None: ``model`` is it
 
 
 def _validator(model: EST, trained_before: Recording, val: Recording, cfg: TrainConfig,
@@ -682,20 +685,23 @@ def train_model(data: dict, mcfg: ESTConfig, tcfg: TrainConfig,
               "final_loss": fitted["losses"][-1] if fitted["losses"] else None,
               "silent_neurons": silent, "input_clipping": clipped_counts(train, mcfg.input_bits),
               "selection": {k: fitted[k] for k in ("validation", "chosen_step", "steps_run")}}
+    float_model = None
     if mcfg.mode == "snn" and tcfg.qat_steps:
+        float_model = copy.deepcopy(model)
         model.set_fake_quant(tcfg.weight_bits)
         qcfg = replace(tcfg, lr=tcfg.lr * 0.1, warmup=0.0, seed=tcfg.seed + 1)
         qat = fit(model, train, qcfg, tcfg.qat_steps, "quantization-aware", progress, validate)
         result["selection"]["qat"] = {k: qat[k] for k in ("validation", "chosen_step")}
         model.set_fake_quant(None)
-    return Trained(model, tcfg, train, val, test, mean_rates, result, t0, baseline)
+    return Trained(model, tcfg, train, val, test, mean_rates, result, t0, baseline, float_model)
 
 
 def evaluate(trained: Trained, baselines: bool = True) -> dict:
-    """The metrics of a trained EST: float on the validation and test splits, integer on the
-    test split (spiking EST), and optionally the GLM and true-rate baselines. Every model
-    warms up on the ``context_bins`` before the split it is scored on (``context_bins`` in the
-    result)."""
+    """The metrics of a trained EST: float (the model as trained, before quantization-aware
+    fine-tuning) on the validation and test splits, integer (the fine-tuned model, quantized:
+    what est-compile builds) on the test split (spiking EST), and optionally the GLM and
+    true-rate baselines. Every model warms up on the ``context_bins`` before the split it is
+    scored on (``context_bins`` in the result)."""
     model, train, val, test = trained.model, trained.train, trained.val, trained.test
     mean_rates, result, bins = trained.mean_rates, dict(trained.result), trained.tcfg.context_bins
     before = {"val": train, "test": val}
@@ -703,7 +709,8 @@ def evaluate(trained: Trained, baselines: bool = True) -> dict:
     result["float"] = {}
     for split, rec in (("val", val), ("test", test)):
         counts = with_context(rec, before[split], bins)
-        out = float_log_rates(model, counts, first_bin(rec) - len(counts) + rec.n_bins)
+        out = float_log_rates(trained.float_model or model, counts,
+                              first_bin(rec) - len(counts) + rec.n_bins)
         result["float"][split] = scores(rec, next_bin(out, rec.n_bins, mean_rates))
     if model.cfg.mode == "snn":
         # the integer graph's streams start at bin 0: with rhythms, at the recording's

@@ -516,7 +516,7 @@ def test_clipped_counts_are_reported():
 
 
 def test_training_reports_its_model_selection():
-    from est.sw.train import train_model
+    from est.sw.train import evaluate, train_model
 
     data = {"n_neurons": 4, "bins": 600, "seed": 1}
     trained = train_model(data, ESTConfig(d_model=8, mlp_hidden=8),
@@ -528,6 +528,11 @@ def test_training_reports_its_model_selection():
     assert sel["chosen_step"] == best["step"]
     assert [s["step"] for s in sel["qat"]["validation"]] == [0, 2]
     assert trained.result["input_clipping"]["input_bits"] == 3  # the default
+    # the float scores are the model chosen in training, before the fine-tuning
+    assert trained.float_model is not trained.model
+    result = evaluate(trained, baselines=False)
+    assert result["float"]["val"]["bits_per_spike"] == pytest.approx(best["val_bits_per_spike"],
+                                                                      abs=1e-9)
 
 
 def test_the_input_path_starts_as_the_tuned_glm():
