@@ -21,7 +21,10 @@ tests/test_core.py) runs ``--images`` images and gives, per image:
   7: dense, ``(ceil(n_out / lanes) - 1) * max(n_in, 2) + n_in + 3`` per layer and timestep,
   measured exact in tests/test_dataflow.py), and Spiker+'s 78,400 (784 inputs x 100 steps).
 
-ESTs (``est``): the example checkpoints (trained) and untrained ESTs of the default recipe at
+ESTs (``est``): trained checkpoints (``est_tiny`` and ``est_small``, est_small as trained before
+its slow readouts, ``tests/data/est_small_dataflow.pt``, which the dataflow backend runs too;
+``est_small_example``, the shipped ``examples/est_small.pt``, which only the core runs) and
+untrained ESTs of the default recipe at
 growing sizes (``SIZES_EST``: d_model x blocks) and one with SSA attention (d_model 16, 2
 blocks: on the core with its SSA unit, ``ssa``), on the UP5K core (8 lanes of 8 bits), each
 over ``--bins`` bins of Poisson counts at the training rates (0.3 for the untrained ones): the
@@ -377,6 +380,12 @@ def est_rows(bins: int) -> list[dict]:
         row["dataflow_cycles_per_bin_lanes4"] = hw[name]["lanes"]["4"]["cycles_per_bin"]
         rows.append(row)
         print(f"bench_core est {name}: {row['cycles_per_bin_mean']:.0f} cycles/bin", flush=True)
+    # the shipped example, which only the core runs (slow readouts, oscillators, rhythms)
+    model, extra = load_est_checkpoint(Path("examples/est_small.pt"))
+    rows.append(row := est_row("est_small_example", model,
+                               np.asarray(extra["train_mean_rates"]), bins))
+    print(f"bench_core est est_small_example: {row['cycles_per_bin_mean']:.0f} cycles/bin",
+          flush=True)
     for d, blocks in SIZES_EST:
         model = untrained_est(d, blocks)
         row = est_row(f"untrained-d{d}-b{blocks}", model, np.full(model.cfg.n_in, 0.3), bins)
