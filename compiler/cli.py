@@ -207,6 +207,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                       help="spike counts (.npz with counts and optionally true rates, as for "
                            "est-train): its first --bins bins, clipped to the input width, are "
                            "the stimulus; kept as recording.npz for the report's rate figure")
+    parser.add_argument("--first-bin", type=int, default=0,
+                        help="an EST with fitted rhythms (est-train's train.find_rhythms): the "
+                             "stimulus starts at this bin of the recording it was trained on "
+                             "(its rhythms' phase counts from that recording's bin 0; the test "
+                             "split of the synthetic population starts at bin 20,400); default 0")
     parser.add_argument("--nir-dt", type=float,
                         help="for a NIR graph (model.nir): the time step in seconds its exporter "
                              "stepped its neurons with (snnTorch's export_to_nir: 1e-4)")
@@ -242,6 +247,8 @@ def check_options(args: argparse.Namespace) -> None:
         raise EstError(f"--max-v-bits must be 2..32, got {args.max_v_bits}")
     if args.bins < 1:
         raise EstError(f"--bins must be at least 1, got {args.bins}")
+    if args.first_bin < 0:
+        raise EstError(f"--first-bin must be at least 0, got {args.first_bin}")
     if args.rate is not None and not (math.isfinite(args.rate) and 0.0 <= args.rate <= 1.0):
         raise EstError(f"--rate must be a number in [0, 1], got {args.rate}")
 
@@ -266,7 +273,8 @@ def compile_build(args: argparse.Namespace) -> int:
     name = (args.name or args.out.name).replace(".", "_")
     toolenv.apply()
     t0 = time.perf_counter()
-    front = open_checkpoint(args.model, DEFAULT_RATE, args.nir_dt, args.snntorch)
+    front = open_checkpoint(args.model, DEFAULT_RATE, args.nir_dt, args.snntorch,
+                            args.first_bin)
     n_in, bits = front.n_in, front.input_bits
     rates = np.full(n_in, args.rate) if args.rate is not None else front.rates
 

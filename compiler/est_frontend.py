@@ -108,9 +108,13 @@ def _np(p: torch.Tensor) -> np.ndarray:
     return p.detach().to(torch.float64).numpy()
 
 
-def est_float_graph(model: EST, name: str, mask_seed: int = 0x1234567) -> Graph:
+def est_float_graph(model: EST, name: str, mask_seed: int = 0x1234567,
+                    first_bin: int = 0) -> Graph:
     """The float graph of ``model`` (the passes' input); each node's arrays named after the
-    checkpoint parameters they come from (``blocks.0.q``)."""
+    checkpoint parameters they come from (``blocks.0.q``). ``first_bin``: the stream's first
+    bin is this bin of the recording the model's fitted rhythms were found in (their phase
+    counts from its bin 0): the rhythm tables start where their accumulators are then,
+    ``first_bin * advance mod (rows << FRAC)``."""
     cfg = model.cfg
     if cfg.mode != "snn":
         raise EstError("only a spiking EST (mode 'snn') has an integer form; this one is 'ann'")
@@ -182,11 +186,14 @@ def est_float_graph(model: EST, name: str, mask_seed: int = 0x1234567) -> Graph:
                      readout, {"float": {"betas": betas, "sources": sources}}, integer=False,
                      input_bits=cfg.input_bits, input_to_readout=cfg.input_to_readout,
                      slow=slow, osc=osc,
-                     rhythms=[TableOp(rhythm_table(cfg.rhythm_rows, RHYTHM_AMPLITUDE), a)
+                     rhythms=[TableOp(rhythm_table(cfg.rhythm_rows, RHYTHM_AMPLITUDE), a,
+                                      first_bin * a % (cfg.rhythm_rows << TableOp.FRAC))
                               for a in cfg.rhythm_advances])
 
 
 def quantize_est(model: EST, name: str, calibration: np.ndarray, weight_bits: int = 8,
-                 max_v_bits: int = 24) -> tuple[Graph, dict]:
-    """The integer EST graph and the passes' report (leaks, scales, widths, calibration loss)."""
-    return compile_graph(est_float_graph(model, name), calibration, weight_bits, max_v_bits)
+                 max_v_bits: int = 24, first_bin: int = 0) -> tuple[Graph, dict]:
+    """The integer EST graph and the passes' report (leaks, scales, widths, calibration loss);
+    ``first_bin`` as in :func:`est_float_graph`."""
+    return compile_graph(est_float_graph(model, name, first_bin=first_bin), calibration,
+                         weight_bits, max_v_bits)

@@ -309,16 +309,24 @@ class FrontEnd:
 
 
 def open_checkpoint(path: Path, default_rate: float, nir_dt: float | None = None,
-                    snntorch: Path | None = None) -> FrontEnd:
+                    snntorch: Path | None = None, first_bin: int = 0) -> FrontEnd:
     """The front end of the checkpoint at ``path``: an EST (est-train), a spiking MLP, a NIR
     graph (``.nir``: stepped with ``nir_dt`` seconds), or the state dict of an snnTorch
     ``nn.Sequential`` whose modules the TOML file ``snntorch`` describes. Everything
-    downstream sees only the graph its ``quantize`` returns."""
+    downstream sees only the graph its ``quantize`` returns. ``first_bin``: for an EST with
+    fitted rhythms, the bin of its recording the stream starts at (their phase there,
+    :func:`~est.compiler.est_frontend.est_float_graph`); a model without them refuses one."""
+
+    def no_rhythms(what: str) -> None:
+        if first_bin:
+            raise EstError(f"{path}: --first-bin {first_bin} sets the phase of an EST's fitted "
+                           f"rhythms, and this {what} has none; leave --first-bin out")
     from est.compiler.mlp_frontend import quantize  # it imports this module
     from est.compiler.nir_frontend import is_nir, load_nir
     from est.compiler.snntorch_frontend import load_snntorch
 
     if is_nir(path) or snntorch is not None:
+        no_rhythms("NIR graph" if snntorch is None else "snnTorch network")
         fnet = load_nir(path, nir_dt) if snntorch is None else load_snntorch(path, snntorch)
         what, extra = ((f"NIR graph of {plural(len(fnet.layers), 'layer')} (dt {nir_dt:g} s)",
                         {"nir_dt": nir_dt}) if snntorch is None else
@@ -330,15 +338,18 @@ def open_checkpoint(path: Path, default_rate: float, nir_dt: float | None = None
     if checkpoint_arch(path) == "est":
         model, extra = load_est_checkpoint(path)
         cfg = model.cfg
+        if not cfg.rhythms:
+            no_rhythms("EST")
         n_in = cfg.n_in
         rates = np.asarray(extra.get("train_mean_rates", [default_rate] * n_in), np.float64)
         if rates.shape != (n_in,) or not np.all((rates >= 0) & (rates <= 2 ** cfg.input_bits - 1)):
             rates = np.full(n_in, default_rate)
         return FrontEnd(
             n_in, cfg.input_bits, rates, 2000,
-            lambda name, calib, wb, vb: quantize_est(model, name, calib, wb, vb),
+            lambda name, calib, wb, vb: quantize_est(model, name, calib, wb, vb, first_bin),
             f"EST with {plural(cfg.blocks, 'block')}, d_model {cfg.d_model}",
             {"model_config": config_dict(cfg)})
+    no_rhythms("spiking MLP")
     fnet = load_checkpoint(path)
     return FrontEnd(
         fnet.n_in, 1, np.full(fnet.n_in, default_rate), 256,

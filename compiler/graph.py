@@ -338,7 +338,7 @@ def _param(typ, value, tensors: dict, node: str, fld: str):
     return value
 
 
-ADDED_PARAMS = {("readout", "rotate_shift")}
+ADDED_PARAMS = {("readout", "rotate_shift"), ("table", "start")}
 """(kind, parameter) pairs added to the format since version 3: an ``ir.json`` written before
 one lacks it and loads with its default (what it was built as); every other parameter must be
 there."""

@@ -187,9 +187,9 @@ def uses_osc(graph: Graph) -> bool:
 
 
 def uses_phase(graph: Graph) -> bool:
-    """Whether ``graph`` has a table of a fractional advance (not one row a bin), which only a
-    core built with its phase unit runs."""
-    return any(n.op.KIND == "table" and n.op.advance != 1 << n.op.FRAC for n in graph.nodes)
+    """Whether ``graph`` has a table of a fractional advance (not one row a bin) or start
+    (not whole rows), which only a core built with its phase unit runs."""
+    return any(n.op.KIND == "table" and n.op.fractional for n in graph.nodes)
 
 
 def bits_for(depth: int) -> int:

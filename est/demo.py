@@ -35,13 +35,23 @@ def step(title: str) -> None:
     print(f"\n== {title}", flush=True)
 
 
-def write_test_recording(config: Path, bins: int, out: Path) -> None:
-    """The test split of the ``[data]`` population in ``config``: counts and true rates."""
+def write_test_recording(config: Path, bins: int, out: Path) -> int:
+    """The test split of the ``[data]`` population in ``config``: counts and true rates.
+    Returns the split's first bin in the recording (where a model's fitted rhythms are then)."""
+    from est.sw.glm import first_bin
     from est.sw.train import get_data, load_config
 
     data, _, _ = load_config(config, [])
     test = get_data(data)[2]
     np.savez(out, counts=test.counts[:bins], rates=test.rates[:bins])
+    return first_bin(test)
+
+
+def has_rhythms(model: Path) -> bool:
+    """Whether the checkpoint is an EST with fitted rhythms (their phase needs --first-bin)."""
+    from est.compiler.frontend import checkpoint_arch, load_est_checkpoint
+
+    return checkpoint_arch(model) == "est" and bool(load_est_checkpoint(model)[0].cfg.rhythms)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -89,11 +99,12 @@ def demo(args: argparse.Namespace) -> int:
     else:
         step(f"1/6 model: {model} (--train to train it again)")
     step(f"2/6 recording: {args.bins} bins of the held-out synthetic test data, with true rates")
-    write_test_recording(args.config, args.bins, recording)
-    print(f"wrote {recording}")
+    first = write_test_recording(args.config, args.bins, recording)
+    print(f"wrote {recording} (bins {first}.. of the recording)")
     step(f"3/6 est-compile --board {args.board} (--backend auto: what fits the board)")
     compile_main([str(model), "-o", str(build), "--board", args.board,
-                  "--recording", str(recording), "--bins", str(args.bins)])
+                  "--recording", str(recording), "--bins", str(args.bins),
+                  *(["--first-bin", str(first)] if has_rhythms(model) else [])])
     step(f"4/6 est-sim --sim {args.sim}, then est-compare (every value of every layer)")
     sim([str(build), "--sim", args.sim])
     compare_cmd([str(build)])

@@ -38,8 +38,8 @@ Hardware:
   a neuron word: the row (a register) above ``FRAC`` fraction bits, moved on one row a bin
   and wrapped at ``period``; with ``spec.phase`` the phase unit besides (a table's fractional
   advance, its threshold word: a 15-bit adder and register for the fraction, a 2-bit one for
-  the rows it carries, a comparator and a subtractor for the wrap; generated only for a model
-  that has one);
+  the rows it carries, a comparator and a subtractor for the wrap; and its starting fraction,
+  its bias word, read in the stream's first bin; generated only for a model that has one);
 - the sequencer, a register-phase state machine over the instructions.
 
 Latency per bin: the sum over the program of ``fetch_words + 1`` cycles per instruction (its
@@ -575,10 +575,12 @@ class Core(wiring.Component):
             with m.Case(_State.TABLE_POS):
                 m.d.comb += v_rd.addr.eq(ins.nbase)
                 if spec.phase:
-                    m.d.comb += t_rd.addr.eq(ins.nbase)
+                    m.d.comb += [t_rd.addr.eq(ins.nbase), b_rd.addr.eq(ins.nbase)]
                 m.d.sync += state.eq(_State.TABLE_COPY)
             with m.Case(_State.TABLE_COPY):
-                phase = Mux(age == 0, 0, v_rd.data)
+                # the stream's first bin: the starting fraction (the bias word; the rows are
+                # loaded turned by the start's whole rows), else the accumulator
+                phase = Mux(age == 0, b_rd.data[:FRAC] if spec.phase else 0, v_rd.data)
                 row = Mux(j == 0, phase[FRAC:], pos)
                 m.d.comb += a_rd.addr.eq(ins.src + (row << ins.src_stride) + j)
                 m.d.sync += [pos.eq(row), k_valid.eq(1), k_index.eq(j), j.eq(j + 1)]

@@ -52,12 +52,12 @@ class SEWJoin(wiring.Component):
 class CPGTable(wiring.Component):
     """The CPG-PE table as a ROM read by a phase accumulator: bin ``t`` gets row
     ``acc >> FRAC``, then ``acc`` moves on by ``advance`` and wraps at ``P << FRAC``
-    (``advance`` ``1 << FRAC``, the default: row ``t mod P``); ``FRAC`` is
-    :attr:`~est.compiler.ops.table.Table.FRAC`.
+    (``advance`` ``1 << FRAC``, the default: row ``t mod P``); ``acc`` starts at ``start``;
+    ``FRAC`` is :attr:`~est.compiler.ops.table.Table.FRAC`.
 
     Hardware: a ROM of ``P`` words of ``n * bits`` bits (block RAM or logic; ``bits`` the
     widest value's, 1 for spikes), an accumulator register of ``FRAC`` + log2 ``P`` bits reset
-    to 0 with the stream, its adder and the wrap's comparator and subtractor (with the
+    to ``start`` with the stream, its adder and the wrap's comparator and subtractor (with the
     default advance the fraction bits stay 0 and the constants fold: a row counter). Latency: the
     row of the next bin is offered on ``o`` one cycle after the previous one is taken.
 
@@ -65,11 +65,11 @@ class CPGTable(wiring.Component):
     ``[j * bits, (j + 1) * bits)``), one per bin.
     """
 
-    def __init__(self, table: np.ndarray, advance: int = 1 << Table.FRAC):
+    def __init__(self, table: np.ndarray, advance: int = 1 << Table.FRAC, start: int = 0):
         self.table = np.asarray(table, dtype=np.int64)
         self.positions, self.neurons = self.table.shape
         self.bits = max(1, int(self.table.max()).bit_length())
-        self.advance = advance
+        self.advance, self.start = advance, start
         super().__init__({"o": Out(stream.Signature(unsigned(self.neurons * self.bits)))})
 
     def elaborate(self, platform):
@@ -82,7 +82,7 @@ class CPGTable(wiring.Component):
         m.submodules.rom = rom = memory.Memory(shape=unsigned(width), depth=1 << row_bits,
                                                init=words + [0] * ((1 << row_bits) - len(words)))
         rd = rom.read_port()
-        acc = Signal(frac + row_bits)
+        acc = Signal(frac + row_bits, init=self.start)
         total = acc + self.advance
         fetched = Signal()  # rd.data holds row ``acc >> FRAC``
         m.d.comb += [rd.addr.eq(acc[frac:]), self.o.payload.eq(rd.data),

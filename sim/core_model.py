@@ -170,7 +170,10 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
                 body = 2 * n + 4 if ins.get("rotate") else n + 2
             elif op == "table":  # the phase accumulator: row phase >> FRAC, then + advance
                 nb = ins["nbase"]
-                phase = int(membranes[nb]) if age else 0
+                # the first bin: the starting fraction (the bias word; the rows are loaded
+                # turned by the start's whole rows)
+                start = int(biases[nb]) & ((1 << FRAC) - 1) if spec.phase else 0
+                phase = int(membranes[nb]) if age else start
                 src = ins["src"] + ((phase >> FRAC) << ins["src_stride"])
                 dst = slot(ins["dst"], ins["dst_ring"], ins["dst_stride"])
                 act[dst:dst + ins["n"]] = act[src:src + ins["n"]]

@@ -10,8 +10,8 @@ the core, the EST-shaped cases also get, each half of the time, 1-3 slow readout
 integrators of the input, leak shifts 1-7) and 1-2 oscillator readouts (rotation shift 0-5,
 leak shift 1-8) beside the readout, their log-rates added to its (the dataflow top drives one
 output). On both backends half the EST-shaped cases get 1-2 rhythm tables in the readout's
-input (``table`` nodes of 1-40 rows of 1-4 values of 1-4 bits, a fractional advance:
-docs/semantics.md 8.2). Case ``i`` of seed ``S`` is drawn from ``SeedSequence([S, i])`` (its
+input (``table`` nodes of 1-40 rows of 1-4 values of 1-4 bits, a fractional advance and
+start: docs/semantics.md 8.2). Case ``i`` of seed ``S`` is drawn from ``SeedSequence([S, i])`` (its
 max-pools from ``[S, i, 1]``, its input width and readout path from ``[S, i, 2]``, its slow
 and oscillator readouts from ``[S, i, 4]``, its rhythm tables from ``[S, i, 5]``) alone, so
 ``est-regress --seed S --case i --backend B`` replays exactly that case.
@@ -164,7 +164,8 @@ def _more_readouts(d: _Draw, n: int) -> tuple[dict, dict]:
 
 def _rhythms(d: _Draw) -> list[Table]:
     """Half of the time 1-2 tables for the readout's input: 1-40 rows of 1-4 values of 1-4
-    bits, an advance from 1 to its largest (each end one time in seven)."""
+    bits, an advance from 1 to its largest (each end one time in seven), a start from 0 to its
+    largest (each end one time in seven)."""
     if d.rng.random() < 0.5:
         return []
     tables = []
@@ -172,7 +173,8 @@ def _rhythms(d: _Draw) -> list[Table]:
         rows = d.int(1, 40)
         table = d.values(0, (1 << d.int(1, 4)) - 1, (rows, d.int(1, 4)))
         top = min(0xFFFF, rows << Table.FRAC)
-        tables.append(Table(table, int(d.values(1, top, 1)[0])))
+        tables.append(Table(table, int(d.values(1, top, 1)[0]),
+                            int(d.values(0, (rows << Table.FRAC) - 1, 1)[0])))
     return tables
 
 

@@ -126,6 +126,11 @@ CASES = [
      "o"),
     ("rate-nan", "est-compile {d}/m.pt -o {d}/o --rate nan",
      "--rate must be a number in [0, 1], got nan", "o"),
+    ("first-bin-negative", "est-compile {d}/m.pt -o {d}/o --first-bin -1",
+     "--first-bin must be at least 0, got -1", "o"),
+    ("first-bin-no-rhythms", "est-compile {d}/m.pt -o {d}/o --first-bin 5",
+     "m.pt: --first-bin 5 sets the phase of an EST's fitted rhythms, and this spiking MLP has "
+     "none; leave --first-bin out", "o"),
     ("lanes-too-many", "est-compile {d}/m.pt -o {d}/o --lanes 1000",
      "--lanes 1000 is more than this network can use: its widest layer has 20 neurons; use "
      "--lanes 20 or fewer", "o"),

@@ -34,9 +34,10 @@ def _cases():
             (g2, random_stimulus(2, 10, 20))]
 
 
-# per table: rows, values and advance (15 fraction bits): 0.377 rows a bin (rows repeat, the
-# accumulator wraps mid-row) and 1.695 (rows are skipped, the wrap subtracts past the period)
-TABLES = {"cpg": (5, 3, 12345), "cpg2": (3, 2, 55555)}
+# per table: rows, values, advance and start (15 fraction bits): 0.377 rows a bin from row 3.05
+# (rows repeat, the accumulator wraps mid-row) and 1.695 from row 2.0002 (rows are skipped, the
+# wrap subtracts past the period)
+TABLES = {"cpg": (5, 3, 12345, 100000), "cpg2": (3, 2, 55555, 65543)}
 
 
 def _phase_graph(seed: int):
@@ -47,12 +48,12 @@ def _phase_graph(seed: int):
     g = GraphBuilder()
     x = g.add("input", Input(2))
     tables = []
-    for name, (p, n, advance) in TABLES.items():
+    for name, (p, n, advance, start) in TABLES.items():
         table = rng.integers(0, 8, (p, n))
         table[0, 0] = 7  # the values reach 3 bits
-        tables.append(g.add(name, Table(table, advance)))
+        tables.append(g.add(name, Table(table, advance, start)))
     both = g.add("embed.in", Concat(), x, *tables)
-    n = 2 + sum(n for _, n, _ in TABLES.values())
+    n = 2 + sum(n for _, n, _, _ in TABLES.values())
     g.add("readout", Readout(None, 16, np.ones(n)),
           g.add("readout.syn", Conv(np.eye(n, dtype=np.int64)[None], np.zeros(n, np.int64)),
                 both))
@@ -239,16 +240,16 @@ def test_oscillator_readouts_are_bit_exact_with_stalls():
 
 def test_tables_of_a_fractional_advance_are_bit_exact_with_stalls():
     """The phase unit: the tables' rows by hand (an accumulator of 15 fraction bits moved on by
-    the advance, wrapping at ``P << 15``), their 3-bit values through the model and the
-    gateware with stalls, every traced tensor equal to the golden interpreter's; cycles equal
-    to the model's."""
+    the advance from its start, wrapping at ``P << 15``), their 3-bit values through the model
+    and the gateware with stalls, every traced tensor equal to the golden interpreter's; cycles
+    equal to the model's."""
     graph = _phase_graph(3)
     spec = dataclasses.replace(SPEC, phase=True)
     x = random_stimulus(6, 60, 2, rate=0.4)
     gold, _ = run(graph, x)
     values = [x]
-    for name, (p, _, advance) in TABLES.items():
-        acc, rows = 0, []
+    for name, (p, _, advance, start) in TABLES.items():
+        acc, rows = start, []
         for _ in range(60):
             rows.append(acc >> 15)
             acc += advance
@@ -273,9 +274,40 @@ def test_a_fractional_advance_needs_the_phase_unit():
     """A core without the phase unit refuses a table of a fractional advance, naming the node;
     a table whose accumulator (rows << 15) does not fit a neuron word is refused."""
     with pytest.raises(EstError, match=r"node 'cpg': its table advances 0.37674 rows a bin "
-                                       r"\(advance 12345\), which needs a core with its phase "
+                                       r"\(advance 12345\) from row 3.05176 \(start 100000\), a "
+                                       r"fraction of a row, which needs a core with its phase "
                                        r"unit: compile for a core with phase=True"):
         compile_program(_phase_graph(3), SPEC)
+    rows = np.eye(3, dtype=np.int64)
+    with pytest.raises(EstError, match=r"node 't': .* from row 1.5 \(start 49152\), a fraction"):
+        compile_program(_start_graph(rows, 3 << 14), SPEC)
+
+
+def _start_graph(rows: np.ndarray, start: int):
+    """A table of one row a bin from ``start`` into a LIF array that fires on its value."""
+    g = GraphBuilder()
+    n = rows.shape[1]
+    both = g.add("both", Concat(), g.add("input", Input(1)),
+                 g.add("t", Table(rows, 1 << 15, start)))
+    weight = np.hstack([np.zeros((n, 1), np.int64), np.eye(n, dtype=np.int64)])[None]
+    g.add("fire", LIF(np.ones(n, np.int64), None, 4),
+          g.add("fire.syn", Conv(weight, np.zeros(n, np.int64)), both))
+    return g.build("started", ("fire",))
+
+
+def test_a_start_of_whole_rows_needs_no_phase_unit():
+    """A table of one row a bin from row 2 runs on a core without the phase unit (its rows
+    loaded turned): rows 2, 3, 0, 1, 2, ... by hand, the model and the gateware equal to the
+    golden interpreter's."""
+    rows = np.eye(4, dtype=np.int64)
+    graph = _start_graph(rows, 2 << 15)
+    x = np.zeros((9, 1), np.int64)
+    gold, _ = run(graph, x)
+    np.testing.assert_array_equal(gold.arrays["fire/spikes"], rows[(2 + np.arange(9)) % 4])
+    prog = compile_program(graph, SPEC)
+    for trace in (core_model.run(prog, x).trace, simulate_core(SPEC, [(prog, x)]).traces[0]):
+        for name, value in trace.arrays.items():
+            np.testing.assert_array_equal(value, gold.arrays[name], err_msg=name)
     with pytest.raises(EstError, match=r"node 'cpg': its table has 5 rows, the core's table "
                                        r"instruction reads at most 2 .*16-bit neuron word"):
         compile_program(_phase_graph(3), CoreSpec(state_bits=16, phase=True))

@@ -210,3 +210,29 @@ def test_oscillator_readouts_are_the_float_oscillators_in_integers():
     got = core_model.run(prog, counts[:30])
     for name, values in got.trace.arrays.items():
         np.testing.assert_array_equal(values, golden.arrays[name][:30], err_msg=name)
+
+
+def test_first_bin_starts_the_rhythms_where_the_recording_is():
+    """``first_bin`` B: each rhythm table's rows at stream bin t are the rows the model reads at
+    bin B + t of its recording (``rhythm_values``, whose phase counts from bin 0); a model
+    without fitted rhythms refuses a first bin."""
+    from pathlib import Path
+
+    from est.compiler.est_frontend import est_float_graph
+    from est.compiler.frontend import load_est_checkpoint, open_checkpoint
+    from est.sw.glm import rhythm_values
+
+    path = Path(__file__).parents[1] / "examples" / "est_small.pt"
+    model, _ = load_est_checkpoint(path)
+    advances = model.cfg.rhythm_advances
+    assert advances
+    for first in (0, 20400, 123457):
+        graph = est_float_graph(model, "s", first_bin=first)
+        for i, a in enumerate(advances):
+            rows = graph.node(f"rhythm{i}").op.seq([], 300)["spikes"].numpy()
+            np.testing.assert_array_equal(rows, rhythm_values(first + np.arange(300), [a],
+                                                              model.cfg.rhythm_rows))
+    tiny = path.with_name("est_tiny.pt")
+    with pytest.raises(EstError, match="est_tiny.pt: --first-bin 3 sets the phase of an EST's "
+                                       "fitted rhythms, and this EST has none"):
+        open_checkpoint(tiny, 0.2, first_bin=3)

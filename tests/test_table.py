@@ -1,8 +1,8 @@
 """``table`` (compiler/ops/table.py) and the gateware it lowers to (hw/sew.py, CPGTable): the
 ROM plays the table's rows by its phase accumulator (one a bin, wrapping; 3-bit values at a
-fractional advance) under random stalls; in a graph, the rows by hand (in order, wrapping), a
-CPG table by hand, the PyTorch path against the golden model, the table's checks, save/load
-and the cost row."""
+fractional advance; from a start) under random stalls; in a graph, the rows by hand (in order,
+wrapping; a fractional advance; from a start), a CPG table by hand, the PyTorch path against
+the golden model, the table's checks, save/load and the cost row."""
 
 import random
 
@@ -24,13 +24,15 @@ from est.sw.integer import integer_forward
 from netgen import check_integer_path, random_est_graph, random_stimulus
 
 
-@pytest.mark.parametrize("table, advance, bins", [
-    (golden.cpg_table(13, 6), 1 << 15, 30),  # one row a bin: row t mod 13
+@pytest.mark.parametrize("table, advance, start, bins", [
+    (golden.cpg_table(13, 6), 1 << 15, 0, 30),  # one row a bin: row t mod 13
+    (golden.cpg_table(13, 6), 1 << 15, 7 << 15, 30),  # from row 7
     # 3-bit values, 0.377 rows a bin: rows repeat, the accumulator wraps mid-row
-    (np.random.default_rng(2).integers(0, 8, (5, 4)), 12345, 60),
+    (np.random.default_rng(2).integers(0, 8, (5, 4)), 12345, 0, 60),
+    (np.random.default_rng(2).integers(0, 8, (5, 4)), 12345, 150000, 60),  # from row 4.58
 ])
-def test_cpg_table_rom_plays_the_table_by_its_accumulator(table, advance, bins):
-    dut = CPGTable(table, advance)
+def test_cpg_table_rom_plays_the_table_by_its_accumulator(table, advance, start, bins):
+    dut = CPGTable(table, advance, start)
     p, n = table.shape
     bits = max(1, int(table.max()).bit_length())
     assert bits == (1 if advance == 1 << 15 else 3)
@@ -42,7 +44,7 @@ def test_cpg_table_rom_plays_the_table_by_its_accumulator(table, advance, bins):
             got.append(payload)
 
     run_bench(dut, bench)
-    acc = 0  # 15 fraction bits: row acc >> 15, then acc + advance, wrapping at P << 15
+    acc = start  # 15 fraction bits: row acc >> 15, then acc + advance, wrapping at P << 15
     for t, word in enumerate(got):
         np.testing.assert_array_equal(unpack(word, n, bits), table[acc >> 15], err_msg=f"bin {t}")
         acc += advance
@@ -51,10 +53,10 @@ def test_cpg_table_rom_plays_the_table_by_its_accumulator(table, advance, bins):
 
 
 def test_a_fractional_table_in_the_dataflow_top_is_bit_exact():
-    """3-bit values at 0.377 rows a bin, widened beside the input's spikes by the concat, into
-    the readout: equal to the golden model's with random stalls."""
+    """3-bit values at 0.377 rows a bin from row 3.05, widened beside the input's spikes by the
+    concat, into the readout: equal to the golden model's with random stalls."""
     table = np.random.default_rng(4).integers(0, 8, (5, 3))
-    g = _graph(table, 12345)
+    g = _graph(table, 12345, 100000)
     stim = random_stimulus(4, 40, 2, 0.4)
     gold, _ = run(g, stim)
     got = simulate_top(DataflowTop(g, 1), stim, stall_seed=3)
@@ -67,12 +69,12 @@ ICEBREAKER = get_board("icebreaker")
 ROWS = np.array([[1, 0], [0, 1], [1, 1]])  # P = 3 positions of 2 spikes
 
 
-def _graph(table: np.ndarray, advance: int = 1 << 15):
+def _graph(table: np.ndarray, advance: int = 1 << 15, start: int = 0):
     """The table beside a 2-channel input (as the EST's CPG: ``concat(input, cpg)``) into a
     kernel-1 conv and a readout."""
     g = GraphBuilder()
     both = g.add("embed.in", Concat(), g.add("input", Input(2)),
-                 g.add("cpg", Table(table, advance)))
+                 g.add("cpg", Table(table, advance, start)))
     g.add("readout", Readout(None, 16, np.ones(1)),
           g.add("readout.syn", Conv(np.ones((1, 1, 2 + table.shape[1]), np.int64),
                                     np.zeros(1, np.int64)), both))
@@ -106,7 +108,8 @@ def test_pytorch_path_equals_the_golden_model(seed):
                                d=4, blocks=1, hidden=5),
               _graph((rng.random((5, 3)) < 0.5).astype(np.int64)),
               _graph(golden.cpg_table(16, 6)),
-              _graph(golden.rhythm_table(32, 7), 15768)]  # a rhythm of 66.5 bins
+              _graph(golden.rhythm_table(32, 7), 15768),  # a rhythm of 66.5 bins
+              _graph(golden.rhythm_table(32, 7), 15768, 987654)]  # from row 30.14
     for g in graphs:
         assert "table" in g.kinds()
         stim = random_stimulus(seed, 40, g.n_in, 0.5)  # 40 bins: the tables wrap
@@ -150,6 +153,31 @@ def test_advance_wraps_past_the_last_row():
     assert trace.arrays["cpg/spikes"][:, 1].tolist() == [0, 1, 1, 0, 0]
 
 
+def test_start_by_hand():
+    # P = 3 rows, advance 0.75 rows, start 2.5 rows (81920): acc / 2^15 = 2.5, 3.25 - 3 = .25,
+    # 1, 1.75, 2.5, ...: rows 2 0 1 1 2
+    rows = np.array([[3, 0], [1, 2], [0, 1]])
+    want = [[0, 1], [3, 0], [1, 2], [1, 2], [0, 1]]
+    g = _graph(rows, advance=24576, start=81920)
+    stim = np.zeros((5, 2), np.int64)
+    trace, _ = run(g, stim)
+    assert trace.arrays["cpg/spikes"].tolist() == want
+    assert integer_forward(g, stim)["cpg/spikes"].tolist() == want
+    # the table's rows from bin 0 of the stream: bin t is bin t + 5 of a stream started at 0
+    late = run(_graph(rows, advance=24576, start=(5 * 24576) % (3 << 15)), stim)[0]
+    np.testing.assert_array_equal(late.arrays["cpg/spikes"],
+                                  run(_graph(rows, advance=24576),
+                                      np.zeros((10, 2), np.int64))[0].arrays["cpg/spikes"][5:])
+
+
+@pytest.mark.parametrize("start", [-1, 3 << 15, 1.5, True])
+def test_bad_start_refused(start):
+    # P = 3 rows: 0 .. (3 << 15) - 1
+    with pytest.raises(IRError) as err:
+        _graph(ROWS, start=start)
+    assert (err.value.node, err.value.field) == ("cpg", "start")
+
+
 @pytest.mark.parametrize("advance", [0, -1, 3 << 15, 1.5, True])
 def test_bad_advance_refused(advance):
     # P = 2 rows: at most 2 << 15 = 65536, and at most 0xFFFF (a 16-bit word) - so 65535 here
@@ -172,10 +200,11 @@ def test_rhythm_table_quadrants():
 
 def test_saved_and_loaded(tmp_path):
     table = golden.cpg_table(13, 6)
-    _graph(table).save(tmp_path)
+    _graph(table, 12345, 54321).save(tmp_path)
     loaded = graph_ir.load(tmp_path).node("cpg").op
     assert isinstance(loaded, Table) and np.issubdtype(loaded.table.dtype, np.integer)
     np.testing.assert_array_equal(loaded.table, table)
+    assert (loaded.advance, loaded.start) == (12345, 54321)
 
 
 @pytest.mark.parametrize("positions, n, luts, brams", [
