@@ -25,7 +25,8 @@ ESTs (``est``): trained checkpoints (``est_tiny`` and ``est_small``, est_small a
 its slow readouts, ``tests/data/est_small_dataflow.pt``, which the dataflow backend runs too;
 ``est_small_example``, the shipped ``examples/est_small.pt``, which only the core runs) and
 untrained ESTs of the default recipe at
-growing sizes (``SIZES_EST``: d_model x blocks) and one with SSA attention (d_model 16, 2
+growing sizes (``SIZES_EST``: d_model x blocks; the largest also without the recipe's slow
+readouts, ``SIZES_EST_NO_SLOW``, ``-noslow``) and one with SSA attention (d_model 16, 2
 blocks: on the core with its SSA unit, ``ssa``), on the UP5K core (8 lanes of 8 bits), each
 over ``--bins`` bins of Poisson counts at the training rates (0.3 for the untrained ones): the
 weights, the memory words against the UP5K plan (docs/core.md: 16,384 weight words of 64
@@ -39,7 +40,8 @@ bitstream for all), else ``icebreaker_core_refusal`` says what is over. ``icebre
 that core's block RAMs by the same estimate. ``largest_est_on_icebreaker``: the untrained EST
 with the most weights that fits that core in real time, run on the core's Verilog in Icarus and
 Verilator for ``--rtl-bins`` bins (loaded through the ``load`` port), every traced value
-against the golden interpreter.
+against the golden interpreter; ``largest_default_recipe_on_icebreaker``: the same among those
+with the recipe's slow readouts (no RTL run: golden-exact on the core's model).
 For the examples, the dataflow backend's cycles per bin beside them (``est_hw.json``, measured
 in amaranth.sim at lanes 4).
 
@@ -71,6 +73,7 @@ import re
 import subprocess
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -270,7 +273,10 @@ def icebreaker_core_block_rams() -> int:
 
 
 SIZES_EST = [(16, 2), (32, 2), (40, 3), (44, 3), (48, 3), (64, 3), (96, 3), (52, 2), (64, 1),
-             (80, 1), (88, 1)]
+             (72, 1), (80, 1), (88, 1)]
+SIZES_EST_NO_SLOW = [(80, 1), (88, 1)]
+"""The sizes also tried without the default recipe's six slow readouts (``-noslow``): they
+hold ``6 x n_out`` neuron words (144 for 24 outputs) of the iCEBreaker core's 768."""
 UP5K = {"lanes": 8, "weight_bits": 8}
 
 
@@ -310,6 +316,7 @@ def est_row(name: str, model, rates: np.ndarray, bins: int) -> dict:
     traced = compile_program(graph, spec, trace=False)
     cycles = core_model.run(traced, x).cycles
     return {"model": name, "d_model": model.cfg.d_model, "blocks": model.cfg.blocks, **units,
+            "slow_readouts": bool(model.cfg.readout_slow_shifts),
             "weights": weights, "memory": use, "fits_up5k_weights": use["weight_words"] <= 16384,
             "up5k_block_rams": up5k_block_rams(use["neuron_words"], use["act_words"],
                                                use["acc_words"], src2=use["src2_words"]),
@@ -321,15 +328,17 @@ def est_row(name: str, model, rates: np.ndarray, bins: int) -> dict:
             "spike_rate": float(np.mean([s.mean() for s in spikes]))}
 
 
-def untrained_est(d: int, blocks: int, attention: str = "sdsa"):
-    """The untrained EST of the default recipe at ``d_model`` ``d``, ``blocks`` blocks."""
+def untrained_est(d: int, blocks: int, attention: str = "sdsa", slow: bool = True):
+    """The untrained EST of the default recipe at ``d_model`` ``d``, ``blocks`` blocks
+    (without ``slow``: without its slow readouts)."""
     import torch
 
     from est.sw.est import EST, ESTConfig
 
     torch.manual_seed(0)
-    return EST(ESTConfig(d_model=d, blocks=blocks, mlp_hidden=2 * d, attention=attention,
-                         kernels=tuple(3 + 2 * (b % 2) for b in range(blocks))))
+    cfg = ESTConfig(d_model=d, blocks=blocks, mlp_hidden=2 * d, attention=attention,
+                    kernels=tuple(3 + 2 * (b % 2) for b in range(blocks)))
+    return EST(cfg if slow else replace(cfg, readout_slow_shifts=()))
 
 
 def rtl_run(row: dict, bins: int) -> dict:
@@ -342,7 +351,7 @@ def rtl_run(row: dict, bins: int) -> dict:
     from est.sim.core_sim import simulate_core_rtl
     from est.sim.interpreter import run
 
-    model = untrained_est(row["d_model"], row["blocks"])
+    model = untrained_est(row["d_model"], row["blocks"], slow=row["slow_readouts"])
     rng = np.random.default_rng(0)
     x = np.minimum(rng.poisson(0.3, (max(bins, 256), model.cfg.n_in)),
                    (1 << model.cfg.input_bits) - 1)
@@ -386,9 +395,11 @@ def est_rows(bins: int) -> list[dict]:
                                np.asarray(extra["train_mean_rates"]), bins))
     print(f"bench_core est est_small_example: {row['cycles_per_bin_mean']:.0f} cycles/bin",
           flush=True)
-    for d, blocks in SIZES_EST:
-        model = untrained_est(d, blocks)
-        row = est_row(f"untrained-d{d}-b{blocks}", model, np.full(model.cfg.n_in, 0.3), bins)
+    for d, blocks, slow in [(d, b, True) for d, b in SIZES_EST] + [
+            (d, b, False) for d, b in SIZES_EST_NO_SLOW]:
+        model = untrained_est(d, blocks, slow=slow)
+        row = est_row(f"untrained-d{d}-b{blocks}{'' if slow else '-noslow'}", model,
+                      np.full(model.cfg.n_in, 0.3), bins)
         rows.append(row)
         print(f"bench_core est d{d} b{blocks}: {row['weights']} weights, "
               f"{row['cycles_per_bin_mean']:.0f} cycles/bin (max {row['cycles_per_bin_max']}), "
@@ -447,6 +458,10 @@ def main(argv: list[str] | None = None) -> int:
                "model": largest["model"], "weights": largest["weights"],
                "cycles_per_bin_max": largest["cycles_per_bin_max"],
                "rtl": rtl_run(largest, args.rtl_bins) if args.rtl_bins else None},
+           "largest_default_recipe_on_icebreaker": (
+               recipe := largest_on_icebreaker([r for r in rows if r["slow_readouts"]])) and {
+               "model": recipe["model"], "weights": recipe["weights"],
+               "cycles_per_bin_max": recipe["cycles_per_bin_max"]},
            "icebreaker_core": {"spec": BOARDS["icebreaker"].core_spec().as_dict(),
                                "block_rams": icebreaker_core_block_rams()},
            "synth": synthesize(Path(tempfile.mkdtemp(prefix="core_synth_"))) if args.synth
