@@ -185,8 +185,10 @@ def summarize(runs: dict, base: dict) -> dict:
     for dataset, by_variant in runs.items():
         rows = {}
         for variant, by_seed in by_variant.items():
+            if not by_seed:  # none run yet on this data set (--resume of another one)
+                continue
             rows[variant] = {f: spread([r[f] for r in by_seed.values()]) for f in FIGURES
-                             if by_seed and all(r[f] is not None for r in by_seed.values())}
+                             if all(r[f] is not None for r in by_seed.values())}
         default = rows.get("default", {}).get("float_test", {}).get("mean")
         for row in rows.values():
             if default is not None and "float_test" in row:
