@@ -19,7 +19,7 @@ from est.compiler.ops import Table as TableOp
 from est.compiler.passes import compile_graph
 from est.sim.golden import mask_threshold, rhythm_table
 from est.sw.est import EST
-from est.sw.glm import RHYTHM_AMPLITUDE
+from est.sw.glm import RHYTHM_AMPLITUDE, rhythm_accumulator
 from est.sw.neuron import beta_from_shift
 
 WIDE = 32
@@ -113,8 +113,8 @@ def est_float_graph(model: EST, name: str, mask_seed: int = 0x1234567,
     """The float graph of ``model`` (the passes' input); each node's arrays named after the
     checkpoint parameters they come from (``blocks.0.q``). ``first_bin``: the stream's first
     bin is this bin of the recording the model's fitted rhythms were found in (their phase
-    counts from its bin 0): the rhythm tables start where their accumulators are then,
-    ``first_bin * advance mod (rows << FRAC)``."""
+    counts from its bin 0): the rhythm tables start where their accumulators are then
+    (:func:`~est.sw.glm.rhythm_accumulator`)."""
     cfg = model.cfg
     if cfg.mode != "snn":
         raise EstError("only a spiking EST (mode 'snn') has an integer form; this one is 'ann'")
@@ -187,7 +187,7 @@ def est_float_graph(model: EST, name: str, mask_seed: int = 0x1234567,
                      input_bits=cfg.input_bits, input_to_readout=cfg.input_to_readout,
                      slow=slow, osc=osc,
                      rhythms=[TableOp(rhythm_table(cfg.rhythm_rows, RHYTHM_AMPLITUDE), a,
-                                      first_bin * a % (cfg.rhythm_rows << TableOp.FRAC))
+                                      rhythm_accumulator(first_bin, a, cfg.rhythm_rows))
                               for a in cfg.rhythm_advances])
 
 

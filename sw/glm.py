@@ -416,15 +416,22 @@ def rhythm_periods(counts: np.ndarray, k: int, rows: int = RHYTHM_ROWS) -> list[
                         max(len(counts) / 4, 8.0))
 
 
+def rhythm_accumulator(bins, advance: int, rows: int = RHYTHM_ROWS):
+    """A rhythm table's phase accumulator at bin numbers ``bins`` of the recording (an int
+    or an integer array), counted from its bin 0: ``bin * advance mod rows 2^15``
+    (docs/semantics.md 8.2; a stream that starts at bin B starts the table there)."""
+    return bins * int(advance) % (rows << RHYTHM_FRAC)
+
+
 def rhythm_values(bins: np.ndarray, advances, rows: int = RHYTHM_ROWS) -> np.ndarray:
     """The rhythm tables' rows at bin numbers ``bins`` (any shape ``S``, counted from the
-    stream's first bin, 0): ``[*S, 4 * len(advances)]``, table ``i``'s row ``acc >> 15``,
-    ``acc = bin * advance_i mod rows 2^15`` (docs/semantics.md 8.2), as integers."""
+    recording's first bin, 0): ``[*S, 4 * len(advances)]``, table ``i``'s row ``acc >> 15``,
+    ``acc`` its :func:`rhythm_accumulator`, as integers."""
     from est.sim.golden import rhythm_table
 
     table = rhythm_table(rows, RHYTHM_AMPLITUDE)
     bins = np.asarray(bins, dtype=np.int64)
-    return np.concatenate([table[(bins * int(a) % (rows << RHYTHM_FRAC)) >> RHYTHM_FRAC]
+    return np.concatenate([table[rhythm_accumulator(bins, a, rows) >> RHYTHM_FRAC]
                            for a in advances], axis=-1)
 
 
