@@ -148,7 +148,8 @@ class CoreSpec:
     def field_groups(self) -> dict:
         """The fields of each group of :data:`FIELD_GROUPS`: (name, bits)."""
         return field_groups(bits_for(self.act_words), bits_for(self.weight_words),
-                            bits_for(self.acc_words + 1), bits_for(self.neuron_words), self.osc)
+                            bits_for(2 * self.acc_words + 1), bits_for(self.neuron_words),
+                            self.osc)
 
     def fields_of(self, op: str) -> set[str]:
         """The fields instruction ``op`` reads."""
@@ -471,49 +472,54 @@ class ProgramBuilder:
         self.neurons[node] = (base, len(thresholds))
         return base
 
-    def weight_rows(self, weight: np.ndarray) -> tuple[int, int]:
-        """Store ``weight`` [kernel, n_out, n_in] as rows (lag-major, then input channel) of
-        ``groups`` words; returns (first word, groups)."""
+    def weight_rows(self, planes: list[np.ndarray]) -> tuple[int, int]:
+        """Store the weight ``planes`` (each [kernel, n_out, n_in]) as rows (lag-major, then
+        input channel) of ``groups`` words each, a channel's rows of every plane one after the
+        other; returns (first word, the rows of a channel: groups x planes)."""
         lanes, wb = self.spec.lanes, self.spec.weight_bits
-        k, n_out, n_in = weight.shape
+        k, n_out, n_in = planes[0].shape
         groups = ceil_div(n_out, lanes)
         base = len(self.weights)
-        padded = np.zeros((k, groups * lanes, n_in), np.int64)
-        padded[:, :n_out] = weight
+        padded = np.zeros((len(planes), k, groups * lanes, n_in), np.int64)
+        padded[:, :, :n_out] = planes
         lo, hi = golden.signed_range(wb)
         if padded.size and not lo <= padded.min() <= padded.max() <= hi:
             raise EstError(f"weights {padded.min()}..{padded.max()} do not fit the core's "
                            f"{wb}-bit fields")
         for lag in range(k):
             for i in range(n_in):
-                for g in range(groups):
-                    self.weights.append(pack(padded[lag, g * lanes:(g + 1) * lanes, i], wb))
+                for plane in padded:
+                    for g in range(groups):
+                        self.weights.append(pack(plane[lag, g * lanes:(g + 1) * lanes, i], wb))
         self.acc_words = max(self.acc_words, groups)
-        return base, groups
+        return base, groups * len(planes)
 
-    def diagonal_rows(self, weight: np.ndarray) -> int:
-        """Store the diagonal of ``weight`` [kernel, d, d] as one word per lag and channel,
-        channel ``i``'s weight in lane ``i mod lanes``; returns the first word."""
+    def diagonal_rows(self, planes: list[np.ndarray]) -> int:
+        """Store the diagonals of the weight ``planes`` (each [kernel, d, d]) as one word per
+        lag, channel and plane, channel ``i``'s weight in lane ``i mod lanes``; returns the first
+        word."""
         lanes, wb = self.spec.lanes, self.spec.weight_bits
         base = len(self.weights)
-        for lag in range(weight.shape[0]):
-            for i in range(weight.shape[1]):
-                word = np.zeros(lanes, np.int64)
-                word[i % lanes] = weight[lag, i, i]
-                self.weights.append(pack(word, wb))
-        self.acc_words = max(self.acc_words, ceil_div(weight.shape[1], lanes))
+        for lag in range(planes[0].shape[0]):
+            for i in range(planes[0].shape[1]):
+                for plane in planes:
+                    word = np.zeros(lanes, np.int64)
+                    word[i % lanes] = plane[lag, i, i]
+                    self.weights.append(pack(word, wb))
+        self.acc_words = max(self.acc_words, ceil_div(planes[0].shape[1], lanes))
         return base
 
     def convolution(self, node: str, weight: np.ndarray, parts: list[tuple[Vector, int]],
                     lag0: int = 0, depthwise: bool = False, adds_to: str | None = None
                     ) -> list[dict]:
         """The ``conv`` instructions of ``weight`` [kernel, n_out, n_in] over the input vectors
-        ``parts`` (each with its first channel), lags ``lag0`` up: one per part and weight
-        plane. A weight of ``need`` bits, wider than the core's ``weight_bits`` fields, is split
-        in two planes ``w = lo + hi * 2**s``, ``s = need - weight_bits``: ``lo`` the unsigned
-        low ``s`` bits, ``hi`` the signed rest (``weight_bits`` bits); the high plane's values
-        are shifted left by ``s`` (the ``shift`` field) before the multiply, so they may have
-        ``MAX_VALUE_BITS - s`` bits. ``depthwise``: ``weight`` is diagonal (input i
+        ``parts`` (each with its first channel), lags ``lag0`` up: one per part. A weight of
+        ``need`` bits, wider than the core's ``weight_bits`` fields, is split in two planes
+        ``w = lo + hi * 2**s``, ``s = need - weight_bits``: ``lo`` the unsigned low ``s`` bits,
+        ``hi`` the signed rest (``weight_bits`` bits); an input channel's rows are its low
+        plane's, then its high plane's, whose values are shifted left by ``s`` (the ``shift``
+        field) before the multiply, so they may have ``MAX_VALUE_BITS - s`` bits: one scan of
+        the input reads both. ``depthwise``: ``weight`` is diagonal (input i
         feeds output i only) and each row is one word, added into input i's accumulator
         word. ``adds_to``: the convolution whose sums these are added to in the accumulators
         (its bounds are the start of these, and the accumulators must hold both)."""
@@ -549,20 +555,20 @@ class ProgramBuilder:
                                f"--backend dataflow")
             x_max = (1 << vec.bits) - 1
             per = CoreSpec.ACT_BITS >> vec.log2b
-            for p, plane in enumerate(planes):
-                w = plane[:, :, first:first + vec.n]
+            ws = [plane[:, :, first:first + vec.n] for plane in planes]
+            for p, w in enumerate(ws):
                 low = low + (np.minimum(w, 0).sum(axis=(0, 2)) * x_max << (p * shift))
                 high = high + (np.maximum(w, 0).sum(axis=(0, 2)) * x_max << (p * shift))
-                if depthwise:
-                    assert len(parts) == 1 and w.shape[1] == w.shape[2]
-                    wbase, groups = self.diagonal_rows(w), 1
-                else:
-                    wbase, groups = self.weight_rows(w)
-                out.append({"fan_out": 1 if depthwise else w.shape[1],
-                            "n": vec.words, "kernel": w.shape[0], "lag0": lag0, "shift": p * shift,
-                            "depthwise": int(depthwise), "wbase": wbase, "groups": groups,
-                            "lag_stride": vec.n * groups, "word_stride": per * groups,
-                            **vec.src()})
+            if depthwise:
+                assert len(parts) == 1 and ws[0].shape[1] == ws[0].shape[2]
+                wbase, groups = self.diagonal_rows(ws), len(ws)
+            else:
+                wbase, groups = self.weight_rows(ws)
+            out.append({"fan_out": 1 if depthwise else ws[0].shape[1],
+                        "n": vec.words, "kernel": ws[0].shape[0], "lag0": lag0, "shift": shift,
+                        "depthwise": int(depthwise), "wbase": wbase, "groups": groups,
+                        "lag_stride": vec.n * groups, "word_stride": per * groups,
+                        **vec.src()})
         self.sums[node] = low, high
         acc = golden.signed_bits(int(low.min()), int(high.max()))
         if acc > self.spec.acc_bits:

@@ -21,7 +21,8 @@ Hardware:
   signed: on the UP5K each an SB_MAC16 with its adder; a high plane's values come shifted
   left by its ``shift``, one shifter for every lane), fed one weight word a cycle: a
   ``conv`` scans its input's words and, for every nonzero field (an event with a value), reads
-  only that input's weight row, ``groups`` words;
+  only that input's weight rows, ``groups`` words (with a ``shift``, the low plane's, then
+  the high plane's into the same accumulator words);
 - one neuron datapath (leak by a shift of up to 15 bits, saturating add, threshold, reset:
   to zero, by subtraction, or none, the membrane kept: a delayed reset's threshold comes
   through the accumulators in the next bin; a readout's values may also become the next
@@ -40,15 +41,19 @@ Hardware:
   advance, its threshold word: a 15-bit adder and register for the fraction, a 2-bit one for
   the rows it carries, a comparator and a subtractor for the wrap; and its starting fraction,
   its bias word, read in the stream's first bin; generated only for a model that has one);
-- the sequencer, a register-phase state machine over the instructions.
+- the sequencer, a register-phase state machine over the instructions: an instruction's last
+  cycle presents the next one's first word to the weight memory (no body reads weights then);
+- the output: a word read from the activations or the membranes every cycle while ``o`` takes
+  them (the word on ``o`` read again while it waits).
 
-Latency per bin: the sum over the program of ``fetch_words + 1`` cycles per instruction (its
-words read from the weight memory, one a cycle) plus its body (``in``:
+Latency per bin: the sum over the program of ``fetch_words`` cycles per instruction (its
+words read from the weight memory, one a cycle, the first during the instruction before, the
+last decoded as it arrives) plus its body (``in``:
 its words; ``conv``: 1, then per lag 1, and where the lag reaches back inside the stream one
 per input word, ``groups`` per event and one per event that adds into the accumulator word of
 the event just before it in the same input word (``groups`` 1, or depthwise);
-``lif``/``readout``: neurons + 2, an oscillator readout 2 x neurons + 4; ``out_*``: 2 per
-word), with no stalls on ``i`` and ``o``.
+``lif``/``readout``: neurons + 2, an oscillator readout 2 x neurons + 4; ``out_*``: 1 + 1
+per word), with no stalls on ``i`` and ``o``.
 
 Ports: ``load`` (stream of ``mem``, ``addr``, ``data``: write a word of memory ``mem``, 1
 weights (the program's words first), 2 thresholds, 3 biases, 4 activations; ``mem`` 7 starts
@@ -437,8 +442,18 @@ class Core(wiring.Component):
             with m.Case(_State.VEC_LOOP):
                 m.d.comb += src_back.eq(back1)
 
+        def fetch_from(addr):
+            """Present instruction word ``addr`` to the weight memory: the fetch's first cycle,
+            in the last cycle of the instruction before (or of ``end``'s decode)."""
+            m.d.comb += weights.addr.eq(addr)
+            m.d.sync += fetch.eq(addr + 1)
+            if spec.fetch_words > 1:
+                m.d.sync += [part.eq(1), state.eq(_State.FETCH)]
+            else:
+                m.d.sync += state.eq(_State.DECODE)
+
         def next_instruction():
-            m.d.sync += state.eq(_State.FETCH)
+            fetch_from(fetch)
 
         def next_word():
             """After a word of a conv's input: the next word, or the next lag."""
@@ -486,8 +501,8 @@ class Core(wiring.Component):
                     with m.Case(OPCODES["vec"]):
                         m.d.sync += state.eq(_State.VEC_STATE)
                     with m.Case(OPCODES["end"]):
-                        m.d.sync += [t.eq(t + 1), age.eq(Mux(age == 255, 255, age + 1)),
-                                     fetch.eq(0), state.eq(_State.FETCH)]
+                        m.d.sync += [t.eq(t + 1), age.eq(Mux(age == 255, 255, age + 1))]
+                        fetch_from(0)
                     with m.Default():
                         m.d.sync += state.eq(_State.HALT)
             with m.Case(_State.IN):
@@ -514,14 +529,21 @@ class Core(wiring.Component):
                     m.d.sync += [pending.eq(a_rd.data), g.eq(0), state.eq(_State.ACC)]
             with m.Case(_State.ACC):
                 channel = (j << (4 - ins.src_log2b)[:3]) + field
-                group = Mux(ins.depthwise, channel >> lane_bits, g)
+                # with a shift the rows' second half is the high plane: its values shifted,
+                # into the same accumulator words as the first half
+                half = ins.groups >> 1
+                upper = (ins.shift != 0) & (g >= half)
+                group = Signal(len(g))
+                m.d.comb += group.eq(Mux(ins.depthwise, channel >> lane_bits,
+                                         Mux(upper, g - half, g)))
                 m.d.comb += [weights.addr.eq(word_base + field * ins.groups + g),
                              c_rd.addr.eq(group)]
                 # the word the cycle before adds into is written at the end of this one: its
                 # read waits a cycle (the accumulators have no bypass)
                 with m.If(~(s_valid & (s_group == group))):
                     m.d.sync += [s_valid.eq(1), s_group.eq(group),
-                                 s_value.eq((value << ins.shift)[:CoreSpec.ACT_BITS])]
+                                 s_value.eq((value << Mux(upper, ins.shift, 0))
+                                            [:CoreSpec.ACT_BITS])]
                     with m.If(g == ins.groups - 1):
                         m.d.sync += [g.eq(0), pending.eq(rest)]
                         with m.If(rest == 0):
@@ -560,16 +582,21 @@ class Core(wiring.Component):
                     m.d.sync += [pre.eq(1), gap.eq(0)]
                 next_instruction()
             with m.Case(_State.OUT_READ, _State.OUT_SEND):
+                # OUT_READ reads word 0; in OUT_SEND word j is on o, and the word read is the
+                # next one once o takes it, else j again (its data stays on o)
                 is_act = ins.op == OPCODES["out_act"]
-                m.d.comb += [src_off.eq(j), a_rd.addr.eq(src_addr), v_rd.addr.eq(ins.nbase + j)]
-                with m.If(state == _State.OUT_READ):
+                sending, last = state == _State.OUT_SEND, j == ins.n - 1
+                read = Mux(sending & self.o.ready & ~last, j + 1, j)
+                m.d.comb += [src_off.eq(read), a_rd.addr.eq(src_addr),
+                             v_rd.addr.eq(ins.nbase + read)]
+                with m.If(~sending):
                     m.d.sync += state.eq(_State.OUT_SEND)
                 with m.Else():
                     m.d.comb += [self.o.valid.eq(1),
                                  self.o.payload.eq(Mux(is_act, a_rd.data, v_rd.data))]
                     with m.If(self.o.ready):
-                        m.d.sync += [j.eq(j + 1), state.eq(_State.OUT_READ)]
-                        with m.If(j == ins.n - 1):
+                        m.d.sync += j.eq(j + 1)
+                        with m.If(last):
                             m.d.sync += j.eq(0)
                             next_instruction()
             with m.Case(_State.TABLE_POS):

@@ -26,8 +26,9 @@ FRAC = Table.FRAC  # a table's phase accumulator: fraction bits below its row
 
 def fetch_cycles(spec: CoreSpec) -> int:
     """Cycles of every instruction before its body: read its words from the weight memory,
-    one a cycle, the last one decoded as it arrives."""
-    return spec.fetch_words + 1
+    one a cycle (the first presented in the last cycle of the instruction before), the last
+    one decoded as it arrives."""
+    return spec.fetch_words
 
 
 @dataclass
@@ -117,7 +118,9 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
                 b, groups = 1 << ins["src_log2b"], ins["groups"]
                 per, fmask = act_bits // b, (1 << b) - 1
                 body = 1
-                scale = 1 << ins["shift"]
+                # with a shift, a channel's rows are its low plane's, then its high plane's
+                # (the values shifted), into the same accumulator words
+                half = groups >> 1 if ins["shift"] else groups
                 for k in range(ins["kernel"]):
                     lag = ins["lag0"] + k
                     body += 1
@@ -133,11 +136,22 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
                             if value:
                                 row = (ins["wbase"] + k * ins["lag_stride"]
                                        + w * ins["word_stride"] + f * groups)
-                                first = (w * per + f) // lanes if ins["depthwise"] else 0
-                                acc[first:first + groups] += (value * scale
-                                                              * weights[row:row + groups])
-                                body += groups + (first == prev)  # a stall: no bypass
-                                prev = first + groups - 1
+                                high = value << ins["shift"]
+                                if ins["depthwise"]:  # every row into the channel's word
+                                    into = (w * per + f) // lanes
+                                    acc[into] += (value * weights[row:row + half].sum(0)
+                                                  + high * weights[row + half:row + groups].sum(0))
+                                    stalls = (into == prev) + groups - 1
+                                    prev = into
+                                else:
+                                    acc[:half] += value * weights[row:row + half]
+                                    acc[:groups - half] += high * weights[row + half:row + groups]
+                                    # a stall: a row into the word the row before added into
+                                    # (no bypass): between events, and between the planes,
+                                    # when a plane is one word
+                                    stalls = (prev == 0) + (half == 1 and groups == 2)
+                                    prev = half - 1
+                                body += groups + stalls
                                 counts["events"][bin_] += 1
                                 counts["synaptic_events"][bin_] += fan_out
                                 counts["weight_reads"][bin_] += groups
@@ -226,11 +240,11 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
             elif op == "out_act":
                 base = slot(ins["src"], ins["src_ring"], ins["src_stride"])
                 out += [int(w) for w in act[base:base + ins["n"]]]
-                body = 2 * ins["n"]
+                body = ins["n"] + 1
             elif op == "out_neuron":
                 nb = ins["nbase"]
                 out += [int(v) & ((1 << sb) - 1) for v in membranes[nb:nb + ins["n"]]]
-                body = 2 * ins["n"]
+                body = ins["n"] + 1
             elif op == "end":
                 t, age = (t + 1) % (1 << CoreSpec.BIN_BITS), min(age + 1, 255)
             clock += fetch + body

@@ -124,6 +124,21 @@ def random_mlp_graph(seed: int, n_in: int = 12, hidden=(10, 7), n_out: int = 5,
     return g.build(name, ("readout",))
 
 
+def delayed_reset_graph(threshold: int, weight: int = 1):
+    """4 inputs -> 2 LIF (weights ``weight``, snnTorch's delayed subtraction) -> readout."""
+    from est.compiler.graph import GraphBuilder
+    from est.compiler.ops import LIF, Conv, Input, Readout
+
+    g = GraphBuilder()
+    x = g.add("input", Input(4))
+    x = g.add("h.syn", Conv(np.full((1, 2, 4), weight, np.int64), np.zeros(2, np.int64)), x)
+    v_bits = max(13, threshold.bit_length() + 1)
+    x = g.add("h", LIF(np.full(2, threshold), 2, v_bits, "subtract_delayed"), x)
+    x = g.add("readout.syn", Conv(np.ones((1, 1, 2), np.int64), np.zeros(1, np.int64)), x)
+    g.add("readout", Readout(None, v_bits, np.ones(1)), x)
+    return g.build("delayed", ("readout",))
+
+
 def check_integer_path(graph, stimulus, label: str = ""):
     """Assert the integer PyTorch path (est.sw.integer) equal to the golden interpreter on
     every tensor of ``graph`` over ``stimulus``; return the golden run (trace, saturations)."""

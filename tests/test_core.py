@@ -16,6 +16,7 @@ from est.sim import core_model
 from est.sim.core_sim import simulate_core, simulate_core_rtl
 from est.sim.interpreter import run
 from netgen import (
+    delayed_reset_graph,
     oscillator_graph,
     random_conv_graph,
     random_est_graph,
@@ -162,19 +163,30 @@ def test_synaptic_currents_are_bit_exact_with_stalls():
 
 
 def test_weights_in_two_planes_are_bit_exact_with_stalls():
-    """12-bit weights on a core of 8-bit fields, over 3-bit counts and spikes: the high plane's
-    values shifted by 8 before the multiply."""
+    """12-bit weights on a core of 8-bit fields, over 3-bit counts and spikes: each event reads
+    its low plane's rows, then its high plane's, whose values are shifted by 4 before the
+    multiply; and a delayed reset whose -300 thresholds take two planes (depthwise: both rows
+    into the channel's accumulator word, the second waiting a cycle for the first)."""
     g = random_conv_graph(3, kernels=(3, 2), weight_bits=12)
     x = random_stimulus(3, 14, 9, rate=1.2, bits=3)
     prog = compile_program(g, SPEC)
     assert {(f["shift"], f["src_log2b"]) for f in core_model.decode(prog) if f["op"] == 2} == {
-        (0, 0), (0, 2), (4, 0), (4, 2)}
-    got = simulate_core(SPEC, [(prog, x)], stall_seed=2)
-    gold, _ = run(g, x)
-    assert len(got.traces[0].arrays) == 3
-    for name, value in got.traces[0].arrays.items():
-        np.testing.assert_array_equal(value, gold.arrays[name], err_msg=name)
-    assert simulate_core(SPEC, [(prog, x)]).cycles[0] == core_model.run(prog, x).cycles[:-1]
+        (4, 0), (4, 2)}
+    wide = delayed_reset_graph(300, weight=100)
+    x_wide = random_stimulus(1, 12, 4)
+    prog_wide = compile_program(wide, SPEC)
+    assert (1, 2, 2) in {(f["depthwise"], f["shift"], f["groups"])
+                         for f in core_model.decode(prog_wide) if f["op"] == 2}
+    runs = [(prog, x), (prog_wide, x_wide)]
+    got = simulate_core(SPEC, runs, stall_seed=2)
+    for graph, stimulus, trace in ((g, x, got.traces[0]), (wide, x_wide, got.traces[1])):
+        gold, _ = run(graph, stimulus)
+        assert len(trace.arrays) >= 3
+        for name, value in trace.arrays.items():
+            np.testing.assert_array_equal(value, gold.arrays[name], err_msg=name)
+    assert run(wide, x_wide)[0].arrays["h/spikes"].sum() > 3
+    cycles = simulate_core(SPEC, runs).cycles
+    assert cycles == [core_model.run(p, s).cycles[:-1] for p, s in runs]
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,13 @@ from est.compiler.program import (
 )
 from est.sim import core_model
 from est.sim.interpreter import run
-from netgen import random_conv_graph, random_est_graph, random_mlp_graph, random_stimulus
+from netgen import (
+    delayed_reset_graph,
+    random_conv_graph,
+    random_est_graph,
+    random_mlp_graph,
+    random_stimulus,
+)
 
 
 def test_weight_rows_hold_each_input_channel_and_lag():
@@ -224,7 +230,8 @@ def test_the_high_plane_takes_values_that_fit_the_multiplier_when_shifted():
     g = sew_chain(7, weight)
     x = np.random.default_rng(0).integers(0, 2, (20, 4))
     prog = compile_program(g, spec)
-    assert {f["shift"] for f in core_model.decode(prog) if f["op"] == 2} == {0, 7}
+    # the readout's conv (3 outputs: a word a plane) reads both planes in one scan
+    assert [(f["shift"], f["groups"]) for f in core_model.decode(prog) if f["op"] == 2] == [(7, 2)]
     gold = run(g, x)[0]
     got = core_model.run(prog, x).trace
     for name, value in got.arrays.items():
@@ -317,39 +324,33 @@ def test_a_synaptic_current_is_a_readout_that_writes_the_next_biases():
         compile_program(_cuba_graph(20), CoreSpec(lanes=2, param_bits=16))
 
 
-def _delayed_graph(threshold: int):
-    """4 inputs -> 2 LIF (weights 1, snnTorch's delayed subtraction) -> readout."""
-    from est.compiler.graph import GraphBuilder
-    from est.compiler.ops import LIF, Conv, Input, Readout
-
-    g = GraphBuilder()
-    x = g.add("input", Input(4))
-    x = g.add("h.syn", Conv(np.ones((1, 2, 4), np.int64), np.zeros(2, np.int64)), x)
-    v_bits = max(13, threshold.bit_length() + 1)
-    x = g.add("h", LIF(np.full(2, threshold), 2, v_bits, "subtract_delayed"), x)
-    x = g.add("readout.syn", Conv(np.ones((1, 1, 2), np.int64), np.zeros(1, np.int64)), x)
-    g.add("readout", Readout(None, v_bits, np.ones(1)), x)
-    return g.build("delayed", ("readout",))
-
-
 def test_a_delayed_reset_subtracts_the_threshold_through_the_accumulators():
     """The array's convolution, then a depthwise conv of its own spikes at lag 1 with weights
     -threshold (so its ring keeps 2 bins), then a ``lif`` that keeps the membrane; the
     accumulators must hold the convolution's sums and the threshold below them: 2047 fits 12
     bits, 2049 does not, and is refused naming the node. (-2000 takes two planes of 8-bit
-    weights: two instructions.)"""
-    prog = compile_program(_delayed_graph(2000), CoreSpec(lanes=2, acc_bits=12))
+    weights: a row of two words a channel, into the channel's accumulator word; bit-exact
+    with -300 and spikes most bins.)"""
+    prog = compile_program(delayed_reset_graph(2000), CoreSpec(lanes=2, acc_bits=12))
     code = core_model.decode(prog)
     lif = next(i for i, f in enumerate(code) if f["op"] == OPCODES["lif"])
-    assert code[lif]["no_reset"] == 1 and code[lif - 3]["op"] == OPCODES["conv"]
-    assert code[lif - 3]["lag0"] == 0  # h.syn
-    for delayed in code[lif - 2:lif]:
-        assert delayed["op"] == OPCODES["conv"]
-        assert (delayed["depthwise"], delayed["lag0"], delayed["kernel"]) == (1, 1, 1)
-        assert (delayed["src"], delayed["src_ring"]) == (code[lif]["dst"], code[lif]["dst_ring"])
+    assert code[lif]["no_reset"] == 1 and code[lif - 2]["op"] == OPCODES["conv"]
+    assert code[lif - 2]["lag0"] == 0  # h.syn
+    delayed = code[lif - 1]
+    assert delayed["op"] == OPCODES["conv"]
+    assert (delayed["depthwise"], delayed["lag0"], delayed["kernel"]) == (1, 1, 1)
+    assert (delayed["groups"], delayed["shift"]) == (2, 12 - 8)
+    assert (delayed["src"], delayed["src_ring"]) == (code[lif]["dst"], code[lif]["dst_ring"])
     assert code[lif]["dst_ring"] >= 1  # 2 slots or more: the bin before is kept
+    wide = delayed_reset_graph(300, weight=100)
+    x = np.random.default_rng(1).integers(0, 2, (12, 4))
+    gold, _ = run(wide, x)
+    assert 3 < gold.arrays["h/spikes"].sum() < 24
+    got = core_model.run(compile_program(wide, CoreSpec(lanes=2)), x)
+    for name, value in got.trace.arrays.items():
+        np.testing.assert_array_equal(value, gold.arrays[name], err_msg=name)
     x = np.ones((6, 4), np.int64)  # threshold 2, a current of 4: a spike every bin
-    small = _delayed_graph(2)
+    small = delayed_reset_graph(2)
     gold, _ = run(small, x)
     assert gold.arrays["h/spikes"][:, 0].tolist() == [1, 1, 1, 1, 1, 1]
     got = core_model.run(compile_program(small, CoreSpec(lanes=2, acc_bits=12)), x)
@@ -357,11 +358,11 @@ def test_a_delayed_reset_subtracts_the_threshold_through_the_accumulators():
         np.testing.assert_array_equal(value, gold.arrays[name], err_msg=name)
     with pytest.raises(EstError, match="node 'h': its sums need 13 bits, the core's "
                                        "accumulators hold 12"):
-        compile_program(_delayed_graph(2049), CoreSpec(lanes=2, acc_bits=12))
+        compile_program(delayed_reset_graph(2049), CoreSpec(lanes=2, acc_bits=12))
     # -20000 needs 16 bits, two planes of 8-bit fields hold 15
     with pytest.raises(EstError, match="node 'h': the core does not run a delayed reset "
                                        r"\(subtract_delayed\) whose thresholds need 16 bits"):
-        compile_program(_delayed_graph(20000), CoreSpec(lanes=2, weight_bits=8))
+        compile_program(delayed_reset_graph(20000), CoreSpec(lanes=2, weight_bits=8))
 
 
 def test_a_tpu_delayed_reset_too_wide_for_the_weights_is_refused_by_its_reset():
