@@ -99,31 +99,34 @@ def latent_glms(train, val, test, which=LATENT_GLMS) -> dict:
     exactly would score); ``glm_oscillators``: ``glm_slow`` with the oscillator means of
     ``est.sw.glm.OSCILLATORS`` as more inputs, over the whole grid (the GLM the
     ``oscillators`` variant starts from: that variant's baseline at equal inputs);
-    ``glm_rhythms``: ``glm_slow`` with the three rhythms est-train finds in the training
-    split (``est.sw.glm.find_rhythms``, as ``train.find_rhythms = 3``) as more inputs, over the
-    whole grid (the ``rhythms`` variant's start and baseline). Only the entries named in
+    ``glm_rhythms``: ``glm_slow`` with the rhythms est-train finds in the training split
+    (``est.sw.glm.find_rhythms``, as ``train.find_rhythms = 3``: the strongest 0 to 3 of them,
+    as many as score most on the validation split) as more inputs, over the whole grid (the
+    ``rhythms`` variant's start and baseline). Only the entries named in
     ``which``."""
     from est.sw.est import ESTConfig
-    from est.sw.glm import OSCILLATORS, SLOW_SHIFTS, rhythm_advance, rhythm_periods, tune_glm
+    from est.sw.glm import OSCILLATORS, SLOW_SHIFTS, rhythm_periods, tune_glm, tune_glm_rhythms
     from est.sw.train import TrainConfig, scores
 
     tcfg = TrainConfig()
     rows = ESTConfig().rhythm_rows
-    periods = rhythm_periods(train.counts, 3, rows)
-    rhythms = tuple(rhythm_advance(p, rows) for p in periods)
+    found = tuple(rhythm_periods(train.counts, 3, rows))
     out = {}
-    for name, pairs, beats in (("glm_slow", (), ()), ("glm_oscillators", OSCILLATORS, ()),
-                               ("glm_rhythms", (), rhythms)):
+    for name, pairs, periods in (("glm_slow", (), ()), ("glm_oscillators", OSCILLATORS, ()),
+                                 ("glm_rhythms", (), found)):
         if name in which:
-            slow, _ = tune_glm(train, val, tcfg.glm_history, tcfg.glm_l2,
-                               slow_shifts=SLOW_SHIFTS, oscillators=pairs, rhythms=beats)
+            periods, slow, _, _, val_by_k = tune_glm_rhythms(
+                train, val, periods, rows, histories=tcfg.glm_history, l2s=tcfg.glm_l2,
+                slow_shifts=SLOW_SHIFTS, oscillators=pairs)
             out[name] = {
                 "test": scores(test, slow.predict_log_rates(test, val))["bits_per_spike"],
                 "val": scores(val, slow.predict_log_rates(val, train))["bits_per_spike"],
                 "coupling": slow.coupling, "history": slow.history, "l2": slow.l2,
                 "slow_shifts": list(slow.slow_shifts),
                 "oscillators": [list(p) for p in slow.oscillators],
-                "rhythm_periods": periods if beats else []}
+                "rhythm_periods": list(periods),
+                **({"rhythms_found": list(found), "val_by_rhythms": val_by_k}
+                   if name == "glm_rhythms" else {})}
     if "glm_given_latents" in which:
         latents = [rec.meta["latents"][slice(*rec.meta["bins"])] for rec in (train, val, test)]
         oracle, _ = tune_glm(train, val, tcfg.glm_history, tcfg.glm_l2,

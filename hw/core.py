@@ -536,7 +536,10 @@ class Core(wiring.Component):
                 group = Signal(len(g))
                 m.d.comb += group.eq(Mux(ins.depthwise, channel >> lane_bits,
                                          Mux(upper, g - half, g)))
-                m.d.comb += [weights.addr.eq(word_base + field * ins.groups + g),
+                # field x groups as shifts and adds: a product of 11 bits or more would take
+                # one of the UP5K's 8 SB_MAC16s, which the lanes use
+                field_rows = sum(Mux(field[k], ins.groups << k, 0) for k in range(len(field)))
+                m.d.comb += [weights.addr.eq(word_base + field_rows + g),
                              c_rd.addr.eq(group)]
                 # the word the cycle before adds into is written at the end of this one: its
                 # read waits a cycle (the accumulators have no bypass)

@@ -333,6 +333,29 @@ def tune_glm(train: Recording, val: Recording, histories=GLM_HISTORIES, l2s=GLM_
     return best, grid
 
 
+def tune_glm_rhythms(train: Recording, val: Recording, periods, rows: int = RHYTHM_ROWS,
+                     choose: bool = True, usable=None,
+                     **tune) -> tuple[tuple, GLM, list[dict], GLM, list[float]]:
+    """:func:`tune_glm` (``tune``: its other arguments) with rhythms of ``periods`` as more
+    inputs. ``choose``: the ``k`` strongest (``periods`` strongest first, as
+    :func:`find_rhythms` gives them) for ``k = 0 .. len(periods)``, and the ``k`` whose best GLM
+    of those ``usable`` (a predicate; all by default) scores most on ``val`` (ties: fewer), since
+    periods found in a short split may be noise; else all of them. Returns the periods chosen,
+    :func:`tune_glm`'s best GLM and grid with them, the best usable GLM with them, and the
+    validation score of each ``k`` tried."""
+    chosen, scores = None, []
+    for k in range(len(periods) + 1) if choose else [len(periods)]:
+        fitted: list = []
+        best, grid = tune_glm(train, val, fitted=fitted, rhythm_rows=rows,
+                              rhythms=tuple(rhythm_advance(p, rows) for p in periods[:k]), **tune)
+        key, start = max((f for f in fitted if usable is None or usable(f[1])),
+                         key=lambda f: f[0])
+        scores.append(float(key[0]))
+        if chosen is None or key[0] > chosen[0]:
+            chosen = (key[0], tuple(periods[:k]), best, grid, start)
+    return (*chosen[1:], scores)
+
+
 RUNNING_SHIFTS = (2, 3, 4, 5, 6, 7, 8)
 """The windows :func:`tune_running_mean` tries: a bin ``lag`` bins back weighs
 ``(1 - 2^-shift)^(lag - 1)``, so about ``2^shift`` bins count."""

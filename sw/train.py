@@ -19,8 +19,10 @@ Config (TOML or YAML), every key optional:
              stops, 0: never early), context_bins (bins before an evaluated split that the
              models run on first, their state carried in), burn_in (bins at the start of
              each training crop that the model runs on but the loss does not score);
-             find_rhythms (how many rhythms est-train finds in the training split's counts,
-             est.sw.glm.find_rhythms, and gives the model as model.rhythms; 0: none)
+             find_rhythms (how many rhythms est-train looks for in the training split's
+             counts, est.sw.glm.find_rhythms; with the input path the start GLM, tuned with
+             the k strongest for k = 0 .. find_rhythms, picks how many on the validation
+             split, and the model gets those as model.rhythms; 0: none)
 
 Flags override the file: ``--set model.d_model=16 --set train.steps=50``.
 
@@ -91,6 +93,7 @@ from est.sw.glm import (
     rhythm_periods,
     true_rate_log_rates,
     tune_glm,
+    tune_glm_rhythms,
 )
 from est.sw.neuron import beta_from_shift
 
@@ -644,13 +647,15 @@ def train_model(data: dict, mcfg: ESTConfig, tcfg: TrainConfig,
     check_evaluated_splits(val, test)
     mcfg = replace(mcfg, n_in=train.counts.shape[1], n_out=train.counts.shape[1])
     mean_rates = train.counts.mean(axis=0)
+    found = None
     if tcfg.find_rhythms:
         if mcfg.rhythms:
             config_error(f"give model.rhythms {list(mcfg.rhythms)} or train.find_rhythms = "
                          f"{tcfg.find_rhythms}, not both")
-        mcfg = replace(mcfg, rhythms=tuple(rhythm_periods(train.counts, tcfg.find_rhythms,
-                                                          mcfg.rhythm_rows)))
+        found = tuple(rhythm_periods(train.counts, tcfg.find_rhythms, mcfg.rhythm_rows))
+        mcfg = replace(mcfg, rhythms=found)
     glm, couplings, baseline = None, GLM_COUPLINGS, None
+    rhythm_scores: list[float] = []
     if mcfg.input_to_readout:
         leaky = beta_from_shift(mcfg.readout_leak_shift) > 0
         longest = mcfg.readout_kernel - leaky  # a leaky readout: one lag more
@@ -667,12 +672,15 @@ def train_model(data: dict, mcfg: ESTConfig, tcfg: TrainConfig,
         slow, pairs = tuple(mcfg.readout_slow_shifts), tuple(mcfg.readout_oscillators)
         whole = (couplings == GLM_COUPLINGS and slow == tuple(tcfg.glm_slow_shifts)
                  and pairs == tuple(tcfg.glm_oscillators))
-        fitted_glms: list = []
-        best, grid = tune_glm(train, val, tcfg.glm_history if whole else histories,
-                              tcfg.glm_l2, couplings, progress=tqdm.write if progress else None,
-                              slow_shifts=slow, fitted=fitted_glms, oscillators=pairs,
-                              rhythms=mcfg.rhythm_advances, rhythm_rows=mcfg.rhythm_rows)
-        glm = max((f for f in fitted_glms if f[1].history <= longest), key=lambda f: f[0])[1]
+        # with train.find_rhythms the start GLM picks how many of the rhythms found (the
+        # strongest first) on the validation split
+        periods, best, grid, glm, rhythm_scores = tune_glm_rhythms(
+            train, val, mcfg.rhythms, mcfg.rhythm_rows, choose=found is not None,
+            usable=lambda g: g.history <= longest,
+            histories=tcfg.glm_history if whole else histories, l2s=tcfg.glm_l2,
+            couplings=couplings, progress=tqdm.write if progress else None,
+            slow_shifts=slow, oscillators=pairs)
+        mcfg = replace(mcfg, rhythms=periods)
         baseline = (best, grid) if whole else None
         mcfg = replace(mcfg, input_coupling=glm.coupling)  # "auto": the GLM's choice
     model = EST(mcfg)
@@ -685,6 +693,12 @@ def train_model(data: dict, mcfg: ESTConfig, tcfg: TrainConfig,
               "final_loss": fitted["losses"][-1] if fitted["losses"] else None,
               "silent_neurons": silent, "input_clipping": clipped_counts(train, mcfg.input_bits),
               "selection": {k: fitted[k] for k in ("validation", "chosen_step", "steps_run")}}
+    if found is not None:
+        # the periods found, and the start GLM's validation score with the k strongest of
+        # them, k = 0, 1, ... (with the input path; the model has the best's)
+        result["selection"]["rhythms"] = {"found": list(found),
+                                          "val_bits_per_spike": rhythm_scores,
+                                          "chosen": list(mcfg.rhythms)}
     float_model = None
     if mcfg.mode == "snn" and tcfg.qat_steps:
         float_model = copy.deepcopy(model)

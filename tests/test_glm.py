@@ -289,3 +289,27 @@ def test_a_glm_with_the_found_rhythms_predicts_the_latents_better(coupling):
     assert after > before + 0.03, (before, after)
     shifted = Recording(test.counts, None, test.bin_width, {**test.meta, "bins": (0, 0)})
     assert bits_per_spike(test.counts, rhythmic.predict_log_rates(shifted)) < after - 0.02
+
+
+def test_tuning_with_rhythms_keeps_as_many_as_validation_prefers():
+    """tune_glm_rhythms on 800 bins of data seed 0 (560 training bins): the three periods
+    found are tried strongest first, 0 to 3 of them, and the count with the best validation
+    score is kept (fewer on a tie), its GLM the one returned; ``choose=False`` tries only all
+    of them; ``usable`` limits the GLMs that can be chosen."""
+    from est.sw.glm import rhythm_periods, tune_glm_rhythms
+
+    train, val, _ = split_by_time(simulate_population(PopulationConfig(seed=0, bins=800)))
+    found = rhythm_periods(train.counts, 3)
+    assert len(found) == 3
+    periods, best, grid, start, scores = tune_glm_rhythms(
+        train, val, found, histories=(1, 2), l2s=(1e-3, 1e-1), slow_shifts=(3,))
+    k = int(np.argmax(scores))
+    assert len(scores) == 4 and periods == tuple(found[:k]) and k < 3
+    assert len(best.rhythms) == len(start.rhythms) == k and len(grid) == 2 * 2 * 2
+    assert bits_per_spike(val.counts, start.predict_log_rates(val, train)) == pytest.approx(
+        scores[k])
+    periods, best, _, start, scores = tune_glm_rhythms(
+        train, val, found, choose=False, usable=lambda g: g.history == 1, histories=(1, 2),
+        l2s=(1e-3,), slow_shifts=(3,))
+    assert periods == tuple(found) and len(scores) == 1 and start.history == 1
+    assert len(best.rhythms) == 3

@@ -650,7 +650,9 @@ def test_rhythms_start_as_the_glm_with_rhythms(coupling):
     same rhythm covariates: once warm its log-rates are the GLM's, bin for bin, on the
     validation split (the rhythms' phase counted from the recording's first bin); train_model with
     train.find_rhythms finds the population's rhythms, gives them to the model and to both
-    GLMs, and refuses model.rhythms given as well."""
+    GLMs, and refuses model.rhythms given as well; how many it keeps, the strongest first, is
+    the start GLM's choice on the validation split: all on 8,000 bins, fewer on 800, where
+    the third period found is noise."""
     from est.sw.glm import fit_glm, rhythm_advance
     from est.sw.train import float_log_rates, get_data, start_readout, train_model
 
@@ -684,6 +686,14 @@ def test_rhythms_start_as_the_glm_with_rhythms(coupling):
     assert len(found) == 2 and trained.baseline[0].rhythms == trained.model.cfg.rhythm_advances
     truth = [60.4, 132.9, 155.2]  # data seed 0's latent periods (tests/test_glm.py)
     assert all(min(abs(p - q) for q in truth) < 0.5 for p in found)
+    chosen = trained.result["selection"]["rhythms"]
+    assert chosen["found"] == chosen["chosen"] == list(found)
+    assert np.all(np.diff(chosen["val_bits_per_spike"]) > 0)  # with 0, 1, 2 rhythms
+    short = train_model({"seed": 0, "bins": 800}, cfg, replace(tcfg, find_rhythms=3), False)
+    chosen = short.result["selection"]["rhythms"]
+    k = int(np.argmax(chosen["val_bits_per_spike"]))
+    assert len(chosen["found"]) == 3 and k < 3
+    assert chosen["chosen"] == chosen["found"][:k] == list(short.model.cfg.rhythms)
     with pytest.raises(EstError, match=r"give model.rhythms \[37.5, 101.25\] or "
                                        r"train.find_rhythms = 2, not both"):
         train_model(data, replace(cfg, rhythms=periods), tcfg, False)
