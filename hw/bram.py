@@ -11,7 +11,9 @@ address bits and selects one with a register of the bank index (the address of t
 before); a write port enables the bank its address falls in.
 
 Latency: as a synchronous read port: ``data`` is the word at the ``addr`` of the cycle before
-(a write in that cycle is not seen). ``en`` of a write port stores ``data`` at ``addr``.
+(a write in that cycle is not seen), or, in a cycle whose ``en`` is low, the same ``data``
+as the cycle before (the block RAMs' read clock enable). ``en`` of a write port stores
+``data`` at ``addr``.
 """
 
 from amaranth import Array, Elaboratable, Module, Shape, Signal
@@ -19,10 +21,11 @@ from amaranth.lib import memory
 
 
 class ReadPort:
-    """``addr`` in, ``data`` out a cycle later."""
+    """``addr`` in, ``data`` out a cycle later; ``en`` (high unless driven) low holds
+    ``data``."""
 
     def __init__(self, addr_bits: int, width: int):
-        self.addr, self.data = Signal(addr_bits), Signal(width)
+        self.addr, self.data, self.en = Signal(addr_bits), Signal(width), Signal(init=1)
 
 
 class WritePort:
@@ -79,14 +82,14 @@ class BankedMemory(Elaboratable):
             outputs = []
             for (_, size), store in zip(layout, stores, strict=True):
                 rd = store.read_port()
-                m.d.comb += rd.addr.eq(low(port.addr, size))
+                m.d.comb += [rd.addr.eq(low(port.addr, size)), rd.en.eq(port.en)]
                 outputs.append(rd.data)
             if len(layout) == 1:
                 m.d.comb += port.data.eq(outputs[0])
                 continue
             which = Signal(range(len(layout)))
             for k, (base, size) in enumerate(layout):
-                with m.If((port.addr >= base) & (port.addr < base + size)):
+                with m.If(port.en & (port.addr >= base) & (port.addr < base + size)):
                     m.d.sync += which.eq(k)
             m.d.comb += port.data.eq(Array(outputs)[which])
         for port in self._writes:

@@ -41,14 +41,16 @@ Hardware:
   advance, its threshold word: a 15-bit adder and register for the fraction, a 2-bit one for
   the rows it carries, a comparator and a subtractor for the wrap; and its starting fraction,
   its bias word, read in the stream's first bin; generated only for a model that has one);
-- the sequencer, a register-phase state machine over the instructions: an instruction's last
-  cycle presents the next one's first word to the weight memory (no body reads weights then);
+- the sequencer, a register-phase state machine over the instructions: the weight memory
+  reads at the next instruction word's address whenever no load or ``conv`` uses it, so an
+  instruction's last cycle is the first of the next one's fetch (``end`` jumps back to word
+  0 instead: a cycle more);
 - the output: a word read from the activations or the membranes every cycle while ``o`` takes
-  them (the word on ``o`` read again while it waits).
+  them (their read ports hold the word on ``o`` while it waits: the block RAMs' read enable).
 
 Latency per bin: the sum over the program of ``fetch_words`` cycles per instruction (its
 words read from the weight memory, one a cycle, the first during the instruction before, the
-last decoded as it arrives) plus its body (``in``:
+last decoded as it arrives) plus its body (``end``: 1; ``in``:
 its words; ``conv``: 1, then per lag 1, and where the lag reaches back inside the stream one
 per input word, ``groups`` per event and one per event that adds into the accumulator word of
 the event just before it in the same input word (``groups`` 1, or depthwise);
@@ -214,6 +216,8 @@ class Core(wiring.Component):
         for code, port in loaders.items():
             m.d.comb += [port.addr.eq(self.load.payload.addr), port.data.eq(self.load.payload.data),
                          port.en.eq(loading & (self.load.payload.mem == code))]
+        # the weight memory reads the next instruction word unless a load or a conv uses it
+        m.d.comb += weights.addr.eq(fetch)
         with m.If(loading & (self.load.payload.mem == MEM_WEIGHTS)):
             m.d.comb += [weights.addr.eq(self.load.payload.addr), weights.we.eq(1),
                          weights.wdata.eq(self.load.payload.data)]
@@ -442,18 +446,14 @@ class Core(wiring.Component):
             with m.Case(_State.VEC_LOOP):
                 m.d.comb += src_back.eq(back1)
 
-        def fetch_from(addr):
-            """Present instruction word ``addr`` to the weight memory: the fetch's first cycle,
-            in the last cycle of the instruction before (or of ``end``'s decode)."""
-            m.d.comb += weights.addr.eq(addr)
-            m.d.sync += fetch.eq(addr + 1)
+        def next_instruction():
+            """The last cycle of an instruction is the first of the next one's fetch: the
+            weight memory reads at ``fetch`` whenever no load or ``conv`` reads it."""
+            m.d.sync += fetch.eq(fetch + 1)
             if spec.fetch_words > 1:
                 m.d.sync += [part.eq(1), state.eq(_State.FETCH)]
             else:
                 m.d.sync += state.eq(_State.DECODE)
-
-        def next_instruction():
-            fetch_from(fetch)
 
         def next_word():
             """After a word of a conv's input: the next word, or the next lag."""
@@ -472,7 +472,6 @@ class Core(wiring.Component):
                 with m.If(j == spec.acc_words - 1):
                     m.d.sync += [j.eq(0), fetch.eq(0), part.eq(0), state.eq(_State.FETCH)]
             with m.Case(_State.FETCH):
-                m.d.comb += weights.addr.eq(fetch)
                 m.d.sync += [fetch.eq(fetch + 1), part.eq(part + 1)]
                 if spec.fetch_words > 1:
                     with m.If(part != 0):
@@ -501,8 +500,8 @@ class Core(wiring.Component):
                     with m.Case(OPCODES["vec"]):
                         m.d.sync += state.eq(_State.VEC_STATE)
                     with m.Case(OPCODES["end"]):
-                        m.d.sync += [t.eq(t + 1), age.eq(Mux(age == 255, 255, age + 1))]
-                        fetch_from(0)
+                        m.d.sync += [t.eq(t + 1), age.eq(Mux(age == 255, 255, age + 1)),
+                                     fetch.eq(0), state.eq(_State.FETCH)]
                     with m.Default():
                         m.d.sync += state.eq(_State.HALT)
             with m.Case(_State.IN):
@@ -585,21 +584,19 @@ class Core(wiring.Component):
                     m.d.sync += [pre.eq(1), gap.eq(0)]
                 next_instruction()
             with m.Case(_State.OUT_READ, _State.OUT_SEND):
-                # OUT_READ reads word 0; in OUT_SEND word j is on o, and the word read is the
-                # next one once o takes it, else j again (its data stays on o)
+                # word j is read; in OUT_SEND word j - 1 is on o, and while o does not take
+                # it the read ports hold it (their block RAMs' read enable low)
                 is_act = ins.op == OPCODES["out_act"]
-                sending, last = state == _State.OUT_SEND, j == ins.n - 1
-                read = Mux(sending & self.o.ready & ~last, j + 1, j)
-                m.d.comb += [src_off.eq(read), a_rd.addr.eq(src_addr),
-                             v_rd.addr.eq(ins.nbase + read)]
-                with m.If(~sending):
-                    m.d.sync += state.eq(_State.OUT_SEND)
+                m.d.comb += [src_off.eq(j), a_rd.addr.eq(src_addr), v_rd.addr.eq(ins.nbase + j)]
+                with m.If(state == _State.OUT_READ):
+                    m.d.sync += [j.eq(j + 1), state.eq(_State.OUT_SEND)]
                 with m.Else():
                     m.d.comb += [self.o.valid.eq(1),
-                                 self.o.payload.eq(Mux(is_act, a_rd.data, v_rd.data))]
+                                 self.o.payload.eq(Mux(is_act, a_rd.data, v_rd.data)),
+                                 a_rd.en.eq(self.o.ready), v_rd.en.eq(self.o.ready)]
                     with m.If(self.o.ready):
                         m.d.sync += j.eq(j + 1)
-                        with m.If(last):
+                        with m.If(j == ins.n):
                             m.d.sync += j.eq(0)
                             next_instruction()
             with m.Case(_State.TABLE_POS):

@@ -245,8 +245,9 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
                 nb = ins["nbase"]
                 out += [int(v) & ((1 << sb) - 1) for v in membranes[nb:nb + ins["n"]]]
                 body = ins["n"] + 1
-            elif op == "end":
+            elif op == "end":  # back to word 0: its fetch starts a cycle later
                 t, age = (t + 1) % (1 << CoreSpec.BIN_BITS), min(age + 1, 255)
+                body = 1
             clock += fetch + body
             by_op[op] += fetch + body
             counts["cycles"][bin_] += fetch + body
