@@ -59,15 +59,17 @@ OP_GROUPS = {"in": ("common", "dst"), "conv": ("common", "conv"),
 """The field groups each instruction reads (the others may share its bits)."""
 
 
-def field_groups(act: int, weight: int, groups: int, neuron: int, osc: bool = False) -> dict:
+def field_groups(act: int, weight: int, groups: int, neuron: int, count: int,
+                 osc: bool = False) -> dict:
     """The fields of each group, (name, bits), for addresses of ``act`` activation, ``weight``
-    weight, ``groups`` accumulator and ``neuron`` neuron bits. A vector operand is its ring's
+    weight, ``groups`` accumulator and ``neuron`` neuron bits, and counts (``n``) of ``count``
+    bits. A vector operand is its ring's
     base, log2 of its slots (``_ring``), log2 of its words per slot (``_stride``) and log2 of
     its field bits (``_log2b``). ``osc``: a core with the oscillator unit, whose readouts
     also have ``rotate`` (an oscillator readout) and ``rot`` (its rotation shift)."""
     def vector(name):
         return [(name, act), (f"{name}_ring", 4), (f"{name}_stride", 4), (f"{name}_log2b", 3)]
-    return {"common": [("op", 4), ("n", 16), *vector("src")],
+    return {"common": [("op", 4), ("n", count), *vector("src")],
             "conv": [("kernel", 8), ("lag0", 1), ("shift", 3), ("depthwise", 1),
                      ("wbase", weight), ("groups", groups), ("lag_stride", 24),
                      ("word_stride", 16)],
@@ -149,12 +151,23 @@ class CoreSpec:
         """The fields of each group of :data:`FIELD_GROUPS`: (name, bits)."""
         return field_groups(bits_for(self.act_words), bits_for(self.weight_words),
                             bits_for(2 * self.acc_words + 1), bits_for(self.neuron_words),
-                            self.osc)
+                            self.count_bits, self.osc)
 
     def fields_of(self, op: str) -> set[str]:
         """The fields instruction ``op`` reads."""
         groups = self.field_groups()
         return {name for group in OP_GROUPS[op] for name, _ in groups[group]}
+
+    @property
+    def count_bits(self) -> int:
+        """Bits of an instruction's ``n`` and of the counters that run to it: the most
+        channels of a vector (16 a word, at 1 bit a field) or neurons of a node."""
+        return max(self.ACT_BITS * self.act_words, self.neuron_words).bit_length()
+
+    @property
+    def addr_bits(self) -> int:
+        """Bits of a ``load`` word's address: the deepest memory's."""
+        return bits_for(max(self.weight_words, self.act_words, self.neuron_words))
 
     @property
     def program_bits(self) -> int:

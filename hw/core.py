@@ -77,7 +77,6 @@ from est.hw.spram import SinglePortMemory
 from est.sim.golden import LFSR_FEEDBACK
 
 MEM_WEIGHTS, MEM_THRESHOLDS, MEM_BIASES, MEM_ACT, MEM_START = 1, 2, 3, 4, 7
-ADDR_BITS = 16
 FRAC = Table.FRAC  # a table's phase accumulator: fraction bits below its row
 
 
@@ -108,7 +107,7 @@ class _State(enum.Enum, shape=5):
 def load_layout(spec: CoreSpec) -> data.StructLayout:
     """A ``load`` word: which memory, the address, the data (the widest memory word)."""
     width = max(spec.weight_word_bits, spec.param_bits, CoreSpec.ACT_BITS)
-    return data.StructLayout({"mem": unsigned(3), "addr": unsigned(ADDR_BITS),
+    return data.StructLayout({"mem": unsigned(3), "addr": unsigned(spec.addr_bits),
                               "data": unsigned(width)})
 
 
@@ -190,7 +189,7 @@ class Core(wiring.Component):
         t = Signal(CoreSpec.BIN_BITS)
         age = Signal(8)  # bins since the stream started, saturating: histories before it are 0
         ins = Signal(layout)  # the instruction, its words written as they are fetched
-        j = Signal(ADDR_BITS)  # word, neuron or clear counter
+        j = Signal(spec.count_bits)  # word, neuron or clear counter
         lag = Signal(8)
         lag_base = Signal(len(ins.wbase) + 1)
         word_base = Signal(len(ins.wbase) + 1)
@@ -246,7 +245,7 @@ class Core(wiring.Component):
                 m.d.comb += field.eq(f)
         fmask = Signal(CoreSpec.ACT_BITS)
         m.d.comb += fmask.eq((Const(1, 17) << (Const(1, 5) << log2b)) - 1)
-        shift = Signal(8)
+        shift = Signal(4)  # the field's first bit (a field of b bits is one of the 16 / b)
         m.d.comb += shift.eq(field << log2b)
         value = Signal(CoreSpec.ACT_BITS)
         m.d.comb += value.eq((pending >> shift) & fmask)
@@ -254,10 +253,10 @@ class Core(wiring.Component):
         m.d.comb += rest.eq(pending & ~(fmask << shift))
         # the one address the src ring is read at: the slot ``src_back`` bins back (a conv's
         # lag, a max's bin in its window), word ``src_off`` of it
-        src_back, src_off = Signal(8), Signal(ADDR_BITS)
+        src_back, src_off = Signal(8), Signal(bits_for(spec.act_words))
         src_addr = ring(ins.src, ins.src_ring, ins.src_stride, src_back) + src_off
         # the one address the dst ring is written at: word ``dst_off`` of this bin's slot
-        dst_off = Signal(ADDR_BITS)
+        dst_off = Signal(bits_for(spec.act_words))
         dst_addr = ring(ins.dst, ins.dst_ring, ins.dst_stride) + dst_off
 
         # synapse pipeline: address in one cycle, add and write back in the next
@@ -366,7 +365,7 @@ class Core(wiring.Component):
                                            else word)
             return out
 
-        e_valid, e_index, e_first, e_last = Signal(), Signal(ADDR_BITS), Signal(), Signal()
+        e_valid, e_index, e_first, e_last = Signal(), Signal(spec.count_bits), Signal(), Signal()
         e_zero1, e_zero2 = Signal(), Signal()
         m.d.sync += e_valid.eq(0)
         sub = ins.sub
@@ -479,6 +478,11 @@ class Core(wiring.Component):
                                                                width).eq(weights.rdata)
                 with m.If(part == spec.fetch_words - 1):
                     m.d.sync += [part.eq(0), state.eq(_State.DECODE)]
+                    if spec.fetch_words > 1:
+                        # an end: its decode cycle reads the first instruction's first word
+                        op = (weights.rdata if spec.fetch_words == 2 else ins.as_value())[:4]
+                        with m.If(op == OPCODES["end"]):
+                            m.d.sync += fetch.eq(0)
             with m.Case(_State.DECODE):
                 last = (spec.fetch_words - 1) * width
                 word = Cat(ins.as_value()[:last], weights.rdata)
@@ -500,8 +504,12 @@ class Core(wiring.Component):
                     with m.Case(OPCODES["vec"]):
                         m.d.sync += state.eq(_State.VEC_STATE)
                     with m.Case(OPCODES["end"]):
-                        m.d.sync += [t.eq(t + 1), age.eq(Mux(age == 255, 255, age + 1)),
-                                     fetch.eq(0), state.eq(_State.FETCH)]
+                        m.d.sync += [t.eq(t + 1), age.eq(Mux(age == 255, 255, age + 1))]
+                        if spec.fetch_words > 1:
+                            # its one cycle is the first of the first instruction's fetch
+                            next_instruction()
+                        else:
+                            m.d.sync += [fetch.eq(0), state.eq(_State.FETCH)]
                     with m.Default():
                         m.d.sync += state.eq(_State.HALT)
             with m.Case(_State.IN):

@@ -245,9 +245,10 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
                 nb = ins["nbase"]
                 out += [int(v) & ((1 << sb) - 1) for v in membranes[nb:nb + ins["n"]]]
                 body = ins["n"] + 1
-            elif op == "end":  # back to word 0: its fetch starts a cycle later
+            elif op == "end":  # back to word 0, whose fetch starts in its decode cycle
+                # when the end is seen a word before it (words of an instruction: 2 or more)
                 t, age = (t + 1) % (1 << CoreSpec.BIN_BITS), min(age + 1, 255)
-                body = 1
+                body = int(spec.fetch_words == 1)
             clock += fetch + body
             by_op[op] += fetch + body
             counts["cycles"][bin_] += fetch + body

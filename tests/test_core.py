@@ -75,10 +75,15 @@ def test_two_models_loaded_one_after_the_other_are_bit_exact_with_stalls():
             np.testing.assert_array_equal(value, gold.arrays[name], err_msg=f"{g.name} {name}")
 
 
-def test_cycles_per_bin_equal_the_model():
+@pytest.mark.parametrize("lanes, fetch_words", [(4, 4), (8, 2), (16, 1)])
+def test_cycles_per_bin_equal_the_model(lanes, fetch_words):
+    """Instructions of 4, 2 and 1 weight words: an ``end`` seen a word before its last
+    fetches the first instruction in its own cycle, one of a single word a cycle later."""
+    spec = dataclasses.replace(SPEC, lanes=lanes)
+    assert spec.fetch_words == fetch_words
     cases = _cases()
-    runs = [(compile_program(g, SPEC), x) for g, x in cases]
-    got = simulate_core(SPEC, runs)
+    runs = [(compile_program(g, spec), x) for g, x in cases]
+    got = simulate_core(spec, runs)
     for (prog, x), cycles in zip(runs, got.cycles, strict=True):
         assert cycles == core_model.run(prog, x).cycles[:-1]
 

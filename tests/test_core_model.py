@@ -65,7 +65,8 @@ def test_cycles_follow_the_formula():
     a stall per event after the first of an input word when groups is 1 (the readout's 3
     outputs on 4 lanes: no bypass on the accumulators); every instruction fetch_words more
     (its words from the weight memory: 4 of 32 bits at 4 lanes of 8 bits); lif/readout n + 2;
-    out 1 + 1 per word; in its words; end 1."""
+    out 1 + 1 per word; in its words; end 0 (its cycle fetches the first
+    instruction's first word)."""
     g = random_mlp_graph(5, n_in=20, hidden=(10,), n_out=3)
     x = random_stimulus(5, 6, 20)
     prog = compile_program(g, CoreSpec(lanes=4), trace=False)
@@ -75,7 +76,7 @@ def test_cycles_follow_the_formula():
         ev1 = int(np.count_nonzero(x[t]))
         ev2 = int(gold.arrays["fc1/spikes"][t].sum())
         stalls = max(ev2 - 1, 0)  # fc1's 10 spikes are one input word
-        body = (2 + (1 + 1 + 2 + ev1 * 3) + 12 + (1 + 1 + 1 + ev2 * 1 + stalls) + 5 + 1 + 3 + 1)
+        body = (2 + (1 + 1 + 2 + ev1 * 3) + 12 + (1 + 1 + 1 + ev2 * 1 + stalls) + 5 + 1 + 3 + 0)
         assert prog.spec.fetch_words == 4
         cycles = 7 * 4 + body
         assert got.cycles[t] == cycles
