@@ -175,6 +175,26 @@ def test_icebreaker_bitstream_and_report(tmp_path, model_pt):
     assert bitstream_baud(build) == 1000000
 
 
+def test_the_icebreaker_core_places_on_the_up5k_and_meets_its_clock(tmp_path, model_pt):
+    """The iCEBreaker's core (without its optional units) in its board top: yosys maps it
+    into the UP5K's cells (its 8 lanes into the 8 SB_MAC16s, the weights into the 4 SPRAMs;
+    a ninth multiplier would stop nextpnr) and nextpnr places it with the board clock met."""
+    build = tmp_path / "core"
+    res = subprocess.run([BIN / "est-compile", model_pt, "-o", build, "--bins", "4",
+                          "--backend", "core", "--board", "icebreaker"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    res = subprocess.run([BIN / "est-synth", build, "--board", "icebreaker"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    report = json.loads((build / "synth_icebreaker" / "synth.json").read_text())
+    util = report["utilisation"]
+    assert util["ICESTORM_DSP"]["used"] == 8 and util["ICESTORM_SPRAM"]["used"] == 4
+    assert util["ICESTORM_LC"]["used"] <= 5280
+    assert report["board_clock_met"] and report["fmax_mhz"] >= 12.0
+    assert Path(report["bitstream"]).stat().st_size > 100_000
+
+
 def test_synth_refuses_a_folder_that_is_not_a_build(tmp_path):
     res = subprocess.run([BIN / "est-synth", tmp_path], capture_output=True, text=True)
     assert res.returncode == 2 and "not an est-compile build folder" in res.stderr
