@@ -680,9 +680,9 @@ def train_model(data: dict, mcfg: ESTConfig, tcfg: TrainConfig,
             histories=tcfg.glm_history if whole else histories, l2s=tcfg.glm_l2,
             couplings=couplings, progress=tqdm.write if progress else None,
             slow_shifts=slow, oscillators=pairs)
-        mcfg = replace(mcfg, rhythms=periods)
         baseline = (best, grid) if whole else None
-        mcfg = replace(mcfg, input_coupling=glm.coupling)  # "auto": the GLM's choice
+        # the rhythms kept, and "auto" coupling made the GLM's choice
+        mcfg = replace(mcfg, rhythms=periods, input_coupling=glm.coupling)
     model = EST(mcfg)
     start_readout(model, mean_rates, glm)
     validate = _validator(model, train, val, tcfg, mean_rates)
