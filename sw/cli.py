@@ -3,6 +3,7 @@ so ``est-train --help`` does not load torch)."""
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -96,6 +97,12 @@ def train(args: argparse.Namespace) -> int:
           + (f", GLM {result['glm']['test']['bits_per_spike']:.4f} (history "
              f"{result['glm']['history']}, l2 {result['glm']['l2']:g}, chosen on validation)"
              if "glm" in result else ""))
+    if result["below_null"]:
+        print(f"est-train: warning: the model scores below the null model (each neuron's mean "
+              f"count over the split) on {' and '.join(result['below_null'])}: the rates "
+              f"there differ from the training split's (drift) or the split is too short; "
+              f"compare with a constant-rate model fitted on the latest bins before using "
+              f"it", file=sys.stderr)
     return 0
 
 

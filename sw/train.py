@@ -726,6 +726,10 @@ def evaluate(trained: Trained, baselines: bool = True) -> dict:
         out = float_log_rates(trained.float_model or model, counts,
                               first_bin(rec) - len(counts) + rec.n_bins)
         result["float"][split] = scores(rec, next_bin(out, rec.n_bins, mean_rates))
+    # the splits where the float model loses to the NLB null (each neuron's mean over the
+    # split): the rates there differ from the training split's (drift), or it is too short
+    result["below_null"] = [split for split in ("val", "test")
+                            if result["float"][split]["bits_per_spike"] < 0]
     if model.cfg.mode == "snn":
         # the integer graph's streams start at bin 0: with rhythms, at the recording's
         counts = (np.vstack([train.counts, val.counts, test.counts]) if model.cfg.rhythms

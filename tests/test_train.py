@@ -56,6 +56,22 @@ def test_train_writes_checkpoint_and_metrics(tiny_run):
     assert glm["val"]["bits_per_spike"] == pytest.approx(best["val_bits_per_spike"])
     ckpt = torch.load(tiny_run / "model.pt", weights_only=True)
     assert ckpt["arch"] == "est" and ckpt["config"]["n_in"] == 6
+    assert metrics["below_null"] == [s for s in ("val", "test")
+                                     if metrics["float"][s]["bits_per_spike"] < 0]
+
+
+def test_a_model_below_the_null_model_is_reported(tmp_path):
+    """Rates that drift far between the splits (baselines moving by 6 x N(0, 1) over the
+    recording): the model loses to the NLB null on validation and test, and est-train says
+    so in metrics.json and in a warning."""
+    out = tmp_path / "run"
+    res = cli("est-train", "--out", out, *TINY, "--set", "data.drift=6")
+    assert res.returncode == 0, res.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["below_null"] == ["val", "test"]
+    assert metrics["float"]["test"]["bits_per_spike"] < 0
+    assert ("est-train: warning: the model scores below the null model (each neuron's mean "
+            "count over the split) on val and test" in res.stderr)
 
 
 def test_train_is_deterministic_for_a_seed(tiny_run, tmp_path):
