@@ -43,21 +43,23 @@ Hardware:
   its bias word, read in the stream's first bin; generated only for a model that has one);
 - the sequencer, a register-phase state machine over the instructions: the weight memory
   reads at the next instruction word's address whenever no load or ``conv`` uses it, so an
-  instruction's last cycle is the first of the next one's fetch (``end`` jumps back to word
-  0 instead: a cycle more);
+  instruction's last cycle is the first of the next one's fetch; an ``end`` is seen in its
+  first word, the fetch address then goes back to 0, and ``end``'s decode cycle reads the
+  first instruction (with instructions of one word it is seen too late: a cycle more);
 - the output: a word read from the activations or the membranes every cycle while ``o`` takes
   them (their read ports hold the word on ``o`` while it waits: the block RAMs' read enable).
 
 Latency per bin: the sum over the program of ``fetch_words`` cycles per instruction (its
 words read from the weight memory, one a cycle, the first during the instruction before, the
-last decoded as it arrives) plus its body (``end``: 1; ``in``:
+last decoded as it arrives) plus its body (``end``: 0, 1 with one-word instructions; ``in``:
 its words; ``conv``: 1, then per lag 1, and where the lag reaches back inside the stream one
 per input word, ``groups`` per event and one per event that adds into the accumulator word of
 the event just before it in the same input word (``groups`` 1, or depthwise);
 ``lif``/``readout``: neurons + 2, an oscillator readout 2 x neurons + 4; ``out_*``: 1 + 1
 per word), with no stalls on ``i`` and ``o``.
 
-Ports: ``load`` (stream of ``mem``, ``addr``, ``data``: write a word of memory ``mem``, 1
+Ports: ``load`` (stream of ``mem``, ``addr`` (``CoreSpec.addr_bits``), ``data``: write a
+word of memory ``mem``, 1
 weights (the program's words first), 2 thresholds, 3 biases, 4 activations; ``mem`` 7 starts
 a stream: bin 0, every membrane
 and history zero), taken only between bins or while halted; ``halt``: while high the core
