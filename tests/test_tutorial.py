@@ -68,4 +68,5 @@ def test_the_tutorial_model_passes_the_fit_check_for_the_icebreaker(tmp_path):
     assert top.get("backend", "dataflow") == "dataflow" and top["lanes"] >= 1
     fit = json.loads((build / "report.json").read_text())["hardware"]["logic_fit"]
     assert fit["verdict"] == "fits", fit["message"]
-    assert "warning" not in res.stderr
+    # est-train may warn that 40 steps score below the null model; the fit check must not
+    assert "est-compile: warning" not in out
