@@ -20,7 +20,8 @@ mean, min and max over seeds and the difference of the means from the default (a
 removal does not lower the score does not help on that data set). ``--jobs`` runs at a time,
 one thread each; the JSON is written after every run (``complete`` false until the last), with
 the commit of each run (``EST_COMMIT``, else git's HEAD); ``--resume`` keeps the baselines and
-runs already in ``--out`` (of the same steps), of every data set in it, and does only the rest.
+runs already in ``--out`` (of the same steps), of every data set in it, and does only the rest,
+seed by seed (every variant asked for at seed 0 first).
 
     .venv/bin/python bench/bench_est.py [--seeds 3] [--dataset NAME ...] [--variant NAME ...]
         [--steps N] [--jobs 2] [--resume] [--out bench/results/est.json]
@@ -230,7 +231,8 @@ def main() -> int:
             runs.setdefault(d, {})
             for v, by_seed in before["runs"][d].items():
                 runs[d][v] = {int(s): r for s, r in by_seed.items() if int(s) < args.seeds}
-    todo = [(d, v, s) for d in datasets for v in variants for s in range(args.seeds)
+    # seed by seed: a run stopped part-way has every variant at the lower seeds
+    todo = [(d, v, s) for s in range(args.seeds) for d in datasets for v in variants
             if s not in runs[d].get(v, {})]
     total = sum(d not in base for d in datasets) + len(todo)
 
