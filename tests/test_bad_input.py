@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -421,6 +422,15 @@ def test_interrupted_compile_leaves_nothing(tmp_path):
     assert list((tmp_path / "out").iterdir()) == []
 
 
+@pytest.fixture
+def open_folder():
+    """A folder every user can enter (pytest's own are 0700 under root), removed after."""
+    folder = Path(tempfile.mkdtemp(prefix="est_open_"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def _can_mount_read_only(folder: Path) -> bool:
     probe = 'mount --bind -o ro "$0" "$0" && ! mkdir "$0/probe" 2>/dev/null'
     return shutil.which("unshare") is not None and subprocess.run(
@@ -437,15 +447,21 @@ def _can_mount_read_only(folder: Path) -> bool:
     ("chmod", "est-compile {d}/m.pt -o {ro}/o", "{ro}/o: Permission denied; choose another -o"),
 ], ids=["compile-read-only-fs", "synth-read-only-build", "run-read-only-fs", "compile-in-proc",
         "compile-no-permission"])
-def test_unwritable_output_folder_is_refused_before_any_work(files, tmp_path, where, command,
-                                                             needle):
+def test_unwritable_output_folder_is_refused_before_any_work(files, tmp_path, open_folder, where,
+                                                             command, needle):
     """An output folder that cannot be written is refused at once: before the golden model,
     yosys or the board (nothing on stdout, where each tool reports its progress), one line on
     stderr, nothing left. Tests run as root, which ignores folder permissions, so the cases
     that must also fail for root are a read-only file system (the folder bind-mounted
     read-only in a mount namespace of the command's own, with unshare; skipped where mounts
-    are not allowed) and /proc, where no folder can be made; the permission case runs only as
-    another user."""
+    are not allowed) and /proc, where no folder can be made; the permission case runs as
+    another user (as root: the command as ``nobody`` through ``setpriv``, in a folder that user
+    can read)."""
+    if where == "chmod" and os.geteuid() == 0:  # nobody cannot enter pytest's 0700 folders
+        tmp_path = open_folder
+        shutil.copy(files / "m.pt", tmp_path / "m.pt")
+        (tmp_path / "m.pt").chmod(0o644)
+        files = tmp_path
     ro = tmp_path / "ro"
     if "synth" in command:
         shutil.copytree(files / "good", ro)
@@ -459,10 +475,11 @@ def test_unwritable_output_folder_is_refused_before_any_work(files, tmp_path, wh
         argv = ["unshare", "--mount", "sh", "-c", 'mount --bind -o ro "$0" "$0" && exec "$@"',
                 ro, BIN / argv[0], *argv[1:]]
     elif where == "chmod":
-        if os.geteuid() == 0:
-            pytest.skip("root ignores folder permissions")
         ro.chmod(0o555)
         argv[0] = BIN / argv[0]
+        if os.geteuid() == 0:  # root ignores folder permissions: run it as nobody
+            assert shutil.which("setpriv"), "setpriv (util-linux) is needed to drop root"
+            argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *argv]
     else:
         argv[0] = BIN / argv[0]
     res = subprocess.run(argv, capture_output=True, text=True, cwd=files)
