@@ -386,10 +386,10 @@ class Core(wiring.Component):
         m.d.comb += [f1.eq(Mux(e_zero1, 0, extract(a_rd.data, f1_index, ins.src_log2b))),
                      f2.eq(Mux(e_zero2, 0, extract(a_rd2.data, e_index, ins.src2_log2b)))]
         # sdsa, event-driven on the query: a channel whose query bit (its first bin's ``src``)
-        # is 0 outputs 0, so its second bin's read, already issued, is dropped and the loop
-        # goes on to the next channel: 2 cycles for it, not ``win``
+        # is 0 outputs 0 whatever its window holds, so after its second bin (issued when the
+        # first bin's read shows the 0) the loop jumps to its last: 3 cycles, not ``win``
         skip = Signal()
-        m.d.comb += skip.eq((sub == VEC_OPS["sdsa"]) & e_valid & e_first & ~e_last & ~f1[0])
+        m.d.comb += skip.eq((sub == VEC_OPS["sdsa"]) & e_valid & e_first & ~f1[0])
         reduced, reduced_next = Signal(CoreSpec.ACT_BITS + 1), Signal(CoreSpec.ACT_BITS + 1)
         # ssa: the sum over the window of the head's scores where V (src2) spiked
         addend = Mux(is_ssa, Mux(f2[0], f1, 0), f2) if spec.ssa else f2
@@ -434,12 +434,11 @@ class Core(wiring.Component):
         packed_next = packed | (result << at)[:CoreSpec.ACT_BITS]
         with m.If(e_valid):
             m.d.sync += reduced.eq(reduced_next)
-            with m.If((e_last | skip | is_score) if spec.ssa else e_last | skip):
+            with m.If((e_last | is_score) if spec.ssa else e_last):
                 m.d.sync += packed.eq(packed_next)
                 with m.If(is_mask):
                     m.d.sync += lfsr.eq(lfsr_next)
-                last = ((e_last | skip) & (e_index == ins.n - 1) if spec.ssa
-                        else e_index == ins.n - 1)
+                last = (e_last & (e_index == ins.n - 1)) if spec.ssa else e_index == ins.n - 1
                 with m.If(((out_index[:4] & out_mask) == out_mask) | last):
                     m.d.comb += [dst_off.eq(out_index >> (4 - ins.dst_log2b)[:3]),
                                  a_wr.addr.eq(dst_addr), a_wr.data.eq(packed_next),
@@ -673,12 +672,10 @@ class Core(wiring.Component):
                             m.d.sync += sbase.eq(sbase + ins.win)
                     with m.If(j == ins.n - 1):
                         m.d.sync += state.eq(_State.VEC_LAST)
+                with m.Elif(skip):  # channel j's query bit is 0: on to its window's last bin
+                    m.d.sync += tau.eq(ins.win - 1)
                 with m.Else():
                     m.d.sync += tau.eq(tau + 1)
-                with m.If(skip):  # the read issued now (channel j's second bin) is dropped
-                    m.d.sync += [e_valid.eq(0), tau.eq(0), j.eq(j + 1)]
-                    with m.If(j == ins.n - 1):
-                        m.d.sync += state.eq(_State.VEC_LAST)
             with m.Case(_State.VEC_LAST):
                 m.d.sync += j.eq(0)
                 with m.If(is_mask):

@@ -237,8 +237,9 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
                     act[dst + w] = sum(int(v) << (i * width)
                                        for i, v in enumerate(res[w * per:(w + 1) * per]))
                 body = n * win + 2 + 2 * (sub == "mask")  # a mask reads and writes 2 halves
-                if sub == "sdsa":  # a channel without a query spike: its first two bins only
-                    body -= (win - min(win, 2)) * sum(field(ins, "src", c) == 0
+                if sub == "sdsa":  # a channel without a query spike: its first two bins, then
+                    # its last
+                    body -= (win - min(win, 3)) * sum(field(ins, "src", c) == 0
                                                       for c in range(n))
             elif op == "out_act":
                 base = slot(ins["src"], ins["src_ring"], ins["src_stride"])
