@@ -11,7 +11,8 @@ Config (TOML or YAML), every key optional:
              leak_shift = k gives the leak beta = 1 - 2**-k (k = 0..23) and leak_shift = "none"
              no leak at all (integrate and fire; TOML has no null, YAML may also write null);
              readout_leak_shift likewise
-    [train]  steps, batch, seq_len, lr, weight_decay, warmup, clip, loss (poisson | negbin),
+    [train]  steps, batch, seq_len, lr (the spiking layers'; the readouts' is scaled down by
+             their gain, :func:`param_groups`), weight_decay, warmup, clip, loss (poisson | negbin),
              qat_steps, weight_bits, seed; glm_history and glm_l2 (lists: the grid the GLM
              baseline is tuned over, on the validation split), glm_slow_shifts (its slow
              means' windows, est.sw.glm.slow_means; [] for none); eval_every (steps between
@@ -358,6 +359,29 @@ def _loss(log_rates, target, cfg: TrainConfig, log_disp):
              + target * (log_rates - (r + mu).log())).mean()
 
 
+def param_groups(model: EST) -> list[dict]:
+    """AdamW's parameter groups, each with the factor ``lr_scale`` on the learning rate: an
+    integrator of leak ``beta = 1 - 2**-k`` (the readout, each slow readout; an oscillator
+    readout near resonance) holds ``2**k`` times its weights once warm, so its weights learn
+    ``2**-k`` as fast. Adam moves every weight by about the learning rate a step whatever its
+    gradient; without the factor, a readout of leak shift 7 moves its log-rates 128 times as
+    far as a weight of the spiking layers does, and the first steps wreck the tuned GLM the
+    readout starts at. A readout without leak (an integrator without end) keeps factor 1."""
+    def scale(shift: int | None) -> float:
+        return 1.0 if shift is None else 2.0 ** -shift
+
+    cfg = model.cfg
+    own = [(model.readout, scale(cfg.readout_leak_shift))]
+    own += [(conv, scale(shift)) for conv, shift in zip(model.slow, cfg.readout_slow_shifts,
+                                                          strict=True)]
+    own += [(conv, scale(k)) for conv, (_, k) in zip(model.osc, cfg.readout_oscillators,
+                                                      strict=True)]
+    taken = {id(p) for module, _ in own for p in module.parameters()}
+    rest = [p for p in model.parameters() if id(p) not in taken]
+    return [{"params": rest, "lr_scale": 1.0}] + [
+        {"params": list(module.parameters()), "lr_scale": factor} for module, factor in own]
+
+
 def _rate_penalty(spikes: list[torch.Tensor], burn_in: int, floor: float) -> torch.Tensor:
     """Mean over spike tensors of the mean over their units of ``(1 - rate / floor)**2`` where
     a unit's rate (over the scored bins and the batch) is below ``floor``: 1 for a silent
@@ -393,7 +417,9 @@ def fit(model: EST, train: Recording, cfg: TrainConfig, steps: int, desc: str,
     rng = np.random.default_rng(cfg.seed)
     log_disp = torch.zeros(train.counts.shape[1], requires_grad=True)
     params = list(model.parameters()) + ([log_disp] if cfg.loss == "negbin" else [])
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    groups = param_groups(model) + ([{"params": [log_disp], "lr_scale": 1.0}]
+                                    if cfg.loss == "negbin" else [])
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     counts = torch.as_tensor(train.counts, dtype=torch.float32)
     # row s: each slow readout's integral of the inputs before bin s (row 0: none)
     slow = [torch.as_tensor(np.vstack([np.zeros((1, rows.shape[1]), np.float32), rows]))
@@ -418,7 +444,7 @@ def fit(model: EST, train: Recording, cfg: TrainConfig, steps: int, desc: str,
         idx = torch.as_tensor(starts)[None, :] + torch.arange(crop + 1)[:, None]
         seq = counts[idx]  # [L+1, B, N]
         for group in opt.param_groups:
-            group["lr"] = _lr(step, steps, cfg)
+            group["lr"] = _lr(step, steps, cfg) * group["lr_scale"]
         spikes.clear()
         at = torch.as_tensor(starts)
         out = model(seq[:-1], at, [rows[at] for rows in slow] or None,
