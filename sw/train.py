@@ -416,9 +416,9 @@ def fit(model: EST, train: Recording, cfg: TrainConfig, steps: int, desc: str,
                        f"or burn_in")
     rng = np.random.default_rng(cfg.seed)
     log_disp = torch.zeros(train.counts.shape[1], requires_grad=True)
-    params = list(model.parameters()) + ([log_disp] if cfg.loss == "negbin" else [])
     groups = param_groups(model) + ([{"params": [log_disp], "lr_scale": 1.0}]
                                     if cfg.loss == "negbin" else [])
+    params = [p for group in groups for p in group["params"]]
     opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     counts = torch.as_tensor(train.counts, dtype=torch.float32)
     # row s: each slow readout's integral of the inputs before bin s (row 0: none)
