@@ -9,7 +9,8 @@ graph's longest path; the dense bound of a node is ``ceil(synaptic ops / lanes)`
 bound its weight bits over the block-RAM bits per cycle. With ``--synth``, also
 synthesizes est_tiny_dataflow for the iCEBreaker (lanes 1) and est_small for the ULX3S-85F
 (lanes 4) and records utilisation, Fmax, latency and the logic estimate next to the measured
-figures. Models: examples/est_tiny.pt, est_small as the example was trained on 2026-12-03
+figures (without ``--synth``, the synthesis entries already in ``--out`` of the same checkpoint
+are kept). Models: examples/est_tiny.pt, est_small as the example was trained on 2026-12-03
 (``tests/data/est_small_dataflow.pt``: today's example has slow readouts, several outputs the
 dataflow top does not drive), and ``tests/data/est_tiny_dataflow.pt``, est_tiny's shape as it
 was trained before 2026-12-02 (spike inputs, a one-bin readout), the trained EST that fits an
@@ -43,6 +44,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("bench/results/est_hw.json"))
     parser.add_argument("--synth", action="store_true")
     args = parser.parse_args()
+    before = json.loads(args.out.read_text()) if args.out.exists() else {}
     result = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, (path, board_name, synth_lanes) in MODELS.items():
@@ -81,6 +83,8 @@ def main() -> int:
                 entry["synth"] = report
                 print(f"{name} on {board_name}: {report['utilisation']}, "
                       f"{report['fmax_mhz']} MHz", flush=True)
+            elif "synth" in before.get(name, {}) and before[name]["model"] == path:
+                entry["synth"] = before[name]["synth"]  # without --synth, the last one's kept
             result[name] = entry
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
