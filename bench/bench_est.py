@@ -15,7 +15,8 @@ rhythms, est-train's ``train.find_rhythms = 3``) is trained with seeds
 test split for the float EST (as trained, before the quantization-aware fine-tuning) and the
 integer EST (the fine-tuned model, 8-bit weights, the golden model's arithmetic), the
 validation score the float weights were chosen on, the steps chosen in training and in the
-fine-tuning (``chosen_step``, ``qat_step``), the attention's firing rate; per variant the
+fine-tuning (``chosen_step``, ``qat_step``; ``qat_ran`` false where rounding cost nothing
+beyond the noise on validation and no fine-tuning ran), the attention's firing rate; per variant the
 mean, min and max over seeds and the difference of the means from the default (a part whose
 removal does not lower the score does not help on that data set). ``--jobs`` runs at a time,
 one thread each; the JSON is written after every run (``complete`` false until the last), with
@@ -174,6 +175,7 @@ def job(dataset: str, variant: str, seed: int, steps: int | None) -> tuple[str, 
         "attention_firing": {k: v for k, v in firing.items() if ".attn/" in k},
         "chosen_step": result["selection"]["chosen_step"],
         "qat_step": result["selection"].get("qat", {}).get("chosen_step"),
+        "qat_ran": result["selection"].get("qat", {}).get("ran"),
         "seconds": result["seconds"]}
 
 

@@ -26,7 +26,9 @@ its true rates over the test bins (what the NLB null estimates from the test cou
 below 0 by what the null gains from fitting its rates to the test counts themselves: on a
 short, low-rate test split, the bits per spike a model must take from the dynamics (latents,
 coupling) beyond knowing every neuron's rate exactly (data only, added by ``--resume`` too).
-Per regime: every seed's figures, and the mean, min and max over seeds. Runs ``--jobs``
+Each run also records the training step chosen on validation (``chosen_step``) and whether
+quantization-aware fine-tuning ran and the step it chose (``qat``). Per regime: every seed's
+figures, and the mean, min and max over seeds. Runs ``--jobs``
 trainings at a time, one thread each; the JSON is written after every run (``complete`` false
 until every regime in it has every seed), with the commit of each run (``EST_COMMIT``, else
 git's HEAD); ``--resume`` keeps the runs already in ``--out`` (of the same steps) and does only
@@ -113,6 +115,8 @@ def job(regime: str, seed: int, steps: int | None) -> tuple[str, int, dict]:
         "glm_choice": {k: result["glm"][k] for k in ("coupling", "history", "l2",
                                                       "slow_shifts")},
         "running_mean_choice": extra["running_mean_choice"],
+        "chosen_step": result["selection"]["chosen_step"],
+        "qat": {k: result["selection"]["qat"][k] for k in ("ran", "chosen_step")},
         "test_mean_rate": float(test.counts.mean()),
         "silent_in_training": len(result["silent_neurons"]["train"]),
         "seconds": round(time.perf_counter() - t0, 1)}

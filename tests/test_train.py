@@ -561,6 +561,11 @@ def test_clipped_counts_are_reported():
                                       "clipped_spikes": 2}
 
 
+def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
 def test_training_reports_its_model_selection():
     from est.sw.train import evaluate, train_model
 
@@ -573,13 +578,36 @@ def test_training_reports_its_model_selection():
     # the chosen step's score (a later one replaces the start only for a gain beyond the noise)
     best = next(s for s in sel["validation"] if s["step"] == sel["chosen_step"])
     assert best["val_bits_per_spike"] >= sel["validation"][0]["val_bits_per_spike"]
-    assert [s["step"] for s in sel["qat"]["validation"]] == [0, 2]
+    # rounding to 8 bits costs nothing beyond the noise on validation: no fine-tuning, the
+    # integer EST is the float model's
+    assert not sel["qat"]["ran"] and [s["step"] for s in sel["qat"]["validation"]] == [0]
+    assert same_weights(trained.model, trained.float_model)
     assert trained.result["input_clipping"]["input_bits"] == 3  # the default
     # the float scores are the model chosen in training, before the fine-tuning
     assert trained.float_model is not trained.model
     result = evaluate(trained, baselines=False)
     assert result["float"]["val"]["bits_per_spike"] == pytest.approx(best["val_bits_per_spike"],
                                                                       abs=1e-9)
+
+
+def test_fine_tuning_runs_where_rounding_costs_on_validation():
+    """Quantization-aware fine-tuning runs when the rounded forward pass scores below the float
+    model on validation by more than one standard error (here 2-bit weights and no GLM start)
+    and is chosen like training; the float model stays as trained."""
+    from est.sw.train import train_model
+
+    trained = train_model({"n_neurons": 4, "bins": 600, "seed": 1},
+                          ESTConfig(d_model=8, mlp_hidden=8, input_to_readout=False,
+                                    readout_slow_shifts=()),
+                          TrainConfig(steps=30, eval_every=3, qat_steps=2, seq_len=16, batch=2,
+                                      weight_bits=2), False)
+    sel = trained.result["selection"]
+    qat = sel["qat"]
+    chosen = next(s for s in sel["validation"] if s["step"] == sel["chosen_step"])
+    assert qat["float_val_bits_per_spike"] == pytest.approx(chosen["val_bits_per_spike"])
+    assert qat["ran"] and [s["step"] for s in qat["validation"]] == [0, 2]
+    assert qat["validation"][0]["val_bits_per_spike"] < qat["float_val_bits_per_spike"] - 1
+    assert not same_weights(trained.model, trained.float_model)
 
 
 def test_the_input_path_starts_as_the_tuned_glm():
