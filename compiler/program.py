@@ -585,8 +585,11 @@ class ProgramBuilder:
         self.sums[node] = low, high
         acc = golden.signed_bits(int(low.min()), int(high.max()))
         if acc > self.spec.acc_bits:
-            raise EstError(f"node '{node}': its sums need {acc} bits, the core's accumulators "
-                           f"hold {self.spec.acc_bits}")
+            raise EstError(f"node '{node}': its sums need {acc} bits (every input at its "
+                           f"largest value), the core's accumulators hold "
+                           f"{self.spec.acc_bits}; use a core with wider accumulators "
+                           f"(est-compile: another --board), fewer weight bits (--weight-bits) "
+                           f"or --backend dataflow")
         return out
 
     def current(self, node: str, instructions: list[dict], bias: np.ndarray) -> None:

@@ -356,8 +356,8 @@ def test_a_delayed_reset_subtracts_the_threshold_through_the_accumulators():
     got = core_model.run(compile_program(small, CoreSpec(lanes=2, acc_bits=12)), x)
     for name, value in got.trace.arrays.items():
         np.testing.assert_array_equal(value, gold.arrays[name], err_msg=name)
-    with pytest.raises(EstError, match="node 'h': its sums need 13 bits, the core's "
-                                       "accumulators hold 12"):
+    with pytest.raises(EstError, match=r"node 'h': its sums need 13 bits \(every input at its "
+                                       r"largest value\), the core's accumulators hold 12; use "):
         compile_program(delayed_reset_graph(2049), CoreSpec(lanes=2, acc_bits=12))
     # -20000 needs 16 bits, two planes of 8-bit fields hold 15
     with pytest.raises(EstError, match="node 'h': the core does not run a delayed reset "
