@@ -143,6 +143,14 @@ class Op:
         spikes); the core keeps at least that many in the node's ring."""
         return 1
 
+    def top(self, out: Spec, tops: list[int]) -> int:
+        """The largest value of this operation's output (``out``, an unsigned vector; ``tops``:
+        its inputs' largest values): by default the largest its width holds. An operation
+        whose values stay below that says so (SEW ADD: the sum of its inputs'), so that the
+        core backend bounds a convolution's sums by the values its input can take
+        (:meth:`Graph.tops`)."""
+        return (1 << out.bits) - 1
+
     def emit(self, b, node: str, ins: list[Spec]) -> None:
         """This operation as instructions of the core backend (``b`` a
         :class:`~est.compiler.program.ProgramBuilder`); refused where the core lacks it."""
@@ -191,6 +199,15 @@ class Graph:
         for n in self.nodes:
             specs[n.name] = n.op.check(n.name, [specs[i] for i in n.inputs])
         return specs
+
+    def tops(self) -> dict[str, int]:
+        """The largest value of every unsigned vector a node outputs (:meth:`Op.top`)."""
+        specs, tops = self.specs(), {}
+        for n in self.nodes:
+            out = specs[n.name]
+            if out.form == "vector" and not out.signed:
+                tops[n.name] = n.op.top(out, [tops.get(i, 0) for i in n.inputs])
+        return tops
 
     def consumers(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {n.name: [] for n in self.nodes}

@@ -218,7 +218,8 @@ def pow2(n: int) -> int:
 @dataclass(frozen=True)
 class Vector:
     """A node's output in the activation memory: a ring of ``slots`` bins (a power of two),
-    each ``2**stride`` words from ``base``; ``n`` fields of ``2**log2b`` bits (``bits`` used)."""
+    each ``2**stride`` words from ``base``; ``n`` fields of ``2**log2b`` bits (``bits`` used),
+    values up to ``top``."""
 
     base: int
     slots: int
@@ -226,6 +227,7 @@ class Vector:
     log2b: int
     n: int
     bits: int
+    top: int
 
     @property
     def words(self) -> int:
@@ -359,7 +361,7 @@ class ProgramBuilder:
 
     def __init__(self, spec: CoreSpec, graph: Graph, low: dict[str, int] | None = None):
         self.spec, self.graph = spec, graph
-        self.specs = graph.specs()
+        self.specs, self.tops = graph.specs(), graph.tops()
         self.instructions: list[dict] = []
         self.weights: list[int] = []
         self.thresholds: list[int] = []
@@ -416,8 +418,12 @@ class ProgramBuilder:
 
     def vector(self, name: str, spec: Spec, bins: int | None = None) -> Vector:
         """Allocate a ring in the activation memory for node ``name``'s output (``bins``: for
-        a node's internal vector, its ring's bins; else what its readers need)."""
-        if spec.form != "vector" or spec.signed or spec.bits > CoreSpec.ACT_BITS:
+        a node's internal vector, its ring's bins; else what its readers need). A node's
+        output is stored in fields as wide as its largest value needs (``Graph.tops``: SEW
+        ADD sums of at most 7 in 4-bit fields, not in the 8 their 7-bit width would take)."""
+        top = self.tops[name] if self.specs.get(name) == spec else (1 << spec.bits) - 1
+        bits = max(1, top.bit_length())
+        if spec.form != "vector" or spec.signed or bits > CoreSpec.ACT_BITS:
             raise EstError(f"node '{name}': the core keeps unsigned vectors of up to 16 bits in "
                            f"its activation memory, this one is {spec}")
         need = self.history[name] if bins is None else bins
@@ -425,14 +431,14 @@ class ProgramBuilder:
         if slots > CoreSpec.MAX_RING:
             raise EstError(f"node '{name}': its readers look back {need} bins, the core's "
                            f"rings hold at most {CoreSpec.MAX_RING}")
-        log2b = (spec.bits - 1).bit_length()
+        log2b = (bits - 1).bit_length()
         words = ceil_div(spec.n, CoreSpec.ACT_BITS >> log2b)
         size = slots << (words - 1).bit_length()
         if name in self.low:  # read as a second operand: in the words below the others
             base, self.low_words = self.low_words, self.low_words + size
         else:
             base, self.act_words = self.act_words, self.act_words + size
-        vec = Vector(base, slots, (words - 1).bit_length(), log2b, spec.n, spec.bits)
+        vec = Vector(base, slots, (words - 1).bit_length(), log2b, spec.n, bits, top)
         self.vectors[name] = vec
         return vec
 
@@ -453,7 +459,8 @@ class ProgramBuilder:
         log2b = (bits - 1).bit_length()
         words = ceil_div(rows.shape[1], CoreSpec.ACT_BITS >> log2b)
         stride = (words - 1).bit_length()
-        vec = Vector(self.act_words, rows.shape[0], stride, log2b, rows.shape[1], bits)
+        vec = Vector(self.act_words, rows.shape[0], stride, log2b, rows.shape[1], bits,
+                     int(rows.max(initial=0)))
         for p, row in enumerate(rows):
             for w, word in enumerate(vector_words(row, vec)):
                 self.constants[self.act_words + (p << stride) + w] = word
@@ -532,10 +539,13 @@ class ProgramBuilder:
         ``hi`` the signed rest (``weight_bits`` bits); an input channel's rows are its low
         plane's, then its high plane's, whose values are shifted left by ``s`` (the ``shift``
         field) before the multiply, so they may have ``MAX_VALUE_BITS - s`` bits: one scan of
-        the input reads both. ``depthwise``: ``weight`` is diagonal (input i
-        feeds output i only) and each row is one word, added into input i's accumulator
-        word. ``adds_to``: the convolution whose sums these are added to in the accumulators
-        (its bounds are the start of these, and the accumulators must hold both)."""
+        the input reads both. The input's values are bounded by what they can be
+        (:meth:`~est.compiler.graph.Graph.tops`: a sum of SEW ADDs grows by one a join, not by
+        a bit), and so are the sums the accumulators must hold. ``depthwise``: ``weight`` is
+        diagonal (input i feeds output i only) and each row is one word, added into input i's
+        accumulator word. ``adds_to``: the convolution whose sums these are added to in the
+        accumulators (its bounds are the start of these, and the accumulators must hold
+        both)."""
         from est.compiler.ops.conv import weight_bits
 
         wb = self.spec.weight_bits
@@ -555,18 +565,16 @@ class ProgramBuilder:
             low, high = self.sums[adds_to]
         out = []
         for vec, first in parts:
-            if vec.bits > MAX_VALUE_BITS:
-                raise EstError(f"node '{node}': its input holds {vec.bits}-bit values, the "
-                               f"core multiplies values of at most {MAX_VALUE_BITS} bits; "
-                               f"compile with --backend dataflow")
-            if shift and vec.bits > MAX_VALUE_BITS - shift:
-                raise EstError(f"node '{node}': its {need}-bit weights take two planes of the "
-                               f"core's {wb}-bit fields and the high plane multiplies its "
-                               f"input's values shifted by {shift} bits, so they may have at "
-                               f"most {MAX_VALUE_BITS - shift} bits, not {vec.bits}; quantize "
-                               f"to fewer weight bits (--weight-bits) or compile with "
+            if vec.top.bit_length() > MAX_VALUE_BITS - shift:
+                planes = (f"; its {need}-bit weights take two planes of the core's {wb}-bit "
+                          f"fields and the high plane's values are shifted by {shift} bits"
+                          if shift else "")
+                raise EstError(f"node '{node}': its input's values reach {vec.top} "
+                               f"({vec.top.bit_length()} bits), the core multiplies values of "
+                               f"at most {MAX_VALUE_BITS - shift} bits{planes}; quantize to "
+                               f"fewer weight bits (--weight-bits) or compile with "
                                f"--backend dataflow")
-            x_max = (1 << vec.bits) - 1
+            x_max = vec.top  # the largest value the input takes (Graph.tops)
             per = CoreSpec.ACT_BITS >> vec.log2b
             ws = [plane[:, :, first:first + vec.n] for plane in planes]
             for p, w in enumerate(ws):

@@ -277,3 +277,35 @@ def test_a_build_from_before_oscillator_readouts_loads_as_it_was(saved):
     assert "rotate_shift" in _node(doc, "readout")["params"]
     _edit(folder, lambda d: _node(d, "readout")["params"].pop("rotate_shift"))
     assert graph_ir.load(folder).node("readout").op.rotate_shift is None
+
+
+def test_tops_bound_every_value_the_golden_model_gives():
+    """Graph.tops, the largest value of every unsigned vector: SEW ADD adds its inputs' (a
+    chain of joins grows by one a join while its width grows by a bit), a mask, a max-pool and
+    a concatenation keep their inputs'; no value of the golden model exceeds them."""
+    from est.compiler.graph import GraphBuilder
+    from est.compiler.ops import LIF, SEW, Concat, Conv, Input, Mask, MaxPool, Readout
+    from est.sim.interpreter import run
+
+    g = GraphBuilder()
+    x = g.add("input", Input(4, 3))
+    syn = g.add("lif.syn", Conv(np.eye(4, dtype=np.int64)[None], np.zeros(4, np.int64)), x)
+    spikes = g.add("lif", LIF(np.full(4, 2), 1, 8), syn)
+    a = g.add("a", SEW("add"), spikes, x)
+    b = g.add("b", SEW("add"), spikes, a)
+    pool = g.add("pool", MaxPool(3), g.add("mask", Mask(64, 1), b))
+    both = g.add("both", Concat(), pool, spikes)
+    g.add("readout", Readout(None, 16, np.ones(2)),
+          g.add("readout.syn", Conv(np.ones((1, 2, 8), np.int64), np.zeros(2, np.int64)), both))
+    graph = g.build("tops", ("readout",))
+    specs = graph.specs()
+    assert (specs["a"].bits, specs["b"].bits) == (4, 5)
+    assert graph.tops() == {"input": 7, "lif": 1, "a": 8, "b": 9, "mask": 9, "pool": 9,
+                            "both": 9}
+    for net in [graph, *(random_est_graph(s, input_bits=3) for s in range(3))]:
+        rng = np.random.default_rng(0)
+        x = rng.integers(0, 1 << net.input_bits, (40, net.n_in))
+        arrays = run(net, x)[0].arrays
+        for node, top in net.tops().items():
+            out = next(v for k, v in arrays.items() if k.split("/")[0] == node)
+            assert out.max() <= top, node

@@ -224,11 +224,12 @@ def test_weights_over_two_planes_are_refused():
 def test_the_high_plane_takes_values_that_fit_the_multiplier_when_shifted():
     """15-bit weights on a core of 8-bit fields: the high plane's values are shifted left by 7
     before the 16 x 16 multiply (hw/core.py: one shifter, not a multiplexer a lane), so they
-    may have 15 - 7 bits: 8-bit SEW sums run bit-exact, 9-bit ones are refused."""
+    may have 15 - 7 bits: 8-bit counts run bit-exact; counts plus spikes (SEW ADD: up to 256)
+    are refused."""
     spec = CoreSpec(lanes=4)
     weight = np.array([[[16000, -16000, 129, -7], [-1, 300, 5, 16383], [0, 1, -128, 127]]])
-    g = sew_chain(7, weight)
-    x = np.random.default_rng(0).integers(0, 2, (20, 4))
+    g = counts_readout(weight)
+    x = np.random.default_rng(0).integers(0, 256, (20, 4))
     prog = compile_program(g, spec)
     # the readout's conv (3 outputs: a word a plane) reads both planes in one scan
     assert [(f["shift"], f["groups"]) for f in core_model.decode(prog) if f["op"] == 2] == [(7, 2)]
@@ -236,15 +237,33 @@ def test_the_high_plane_takes_values_that_fit_the_multiplier_when_shifted():
     got = core_model.run(prog, x).trace
     for name, value in got.arrays.items():
         np.testing.assert_array_equal(value, gold.arrays[name], err_msg=name)
-    with pytest.raises(EstError, match=r"node 'readout.syn': its 15-bit weights take two "
-                                       r"planes of the core's 8-bit fields .* shifted by 7 "
-                                       r"bits, so they may have at most 8 bits, not 9"):
-        compile_program(sew_chain(8, weight), spec)
+    with pytest.raises(EstError, match=r"node 'readout.syn': its input's values reach 256 "
+                                       r"\(9 bits\), the core multiplies values of at most 8 "
+                                       r"bits; its 15-bit weights take two planes of the core's "
+                                       r"8-bit fields and the high plane's values are shifted "
+                                       r"by 7 bits; quantize"):
+        compile_program(counts_readout(weight, spikes_added=True), spec)
+
+
+def counts_readout(weight: np.ndarray, spikes_added: bool = False):
+    """8-bit counts of 4 inputs (with ``spikes_added``: plus a LIF's spikes of them, SEW ADD),
+    a convolution (``weight`` [1, 3, 4]) into a readout."""
+    from est.compiler.graph import GraphBuilder
+    from est.compiler.ops import LIF, SEW, Conv, Input, Readout
+
+    g = GraphBuilder()
+    s = x = g.add("input", Input(4, 8))
+    if spikes_added:
+        syn = g.add("lif.syn", Conv(np.eye(4, dtype=np.int64)[None], np.zeros(4, np.int64)), x)
+        s = g.add("add", SEW("add"), g.add("lif", LIF(np.full(4, 100), 1, 16), syn), x)
+    syn = g.add("readout.syn", Conv(weight, np.zeros(3, np.int64)), s)
+    g.add("readout", Readout(None, 24, np.ones(3)), syn)
+    return g.build("counts", ("readout",))
 
 
 def sew_chain(joins: int, weight: np.ndarray | None = None):
-    """Spikes added onto themselves ``joins`` times by SEW ADD (1 + joins bits), then a
-    convolution (``weight`` [1, 3, 4], default ones) into a readout."""
+    """Spikes added onto themselves ``joins`` times by SEW ADD (1 + joins bits, values up to
+    1 + joins), then a convolution (``weight`` [1, 3, 4], default ones) into a readout."""
     from est.compiler.graph import GraphBuilder
     from est.compiler.ops import SEW, Conv, Input, Readout
 
@@ -258,14 +277,21 @@ def sew_chain(joins: int, weight: np.ndarray | None = None):
     return g.build("chain", ("readout",))
 
 
-def test_values_over_15_bits_are_refused():
-    """A lane multiplies signed 16 x 16 bits (one SB_MAC16 with its adder): 15-bit values
-    compile, 16-bit ones are refused by node."""
-    compile_program(sew_chain(14), CoreSpec(lanes=4))
-    with pytest.raises(EstError, match=r"node 'readout.syn': its input holds 16-bit values, "
-                                       r"the core multiplies values of at most 15 bits; "
-                                       r"compile with --backend dataflow"):
-        compile_program(sew_chain(15), CoreSpec(lanes=4))
+def test_sums_are_bounded_by_the_values_a_sew_chain_takes():
+    """15 SEW ADDs of spikes: 16 bits wide, but values of at most 16, kept in 8-bit fields,
+    so a readout of weights 2 over 4 inputs sums to at most 128: 9-bit accumulators hold it,
+    8-bit ones do not (the width would ask for 20 bits); bit-exact."""
+    g = sew_chain(15, np.full((1, 3, 4), 2))
+    assert g.specs()["add14"].bits == 16 and g.tops()["add14"] == 16
+    x = np.random.default_rng(1).integers(0, 2, (30, 4))
+    prog = compile_program(g, CoreSpec(lanes=4, acc_bits=9))
+    assert prog.regions["vectors"]["add14"].log2b == 3
+    got = core_model.run(prog, x).trace
+    gold = run(g, x)[0]
+    for name, value in got.arrays.items():
+        np.testing.assert_array_equal(value, gold.arrays[name], err_msg=name)
+    with pytest.raises(EstError, match=r"node 'readout.syn': its sums need 9 bits"):
+        compile_program(g, CoreSpec(lanes=4, acc_bits=8))
 
 
 def test_a_core_spec_takes_powers_of_two():

@@ -24,6 +24,9 @@ class Concat(Op):
             raise IRError(node, "inputs", f"expected unsigned vectors, got {ins}")
         return Spec(sum(s.n for s in ins), max(s.bits for s in ins))
 
+    def top(self, out, tops):
+        return max(tops)
+
     def step(self, xs, state):
         return {"values": np.concatenate(xs)}, state
 

@@ -69,6 +69,10 @@ class MaxPool(Op):
             raise IRError(node, "window", f"expected 1..64 bins, got {self.window}")
         return x
 
+    def top(self, out, tops):
+        """The largest of its input's values over the window."""
+        return tops[0]
+
     def init(self, ins):
         return golden.history_init(self.window, ins[0].n)
 

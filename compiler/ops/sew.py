@@ -31,6 +31,11 @@ class SEW(Op):
                                       f"{skip.bits} bits wide (an ADD before it): use add")
         return Spec(skip.n, golden.sew_bits(self.op, skip.bits))
 
+    def top(self, out, tops):
+        """ADD: the sum of its inputs' largest values (1 more than the skip's, where its width
+        grows by a bit); AND, IAND: spikes."""
+        return tops[0] + tops[1] if self.op == "add" else 1
+
     def step(self, xs, state):
         return {"values": golden.sew(xs[0], xs[1], self.op)}, state
 
