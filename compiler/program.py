@@ -218,15 +218,14 @@ def pow2(n: int) -> int:
 @dataclass(frozen=True)
 class Vector:
     """A node's output in the activation memory: a ring of ``slots`` bins (a power of two),
-    each ``2**stride`` words from ``base``; ``n`` fields of ``2**log2b`` bits (``bits`` used),
-    values up to ``top``."""
+    each ``2**stride`` words from ``base``; ``n`` fields of ``2**log2b`` bits, values up to
+    ``top``."""
 
     base: int
     slots: int
     stride: int
     log2b: int
     n: int
-    bits: int
     top: int
 
     @property
@@ -438,7 +437,7 @@ class ProgramBuilder:
             base, self.low_words = self.low_words, self.low_words + size
         else:
             base, self.act_words = self.act_words, self.act_words + size
-        vec = Vector(base, slots, (words - 1).bit_length(), log2b, spec.n, bits, top)
+        vec = Vector(base, slots, (words - 1).bit_length(), log2b, spec.n, top)
         self.vectors[name] = vec
         return vec
 
@@ -459,7 +458,7 @@ class ProgramBuilder:
         log2b = (bits - 1).bit_length()
         words = ceil_div(rows.shape[1], CoreSpec.ACT_BITS >> log2b)
         stride = (words - 1).bit_length()
-        vec = Vector(self.act_words, rows.shape[0], stride, log2b, rows.shape[1], bits,
+        vec = Vector(self.act_words, rows.shape[0], stride, log2b, rows.shape[1],
                      int(rows.max(initial=0)))
         for p, row in enumerate(rows):
             for w, word in enumerate(vector_words(row, vec)):
