@@ -392,7 +392,7 @@ def _rate_penalty(spikes: list[torch.Tensor], burn_in: int, floor: float) -> tor
 
 
 def fit(model: EST, train: Recording, cfg: TrainConfig, steps: int, desc: str,
-        progress: bool = True, validate=None) -> dict:
+        progress: bool = True, validate=None, start: tuple | None = None) -> dict:
     """AdamW, warm-up then cosine decay, gradient clipping, on random crops of ``train``
     (``cfg.burn_in + cfg.seq_len`` bins, the loss over the last ``seq_len``: the spiking
     blocks' and the readout's state warms up first, as it does at evaluation on
@@ -407,8 +407,10 @@ def fit(model: EST, train: Recording, cfg: TrainConfig, steps: int, desc: str,
     scores without a gain (0: never). ``validate`` may also return ``(score, nll)`` with
     ``nll`` the validation NLL of every bin: a later score then replaces the best only when its
     per-bin gain over the best's is more than one standard error (the starting point, e.g. the
-    tuned GLM, is not given up for a gain that is noise on a short validation split). Returns
-    the losses, the scores and the step chosen."""
+    tuned GLM, is not given up for a gain that is noise on a short validation split);
+    ``start``, the ``(score, nll)`` of the model as given when the caller has it, saves
+    scoring it again. Returns the losses, the scores, the step chosen and its ``(score,
+    nll)`` (``best``; None without validation)."""
     crop = cfg.burn_in + cfg.seq_len
     if len(train.counts) < crop + 2:
         raise EstError(f"training split has {len(train.counts)} bins, fewer than burn_in + "
@@ -435,7 +437,7 @@ def fit(model: EST, train: Recording, cfg: TrainConfig, steps: int, desc: str,
         return got if isinstance(got, tuple) else (got, None)
 
     if validate is not None and cfg.eval_every:  # the starting point is a candidate too
-        score, nll = measure()
+        score, nll = start or measure()
         best = (score, 0, copy.deepcopy(model.state_dict()), nll)
         scored.append({"step": 0, "val_bits_per_spike": best[0]})
     bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
@@ -475,7 +477,7 @@ def fit(model: EST, train: Recording, cfg: TrainConfig, steps: int, desc: str,
     if best is not None:
         model.load_state_dict(best[2])
     return {"losses": losses, "validation": scored, "chosen_step": best and best[1],
-            "steps_run": len(losses)}
+            "steps_run": len(losses), "best": best and (best[0], best[3])}
 
 
 def _real_gain(best_nll: np.ndarray | None, nll: np.ndarray | None) -> bool:
@@ -733,7 +735,7 @@ def train_model(data: dict, mcfg: ESTConfig, tcfg: TrainConfig,
         # own choice already used (on a short drifting recording such a choice lost 0.41
         # bits/spike on test)
         float_model = copy.deepcopy(model)
-        float_score, float_nll = validate()
+        float_score, float_nll = fitted["best"] or validate()
         model.set_fake_quant(tcfg.weight_bits)
         rounded_score, rounded_nll = validate()
         costs = _real_gain(rounded_nll, float_nll)
@@ -742,7 +744,7 @@ def train_model(data: dict, mcfg: ESTConfig, tcfg: TrainConfig,
         if costs:
             qcfg = replace(tcfg, lr=tcfg.lr * 0.1, warmup=0.0, seed=tcfg.seed + 1)
             qat = fit(model, train, qcfg, tcfg.qat_steps, "quantization-aware", progress,
-                      validate)
+                      validate, start=(rounded_score, rounded_nll))
         result["selection"]["qat"] = {"float_val_bits_per_spike": float(float_score),
                                       "ran": costs,
                                       **{k: qat[k] for k in ("validation", "chosen_step")}}
