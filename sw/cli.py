@@ -16,6 +16,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="SECTION.KEY=VALUE", help="override a config value")
     parser.add_argument("--out", type=Path, default=Path("runs/est"), help="output folder")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="CPU threads torch uses (default: torch's, one a core); give 1 to "
+                             "run several trainings side by side without slowing each other")
 
 
 def _evaluated(trained, evaluate) -> tuple[dict, Exception | None]:
@@ -41,6 +44,7 @@ def train_mlp(args: argparse.Namespace, doc: dict) -> int:
     ``calibration.npy`` (encoded training images: ``est-compile --calibration``) and
     ``metrics.json``."""
     import numpy as np
+    import torch
 
     from est.sw.spiking_mlp import save_checkpoint
     from est.sw.train_mlp import evaluate_mlp, mlp_config
@@ -57,6 +61,7 @@ def train_mlp(args: argparse.Namespace, doc: dict) -> int:
             return result
 
         result, failure = _evaluated(trained, evaluate)
+        result["threads"] = torch.get_num_threads()
         if "calibration" in kept:
             np.save(tmp / "calibration.npy", kept["calibration"])
         (tmp / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -70,6 +75,12 @@ def train_mlp(args: argparse.Namespace, doc: dict) -> int:
 
 
 def train(args: argparse.Namespace) -> int:
+    if args.threads is not None and args.threads < 1:
+        raise EstError(f"--threads must be a whole number of threads >= 1, got {args.threads}")
+    import torch
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     from est.sw.train import (
         evaluate,
         load_config,
@@ -88,6 +99,7 @@ def train(args: argparse.Namespace) -> int:
         save_checkpoint(trained.model, tmp / "model.pt",
                         {"train_mean_rates": trained.mean_rates.tolist()})
         result, failure = _evaluated(trained, lambda: evaluate(trained))
+        result["threads"] = torch.get_num_threads()
         (tmp / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     _raise_failure(args, failure)
     f, i = result["float"]["test"], result.get("integer", {}).get("test")
@@ -112,6 +124,7 @@ TRAIN = Command(
     "  est-train --out runs/est\n"
     "  est-train --config examples/est_tiny.toml --set train.steps=200 --out runs/tiny\n"
     "  est-train --config est.toml --set model.attention='ssa' --out runs/ssa\n"
+    "  est-train --threads 1 --set train.seed=1 --out runs/seed1   (one of several side by side)\n"
     "  est-train --set model.leak_shift=none --out runs/if   (no leak: leak_shift = \"none\")")
 main = TRAIN.main
 run_main = TRAIN.script

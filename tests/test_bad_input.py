@@ -179,6 +179,8 @@ CASES = [
      "config [model]: unknown key(s) ['d_modle']", "t"),
     ("config-wrong-type", "est-train --config {d}/type.toml --out {d}/t",
      "config [train]: steps = 'many' has type str; expected int (like 400)", "t"),
+    ("train-threads-zero", "est-train --threads 0 --out {d}/t",
+     "--threads must be a whole number of threads >= 1, got 0", "t"),
     ("set-wrong-type", "est-train --set model.cpg=1 --out {d}/t",
      "config [model]: cpg = 1 has type int; expected bool (like True)", "t"),
     ("data-file-missing", "est-train --config {d}/nodata.toml --out {d}/t",

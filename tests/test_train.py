@@ -87,12 +87,17 @@ def test_train_is_deterministic_for_a_seed(tiny_run, tmp_path):
 
 
 def test_train_reads_yaml_and_a_different_seed_differs(tiny_run, tmp_path):
+    """A YAML config, a seed of its own; ``--threads 1`` (one of several trainings side by
+    side) is the thread count torch ran with, and metrics.json says so."""
     cfg = tmp_path / "c.yaml"
     cfg.write_text("train:\n  seed: 7\nmodel:\n  sew: iand\n")
-    res = cli("est-train", "-q", "--config", cfg, "--out", tmp_path / "y", *TINY)
+    res = cli("est-train", "-q", "--config", cfg, "--out", tmp_path / "y", "--threads", "1",
+              *TINY)
     assert res.returncode == 0, res.stderr
     metrics = json.loads((tmp_path / "y" / "metrics.json").read_text())
     assert metrics["config"]["model"]["sew"] == "iand" and metrics["config"]["train"]["seed"] == 7
+    assert metrics["threads"] == 1
+    assert json.loads((tiny_run / "metrics.json").read_text())["threads"] >= 1
 
 
 @pytest.mark.parametrize("args, needle", [
