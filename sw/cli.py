@@ -23,12 +23,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def _evaluated(trained, evaluate) -> tuple[dict, Exception | None]:
     """``evaluate()`` once ``model.pt`` is written: its result, or on any failure the
-    training's result with the error (the trained model is kept either way)."""
+    training's result with the error (the trained model is kept either way); with the CPU
+    threads torch ran with (``threads``)."""
+    import torch
+
     try:
-        return evaluate(), None
+        result, failure = evaluate(), None
     except Exception as e:
-        return ({**trained.result, "evaluation_error": f"{type(e).__name__}: {e}",
-                 "seconds": round(time.perf_counter() - trained.t0, 1)}, e)
+        result, failure = ({**trained.result, "evaluation_error": f"{type(e).__name__}: {e}",
+                            "seconds": round(time.perf_counter() - trained.t0, 1)}, e)
+    return {**result, "threads": torch.get_num_threads()}, failure
 
 
 def _raise_failure(args: argparse.Namespace, failure: Exception | None) -> None:
@@ -44,7 +48,6 @@ def train_mlp(args: argparse.Namespace, doc: dict) -> int:
     ``calibration.npy`` (encoded training images: ``est-compile --calibration``) and
     ``metrics.json``."""
     import numpy as np
-    import torch
 
     from est.sw.spiking_mlp import save_checkpoint
     from est.sw.train_mlp import evaluate_mlp, mlp_config
@@ -61,7 +64,6 @@ def train_mlp(args: argparse.Namespace, doc: dict) -> int:
             return result
 
         result, failure = _evaluated(trained, evaluate)
-        result["threads"] = torch.get_num_threads()
         if "calibration" in kept:
             np.save(tmp / "calibration.npy", kept["calibration"])
         (tmp / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -99,7 +101,6 @@ def train(args: argparse.Namespace) -> int:
         save_checkpoint(trained.model, tmp / "model.pt",
                         {"train_mean_rates": trained.mean_rates.tolist()})
         result, failure = _evaluated(trained, lambda: evaluate(trained))
-        result["threads"] = torch.get_num_threads()
         (tmp / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     _raise_failure(args, failure)
     f, i = result["float"]["test"], result.get("integer", {}).get("test")
