@@ -46,7 +46,7 @@ def est_graph(name: str, n_in: int, embed: tuple[Conv, LIF], cpg: np.ndarray | N
               blocks: list[Block], readout: tuple[Conv, Readout], meta: dict | None = None,
               integer: bool = True, input_bits: int = 1, input_to_readout: bool = False,
               slow: dict[int, tuple[Conv, Readout]] | None = None,
-              osc: dict[tuple[int, int], tuple[Conv, Readout]] | None = None,
+              osc: dict[tuple[int, int, int], tuple[Conv, Readout]] | None = None,
               rhythms: list[TableOp] | None = None) -> Graph:
     """The EST as a graph; trace names ``embed``, ``b<i>.<part>``, ``readout`` (docs/traces.md).
     The input holds counts of ``input_bits``. With ``cpg`` (the [positions, neurons] table) the
@@ -54,8 +54,9 @@ def est_graph(name: str, n_in: int, embed: tuple[Conv, LIF], cpg: np.ndarray | N
     ``input_to_readout`` the readout's convolution reads the last block's spikes and the input
     side by side (``readout.in``). ``slow``, per leak shift ``s``, a readout ``readout.slow<s>``
     of a convolution of the input: more outputs, whose log-rates add to the readout's
-    (``meta["sum_outputs"]``); ``osc``, per (rotation shift ``m``, leak shift ``k``), an
-    oscillator readout ``readout.osc<m>_<k>`` of a convolution of the input, likewise;
+    (``meta["sum_outputs"]``); ``osc``, per (rotation shift ``m``, leak shift ``k``,
+    multiplier ``c``), an oscillator readout ``readout.osc<m>_<k>`` of a convolution of the
+    input, likewise (:func:`oscillator_node`: ``_<c>`` after it when ``c`` is not 1);
     ``rhythms``, tables ``rhythm<i>`` whose rows follow the last block's spikes (and the
     input) in the readout's input (``readout.in``).
     ``integer`` False: a float graph, checked for its wiring only."""
@@ -95,13 +96,19 @@ def est_graph(name: str, n_in: int, embed: tuple[Conv, LIF], cpg: np.ndarray | N
     for shift, (conv, integrator) in (slow or {}).items():
         node = f"readout.slow{shift}"
         outputs.append(g.add(node, integrator, g.add(f"{node}.syn", conv, inputs)))
-    for (m, k), (conv, oscillator) in (osc or {}).items():
-        node = f"readout.osc{m}_{k}"
+    for (m, k, c), (conv, oscillator) in (osc or {}).items():
+        node = oscillator_node(m, k, c)
         outputs.append(g.add(node, oscillator, g.add(f"{node}.syn", conv, inputs)))
     meta = dict(meta or {})
     if len(outputs) > 1:
         meta["sum_outputs"] = True
     return g.build(name, tuple(outputs), meta, integer)
+
+
+def oscillator_node(m: int, k: int, c: int = 1) -> str:
+    """The node of the oscillator readout of rotation ``c 2^-m`` and leak shift ``k``:
+    ``readout.osc<m>_<k>``, with ``_<c>`` after it when ``c`` is not 1."""
+    return f"readout.osc{m}_{k}" + (f"_{c}" if c != 1 else "")
 
 
 def _np(p: torch.Tensor) -> np.ndarray:
@@ -175,12 +182,14 @@ def est_float_graph(model: EST, name: str, mask_seed: int = 0x1234567,
         slow[shift] = (Conv(_np(conv.weights()), _np(conv.bias)),
                        Readout(None, WIDE, np.ones(cfg.n_out)))
     osc = {}
-    for i, (conv, (m, k)) in enumerate(zip(model.osc, cfg.readout_oscillators, strict=True)):
-        node = f"readout.osc{m}_{k}"
+    for i, (conv, (m, k, c)) in enumerate(zip(model.osc, cfg.readout_oscillators,
+                                              strict=True)):
+        node = oscillator_node(m, k, c)
         sources[f"{node}.syn"] = sources[node] = f"osc.{i}"
         betas[node] = beta_from_shift(k)
-        osc[(m, k)] = (Conv(_np(conv.weights()), _np(conv.bias)),
-                       Readout(None, WIDE, np.ones(cfg.n_out), rotate_shift=m))
+        osc[(m, k, c)] = (Conv(_np(conv.weights()), _np(conv.bias)),
+                          Readout(None, WIDE, np.ones(cfg.n_out), rotate_shift=m,
+                                  rotate_mult=c))
     return est_graph(name, cfg.n_in, embed,
                      model.cpg_table.numpy().astype(np.int64) if cfg.cpg else None, blocks,
                      readout, {"float": {"betas": betas, "sources": sources}}, integer=False,

@@ -355,7 +355,7 @@ def _param(typ, value, tensors: dict, node: str, fld: str):
     return value
 
 
-ADDED_PARAMS = {("readout", "rotate_shift"), ("table", "start")}
+ADDED_PARAMS = {("readout", "rotate_shift"), ("readout", "rotate_mult"), ("table", "start")}
 """(kind, parameter) pairs added to the format since version 3: an ``ir.json`` written before
 one lacks it and loads with its default (what it was built as); every other parameter must be
 there."""

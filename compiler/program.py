@@ -66,7 +66,8 @@ def field_groups(act: int, weight: int, groups: int, neuron: int, count: int,
     bits. A vector operand is its ring's
     base, log2 of its slots (``_ring``), log2 of its words per slot (``_stride``) and log2 of
     its field bits (``_log2b``). ``osc``: a core with the oscillator unit, whose readouts
-    also have ``rotate`` (an oscillator readout) and ``rot`` (its rotation shift)."""
+    also have ``rotate`` (an oscillator readout), ``rot`` and ``rmul`` (its rotation shift and
+    multiplier)."""
     def vector(name):
         return [(name, act), (f"{name}_ring", 4), (f"{name}_stride", 4), (f"{name}_log2b", 3)]
     return {"common": [("op", 4), ("n", count), *vector("src")],
@@ -78,7 +79,8 @@ def field_groups(act: int, weight: int, groups: int, neuron: int, count: int,
             # reset_zero (nextpnr, 2026-12-04; the bits decoded beside other groups' differ)
             "neuron": [("to_bias", 1), ("no_reset", 1), ("leak", 4), ("leak_on", 1),
                        ("vbits", 6), ("reset_zero", 1),
-                       *([("rotate", 1), ("rot", 4)] if osc else [])],
+                       *([("rotate", 1), ("rot", 4), ("rmul", golden.MAX_ROTATE_MULT.bit_length())]
+                         if osc else [])],
             "vec": [("sub", 3), ("win", 9), ("thr", 9), *vector("src2")],
             "table": [("period", MAX_PERIOD.bit_length())]}
 

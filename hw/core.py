@@ -29,8 +29,9 @@ Hardware:
   block's biases: a synaptic current), one neuron a cycle in a three-stage pipeline (read;
   leak and add; saturate, fire, reset and write back); with ``spec.osc`` the oscillator unit
   besides (an oscillator readout: before each neuron a cycle that reads its partner's
-  membrane, a register and a shifter that add it, shifted by ``rot``, to the update: two
-  cycles a neuron; generated only for a model that has one);
+  membrane, a multiplier by ``rmul`` (5 bits), a register and a shifter that add it,
+  shifted by ``rot``, to the update: two cycles a neuron; generated only for a model that
+  has one);
 - one vector datapath (``vec``: two fields a cycle, one per activation read port, reduced over
   a window: SEW, masks with an 8-step LFSR, SDSA, max pooling); with ``spec.ssa`` the SSA unit
   besides (a 16-bit popcount and a second field index for a head's scores: SSA attention,
@@ -76,7 +77,7 @@ from est.compiler.ops.table import Table
 from est.compiler.program import MAX_PERIOD, OPCODES, VEC_OPS, CoreSpec, Program, bits_for
 from est.hw.bram import BankedMemory
 from est.hw.spram import SinglePortMemory
-from est.sim.golden import LFSR_FEEDBACK
+from est.sim.golden import LFSR_FEEDBACK, MAX_ROTATE_MULT
 
 MEM_WEIGHTS, MEM_THRESHOLDS, MEM_BIASES, MEM_ACT, MEM_START = 1, 2, 3, 4, 7
 FRAC = Table.FRAC  # a table's phase accumulator: fraction bits below its row
@@ -290,17 +291,19 @@ class Core(wiring.Component):
         coupling = Const(0)
         if spec.osc:
             # the oscillator unit: before each neuron of a rotate readout, its partner's
-            # membrane is read (a w's old value for a u, a u's new one for a w) into ``partner``;
-            # the update adds -(partner >>> rot) (a u) or +(partner >>> rot) (a w)
+            # membrane is read (a w's old value for a u, a u's new one for a w), times the
+            # multiplier ``rmul``, into ``partner``; the update adds -(partner >>> rot) (a u)
+            # or +(partner >>> rot) (a w)
             rotating = ins.rotate == 1
             pre = Signal(init=1)  # the next NEURON cycle reads the partner
             gap = Signal(2)  # the cycles waited between the u half and the w half
             p_valid, p_upper = Signal(), Signal()
-            partner = Signal(signed(sb))
+            partner = Signal(signed(sb + MAX_ROTATE_MULT.bit_length()))
             n_upper = Signal()
             m.d.sync += p_valid.eq(0)
             with m.If(p_valid):
-                m.d.sync += partner.eq(Mux((age == 0) & ~p_upper, 0, v_rd.data.as_signed()))
+                m.d.sync += partner.eq(Mux((age == 0) & ~p_upper, 0, v_rd.data.as_signed())
+                                       * ins.rmul)
             rotated = Signal(signed(sb))
             m.d.comb += rotated.eq(partner >> ins.rot)
             coupling = Mux(rotating, Mux(n_upper, rotated, -rotated), 0)

@@ -162,9 +162,9 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
                 k = ins["leak"] if ins["leak_on"] else None
                 lo, hi = signed_range(ins["vbits"])
                 if ins.get("rotate"):  # the oscillator unit: u, then w from the new u
-                    h, m = n // 2, ins["rot"]
-                    u = np.clip(leak(v[:h], k) + current[:h] - (v[h:] >> m), lo, hi)
-                    w = np.clip(leak(v[h:], k) + current[h:] + (u >> m), lo, hi)
+                    h, m, c = n // 2, ins["rot"], ins["rmul"]
+                    u = np.clip(leak(v[:h], k) + current[:h] - ((c * v[h:]) >> m), lo, hi)
+                    w = np.clip(leak(v[h:], k) + current[h:] + ((c * u) >> m), lo, hi)
                     v1 = np.concatenate([u, w])
                 else:
                     v1 = np.clip(leak(v, k) + current, lo, hi)

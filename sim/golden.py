@@ -134,19 +134,23 @@ def integrator_step(current: np.ndarray, state: LIFState,
     return saturated, LIFState(r)
 
 
+MAX_ROTATE_MULT = 31
+"""The largest multiplier ``c`` of an oscillator readout's rotation ``c 2^-m`` (5 bits)."""
+
+
 def oscillator_step(current: np.ndarray, state: LIFState, params: IntegratorParams,
-                    rotate_shift: int) -> tuple[int, LIFState]:
+                    rotate_shift: int, rotate_mult: int = 1) -> tuple[int, LIFState]:
     """One bin of an oscillator readout (docs/semantics.md 2.3): ``n`` pairs ``(u, w)``, the
     state ``v = [u, w]`` and ``current = [c_u, c_w]`` (``2n`` each); ``u`` first, then ``w``
     from the new ``u`` (the "magic circle" rotation, a damped oscillator of shifts and adds):
-    ``u = sat(leak(u) + c_u - (w >>> m))``, ``w = sat(leak(w) + c_w + (u >>> m))``, ``m`` the
-    ``rotate_shift``; returns (saturations, state)."""
+    ``u = sat(leak(u) + c_u - (c w >>> m))``, ``w = sat(leak(w) + c_w + (c u >>> m))``, ``m``
+    the ``rotate_shift``, ``c`` the ``rotate_mult``; returns (saturations, state)."""
     n = len(state.v) // 2
     u, w = state.v[:n], state.v[n:]
-    u, s_u = saturate(leak(u, params.leak_shift) + current[:n] - (w >> rotate_shift),
-                      params.v_bits)
-    w, s_w = saturate(leak(w, params.leak_shift) + current[n:] + (u >> rotate_shift),
-                      params.v_bits)
+    u, s_u = saturate(leak(u, params.leak_shift) + current[:n]
+                      - ((rotate_mult * w) >> rotate_shift), params.v_bits)
+    w, s_w = saturate(leak(w, params.leak_shift) + current[n:]
+                      + ((rotate_mult * u) >> rotate_shift), params.v_bits)
     return s_u + s_w, LIFState(np.concatenate([u, w]))
 
 

@@ -157,8 +157,10 @@ def _more_readouts(d: _Draw, n: int) -> tuple[dict, dict]:
     if d.rng.random() < 0.5:
         for _ in range(d.int(1, 2)):
             m, k = d.int(0, 5), d.int(1, 8)
-            osc[(m, k)] = (d.conv(1, 2 * n, n), Readout(k, d.int(max(m, k) + 1, 16), np.ones(n),
-                                                        rotate_shift=m))
+            c = 1 if m < 2 or d.rng.random() < 0.5 else d.int(2, 2 ** m - 1)
+            osc[(m, k, c)] = (d.conv(1, 2 * n, n),
+                              Readout(k, d.int(max(m, k) + 1, 16), np.ones(n), rotate_shift=m,
+                                      rotate_mult=c))
     return slow, osc
 
 

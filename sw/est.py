@@ -24,7 +24,7 @@ from torch import nn
 
 from est.compiler.ops.input import MAX_INPUT_BITS
 from est.compiler.ops.readout import leaky_weight_bits
-from est.sim.golden import SAME_BIN_RESETS, cpg_table
+from est.sim.golden import MAX_ROTATE_MULT, SAME_BIN_RESETS, cpg_table
 from est.sw.data import (
     MAX_LEAK_SHIFT,
     MAX_SEED,
@@ -36,6 +36,7 @@ from est.sw.data import (
 )
 from est.sw.glm import (
     RHYTHM_ROWS,
+    as_oscillators,
     exponential_sums,
     oscillator_sums,
     rhythm_advance,
@@ -81,9 +82,10 @@ class ESTConfig:
     input_to_readout: bool = True  # a linear path from the input counts into the readout
     # slow readouts of the input counts, one per leak shift, added to the readout's log-rate
     readout_slow_shifts: tuple[int, ...] = (2, 3, 4, 5, 6, 7)
-    # oscillator readouts of the input counts, (rotation shift m, leak shift k) each: damped
-    # oscillators of period about 2 pi 2^m bins, added to the readout's log-rate
-    readout_oscillators: tuple[tuple[int, int], ...] = ()
+    # oscillator readouts of the input counts, (rotation shift m, leak shift k, multiplier c)
+    # each ([m, k]: c 1): damped oscillators of period about 2 pi 2^m / c bins, added to the
+    # readout's log-rate; est-train tunes some to the rhythms it finds (train.find_oscillators)
+    readout_oscillators: tuple[tuple[int, int, int], ...] = ()
     # fitted rhythms, a period (bins) each: a table read by a phase accumulator (semantics
     # 8.2), its row beside the input in the readout's input; est-train finds them with
     # train.find_rhythms
@@ -95,7 +97,8 @@ class ESTConfig:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        object.__setattr__(self, "readout_oscillators", as_pairs(self.readout_oscillators))
+        object.__setattr__(self, "readout_oscillators",
+                           as_oscillators(self.readout_oscillators))
         if isinstance(self.rhythms, list):
             object.__setattr__(self, "rhythms", tuple(self.rhythms))
 
@@ -374,7 +377,8 @@ class EST(nn.Module):
             self.readout.fake_quant_bits = leaky_weight_bits(bits, self.cfg.readout_leak_shift)
             for conv, shift in zip(self.slow, self.cfg.readout_slow_shifts, strict=True):
                 conv.fake_quant_bits = leaky_weight_bits(bits, shift)
-            for conv, (_, shift) in zip(self.osc, self.cfg.readout_oscillators, strict=True):
+            for conv, (_, shift, _) in zip(self.osc, self.cfg.readout_oscillators,
+                                           strict=True):
                 conv.fake_quant_bits = leaky_weight_bits(bits, shift)
 
     def forward(self, x: torch.Tensor, start: int | torch.Tensor = 0,
@@ -410,20 +414,21 @@ class EST(nn.Module):
                                               strict=True)):
             v0 = None if slow_state is None else conv(slow_state[i][None])[0]
             out = out + leaky_integral(conv(x), beta_from_shift(shift), v0)
-        for i, (conv, (m, k)) in enumerate(zip(self.osc, self.cfg.readout_oscillators,
-                                               strict=True)):
+        for i, (conv, (m, k, c)) in enumerate(zip(self.osc, self.cfg.readout_oscillators,
+                                                  strict=True)):
             state = None if osc_state is None else osc_state[i]
-            out = out + _oscillate(conv, x, m, k, state)
+            out = out + _oscillate(conv, x, m, k, c, state)
         return out
 
 
-def _oscillate(conv: "_Conv", x: torch.Tensor, m: int, k: int,
+def _oscillate(conv: "_Conv", x: torch.Tensor, m: int, k: int, mult: int,
                state: torch.Tensor | None) -> torch.Tensor:
     """An oscillator readout's ``u`` over ``x`` (docs/semantics.md 2.3, in real numbers):
-    ``u = a u - e w + c_u``, then ``w = a w + e u + c_w``, ``a = 1 - 2^-k``, ``e = 2^-m``;
+    ``u = a u - e w + c_u``, then ``w = a w + e u + c_w``, ``a = 1 - 2^-k``,
+    ``e = mult 2^-m``;
     ``state`` [batch, 4, n_in] the input's integrals before ``x[0]`` (the state is then
     ``u = A Uu + B Uw``, ``w = A Wu + B Ww`` for the weights ``A`` into u and ``B`` into w)."""
-    a, e = beta_from_shift(k), 2.0 ** -m
+    a, e = beta_from_shift(k), mult * 2.0 ** -m
     c = conv(x)
     n = c.shape[-1] // 2
     if state is None:
@@ -448,9 +453,9 @@ def oscillator_integrals(counts: np.ndarray, cfg: ESTConfig) -> list[np.ndarray]
     :func:`~est.sw.glm.oscillator_sums` one bin on."""
     x = np.minimum(counts, 2 ** cfg.input_bits - 1).astype(np.float64)
     x = np.vstack([x, np.zeros((1, x.shape[1]))])  # a row after the last, for its states
-    return [np.concatenate([oscillator_sums(x, m, k, drive)[1:] for drive in ("u", "w")],
+    return [np.concatenate([oscillator_sums(x, m, k, drive, c)[1:] for drive in ("u", "w")],
                            axis=1).astype(np.float32)
-            for m, k in cfg.readout_oscillators]
+            for m, k, c in cfg.readout_oscillators]
 
 
 def slow_integrals(counts: np.ndarray, cfg: ESTConfig) -> list[np.ndarray]:
@@ -465,27 +470,25 @@ def slow_integrals(counts: np.ndarray, cfg: ESTConfig) -> list[np.ndarray]:
             for shift in cfg.readout_slow_shifts]
 
 
-def as_pairs(value):
-    """A config's oscillator list (lists, from TOML or JSON) as a tuple of pairs; a value that
-    is not a list, or an entry that is not, unchanged, for :func:`check_oscillators` to name."""
-    if not isinstance(value, (tuple, list)):
-        return value
-    return tuple(tuple(p) if isinstance(p, (tuple, list)) else p for p in value)
-
-
-def check_oscillators(name: str, pairs) -> None:
-    """Raise EstError naming ``name`` unless ``pairs`` is a list of distinct pairs ``[m, k]``
-    (rotation shift, leak shift) with ``1 <= k <= MAX_LEAK_SHIFT`` and ``0 <= m <= k``."""
-    if not isinstance(pairs, (tuple, list)):
-        config_error(f"{name} must be a list of [m, k] pairs, got {pairs!r}")
-    for i, pair in enumerate(pairs):
-        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-            config_error(f"{name}[{i}] must be a pair [m, k] (rotation shift, leak shift), got "
-                         f"{list(pair) if isinstance(pair, tuple) else pair!r}")
-        check_whole(f"{name}[{i}][1]", pair[1], 1, MAX_LEAK_SHIFT)
-        check_whole(f"{name}[{i}][0]", pair[0], 0, pair[1])
-    if len({tuple(p) for p in pairs}) != len(pairs):
-        config_error(f"{name} must not repeat a pair, got {[list(p) for p in pairs]}")
+def check_oscillators(name: str, oscillators) -> None:
+    """Raise EstError naming ``name`` unless ``oscillators`` (after :func:`as_oscillators`) is
+    a list of distinct ``[m, k, c]`` (rotation shift, leak shift, multiplier: a rotation of
+    ``c 2^-m``) with ``1 <= k <= MAX_LEAK_SHIFT``, ``0 <= m <= k`` and ``1 <= c <=
+    MAX_ROTATE_MULT``, ``c`` below ``2^m`` unless 1."""
+    if not isinstance(oscillators, (tuple, list)):
+        config_error(f"{name} must be a list of [m, k] or [m, k, c], got {oscillators!r}")
+    for i, osc in enumerate(oscillators):
+        if not isinstance(osc, (tuple, list)) or len(osc) != 3:
+            config_error(f"{name}[{i}] must be [m, k] or [m, k, c] (rotation shift, leak "
+                         f"shift, multiplier), got "
+                         f"{list(osc) if isinstance(osc, tuple) else osc!r}")
+        check_whole(f"{name}[{i}][1]", osc[1], 1, MAX_LEAK_SHIFT)
+        check_whole(f"{name}[{i}][0]", osc[0], 0, osc[1])
+        check_whole(f"{name}[{i}][2]", osc[2], 1,
+                    1 if osc[0] == 0 else min(MAX_ROTATE_MULT, 2 ** osc[0] - 1))
+    if len({tuple(p) for p in oscillators}) != len(oscillators):
+        config_error(f"{name} must not repeat an oscillator, got "
+                     f"{[list(p) for p in oscillators]}")
 
 
 def config_dict(cfg: ESTConfig) -> dict:
@@ -510,6 +513,6 @@ def config_from_dict(d: dict) -> ESTConfig:
     d = {**BEFORE_FIELD, **d}
     d["kernels"] = tuple(d.get("kernels", (3, 5)))
     d["readout_slow_shifts"] = tuple(d["readout_slow_shifts"])
-    d["readout_oscillators"] = tuple(tuple(p) for p in d.get("readout_oscillators", ()))
+    d["readout_oscillators"] = as_oscillators(d.get("readout_oscillators", ()))
     d["rhythms"] = tuple(d.get("rhythms", ()))
     return ESTConfig(**d)

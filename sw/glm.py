@@ -77,7 +77,7 @@ for ``m != n`` when ``coupling`` is "self").
     coupling: str = "full"
     covariate_weights: np.ndarray | None = None
     slow_shifts: tuple[int, ...] = ()
-    oscillators: tuple[tuple[int, int], ...] = ()
+    oscillators: tuple[tuple[int, int, int], ...] = ()
     rhythms: tuple[int, ...] = ()  # the advances of fitted rhythms' tables (rhythm_covariates)
     rhythm_rows: int = RHYTHM_ROWS
 
@@ -148,7 +148,7 @@ def fit_glm(train: Recording, history: int = 5, l2: float = 1e-3, seed: int = 0,
             max_iter: int = 50, tol: float = 1e-8, start: GLM | None = None,
             coupling: str = "full", covariates: np.ndarray | None = None,
             slow_shifts: tuple[int, ...] = (),
-            oscillators: tuple[tuple[int, int], ...] = (), rhythms: tuple[int, ...] = (),
+            oscillators: tuple[tuple[int, int, int], ...] = (), rhythms: tuple[int, ...] = (),
             rhythm_rows: int = None) -> GLM:
     """Fit :class:`GLM` to ``train`` by penalised maximum likelihood; ``coupling`` "self"
     fits each neuron's weights on its own counts only (the others held at zero).
@@ -181,7 +181,7 @@ def fit_glm(train: Recording, history: int = 5, l2: float = 1e-3, seed: int = 0,
     if train.n_bins <= history:
         raise EstError(f"fit_glm: {train.n_bins} training bins are too few for history "
                        f"{history}")
-    slow_shifts, oscillators = tuple(slow_shifts), tuple(tuple(p) for p in oscillators)
+    slow_shifts, oscillators = tuple(slow_shifts), as_oscillators(oscillators)
     rhythms, rhythm_rows = tuple(int(a) for a in rhythms), rhythm_rows or RHYTHM_ROWS
     own = len(slow_shifts) + 2 * len(oscillators)  # covariate blocks of N: a neuron's each
     if own or rhythms:
@@ -291,7 +291,7 @@ def tune_glm(train: Recording, val: Recording, histories=GLM_HISTORIES, l2s=GLM_
              couplings=GLM_COUPLINGS, progress=None,
              covariates: tuple[np.ndarray, np.ndarray] | None = None,
              slow_shifts: tuple[int, ...] = (), fitted: list | None = None,
-             oscillators: tuple[tuple[int, int], ...] = (), rhythms: tuple[int, ...] = (),
+             oscillators: tuple[tuple[int, int, int], ...] = (), rhythms: tuple[int, ...] = (),
              rhythm_rows: int | None = None) -> tuple[GLM, list[dict]]:
     """The :class:`GLM` of the grid ``couplings x histories x l2s`` that scores the most NLB
     bits per spike on ``val`` (ties: "self" coupling, then the shorter history, then the larger
@@ -493,30 +493,63 @@ def find_rhythms(counts: np.ndarray, k: int, shortest: float, longest: float,
     return [float(1 / freq[i]) for i in chosen]
 
 
-OSCILLATORS = ((2, 6), (3, 7), (4, 8), (5, 9))
-"""The (rotation shift ``m``, leak shift ``k``) of :func:`oscillator_means`: periods of about
-25, 50, 101 and 201 bins (``2 pi 2^m``), each ringing for about ``2^k`` bins (2-3 periods)."""
+OSCILLATORS = ((2, 6, 1), (3, 7, 1), (4, 8, 1), (5, 9, 1))
+"""The (rotation shift ``m``, leak shift ``k``, multiplier ``c``) of :func:`oscillator_means`:
+periods of about 25, 50, 101 and 201 bins (``2 pi 2^m / c``), each ringing for about ``2^k``
+bins (2-3 periods)."""
+
+OSCILLATOR_LEAK_SHIFT = 7
+"""The leak shift of the oscillators est-train tunes to the rhythms it finds
+(``train.find_oscillators``): they ring for about 128 bins, and their weights take 8 + 7 bits,
+within the core's 15."""
 
 
-def oscillator_means(counts: np.ndarray, pairs=OSCILLATORS) -> np.ndarray:
+def as_oscillators(value):
+    """A list of oscillators ``[m, k]`` or ``[m, k, c]`` (lists, from TOML or JSON) as a tuple
+    of triples ``(m, k, c)``, ``c`` 1 where not given; a value that is not a list, or an entry
+    that is not a list of two or three, unchanged (for the config's check to name)."""
+    if not isinstance(value, (tuple, list)):
+        return value
+    return tuple((*p, 1) if isinstance(p, (tuple, list)) and len(p) == 2 else
+                 tuple(p) if isinstance(p, (tuple, list)) else p for p in value)
+
+
+def tuned_oscillator(period: float, k: int = OSCILLATOR_LEAK_SHIFT) -> tuple[int, int, int]:
+    """The oscillator ``(m, k, c)`` of leak shift ``k`` whose rotation ``e = c 2^-m`` is
+    nearest ``2 sin(pi / period)``, the rotation of the magic circle of that period (``m <=
+    k``, ``c`` up to ``MAX_ROTATE_MULT`` and below ``2^m``; the smaller ``m`` on a tie): at
+    most ``2^-(k + 1)`` off for periods above about 26 bins, half its bandwidth (it rings for
+    about ``2^k`` bins)."""
+    from est.sim.golden import MAX_ROTATE_MULT
+
+    e = 2 * np.sin(np.pi / period)
+    best = min((abs(c * 2.0 ** -m - e), m, c)
+               for m in range(1, k + 1)
+               for c in range(1, min(MAX_ROTATE_MULT, 2 ** m - 1) + 1))
+    return best[1], k, best[2]
+
+
+def oscillator_means(counts: np.ndarray, oscillators=OSCILLATORS) -> np.ndarray:
     """Covariates that may carry rhythmic latents: every neuron's counts through damped
-    oscillators made of shifts and adds only (the "magic circle" rotation, exact in integers
-    as a readout's leak is): ``u <- u - (u >> k) - (w >> m) + y`` then ``w <- w - (w >> k)
-    + (u >> m)`` (``u`` updated first), here in real numbers, times ``2^-k``; row ``t`` reads
-    bins before ``t``. ``[bins, neurons * 2 * len(pairs)]``: ``u`` then ``w`` of each pair."""
+    oscillators made of shifts, adds and a small multiplier (the "magic circle" rotation, exact
+    in integers as a readout's leak is): ``u <- u - (u >> k) - (c w >> m) + y`` then
+    ``w <- w - (w >> k) + (c u >> m)`` (``u`` updated first), here in real numbers, times
+    ``2^-k``; row ``t`` reads bins before ``t``. ``[bins, neurons * 2 * len(oscillators)]``:
+    ``u`` then ``w`` of each."""
     out = []
-    for m, k in pairs:
-        states = oscillator_sums(counts, m, k) * 2.0 ** -k
+    for m, k, c in as_oscillators(oscillators):
+        states = oscillator_sums(counts, m, k, c=c) * 2.0 ** -k
         out += [states[:, 0], states[:, 1]]
     return np.hstack(out)
 
 
-def oscillator_sums(counts: np.ndarray, m: int, k: int, drive: str = "u") -> np.ndarray:
+def oscillator_sums(counts: np.ndarray, m: int, k: int, drive: str = "u",
+                    c: int = 1) -> np.ndarray:
     """The states ``[bins, 2, neurons]`` (``u``, ``w``) of the damped rotation of
-    :func:`oscillator_means` (``a = 1 - 2^-k``, ``e = 2^-m``) that ``counts`` [bins, neurons]
+    :func:`oscillator_means` (``a = 1 - 2^-k``, ``e = c 2^-m``) that ``counts`` [bins, neurons]
     drive, through ``u`` (``drive`` "u") or through ``w`` ("w"), from zero; row ``t`` reads the
     bins before ``t`` (row 0 is zeros)."""
-    a, e = 1.0 - 2.0 ** -k, 2.0 ** -m
+    a, e = 1.0 - 2.0 ** -k, c * 2.0 ** -m
     into_u, into_w = (1.0, 0.0) if drive == "u" else (0.0, 1.0)
     u, w = np.zeros((2, counts.shape[1]))
     out = np.zeros((counts.shape[0], 2, counts.shape[1]))

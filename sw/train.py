@@ -23,7 +23,10 @@ Config (TOML or YAML), every key optional:
              find_rhythms (how many rhythms est-train looks for in the training split's
              counts, est.sw.glm.find_rhythms; with the input path the start GLM, tuned with
              the k strongest for k = 0 .. find_rhythms, picks how many on the validation
-             split, and the model gets those as model.rhythms; 0: none)
+             split, and the model gets those as model.rhythms; 0: none); find_oscillators
+             (how many rhythms est-train looks for likewise, adding to model.readout_oscillators
+             and train.glm_oscillators an oscillator readout tuned to each,
+             est.sw.glm.tuned_oscillator; 0: none)
 
 Flags override the file: ``--set model.d_model=16 --set train.steps=50``.
 
@@ -76,7 +79,6 @@ from est.sw.data import (
 from est.sw.est import (
     EST,
     ESTConfig,
-    as_pairs,
     check_oscillators,
     config_dict,
     oscillator_integrals,
@@ -90,11 +92,13 @@ from est.sw.glm import (
     GLM_L2S,
     RATE_FLOOR,
     SLOW_SHIFTS,
+    as_oscillators,
     first_bin,
     rhythm_periods,
     true_rate_log_rates,
     tune_glm,
     tune_glm_rhythms,
+    tuned_oscillator,
 )
 from est.sw.neuron import beta_from_shift
 
@@ -117,6 +121,7 @@ class TrainConfig:
     glm_slow_shifts: tuple = SLOW_SHIFTS
     glm_oscillators: tuple = ()
     find_rhythms: int = 0
+    find_oscillators: int = 0
     eval_every: int = 50
     patience: int = 0
     context_bins: int = 1024
@@ -125,7 +130,7 @@ class TrainConfig:
     rate_weight: float = 1.0  # the weight of that penalty beside the loss
 
     def __post_init__(self):
-        object.__setattr__(self, "glm_oscillators", as_pairs(self.glm_oscillators))
+        object.__setattr__(self, "glm_oscillators", as_oscillators(self.glm_oscillators))
 
     def validate(self, prefix: str = "train.") -> "TrainConfig":
         """Check every field; raise EstError naming the first one at fault."""
@@ -155,6 +160,7 @@ class TrainConfig:
             check_whole(f"{k}glm_slow_shifts[{i}]", shift, 1, MAX_LEAK_SHIFT)
         check_oscillators(k + "glm_oscillators", self.glm_oscillators)
         check_whole(k + "find_rhythms", self.find_rhythms, 0, 16)
+        check_whole(k + "find_oscillators", self.find_oscillators, 0, 16)
         return self
 
 
@@ -374,8 +380,8 @@ def param_groups(model: EST) -> list[dict]:
     own = [(model.readout, scale(cfg.readout_leak_shift))]
     own += [(conv, scale(shift)) for conv, shift in zip(model.slow, cfg.readout_slow_shifts,
                                                           strict=True)]
-    own += [(conv, scale(k)) for conv, (_, k) in zip(model.osc, cfg.readout_oscillators,
-                                                      strict=True)]
+    own += [(conv, scale(k)) for conv, (_, k, _) in zip(model.osc, cfg.readout_oscillators,
+                                                         strict=True)]
     taken = {id(p) for module, _ in own for p in module.parameters()}
     rest = [p for p in model.parameters() if id(p) not in taken]
     return [{"params": rest, "lr_scale": 1.0}] + [
@@ -641,9 +647,9 @@ def start_readout(model: EST, mean_rates: np.ndarray, glm: GLM | None) -> None:
         # covariates): alpha Uu + beta Wu; the readout's u is A Uu + B Uw for weights A into u
         # and B into w, and Wu = e Uu - a Uw (the rotation's), so A = 2^-k (alpha + e beta)
         # and B = -2^-k a beta
-        for i, (conv, (m, k)) in enumerate(zip(model.osc, pairs, strict=True)):
+        for i, (conv, (m, k, c)) in enumerate(zip(model.osc, pairs, strict=True)):
             alpha, beta = block(len(shifts) + 2 * i), block(len(shifts) + 2 * i + 1)
-            a, e = beta_from_shift(k), 2.0 ** -m
+            a, e = beta_from_shift(k), c * 2.0 ** -m
             conv.weight[0] = torch.as_tensor(np.vstack([alpha + e * beta, -a * beta])
                                              * 2.0 ** -k, dtype=torch.float32)
         if advances:  # the GLM's rhythm covariates are the rows the readout reads at lag 0
@@ -682,6 +688,16 @@ def train_model(data: dict, mcfg: ESTConfig, tcfg: TrainConfig,
                          f"{tcfg.find_rhythms}, not both")
         found = tuple(rhythm_periods(train.counts, tcfg.find_rhythms, mcfg.rhythm_rows))
         mcfg = replace(mcfg, rhythms=found)
+    tuned = None
+    if tcfg.find_oscillators:
+        # an oscillator readout tuned to each rhythm found, for the model and its baseline
+        periods = rhythm_periods(train.counts, tcfg.find_oscillators, mcfg.rhythm_rows)
+        oscillators = tuple(tuned_oscillator(p) for p in periods)
+        tuned = {"periods": list(periods), "oscillators": [list(o) for o in oscillators]}
+        mcfg = replace(mcfg, readout_oscillators=tuple(dict.fromkeys(
+            (*mcfg.readout_oscillators, *oscillators))))
+        tcfg = replace(tcfg, glm_oscillators=tuple(dict.fromkeys(
+            (*tcfg.glm_oscillators, *oscillators))))
     glm, couplings, baseline = None, GLM_COUPLINGS, None
     rhythm_scores: list[float] = []
     if mcfg.input_to_readout:
@@ -727,6 +743,8 @@ def train_model(data: dict, mcfg: ESTConfig, tcfg: TrainConfig,
         result["selection"]["rhythms"] = {"found": list(found),
                                           "val_bits_per_spike": rhythm_scores,
                                           "chosen": list(mcfg.rhythms)}
+    if tuned is not None:  # the periods found and the oscillators tuned to them
+        result["selection"]["oscillators"] = tuned
     float_model = None
     if mcfg.mode == "snn" and tcfg.qat_steps:
         # fine-tuning recovers what rounding the weights costs: it runs only when the rounded

@@ -34,20 +34,21 @@ def write_slow_est(path: Path, seed: int, shifts=(2, 7)) -> Path:
 
 
 def oscillator_graph(seed: int, n_in: int = 4):
-    """3-bit counts into two oscillator readouts (random weights and biases): ``osc_a`` of 3
-    pairs, 9 bits (it saturates), and ``osc_b`` of 1 pair, whose w half reads the u just
-    written."""
+    """3-bit counts into three oscillator readouts (random weights and biases): ``osc_a`` of 3
+    pairs, 9 bits (it saturates), ``osc_b`` of 1 pair, whose w half reads the u just
+    written, and ``osc_c`` of 2 pairs, a rotation of 27 / 32 (a multiplier)."""
     from est.compiler.graph import GraphBuilder
     from est.compiler.ops import Conv, Input, Readout
 
     rng = np.random.default_rng(seed)
     g = GraphBuilder()
     x = g.add("input", Input(n_in, bits=3))
-    for name, n, k, m, bits in (("osc_a", 3, 3, 1, 9), ("osc_b", 1, 2, 0, 12)):
+    for name, n, k, m, c, bits in (("osc_a", 3, 3, 1, 1, 9), ("osc_b", 1, 2, 0, 1, 12),
+                                   ("osc_c", 2, 5, 5, 27, 14)):
         syn = g.add(f"{name}.syn", Conv(rng.integers(-20, 21, (1, 2 * n, n_in)),
                                         rng.integers(-5, 6, 2 * n)), x)
-        g.add(name, Readout(k, bits, np.ones(n), rotate_shift=m), syn)
-    return g.build("osc", ("osc_a", "osc_b"))
+        g.add(name, Readout(k, bits, np.ones(n), rotate_shift=m, rotate_mult=c), syn)
+    return g.build("osc", ("osc_a", "osc_b", "osc_c"))
 
 
 def random_est_graph(seed: int, attention: str = "sdsa", sew: str = "add", cpg: bool = True,

@@ -237,17 +237,18 @@ def test_an_est_and_an_mlp_on_one_core_in_rtl_simulators(simulator, rtl_work):
 
 
 def test_oscillator_readouts_are_bit_exact_with_stalls():
-    """The oscillator unit: readouts of 3 pairs and of 1 (its w half reads the u just
-    written), fed by 3-bit counts, each u and w traced; cycles equal to the model's; a core
-    without the unit refuses them."""
+    """The oscillator unit: readouts of 3 pairs, of 1 (its w half reads the u just written)
+    and of 2 with a multiplier (27 / 32), fed by 3-bit counts, each u and w traced; cycles
+    equal to the model's; a core without the unit refuses them."""
     graph = oscillator_graph(5)
     spec = dataclasses.replace(SPEC, osc=True)
     stim = random_stimulus(4, 24, 4, rate=1.5, bits=3)
     prog = compile_program(graph, spec)
     gold, saturated = run(graph, stim)
     assert saturated["osc_a"] > 0 and gold.arrays["osc_b/w"].any()
+    assert (gold.arrays["osc_c/w"] < -64).any() and (gold.arrays["osc_c/v"] > 64).any()
     got = simulate_core(spec, [(prog, stim)], stall_seed=4)
-    assert set(got.traces[0].arrays) == {"osc_a/v", "osc_a/w", "osc_b/v", "osc_b/w"}
+    assert set(got.traces[0].arrays) == {f"osc_{x}/{y}" for x in "abc" for y in "vw"}
     for name, value in got.traces[0].arrays.items():
         np.testing.assert_array_equal(value, gold.arrays[name], err_msg=name)
     assert simulate_core(spec, [(prog, stim)]).cycles[0] == core_model.run(prog, stim).cycles[:-1]

@@ -197,14 +197,19 @@ def test_rhythms_are_checked_kept_in_checkpoints_and_read_by_bin_number():
 
 
 def test_oscillator_readouts_are_checked_and_kept_in_checkpoints():
-    """Pairs [m, k] (a config's lists become tuples), k a leak shift, m at most k, no
-    repeats; the config round-trips; a checkpoint from before them has none."""
-    cfg = replace(SMALL, readout_oscillators=[[2, 6], [3, 7]])
-    assert cfg.readout_oscillators == ((2, 6), (3, 7))
-    for pairs, needle in (([[2]], r"readout_oscillators\[0\] must be a pair"),
+    """[m, k] or [m, k, c] (a config's lists become triples, c 1 where not given), k a leak
+    shift, m at most k, c 1..31 and below 2^m unless 1, no repeats; the config round-trips;
+    a checkpoint from before them has none."""
+    cfg = replace(SMALL, readout_oscillators=[[2, 6], [3, 7], [6, 7, 13]])
+    assert cfg.readout_oscillators == ((2, 6, 1), (3, 7, 1), (6, 7, 13))
+    for pairs, needle in (([[2]], r"readout_oscillators\[0\] must be \[m, k\] or"),
+                          ([[2, 6, 1, 1]], r"readout_oscillators\[0\] must be \[m, k\] or"),
                           ([[7, 6]], r"readout_oscillators\[0\]\[0\] must be"),
                           ([[2, 0]], r"readout_oscillators\[0\]\[1\] must be"),
-                          ([[2, 6], [2, 6]], "must not repeat a pair"),
+                          ([[2, 6, 4]], r"readout_oscillators\[0\]\[2\] must be 1..3, got 4"),
+                          ([[6, 7, 32]], r"readout_oscillators\[0\]\[2\] must be 1..31"),
+                          ([[1, 7, 0]], r"readout_oscillators\[0\]\[2\] must be 1..1"),
+                          ([[2, 6], [2, 6, 1]], "must not repeat an oscillator"),
                           (3, "must be a list of")):
         with pytest.raises(EstError, match=needle):
             replace(SMALL, readout_oscillators=pairs).validate()

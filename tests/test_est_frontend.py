@@ -170,37 +170,40 @@ def test_slow_readouts_are_leaky_readouts_of_the_input_whose_log_rates_add_up():
 
 
 def test_oscillator_readouts_are_the_float_oscillators_in_integers():
-    """Each oscillator readout becomes ``readout.osc<m>_<k>``: an oscillator readout of leak
-    shift ``k`` and rotation ``m`` over a one-lag convolution of the input into ``u`` and ``w``
-    (one scale a pair); the integer PyTorch path equals the golden model on every tensor; the
-    integer ``u`` follows the float model's within the rounding; it compiles for a core with
-    the oscillator unit, whose model matches the golden trace."""
+    """Each oscillator readout becomes ``readout.osc<m>_<k>`` (``_<c>`` after it for a
+    multiplier ``c`` other than 1): an oscillator readout of leak shift ``k`` and rotation
+    ``c 2^-m`` over a one-lag convolution of the input into ``u`` and ``w`` (one scale a pair);
+    the integer PyTorch path equals the golden model on every tensor; the integer ``u``
+    follows the float model's within the rounding; it compiles for a core with the oscillator
+    unit, whose model matches the golden trace."""
     from est.compiler.program import CoreSpec, compile_program, uses_osc
     from est.sim import core_model
     from est.sim.interpreter import run
     from est.sw.est import _oscillate
     from est.sw.integer import integer_forward
 
-    model = _model(readout_oscillators=((2, 6), (3, 7)), input_bits=3)
+    oscillators = ((2, 6, 1), (3, 7, 1), (6, 7, 13))
+    model = _model(readout_oscillators=((2, 6), (3, 7), (6, 7, 13)), input_bits=3)
+    assert model.cfg.readout_oscillators == oscillators
     with torch.no_grad():
         for conv in model.osc:
             conv.weight.normal_(0.0, 0.05)
     counts = np.minimum(np.random.default_rng(3).poisson(0.6, (300, 6)), 7)
     graph, _ = quantize_est(model, "o", counts, weight_bits=8)
-    assert graph.outputs[-2:] == ("readout.osc2_6", "readout.osc3_7")
-    for m, k in ((2, 6), (3, 7)):
-        op = graph.node(f"readout.osc{m}_{k}").op
-        assert (op.leak_shift, op.rotate_shift) == (k, m)
-        assert graph.node(f"readout.osc{m}_{k}.syn").op.weight.shape == (1, 12, 6)
+    nodes = ("readout.osc2_6", "readout.osc3_7", "readout.osc6_7_13")
+    assert graph.outputs[-3:] == nodes
+    for node, (m, k, c) in zip(nodes, oscillators, strict=True):
+        op = graph.node(node).op
+        assert (op.leak_shift, op.rotate_shift, op.rotate_mult) == (k, m, c)
+        assert graph.node(f"{node}.syn").op.weight.shape == (1, 12, 6)
     tensors = integer_forward(graph, counts)
     golden = run(graph, counts)[0]
     for name, values in golden.arrays.items():
         np.testing.assert_array_equal(tensors[name], values, err_msg=name)
     x = torch.as_tensor(counts, dtype=torch.float32)[:, None]
     with torch.no_grad():
-        for (m, k), conv in zip(((2, 6), (3, 7)), model.osc, strict=True):
-            node = f"readout.osc{m}_{k}"
-            want = _oscillate(conv, x, m, k, None)[:, 0].numpy()
+        for node, (m, k, c), conv in zip(nodes, oscillators, model.osc, strict=True):
+            want = _oscillate(conv, x, m, k, c, None)[:, 0].numpy()
             got = tensors[f"{node}/v"] / graph.node(node).op.scale
             assert np.abs(got - want).max() < 0.02 * np.abs(want).max(), node
     assert uses_osc(graph)

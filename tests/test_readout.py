@@ -217,12 +217,27 @@ def test_oscillator_values_by_hand():
     assert (trace.arrays["ro/v"][0, 0], trace.arrays["ro/w"][0, 0]) == (-5, -3)
 
 
-@pytest.mark.parametrize("seed", range(3))
+def test_oscillator_multiplier_by_hand():
+    """c = 3, m = 2 (a rotation of 3/4), no leak, 8 bits, u fed 8 x0 and w fed 2 x1:
+    bin 0: u = 0 + 8 - (3 * 0 >> 2) = 8; w = 0 + 0 + (3 * 8 >> 2) = 6
+    bin 1 (x1 only): u = 8 - (18 >> 2) = 4; w = 6 + 2 + (12 >> 2) = 11
+    bin 2: u = 4 - (33 >> 2) = -4; w = 11 + (-12 >> 2) = 8 (floored: -12 >> 2 = -3)
+    bin 3: u = -4 - (24 >> 2) = -10; w = 8 + (-30 >> 2) = 0 (-30 >> 2 = -8)."""
+    graph = _readout_graph(np.array([[8, 0], [0, 2]]), np.zeros(2, np.int64),
+                           Readout(None, 8, np.ones(1), rotate_shift=2, rotate_mult=3), bits=3)
+    trace, saturated = run(graph, np.array([[1, 0], [0, 1], [0, 0], [0, 0]]))
+    assert trace.arrays["ro/v"][:, 0].tolist() == [8, 4, -4, -10]
+    assert trace.arrays["ro/w"][:, 0].tolist() == [6, 11, 8, 0]
+    assert saturated["ro"] == 0
+
+
+@pytest.mark.parametrize("seed", range(4))
 def test_oscillator_pytorch_path_equals_the_golden_model(seed):
     rng = np.random.default_rng(40 + seed)
     n_in, n = int(rng.integers(2, 6)), int(rng.integers(1, 5))
-    readout = Readout([None, 2, 5][seed], 8 + seed, rng.random(n) + 0.5,
-                      rotate_shift=int(rng.integers(0, 4)))
+    m = int(rng.integers(0, 4)) if seed < 2 else 2 + seed
+    readout = Readout([None, 2, 5, 6][seed], 8 + seed, rng.random(n) + 0.5,
+                      rotate_shift=m, rotate_mult=1 if seed < 2 else 2 ** m - 1 - seed)
     graph = _readout_graph(rng.integers(-15, 16, (2 * n, n_in)), rng.integers(-4, 5, 2 * n),
                            readout)
     stim = random_stimulus(seed, 40, n_in, 0.5)
@@ -241,6 +256,12 @@ def test_oscillator_checks_and_scales():
         osc.check("ro", [Spec(3, 7, True, "current")])
     with pytest.raises(IRError, match="rotate_shift"):
         Readout(3, 10, np.ones(2), rotate_shift=10).check("ro", [Spec(4, 7, True, "current")])
+    for m, c in ((2, 4), (6, 32), (3, 0), (3, True)):
+        with pytest.raises(IRError, match="rotate_mult.*expected 1..31, below 2"):
+            Readout(3, 10, np.ones(2), rotate_shift=m, rotate_mult=c).check(
+                "ro", [Spec(4, 7, True, "current")])
+    with pytest.raises(IRError, match="an integrator readout .* has rotate_mult 1, got 3"):
+        Readout(3, 10, np.ones(4), rotate_mult=3).check("ro", [Spec(4, 7, True, "current")])
     weight = np.array([[[1.0], [0.5], [-0.25], [2.0]]])  # u0, u1, w0, w1
     conv, scale = Conv(weight, np.zeros(4)).quantize(Quantizer(8, "syn", {}), osc)
     np.testing.assert_allclose(scale, [127 / 1.0, 127 / 2.0] * 2)

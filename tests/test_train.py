@@ -263,10 +263,13 @@ def test_train_on_a_users_recordings(tmp_path):
     (["train.glm_history=[3, 0]"], "train.glm_history must be 1..1000, got 0"),
     (["train.glm_l2=[0.0]"], "train.glm_l2 must be > 0, got 0.0"),
     (["train.glm_oscillators=[[2]]"],
-     "train.glm_oscillators[0] must be a pair [m, k] (rotation shift, leak shift), got [2]"),
-    (["train.glm_oscillators=[[2, 6], [2, 6]]"],
-     "train.glm_oscillators must not repeat a pair, got [[2, 6], [2, 6]]"),
+     "train.glm_oscillators[0] must be [m, k] or [m, k, c] (rotation shift, leak shift, "
+     "multiplier), got [2]"),
+    (["train.glm_oscillators=[[2, 6], [2, 6, 1]]"],
+     "train.glm_oscillators must not repeat an oscillator, got [[2, 6, 1], [2, 6, 1]]"),
     (["train.glm_oscillators=[[7, 6]]"], "train.glm_oscillators[0][0] must be 0..6, got 7"),
+    (["train.glm_oscillators=[[3, 6, 8]]"], "train.glm_oscillators[0][2] must be 1..7, got 8"),
+    (["train.find_oscillators=17"], "train.find_oscillators must be 0..16, got 17"),
     # [data]: the synthetic population
     (["data.n_neurons=0"], "data.n_neurons must be at least 1, got 0"),
     (["data.bins=0"], "data.bins must be at least 1, got 0"),
@@ -696,14 +699,15 @@ def test_slow_readouts_start_as_the_glm_with_slow_means(coupling):
 def test_oscillator_readouts_start_as_the_glm_with_oscillators(coupling):
     """An EST with a slow readout and two oscillator readouts starts at a GLM with the same
     slow mean and oscillators (each driven through u, its u and w as covariates): once warm
-    its log-rates are the GLM's, bin for bin, the readout reading only u; train_model tunes
-    the start GLM with the model's oscillators, and the baseline with train.glm_oscillators."""
+    its log-rates are the GLM's, bin for bin, the readout reading only u (one oscillator's
+    rotation with a multiplier, 27 / 32); train_model tunes the start GLM with the model's
+    oscillators, and the baseline with train.glm_oscillators."""
     from est.sw.glm import fit_glm
     from est.sw.train import float_log_rates, get_data, start_readout, train_model
 
     data = {"n_neurons": 4, "bins": 1500, "seed": 4}
     train, val, _ = get_data(data)
-    pairs = ((2, 5), (3, 6))
+    pairs = ((2, 5, 1), (5, 6, 27))
     glm = fit_glm(train, 2, 1e-3, coupling=coupling, slow_shifts=(3,), oscillators=pairs)
     assert glm.covariate_weights.shape == (4, 4 * 5)
     model = EST(ESTConfig(n_in=4, n_out=4, d_model=8, mlp_hidden=8, input_bits=3,
@@ -722,6 +726,39 @@ def test_oscillator_readouts_start_as_the_glm_with_oscillators(coupling):
                        batch=2, context_bins=8, glm_slow_shifts=(3,), glm_oscillators=pairs)
     trained = train_model(data, replace(model.cfg, input_coupling="auto"), tcfg, False)
     assert trained.baseline[0].oscillators == pairs
+
+
+def test_find_oscillators_tunes_an_oscillator_to_each_rhythm_found():
+    """train.find_oscillators: the rhythms found in the training split's counts (as
+    find_rhythms finds them), an oscillator readout of leak shift 7 tuned to each (its
+    rotation c 2^-m within half its bandwidth, 2^-8, of the magic circle's of the rhythm's
+    period), added to the model's and the baseline GLM's
+    oscillators (after any given, none twice); metrics record the periods and the
+    oscillators."""
+    from est.sw.glm import rhythm_periods, tuned_oscillator
+    from est.sw.train import get_data, train_model
+
+    data = {"seed": 0, "bins": 8000}
+    train, _, _ = get_data(data)
+    cfg = ESTConfig(d_model=8, mlp_hidden=8, input_bits=3, input_to_readout=True,
+                    readout_kernel=3, readout_leak_shift=3, readout_slow_shifts=(3,),
+                    readout_oscillators=((3, 7),))
+    periods = rhythm_periods(train.counts, 2)
+    tuned = tuple(tuned_oscillator(p) for p in periods)
+    for (m, k, c), period in zip(tuned, periods, strict=True):
+        assert k == 7 and 1 <= c <= 31 and c < 2 ** m
+        assert abs(c * 2.0 ** -m - 2 * np.sin(np.pi / period)) <= 2.0 ** -8
+    tcfg = TrainConfig(steps=1, qat_steps=0, glm_history=(2,), glm_l2=(1e-3,), seq_len=16,
+                       batch=2, context_bins=8, glm_slow_shifts=(3,),
+                       glm_oscillators=((3, 7),), find_oscillators=2)
+    trained = train_model(data, cfg, tcfg, False)
+    assert trained.model.cfg.readout_oscillators == ((3, 7, 1), *tuned)
+    assert trained.baseline[0].oscillators == ((3, 7, 1), *tuned)
+    assert trained.result["selection"]["oscillators"] == {
+        "periods": list(periods), "oscillators": [list(o) for o in tuned]}
+    assert trained.result["config"]["train"]["glm_oscillators"] == ((3, 7, 1), *tuned)
+    again = train_model(data, trained.model.cfg, tcfg, False)  # the same ones are not added
+    assert again.model.cfg.readout_oscillators == ((3, 7, 1), *tuned)
 
 
 @pytest.mark.parametrize("coupling", ["full", "self"])

@@ -2,8 +2,9 @@
 network's output (docs/semantics.md 2.3); ``scale`` maps a value to a log-rate, ``value / scale``.
 With ``rotate_shift`` ``m``, an oscillator readout: ``n`` damped oscillators of shifts and adds,
 each a pair ``(u, w)`` fed by ``2n`` currents (``u``'s, then ``w``'s), ``u = sat(leak(u) + c_u -
-(w >>> m))`` then ``w = sat(leak(w) + c_w + (u >>> m))``; its output is ``u`` (traced as ``v``,
-``w`` as ``w``), a period of about ``2 pi 2^m`` bins.
+(c w >>> m))`` then ``w = sat(leak(w) + c_w + (c u >>> m))``, ``c`` the ``rotate_mult`` (1 to
+31, below ``2^m`` unless 1); its output is ``u`` (traced as ``v``, ``w`` as ``w``), a period of
+about ``2 pi 2^m / c`` bins.
 
 Hardware: :class:`~est.hw.neurons.ReadoutIntegrator`, ``lanes`` integrators per cycle (no
 oscillators: the dataflow backend refuses them); on the core, a ``readout`` instruction, one
@@ -43,6 +44,7 @@ class Readout(Op):
     v_bits: int
     scale: np.ndarray  # [n] float
     rotate_shift: int | None = None  # an oscillator readout's m; None: integrators
+    rotate_mult: int = 1  # an oscillator readout's c: its rotation is c 2^-m
 
     KIND = "readout"
     TENSOR = "v"
@@ -64,10 +66,21 @@ class Readout(Op):
                 raise IRError(node, "rotate_shift", f"expected null (integrators) or "
                                                     f"0..{self.v_bits - 1}, got "
                                                     f"{self.rotate_shift}")
+            c = self.rotate_mult
+            if (not isinstance(c, int) or isinstance(c, bool)
+                    or not 1 <= c <= golden.MAX_ROTATE_MULT
+                    or c > 1 and c >= 2 ** self.rotate_shift):
+                raise IRError(node, "rotate_mult", f"expected 1..{golden.MAX_ROTATE_MULT}, "
+                                                   f"below 2^rotate_shift "
+                                                   f"({2 ** self.rotate_shift}) unless 1, got "
+                                                   f"{c!r}")
             if x.n % 2:
                 raise IRError(node, "inputs", f"an oscillator readout reads two currents a "
                                               f"neuron (u's, then w's), got {x.n}")
             n = x.n // 2
+        elif self.rotate_mult != 1:
+            raise IRError(node, "rotate_mult", f"an integrator readout (no rotate_shift) has "
+                                               f"rotate_mult 1, got {self.rotate_mult!r}")
         if not isinstance(self.scale, np.ndarray) or not np.issubdtype(self.scale.dtype,
                                                                         np.floating):
             raise IRError(node, "scale", "expected floats")
@@ -108,7 +121,8 @@ class Readout(Op):
         if self.rotate_shift is None:
             saturated, state = golden.integrator_step(xs[0], state, params)
             return {"v": state.v, "saturated": saturated}, state
-        saturated, state = golden.oscillator_step(xs[0], state, params, self.rotate_shift)
+        saturated, state = golden.oscillator_step(xs[0], state, params, self.rotate_shift,
+                                                  self.rotate_mult)
         n = len(state.v) // 2
         return {"v": state.v[:n], "w": state.v[n:], "saturated": saturated}, state
 
@@ -116,7 +130,7 @@ class Readout(Op):
         import torch
 
         lo, hi = golden.signed_range(self.v_bits)
-        current, k, m = xs[0], self.leak_shift, self.rotate_shift
+        current, k, m, c = xs[0], self.leak_shift, self.rotate_shift, self.rotate_mult
         if m is None:
             r = torch.zeros(current.shape[1], dtype=torch.int64)
             out = torch.zeros_like(current)
@@ -128,8 +142,8 @@ class Readout(Op):
         u, w = torch.zeros((2, n), dtype=torch.int64)
         us, ws = torch.zeros((2, bins, n), dtype=torch.int64)
         for t in range(bins):
-            u = torch.clamp(golden.leak(u, k) + current[t, :n] - (w >> m), lo, hi)
-            w = torch.clamp(golden.leak(w, k) + current[t, n:] + (u >> m), lo, hi)
+            u = torch.clamp(golden.leak(u, k) + current[t, :n] - ((c * w) >> m), lo, hi)
+            w = torch.clamp(golden.leak(w, k) + current[t, n:] + ((c * u) >> m), lo, hi)
             us[t], ws[t] = u, w
         return {"v": us, "w": ws}
 
@@ -167,7 +181,7 @@ class Readout(Op):
                                f"oscillator unit (CoreSpec.osc)")
             half = ins[0].n // 2
             b.neurons[f"{node}/w"] = (nbase + half, half)
-            rotate = {"rotate": 1, "rot": self.rotate_shift}
+            rotate = {"rotate": 1, "rot": self.rotate_shift, "rmul": self.rotate_mult}
         b.add("readout", n=ins[0].n, nbase=nbase, **neuron_fields(node, self.leak_shift,
                                                                self.v_bits), **rotate)
 
