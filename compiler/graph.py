@@ -14,6 +14,7 @@ import dataclasses
 import json
 import types
 import typing
+import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -419,13 +420,17 @@ def load(folder: Path) -> Graph:
     except FileNotFoundError:
         raise EstError(f"{folder / 'ir.json'}: no such file; is {folder} an est-compile "
                        f"build folder?") from None
+    except (NotADirectoryError, IsADirectoryError):
+        raise EstError(f"{folder}: not an est-compile build folder (a folder holding the file "
+                       f"ir.json); give the folder est-compile wrote") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise EstError(f"{folder / 'ir.json'}: not valid JSON ({e})") from None
     try:
         with np.load(folder / "weights.npz", allow_pickle=False) as npz:
             tensors = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError) as e:
-        raise EstError(f"{folder / 'weights.npz'}: cannot read integer tensors ({e})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise EstError(f"{folder / 'weights.npz'}: cannot read integer tensors "
+                       f"({e or type(e).__name__}); compile the model again") from None
     return from_doc(doc, tensors)
 
 

@@ -7,6 +7,7 @@ top exposed (the readout always, the others unless compiled with ``--no-trace``)
 """
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -37,10 +38,16 @@ class Trace:
         except FileNotFoundError:
             raise EstError(f"{path}: no such trace file (golden.npz comes from est-compile, "
                            f"rtl_<sim>.npz from est-sim)") from None
-        except (OSError, ValueError, KeyError) as e:
-            first = str(e).split(". ")[0]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            first = str(e).split(". ")[0] or type(e).__name__
             raise EstError(f"{path}: not an est trace file (a .npz of int64 arrays written by "
                            f"est-compile or est-sim; numpy says: {first})") from None
+        shapes = {name: a.shape for name, a in arrays.items()}
+        if not arrays or any(len(s) != 2 for s in shapes.values()) or len(
+                {s[0] for s in shapes.values()}) != 1:
+            raise EstError(f"{path}: not an est trace file (expected [bins, channels] int64 "
+                           f"tensors of one length, got {shapes or 'none'}); write it again "
+                           f"with est-compile or est-sim")
         return cls(arrays, meta)
 
 

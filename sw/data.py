@@ -404,6 +404,12 @@ def _numeric(arr: np.ndarray, what: str, path: Path) -> np.ndarray:
     return values
 
 
+MAX_COUNT = 1_000_000
+"""The most spikes a neuron may have in one bin of a recording (more is not a count)."""
+MAX_CELLS = 200_000_000
+"""The most bins x neurons a recording may bin spike times into (1.6 GB of counts)."""
+
+
 def _counts(arr: np.ndarray, path: Path) -> np.ndarray:
     """Validate spike counts ``[bins, neurons]`` and return them as int64."""
     if arr.ndim != 2:
@@ -414,6 +420,15 @@ def _counts(arr: np.ndarray, path: Path) -> np.ndarray:
         raise EstError(f"{path}: counts are empty (shape {arr.shape}: {arr.shape[0]} bins, "
                        f"{arr.shape[1]} neurons); expected at least one bin and one neuron.")
     values = _numeric(arr, "counts", path)
+    if arr.shape[0] < arr.shape[1]:
+        raise EstError(f"{path}: counts have shape {arr.shape}: fewer bins ({arr.shape[0]}) than "
+                       f"neurons ({arr.shape[1]}); expected [bins, neurons]: if the array is "
+                       f"[neurons, bins], save its transpose (counts.T).")
+    if (values > MAX_COUNT).any():
+        bad = np.argwhere(values > MAX_COUNT)[0]
+        raise EstError(f"{path}: counts reach {values[tuple(bad)]:g} at [bin, neuron] = "
+                       f"{bad.tolist()}; expected spike counts per bin (at most {MAX_COUNT:,}), "
+                       f"not times or sample indices.")
     if (values < 0).any():
         bad = np.argwhere(values < 0)[0]
         raise EstError(f"{path}: counts are negative at [bin, neuron] = {bad.tolist()} "
@@ -478,6 +493,10 @@ def _bin_spikes(times: np.ndarray, units: np.ndarray, n_neurons: int, bin_width:
         if index.size and index.max() >= n_bins:
             raise EstError(f"{path}: a spike at {times.max()} s lies past duration={duration} s "
                            f"({n_bins} bins of {bin_width} s); pass a longer duration.")
+    if n_bins * n_neurons > MAX_CELLS:
+        raise EstError(f"{path}: {n_bins:,} bins of {bin_width} s x {n_neurons} neurons is over "
+                       f"{MAX_CELLS:,} counts; check bin_width (seconds per bin, such as 0.01 "
+                       f"for 10 ms) and that the spike times are in seconds.")
     if n_bins <= 0 or n_neurons <= 0:
         raise EstError(f"{path}: nothing to bin ({times.size} spikes, {n_neurons} neurons, "
                        f"{n_bins} bins); expected at least one neuron and one bin. Pass "

@@ -144,6 +144,15 @@ def _gram(a: np.ndarray) -> np.ndarray:
     return a.T @ a
 
 
+GLM_MAX_BYTES = 2 ** 31
+"""The most memory :func:`fit_glm`'s Newton steps may take (a full coupling's grows as the
+cube of the neurons): a fit that needs more raises :class:`GLMTooLarge`."""
+
+
+class GLMTooLarge(EstError):
+    """A GLM whose fit would need more than :data:`GLM_MAX_BYTES`."""
+
+
 def fit_glm(train: Recording, history: int = 5, l2: float = 1e-3, seed: int = 0,
             max_iter: int = 50, tol: float = 1e-8, start: GLM | None = None,
             coupling: str = "full", covariates: np.ndarray | None = None,
@@ -210,6 +219,12 @@ def fit_glm(train: Recording, history: int = 5, l2: float = 1e-3, seed: int = 0,
     else:
         x = np.hstack([x, extra])
     p = x.shape[-1]
+    need = n * p * p * 8 * (1 if coupling == "self" else 3)  # the Hessians, solve's copies
+    if need > GLM_MAX_BYTES:
+        raise GLMTooLarge(f"fit_glm: {coupling} coupling of {n} neurons with history {history} "
+                          f"and {n_extra} covariates needs {need / 2 ** 30:.1f} GiB for its "
+                          f"Newton steps (at most {GLM_MAX_BYTES / 2 ** 30:.0f}); use \"self\" "
+                          f"coupling, a shorter history or fewer neurons")
     ridge = np.full(p, 2.0 * l2)
     ridge[0] = 0.0
     silent = y.sum(axis=0) == 0
@@ -298,23 +313,32 @@ def tune_glm(train: Recording, val: Recording, histories=GLM_HISTORIES, l2s=GLM_
     L2), each candidate fitted on ``train`` alone (for one coupling and history, from large L2
     to small, each fit starting from the last). Returns it and the grid: per candidate
     ``coupling``, ``history``, ``l2`` and ``val_bits_per_spike``. A history too long for
-    ``train`` is skipped; ``progress`` (if given) is called with a line per candidate.
+    ``train`` is skipped, and so is a (coupling, history) whose fit would need more memory
+    than :data:`GLM_MAX_BYTES` (:class:`GLMTooLarge`: a full coupling of many neurons; the grid
+    holds no row of it, ``progress`` is told); ``progress`` (if given) is called with a line
+    per candidate.
     ``covariates``: ``(for train's bins, for val's bins)``, given to every candidate, or
     ``slow_shifts``, ``oscillators`` and ``rhythms`` (:func:`fit_glm`). ``fitted`` (a list, if
     given) gains ``(key, glm)`` for every candidate, ``max`` of its keys the choice (a subset's
     best: its ``max``)."""
     on_train, on_val = (None, None) if covariates is None else covariates
-    grid, best, best_key = [], None, None
+    grid, best, best_key, too_large = [], None, None, []
     for coupling in couplings:
         for history in histories:
             if train.n_bins <= history:
                 continue
             row, glm = {}, None
             for l2 in sorted(l2s, reverse=True):  # each fit starts from the more penalised one
-                glm = fit_glm(train, history, l2, start=glm, coupling=coupling,
-                              covariates=on_train, slow_shifts=slow_shifts,
-                              oscillators=oscillators, rhythms=rhythms,
-                              rhythm_rows=rhythm_rows)
+                try:
+                    glm = fit_glm(train, history, l2, start=glm, coupling=coupling,
+                                  covariates=on_train, slow_shifts=slow_shifts,
+                                  oscillators=oscillators, rhythms=rhythms,
+                                  rhythm_rows=rhythm_rows)
+                except GLMTooLarge as exc:  # so is every l2 of it: the grid goes without
+                    too_large.append(str(exc))
+                    if progress is not None:
+                        progress(f"GLM {coupling} coupling, history {history}: skipped ({exc})")
+                    break
                 score = bits_per_spike(val.counts, glm.predict_log_rates(val, train, on_val))
                 row[l2] = {"coupling": coupling, "history": history, "l2": l2,
                            "val_bits_per_spike": score}
@@ -326,7 +350,9 @@ def tune_glm(train: Recording, val: Recording, histories=GLM_HISTORIES, l2s=GLM_
                     fitted.append((key, glm))
                 if best_key is None or key > best_key:
                     best, best_key = glm, key
-            grid += [row[l2] for l2 in l2s]
+            grid += [row[l2] for l2 in l2s if l2 in row]
+    if best is None and too_large:
+        raise EstError(too_large[0])
     if best is None:
         raise EstError(f"tune_glm: {train.n_bins} training bins are too few for every history "
                        f"of {list(histories)}")

@@ -45,6 +45,8 @@ def files(tmp_path_factory, model_pt) -> Path:
     (d / "type.toml").write_text('[train]\nsteps = "many"\n')
     (d / "nodata.toml").write_text(f'[data]\npath = "{d / "nowhere.npz"}"\n')
     (d / "nan.toml").write_text(f'[data]\npath = "{d / "nan.npz"}"\n')
+    np.save(d / "transposed.npy", np.ones((12, 300), dtype=np.int64))  # [neurons, bins]
+    (d / "transposed.toml").write_text(f'[data]\npath = "{d / "transposed.npy"}"\n')
     (d / "fake.nwb").write_text("not HDF5")
     write_nir_cases(d)
     write_snntorch_cases(d)
@@ -69,6 +71,10 @@ def files(tmp_path_factory, model_pt) -> Path:
         (d / "badir" / name).write_bytes((d / "good" / name).read_bytes())
     (d / "badir" / "ir.json").write_text('{"format": "est-ir", "version": 1, "name"')
     old_build(d / "good", d / "oldbuild")
+    shutil.copytree(d / "good", d / "truncw")
+    weights = (d / "good" / "weights.npz").read_bytes()
+    (d / "truncw" / "weights.npz").write_bytes(weights[: len(weights) // 2])
+    np.savez(d / "notensors.npz", __meta__=np.array("{}"))
     short = Trace.load(d / "good" / "golden.npz")
     Trace({k: v[:2] for k, v in short.arrays.items()}, short.meta).save(d / "short.npz")
     return d
@@ -187,6 +193,17 @@ CASES = [
      "nowhere.npz: no such file", "t"),
     ("data-with-nan", "est-train --config {d}/nan.toml --out {d}/t",
      "nan.npz: counts contains NaN at index [0, 0]", "t"),
+    ("data-transposed", "est-train --config {d}/transposed.toml --out {d}/t",
+     "transposed.npy: counts have shape (12, 300): fewer bins (12) than neurons (300); "
+     "expected [bins, neurons]", "t"),
+    # damaged build folders
+    ("build-weights-truncated", "est-sim {d}/truncw --sim amaranth",
+     "truncw/weights.npz: cannot read integer tensors", "truncw/rtl_amaranth.npz"),
+    ("build-is-a-file", "est-sim {d}/m.pt --sim amaranth",
+     "m.pt: not an est-compile build folder (a folder holding the file ir.json)", None),
+    ("trace-without-tensors", "est-compare {d}/good/golden.npz {d}/notensors.npz",
+     "notensors.npz: not an est trace file (expected [bins, channels] int64 tensors of one "
+     "length, got none)", None),
     # NIR graphs (est-compile model.nir --nir-dt SECONDS)
     ("nir-no-dt", "est-compile {d}/good.nir -o {d}/n",
      "good.nir: a NIR graph holds time constants (tau) but not the time step its exporter "

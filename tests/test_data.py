@@ -180,6 +180,11 @@ def test_load_counts_round_trips_npy_and_npz(tmp_path):
     ("no_bins.npy", np.zeros((0, 4), dtype=int), "empty"),
     ("no_neurons.npy", np.zeros((4, 0), dtype=int), "empty"),
     ("text.npy", np.array([["a", "b"]]), "expected numbers"),
+    ("transposed.npy", np.ones((3, 40), dtype=int),
+     "counts have shape (3, 40): fewer bins (3) than neurons (40); expected [bins, neurons]: "
+     "if the array is [neurons, bins], save its transpose (counts.T)."),
+    ("huge.npy", np.full((4, 2), 1e20), "counts reach 1e+20 at [bin, neuron] = [0, 0]; expected "
+     "spike counts per bin (at most 1,000,000), not times or sample indices."),
 ])
 def test_load_counts_rejects_bad_arrays(tmp_path, name, content, problem):
     path = tmp_path / name
@@ -263,7 +268,11 @@ def test_spike_times_errors_name_the_file_and_the_problem(tmp_path):
     for kwargs, problem in [({"bin_width": 0.0}, "bin_width is 0.0"),
                             ({"bin_width": -1.0}, "bin_width is -1.0"),
                             ({"bin_width": 0.01, "n_neurons": 3}, "unit index 3 is out of range"),
-                            ({"bin_width": 0.01, "duration": 0.01}, "past duration")]:
+                            ({"bin_width": 0.01, "duration": 0.01}, "past duration"),
+                            ({"bin_width": 1e-10},
+                             "100,000,001 bins of 1e-10 s x 4 neurons is over 200,000,000 "
+                             "counts; check bin_width (seconds per bin, such as 0.01 for 10 "
+                             "ms) and that the spike times are in seconds.")]:
         message = _error(load_spike_times, path, **kwargs)
         assert str(path) in message and problem in message
 

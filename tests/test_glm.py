@@ -121,6 +121,25 @@ def test_tuning_skips_histories_too_long_for_the_recording():
         tune_glm(train, train, (40,), (1e-3,))
 
 
+def test_tuning_skips_fits_too_large_for_memory(monkeypatch):
+    """A full coupling's Newton steps take neurons x (1 + neurons x history)^2 doubles three
+    times over: above GLM_MAX_BYTES the fit is refused by name, and tuning goes on without
+    it (the progress told), or fails with that reason when nothing is left."""
+    from est.sw import glm as glm_module
+
+    train = Recording(np.random.default_rng(0).poisson(0.3, (200, 5)))
+    monkeypatch.setattr(glm_module, "GLM_MAX_BYTES", 5 * 11 ** 2 * 8 * 3)  # history 2, full
+    told = []
+    glm, grid = tune_glm(train, train, (2, 3), (1e-3,), progress=told.append)
+    assert [(g["coupling"], g["history"]) for g in grid] == [("full", 2), ("self", 2),
+                                                              ("self", 3)]
+    assert any("full coupling, history 3: skipped (fit_glm: full coupling of 5 neurons with "
+               "history 3 and 0 covariates needs 0.0 GiB" in line for line in told)
+    with pytest.raises(EstError, match="full coupling of 5 neurons with history 3 .* use "
+                                       "\"self\" coupling, a shorter history or fewer"):
+        tune_glm(train, train, (3,), (1e-3,), couplings=("full",))
+
+
 def test_the_recording_before_gives_the_first_bins_their_history(evaluated):
     """With the recording just before it, a split is predicted as in one run over both."""
     train, test, glm = evaluated
@@ -194,6 +213,9 @@ def test_oscillator_means_known_answer_and_ring():
     counts[0] = 1
     np.testing.assert_allclose(oscillator_means(counts, ((1, 1),)),
                                [[0, 0], [0.5, 0.25], [0.125, 0.1875]])
+    # with a multiplier, e = 3 2^-2: u1 = 1, w1 = 3/4, u2 = 1/2 - 9/16, w2 = 3/8 - 3/64
+    np.testing.assert_allclose(oscillator_means(counts, ((2, 1, 3),)),
+                               [[0, 0], [0.5, 0.375], [-1 / 32, 21 / 128]])
     impulse = np.zeros((400, 1))
     impulse[0] = 1
     u = oscillator_means(impulse, ((3, 7),))[:, 0]
