@@ -9,8 +9,9 @@ causal exponential means of the counts, and the true latents as an oracle); then
 (``VARIANTS``: the default EST, the same in ANN mode, the default with one part removed:
 attention, CPG, TPU, SEW, RSM, the slow readouts, the input path into the readout (and the slow
 readouts), the readout's leak; without both TPU and SEW, the two parts the short recording does
-better without; with oscillator readouts, ``est.sw.glm.OSCILLATORS``; and with three fitted
-rhythms, est-train's ``train.find_rhythms = 3``) is trained with seeds
+better without; with oscillator readouts, ``est.sw.glm.OSCILLATORS``; with three fitted
+rhythms, est-train's ``train.find_rhythms = 3``; and with three oscillator readouts tuned to
+the rhythms found, ``train.find_oscillators = 3``) is trained with seeds
 0..N-1 (model and training seed; the data are the same). Per run: NLB bits per spike on the
 test split for the float EST (as trained, before the quantization-aware fine-tuning) and the
 integer EST (the fine-tuned model, 8-bit weights, the golden model's arithmetic), the
@@ -57,8 +58,9 @@ VARIANTS = {
     "no_tpu_no_sew": {"tpu": False, "sew": "none"},
     "oscillators": {"readout_oscillators": OSCILLATORS},
     "rhythms": {"find_rhythms": 3},
+    "tuned_oscillators": {"find_oscillators": 3},
 }
-TRAIN_KEYS = ("find_rhythms",)
+TRAIN_KEYS = ("find_rhythms", "find_oscillators")
 """Variant keys that are est-train's ([train]), not the model's."""
 FIGURES = ("float_test", "integer_test", "float_val")
 
@@ -88,7 +90,8 @@ def baselines(dataset: str) -> tuple[str, dict]:
         "seconds": round(time.perf_counter() - t0, 1)}
 
 
-LATENT_GLMS = ("glm_slow", "glm_given_latents", "glm_oscillators", "glm_rhythms")
+LATENT_GLMS = ("glm_slow", "glm_given_latents", "glm_oscillators", "glm_rhythms",
+               "glm_tuned_oscillators")
 
 
 def latent_glms(train, val, test, which=LATENT_GLMS) -> dict:
@@ -104,18 +107,30 @@ def latent_glms(train, val, test, which=LATENT_GLMS) -> dict:
     ``glm_rhythms``: ``glm_slow`` with the rhythms est-train finds in the training split
     (``est.sw.glm.find_rhythms``, as ``train.find_rhythms = 3``: the strongest 0 to 3 of them,
     as many as score most on the validation split) as more inputs, over the whole grid (the
-    ``rhythms`` variant's start and baseline). Only the entries named in
+    ``rhythms`` variant's start and baseline); ``glm_tuned_oscillators``: ``glm_slow`` with an
+    oscillator tuned to each of the three rhythms found (``est.sw.glm.tuned_oscillator``, as
+    ``train.find_oscillators = 3``) as more inputs, over the whole grid (the
+    ``tuned_oscillators`` variant's start and baseline). Only the entries named in
     ``which``."""
     from est.sw.est import ESTConfig
-    from est.sw.glm import OSCILLATORS, SLOW_SHIFTS, rhythm_periods, tune_glm, tune_glm_rhythms
+    from est.sw.glm import (
+        OSCILLATORS,
+        SLOW_SHIFTS,
+        rhythm_periods,
+        tune_glm,
+        tune_glm_rhythms,
+        tuned_oscillator,
+    )
     from est.sw.train import TrainConfig, scores
 
     tcfg = TrainConfig()
     rows = ESTConfig().rhythm_rows
     found = tuple(rhythm_periods(train.counts, 3, rows))
     out = {}
+    tuned = tuple(tuned_oscillator(p) for p in found)
     for name, pairs, periods in (("glm_slow", (), ()), ("glm_oscillators", OSCILLATORS, ()),
-                                 ("glm_rhythms", (), found)):
+                                 ("glm_rhythms", (), found),
+                                 ("glm_tuned_oscillators", tuned, ())):
         if name in which:
             periods, slow, _, _, val_by_k = tune_glm_rhythms(
                 train, val, periods, rows, histories=tcfg.glm_history, l2s=tcfg.glm_l2,
