@@ -10,6 +10,9 @@ from pathlib import Path
 from est import EstError
 from est.cli import Command, staged_output
 
+MAX_THREADS = 1024
+"""The most CPU threads ``--threads`` may ask torch for."""
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="TOML or YAML file")
@@ -77,8 +80,9 @@ def train_mlp(args: argparse.Namespace, doc: dict) -> int:
 
 
 def train(args: argparse.Namespace) -> int:
-    if args.threads is not None and args.threads < 1:
-        raise EstError(f"--threads must be a whole number of threads >= 1, got {args.threads}")
+    if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
+        raise EstError(f"--threads must be a whole number of threads, 1..{MAX_THREADS}, got "
+                       f"{args.threads}")
     import torch
 
     if args.threads is not None:

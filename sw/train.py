@@ -238,10 +238,20 @@ def read_config(path: Path | None, overrides: list[str]) -> dict:
                    else tomllib.loads(text)) or {}
         except FileNotFoundError:
             raise EstError(f"{path}: no such config file") from None
+        except IsADirectoryError:
+            raise EstError(f"{path}: a folder, not a config file (TOML or YAML)") from None
+        except OSError as e:
+            raise EstError(f"{path}: cannot read the config file ({e.strerror})") from None
+        except UnicodeDecodeError:
+            raise EstError(f"{path}: not a text file; expected a TOML or YAML config") from None
         except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
-            raise EstError(f"{path}: not valid TOML/YAML ({e})") from None
+            raise EstError(f"{path}: not valid TOML/YAML ({' '.join(str(e).split())})"
+                           ) from None
         if not isinstance(doc, dict):
             raise EstError(f"{path}: expected sections data, model, train")
+        for section, keys in doc.items():
+            if section in ("data", "model", "train") and not isinstance(keys, dict):
+                raise EstError(f"config [{section}]: expected a table of keys, got {keys!r}")
     for item in overrides:
         key, sep, value = item.partition("=")
         section, dot, name = key.partition(".")

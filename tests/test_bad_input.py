@@ -43,6 +43,7 @@ def files(tmp_path_factory, model_pt) -> Path:
     (d / "section.toml").write_text("[bogus]\nx = 1\n")
     (d / "key.toml").write_text("[model]\nd_modle = 8\n")
     (d / "type.toml").write_text('[train]\nsteps = "many"\n')
+    (d / "section5.yaml").write_text("model: 5\n")
     (d / "nodata.toml").write_text(f'[data]\npath = "{d / "nowhere.npz"}"\n')
     (d / "nan.toml").write_text(f'[data]\npath = "{d / "nan.npz"}"\n')
     np.save(d / "transposed.npy", np.ones((12, 300), dtype=np.int64))  # [neurons, bins]
@@ -186,7 +187,15 @@ CASES = [
     ("config-wrong-type", "est-train --config {d}/type.toml --out {d}/t",
      "config [train]: steps = 'many' has type str; expected int (like 400)", "t"),
     ("train-threads-zero", "est-train --threads 0 --out {d}/t",
-     "--threads must be a whole number of threads >= 1, got 0", "t"),
+     "--threads must be a whole number of threads, 1..1024, got 0", "t"),
+    ("train-threads-huge", "est-train --threads 100000 --out {d}/t",
+     "--threads must be a whole number of threads, 1..1024, got 100000", "t"),
+    ("config-section-not-a-table", "est-train --config {d}/section5.yaml --set model.d_model=8 "
+     "--out {d}/t", "config [model]: expected a table of keys, got 5", "t"),
+    ("config-binary", "est-train --config {d}/half.pt --out {d}/t",
+     "half.pt: not a text file; expected a TOML or YAML config", "t"),
+    ("config-folder", "est-train --config {d}/notbuild --out {d}/t",
+     "notbuild: a folder, not a config file (TOML or YAML)", "t"),
     ("set-wrong-type", "est-train --set model.cpg=1 --out {d}/t",
      "config [model]: cpg = 1 has type int; expected bool (like True)", "t"),
     ("data-file-missing", "est-train --config {d}/nodata.toml --out {d}/t",
