@@ -21,6 +21,7 @@ from est.cli import Command, check_output, plural, staged_output
 DEFAULT_RATE = 0.2  # spike rate of the random stimulus when the checkpoint gives none
 DEFAULT_LANES = 4  # of the dataflow top
 OUT_HINT = "choose another -o"
+MAX_BINS = 1_000_000  # of the stimulus (the golden run holds every value of every bin)
 
 EXAMPLES = """  est-compile examples/est_tiny.pt -o build/tiny --lanes auto --board icebreaker
   est-compile model.pt -o build/spine --lanes 4 --bins 500 --no-trace
@@ -245,8 +246,10 @@ def check_options(args: argparse.Namespace) -> None:
         raise EstError(f"--weight-bits must be 2..16, got {args.weight_bits}")
     if not 2 <= args.max_v_bits <= 32:
         raise EstError(f"--max-v-bits must be 2..32, got {args.max_v_bits}")
-    if args.bins < 1:
-        raise EstError(f"--bins must be at least 1, got {args.bins}")
+    if not 1 <= args.bins <= MAX_BINS:
+        raise EstError(f"--bins must be 1..{MAX_BINS:,}, got {args.bins}")
+    if args.seed < 0:
+        raise EstError(f"--seed must be at least 0, got {args.seed}")
     if args.first_bin < 0:
         raise EstError(f"--first-bin must be at least 0, got {args.first_bin}")
     if args.rate is not None and not (math.isfinite(args.rate) and 0.0 <= args.rate <= 1.0):

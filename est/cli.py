@@ -242,8 +242,8 @@ def check_output(out: Path, marker: str, hint: str = "choose another output fold
     made: list[Path] = []
     try:
         if out.exists() and not (out / marker).exists():
-            raise EstError(f"{out} exists and is not an est output folder (no {marker}); choose "
-                           f"another -o or remove it")
+            raise EstError(f"{out} exists and is not an est output folder (no {marker}); "
+                           f"{hint} or remove it")
         for parent in reversed(out.parents):
             if not parent.is_dir():
                 parent.mkdir()

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from est import EstError, toolenv
-from est.cli import EXIT_MISMATCH, EXIT_OK, Command
+from est.cli import EXIT_MISMATCH, EXIT_OK, Command, check_output
 from est.compiler.cli import write_build
 from est.compiler.graph import Graph, GraphBuilder
 from est.compiler.ops import (
@@ -271,6 +271,8 @@ def random_case(seed: int, index: int, stalls: str = "random", backend: str = "d
 # The core every case of ``--backend core`` runs on: the random graphs' widest layers (24
 # neurons, 20 channels over kernels up to 7, 15-bit weights in two planes) fit it; with its
 # SSA, oscillator and phase units.
+MAX_CASES = 100_000
+"""The most cases one ``est-regress --count`` runs."""
 CORE_SPEC = dict(lanes=4, weight_bits=8, weight_words=8192, act_words=2048, neuron_words=512,
                  acc_words=8, ssa=True, osc=True, phase=True)
 
@@ -485,8 +487,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run_regress(args: argparse.Namespace) -> int:
-    if args.count < 1 or any(i < 0 for i in args.case or []):
-        raise EstError("--count must be >= 1 and --case >= 0")
+    if not 1 <= args.count <= MAX_CASES or any(i < 0 for i in args.case or []):
+        raise EstError(f"--count must be 1..{MAX_CASES:,} and --case >= 0")
+    if args.seed < 0:
+        raise EstError(f"--seed must be at least 0, got {args.seed}")
+    if not (args.out.is_dir() and not any(args.out.iterdir())):  # an empty folder will do
+        check_output(args.out, "summary.json", "choose another --out")
     indices = args.case or list(range(args.count))
     summary = regress(args.seed, indices, args.sim or ["verilator"], args.out, args.stalls,
                       not args.quiet, args.backend)

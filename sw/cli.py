@@ -57,7 +57,7 @@ def train_mlp(args: argparse.Namespace, doc: dict) -> int:
     from est.sw.train_mlp import train_mlp as train_classifier
 
     data, mcfg, tcfg = mlp_config(doc)  # the whole config, checked
-    with staged_output(args.out, "metrics.json") as tmp:
+    with staged_output(args.out, "metrics.json", "choose another --out") as tmp:
         trained = train_classifier(data, mcfg, tcfg, progress=not args.quiet)
         save_checkpoint(trained.model, tmp / "model.pt")
         kept: dict = {}
@@ -100,7 +100,8 @@ def train(args: argparse.Namespace) -> int:
     if model_arch(doc) == "mlp":
         return train_mlp(args, doc)
     data, mcfg, tcfg = load_config(args.config, args.overrides)  # the whole config, checked
-    with staged_output(args.out, "metrics.json") as tmp:  # refuses a foreign --out up front
+    # refuses a foreign --out up front
+    with staged_output(args.out, "metrics.json", "choose another --out") as tmp:
         trained = train_model(data, mcfg, tcfg, progress=not args.quiet)
         save_checkpoint(trained.model, tmp / "model.pt",
                         {"train_mean_rates": trained.mean_rates.tolist()})

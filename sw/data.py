@@ -420,10 +420,6 @@ def _counts(arr: np.ndarray, path: Path) -> np.ndarray:
         raise EstError(f"{path}: counts are empty (shape {arr.shape}: {arr.shape[0]} bins, "
                        f"{arr.shape[1]} neurons); expected at least one bin and one neuron.")
     values = _numeric(arr, "counts", path)
-    if arr.shape[0] < arr.shape[1]:
-        raise EstError(f"{path}: counts have shape {arr.shape}: fewer bins ({arr.shape[0]}) than "
-                       f"neurons ({arr.shape[1]}); expected [bins, neurons]: if the array is "
-                       f"[neurons, bins], save its transpose (counts.T).")
     if (values > MAX_COUNT).any():
         bad = np.argwhere(values > MAX_COUNT)[0]
         raise EstError(f"{path}: counts reach {values[tuple(bad)]:g} at [bin, neuron] = "

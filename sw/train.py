@@ -342,7 +342,13 @@ def get_data(data: dict) -> tuple[Recording, Recording, Recording]:
     if "path" in data and "bin_width" in data:  # an NWB file (check_data)
         return split_by_time(load_nwb(data["path"], data["bin_width"], data.get("units")))
     if "path" in data:
-        return split_by_time(load_counts(data["path"]))
+        rec = load_counts(data["path"])
+        if rec.n_bins < rec.n_neurons:  # too short to train on: most likely [neurons, bins]
+            raise EstError(f"{data['path']}: counts have shape {rec.counts.shape}: fewer bins "
+                           f"({rec.n_bins}) than neurons ({rec.n_neurons}); expected [bins, "
+                           f"neurons]: if the array is [neurons, bins], save its transpose "
+                           f"(counts.T).")
+        return split_by_time(rec)
     return split_by_time(load_spike_times(data["spike_times"], data["bin_width"],
                                           data.get("n_neurons")))
 

@@ -180,9 +180,6 @@ def test_load_counts_round_trips_npy_and_npz(tmp_path):
     ("no_bins.npy", np.zeros((0, 4), dtype=int), "empty"),
     ("no_neurons.npy", np.zeros((4, 0), dtype=int), "empty"),
     ("text.npy", np.array([["a", "b"]]), "expected numbers"),
-    ("transposed.npy", np.ones((3, 40), dtype=int),
-     "counts have shape (3, 40): fewer bins (3) than neurons (40); expected [bins, neurons]: "
-     "if the array is [neurons, bins], save its transpose (counts.T)."),
     ("huge.npy", np.full((4, 2), 1e20), "counts reach 1e+20 at [bin, neuron] = [0, 0]; expected "
      "spike counts per bin (at most 1,000,000), not times or sample indices."),
 ])
