@@ -13,6 +13,7 @@ from pathlib import Path
 
 from est import EstError
 from est.cli import EXIT_MISMATCH, Command, check_output, plural, staged_output
+from est.compiler.graph import read_json
 
 
 def board_name(name: str) -> str:
@@ -147,7 +148,7 @@ class _Job:
 
         from est.boards.protocol import ir_hash
         from est.compiler.graph import load
-        from est.sim.cli import build_stimulus
+        from est.sim.cli import build_stimulus, check_build
         from est.sim.words import encode_inputs
 
         if not (build / "ir.json").is_file():
@@ -156,8 +157,16 @@ class _Job:
         check_output(self.out, "run.json", "choose another -o")
         self.net = load(build)
         self.hash = ir_hash(build)
-        self.backend = json.loads((build / "top.json").read_text()).get("backend", "dataflow")
+        self.backend = read_json(build, "top.json").get("backend", "dataflow")
         self.stimulus, self.source = build_stimulus(build, args.input, self.net)
+        if args.input is None:  # the report, refreshed at the end, readable now
+            check_build(build, self.net, self.stimulus)
+        else:
+            from est.report import read_report
+            from est.sim.trace import Trace
+
+            read_report(build)
+            Trace.load(build / "golden.npz")
         if self.backend == "core":
             from est.boards.top import board_program, core_ident
 

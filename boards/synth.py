@@ -13,7 +13,7 @@ from est.boards import protocol as p
 from est.boards.spec import Board
 from est.boards.top import BoardTop, board_bridge
 from est.compiler.costs import logic_fit
-from est.compiler.graph import load
+from est.compiler.graph import load, read_json
 from est.sim.rtl import in_background
 
 CORE_READ_PORTS = "setparam -set COLLISION_X_MASK 1'1 top.bridge.net*/t:$memrd_v2"
@@ -166,7 +166,7 @@ def pre_synthesis_check(build: Path, board: Board, force: bool = False) -> dict:
     (unless ``force``), a printed warning when it is in the band where placement is uncertain.
     A core build has no logic estimate (the core's size does not depend on the model: see
     bench/results/core.json): None."""
-    top = json.loads((build / "top.json").read_text())
+    top = read_json(build, "top.json")
     if top.get("backend") == "core":
         if top["board"] != board.name:
             raise EstError(f"{build} was compiled for {top['board']}'s core; est-compile it "
@@ -192,7 +192,7 @@ def synthesize(build: Path, board: Board, out: Path, force: bool = False,
     toolenv.apply()
     fit = pre_synthesis_check(build, board, force)
     make_bridge, cycles, ident = board_bridge(build, board)
-    backend = json.loads((build / "top.json").read_text()).get("backend", "dataflow")
+    backend = read_json(build, "top.json").get("backend", "dataflow")
     board_top = BoardTop(make_bridge, baud)
     t0 = time.perf_counter()
     module, cls = board.platform.split(":")

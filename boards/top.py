@@ -17,7 +17,7 @@ from est.boards import protocol as p
 from est.boards.spec import Board
 from est.boards.uart import UARTRx, UARTTx
 from est.compiler.costs import memory_plan
-from est.compiler.graph import load
+from est.compiler.graph import load, read_json
 from est.hw.dataflow import DataflowTop
 from est.hw.synapse import ceil_div
 
@@ -534,7 +534,7 @@ def board_program(build: Path):
     """The program a core build's board runs (no trace), compiled from its ``ir.json``."""
     from est.compiler.program import CoreSpec, compile_program
 
-    top = json.loads((build / "top.json").read_text())
+    top = read_json(build, "top.json")
     return compile_program(load(build), CoreSpec(**top["core"]), trace=False)
 
 
@@ -545,7 +545,7 @@ def bare_core_bridge(build: Path, spram: bool = False):
     from est.compiler.program import CoreSpec
     from est.hw.core import Core
 
-    top = json.loads((build / "top.json").read_text())
+    top = read_json(build, "top.json")
     if top.get("backend") != "core":
         raise EstError(f"{build}: a dataflow build has no core to load a model into")
     spec = CoreSpec(**top["core"])
@@ -577,7 +577,7 @@ def board_bridge(build: Path, board: Board | None = None):
     it runs the build's model (its input and output bits: what a bin moves over the UART)."""
     from est.hw.core import Core
 
-    top = json.loads((build / "top.json").read_text())
+    top = read_json(build, "top.json")
     if top.get("backend") == "core":
         prog = board_program(build)
         ident = core_ident(prog, p.ir_hash(build), str(build))

@@ -341,9 +341,15 @@ def open_checkpoint(path: Path, default_rate: float, nir_dt: float | None = None
         if not cfg.rhythms:
             no_rhythms("EST")
         n_in = cfg.n_in
-        rates = np.asarray(extra.get("train_mean_rates", [default_rate] * n_in), np.float64)
-        if rates.shape != (n_in,) or not np.all((rates >= 0) & (rates <= 2 ** cfg.input_bits - 1)):
-            rates = np.full(n_in, default_rate)
+        top = 2 ** cfg.input_bits - 1
+        try:
+            rates = np.asarray(extra.get("train_mean_rates", [default_rate] * n_in), np.float64)
+        except (TypeError, ValueError):
+            rates = np.full(1, np.nan)
+        if rates.shape != (n_in,) or not np.all((rates >= 0) & (rates <= top)):
+            raise EstError(f"{path}: extra.train_mean_rates must be {n_in} numbers in 0..{top} "
+                           f"(each input's mean count in training); est-train writes them: "
+                           f"train the model again, or remove the entry to use {default_rate}")
         return FrontEnd(
             n_in, cfg.input_bits, rates, 2000,
             lambda name, calib, wb, vb: quantize_est(model, name, calib, wb, vb, first_bin),

@@ -434,6 +434,24 @@ def load(folder: Path) -> Graph:
     return from_doc(doc, tensors)
 
 
+def read_json(folder: Path, name: str) -> dict:
+    """The JSON object in the build file ``folder/name`` (``top.json``, ``report.json``), or
+    an :class:`EstError` naming the file and saying to compile again."""
+    path = Path(folder) / name
+    again = f"compile the model again (est-compile MODEL -o {folder})"
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise EstError(f"{path}: no such file; {again}") from None
+    except OSError as e:
+        raise EstError(f"{path}: cannot read it ({e.strerror}); {again}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise EstError(f"{path}: not valid JSON; {again}") from None
+    if not isinstance(doc, dict):
+        raise EstError(f"{path}: expected a JSON object, got {type(doc).__name__}; {again}")
+    return doc
+
+
 class GraphBuilder:
     """Collects nodes in order for a front end: ``add(name, op, *inputs)`` returns the name."""
 

@@ -30,7 +30,7 @@ from typing import ClassVar
 import numpy as np
 
 from est import EstError
-from est.compiler.graph import Graph, Spec
+from est.compiler.graph import Graph, Spec, read_json
 from est.hw.synapse import ceil_div
 from est.sim import golden
 from est.sim.words import pack
@@ -673,12 +673,10 @@ class ProgramBuilder:
 def build_program(build) -> Program:
     """The program of an ``est-compile --backend core`` build folder: its graph (``ir.json``)
     compiled again for the core its ``top.json`` names (the compiler is deterministic)."""
-    import json
-    from pathlib import Path
 
     from est.compiler.graph import load
 
-    top = json.loads((Path(build) / "top.json").read_text())
+    top = read_json(build, "top.json")
     if top.get("backend") != "core":
         raise EstError(f"{build}: a dataflow build; compile it with --backend core to run it "
                        f"on the core")

@@ -425,15 +425,27 @@ def _runs(build: Path) -> str:
         ["folder", "port", "bins", "bins/s", "recovered frames", "mismatches / values"], rows)
 
 
+def read_report(build: Path) -> dict:
+    """``build/report.json``, checked to hold what the report reads (a name, the hardware and
+    the quantization's layers); else an :class:`EstError` saying to compile again."""
+    report = _json(Path(build) / "report.json")
+    if not isinstance(report, dict):
+        raise EstError(f"{build}: no readable report.json; is this a folder written by "
+                       f"est-compile? (est-compile MODEL.pt -o {build})")
+    if not (isinstance(report.get("name"), str) and isinstance(report.get("hardware"), dict)
+            and isinstance((report.get("quantization") or {}).get("layers"), dict)):
+        raise EstError(f"{Path(build) / 'report.json'}: not as est-compile writes it (no name, "
+                       f"hardware or quantization.layers); compile the model again "
+                       f"(est-compile MODEL.pt -o {build})")
+    return report
+
+
 def write_report(build: Path, shown: Path | None = None) -> Path:
     """Write ``build/report.html`` from what the build folder holds; return its path.
     ``shown``: the folder's name on the page and in its commands (default ``build``)."""
     build = Path(build)
     shown = shown or build
-    report = _json(build / "report.json")
-    if report is None:
-        raise EstError(f"{build}: no readable report.json; is this a folder written by "
-                       f"est-compile? (est-compile MODEL.pt -o {build})")
+    report = read_report(build)
     layers = _layers(report)
     golden, compared = _compared(build)
     fit = report.get("fit", {})

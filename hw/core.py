@@ -301,9 +301,10 @@ class Core(wiring.Component):
             partner = Signal(signed(sb + MAX_ROTATE_MULT.bit_length()))
             n_upper = Signal()
             m.d.sync += p_valid.eq(0)
-            with m.If(p_valid):
-                m.d.sync += partner.eq(Mux((age == 0) & ~p_upper, 0, v_rd.data.as_signed())
-                                       * ins.rmul)
+            read = Mux((age == 0) & ~p_upper, 0, v_rd.data.as_signed())
+            with m.If(p_valid):  # times rmul by shifts and adds (the lanes have every DSP)
+                m.d.sync += partner.eq(sum(Mux(ins.rmul[i], read << i, 0)
+                                           for i in range(len(ins.rmul))))
             rotated = Signal(signed(sb))
             m.d.comb += rotated.eq(partner >> ins.rot)
             coupling = Mux(rotating, Mux(n_upper, rotated, -rotated), 0)

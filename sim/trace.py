@@ -32,7 +32,10 @@ class Trace:
     @classmethod
     def load(cls, path: Path) -> "Trace":
         try:
-            with np.load(path, allow_pickle=False) as npz:
+            npz = np.load(path, allow_pickle=False)
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise ValueError("a .npy array, not a .npz archive of named tensors")
+            with npz:
                 arrays = {k: npz[k].astype(np.int64) for k in npz.files if k != "__meta__"}
                 meta = json.loads(str(npz["__meta__"])) if "__meta__" in npz.files else {}
         except FileNotFoundError:

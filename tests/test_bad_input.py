@@ -76,6 +76,17 @@ def files(tmp_path_factory, model_pt) -> Path:
     weights = (d / "good" / "weights.npz").read_bytes()
     (d / "truncw" / "weights.npz").write_bytes(weights[: len(weights) // 2])
     np.savez(d / "notensors.npz", __meta__=np.array("{}"))
+    for name, file, text in (("topempty", "top.json", ""), ("reportobj", "report.json", "{}")):
+        shutil.copytree(d / "good", d / name)
+        (d / name / file).write_text(text)
+    shutil.copytree(d / "good", d / "golddrop")
+    gold = Trace.load(d / "good" / "golden.npz")
+    dropped = [k for k in gold.arrays if k.startswith("readout/")][0]
+    Trace({k: v for k, v in gold.arrays.items() if k != dropped}, gold.meta).save(
+        d / "golddrop" / "golden.npz")
+    rates = torch.load(EXAMPLE, weights_only=True)
+    rates["extra"]["train_mean_rates"] = "abc"
+    torch.save(rates, d / "rates.pt")
     short = Trace.load(d / "good" / "golden.npz")
     Trace({k: v[:2] for k, v in short.arrays.items()}, short.meta).save(d / "short.npz")
     return d
@@ -222,6 +233,21 @@ CASES = [
      "truncw/weights.npz: cannot read integer tensors", "truncw/rtl_amaranth.npz"),
     ("build-is-a-file", "est-sim {d}/m.pt --sim amaranth",
      "m.pt: not an est-compile build folder (a folder holding the file ir.json)", None),
+    ("build-top-json-empty", "est-sim {d}/topempty --sim amaranth",
+     "topempty/top.json: not valid JSON; compile the model again", "topempty/rtl_amaranth.npz"),
+    ("build-report-not-ours", "est-report {d}/reportobj",
+     "reportobj/report.json: not as est-compile writes it (no name, hardware or "
+     "quantization.layers)", None),
+    ("run-report-not-ours", "est-run {d}/reportobj --port sim",
+     "reportobj/report.json: not as est-compile writes it", "reportobj/run"),
+    ("build-golden-of-another", "est-sim {d}/golddrop --sim amaranth",
+     "golddrop/golden.npz is not this build's golden trace (it lacks ['readout/",
+     "golddrop/rtl_amaranth.npz"),
+    ("trace-is-npy", "est-compare {d}/good/golden.npz {d}/good/stimulus.npy",
+     "stimulus.npy: not an est trace file (a .npz of int64 arrays written by est-compile or "
+     "est-sim; numpy says: a .npy array, not a .npz archive of named tensors)", None),
+    ("checkpoint-rates-not-numbers", "est-compile {d}/rates.pt -o {d}/o",
+     "rates.pt: extra.train_mean_rates must be 24 numbers in 0..7", "o"),
     ("trace-without-tensors", "est-compare {d}/good/golden.npz {d}/notensors.npz",
      "notensors.npz: not an est trace file (expected [bins, channels] int64 tensors of one "
      "length, got none)", None),
