@@ -23,14 +23,16 @@ class Board:
     core: tuple[tuple[str, int], ...] = ()  # the core backend's CoreSpec on this board
     spram: bool = False  # the core's weight memory in the iCE40 UP5K's SPRAMs
 
-    def core_spec(self, ssa: bool = False, osc: bool = False, phase: bool = False):
+    def core_spec(self, ssa: bool = False, osc: bool = False, phase: bool = False,
+                  osc_mult: bool = False):
         """The :class:`~est.compiler.program.CoreSpec` of the core built for this board; with
         ``ssa``, with its SSA unit (a model with SSA attention: est-compile asks for it), with
-        ``osc`` its oscillator unit (a model with oscillator readouts), with ``phase`` its
-        phase unit (a model with a table of a fractional advance)."""
+        ``osc`` its oscillator unit (a model with oscillator readouts), with ``osc_mult`` that
+        unit's multiplier (an oscillator of a rotation multiplier other than 1), with ``phase``
+        its phase unit (a model with a table of a fractional advance)."""
         from est.compiler.program import CoreSpec
 
-        return CoreSpec(**dict(self.core), ssa=ssa, osc=osc, phase=phase)
+        return CoreSpec(**dict(self.core), ssa=ssa, osc=osc, phase=phase, osc_mult=osc_mult)
 
 
 ICE40_EBR = ((256, 16), (512, 8), (1024, 4), (2048, 2))

@@ -133,11 +133,18 @@ def choose_backend(args, graph, board):
     core, else the dataflow top (est-compile then warns that it does not fit). Resolves
     ``args.lanes`` for the dataflow top."""
     from est.compiler import costs
-    from est.compiler.program import compile_program, uses_osc, uses_phase, uses_ssa
+    from est.compiler.program import (
+        compile_program,
+        uses_osc,
+        uses_osc_mult,
+        uses_phase,
+        uses_ssa,
+    )
     from est.hw.dataflow import unsupported
 
     # the board's core, with its SSA, oscillator or phase unit if the model needs it
-    spec = board.core_spec(ssa=uses_ssa(graph), osc=uses_osc(graph), phase=uses_phase(graph))
+    spec = board.core_spec(ssa=uses_ssa(graph), osc=uses_osc(graph), phase=uses_phase(graph),
+                           osc_mult=uses_osc_mult(graph))
 
     def core_only(why: str, refusal: str):
         try:
@@ -333,6 +340,8 @@ def compile_build(args: argparse.Namespace) -> int:
             unit = " with its SSA unit (the model has SSA attention)" if board_prog.spec.ssa else ""
             if board_prog.spec.osc:
                 unit += " with its oscillator unit (the model has oscillator readouts)"
+            if board_prog.spec.osc_mult:
+                unit += " and its multiplier (a rotation multiplier other than 1)"
             if board_prog.spec.phase:
                 unit += " with its phase unit (the model has a table of a fractional advance)"
             print(f"est-compile: compiling the program for {board.name}'s core{unit} and "

@@ -60,14 +60,14 @@ OP_GROUPS = {"in": ("common", "dst"), "conv": ("common", "conv"),
 
 
 def field_groups(act: int, weight: int, groups: int, neuron: int, count: int,
-                 osc: bool = False) -> dict:
+                 osc: bool = False, osc_mult: bool = False) -> dict:
     """The fields of each group, (name, bits), for addresses of ``act`` activation, ``weight``
     weight, ``groups`` accumulator and ``neuron`` neuron bits, and counts (``n``) of ``count``
     bits. A vector operand is its ring's
     base, log2 of its slots (``_ring``), log2 of its words per slot (``_stride``) and log2 of
     its field bits (``_log2b``). ``osc``: a core with the oscillator unit, whose readouts
-    also have ``rotate`` (an oscillator readout), ``rot`` and ``rmul`` (its rotation shift and
-    multiplier)."""
+    also have ``rotate`` (an oscillator readout) and ``rot`` (its rotation shift); ``osc_mult``:
+    and ``rmul``, the rotation's multiplier."""
     def vector(name):
         return [(name, act), (f"{name}_ring", 4), (f"{name}_stride", 4), (f"{name}_log2b", 3)]
     return {"common": [("op", 4), ("n", count), *vector("src")],
@@ -79,8 +79,8 @@ def field_groups(act: int, weight: int, groups: int, neuron: int, count: int,
             # reset_zero (nextpnr, 2026-12-04; the bits decoded beside other groups' differ)
             "neuron": [("to_bias", 1), ("no_reset", 1), ("leak", 4), ("leak_on", 1),
                        ("vbits", 6), ("reset_zero", 1),
-                       *([("rotate", 1), ("rot", 4), ("rmul", golden.MAX_ROTATE_MULT.bit_length())]
-                         if osc else [])],
+                       *([("rotate", 1), ("rot", 4)] if osc else []),
+                       *([("rmul", golden.MAX_ROTATE_MULT.bit_length())] if osc_mult else [])],
             "vec": [("sub", 3), ("win", 9), ("thr", 9), *vector("src2")],
             "table": [("period", MAX_PERIOD.bit_length())]}
 
@@ -104,6 +104,7 @@ class CoreSpec:
     acc_words: int = 64  # accumulator words: the widest convolution's groups
     ssa: bool = False  # the SSA unit: vec score and ssa (SSA attention), 168 UP5K logic cells
     osc: bool = False  # the oscillator unit: readout's rotate (oscillator readouts)
+    osc_mult: bool = False  # its multiplier: a rotation r 2^-m with r other than 1
     phase: bool = False  # the phase unit: a table's fractional advance (its threshold word)
 
     ACT_BITS: ClassVar[int] = 16
@@ -153,7 +154,7 @@ class CoreSpec:
         """The fields of each group of :data:`FIELD_GROUPS`: (name, bits)."""
         return field_groups(bits_for(self.act_words), bits_for(self.weight_words),
                             bits_for(2 * self.acc_words + 1), bits_for(self.neuron_words),
-                            self.count_bits, self.osc)
+                            self.count_bits, self.osc, self.osc_mult)
 
     def fields_of(self, op: str) -> set[str]:
         """The fields instruction ``op`` reads."""
@@ -181,14 +182,14 @@ class CoreSpec:
         return ceil_div(self.program_bits, self.weight_word_bits)
 
     def as_dict(self) -> dict:
-        """The spec as plain types; ``osc`` and ``phase`` only when set, so that a core without
-        the oscillator or the phase unit keeps the :func:`~est.boards.protocol.core_id` it had
-        before the unit existed."""
+        """The spec as plain types; ``osc``, ``osc_mult`` and ``phase`` only when set, so that a
+        core without the oscillator unit, its multiplier or the phase unit keeps the
+        :func:`~est.boards.protocol.core_id` it had before the unit existed."""
         out = {k: getattr(self, k) for k in ("lanes", "weight_bits", "acc_bits", "state_bits",
                                              "param_bits",
                                              "weight_words", "act_words", "src2_words",
                                              "neuron_words", "acc_words", "ssa")}
-        return {**out, **{k: True for k in ("osc", "phase") if getattr(self, k)}}
+        return {**out, **{k: True for k in ("osc", "osc_mult", "phase") if getattr(self, k)}}
 
 
 def uses_ssa(graph: Graph) -> bool:
@@ -200,6 +201,12 @@ def uses_osc(graph: Graph) -> bool:
     """Whether ``graph`` has an oscillator readout, which only a core built with its oscillator
     unit runs."""
     return any(n.op.KIND == "readout" and n.op.rotate_shift is not None for n in graph.nodes)
+
+
+def uses_osc_mult(graph: Graph) -> bool:
+    """Whether ``graph`` has an oscillator readout of a rotation ``r 2^-m`` with ``r`` other
+    than 1, which only a core built with its oscillator unit's multiplier runs."""
+    return any(n.op.KIND == "readout" and n.op.rotate_mult != 1 for n in graph.nodes)
 
 
 def uses_phase(graph: Graph) -> bool:

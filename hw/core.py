@@ -29,9 +29,10 @@ Hardware:
   block's biases: a synaptic current), one neuron a cycle in a three-stage pipeline (read;
   leak and add; saturate, fire, reset and write back); with ``spec.osc`` the oscillator unit
   besides (an oscillator readout: before each neuron a cycle that reads its partner's
-  membrane, a multiplier by ``rmul`` (5 bits), a register and a shifter that add it,
-  shifted by ``rot``, to the update: two cycles a neuron; generated only for a model that
-  has one);
+  membrane, a register and a shifter that add it, shifted by ``rot``, to the update: two
+  cycles a neuron; generated only for a model that has one; with ``spec.osc_mult`` its
+  multiplier besides, the partner times ``rmul`` by shifts and adds before the register,
+  generated only for a model with a rotation multiplier other than 1);
 - one vector datapath (``vec``: two fields a cycle, one per activation read port, reduced over
   a window: SEW, masks with an 8-step LFSR, SDSA, max pooling); with ``spec.ssa`` the SSA unit
   besides (a 16-bit popcount and a second field index for a head's scores: SSA attention,
@@ -291,20 +292,21 @@ class Core(wiring.Component):
         coupling = Const(0)
         if spec.osc:
             # the oscillator unit: before each neuron of a rotate readout, its partner's
-            # membrane is read (a w's old value for a u, a u's new one for a w), times the
-            # multiplier ``rmul``, into ``partner``; the update adds -(partner >>> rot) (a u)
-            # or +(partner >>> rot) (a w)
+            # membrane is read (a w's old value for a u, a u's new one for a w), with the
+            # multiplier times ``rmul``, into ``partner``; the update adds -(partner >>> rot)
+            # (a u) or +(partner >>> rot) (a w)
             rotating = ins.rotate == 1
             pre = Signal(init=1)  # the next NEURON cycle reads the partner
             gap = Signal(2)  # the cycles waited between the u half and the w half
             p_valid, p_upper = Signal(), Signal()
-            partner = Signal(signed(sb + MAX_ROTATE_MULT.bit_length()))
+            partner = Signal(signed(sb + (MAX_ROTATE_MULT.bit_length() if spec.osc_mult else 0)))
             n_upper = Signal()
             m.d.sync += p_valid.eq(0)
             read = Mux((age == 0) & ~p_upper, 0, v_rd.data.as_signed())
-            with m.If(p_valid):  # times rmul by shifts and adds (the lanes have every DSP)
-                m.d.sync += partner.eq(sum(Mux(ins.rmul[i], read << i, 0)
-                                           for i in range(len(ins.rmul))))
+            if spec.osc_mult:  # times rmul by shifts and adds (the lanes have every DSP)
+                read = sum(Mux(ins.rmul[i], read << i, 0) for i in range(len(ins.rmul)))
+            with m.If(p_valid):
+                m.d.sync += partner.eq(read)
             rotated = Signal(signed(sb))
             m.d.comb += rotated.eq(partner >> ins.rot)
             coupling = Mux(rotating, Mux(n_upper, rotated, -rotated), 0)

@@ -62,8 +62,8 @@ def simulate_core_build(build: Path, simulator: str, stimulus: np.ndarray,
         from est.sim.core_sim import write_core_netlist
 
         board = get_board(netlist)
-        if board.core_spec(ssa=prog.spec.ssa, osc=prog.spec.osc,
-                           phase=prog.spec.phase) != prog.spec:
+        if board.core_spec(ssa=prog.spec.ssa, osc=prog.spec.osc, phase=prog.spec.phase,
+                           osc_mult=prog.spec.osc_mult) != prog.spec:
             raise EstError(f"{build} was compiled for another core than {board.name}'s: "
                            f"est-compile it with --board {board.name} for --netlist "
                            f"{board.name}")

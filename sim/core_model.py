@@ -162,7 +162,7 @@ def run(prog: Program, stimulus: np.ndarray) -> CoreRun:
                 k = ins["leak"] if ins["leak_on"] else None
                 lo, hi = signed_range(ins["vbits"])
                 if ins.get("rotate"):  # the oscillator unit: u, then w from the new u
-                    h, m, c = n // 2, ins["rot"], ins["rmul"]
+                    h, m, c = n // 2, ins["rot"], ins.get("rmul", 1)
                     u = np.clip(leak(v[:h], k) + current[:h] - ((c * v[h:]) >> m), lo, hi)
                     w = np.clip(leak(v[h:], k) + current[h:] + ((c * u) >> m), lo, hi)
                     v1 = np.concatenate([u, w])

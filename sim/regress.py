@@ -274,7 +274,7 @@ def random_case(seed: int, index: int, stalls: str = "random", backend: str = "d
 MAX_CASES = 100_000
 """The most cases one ``est-regress --count`` runs."""
 CORE_SPEC = dict(lanes=4, weight_bits=8, weight_words=8192, act_words=2048, neuron_words=512,
-                 acc_words=8, ssa=True, osc=True, phase=True)
+                 acc_words=8, ssa=True, osc=True, phase=True, osc_mult=True)
 
 
 @dataclass(frozen=True)

@@ -219,7 +219,8 @@ def test_an_est_and_an_mlp_on_one_core_in_rtl_simulators(simulator, rtl_work):
               oscillator_graph(4, n_in=5),
               _phase_graph(3)]
     spec = CoreSpec(lanes=4, weight_bits=8, weight_words=2048, act_words=512,
-                    neuron_words=128, acc_words=4, param_bits=16, ssa=True, osc=True, phase=True)
+                    neuron_words=128, acc_words=4, param_bits=16, ssa=True, osc=True, phase=True,
+                    osc_mult=True)
     low = max(compile_program(g, spec).usage()["src2_words"] for g in graphs)
     assert 0 < low < 512
     spec = dataclasses.replace(spec, src2_words=low)
@@ -238,10 +239,11 @@ def test_an_est_and_an_mlp_on_one_core_in_rtl_simulators(simulator, rtl_work):
 
 def test_oscillator_readouts_are_bit_exact_with_stalls():
     """The oscillator unit: readouts of 3 pairs, of 1 (its w half reads the u just written)
-    and of 2 with a multiplier (27 / 32), fed by 3-bit counts, each u and w traced; cycles
-    equal to the model's; a core without the unit refuses them."""
+    and of 2 with a multiplier (27 / 32, on the unit's multiplier), fed by 3-bit counts, each
+    u and w traced; cycles equal to the model's; a core without the unit refuses them, one
+    without its multiplier the third."""
     graph = oscillator_graph(5)
-    spec = dataclasses.replace(SPEC, osc=True)
+    spec = dataclasses.replace(SPEC, osc=True, osc_mult=True)
     stim = random_stimulus(4, 24, 4, rate=1.5, bits=3)
     prog = compile_program(graph, spec)
     gold, saturated = run(graph, stim)
@@ -254,6 +256,10 @@ def test_oscillator_readouts_are_bit_exact_with_stalls():
     assert simulate_core(spec, [(prog, stim)]).cycles[0] == core_model.run(prog, stim).cycles[:-1]
     with pytest.raises(Exception, match="oscillator unit"):
         compile_program(graph, SPEC)
+    with pytest.raises(Exception, match="node 'osc_c': an oscillator readout of rotation 27 / "
+                                        "2\\^5 needs a core with its oscillator unit's "
+                                        "multiplier"):
+        compile_program(graph, dataclasses.replace(SPEC, osc=True))
 
 
 def test_tables_of_a_fractional_advance_are_bit_exact_with_stalls():

@@ -208,7 +208,7 @@ def test_oscillator_readouts_are_the_float_oscillators_in_integers():
             assert np.abs(got - want).max() < 0.02 * np.abs(want).max(), node
     assert uses_osc(graph)
     spec = CoreSpec(weight_words=4096, act_words=512, neuron_words=512, acc_words=16,
-                    osc=True)
+                    osc=True, osc_mult=True)
     prog = compile_program(graph, spec)
     got = core_model.run(prog, counts[:30])
     for name, values in got.trace.arrays.items():

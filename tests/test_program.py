@@ -422,3 +422,20 @@ def test_ssa_counts_of_padded_heads_are_refused_into_anything_but_a_lif():
     with pytest.raises(EstError, match=r"node 'attn': the core runs SSA heads of 3 channels "
                                        r"only into LIF arrays, not into \['readout.syn'\]"):
         compile_program(g.build("ssa_conv", ("readout",)), CoreSpec(lanes=2, ssa=True))
+
+
+def test_a_rotation_multiplier_needs_the_oscillator_units_multiplier():
+    """A readout of rotation r 2^-m with r other than 1 asks for CoreSpec.osc_mult (its
+    ``rmul`` field, 5 bits, in the instruction only then); a core with the multiplier runs the
+    others with r 1 written."""
+    from est.compiler.program import uses_osc, uses_osc_mult
+    from netgen import oscillator_graph
+
+    g = oscillator_graph(1)
+    assert uses_osc(g) and uses_osc_mult(g) and not uses_osc_mult(random_est_graph(2))
+    assert "rmul" not in CoreSpec(osc=True).layout()
+    spec = CoreSpec(osc=True, osc_mult=True, acc_words=16)
+    assert spec.layout()["rmul"][1] == 5
+    rmul = [w["rmul"] for w in core_model.decode(compile_program(g, spec))
+            if w["op"] == OPCODES["readout"]]
+    assert rmul == [1, 1, 27]

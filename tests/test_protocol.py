@@ -45,6 +45,9 @@ def test_core_id_names_the_spec():
     assert p.core_id(CoreSpec(**with_osc.as_dict())) == p.core_id(with_osc)
     assert p.core_id(with_osc) not in (p.core_id(a), p.core_id(with_ssa))
     assert "osc" not in a.as_dict()  # a core without it keeps the id it had before the unit
+    with_mult = CoreSpec(**{**with_osc.as_dict(), "osc_mult": True})  # and its multiplier
+    assert p.core_id(with_mult) not in (p.core_id(a), p.core_id(with_osc))
+    assert "osc_mult" not in with_osc.as_dict()
 
 
 @pytest.mark.parametrize("clock_hz,baud,divisor", [(12e6, 115200, 104), (12e6, 1_000_000, 12),

@@ -9,7 +9,7 @@ about ``2 pi 2^m / c`` bins.
 Hardware: :class:`~est.hw.neurons.ReadoutIntegrator`, ``lanes`` integrators per cycle (no
 oscillators: the dataflow backend refuses them); on the core, a ``readout`` instruction, one
 integrator a cycle, an oscillator's ``u`` and ``w`` two cycles each (the core's oscillator
-unit, ``CoreSpec.osc``).
+unit, ``CoreSpec.osc``; a rotation multiplier other than 1, its multiplier, ``CoreSpec.osc_mult``).
 """
 
 from dataclasses import dataclass, replace
@@ -181,7 +181,13 @@ class Readout(Op):
                                f"oscillator unit (CoreSpec.osc)")
             half = ins[0].n // 2
             b.neurons[f"{node}/w"] = (nbase + half, half)
-            rotate = {"rotate": 1, "rot": self.rotate_shift, "rmul": self.rotate_mult}
+            rotate = {"rotate": 1, "rot": self.rotate_shift}
+            if b.spec.osc_mult:
+                rotate["rmul"] = self.rotate_mult
+            elif self.rotate_mult != 1:
+                raise EstError(f"node '{node}': an oscillator readout of rotation "
+                               f"{self.rotate_mult} / 2^{self.rotate_shift} needs a core with "
+                               f"its oscillator unit's multiplier (CoreSpec.osc_mult)")
         b.add("readout", n=ins[0].n, nbase=nbase, **neuron_fields(node, self.leak_shift,
                                                                self.v_bits), **rotate)
 
