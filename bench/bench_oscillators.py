@@ -25,7 +25,13 @@ choice of est-train's whole-grid tuning for ``glm_slow`` on seed 0):
   values read by a phase accumulator, exactly as the hardware's ``table`` node), est-train's
   ``train.find_rhythms = 3``;
 - ``glm_slow_oscillators_board_rhythms``: the board's two oscillators and the rhythms too
-  (examples/est_small's inputs).
+  (examples/est_small's inputs);
+- ``glm_slow_oscillators_tuned``: the slow means plus an oscillator tuned to each of the
+  ``RHYTHMS`` rhythms found (:func:`est.sw.glm.tuned_oscillator`: leak shift 7, a rotation
+  ``c 2^-m`` near the rhythm's, on the core's oscillator multiplier), est-train's
+  ``train.find_oscillators = 3``: causal, so it follows a rhythm whose phase drifts, which a
+  fitted rhythm's table does not;
+- ``glm_slow_oscillators_tuned_board``: those and the board's two.
 
 Each has its L2 chosen on the validation split (``L2S``, warm-started from the largest), and
 is scored on the test split (NLB bits per spike; the models warm up on every bin before the
@@ -57,15 +63,22 @@ RHYTHMS = 3
 MODELS = {"glm_slow": ((), 0), "glm_slow_oscillators": (OSCILLATORS, 0),
           "glm_slow_oscillators_board": (BOARD_OSCILLATORS, 0),
           "glm_slow_rhythms": ((), RHYTHMS),
-          "glm_slow_oscillators_board_rhythms": (BOARD_OSCILLATORS, RHYTHMS)}
-"""Each model's oscillator pairs and number of fitted rhythms (all have the slow means)."""
+          "glm_slow_oscillators_board_rhythms": (BOARD_OSCILLATORS, RHYTHMS),
+          "glm_slow_oscillators_tuned": ("tuned", 0),
+          "glm_slow_oscillators_tuned_board": ("tuned", 0)}
+"""Each model's oscillators ("tuned": one tuned to each rhythm found, with the board's two
+for ``..._board``) and number of fitted rhythms (all have the slow means)."""
 
 
-def covariates(model: str, counts: np.ndarray, advances: tuple[int, ...]) -> np.ndarray:
-    """Over the whole recording from its first bin; ``advances``: the rhythms found."""
-    from est.sw.glm import SLOW_SHIFTS, own_covariates
+def covariates(model: str, counts: np.ndarray, periods: list[float]) -> np.ndarray:
+    """Over the whole recording from its first bin; ``periods``: the rhythms found."""
+    from est.sw.glm import SLOW_SHIFTS, own_covariates, rhythm_advance, tuned_oscillator
 
     pairs, rhythms = MODELS[model]
+    if pairs == "tuned":
+        pairs = tuple(tuned_oscillator(p) for p in periods) + (
+            BOARD_OSCILLATORS if model.endswith("_board") else ())
+    advances = tuple(rhythm_advance(p) for p in periods)
     return own_covariates(counts, SLOW_SHIFTS, pairs, advances if rhythms else ())
 
 
@@ -75,18 +88,18 @@ def run_seed(seed: int) -> dict:
 
     from est.sw import metrics
     from est.sw.data import PopulationConfig, simulate_population, split_by_time
-    from est.sw.glm import fit_glm, rhythm_advance, rhythm_periods
+    from est.sw.glm import fit_glm, rhythm_periods, tuned_oscillator
 
     torch.set_num_threads(1)
     train, val, test = split_by_time(simulate_population(PopulationConfig(seed=seed)))
     counts = np.vstack([train.counts, val.counts, test.counts]).astype(np.float64)
     n_train, n_val = train.n_bins, val.n_bins
     periods = rhythm_periods(train.counts, RHYTHMS)  # as est-train's train.find_rhythms
-    advances = tuple(rhythm_advance(p) for p in periods)
-    out = {"rhythm_periods": periods}
+    out = {"rhythm_periods": periods,
+           "tuned_oscillators": [list(tuned_oscillator(p)) for p in periods]}
     for model in MODELS:
         t0 = time.perf_counter()
-        cov = covariates(model, counts, advances)
+        cov = covariates(model, counts, periods)
         parts = {"train": cov[:n_train], "val": cov[n_train:n_train + n_val],
                  "test": cov[n_train + n_val:]}
         grid, best, start = [], None, None
@@ -130,6 +143,8 @@ def main() -> int:
     for model, name in (("glm_slow_oscillators", "gain"),
                         ("glm_slow_oscillators_board", "gain_board"),
                         ("glm_slow_rhythms", "gain_rhythms"),
+                        ("glm_slow_oscillators_tuned", "gain_tuned"),
+                        ("glm_slow_oscillators_tuned_board", "gain_tuned_board"),
                         ("glm_slow_oscillators_board_rhythms", "gain_board_rhythms")):
         gain = [r[model]["test_bits_per_spike"] - r["glm_slow"]["test_bits_per_spike"]
                 for r in runs.values()]
@@ -137,7 +152,8 @@ def main() -> int:
     result = {"bench": "oscillators", "commit": commit, "date": time.strftime("%Y-%m-%d"),
               "data": "standard population (PopulationConfig defaults), data seed = seed",
               "slow_shifts": list(SLOW_SHIFTS),
-              "oscillators": {m: [list(p) for p in pairs] for m, (pairs, _) in MODELS.items()},
+              "oscillators": {m: pairs if pairs == "tuned" else [list(p) for p in pairs]
+                              for m, (pairs, _) in MODELS.items()},
               "rhythms": {m: r for m, (_, r) in MODELS.items()},
               "metric": "NLB bits/spike on the test split (null: each neuron's mean there)",
               "runs": {str(k): v for k, v in runs.items()}, "summary": summary}
@@ -151,7 +167,10 @@ def main() -> int:
           f"{RHYTHMS} fitted rhythms {summary['glm_slow_rhythms']['mean']:.4f}, with the "
           f"board's two and the rhythms {summary['glm_slow_oscillators_board_rhythms']['mean']:.4f}"
           f" (gain {summary['gain_board_rhythms']['min']:+.4f}.."
-          f"{summary['gain_board_rhythms']['max']:+.4f})")
+          f"{summary['gain_board_rhythms']['max']:+.4f}); with oscillators tuned to the rhythms "
+          f"{summary['glm_slow_oscillators_tuned']['mean']:.4f} (gain "
+          f"{summary['gain_tuned']['min']:+.4f}..{summary['gain_tuned']['max']:+.4f}), and the "
+          f"board's two {summary['glm_slow_oscillators_tuned_board']['mean']:.4f}")
     return 0
 
 
