@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from est import EstError, __version__, toolenv
+from est import EstError, __version__, numpy_says, toolenv
 from est.cli import Command, check_output, plural, staged_output
 
 DEFAULT_RATE = 0.2  # spike rate of the random stimulus when the checkpoint gives none
@@ -61,7 +61,8 @@ def load_stimulus(path: Path, n_in: int, bits: int = 1) -> np.ndarray:
         raise EstError(f"{path}: empty or truncated; expected a .npy [bins, {n_in}] array of "
                        f"{what} (numpy.save)") from None
     except (OSError, ValueError) as e:
-        raise EstError(f"{path}: cannot read a .npy array ({e})") from None
+        raise EstError(f"{path}: cannot read a .npy array ({numpy_says(e)}); expected a "
+                       f"[bins, {n_in}] array of {what} (numpy.save)") from None
     if not isinstance(arr, np.ndarray):  # an .npz archive
         arr.close()
         raise EstError(f"{path}: a .npz archive, not a .npy array; expected a .npy [bins, "

@@ -22,7 +22,7 @@ from typing import ClassVar, NamedTuple
 
 import numpy as np
 
-from est import EstError
+from est import EstError, numpy_says
 from est.sim.golden import signed_range
 
 GRAPH_FORMAT = "est-graph"
@@ -430,7 +430,7 @@ def load(folder: Path) -> Graph:
             tensors = {k: npz[k] for k in npz.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise EstError(f"{folder / 'weights.npz'}: cannot read integer tensors "
-                       f"({e or type(e).__name__}); compile the model again") from None
+                       f"({numpy_says(e)}); compile the model again") from None
     return from_doc(doc, tensors)
 
 

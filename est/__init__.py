@@ -18,3 +18,13 @@ class EstError(Exception):
 
     Command-line entry points print it (without a traceback) and exit with status 2.
     """
+
+
+def numpy_says(error: Exception) -> str:
+    """Why numpy did not load a file, in a phrase for an :class:`EstError`, without numpy's
+    advice to load pickled data unsafely (est never does; a text file reads to numpy as a
+    pickle)."""
+    text = str(error)
+    if "pickle" in text:
+        return "not a NumPy file of plain numbers (numpy.save and numpy.savez write one)"
+    return text.split(". ")[0] or type(error).__name__

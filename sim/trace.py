@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from est import EstError
+from est import EstError, numpy_says
 
 
 @dataclass
@@ -42,9 +42,8 @@ class Trace:
             raise EstError(f"{path}: no such trace file (golden.npz comes from est-compile, "
                            f"rtl_<sim>.npz from est-sim)") from None
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-            first = str(e).split(". ")[0] or type(e).__name__
             raise EstError(f"{path}: not an est trace file (a .npz of int64 arrays written by "
-                           f"est-compile or est-sim; numpy says: {first})") from None
+                           f"est-compile or est-sim; numpy says: {numpy_says(e)})") from None
         shapes = {name: a.shape for name, a in arrays.items()}
         if not arrays or any(len(s) != 2 for s in shapes.values()) or len(
                 {s[0] for s in shapes.values()}) != 1:

@@ -243,6 +243,9 @@ CASES = [
     ("build-golden-of-another", "est-sim {d}/golddrop --sim amaranth",
      "golddrop/golden.npz is not this build's golden trace (it lacks ['readout/",
      "golddrop/rtl_amaranth.npz"),
+    ("stimulus-is-text", "est-compile {d}/m.pt -o {d}/o --stimulus {d}/text.pt",
+     "text.pt: cannot read a .npy array (not a NumPy file of plain numbers (numpy.save and "
+     "numpy.savez write one)); expected a [bins, 12] array of 0/1 spikes (numpy.save)", "o"),
     ("trace-is-npy", "est-compare {d}/good/golden.npz {d}/good/stimulus.npy",
      "stimulus.npy: not an est trace file (a .npz of int64 arrays written by est-compile or "
      "est-sim; numpy says: a .npy array, not a .npz archive of named tensors)", None),
